@@ -1,0 +1,40 @@
+"""`nrr`: the command line, a thin layer over the library.
+
+Exit codes: 0 proceed / success, 1 caution, 2 avoid, 3 usage or input error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from nrr_stats.cli.app import app
+from nrr_stats.errors import NrrInputError
+
+# Each module registers its commands on `app` when imported.
+from nrr_stats.cli import core  # noqa: F401, E402
+
+EXIT_INPUT_ERROR = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `nrr` and return its exit code; every usage or input error exits 3 with one line."""
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except NrrInputError as error:
+        print(f"nrr: {error.one_line()}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        print("nrr: aborted", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except typer.TyperException as error:  # usage errors: click's code 2 would read as "avoid"
+        print(f"nrr: {error.format_message()}".replace("\n", " "), file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    sys.exit(main())
