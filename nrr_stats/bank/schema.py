@@ -1,0 +1,91 @@
+"""The bank's versioned schema: one list of migrations, applied in order on open.
+
+Portable SQL only (SQLite and PostgreSQL read the same statements); `{id}` is replaced
+by the backend's auto-increment primary key type.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE sessions (
+            id {id},
+            session_key TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            source_path TEXT NOT NULL,
+            metric_name TEXT NOT NULL,
+            metric_direction TEXT NOT NULL,
+            direction_source TEXT NOT NULL,
+            header_json TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE experiments (
+            id {id},
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            row_number INTEGER NOT NULL,
+            line_number INTEGER NOT NULL,
+            experiment_id TEXT NOT NULL,
+            metric DOUBLE PRECISION,
+            status TEXT NOT NULL,
+            raw_status TEXT NOT NULL,
+            description TEXT NOT NULL,
+            category TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            parameter TEXT NOT NULL,
+            from_value TEXT NOT NULL,
+            to_value TEXT NOT NULL,
+            outcome TEXT,
+            delta DOUBLE PRECISION,
+            config_before TEXT NOT NULL,
+            evidence_weight DOUBLE PRECISION NOT NULL DEFAULT 1.0,
+            fields_json TEXT NOT NULL,
+            ingested_at TEXT NOT NULL,
+            UNIQUE (session_id, row_number)
+        )""",
+        "CREATE INDEX experiments_cell ON experiments (category, direction)",
+        """CREATE TABLE decisions (
+            id {id},
+            created_at TEXT NOT NULL,
+            proposal TEXT NOT NULL,
+            session_id INTEGER REFERENCES sessions(id),
+            verdict TEXT NOT NULL,
+            p_keep DOUBLE PRECISION NOT NULL,
+            answer_json TEXT NOT NULL
+        )""",
+        """CREATE TABLE fits (
+            id {id},
+            created_at TEXT NOT NULL,
+            path TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            n_experiments INTEGER NOT NULL,
+            data_hash TEXT NOT NULL,
+            passed INTEGER NOT NULL,
+            diagnostics_json TEXT NOT NULL
+        )""",
+        """CREATE TABLE nk_records (
+            id {id},
+            experiment_id INTEGER REFERENCES experiments(id),
+            route_key TEXT NOT NULL,
+            depth INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            record_json TEXT NOT NULL,
+            evidence_weight DOUBLE PRECISION NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            UNIQUE (route_key, depth, source)
+        )""",
+        """CREATE TABLE record_events (
+            id {id},
+            record_id INTEGER NOT NULL REFERENCES nk_records(id),
+            action TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+    ],
+}

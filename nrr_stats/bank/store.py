@@ -1,0 +1,281 @@
+"""The bank: durable store of sessions, experiments, NK records, fits and decisions.
+
+One class over a DB-API connection. SQL is written once with `?` placeholders; the
+dialect turns them into the backend's style, so SQLite and PostgreSQL share every query.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nrr_stats.bank.location import BankLocation, resolve_bank
+from nrr_stats.bank.schema import MIGRATIONS, SCHEMA_VERSION
+from nrr_stats.errors import NrrInputError
+
+EXPERIMENT_COLUMNS = (
+    "session_id",
+    "row_number",
+    "line_number",
+    "experiment_id",
+    "metric",
+    "status",
+    "raw_status",
+    "description",
+    "category",
+    "direction",
+    "parameter",
+    "from_value",
+    "to_value",
+    "outcome",
+    "delta",
+    "config_before",
+    "evidence_weight",
+    "fields_json",
+    "ingested_at",
+)
+
+
+def utc_now() -> str:
+    """The current time as an ISO-8601 UTC string, the bank's one time format."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Bank:
+    """A connection to one bank, with the queries every part of nrr-stats shares."""
+
+    def __init__(self, location: BankLocation, connection: Any, *, placeholder: str = "?"):
+        self.location = location
+        self._connection = connection
+        self._placeholder = placeholder
+        self._depth = 0
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _sql(self, statement: str) -> str:
+        return statement if self._placeholder == "?" else statement.replace("?", self._placeholder)
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement (inside the current transaction, if any) and return the cursor."""
+        cursor = self._connection.cursor()
+        cursor.execute(self._sql(statement), tuple(params))
+        return cursor
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a SELECT and return its rows as dicts."""
+        cursor = self.execute(statement, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    @contextmanager
+    def transaction(self) -> Iterator[Bank]:
+        """All statements inside commit together or not at all (nested calls join the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._begin()
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._connection.rollback()
+            raise
+        else:
+            self._connection.commit()
+        finally:
+            self._depth = 0
+
+    def _begin(self) -> None:
+        self._connection.begin()
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> Bank:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- files beside the bank --------------------------------------------------------------
+
+    @property
+    def posterior_path(self) -> Path:
+        """The stored posterior of the last fit (ArviZ netCDF)."""
+        return self.location.artifacts_stem.with_suffix(".posterior.nc")
+
+    @property
+    def features_path(self) -> Path:
+        """The similarity feature matrix (memory-mapped .npy)."""
+        return self.location.artifacts_stem.with_suffix(".features.npy")
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the bank (the meta table must exist)."""
+        rows = self.query("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(rows[0]["value"]) if rows else 0
+
+    def migrate(self, id_type: str) -> None:
+        """Bring the schema to SCHEMA_VERSION in one transaction; refuse a newer bank."""
+        with self.transaction():
+            self.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            current = self.schema_version()
+            if current > SCHEMA_VERSION:
+                raise NrrInputError(
+                    f"bank schema version {current} is newer than this nrr-stats ({SCHEMA_VERSION}); upgrade nrr-stats",
+                    path=self.location.display,
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version]:
+                    self.execute(statement.format(id=id_type))
+            if current != SCHEMA_VERSION:
+                self.execute("DELETE FROM meta WHERE key = 'schema_version'")
+                self.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+
+    # -- sessions and experiments -----------------------------------------------------------
+
+    def upsert_session(self, session: Mapping[str, Any]) -> tuple[int, bool]:
+        """Insert a session unless its key is known; return (id, created)."""
+        now = utc_now()
+        inserted = self.execute(
+            "INSERT INTO sessions (session_key, name, source_path, metric_name, metric_direction,"
+            " direction_source, header_json, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_key) DO NOTHING",
+            (
+                session["session_key"],
+                session["name"],
+                session["source_path"],
+                session["metric_name"],
+                session["metric_direction"],
+                session["direction_source"],
+                json.dumps(session["header"], ensure_ascii=False),
+                now,
+                now,
+            ),
+        ).rowcount
+        row = self.query("SELECT id FROM sessions WHERE session_key = ?", (session["session_key"],))[0]
+        if not inserted:
+            self.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, row["id"]))
+        return int(row["id"]), bool(inserted)
+
+    def insert_experiments(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert experiment rows, skipping any (session, row number) already stored; return how many were new."""
+        statement = (
+            f"INSERT INTO experiments ({', '.join(EXPERIMENT_COLUMNS)}) VALUES"
+            f" ({', '.join('?' for _ in EXPERIMENT_COLUMNS)})"
+            " ON CONFLICT (session_id, row_number) DO NOTHING"
+        )
+        added = 0
+        for row in rows:
+            added += self.execute(statement, [row[c] for c in EXPERIMENT_COLUMNS]).rowcount
+        return added
+
+    def update_outcomes(self, session_id: int, outcomes: Mapping[int, tuple[str | None, float | None]]) -> None:
+        """Refresh outcome and delta by row number (thresholds move as a log grows)."""
+        for row_number, (outcome, delta) in outcomes.items():
+            self.execute(
+                "UPDATE experiments SET outcome = ?, delta = ? WHERE session_id = ? AND row_number = ?",
+                (outcome, delta, session_id, row_number),
+            )
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM sessions ORDER BY id")
+
+    def session(self, session_id: int) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        return rows[0] if rows else None
+
+    def experiments(self, session_id: int | None = None) -> list[dict[str, Any]]:
+        """Experiment rows in bank order (session, then row number)."""
+        if session_id is None:
+            return self.query("SELECT * FROM experiments ORDER BY session_id, row_number")
+        return self.query(
+            "SELECT * FROM experiments WHERE session_id = ? ORDER BY row_number", (session_id,)
+        )
+
+    def count_experiments(self) -> int:
+        return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
+
+    def record_decision(self, proposal: str, session_id: int | None, answer: Mapping[str, Any]) -> int:
+        """Keep what `nrr check` answered, for audit and later calibration."""
+        with self.transaction():
+            self.execute(
+                "INSERT INTO decisions (created_at, proposal, session_id, verdict, p_keep, answer_json)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    utc_now(),
+                    proposal,
+                    session_id,
+                    answer["verdict"],
+                    float(answer["p_keep"]),
+                    json.dumps(answer, ensure_ascii=False),
+                ),
+            )
+            return int(self.query("SELECT MAX(id) AS id FROM decisions")[0]["id"])
+
+
+def open_bank(url: str | Path | None = None, *, create: bool = True) -> Bank:
+    """Open (and create or migrate) the bank at `url`, `$NRR_BANK` or `.nrr/bank.db`."""
+    location = resolve_bank(url)
+    if location.backend == "postgresql":
+        from nrr_stats.bank.postgres import connect_postgres
+
+        return connect_postgres(location)
+    return _open_sqlite(location, create=create)
+
+
+def _open_sqlite(location: BankLocation, *, create: bool) -> Bank:
+    path = location.path
+    assert path is not None
+    if path.is_dir():
+        raise NrrInputError("bank path is a directory, not a database file", path=str(path))
+    if not path.exists() and not create:
+        raise NrrInputError("no bank here yet (run `nrr ingest LOG.tsv` first)", path=str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA busy_timeout=60000")
+        connection.execute("PRAGMA foreign_keys=ON")
+        bank = Bank(location, _AutoCommitSqlite(connection))
+        bank.migrate("INTEGER PRIMARY KEY AUTOINCREMENT")
+    except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as error:
+        raise NrrInputError(f"cannot open bank for writing ({error})", path=str(path)) from None
+    return bank
+
+
+class _AutoCommitSqlite:
+    """A sqlite3 connection in autocommit mode whose commit/rollback end an explicit BEGIN."""
+
+    def __init__(self, connection: sqlite3.Connection):
+        self.raw = connection
+
+    def cursor(self) -> sqlite3.Cursor:
+        return self.raw.cursor()
+
+    def commit(self) -> None:
+        if self.raw.in_transaction:
+            self.raw.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.raw.in_transaction:
+            self.raw.execute("ROLLBACK")
+
+    def begin(self) -> None:
+        # IMMEDIATE takes the write lock now, so two writers queue instead of deadlocking.
+        self.raw.execute("BEGIN IMMEDIATE")
+
+    def close(self) -> None:
+        self.raw.close()
