@@ -9,11 +9,10 @@ import sys
 
 import typer
 
-from nrr_stats.cli.app import app
-from nrr_stats.errors import NrrInputError
-
 # Each module registers its commands on `app` when imported.
 from nrr_stats.cli import core  # noqa: F401, E402
+from nrr_stats.cli.app import app
+from nrr_stats.errors import NrrInputError
 
 EXIT_INPUT_ERROR = 3
 
