@@ -205,6 +205,30 @@ class Bank:
             "SELECT * FROM experiments WHERE session_id = ? ORDER BY row_number", (session_id,)
         )
 
+    def experiment_table(self, session_id: int | None = None):
+        """The experiments the models count (keep / discard / crash), as an ExperimentTable."""
+        from nrr_stats.models.data import ExperimentTable
+
+        rows = self.query(
+            "SELECT e.session_id, s.session_key, e.row_number, e.category, e.direction, e.parameter,"
+            " e.status, e.evidence_weight FROM experiments e JOIN sessions s ON s.id = e.session_id"
+            + ("" if session_id is None else " WHERE e.session_id = ?")
+            + " ORDER BY e.session_id, e.row_number",
+            () if session_id is None else (session_id,),
+        )
+        return ExperimentTable.from_records(
+            {
+                "session": row["session_key"],
+                "category": row["category"],
+                "direction": row["direction"],
+                "parameter": row["parameter"],
+                "status": row["status"],
+                "weight": row["evidence_weight"],
+                "position": row["row_number"] - 1,
+            }
+            for row in rows
+        )
+
     def count_experiments(self) -> int:
         return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
 

@@ -1,8 +1,23 @@
-"""Core commands: ingest, check, patterns, parse, demo."""
+"""Core commands: ingest, check, patterns, demo."""
 
 from __future__ import annotations
 
-from nrr_stats.cli.app import app
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from nrr_stats.cli.app import BankOption, app
+from nrr_stats.errors import NrrInputError
+
+RulesOption = typer.Option(None, "--rules", help="A TOML rules file adding categories and words.")
+
+
+def _rules(path: Path | None):
+    from nrr_stats.parser import load_rules
+
+    return load_rules(path) if path is not None else None
 
 
 @app.command()
@@ -11,3 +26,119 @@ def version() -> None:
     from nrr_stats import __version__
 
     print(__version__)
+
+
+@app.command()
+def ingest(
+    logs: list[Path] = typer.Argument(..., help="Results logs (TSV, or CSV with the same columns)."),
+    bank: str = BankOption,
+    strict: bool = typer.Option(False, "--strict", help="Refuse a file with any bad row; write nothing."),
+    metric: str = typer.Option(None, "--metric", help="The metric column, when the guess is wrong."),
+    direction: str = typer.Option(None, "--direction", help="lower or higher: which way the metric improves."),
+    rules: Path = RulesOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON lines."),
+) -> None:
+    """Store results logs in the bank (idempotent; one transaction for all files)."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.bank.ingest import ingest_logs
+    from nrr_stats.report.tables import ingest_table, print_table
+
+    if direction is not None and direction not in ("lower", "higher"):
+        raise NrrInputError(f"--direction must be lower or higher, not {direction!r}")
+    parsed_rules = _rules(rules)
+    with open_bank(bank) as opened:
+        summaries = ingest_logs(
+            opened, logs, strict=strict, metric=metric, direction=direction, rules=parsed_rules
+        )
+    for summary in summaries:
+        for line, reason in summary.bad_rows:
+            print(f"nrr: {summary.path}:{line}: skipped: {reason}", file=sys.stderr)
+    if as_json:
+        for summary in summaries:
+            print(json.dumps(summary.as_dict(), ensure_ascii=False))
+    else:
+        print_table(ingest_table(summaries))
+
+
+def _read_proposal_text(proposal: str | None, proposal_file: Path | None) -> str:
+    """The proposal from an argument, a file, or stdin (`-`, or piped with no argument)."""
+    if proposal is not None and proposal_file is not None:
+        raise NrrInputError("give the proposal as an argument or with --proposal-file, not both")
+    if proposal_file is not None and str(proposal_file) != "-":
+        try:
+            return proposal_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise NrrInputError(f"cannot read the proposal: {reason}", path=str(proposal_file)) from None
+    if proposal is not None and proposal != "-":
+        return proposal
+    if proposal is None and proposal_file is None and sys.stdin.isatty():
+        raise NrrInputError("no proposal: give it as an argument, with --proposal-file F, or on stdin with -")
+    return sys.stdin.read()
+
+
+@app.command()
+def check(
+    proposal: str = typer.Argument(None, help="The proposal text, or - for stdin."),
+    proposal_file: Path = typer.Option(None, "--proposal-file", "-f", help="Read the proposal from a file (- for stdin)."),
+    bank: str = BankOption,
+    session: str = typer.Option(None, "--session", help="Session id or log name; default the most recent."),
+    rules: Path = RulesOption,
+) -> None:
+    """Answer a proposal with one JSON object; exit 0 proceed, 1 caution, 2 avoid, 3 input error."""
+    from nrr_stats.check import check_proposal
+    from nrr_stats.decide import VERDICT_EXIT_CODES
+
+    text = _read_proposal_text(proposal, proposal_file)
+    answer = check_proposal(text, bank=bank, session=session, rules=_rules(rules))
+    print(json.dumps(answer, ensure_ascii=False))
+    raise typer.Exit(VERDICT_EXIT_CODES[answer["verdict"]])
+
+
+@app.command()
+def patterns(
+    bank: str = BankOption,
+    session: str = typer.Option(None, "--session", help="Session whose base rate the cells are compared to."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+) -> None:
+    """Per cell: count, weighted count, posterior mean, 90% interval, P(rate < base rate)."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.check import pick_session
+    from nrr_stats.models.posterior import cell_table, load_posterior
+    from nrr_stats.report.tables import cell_table as render_cells
+    from nrr_stats.report.tables import print_table
+
+    with open_bank(bank, create=False) as opened:
+        session_row = pick_session(opened, session)
+        table = opened.experiment_table()
+        posterior = load_posterior(opened.posterior_path) if opened.posterior_path.exists() else None
+        cells = cell_table(posterior, table, session=session_row["session_key"] if session_row else None)
+    if as_json:
+        for cell in cells:
+            print(json.dumps(cell.as_dict()))
+    else:
+        print_table(render_cells(cells))
+
+
+@app.command()
+def demo(
+    bank: str = typer.Option(None, "--bank", help="Keep the demo bank here instead of a temporary one."),
+) -> None:
+    """Ingest the bundled 21-experiment seed log and check five proposals."""
+    from nrr_stats.demo import run_demo
+
+    run_demo(bank)
+
+
+@app.command()
+def export(
+    session: str = typer.Argument(..., help="Session id or log name."),
+    bank: str = BankOption,
+) -> None:
+    """Print a stored session as a results log (TSV, original header)."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.bank.export import export_session_tsv
+    from nrr_stats.check import pick_session
+
+    with open_bank(bank, create=False) as opened:
+        sys.stdout.write(export_session_tsv(opened, pick_session(opened, session)["id"]))

@@ -1,0 +1,161 @@
+"""Store results logs in the bank: read, parse, classify, then write in one transaction.
+
+Re-ingesting a log adds nothing twice (a log is keyed by its header and first row, a row by
+its number in the log), and a log that grew adds only its new rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nrr_stats.bank.store import Bank, utc_now
+from nrr_stats.errors import NrrInputError
+from nrr_stats.ingest import ResultsLog, classify_outcomes, metric_deltas, read_results_log
+from nrr_stats.parser import ConfigTracker, Rules
+
+
+@dataclass
+class IngestSummary:
+    """What one log's ingest did: rows stored, skipped and why, status counts, metric chosen."""
+
+    path: str
+    session_id: int
+    session_created: bool
+    rows_read: int
+    rows_added: int
+    rows_already_present: int
+    bad_rows: list[tuple[int, str]] = field(default_factory=list)
+    status_counts: dict[str, int] = field(default_factory=dict)
+    metric_name: str = ""
+    metric_direction: str = ""
+    direction_source: str = ""
+    columns: dict[str, str | None] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "session_id": self.session_id,
+            "session_created": self.session_created,
+            "rows_read": self.rows_read,
+            "rows_added": self.rows_added,
+            "rows_already_present": self.rows_already_present,
+            "rows_skipped": [{"line": line, "reason": reason} for line, reason in self.bad_rows],
+            "status_counts": self.status_counts,
+            "metric": self.metric_name,
+            "metric_direction": self.metric_direction,
+            "direction_source": self.direction_source,
+            "columns": self.columns,
+        }
+
+
+def experiment_rows(log: ResultsLog, rules: Rules | None = None) -> list[dict[str, Any]]:
+    """Turn a read log into bank rows: parsed change, outcome, delta and the kept config before each row."""
+    statuses = [row.status for row in log.rows]
+    metrics = np.array([np.nan if row.metric is None else row.metric for row in log.rows], dtype=float)
+    descriptions = [row.description for row in log.rows]
+    outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
+    deltas = metric_deltas(metrics, statuses, log.metric_direction)
+    tracker = ConfigTracker(rules)
+    now = utc_now()
+    rows = []
+    for row, outcome, delta in zip(log.rows, outcomes, deltas, strict=True):
+        config_before = json.dumps(tracker.current, sort_keys=True, ensure_ascii=False)
+        parsed = tracker.parse(row.description)
+        tracker.observe(parsed, kept=row.status == "keep")
+        rows.append(
+            {
+                "row_number": row.row_number,
+                "line_number": row.line_number,
+                "experiment_id": row.experiment_id,
+                "metric": row.metric,
+                "status": row.status,
+                "raw_status": row.raw_status,
+                "description": row.description,
+                "category": parsed.category,
+                "direction": parsed.direction,
+                "parameter": parsed.parameter,
+                "from_value": parsed.from_value,
+                "to_value": parsed.to_value,
+                "outcome": outcome,
+                "delta": None if delta is None or not np.isfinite(delta) else float(delta),
+                "config_before": config_before,
+                "evidence_weight": 1.0,
+                "fields_json": json.dumps(row.fields, ensure_ascii=False),
+                "ingested_at": now,
+            }
+        )
+    return rows
+
+
+def ingest_logs(
+    bank: Bank,
+    paths: Sequence[str | Path],
+    *,
+    strict: bool = False,
+    metric: str | None = None,
+    direction: str | None = None,
+    rules: Rules | None = None,
+) -> list[IngestSummary]:
+    """Ingest several logs as ONE transaction: a fatal fault in any file writes nothing.
+
+    With `strict`, any bad row is fatal; otherwise good rows are stored and each bad row is
+    reported by line in its summary.
+    """
+    prepared = []
+    for path in paths:
+        log = read_results_log(path, metric=metric, direction=direction)
+        if strict and log.bad_rows:
+            first = log.bad_rows[0]
+            more = f" (and {len(log.bad_rows) - 1} more bad rows)" if len(log.bad_rows) > 1 else ""
+            raise NrrInputError(f"{first.reason}{more}; --strict writes nothing", path=str(path), line=first.line_number)
+        if not log.rows:
+            raise NrrInputError("no readable rows", path=str(path))
+        prepared.append((log, experiment_rows(log, rules)))
+
+    summaries = []
+    with bank.transaction():
+        for log, rows in prepared:
+            session_id, created = bank.upsert_session(
+                {
+                    "session_key": log.session_key,
+                    "name": Path(log.path).name,
+                    "source_path": str(log.path),
+                    "metric_name": log.metric_name,
+                    "metric_direction": log.metric_direction,
+                    "direction_source": log.direction_source,
+                    "header": log.header,
+                }
+            )
+            for row in rows:
+                row["session_id"] = session_id
+            added = bank.insert_experiments(rows)
+            bank.update_outcomes(session_id, {r["row_number"]: (r["outcome"], r["delta"]) for r in rows})
+            summaries.append(
+                IngestSummary(
+                    path=str(log.path),
+                    session_id=session_id,
+                    session_created=created,
+                    rows_read=len(rows),
+                    rows_added=added,
+                    rows_already_present=len(rows) - added,
+                    bad_rows=[(bad.line_number, bad.reason) for bad in log.bad_rows],
+                    status_counts=dict(Counter(r["status"] for r in rows)),
+                    metric_name=log.metric_name,
+                    metric_direction=log.metric_direction,
+                    direction_source=log.direction_source,
+                    columns=dict(log.columns),
+                )
+            )
+    return summaries
+
+
+def ingest_log(bank: Bank, path: str | Path, **options: Any) -> IngestSummary:
+    """Ingest one log (see `ingest_logs`)."""
+    return ingest_logs(bank, [path], **options)[0]

@@ -1,0 +1,201 @@
+"""`check_proposal`: the in-loop answer to "should I run this experiment?".
+
+Light by design: numpy and the stored posterior only, never PyMC. Everything an agent needs is in
+the returned dict (the SPEC.md JSON contract); `nrr check` prints it and exits with the verdict's code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nrr_stats.bank import Bank, open_bank
+from nrr_stats.decide import DecisionRule, decide
+from nrr_stats.errors import NrrInputError
+from nrr_stats.models.posterior import load_posterior, predict_keep
+from nrr_stats.parser import ParsedChange, Rules
+from nrr_stats.proposal import proposal_change, read_proposal
+
+SIMILAR_FAILURES = 5
+
+
+def _rounded(value: float, digits: int = 4) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), digits)
+
+
+def pick_session(bank: Bank, session: str | int | None) -> dict[str, Any] | None:
+    """The session a proposal belongs to: by id or name, else the most recently updated one."""
+    sessions = bank.sessions()
+    if session is None:
+        return max(sessions, key=lambda s: (s["updated_at"], s["id"])) if sessions else None
+    for row in sessions:
+        if str(session) in (str(row["id"]), row["name"], row["session_key"]):
+            return row
+    raise NrrInputError(f"no session {session!r} in the bank", path=bank.location.display)
+
+
+def current_config(bank: Bank, session_id: int) -> dict[str, str]:
+    """The kept configuration after the session's last row, replayed from the stored parses."""
+    from nrr_stats.parser import ConfigTracker
+
+    tracker = ConfigTracker()
+    rows = bank.experiments(session_id)
+    if rows:
+        tracker.current.update(json.loads(rows[-1]["config_before"]))
+        last = rows[-1]
+        tracker.observe(
+            ParsedChange(
+                last["category"], last["direction"], last["parameter"], last["from_value"], last["to_value"]
+            ),
+            kept=last["status"] == "keep",
+        )
+    return dict(tracker.current)
+
+
+def _answer_json(answer: Any) -> dict[str, Any]:
+    return {
+        "p_keep": _rounded(answer.p_keep),
+        "interval": [_rounded(answer.interval[0]), _rounded(answer.interval[1])],
+        "p_crash": _rounded(answer.p_crash),
+    }
+
+
+def check_proposal(
+    proposal_text: str,
+    *,
+    bank: Bank | str | Path | None = None,
+    session: str | int | None = None,
+    rules: Rules | None = None,
+    decision_rule: DecisionRule = DecisionRule(),
+    record: bool = True,
+) -> dict[str, Any]:
+    """Answer one proposal: verdict, reason, p_keep with its 90% interval, similar failures, patterns."""
+    if not proposal_text or not proposal_text.strip():
+        raise NrrInputError("the proposal is empty")
+    owns_bank = not isinstance(bank, Bank)
+    opened = open_bank(bank) if owns_bank else bank
+    try:
+        return _check(opened, proposal_text, session, rules, decision_rule, record)
+    finally:
+        if owns_bank:
+            opened.close()
+
+
+def _check(
+    bank: Bank,
+    proposal_text: str,
+    session: str | int | None,
+    rules: Rules | None,
+    decision_rule: DecisionRule,
+    record: bool,
+) -> dict[str, Any]:
+    session_row = pick_session(bank, session)
+    config = current_config(bank, session_row["id"]) if session_row else {}
+    proposal = read_proposal(proposal_text)
+    change = proposal_change(proposal, config, rules)
+
+    table = bank.experiment_table()
+    posterior = load_posterior(bank.posterior_path) if bank.posterior_path.exists() else None
+    session_name = session_row["session_key"] if session_row else None
+    answer = predict_keep(posterior, table, session_name, change.category, change.direction, change.parameter)
+
+    history = bank.experiments(session_row["id"]) if session_row else []
+    similar, exact_repeat, near_repeats = similar_failures(bank, proposal.description, change, config, history)
+    verdict, reason = decide(
+        answer, exact_repeat=exact_repeat, near_repeats=near_repeats, rule=decision_rule
+    )
+    if answer.stale:
+        reason += f"; the stored fit is stale ({answer.n_new} experiments since), run `nrr fit`"
+    result: dict[str, Any] = {
+        "verdict": verdict,
+        "reason": reason,
+        **_answer_json(answer),
+        "category": change.category,
+        "direction": change.direction,
+        "parameter": change.parameter,
+        "from": change.from_value,
+        "to": change.to_value,
+        "n": answer.n,
+        "k": answer.k,
+        "level": answer.level,
+        "base_rate": _rounded(answer.base_rate),
+        "prob_below_base": _rounded(answer.prob_below_base),
+        "exact_repeat": exact_repeat,
+        "similar_failures": similar,
+        "patterns": patterns_for(posterior, table, session_name, change.category),
+        "nk_records": applicable_nk_records(bank, change, session_row),
+        "bank": {
+            "url": bank.location.display,
+            "sessions": len(bank.sessions()),
+            "experiments": len(table),
+            "session": session_row["name"] if session_row else None,
+        },
+        "fit": {
+            "source": answer.source,
+            "fitted_at": getattr(posterior, "created_at", None) if posterior else None,
+            "n_experiments": getattr(posterior, "n_experiments", None) if posterior else None,
+            "n_new": answer.n_new,
+            "stale": answer.stale,
+            "ess_share": _rounded(answer.ess_share),
+        },
+    }
+    if record:
+        result["decision_id"] = bank.record_decision(
+            proposal_text, session_row["id"] if session_row else None, result
+        )
+    return result
+
+
+def patterns_for(posterior: Any, table: Any, session: str | None, category: str) -> list[dict[str, Any]]:
+    """Cell-level posteriors (count, mean, interval) of the proposal's category."""
+    from nrr_stats.models.posterior import cell_table
+
+    rows = []
+    for cell in cell_table(posterior, table, session=session):
+        if cell.category != category:
+            continue
+        rows.append(
+            {
+                "category": cell.category,
+                "direction": cell.direction,
+                "n": cell.n,
+                "n_weighted": _rounded(cell.n_weighted, 2),
+                "k": cell.k,
+                "mean": _rounded(cell.mean),
+                "interval": [_rounded(cell.interval[0]), _rounded(cell.interval[1])],
+                "prob_below_base": _rounded(cell.prob_below_base),
+                "level": cell.level,
+            }
+        )
+    return rows
+
+
+def similar_failures(
+    bank: Bank,
+    description: str,
+    change: ParsedChange,
+    config: Mapping[str, str],
+    history: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], bool, int]:
+    """Past failures most like the proposal, whether one is an exact repeat, and how many are near-repeats."""
+    from nrr_stats.similarity.search import similar_failures_in_bank
+
+    return similar_failures_in_bank(bank, description, change, config, history, k=SIMILAR_FAILURES)
+
+
+def applicable_nk_records(bank: Bank, change: ParsedChange, session_row: Mapping | None) -> list[dict]:
+    """The curated NK records on this route, with their adoption history."""
+    try:
+        from nrr_stats.curator import applicable_records
+    except ImportError:
+        return []
+    return applicable_records(
+        bank,
+        change.category,
+        change.direction,
+        change.parameter,
+        session_id=session_row["id"] if session_row else None,
+    )

@@ -1,0 +1,95 @@
+"""Terminal tables: every estimate with its 90% interval and its count."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return "-"
+    return f"[{low:.2f}, {high:.2f}]"
+
+
+def cell_table(cells: Iterable[Any], title: str = "Keep rate per (category, direction) cell") -> Table:
+    """Cells sorted as given: count, weighted count, keeps, mean, 90% interval, P(rate < base), level."""
+    table = Table(title=title, title_justify="left")
+    for name, justify in (
+        ("category", "left"),
+        ("direction", "left"),
+        ("n", "right"),
+        ("n (weighted)", "right"),
+        ("kept", "right"),
+        ("mean", "right"),
+        ("90% interval", "center"),
+        ("P(< base)", "right"),
+        ("borrows from", "left"),
+    ):
+        table.add_column(name, justify=justify)
+    for cell in cells:
+        table.add_row(
+            cell.category,
+            cell.direction,
+            str(cell.n),
+            f"{cell.n_weighted:.1f}",
+            str(cell.k),
+            f"{cell.mean:.2f}",
+            _interval(*cell.interval),
+            f"{cell.prob_below_base:.2f}",
+            cell.level,
+        )
+    return table
+
+
+def check_table(checks: Sequence[tuple[str, Mapping[str, Any]]]) -> Table:
+    """One row per checked proposal: verdict, P(keep), interval, cell and its count."""
+    table = Table(title="nrr check", title_justify="left")
+    for name, justify in (
+        ("proposal", "left"),
+        ("verdict", "left"),
+        ("P(keep)", "right"),
+        ("90% interval", "center"),
+        ("P(crash)", "right"),
+        ("cell", "left"),
+        ("n", "right"),
+    ):
+        table.add_column(name, justify=justify)
+    colours = {"proceed": "green", "caution": "yellow", "avoid": "red"}
+    for text, answer in checks:
+        verdict = answer["verdict"]
+        table.add_row(
+            text,
+            f"[{colours[verdict]}]{verdict}[/]",
+            f"{answer['p_keep']:.2f}",
+            _interval(*answer["interval"]),
+            f"{answer['p_crash']:.2f}" if answer.get("p_crash") is not None else "-",
+            f"{answer['category']}/{answer['direction']}",
+            str(answer["n"]),
+        )
+    return table
+
+
+def ingest_table(summaries: Sequence[Any]) -> Table:
+    """One row per ingested log: rows added / already present / skipped, status counts, metric."""
+    table = Table(title="nrr ingest", title_justify="left")
+    for name in ("log", "added", "present", "skipped", "keep", "discard", "crash", "other", "metric"):
+        table.add_column(name, justify="left" if name in ("log", "metric") else "right")
+    for summary in summaries:
+        counts = summary.status_counts
+        table.add_row(
+            summary.path,
+            str(summary.rows_added),
+            str(summary.rows_already_present),
+            str(len(summary.bad_rows)),
+            *(str(counts.get(status, 0)) for status in ("keep", "discard", "crash", "other")),
+            f"{summary.metric_name} ({summary.metric_direction} is better, from {summary.direction_source})",
+        )
+    return table
+
+
+def print_table(table: Table, *, stderr: bool = False) -> None:
+    Console(stderr=stderr, width=max(120, Console().width)).print(table)

@@ -1,0 +1,69 @@
+"""Reading proposals (description, KEY = value, diff lines) and the verdict rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nrr_stats.decide import DecisionRule, decide
+from nrr_stats.proposal import proposal_change, read_proposal
+
+
+def test_description_assignments_and_diff_lines_are_separated() -> None:
+    proposal = read_proposal(
+        "Try a larger matrix LR\nMATRIX_LR = 0.06\n--- a/train.py\n+++ b/train.py\n"
+        "@@ -1 +1 @@\n-WARMUP_RATIO = 0.0\n+WARMUP_RATIO = 0.1\n+    x = f(y)\n"
+    )
+    assert proposal.description == "Try a larger matrix LR"
+    assert proposal.new_values == {"MATRIX_LR": "0.06", "WARMUP_RATIO": "0.1"}
+    assert proposal.old_values == {"WARMUP_RATIO": "0.0"}
+
+
+def test_assignment_alone_is_compared_with_the_kept_config() -> None:
+    change = proposal_change(read_proposal("EMBEDDING_LR = 0.8"), config={"EMBEDDING_LR": "0.6"})
+    assert (change.category, change.direction, change.parameter) == ("learning_rate", "increase", "EMBEDDING_LR")
+    assert (change.from_value, change.to_value) == ("0.6", "0.8")
+
+
+@given(st.text(max_size=300))
+def test_any_text_reads_without_error(text: str) -> None:
+    proposal = read_proposal(text)
+    assert isinstance(proposal.description, str)
+
+
+@dataclass
+class Evidence:
+    p_keep: float
+    prob_below_base: float
+    base_rate: float
+    p_crash: float
+    n_weighted: float
+
+
+unit = st.floats(0.0, 1.0)
+
+
+@given(unit, unit, st.floats(0.01, 1.0), unit, st.floats(0.0, 200.0))
+def test_avoid_needs_strong_evidence(p_keep, below, base, crash, n) -> None:
+    """Avoid (without a repeat) only when the cell is very likely below base, far below it, on real data."""
+    rule = DecisionRule()
+    verdict, reason = decide(Evidence(p_keep, below, base, crash, n), rule=rule)
+    assert reason
+    if verdict == "avoid":
+        assert below >= rule.avoid_prob_below and p_keep <= rule.avoid_ratio * base and n >= rule.min_evidence
+
+
+@given(unit, unit, st.floats(0.01, 1.0), unit, st.floats(0.0, 200.0))
+def test_an_exact_repeat_is_always_avoided(p_keep, below, base, crash, n) -> None:
+    verdict, _ = decide(Evidence(p_keep, below, base, crash, n), exact_repeat=True)
+    assert verdict == "avoid"
+
+
+@given(st.floats(0.0, 0.9), st.floats(0.05, 1.0), st.floats(0.0, 0.3))
+def test_more_evidence_below_base_never_softens_the_verdict(below, base, crash) -> None:
+    order = {"proceed": 0, "caution": 1, "avoid": 2}
+    weaker = decide(Evidence(0.01, below, base, crash, 50))[0]
+    stronger = decide(Evidence(0.01, min(1.0, below + 0.1), base, crash, 50))[0]
+    assert order[stronger] >= order[weaker]
