@@ -1,0 +1,462 @@
+"""Read one autoresearch results log of any dialect into good rows, bad rows and its column roles."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nrr_stats.errors import NrrInputError
+from nrr_stats.ingest.columns import (
+    find_description_column,
+    find_id_column,
+    find_metric_column,
+    find_status_column,
+    header_score,
+    normalise_name,
+)
+from nrr_stats.ingest.direction import infer_metric_direction, normalise_direction
+from nrr_stats.ingest.status import is_status_word, map_status
+from nrr_stats.ingest.text import (
+    LITERAL_NEWLINE,
+    PhysicalLine,
+    is_missing,
+    is_separator_row,
+    parse_number,
+    sniff_delimiter,
+    split_cells,
+    split_lines,
+)
+
+HEADER_SEARCH_LINES = 20
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One readable experiment row of a log."""
+
+    row_number: int
+    line_number: int
+    experiment_id: str
+    metric: float | None
+    status: str
+    raw_status: str
+    description: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that could not be read, with why."""
+
+    line_number: int
+    row_number: int | None
+    reason: str
+
+
+@dataclass
+class ResultsLog:
+    """A log read: its columns, its metric and direction, its good and bad rows."""
+
+    path: str
+    header: list[str]
+    columns: dict[str, str | None]
+    metric_name: str
+    metric_direction: str
+    direction_source: str
+    rows: list[LogRow] = field(default_factory=list)
+    bad_rows: list[BadRow] = field(default_factory=list)
+    session_key: str = ""
+
+
+@dataclass
+class _Candidate:
+    """A content line split into cells, waiting for the columns to be known."""
+
+    line: PhysicalLine
+    row_number: int | None
+    cells: list[str] | None  # None: undecodable
+    pieces: list[list[str]] | None = None  # rows run together on one line via a literal '\n'
+
+
+def _read_bytes(path: str | os.PathLike[str]) -> bytes:
+    target = Path(path)
+    if not target.exists():
+        raise NrrInputError("no such file", path=str(path))
+    if target.is_dir():
+        raise NrrInputError("is a directory, not a results log", path=str(path))
+    try:
+        return target.read_bytes()
+    except OSError as error:
+        raise NrrInputError(f"cannot read: {error.strerror or error}", path=str(path)) from None
+
+
+def _unique_names(cells: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    names = []
+    for position, cell in enumerate(cells, start=1):
+        name = cell.strip() or f"column_{position}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 1
+        names.append(name)
+    return names
+
+
+def _find_header(content: list[PhysicalLine], path: str) -> int:
+    """Index in `content` of the header: the first early line that reads as column names."""
+    for index, line in enumerate(content[:HEADER_SEARCH_LINES]):
+        if line.text is None:
+            continue
+        cells = split_cells(line.text, sniff_delimiter(line.text))
+        if len(cells) >= 2 and header_score(cells) >= 2:
+            return index
+    first = content[0]
+    if first.text is None:
+        raise NrrInputError(
+            "undecodable bytes in the header (not UTF-8)", path=path, line=first.number
+        )
+    return 0
+
+
+def _metric_value(cell: str) -> tuple[float | None, bool]:
+    """(value, malformed?): '' / '-' / 'N/A' / 'OOM' are missing values, 'abc' is malformed."""
+    text = cell.strip()
+    if is_missing(text):
+        return None, False
+    value = parse_number(text)
+    if value is None:
+        return None, True
+    if not math.isfinite(value):
+        return None, False
+    return value, False
+
+
+class _Aligner:
+    """Fits a row's cells onto the header's columns, repairing ragged and over-long rows."""
+
+    def __init__(
+        self, width: int, status: int, description: int, metric: int | None, delimiter: str
+    ):
+        self.width = width
+        self.status = status
+        self.description = description
+        self.metric = metric
+        self.delimiter = delimiter
+
+    def score(self, cells: list[str]) -> int:
+        score = 0
+        if is_status_word(cells[self.status]):
+            score += 4
+        if cells[self.description].strip() and not is_status_word(cells[self.description]):
+            score += 1
+        if self.metric is not None:
+            value, malformed = _metric_value(cells[self.metric])
+            score += 2 if value is not None else (0 if malformed else 1)
+        return score
+
+    def align(self, cells: list[str]) -> list[str] | None:
+        """Cells fitted to the header width, or None when the status cannot be placed."""
+        if len(cells) == self.width:
+            return cells
+        options: list[list[str]] = []
+        if len(cells) < self.width:
+            missing = self.width - len(cells)
+            for gap in range(len(cells), -1, -1):  # pad at the end first, then earlier gaps
+                options.append(cells[:gap] + [""] * missing + cells[gap:])
+        else:
+            extra = len(cells) - self.width
+            if all(not c.strip() for c in cells[self.width :]):
+                options.append(cells[: self.width])
+            # Extra delimiters inside the description: fold them back into it.
+            j = self.description
+            options.append(
+                cells[:j] + [self.delimiter.join(cells[j : j + extra + 1])] + cells[j + extra + 1 :]
+            )
+            options.append(cells[: self.width - 1] + [self.delimiter.join(cells[self.width - 1 :])])
+        best = max(options, key=self.score)  # max keeps the first of equal scores
+        return best if is_status_word(best[self.status]) else None
+
+
+def read_results_log(
+    path: str | os.PathLike[str],
+    *,
+    metric: str | None = None,
+    direction: str | None = None,
+    max_field_bytes: int = 65536,
+) -> ResultsLog:
+    """Read a results log; file-level faults raise NrrInputError, row-level faults become BadRows.
+
+    Row numbers follow EVALUATION.md: the index among non-blank, non-comment lines after the first
+    such line. Data rows written before the real header (a log whose header is on line 3) are read
+    with that header and numbered the same way (the very first line gets row 0).
+    """
+    shown = str(path)
+    data = _read_bytes(path)
+    if not data.strip():
+        raise NrrInputError("empty file", path=shown)
+    lines = split_lines(data)
+    content = [line for line in lines if not line.is_blank and not line.is_comment]
+    if not content:
+        raise NrrInputError("no header and no data rows (only comments)", path=shown)
+    header_index = _find_header(content, shown)
+    header_line = content[header_index]
+    assert header_line.text is not None
+    comments = [
+        line.text or "" for line in lines if line.is_comment and line.number < header_line.number
+    ]
+    delimiter = sniff_delimiter(header_line.text)
+    header = _unique_names(split_cells(header_line.text, delimiter))
+    names = [normalise_name(h) for h in header]
+    header_key = [n for n in names]
+
+    candidates: list[_Candidate] = []
+    for ordinal, line in enumerate(content):
+        if ordinal == header_index:
+            continue
+        row_number = ordinal  # index among content lines after the first one (EVALUATION.md)
+        if line.text is None:
+            candidates.append(_Candidate(line, row_number, None))
+            continue
+        if is_separator_row(line.text):
+            continue
+        cells = split_cells(line.text, delimiter)
+        if [normalise_name(c) for c in cells] == header_key:
+            continue  # the header repeated (logs appended to one another)
+        pieces = None
+        if LITERAL_NEWLINE in line.text and len(cells) > len(header):
+            parts = [split_cells(p, delimiter) for p in line.text.split(LITERAL_NEWLINE)]
+            if all(len(p) >= len(header) - 1 for p in parts):
+                pieces = parts
+        candidates.append(_Candidate(line, row_number, cells, pieces))
+    if not candidates:
+        raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
+
+    regular = [c.cells for c in candidates if c.cells is not None and len(c.cells) == len(header)]
+    columns = _choose_columns(header, names, regular, metric, shown, header_line.number)
+    status_i = header.index(columns["status"])  # type: ignore[arg-type]
+    description_i = header.index(columns["description"])  # type: ignore[arg-type]
+    metric_i = header.index(columns["metric"]) if columns["metric"] else None
+    id_i = header.index(columns["id"]) if columns["id"] else None
+    aligner = _Aligner(len(header), status_i, description_i, metric_i, delimiter)
+    splitter = _RunTogetherSplitter(aligner, id_i, regular)
+
+    rows: list[LogRow] = []
+    bad: list[BadRow] = []
+    for candidate in candidates:
+        line, row_number = candidate.line, candidate.row_number
+        if candidate.cells is None:
+            bad.append(BadRow(line.number, row_number, "undecodable bytes (not UTF-8)"))
+            continue
+        oversized = _oversized(candidate.cells, header, max_field_bytes)
+        if oversized:
+            bad.append(BadRow(line.number, row_number, oversized))
+            continue
+        if candidate.pieces is not None:
+            groups = candidate.pieces
+        elif len(candidate.cells) >= 2 * len(header) - 1:
+            groups = splitter.split(candidate.cells) or [candidate.cells]
+        else:
+            groups = [candidate.cells]
+        for cells in groups:
+            aligned = aligner.align(cells)
+            if aligned is None:
+                bad.append(
+                    BadRow(
+                        line.number,
+                        row_number,
+                        f"ragged row: {len(cells)} fields for {len(header)} columns and no "
+                        f"readable status in column '{header[status_i]}'",
+                    )
+                )
+                continue
+            splitter.remember(aligned)
+            result = _make_row(
+                aligned,
+                header,
+                columns,
+                status_i,
+                description_i,
+                metric_i,
+                id_i,
+                line.number,
+                row_number,
+            )
+            (bad if isinstance(result, BadRow) else rows).append(result)
+
+    if not rows and not bad:
+        raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
+    metric_name = columns["metric"] or ""
+    if direction is not None:
+        chosen = normalise_direction(direction)
+        if chosen is None:
+            raise NrrInputError(
+                f"direction must be 'lower' or 'higher', not {direction!r}", path=shown
+            )
+        metric_direction, source = chosen, "flag"
+    else:
+        metric_direction, source = infer_metric_direction(
+            metric_name, [r.metric for r in rows], [r.status for r in rows], comments
+        )
+    first_data = next((c for c in candidates if c.cells is not None), None)
+    return ResultsLog(
+        path=shown,
+        header=header,
+        columns=columns,
+        metric_name=metric_name,
+        metric_direction=metric_direction,
+        direction_source=source,
+        rows=rows,
+        bad_rows=sorted(bad, key=lambda b: b.line_number),
+        session_key=_session_key(shown, header, first_data.cells if first_data else []),
+    )
+
+
+def _choose_columns(
+    header: list[str],
+    names: list[str],
+    regular: list[list[str]],
+    metric: str | None,
+    path: str,
+    header_line: int,
+) -> dict[str, str | None]:
+    shown_header = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+    status_i = find_status_column(names, regular)
+    if status_i is None:
+        raise NrrInputError(f"no status column among: {shown_header}", path=path, line=header_line)
+    taken = {status_i}
+    description_i = find_description_column(names, regular, taken)
+    if description_i is None:
+        raise NrrInputError(
+            f"no description column among: {shown_header}", path=path, line=header_line
+        )
+    taken.add(description_i)
+    id_i = find_id_column(names, taken)
+    if id_i is not None:
+        taken.add(id_i)
+    if metric is not None:
+        wanted = normalise_name(metric)
+        if wanted not in names:
+            raise NrrInputError(
+                f"no metric column named {metric!r} among: {shown_header}",
+                path=path,
+                line=header_line,
+            )
+        metric_i: int | None = names.index(wanted)
+    else:
+        metric_i = find_metric_column(names, regular, taken)
+    return {
+        "id": header[id_i] if id_i is not None else None,
+        "metric": header[metric_i] if metric_i is not None else None,
+        "status": header[status_i],
+        "description": header[description_i],
+    }
+
+
+def _oversized(cells: list[str], header: list[str], limit: int) -> str | None:
+    for position, cell in enumerate(cells):
+        size = len(cell.encode("utf-8"))
+        if size > limit:
+            name = header[position] if position < len(header) else f"field {position + 1}"
+            return f"field '{name}' is {size} bytes, over the {limit}-byte limit"
+    return None
+
+
+def _make_row(
+    cells: list[str],
+    header: list[str],
+    columns: dict[str, str | None],
+    status_i: int,
+    description_i: int,
+    metric_i: int | None,
+    id_i: int | None,
+    line_number: int,
+    row_number: int | None,
+) -> LogRow | BadRow:
+    raw_status = cells[status_i].strip()
+    status = map_status(raw_status)
+    value: float | None = None
+    if metric_i is not None:
+        value, malformed = _metric_value(cells[metric_i])
+        if malformed and status in ("keep", "discard"):
+            return BadRow(
+                line_number,
+                row_number,
+                f"non-numeric metric {cells[metric_i].strip()[:40]!r} in column "
+                f"'{header[metric_i]}' on a {raw_status} row",
+            )
+    if status == "crash" and value == 0.0:
+        value = None
+    return LogRow(
+        row_number=row_number if row_number is not None else 0,
+        line_number=line_number,
+        experiment_id=cells[id_i].strip() if id_i is not None else "",
+        metric=value,
+        status=status,
+        raw_status=raw_status,
+        description=cells[description_i].strip(),
+        fields=dict(zip(header, (c.strip() for c in cells), strict=True)),
+    )
+
+
+class _RunTogetherSplitter:
+    """Splits a line holding two rows whose newline was lost ('... desc a' + 'b2c3d4e ...')."""
+
+    def __init__(self, aligner: _Aligner, id_index: int | None, regular: list[list[str]]):
+        self.aligner = aligner
+        self.id_index = id_index
+        ids = [row[id_index].strip() for row in regular] if id_index is not None else []
+        self.hex_length = None
+        if ids and all(re.fullmatch(r"[0-9a-f]{6,40}", i) for i in ids):
+            lengths = {len(i) for i in ids}
+            self.hex_length = lengths.pop() if len(lengths) == 1 else None
+        self.numeric_ids = bool(ids) and all(i.isdigit() for i in ids)
+        self.previous_id: str | None = None
+
+    def remember(self, cells: list[str]) -> None:
+        if self.id_index is not None:
+            self.previous_id = cells[self.id_index].strip()
+
+    def _readable(self, cells: list[str]) -> bool:
+        return len(cells) == self.aligner.width and is_status_word(cells[self.aligner.status])
+
+    def split(self, cells: list[str]) -> list[list[str]] | None:
+        width = self.aligner.width
+        if len(cells) == 2 * width:
+            first, second = cells[:width], cells[width:]
+            if self._readable(first) and self._readable(second):
+                return [first, second]
+        if len(cells) == 2 * width - 1 and self.id_index == 0:
+            merged = cells[width - 1]
+            cut = self._cut(merged)
+            if cut is not None:
+                first = cells[: width - 1] + [merged[:cut].rstrip()]
+                second = [merged[cut:]] + cells[width:]
+                if self._readable(first) and self._readable(second):
+                    return [first, second]
+        return None
+
+    def _cut(self, merged: str) -> int | None:
+        if self.hex_length and len(merged) > self.hex_length:
+            tail = merged[-self.hex_length :]
+            if re.fullmatch(r"[0-9a-f]+", tail):
+                return len(merged) - self.hex_length
+        if self.numeric_ids and self.previous_id and self.previous_id.isdigit():
+            expected = str(int(self.previous_id) + 1).zfill(len(self.previous_id))
+            if merged.endswith(expected) and len(merged) > len(expected):
+                return len(merged) - len(expected)
+        return None
+
+
+def _session_key(path: str, header: list[str], first_row: list[str]) -> str:
+    """Stable id of a log: its file name, header and first data row (appending rows keeps it)."""
+    digest = hashlib.sha256()
+    for part in [Path(path).name, "\t".join(header), "\t".join(c.strip() for c in first_row)]:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()[:16]

@@ -1,0 +1,59 @@
+"""Status synonyms of real logs mapped onto keep / discard / crash / other."""
+
+from __future__ import annotations
+
+import re
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+KEEP_WORDS = _words("""keep kept accepted accept improved improvement best new_best yes y true pass passed
+    success succeeded merged promoted""")
+DISCARD_WORDS = _words("""discard discarded reverted revert worse no n false rejected reject
+    regression regressed no_improvement dropped drop declined""")
+CRASH_WORDS = _words("""crash crashed error errored failed fail failure oom killed timeout timed_out exception
+    diverged nan""")
+# Statuses that are recognisably statuses, yet neither a decision nor a crash. size_violation
+# (the run broke the artifact-size rule) is 'other' as in the dev MANIFEST, not a discard.
+OTHER_WORDS = _words("""baseline running analyze analysis reference tentative repair diagnostic infra verify
+    validate validation config baseline_reset run iterate contaminated skip skipped pending
+    neutral rerun retry todo wip noop size_violation""")
+
+_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def _normalise(raw: str) -> str:
+    text = raw.strip().strip("*`'\"[](){}.!:;").strip().lower()
+    return _SEPARATORS.sub("_", text)
+
+
+def map_status(raw: str) -> str:
+    """Map a status as written ('KEPT', ' reverted ', 'OOM') to keep, discard, crash or other."""
+    word = _normalise(raw)
+    for vocabulary, status in (
+        (KEEP_WORDS, "keep"),
+        (DISCARD_WORDS, "discard"),
+        (CRASH_WORDS, "crash"),
+    ):
+        if word in vocabulary:
+            return status
+    first = re.split(r"[^a-z_]+", word, maxsplit=1)[0] if word else ""
+    if first and first != word:
+        for vocabulary, status in (
+            (KEEP_WORDS, "keep"),
+            (DISCARD_WORDS, "discard"),
+            (CRASH_WORDS, "crash"),
+        ):
+            if first in vocabulary and len(first) > 1:
+                return status
+    return "other"
+
+
+def is_status_word(raw: str) -> bool:
+    """True when the text reads as a status (any of the four groups), not as free text."""
+    word = _normalise(raw)
+    if not word:
+        return False
+    return word in KEEP_WORDS or word in DISCARD_WORDS or word in CRASH_WORDS or word in OTHER_WORDS

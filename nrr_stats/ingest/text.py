@@ -1,0 +1,148 @@
+"""Bytes to physical lines and lines to cells: encodings, line endings, delimiters, quotes."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+
+LITERAL_TAB = "\\t"
+LITERAL_NEWLINE = "\\n"
+_NUMBER = re.compile(r"^\s*[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
+# Cells that mean "no value" rather than a malformed value.
+_MISSING = re.compile(
+    r"^(|-+|—|–|\?+|n/?a|nan|none|null|nil|inf|-inf|\+inf|infinity|oom|crash(ed)?|err(or)?|"
+    r"fail(ed)?|timeout|killed|skip(ped)?|tbd|pending|x)$",
+    re.IGNORECASE,
+)
+_SEPARATOR_ROW = re.compile(r"^[\s|+:]*([-=_~*]{3,}[\s|+:]*)+$")
+
+
+@dataclass(frozen=True)
+class PhysicalLine:
+    """One line of the file: its 1-based number, its text (None when not UTF-8) and raw bytes."""
+
+    number: int
+    text: str | None
+    raw: bytes
+
+    @property
+    def is_blank(self) -> bool:
+        return not self.raw.strip()
+
+    @property
+    def is_comment(self) -> bool:
+        return self.raw.lstrip().startswith(b"#")
+
+
+def split_lines(data: bytes) -> list[PhysicalLine]:
+    """Split on LF, CRLF or lone CR (old Mac files) and decode each line as UTF-8 on its own."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Undecodable UTF-16 is left as is: its lines then fail UTF-8 below and are reported.
+        with contextlib.suppress(UnicodeDecodeError):
+            data = data.decode("utf-16").encode("utf-8")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if b"\n" not in data and b"\r" in data:
+        data = data.replace(b"\r", b"\n")
+    chunks = data.split(b"\n")
+    if chunks and chunks[-1] == b"":
+        chunks.pop()
+    lines = []
+    for number, chunk in enumerate(chunks, start=1):
+        chunk = chunk.rstrip(b"\r")
+        try:
+            text: str | None = chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and "\x00" in text:
+            text = None
+        lines.append(PhysicalLine(number, text, chunk))
+    return lines
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a header line: tab, the two characters backslash-t, comma, pipe or semicolon."""
+    if "\t" in header:
+        return "\t"
+    if LITERAL_TAB in header:
+        return LITERAL_TAB
+    counts = {d: header.count(d) for d in (",", "|", ";")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else "\t"
+
+
+def split_cells(line: str, delimiter: str) -> list[str]:
+    """Split one line into cells, honouring double-quoted cells with doubled quotes inside."""
+    if delimiter == "\t" and "\t" not in line and LITERAL_TAB in line:
+        delimiter = LITERAL_TAB
+    pieces = line.split(delimiter)
+    if delimiter == "|" and len(pieces) > 1:
+        if not pieces[0].strip():
+            pieces = pieces[1:]
+        if pieces and not pieces[-1].strip():
+            pieces = pieces[:-1]
+    cells: list[str] = []
+    index = 0
+    while index < len(pieces):
+        piece = pieces[index]
+        stripped = piece.strip()
+        if stripped.startswith('"') and not _ends_with_odd_quotes(stripped[1:]):
+            # A quoted cell that holds the delimiter: join pieces until the closing quote.
+            for end in range(index + 1, len(pieces)):
+                if _ends_with_odd_quotes(pieces[end].rstrip()):
+                    piece = delimiter.join(pieces[index : end + 1])
+                    index = end
+                    break
+        cells.append(_unquote(piece))
+        index += 1
+    return cells
+
+
+def _ends_with_odd_quotes(text: str) -> bool:
+    """True when text ends a quoted cell: an odd run of quotes (a doubled quote is an escape)."""
+    return (len(text) - len(text.rstrip('"'))) % 2 == 1
+
+
+def _unquote(cell: str) -> str:
+    stripped = cell.strip()
+    if len(stripped) >= 2 and stripped.startswith('"') and stripped.endswith('"'):
+        return stripped[1:-1].replace('""', '"').strip()
+    return stripped
+
+
+def is_separator_row(text: str) -> bool:
+    """Decorative rules such as '---', '=====', '|---|---|'."""
+    return bool(_SEPARATOR_ROW.match(text))
+
+
+def parse_number(cell: str) -> float | None:
+    """The leading number of a cell ('2141.09/3143.16' -> 2141.09, '12.5%' -> 12.5), else None."""
+    text = cell.strip()
+    if _THOUSANDS.fullmatch(text):
+        text = text.replace(",", "")
+    match = _NUMBER.match(text)
+    if not match:
+        return None
+    try:
+        return float(match.group(0).replace("_", ""))
+    except ValueError:
+        return None
+
+
+def is_number(cell: str) -> bool:
+    """True when the whole cell reads as one number (used to tell data rows from headers)."""
+    text = cell.strip()
+    if not text:
+        return False
+    try:
+        float(text.rstrip("%").replace(",", ""))
+    except ValueError:
+        return False
+    return True
+
+
+def is_missing(cell: str) -> bool:
+    """True for cells that say 'no value': '', '-', 'N/A', 'nan', 'OOM', 'ERR'."""
+    return bool(_MISSING.match(cell.strip()))
