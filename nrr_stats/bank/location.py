@@ -33,8 +33,9 @@ class BankLocation:
 
 
 def redact_url(url: str) -> str:
-    """Hide the password of a `scheme://user:password@host` URL."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    """Hide the password of a URL: `user:password@` (even an empty user or an unescaped `@`) and `password=`."""
+    url = re.sub(r"([?&]password=)[^&#\s]*", r"\1***", url)
+    return re.sub(r"(://[^:/@\s]*):[^\s]*@", r"\1:***@", url)
 
 
 def resolve_bank(url: str | os.PathLike[str] | None = None) -> BankLocation:
