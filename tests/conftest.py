@@ -1,0 +1,62 @@
+"""Shared fixtures: a fresh bank on each backend (SQLite file; PostgreSQL schema when a server answers).
+
+PostgreSQL cases read the server URL from `$NRR_TEST_POSTGRES` and skip with the reason when
+it is unset or unreachable; with `$NRR_TEST_POSTGRES_REQUIRED=1` (set by .ci/run) they fail instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from nrr_stats.bank import Bank, open_bank
+from nrr_stats.bank import testing as bank_testing
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+@functools.cache
+def _postgres_unreachable() -> str | None:
+    return bank_testing.postgres_unreachable_reason(bank_testing.postgres_server_url())
+
+
+def require_postgres() -> str:
+    """The test server URL, or skip (fail, when required) with the reason none is usable."""
+    reason = _postgres_unreachable()
+    if reason is None:
+        server = bank_testing.postgres_server_url()
+        assert server is not None
+        return server
+    if os.environ.get("NRR_TEST_POSTGRES_REQUIRED") == "1":
+        pytest.fail(f"PostgreSQL required but unusable: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(params=BACKENDS)
+def bank_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """The URL of an empty, not yet created bank on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bank.db'}"
+        return
+    server = require_postgres()
+    schema, url = bank_testing.create_schema(server)
+    try:
+        yield url
+    finally:
+        bank_testing.drop_schema(server, schema)
+
+
+@pytest.fixture
+def bank(bank_url: str) -> Iterator[Bank]:
+    """A freshly created bank on each backend, closed after the test."""
+    opened = open_bank(bank_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
