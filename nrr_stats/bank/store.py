@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +75,20 @@ class Bank:
     @contextmanager
     def transaction(self) -> Iterator[Bank]:
         """All statements inside commit together or not at all (nested calls join the outer one)."""
+        with self._framed(self._begin) as bank:
+            yield bank
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Bank]:
+        """Reads inside see one consistent state of the bank, whatever other processes commit meanwhile.
+
+        A fit reads its data through this (PostgreSQL: REPEATABLE READ, READ ONLY; SQLite: one read transaction).
+        """
+        with self._framed(self._connection.begin_read) as bank:
+            yield bank
+
+    @contextmanager
+    def _framed(self, begin: Callable[[], None]) -> Iterator[Bank]:
         if self._depth:
             self._depth += 1
             try:
@@ -82,7 +96,7 @@ class Bank:
             finally:
                 self._depth -= 1
             return
-        self._begin()
+        begin()
         self._depth = 1
         try:
             yield self
@@ -256,7 +270,7 @@ def open_bank(url: str | Path | None = None, *, create: bool = True) -> Bank:
     if location.backend == "postgresql":
         from nrr_stats.bank.postgres import connect_postgres
 
-        return connect_postgres(location)
+        return connect_postgres(location, create=create)
     return _open_sqlite(location, create=create)
 
 
@@ -300,6 +314,10 @@ class _AutoCommitSqlite:
     def begin(self) -> None:
         # IMMEDIATE takes the write lock now, so two writers queue instead of deadlocking.
         self.raw.execute("BEGIN IMMEDIATE")
+
+    def begin_read(self) -> None:
+        # In WAL mode a deferred transaction reads one snapshot, taken at its first read.
+        self.raw.execute("BEGIN DEFERRED")
 
     def close(self) -> None:
         self.raw.close()
