@@ -261,3 +261,27 @@ def test_placeholders_become_pyformat_outside_quotes_only():
         convert("SELECT ? , '?', \"a?\" , ? WHERE x LIKE '5%'")
         == "SELECT %s , '?', \"a?\" , %s WHERE x LIKE '5%%'"
     )
+
+
+# -- snapshots and opening --------------------------------------------------------------------
+
+
+def test_a_snapshot_does_not_see_rows_committed_after_it_began(bank_url):
+    with open_bank(bank_url) as reader, open_bank(bank_url) as writer:
+        session_id, _ = writer.upsert_session(synthetic_session("s1"))
+        writer.insert_experiments(synthetic_rows(session_id, 10))
+        with reader.snapshot():
+            assert reader.count_experiments() == 10
+            with writer.transaction():
+                assert writer.insert_experiments(synthetic_rows(session_id, 25)) == 15
+            assert reader.count_experiments() == 10
+            assert len(reader.experiments()) == 10
+        assert reader.count_experiments() == 25
+
+
+def test_opening_without_create_refuses_a_missing_bank(bank_url):
+    with pytest.raises(NrrInputError, match="no bank here yet"):
+        open_bank(bank_url, create=False)
+    open_bank(bank_url).close()
+    with open_bank(bank_url, create=False) as bank:
+        assert bank.schema_version() == SCHEMA_VERSION
