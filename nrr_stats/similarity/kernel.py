@@ -1,0 +1,147 @@
+"""Exact top-k by dot product over a row matrix, chunked so memory stays bounded.
+
+With L2-normalised rows (FeatureSpace output) the dot product is the cosine similarity.
+One pass over the matrix: a BLAS product per chunk, then a threshold test against the
+running k-th best score, so most chunks never reach `argpartition`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Score buffer bound: a chunk of a batch holds at most this many float scores (64 MB float32).
+MAX_CHUNK_SCORES = 1 << 24
+# Below this fraction of selected rows, a mask gathers the selected rows (a bounded copy of
+# those rows only); above it, whole chunks are scored and the masked-out scores set to -inf.
+GATHER_BELOW = 0.25
+_NO_INDEX = np.iinfo(np.int64).max
+
+
+def top_k(
+    matrix: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    *,
+    mask: np.ndarray | None = None,
+    chunk_rows: int = 65536,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of `matrix` with the highest dot product with each query, best first.
+
+    Returns (indices, scores): shape (k,) for a 1-D query, (q, k) for a (q, d) batch, fewer
+    columns when fewer than k rows are available. Exact; equal scores rank lower index first.
+    `mask` (bool, one per row) keeps only the rows where it is True, without copying the matrix.
+    """
+    if matrix.ndim != 2:
+        raise ValueError(f"matrix must be 2-D, got shape {matrix.shape}")
+    queries = np.asarray(queries)
+    single = queries.ndim == 1
+    batch = np.ascontiguousarray(
+        np.atleast_2d(queries), dtype=np.result_type(matrix.dtype, np.float32)
+    )
+    if batch.ndim != 2 or batch.shape[1] != matrix.shape[1]:
+        raise ValueError(
+            f"queries of shape {queries.shape} do not match matrix of width {matrix.shape[1]}"
+        )
+    if k < 0:
+        raise ValueError(f"k must be non-negative, got {k}")
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}")
+    n_rows, n_queries = matrix.shape[0], batch.shape[0]
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (n_rows,):
+            raise ValueError(f"mask must have shape ({n_rows},), got {mask.shape}")
+    n_available = n_rows if mask is None else int(np.count_nonzero(mask))
+    n_out = min(k, n_available)
+
+    best_scores = np.full((n_queries, max(n_out, 1)), -np.inf, dtype=batch.dtype)
+    best_index = np.full((n_queries, max(n_out, 1)), _NO_INDEX, dtype=np.int64)
+    if n_out > 0:
+        step = max(1, min(chunk_rows, MAX_CHUNK_SCORES // n_queries))
+        for block, row_index, keep in _chunks(matrix, mask, n_available, step):
+            scores = _score(block, batch)
+            if keep is not None:
+                scores[:, ~keep] = -np.inf
+            best_index, best_scores = _merge_chunk(best_index, best_scores, scores, row_index)
+
+    indices, scores = best_index[:, :n_out], best_scores[:, :n_out]
+    if n_out and (indices[:, -1] == _NO_INDEX).any():
+        raise ValueError("matrix or queries hold non-finite values: scores cannot be ranked")
+    return (indices[0], scores[0]) if single else (indices, scores)
+
+
+def _chunks(matrix: np.ndarray, mask: np.ndarray | None, n_available: int, step: int):
+    """Yield (rows, global index of each row or its offset, in-chunk keep mask or None)."""
+    n_rows = matrix.shape[0]
+    if mask is not None and n_available < GATHER_BELOW * n_rows:
+        selected = np.flatnonzero(mask)
+        for start in range(0, selected.size, step):
+            picked = selected[start : start + step]
+            yield matrix[picked], picked, None
+        return
+    for start in range(0, n_rows, step):
+        stop = min(start + step, n_rows)
+        keep = None if mask is None else mask[start:stop]
+        if keep is not None and not keep.any():
+            continue
+        yield matrix[start:stop], start, keep
+
+
+def _score(block: np.ndarray, batch: np.ndarray) -> np.ndarray:
+    """Scores (q, rows): a matrix-vector product for one query, a matrix product for a batch."""
+    block = np.asarray(block)  # a memmap slice scores as a plain array
+    if batch.shape[0] == 1:
+        return (block @ batch[0])[None, :]
+    return batch @ block.T
+
+
+def _merge_chunk(best_index, best_scores, scores, row_index):
+    """Fold one chunk's scores into the running best (sorted by score desc, index asc)."""
+    n_queries, width = scores.shape
+    k = best_scores.shape[1]
+    # A chunk row ties with the current k-th best only at a higher index, so strict > suffices.
+    beats = scores > best_scores[:, -1:]
+    counts = np.count_nonzero(beats, axis=1)
+    most = int(counts.max())
+    if most == 0:
+        return best_index, best_scores
+    if most <= k:
+        rows, cols = np.nonzero(beats)
+        slot = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        cand_cols = np.zeros((n_queries, k), dtype=np.int64)
+        cand_scores = np.full((n_queries, k), -np.inf, dtype=scores.dtype)
+        filled = np.zeros((n_queries, k), dtype=bool)
+        cand_cols[rows, slot] = cols
+        cand_scores[rows, slot] = scores[rows, cols]
+        filled[rows, slot] = True
+    else:
+        cand_cols = _top_columns(scores, k)
+        cand_scores = np.take_along_axis(scores, cand_cols, axis=1)
+        filled = cand_scores > -np.inf
+    if isinstance(row_index, np.ndarray):
+        cand_index = row_index[cand_cols]
+    else:
+        cand_index = cand_cols + row_index
+    cand_index = np.where(filled, cand_index, _NO_INDEX)
+    all_index = np.concatenate([best_index, cand_index], axis=1)
+    all_scores = np.concatenate([best_scores, cand_scores], axis=1)
+    order = np.lexsort((all_index, -all_scores), axis=1)[:, :k]
+    return np.take_along_axis(all_index, order, axis=1), np.take_along_axis(
+        all_scores, order, axis=1
+    )
+
+
+def _top_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """Columns of the k best scores per row; ties at the k-th score go to the lowest columns."""
+    width = scores.shape[1]
+    if width <= k:
+        return np.broadcast_to(np.arange(width), scores.shape).copy()
+    cols = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(scores, cols, axis=1).min(axis=1)
+    at_least = np.count_nonzero(scores >= kth[:, None], axis=1)
+    # Ties among -inf (masked-out) scores do not matter: those candidates are dropped.
+    for row in np.flatnonzero((at_least > k) & (kth > -np.inf)):
+        above = np.flatnonzero(scores[row] > kth[row])
+        tied = np.flatnonzero(scores[row] == kth[row])[: k - above.size]
+        cols[row] = np.concatenate([above, tied])
+    return cols

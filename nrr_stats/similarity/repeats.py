@@ -1,0 +1,126 @@
+"""Repeats: a proposal that already failed under the same kept configuration.
+
+Exact repeat: a failed row (discard or crash) with the same category, direction and parameter
+and the same target value (or, when neither parameter nor target is known, the same words),
+whose kept configuration before it equals the configuration now. Near repeats: other failed
+rows whose feature similarity reaches NEAR_REPEAT_SIMILARITY, or the same change under a
+configuration that differs or was not recorded. A pure function: rows in, a dict out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from nrr_stats.similarity.features import normalise_text, parse_number
+
+# Cosine similarity of feature rows from which a failed row is listed as a near repeat. At
+# 0.85 the blocks must nearly all agree: same cell and parameter and most of the words.
+NEAR_REPEAT_SIMILARITY = 0.85
+FAILED_STATUSES = ("discard", "crash")
+
+
+def find_repeats(
+    proposal_fields: Mapping[str, Any],
+    history_rows: Iterable[Mapping[str, Any]],
+    config: Mapping[str, Any] | str | None,
+    *,
+    near_threshold: float = NEAR_REPEAT_SIMILARITY,
+) -> dict[str, Any]:
+    """Failed rows the proposal repeats exactly, and those it nearly repeats.
+
+    `proposal_fields`: category, direction, parameter, to (and optionally description).
+    `history_rows`: bank rows (id, description, category, direction, parameter, to_value,
+    status, outcome, config_before JSON, optional `similarity` from the kernel).
+    `config`: the kept configuration now (dict or JSON), None when unknown.
+    """
+    current = _config(config)
+    exact: list[dict[str, Any]] = []
+    near: list[dict[str, Any]] = []
+    for row in history_rows:
+        if str(row.get("status") or "").lower() not in FAILED_STATUSES:
+            continue
+        similarity = row.get("similarity")
+        same_change = _same_change(proposal_fields, row)
+        relation = _config_relation(current, _config(row.get("config_before")))
+        if same_change and relation == "same":
+            exact.append(_summary(row, "same change under the same kept configuration"))
+        elif same_change:
+            near.append(_summary(row, f"same change, configuration {relation}"))
+        elif similarity is not None and float(similarity) >= near_threshold:
+            near.append(_summary(row, f"similarity {float(similarity):.2f} >= {near_threshold}"))
+    near.sort(
+        key=lambda item: (
+            -(item["similarity"] if item["similarity"] is not None else -2.0),
+            item["id"],
+        )
+    )
+    return {
+        "exact_repeat": bool(exact),
+        "exact": exact,
+        "near": near,
+        "near_threshold": near_threshold,
+    }
+
+
+def _summary(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    similarity = row.get("similarity")
+    return {
+        "id": row.get("id"),
+        "description": row.get("description") or "",
+        "status": row.get("status"),
+        "outcome": row.get("outcome"),
+        "similarity": None if similarity is None else float(similarity),
+        "reason": reason,
+    }
+
+
+def _same_change(proposal: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    for key in ("category", "direction"):
+        if _text(proposal.get(key)) != _text(row.get(key)) or not _text(proposal.get(key)):
+            return False
+    parameter = _text(proposal.get("parameter"))
+    target = _value(proposal.get("to"))
+    if parameter != _text(row.get("parameter")) or target != _value(row.get("to_value")):
+        return False
+    if parameter or target:
+        return True
+    words = normalise_text(str(proposal.get("description") or ""))
+    return bool(words) and words == normalise_text(str(row.get("description") or ""))
+
+
+def _config_relation(now: dict[str, str] | None, before: dict[str, str] | None) -> str:
+    """How the kept configuration now relates to the one before a row: same, differs, ..."""
+    if now is None or before is None:
+        return "not recorded"
+    if now == before:
+        return "same"
+    shared = now.keys() & before.keys()
+    if any(now[key] != before[key] for key in shared):
+        return "differs"
+    return "partly known"
+
+
+def _config(config: Mapping[str, Any] | str | None) -> dict[str, str] | None:
+    if config is None:
+        return None
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(config, dict):
+            return None
+    return {_text(key): _value(value) for key, value in config.items()}
+
+
+def _text(value: Any) -> str:
+    return str(value or "").strip().lower()
+
+
+def _value(value: Any) -> str:
+    """A value compared by number when numeric ("0.02" == "2e-2"), else by lowered text."""
+    text = _text(value)
+    number = parse_number(text)
+    return repr(number) if number is not None else text

@@ -1,0 +1,345 @@
+"""The feature matrix beside the bank: memory-mapped, appended on ingest, never inconsistent.
+
+Files (for a bank `x.db`, path `x.features.npy`):
+  x.features.npy        float32 rows (n, 128), one per experiment in bank id order;
+  x.features.keys.npy   int64 rows (n, 2): experiment id, fingerprint of its inputs;
+  x.features.state.npz  the commit record: committed row count, the df counts the rows
+                        were built with, today's df counts, the feature version.
+
+Protocol: data and keys are written and fsynced first, then the commit record is replaced
+atomically (os.replace). Readers trust only the committed rows. A process killed mid-append
+leaves rows past the committed count, which are ignored and overwritten; a rebuild deletes
+the commit record first, so a kill mid-rebuild leaves "no store", rebuilt on the next sync.
+Every sync also compares each row's fingerprint with the bank and recomputes rows whose
+description, fields or outcome changed, or rebuilds when ids no longer match.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nrr_stats.similarity.features import (
+    FEATURE_DIM,
+    FINE_SIZE,
+    FeatureSpace,
+    document_frequencies,
+    idf_drift,
+)
+
+# Bump when the feature code changes what a row holds: stored rows are then rebuilt.
+FEATURE_VERSION = 1
+# Rebuild every row once today's idf has moved this far from the idf the rows were built
+# with (mean relative idf change over n-gram occurrences, see features.idf_drift). Growth is
+# geometric between rebuilds, so rebuilding costs O(1) amortised per appended row.
+DRIFT_THRESHOLD = 0.10
+COMMIT_BATCH = 8192
+_HEADER_BYTES = 128
+_MAGIC = b"\x93NUMPY\x01\x00"
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    """What a sync did: rows appended, rows recomputed in place, whether it rebuilt and why."""
+
+    appended: int
+    updated: int
+    rebuilt: bool
+    reason: str
+    committed: int
+    drift: float
+
+
+def row_fields(row: Mapping[str, Any]) -> dict[str, str]:
+    """The FeatureSpace fields of a bank experiment row."""
+    return {
+        "category": row.get("category") or "",
+        "direction": row.get("direction") or "",
+        "parameter": row.get("parameter") or "",
+        "from": row.get("from_value") or "",
+        "to": row.get("to_value") or "",
+        "outcome": row.get("outcome") or "",
+    }
+
+
+def row_fingerprint(row: Mapping[str, Any]) -> int:
+    """crc32 of everything a feature row is computed from."""
+    fields = row_fields(row)
+    text = "\x1f".join(
+        [str(row.get("description") or ""), *(str(fields[k]) for k in sorted(fields))]
+    )
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+class _RowFile:
+    """A .npy file of fixed-width rows that grows in place; its header counts rows written."""
+
+    def __init__(self, path: Path, dtype: np.dtype, width: int):
+        self.path, self.dtype, self.width = path, np.dtype(dtype), width
+        self.row_bytes = self.dtype.itemsize * width
+
+    def header(self, rows: int) -> bytes:
+        text = f"{{'descr': '{self.dtype.str}', 'fortran_order': False, 'shape': ({rows}, {self.width}), }}"
+        body = text.encode("latin1").ljust(_HEADER_BYTES - len(_MAGIC) - 2 - 1) + b"\n"
+        return _MAGIC + struct.pack("<H", len(body)) + body
+
+    def create(self, capacity: int) -> None:
+        with open(self.path, "wb") as handle:
+            handle.write(self.header(0))
+            handle.truncate(_HEADER_BYTES + capacity * self.row_bytes)
+
+    def rows_available(self) -> int:
+        """Rows the file can hold (valid header and size), or -1 when it is missing or foreign."""
+        try:
+            with open(self.path, "rb") as handle:
+                head = handle.read(_HEADER_BYTES)
+                size = os.fstat(handle.fileno()).st_size
+        except OSError:
+            return -1
+        if (
+            len(head) < _HEADER_BYTES
+            or head[:8] != _MAGIC
+            or head != self.header(_shape_rows(head))
+        ):
+            return -1
+        return (size - _HEADER_BYTES) // self.row_bytes
+
+    def write(self, start: int, rows: np.ndarray, *, extend_header: bool) -> None:
+        data = np.ascontiguousarray(rows, dtype=self.dtype).reshape(-1, self.width)
+        end = start + data.shape[0]
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            size = os.fstat(fd).st_size
+            needed = _HEADER_BYTES + end * self.row_bytes
+            if size < needed:  # grow geometrically so appends stay amortised O(1)
+                os.ftruncate(fd, max(needed, _HEADER_BYTES + 2 * (size - _HEADER_BYTES)))
+            os.pwrite(fd, data.tobytes(), _HEADER_BYTES + start * self.row_bytes)
+            if extend_header:
+                os.pwrite(fd, self.header(end), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self, rows: int) -> np.ndarray:
+        if rows == 0:
+            return np.empty((0, self.width), dtype=self.dtype)
+        return np.memmap(
+            self.path, dtype=self.dtype, mode="r", offset=_HEADER_BYTES, shape=(rows, self.width)
+        )
+
+
+def _shape_rows(head: bytes) -> int:
+    text = head[10:].decode("latin1", "replace")
+    try:
+        return int(text.split("'shape': (", 1)[1].split(",", 1)[0])
+    except (IndexError, ValueError):
+        return -1
+
+
+@dataclass(frozen=True)
+class _State:
+    committed: int
+    df_used: np.ndarray
+    n_used: int
+    df_now: np.ndarray
+    n_now: int
+
+
+class FeatureStore:
+    """Feature rows of a bank's experiments, kept consistent with the bank by `sync`."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        stem = str(self.path)[: -len(".npy")] if str(self.path).endswith(".npy") else str(self.path)
+        self._data = _RowFile(self.path, np.float32, FEATURE_DIM)
+        self._keys = _RowFile(Path(stem + ".keys.npy"), np.int64, 2)
+        self._state_path = Path(stem + ".state.npz")
+        self._lock_path = Path(stem + ".lock")
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[FeatureSpace, np.ndarray, np.ndarray]:
+        """(space, matrix, ids) from one reading of the commit record: what `nrr check` needs."""
+        state = self._load_state()
+        if state is None:
+            return FeatureSpace(), self._data.read(0), np.empty(0, dtype=np.int64)
+        ids = np.array(self._keys.read(state.committed)[:, 0])
+        return (
+            FeatureSpace(df=state.df_used, n_docs=state.n_used),
+            self._data.read(state.committed),
+            ids,
+        )
+
+    @property
+    def committed(self) -> int:
+        """How many rows readers may trust (0 when there is no consistent store)."""
+        state = self._load_state()
+        return 0 if state is None else state.committed
+
+    @property
+    def space(self) -> FeatureSpace:
+        """The feature space the stored rows were built with: transform queries with it."""
+        state = self._load_state()
+        return (
+            FeatureSpace() if state is None else FeatureSpace(df=state.df_used, n_docs=state.n_used)
+        )
+
+    def matrix(self) -> np.ndarray:
+        """The committed rows, memory-mapped read-only (n, dim) float32."""
+        return self._data.read(self.committed)
+
+    def ids(self) -> np.ndarray:
+        """Bank experiment id of each committed row."""
+        return np.array(self._keys.read(self.committed)[:, 0])
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def sync(
+        self, rows: Iterable[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]]
+    ) -> SyncSummary:
+        """Make the store hold exactly one row per bank experiment row given, in id order.
+
+        Appends new rows, recomputes rows whose inputs changed, and rebuilds everything when
+        the store is missing, damaged, of another version, out of step with the bank's ids,
+        or when the idf has drifted past DRIFT_THRESHOLD.
+        """
+        all_rows = sorted(rows() if callable(rows) else rows, key=lambda row: int(row["id"]))
+        ids = np.fromiter((int(row["id"]) for row in all_rows), dtype=np.int64, count=len(all_rows))
+        if ids.size and np.any(np.diff(ids) == 0):
+            raise ValueError("experiment ids are not unique")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._sync_locked(all_rows, ids)
+
+    def _sync_locked(self, rows: list[Mapping[str, Any]], ids: np.ndarray) -> SyncSummary:
+        state = self._load_state()
+        if state is None:
+            return self._rebuild(rows, ids, "no consistent store")
+        keys = np.array(self._keys.read(state.committed))
+        if state.committed > ids.size or not np.array_equal(keys[:, 0], ids[: state.committed]):
+            return self._rebuild(rows, ids, "stored ids differ from the bank's")
+        fresh = rows[state.committed :]
+        df_new, n_new = document_frequencies(row.get("description") or "" for row in fresh)
+        drift = idf_drift(state.df_used, state.n_used, state.df_now + df_new, state.n_now + n_new)
+        if drift > DRIFT_THRESHOLD:
+            return self._rebuild(rows, ids, f"idf drift {drift:.3f} > {DRIFT_THRESHOLD}")
+
+        space = FeatureSpace(df=state.df_used, n_docs=state.n_used)
+        fingerprints = np.fromiter(
+            (row_fingerprint(r) for r in rows[: state.committed]), np.int64, state.committed
+        )
+        changed = np.flatnonzero(fingerprints != keys[:, 1])
+        for position in changed:  # rows whose outcome or parse changed since they were stored
+            row = rows[position]
+            self._data.write(position, self._features(space, [row]), extend_header=False)
+            self._keys.write(
+                position, np.array([[ids[position], fingerprints[position]]]), extend_header=False
+            )
+
+        committed, df_now, n_now = state.committed, state.df_now.copy(), state.n_now
+        for start in range(0, len(fresh), COMMIT_BATCH):
+            batch = fresh[start : start + COMMIT_BATCH]
+            batch_df, batch_n = document_frequencies(row.get("description") or "" for row in batch)
+            self._data.write(committed, self._features(space, batch), extend_header=True)
+            self._keys.write(committed, self._key_rows(batch), extend_header=True)
+            committed += len(batch)
+            df_now += batch_df
+            n_now += batch_n
+            self._commit(_State(committed, state.df_used, state.n_used, df_now, n_now))
+        return SyncSummary(len(fresh), int(changed.size), False, "", committed, drift)
+
+    def _rebuild(self, rows: list[Mapping[str, Any]], ids: np.ndarray, reason: str) -> SyncSummary:
+        self._state_path.unlink(missing_ok=True)  # from here until the commit: no store
+        _fsync_dir(self._state_path.parent)
+        df, n_docs = document_frequencies(row.get("description") or "" for row in rows)
+        space = FeatureSpace(df=df, n_docs=n_docs)
+        for target in (self._data, self._keys):
+            staging = _RowFile(
+                target.path.with_name(target.path.name + ".tmp"), target.dtype, target.width
+            )
+            staging.create(len(rows))
+            for start in range(0, len(rows), COMMIT_BATCH):
+                batch = rows[start : start + COMMIT_BATCH]
+                values = (
+                    self._features(space, batch) if target is self._data else self._key_rows(batch)
+                )
+                staging.write(start, values, extend_header=True)
+            os.replace(staging.path, target.path)
+        self._commit(_State(len(rows), df, n_docs, df, n_docs))
+        return SyncSummary(len(rows), 0, True, reason, len(rows), 0.0)
+
+    @staticmethod
+    def _features(space: FeatureSpace, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return space.transform(
+            [row.get("description") or "" for row in rows], [row_fields(row) for row in rows]
+        )
+
+    @staticmethod
+    def _key_rows(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return np.array(
+            [[int(row["id"]), row_fingerprint(row)] for row in rows], dtype=np.int64
+        ).reshape(-1, 2)
+
+    # -- the commit record ------------------------------------------------------------------
+
+    def _commit(self, state: _State) -> None:
+        staging = self._state_path.with_name(self._state_path.name + ".tmp")
+        used_at, now_at = np.flatnonzero(state.df_used), np.flatnonzero(state.df_now)
+        with open(staging, "wb") as handle:
+            np.savez(
+                handle,
+                version=np.int64(FEATURE_VERSION),
+                dim=np.int64(FEATURE_DIM),
+                fine_size=np.int64(FINE_SIZE),
+                committed=np.int64(state.committed),
+                n_used=np.int64(state.n_used),
+                n_now=np.int64(state.n_now),
+                used_at=used_at.astype(np.int64),
+                used_df=state.df_used[used_at].astype(np.int64),
+                now_at=now_at.astype(np.int64),
+                now_df=state.df_now[now_at].astype(np.int64),
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, self._state_path)
+        _fsync_dir(self._state_path.parent)
+
+    def _load_state(self) -> _State | None:
+        """The commit record if it and the files it describes are whole, else None."""
+        try:
+            with np.load(self._state_path) as saved:
+                if (int(saved["version"]), int(saved["dim"]), int(saved["fine_size"])) != (
+                    FEATURE_VERSION,
+                    FEATURE_DIM,
+                    FINE_SIZE,
+                ):
+                    return None
+                committed = int(saved["committed"])
+                df_used = np.zeros(FINE_SIZE, dtype=np.int64)
+                df_used[saved["used_at"]] = saved["used_df"]
+                df_now = np.zeros(FINE_SIZE, dtype=np.int64)
+                df_now[saved["now_at"]] = saved["now_df"]
+                n_used, n_now = int(saved["n_used"]), int(saved["n_now"])
+        except (OSError, KeyError, ValueError, EOFError, zlib.error, zipfile.BadZipFile):
+            return None
+        if self._data.rows_available() < committed or self._keys.rows_available() < committed:
+            return None
+        return _State(committed, df_used, n_used, df_now, n_now)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
