@@ -379,6 +379,8 @@ def _make_row(
     row_number: int | None,
 ) -> LogRow | BadRow:
     raw_status = cells[status_i].strip()
+    if not raw_status:
+        return BadRow(line_number, row_number, f"empty status in column '{header[status_i]}'")
     status = map_status(raw_status)
     value: float | None = None
     if metric_i is not None:
