@@ -16,6 +16,7 @@ import pytest
 
 from nrr_stats.similarity import FeatureStore
 from nrr_stats.similarity.store import row_fields
+from nrr_stats.taxonomy import STATUSES
 
 WORDS = ["lr", "dropout", "depth", "width", "warmup", "batch", "adamw", "gelu", "rope", "ema"]
 CELLS = [("learning_rate", "increase"), ("regularization", "add"), ("model_depth", "decrease")]
@@ -38,7 +39,7 @@ def make_rows(n: int, *, start: int = 1, vocabulary: list[str] = WORDS) -> list[
                 "from_value": "",
                 "to_value": str(rng.choice([0.01, 0.02, 0.5, 8])),
                 "outcome": rng.choice(["regression", "improvement", "no_improvement", None]),
-                "status": "discard",
+                "status": rng.choice(["keep", "discard", "discard", "crash", "other"]),
             }
         )
     return rows
@@ -46,11 +47,13 @@ def make_rows(n: int, *, start: int = 1, vocabulary: list[str] = WORDS) -> list[
 
 def assert_consistent(store: FeatureStore, rows: list[dict], expected_count: int | None = None):
     """Committed rows are exactly the bank's first rows, as the store's own space computes them."""
-    space, matrix, ids = store.snapshot()
+    space, matrix, ids, status, session = store.snapshot()
     count = matrix.shape[0]
     if expected_count is not None:
         assert count == expected_count
     np.testing.assert_array_equal(ids, [row["id"] for row in rows[:count]])
+    np.testing.assert_array_equal(session, [row["session_id"] for row in rows[:count]])
+    assert list(status) == [STATUSES.index(row["status"]) for row in rows[:count]]
     expected = space.transform(
         [row["description"] for row in rows[:count]], [row_fields(row) for row in rows[:count]]
     )
@@ -75,15 +78,18 @@ def test_appends_keep_store_equal_to_the_bank(store):
     assert np.load(store.path, mmap_mode="r").shape == (3000, store.space.dim)
 
 
-def test_changed_outcome_is_recomputed_in_place(store):
+def test_changed_outcome_or_status_is_recomputed_in_place(store):
     rows = make_rows(200)
     store.sync(rows)
     before = np.array(store.matrix()[17])
     rows[17] = dict(rows[17], outcome="crash_code")
+    rows[18] = dict(rows[18], status="crash" if rows[18]["status"] != "crash" else "keep")
     summary = store.sync(rows)
-    assert summary.updated == 1 and not summary.rebuilt
+    assert summary.updated == 2 and not summary.rebuilt
     assert not np.array_equal(store.matrix()[17], before)
     assert_consistent(store, rows, 200)
+    failures = store.snapshot().status_mask("discard", "crash")
+    assert list(failures) == [row["status"] in ("discard", "crash") for row in rows]
 
 
 def test_idf_drift_rebuilds_with_idf_of_the_whole_bank(store):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from nrr_stats.similarity.features import FeatureSpace
 from nrr_stats.similarity.kernel import top_k
+from nrr_stats.similarity.repeats import FAILED_STATUSES, find_repeats
+
+# Failures from other sessions considered as near repeats: the most similar this many.
+NEAR_CANDIDATES = 50
 
 
 def similar_experiments(
@@ -25,3 +30,91 @@ def similar_experiments(
     query = space.transform([query_description], [query_fields])[0]
     indices, scores = top_k(matrix, query, k, mask=mask)
     return [(int(i), float(np.clip(s, -1.0, 1.0))) for i, s in zip(indices, scores, strict=True)]
+
+
+def similar_failures_in_bank(
+    bank: Any,
+    description: str,
+    change: Any,
+    config: Mapping[str, str] | None,
+    history: Sequence[Mapping[str, Any]],
+    *,
+    k: int = 5,
+) -> tuple[list[dict[str, Any]], bool, int]:
+    """The k failures most like the proposal, whether it repeats one exactly, how many nearly.
+
+    `change` has category, direction, parameter, from_value, to_value; `history` is the
+    session's rows (exact repeats are judged within the session, under `config`).
+    """
+    from nrr_stats.similarity.store import bank_features
+
+    snapshot = bank_features(bank)
+    fields = {
+        "category": change.category,
+        "direction": change.direction,
+        "parameter": change.parameter,
+        "from": change.from_value,
+        "to": change.to_value,
+        "outcome": "",
+    }
+    query = snapshot.space.transform([description], [fields])[0]
+    failed = snapshot.status_mask(*FAILED_STATUSES)
+    rows, scores = top_k(snapshot.matrix, query, max(k, NEAR_CANDIDATES), mask=failed)
+    similarity = {
+        int(snapshot.ids[r]): float(np.clip(s, -1.0, 1.0))
+        for r, s in zip(rows, scores, strict=True)
+    }
+
+    session_ids = [int(row["id"]) for row in history]
+    positions = np.searchsorted(snapshot.ids, session_ids)
+    known = (positions < snapshot.ids.size) & (
+        snapshot.ids[np.minimum(positions, snapshot.ids.size - 1)] == session_ids
+    )
+    session_scores = np.full(len(session_ids), np.nan)
+    if known.any():
+        session_scores[known] = np.asarray(snapshot.matrix[positions[known]]) @ query
+    candidates = [
+        dict(row, similarity=None if np.isnan(s) else float(np.clip(s, -1.0, 1.0)))
+        for row, s in zip(history, session_scores, strict=True)
+    ]
+    in_session = set(session_ids)
+    details = _rows_by_id(bank, list(similarity))
+    for row_id in similarity:
+        if row_id not in in_session and row_id in details:  # another session: never exact
+            candidates.append(
+                dict(details[row_id], config_before=None, similarity=similarity[row_id])
+            )
+    repeats = find_repeats(
+        {**fields, "to": change.to_value, "description": description}, candidates, config
+    )
+    kind = {row["id"]: "near" for row in repeats["near"]} | {
+        row["id"]: "exact" for row in repeats["exact"]
+    }
+
+    similar = []
+    for row_id in list(similarity)[:k]:
+        row = details.get(row_id, {})
+        similar.append(
+            {
+                "id": row_id,
+                "description": row.get("description", ""),
+                "outcome": row.get("outcome"),
+                "delta": row.get("delta"),
+                "similarity": round(similarity[row_id], 4),
+                "session_id": row.get("session_id"),
+                "repeat": kind.get(row_id),
+            }
+        )
+    return similar, repeats["exact_repeat"], len(repeats["near"])
+
+
+def _rows_by_id(bank: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    marks = ", ".join("?" * len(ids))
+    rows = bank.query(
+        "SELECT id, session_id, description, category, direction, parameter, to_value, status,"
+        f" outcome, delta FROM experiments WHERE id IN ({marks})",
+        ids,
+    )
+    return {int(row["id"]): row for row in rows}

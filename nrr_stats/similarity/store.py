@@ -2,7 +2,8 @@
 
 Files (for a bank `x.db`, path `x.features.npy`):
   x.features.npy        float32 rows (n, 128), one per experiment in bank id order;
-  x.features.keys.npy   int64 rows (n, 2): experiment id, fingerprint of its inputs;
+  x.features.keys.npy   int64 rows (n, 4): experiment id, fingerprint of its inputs, status
+                        code (index in taxonomy.STATUSES), session id: masks need no bank query;
   x.features.state.npz  the commit record: committed row count, the df counts the rows
                         were built with, today's df counts, the feature version.
 
@@ -24,7 +25,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from nrr_stats.similarity.features import (
     document_frequencies,
     idf_drift,
 )
+from nrr_stats.taxonomy import STATUSES
 
 # Bump when the feature code changes what a row holds: stored rows are then rebuilt.
 FEATURE_VERSION = 1
@@ -45,6 +47,23 @@ DRIFT_THRESHOLD = 0.10
 COMMIT_BATCH = 8192
 _HEADER_BYTES = 128
 _MAGIC = b"\x93NUMPY\x01\x00"
+
+
+KEY_COLUMNS = ("id", "fingerprint", "status", "session_id")
+
+
+class Snapshot(NamedTuple):
+    """One consistent reading of the store: the space, the rows and what each row is."""
+
+    space: FeatureSpace
+    matrix: np.ndarray  # (n, dim) float32, memory-mapped
+    ids: np.ndarray  # bank experiment id per row
+    status: np.ndarray  # index in taxonomy.STATUSES per row
+    session_id: np.ndarray  # bank session id per row (-1 when unknown)
+
+    def status_mask(self, *statuses: str) -> np.ndarray:
+        """Rows whose status is one of these (e.g. "discard", "crash": the failures)."""
+        return np.isin(self.status, [STATUSES.index(s) for s in statuses])
 
 
 @dataclass(frozen=True)
@@ -72,12 +91,21 @@ def row_fields(row: Mapping[str, Any]) -> dict[str, str]:
 
 
 def row_fingerprint(row: Mapping[str, Any]) -> int:
-    """crc32 of everything a feature row is computed from."""
+    """crc32 of everything a stored row is computed from (its features, status, session)."""
     fields = row_fields(row)
-    text = "\x1f".join(
-        [str(row.get("description") or ""), *(str(fields[k]) for k in sorted(fields))]
-    )
-    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+    parts = [str(row.get("description") or ""), *(str(fields[k]) for k in sorted(fields))]
+    parts += [str(row.get("status") or ""), str(row.get("session_id"))]
+    return zlib.crc32("\x1f".join(parts).encode("utf-8", "surrogatepass"))
+
+
+def _status_code(row: Mapping[str, Any]) -> int:
+    status = str(row.get("status") or "other").lower()
+    return STATUSES.index(status) if status in STATUSES else STATUSES.index("other")
+
+
+def _session(row: Mapping[str, Any]) -> int:
+    session = row.get("session_id")
+    return -1 if session is None else int(session)
 
 
 class _RowFile:
@@ -161,23 +189,21 @@ class FeatureStore:
         self.path = Path(path)
         stem = str(self.path)[: -len(".npy")] if str(self.path).endswith(".npy") else str(self.path)
         self._data = _RowFile(self.path, np.float32, FEATURE_DIM)
-        self._keys = _RowFile(Path(stem + ".keys.npy"), np.int64, 2)
+        self._keys = _RowFile(Path(stem + ".keys.npy"), np.int64, len(KEY_COLUMNS))
         self._state_path = Path(stem + ".state.npz")
         self._lock_path = Path(stem + ".lock")
 
     # -- reading ----------------------------------------------------------------------------
 
-    def snapshot(self) -> tuple[FeatureSpace, np.ndarray, np.ndarray]:
-        """(space, matrix, ids) from one reading of the commit record: what `nrr check` needs."""
+    def snapshot(self) -> Snapshot:
+        """The space, rows, ids, statuses and sessions from one reading of the commit record."""
         state = self._load_state()
-        if state is None:
-            return FeatureSpace(), self._data.read(0), np.empty(0, dtype=np.int64)
-        ids = np.array(self._keys.read(state.committed)[:, 0])
-        return (
-            FeatureSpace(df=state.df_used, n_docs=state.n_used),
-            self._data.read(state.committed),
-            ids,
+        committed = 0 if state is None else state.committed
+        space = (
+            FeatureSpace() if state is None else FeatureSpace(df=state.df_used, n_docs=state.n_used)
         )
+        keys = np.array(self._keys.read(committed))
+        return Snapshot(space, self._data.read(committed), keys[:, 0], keys[:, 2], keys[:, 3])
 
     @property
     def committed(self) -> int:
@@ -242,9 +268,7 @@ class FeatureStore:
         for position in changed:  # rows whose outcome or parse changed since they were stored
             row = rows[position]
             self._data.write(position, self._features(space, [row]), extend_header=False)
-            self._keys.write(
-                position, np.array([[ids[position], fingerprints[position]]]), extend_header=False
-            )
+            self._keys.write(position, self._key_rows([row]), extend_header=False)
 
         committed, df_now, n_now = state.committed, state.df_now.copy(), state.n_now
         for start in range(0, len(fresh), COMMIT_BATCH):
@@ -287,8 +311,12 @@ class FeatureStore:
     @staticmethod
     def _key_rows(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return np.array(
-            [[int(row["id"]), row_fingerprint(row)] for row in rows], dtype=np.int64
-        ).reshape(-1, 2)
+            [
+                [int(row["id"]), row_fingerprint(row), _status_code(row), _session(row)]
+                for row in rows
+            ],
+            dtype=np.int64,
+        ).reshape(-1, len(KEY_COLUMNS))
 
     # -- the commit record ------------------------------------------------------------------
 
@@ -343,3 +371,35 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def bank_features(bank: Any) -> Snapshot:
+    """The bank's feature snapshot, synced first when the bank has rows the store lacks.
+
+    `bank` is a nrr_stats.bank.Bank (features_path, experiments(), query()). When the files
+    beside the bank cannot be written, the features are computed in memory instead.
+    """
+    store = FeatureStore(bank.features_path)
+    snapshot = store.snapshot()
+    last = bank.query("SELECT MAX(id) AS last_id FROM experiments")[0]["last_id"]
+    stored_last = int(snapshot.ids[-1]) if snapshot.ids.size else None
+    if (None if last is None else int(last)) == stored_last:
+        return snapshot
+    try:
+        store.sync(bank.experiments)
+    except OSError:
+        return _in_memory(bank.experiments())
+    return store.snapshot()
+
+
+def sync_bank_features(bank: Any) -> SyncSummary:
+    """Bring the store beside `bank` up to date: call after every ingest."""
+    return FeatureStore(bank.features_path).sync(bank.experiments)
+
+
+def _in_memory(rows: list[Mapping[str, Any]]) -> Snapshot:
+    rows = sorted(rows, key=lambda row: int(row["id"]))
+    space = FeatureSpace.fit_idf(row.get("description") or "" for row in rows)
+    keys = FeatureStore._key_rows(rows)
+    matrix = FeatureStore._features(space, rows)
+    return Snapshot(space, matrix, keys[:, 0], keys[:, 2], keys[:, 3])
