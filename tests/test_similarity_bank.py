@@ -1,0 +1,128 @@
+"""The store beside a real SQLite bank, and the similar failures `nrr check` reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nrr_stats.bank import open_bank
+from nrr_stats.bank.store import utc_now
+from nrr_stats.bank.testing import synthetic_session
+from nrr_stats.parser import ParsedChange
+from nrr_stats.similarity import bank_features, similar_failures_in_bank, sync_bank_features
+
+CONFIG = {"LEARNING_RATE": "0.01"}
+
+
+def experiment(
+    number, description, status, category, direction, parameter="", to="", config=CONFIG
+):
+    return {
+        "row_number": number,
+        "line_number": number + 1,
+        "experiment_id": f"e{number}",
+        "metric": None if status == "crash" else 1.0,
+        "status": status,
+        "raw_status": status,
+        "description": description,
+        "category": category,
+        "direction": direction,
+        "parameter": parameter,
+        "from_value": "",
+        "to_value": to,
+        "outcome": {"keep": "improvement", "discard": "regression", "crash": "crash_code"}[status],
+        "delta": None if status == "crash" else -0.01,
+        "config_before": json.dumps(config),
+        "evidence_weight": 1.0,
+        "fields_json": "{}",
+        "ingested_at": utc_now(),
+    }
+
+
+SESSION_ROWS = [
+    ("increase LR to 0.02", "discard", "learning_rate", "increase", "LEARNING_RATE", "0.02"),
+    ("increase LR to 0.03", "keep", "learning_rate", "increase", "LEARNING_RATE", "0.03"),
+    ("add dropout 0.1", "discard", "regularization", "add", "DROPOUT", "0.1"),
+    ("switch optimizer to AdamW", "crash", "optimizer", "replace", "OPTIMIZER", "adamw"),
+    ("use GELU activation", "discard", "activation", "replace", "ACTIVATION", "gelu"),
+]
+
+
+@pytest.fixture
+def bank(tmp_path):
+    opened = open_bank(tmp_path / "bank.db")
+    with opened.transaction():
+        session_id, _ = opened.upsert_session(synthetic_session("s1"))
+        opened.insert_experiments(
+            [
+                experiment(i + 1, *fields) | {"session_id": session_id}
+                for i, fields in enumerate(SESSION_ROWS)
+            ]
+        )
+    yield opened
+    opened.close()
+
+
+def change(category, direction, parameter="", to=""):
+    return ParsedChange(category, direction, parameter, "", to)
+
+
+def test_store_follows_the_bank(bank):
+    snapshot = bank_features(bank)
+    assert snapshot.matrix.shape == (5, 128)
+    assert bank.features_path.exists()
+    with bank.transaction():
+        session_id = bank.sessions()[0]["id"]
+        bank.insert_experiments(
+            [
+                experiment(6, "depth 8 to 12", "discard", "model_depth", "increase")
+                | {"session_id": session_id}
+            ]
+        )
+    assert bank_features(bank).matrix.shape == (6, 128)  # a newer id in the bank triggers a sync
+    assert sync_bank_features(bank).appended == 0
+
+
+def test_similar_failures_are_failures_best_first(bank):
+    history = bank.experiments(bank.sessions()[0]["id"])
+    similar, exact, near = similar_failures_in_bank(
+        bank,
+        "increase LR to 0.02",
+        change("learning_rate", "increase", "LEARNING_RATE", "0.02"),
+        CONFIG,
+        history,
+        k=3,
+    )
+    ids_by_description = {row["description"]: row["id"] for row in history}
+    assert similar[0]["id"] == ids_by_description["increase LR to 0.02"]
+    assert similar[0]["repeat"] == "exact" and exact is True and near == 0
+    assert all(row["outcome"] in ("regression", "crash_code") for row in similar)
+    scores = [row["similarity"] for row in similar]
+    assert scores == sorted(scores, reverse=True) and len(similar) == 3
+
+
+def test_kept_configuration_change_turns_exact_into_near(bank):
+    history = bank.experiments(bank.sessions()[0]["id"])
+    now = {"LEARNING_RATE": "0.03"}
+    _, exact, near = similar_failures_in_bank(
+        bank,
+        "increase LR to 0.02",
+        change("learning_rate", "increase", "LEARNING_RATE", "0.02"),
+        now,
+        history,
+    )
+    assert exact is False and near == 1
+
+
+def test_unwritable_store_falls_back_to_memory(bank, monkeypatch):
+    from nrr_stats.similarity import store as module
+
+    def refuse(self, rows):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(module.FeatureStore, "sync", refuse)
+    snapshot = bank_features(bank)
+    assert snapshot.matrix.shape == (5, 128)
+    np.testing.assert_allclose(np.linalg.norm(snapshot.matrix, axis=1), 1.0, atol=1e-5)
