@@ -288,10 +288,19 @@ def _open_sqlite(location: BankLocation, *, create: bool) -> Bank:
         connection.execute("PRAGMA busy_timeout=60000")
         connection.execute("PRAGMA foreign_keys=ON")
         bank = Bank(location, _AutoCommitSqlite(connection))
-        bank.migrate("INTEGER PRIMARY KEY AUTOINCREMENT")
+        if not _sqlite_schema_is_current(connection):
+            bank.migrate("INTEGER PRIMARY KEY AUTOINCREMENT")
     except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as error:
         raise NrrInputError(f"cannot open bank for writing ({error})", path=str(path)) from None
     return bank
+
+
+def _sqlite_schema_is_current(connection: sqlite3.Connection) -> bool:
+    """True when the bank is already at SCHEMA_VERSION: opening it then takes no write lock."""
+    if not connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+        return False
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return row is not None and int(row[0]) == SCHEMA_VERSION
 
 
 class _AutoCommitSqlite:
