@@ -154,3 +154,24 @@ def test_readers_see_committed_rows_only(bank_url):
             writer.insert_experiments(synthetic_rows(session_id, 50))
             assert reader.count_experiments() == 0
         assert reader.count_experiments() == 50
+
+
+def test_opening_a_current_bank_does_not_wait_for_a_writer(bank_url):
+    """`nrr check` opens the bank while agents ingest: opening must not queue behind their transactions."""
+    import threading
+
+    open_bank(bank_url).close()
+    opened = threading.Event()
+
+    def open_and_read():
+        with open_bank(bank_url, create=False) as bank:
+            bank.count_experiments()
+        opened.set()
+
+    with open_bank(bank_url) as writer, writer.transaction():
+        session_id, _ = writer.upsert_session(synthetic_session("s"))
+        writer.insert_experiments(synthetic_rows(session_id, 10))
+        reader = threading.Thread(target=open_and_read, daemon=True)
+        reader.start()
+        assert opened.wait(timeout=5), "open_bank waited for another process's write transaction"
+    reader.join(timeout=70)
