@@ -16,12 +16,12 @@ from nrr_stats.taxonomy import OUTCOMES
 @pytest.mark.parametrize(
     ("raw", "mapped"),
     [
-        *[(w, "keep") for w in ("keep", "kept", "KEEP", " KEPT ", "accepted", "improved", "best", "BEST", "yes")],
-        *[(w, "discard") for w in ("discard", "DISCARD", "discarded", "reverted", "REVERT", "revert", "worse", "no", "rejected")],
-        *[(w, "crash") for w in ("crash", "error", "failed", "FAILED", "oom", "OOM", "killed", "timeout")],
+        *[(w, "keep") for w in ("keep", "kept", "KEEP", " KEPT ", "accepted", "improved", "best", "BEST", "yes", "✅ keep", "keep*")],
+        *[(w, "discard") for w in ("discard", "DISCARD", "discarded", "reverted", "REVERT", "revert", "worse", "no", "rejected", "discard (worse)")],
+        *[(w, "crash") for w in ("crash", "error", "failed", "FAILED", "oom", "OOM", "killed", "timeout", "crash: OOM")],
         *[(w, "other") for w in ("baseline", "BASELINE", "running", "analyze", "reference", "tentative", "repair",
                                  "diagnostic", "infra", "verify", "VALIDATE", "CONFIG", "BASELINE_RESET", "run",
-                                 "iterate", "contaminated", "size_violation", "", "something else")],
+                                 "iterate", "contaminated", "size_violation", "", "something else", "not kept")],
     ],
 )  # fmt: skip
 def test_map_status(raw: str, mapped: str) -> None:

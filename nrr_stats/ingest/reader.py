@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,9 @@ from nrr_stats.ingest.direction import infer_metric_direction, normalise_directi
 from nrr_stats.ingest.status import is_status_word, map_status
 from nrr_stats.ingest.text import (
     LITERAL_NEWLINE,
+    LITERAL_TAB,
     PhysicalLine,
+    has_open_quote,
     is_missing,
     is_separator_row,
     parse_number,
@@ -183,6 +184,74 @@ class _Aligner:
         return best if is_status_word(best[self.status]) else None
 
 
+MAX_LINES_PER_QUOTED_CELL = 50
+
+
+def _join_quoted_lines(
+    content: list[PhysicalLine], start: int, delimiter: str, width: int
+) -> tuple[str, int]:
+    """(text, extra lines used) for a row whose quoted cell spans lines; (text, 0) when it does not.
+
+    Lines are joined only when that turns a short row into exactly one full row whose quotes
+    close, so a description that merely starts with a quote never swallows the next rows.
+    """
+    text = content[start].text or ""
+    if not has_open_quote(text, delimiter):
+        return text, 0
+    joined = text
+    for used in range(1, MAX_LINES_PER_QUOTED_CELL):
+        if start + used >= len(content) or content[start + used].text is None:
+            break
+        following = content[start + used].text or ""
+        if len(split_cells(following, delimiter, width)) >= width:
+            break  # a whole row of its own: the quote was never meant to span lines
+        joined += " " + following  # the line break becomes a space
+        if not has_open_quote(joined, delimiter):
+            return (
+                (joined, used) if len(split_cells(joined, delimiter, width)) == width else (text, 0)
+            )
+    return text, 0
+
+
+def _candidates(
+    content: list[PhysicalLine], header_index: int, header: list[str], delimiter: str
+) -> list[_Candidate]:
+    """Split every content line but the header into cells, numbering rows as EVALUATION.md does."""
+    width = len(header)
+    header_key = [normalise_name(h) for h in header]
+    candidates: list[_Candidate] = []
+    ordinal = 0
+    while ordinal < len(content):
+        line, row_number = content[ordinal], ordinal
+        ordinal += 1
+        if row_number == header_index:
+            continue
+        if line.text is None:
+            candidates.append(_Candidate(line, row_number, None))
+            continue
+        text = line.text
+        joined, used = _join_quoted_lines(content, ordinal - 1, delimiter, width)
+        if used:
+            text, ordinal = joined, ordinal + used
+        if is_separator_row(text):
+            continue
+        cells = split_cells(text, delimiter, width)
+        if len(cells) != width and delimiter == "\t" and LITERAL_TAB in text:
+            # Some fields written with the two characters backslash-t instead of a tab.
+            repaired = split_cells(text.replace(LITERAL_TAB, "\t"), delimiter, width)
+            if len(repaired) == width:
+                cells = repaired
+        if [normalise_name(c) for c in cells] == header_key:
+            continue  # the header repeated (logs appended to one another)
+        pieces = None
+        if LITERAL_NEWLINE in text and len(cells) > width:
+            parts = [split_cells(p, delimiter, width) for p in text.split(LITERAL_NEWLINE)]
+            if all(len(p) >= width - 1 for p in parts):
+                pieces = parts
+        candidates.append(_Candidate(line, row_number, cells, pieces))
+    return candidates
+
+
 def read_results_log(
     path: str | os.PathLike[str],
     *,
@@ -213,27 +282,8 @@ def read_results_log(
     delimiter = sniff_delimiter(header_line.text)
     header = _unique_names(split_cells(header_line.text, delimiter))
     names = [normalise_name(h) for h in header]
-    header_key = [n for n in names]
 
-    candidates: list[_Candidate] = []
-    for ordinal, line in enumerate(content):
-        if ordinal == header_index:
-            continue
-        row_number = ordinal  # index among content lines after the first one (EVALUATION.md)
-        if line.text is None:
-            candidates.append(_Candidate(line, row_number, None))
-            continue
-        if is_separator_row(line.text):
-            continue
-        cells = split_cells(line.text, delimiter)
-        if [normalise_name(c) for c in cells] == header_key:
-            continue  # the header repeated (logs appended to one another)
-        pieces = None
-        if LITERAL_NEWLINE in line.text and len(cells) > len(header):
-            parts = [split_cells(p, delimiter) for p in line.text.split(LITERAL_NEWLINE)]
-            if all(len(p) >= len(header) - 1 for p in parts):
-                pieces = parts
-        candidates.append(_Candidate(line, row_number, cells, pieces))
+    candidates = _candidates(content, header_index, header, delimiter)
     if not candidates:
         raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
 
@@ -244,7 +294,7 @@ def read_results_log(
     metric_i = header.index(columns["metric"]) if columns["metric"] else None
     id_i = header.index(columns["id"]) if columns["id"] else None
     aligner = _Aligner(len(header), status_i, description_i, metric_i, delimiter)
-    splitter = _RunTogetherSplitter(aligner, id_i, regular)
+    splitter = _RunTogetherSplitter(aligner, regular)
 
     rows: list[LogRow] = []
     bad: list[BadRow] = []
@@ -406,23 +456,35 @@ def _make_row(
     )
 
 
-class _RunTogetherSplitter:
-    """Splits a line holding two rows whose newline was lost ('... desc a' + 'b2c3d4e ...')."""
+def _char_class(char: str) -> str:
+    """Digits and a-f are one class (commit hashes mix them freely), other letters another."""
+    if char.isdigit() or char.lower() in "abcdef":
+        return "x"
+    return "a" if char.isalpha() else char
 
-    def __init__(self, aligner: _Aligner, id_index: int | None, regular: list[list[str]]):
+
+class _RunTogetherSplitter:
+    """Splits a line holding two rows whose newline was lost ('... desc a' + 'b2c3d4e ...').
+
+    With 2n-1 cells, the middle cell is the last cell of one row glued to the first cell of the
+    next; the cut is where a suffix has the shape of the first column's other values (same length,
+    same kind of character at each position, e.g. seven hex digits), or, for counters, the next
+    number after the previous row's.
+    """
+
+    def __init__(self, aligner: _Aligner, regular: list[list[str]]):
         self.aligner = aligner
-        self.id_index = id_index
-        ids = [row[id_index].strip() for row in regular] if id_index is not None else []
-        self.hex_length = None
-        if ids and all(re.fullmatch(r"[0-9a-f]{6,40}", i) for i in ids):
-            lengths = {len(i) for i in ids}
-            self.hex_length = lengths.pop() if len(lengths) == 1 else None
-        self.numeric_ids = bool(ids) and all(i.isdigit() for i in ids)
-        self.previous_id: str | None = None
+        firsts = [row[0].strip() for row in regular if row and row[0].strip()]
+        lengths = {len(value) for value in firsts}
+        self.first_length = lengths.pop() if len(lengths) == 1 else None
+        self.allowed: list[set[str]] = []
+        if self.first_length:
+            self.allowed = [{_char_class(v[i]) for v in firsts} for i in range(self.first_length)]
+        self.counter = bool(firsts) and all(value.isdigit() for value in firsts)
+        self.previous_first: str | None = None
 
     def remember(self, cells: list[str]) -> None:
-        if self.id_index is not None:
-            self.previous_id = cells[self.id_index].strip()
+        self.previous_first = cells[0].strip()
 
     def _readable(self, cells: list[str]) -> bool:
         return len(cells) == self.aligner.width and is_status_word(cells[self.aligner.status])
@@ -433,26 +495,28 @@ class _RunTogetherSplitter:
             first, second = cells[:width], cells[width:]
             if self._readable(first) and self._readable(second):
                 return [first, second]
-        if len(cells) == 2 * width - 1 and self.id_index == 0:
+        if len(cells) == 2 * width - 1:
             merged = cells[width - 1]
-            cut = self._cut(merged)
-            if cut is not None:
+            for cut in self._cuts(merged):
                 first = cells[: width - 1] + [merged[:cut].rstrip()]
-                second = [merged[cut:]] + cells[width:]
+                second = [merged[cut:], *cells[width:]]
                 if self._readable(first) and self._readable(second):
                     return [first, second]
         return None
 
-    def _cut(self, merged: str) -> int | None:
-        if self.hex_length and len(merged) > self.hex_length:
-            tail = merged[-self.hex_length :]
-            if re.fullmatch(r"[0-9a-f]+", tail):
-                return len(merged) - self.hex_length
-        if self.numeric_ids and self.previous_id and self.previous_id.isdigit():
-            expected = str(int(self.previous_id) + 1).zfill(len(self.previous_id))
+    def _cuts(self, merged: str) -> list[int]:
+        cuts = []
+        if self.counter and self.previous_first and self.previous_first.isdigit():
+            expected = str(int(self.previous_first) + 1).zfill(len(self.previous_first))
             if merged.endswith(expected) and len(merged) > len(expected):
-                return len(merged) - len(expected)
-        return None
+                cuts.append(len(merged) - len(expected))
+        if self.first_length and len(merged) > self.first_length:
+            tail = merged[-self.first_length :]
+            if all(
+                _char_class(c) in allowed for c, allowed in zip(tail, self.allowed, strict=True)
+            ):
+                cuts.append(len(merged) - self.first_length)
+        return cuts
 
 
 def _session_key(path: str, header: list[str], first_row: list[str]) -> str:

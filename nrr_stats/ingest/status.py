@@ -29,31 +29,36 @@ def _normalise(raw: str) -> str:
     return _SEPARATORS.sub("_", text)
 
 
+def _lookup(word: str) -> str | None:
+    if word in KEEP_WORDS:
+        return "keep"
+    if word in DISCARD_WORDS:
+        return "discard"
+    if word in CRASH_WORDS:
+        return "crash"
+    if word in OTHER_WORDS:
+        return "other"
+    return None
+
+
+def _classify(raw: str) -> str | None:
+    """The group of a status as written, trying the whole text, then its first word."""
+    word = _normalise(raw)
+    if not word:
+        return None
+    found = _lookup(word)
+    if found is None:
+        first = re.search(r"[a-z][a-z_]*", word)  # '✅ keep', 'discard (worse)', 'keep*'
+        if first and first.group(0) != word and len(first.group(0)) > 1:
+            found = _lookup(first.group(0).strip("_"))
+    return found
+
+
 def map_status(raw: str) -> str:
     """Map a status as written ('KEPT', ' reverted ', 'OOM') to keep, discard, crash or other."""
-    word = _normalise(raw)
-    for vocabulary, status in (
-        (KEEP_WORDS, "keep"),
-        (DISCARD_WORDS, "discard"),
-        (CRASH_WORDS, "crash"),
-    ):
-        if word in vocabulary:
-            return status
-    first = re.split(r"[^a-z_]+", word, maxsplit=1)[0] if word else ""
-    if first and first != word:
-        for vocabulary, status in (
-            (KEEP_WORDS, "keep"),
-            (DISCARD_WORDS, "discard"),
-            (CRASH_WORDS, "crash"),
-        ):
-            if first in vocabulary and len(first) > 1:
-                return status
-    return "other"
+    return _classify(raw) or "other"
 
 
 def is_status_word(raw: str) -> bool:
     """True when the text reads as a status (any of the four groups), not as free text."""
-    word = _normalise(raw)
-    if not word:
-        return False
-    return word in KEEP_WORDS or word in DISCARD_WORDS or word in CRASH_WORDS or word in OTHER_WORDS
+    return _classify(raw) is not None

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 LITERAL_TAB = "\\t"
 LITERAL_NEWLINE = "\\n"
+WIDE_SPACES = "<2+ spaces>"
+SPACES = "<spaces>"
 _NUMBER = re.compile(r"^\s*[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
 # Cells that mean "no value" rather than a malformed value.
@@ -63,18 +65,34 @@ def split_lines(data: bytes) -> list[PhysicalLine]:
 
 
 def sniff_delimiter(header: str) -> str:
-    """The delimiter of a header line: tab, the two characters backslash-t, comma, pipe or semicolon."""
+    """The delimiter of a header line: tab, the two characters backslash-t, comma, pipe, semicolon,
+    or, for logs printed as aligned columns, runs of spaces (WIDE_SPACES) or single spaces (SPACES)."""
     if "\t" in header:
         return "\t"
     if LITERAL_TAB in header:
         return LITERAL_TAB
     counts = {d: header.count(d) for d in (",", "|", ";")}
     best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else "\t"
+    if counts[best]:
+        return best
+    if re.search(r"\S {2,}\S", header):
+        return WIDE_SPACES
+    if re.search(r"\S \S", header.strip()):
+        return SPACES
+    return "\t"
 
 
-def split_cells(line: str, delimiter: str) -> list[str]:
-    """Split one line into cells, honouring double-quoted cells with doubled quotes inside."""
+def split_cells(line: str, delimiter: str, width: int | None = None) -> list[str]:
+    """Split one line into cells, honouring double-quoted cells with doubled quotes inside.
+
+    `width` (the header's column count) bounds a split on single spaces: the last column keeps
+    its spaces, as a description at the end of the line does.
+    """
+    if delimiter == WIDE_SPACES:
+        return [_unquote(c) for c in re.split(r"\s{2,}|\t", line.strip())]
+    if delimiter == SPACES:
+        limit = (width - 1) if width else -1
+        return [_unquote(c) for c in line.split(None, limit)]
     if delimiter == "\t" and "\t" not in line and LITERAL_TAB in line:
         delimiter = LITERAL_TAB
     pieces = line.split(delimiter)
@@ -98,6 +116,25 @@ def split_cells(line: str, delimiter: str) -> list[str]:
         cells.append(_unquote(piece))
         index += 1
     return cells
+
+
+def has_open_quote(line: str, delimiter: str) -> bool:
+    """True when a quoted cell opens on this line and does not close on it (it spans lines)."""
+    if delimiter in (WIDE_SPACES, SPACES):
+        return False
+    pieces = line.split(delimiter)
+    index = 0
+    while index < len(pieces):
+        stripped = pieces[index].strip()
+        if stripped.startswith('"') and not _ends_with_odd_quotes(stripped[1:]):
+            for end in range(index + 1, len(pieces)):
+                if _ends_with_odd_quotes(pieces[end].rstrip()):
+                    index = end
+                    break
+            else:
+                return True
+        index += 1
+    return False
 
 
 def _ends_with_odd_quotes(text: str) -> bool:
