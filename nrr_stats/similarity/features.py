@@ -13,6 +13,7 @@ Hashing is zlib.crc32 (stable across processes and machines), never Python's has
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 import unicodedata
@@ -127,16 +128,24 @@ def document_frequencies(descriptions: Iterable[str]) -> tuple[np.ndarray, int]:
     """Per fine n-gram id, how many descriptions contain it; and how many descriptions."""
     counts = np.zeros(FINE_SIZE, dtype=np.int64)
     n_docs = 0
-    batch: list[np.ndarray] = []
+    batch: list[list[int]] = []
+
+    def count(batch: list[list[int]]) -> None:
+        lengths = np.fromiter(map(len, batch), dtype=np.int64, count=len(batch))
+        docs = np.repeat(np.arange(len(batch), dtype=np.int64), lengths)
+        grams = np.fromiter(itertools.chain.from_iterable(batch), np.int64, int(lengths.sum()))
+        present = np.unique(docs * FINE_SIZE + grams) % FINE_SIZE
+        counts[:] += np.bincount(present, minlength=FINE_SIZE)
+
     for description in descriptions:
         words, chars = _HASHER.ids(description)
-        batch.append(np.unique(np.fromiter(words + chars, dtype=np.int64)))
+        batch.append(words + chars)
         n_docs += 1
         if len(batch) >= _TRANSFORM_BATCH:
-            counts += np.bincount(np.concatenate(batch), minlength=FINE_SIZE)
+            count(batch)
             batch = []
     if batch:
-        counts += np.bincount(np.concatenate(batch), minlength=FINE_SIZE)
+        count(batch)
     return counts, n_docs
 
 
@@ -246,9 +255,7 @@ def _text_blocks(block: np.ndarray, descriptions: Sequence[str], idf: np.ndarray
         if lengths.sum() == 0:
             continue
         docs = np.repeat(np.arange(len(id_lists), dtype=np.int64), lengths)
-        grams = np.fromiter(
-            (i for ids in id_lists for i in ids), dtype=np.int64, count=int(lengths.sum())
-        )
+        grams = np.fromiter(itertools.chain.from_iterable(id_lists), np.int64, int(lengths.sum()))
         keys, tf = np.unique(docs * FINE_SIZE + grams, return_counts=True)
         doc, fine = np.divmod(keys, FINE_SIZE)
         width, offset = _WIDTH[name], _OFFSET[name]
