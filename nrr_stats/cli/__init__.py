@@ -10,7 +10,10 @@ import sys
 import typer
 
 # Each module registers its commands on `app` when imported.
-from nrr_stats.cli import core  # noqa: F401, E402
+from nrr_stats.cli import (
+    core,  # noqa: F401, E402
+    curate,  # noqa: F401, E402
+)
 from nrr_stats.cli.app import app
 from nrr_stats.errors import NrrInputError
 

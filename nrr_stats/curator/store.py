@@ -1,0 +1,262 @@
+"""NK records and their adoption events in the bank (tables nk_records and record_events).
+
+Keys: a depth-1 record's route_key is `exp/<experiment pk>`; a depth-N record's is
+`route/<session id>/<category>/<direction>/<parameter>`. (route_key, depth, source) is unique,
+so a finished record is never curated twice. An experiment's evidence weight follows its own
+depth-1 record, a model's record preferred over the rules' one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from nrr_stats.bank.store import Bank, utc_now
+from nrr_stats.errors import NrrInputError
+
+if TYPE_CHECKING:
+    from nrr_stats.curator.weights import WeightTable
+
+ACTIONS = ("adopt", "reject")
+
+
+def experiment_key(experiment_pk: int) -> str:
+    """route_key of the depth-1 record of one experiment."""
+    return f"exp/{experiment_pk}"
+
+
+def route_key(session_id: int, category: str, direction: str, parameter: str) -> str:
+    """route_key of a depth-N record: one route (cell and parameter) within one session."""
+    return f"route/{session_id}/{category}/{direction}/{parameter}"
+
+
+def save_record(
+    bank: Bank,
+    record: Mapping[str, Any],
+    *,
+    experiment_pk: int,
+    key: str,
+    note: str = "",
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    replace: bool = False,
+) -> int | None:
+    """Store a record and set its experiment's evidence weight, in one transaction.
+
+    Returns the record id, or None when a record with the same key, depth and source exists and
+    `replace` is false (it is left as it was).
+    """
+    depth = int(record.get("depth", 1))
+    values = (
+        experiment_pk,
+        key,
+        depth,
+        record["source"],
+        json.dumps(record, ensure_ascii=False, sort_keys=True),
+        float(record["evidence_weight"]),
+        note,
+        int(input_tokens),
+        int(output_tokens),
+        utc_now(),
+    )
+    conflict = (
+        " DO UPDATE SET experiment_id = excluded.experiment_id, record_json = excluded.record_json,"
+        " evidence_weight = excluded.evidence_weight, note = excluded.note,"
+        " input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,"
+        " created_at = excluded.created_at"
+        if replace
+        else " DO NOTHING"
+    )
+    with bank.transaction():
+        written = bank.execute(
+            "INSERT INTO nk_records (experiment_id, route_key, depth, source, record_json, evidence_weight,"
+            " note, input_tokens, output_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" ON CONFLICT (route_key, depth, source){conflict}",
+            values,
+        ).rowcount
+        if not written:
+            return None
+        if depth == 1:
+            _refresh_experiment_weight(bank, experiment_pk)
+        rows = bank.query(
+            "SELECT id FROM nk_records WHERE route_key = ? AND depth = ? AND source = ?",
+            (key, depth, record["source"]),
+        )
+        return int(rows[0]["id"])
+
+
+def _refresh_experiment_weight(bank: Bank, experiment_pk: int) -> None:
+    rows = bank.query(
+        "SELECT source, evidence_weight, id FROM nk_records WHERE experiment_id = ? AND depth = 1",
+        (experiment_pk,),
+    )
+    if not rows:
+        return
+    preferred = max(rows, key=lambda r: (r["source"] != "rules", r["id"]))
+    bank.execute(
+        "UPDATE experiments SET evidence_weight = ? WHERE id = ?",
+        (float(preferred["evidence_weight"]), experiment_pk),
+    )
+
+
+def apply_weights(bank: Bank, table: WeightTable | None = None) -> int:
+    """Recompute every record's weight from `table` (default: the built-in one) and every
+    experiment's evidence weight from its records (1.0 without one); return records updated."""
+    from nrr_stats.curator.weights import load_weights
+
+    table = table or load_weights()
+    with bank.transaction():
+        rows = bank.query("SELECT id, record_json FROM nk_records ORDER BY id")
+        for row in rows:
+            record = json.loads(row["record_json"])
+            record["evidence_weight"] = table.weight(record["failure"])
+            bank.execute(
+                "UPDATE nk_records SET record_json = ?, evidence_weight = ? WHERE id = ?",
+                (
+                    json.dumps(record, ensure_ascii=False, sort_keys=True),
+                    record["evidence_weight"],
+                    row["id"],
+                ),
+            )
+        bank.execute("UPDATE experiments SET evidence_weight = 1.0")
+        for row in bank.query("SELECT DISTINCT experiment_id FROM nk_records WHERE depth = 1"):
+            _refresh_experiment_weight(bank, int(row["experiment_id"]))
+    return len(rows)
+
+
+def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["record"] = json.loads(out.pop("record_json"))
+    return out
+
+
+def fetch_records(
+    bank: Bank,
+    *,
+    session_id: int | None = None,
+    experiment_pk: int | None = None,
+    source: str | None = None,
+    depth: int | None = None,
+) -> list[dict[str, Any]]:
+    """Stored records (row columns plus the parsed `record`), oldest first, optionally filtered."""
+    where, params = [], []
+    for column, value in (
+        ("e.session_id", session_id),
+        ("r.experiment_id", experiment_pk),
+        ("r.source", source),
+        ("r.depth", depth),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = bank.query(
+        "SELECT r.*, e.session_id AS session_id FROM nk_records r JOIN experiments e ON e.id = r.experiment_id"
+        f"{clause} ORDER BY r.id",
+        params,
+    )
+    return [_decode(row) for row in rows]
+
+
+def get_record(bank: Bank, record_id: int) -> dict[str, Any]:
+    """One stored record by id, with its adoption history; a one-line error when there is none."""
+    rows = bank.query("SELECT * FROM nk_records WHERE id = ?", (record_id,))
+    if not rows:
+        raise NrrInputError(f"no NK record with id {record_id} (see `nrr records`)")
+    out = _decode(rows[0])
+    out["history"] = events_for(bank, [record_id]).get(record_id, [])
+    return out
+
+
+def record_event(
+    bank: Bank, record_id: int, action: str, actor: str, reason: str = ""
+) -> dict[str, Any]:
+    """Record that `actor` adopts or rejects a record, with when and why; return the event."""
+    if action not in ACTIONS:
+        raise NrrInputError(f"action must be adopt or reject, not {action!r}")
+    if not actor.strip():
+        raise NrrInputError("the actor must not be empty")
+    if action == "reject" and not reason.strip():
+        raise NrrInputError("a rejection needs a reason (--reason)")
+    get_record(bank, record_id)
+    event = {"action": action, "actor": actor, "reason": reason, "created_at": utc_now()}
+    with bank.transaction():
+        bank.execute(
+            "INSERT INTO record_events (record_id, action, actor, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+            (record_id, action, actor, reason, event["created_at"]),
+        )
+    return {"record_id": record_id, **event}
+
+
+def events_for(bank: Bank, record_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """Adoption history per record id, oldest first."""
+    ids = sorted(set(int(i) for i in record_ids))
+    if not ids:
+        return {}
+    rows = bank.query(
+        f"SELECT record_id, action, actor, reason, created_at FROM record_events"
+        f" WHERE record_id IN ({', '.join('?' for _ in ids)}) ORDER BY id",
+        ids,
+    )
+    history: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        history.setdefault(int(row["record_id"]), []).append(
+            {k: row[k] for k in ("action", "actor", "reason", "created_at")}
+        )
+    return history
+
+
+def applicable_records(
+    bank: Bank,
+    category: str,
+    direction: str,
+    parameter: str | None = None,
+    session_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Records for a proposal's route, deepest and newest first, each with its adoption history.
+
+    The route is the cell (category, direction) and, when `parameter` is given, that parameter
+    (records with no parameter still apply); `session_id` keeps only that session's records.
+    """
+    where = ["e.category = ?", "e.direction = ?"]
+    params: list[Any] = [category, direction]
+    if parameter:
+        where.append("(e.parameter = ? OR e.parameter = '')")
+        params.append(parameter)
+    if session_id is not None:
+        where.append("e.session_id = ?")
+        params.append(session_id)
+    rows = bank.query(
+        "SELECT r.id, r.experiment_id, r.depth, r.source, r.record_json, r.evidence_weight, r.note,"
+        " r.created_at, e.session_id FROM nk_records r JOIN experiments e ON e.id = r.experiment_id"
+        f" WHERE {' AND '.join(where)} ORDER BY r.depth DESC, r.id DESC",
+        params,
+    )
+    history = events_for(bank, [row["id"] for row in rows])
+    out = []
+    for row in rows:
+        record = json.loads(row["record_json"])
+        out.append(
+            {
+                **record,
+                "id": int(row["id"]),
+                "experiment_pk": int(row["experiment_id"]),
+                "session_id": int(row["session_id"]),
+                "depth": int(row["depth"]),
+                "source": row["source"],
+                "evidence_weight": float(row["evidence_weight"]),
+                "note": row["note"],
+                "created_at": row["created_at"],
+                "history": history.get(int(row["id"]), []),
+            }
+        )
+    return out
+
+
+def curated_keys(bank: Bank, source: str, depth: int = 1) -> set[str]:
+    """route_keys that already hold a record of this source and depth (finished work, for resuming)."""
+    rows = bank.query(
+        "SELECT route_key FROM nk_records WHERE source = ? AND depth = ?", (source, depth)
+    )
+    return {row["route_key"] for row in rows}
