@@ -23,6 +23,7 @@ def main(dev: Path) -> int:
     manifest = list(csv.DictReader((dev / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t"))
     totals = Counter()
     outcome_totals: Counter[str] = Counter()
+    keys: dict[str, list[str]] = {}
     started = time.perf_counter()
     for entry in manifest:
         name = entry["file"]
@@ -33,6 +34,7 @@ def main(dev: Path) -> int:
             totals["errors"] += 1
             print(f"ERROR {name}: {error}")
             continue
+        keys.setdefault(log.session_key, []).append(name)
         counts = Counter(row.status for row in log.rows)
         expected = {s: int(entry[f"n_{s}"]) for s in STATUSES}
         got = {s: counts.get(s, 0) for s in STATUSES}
@@ -83,6 +85,10 @@ def main(dev: Path) -> int:
         + ", ".join(f"{s} {totals['got_' + s]}/{totals['want_' + s]}" for s in STATUSES)
     )
     print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcome_totals.items())))
+    shared = [names for names in keys.values() if len(names) > 1]
+    print(
+        f"session keys: {len(keys)} distinct for {n - totals['errors']} logs; shared by: {shared}"
+    )
     print(f"time: {elapsed:.2f} s for {n} logs")
     return 0
 

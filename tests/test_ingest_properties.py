@@ -142,6 +142,10 @@ def test_session_key_survives_appended_rows_and_tells_logs_apart(tmp_path: Path)
     other.parent.mkdir()
     other.write_text(HEADER.decode() + "\n".join(rows[1:]) + "\n")
     assert read_results_log(other).session_key != first
+    moved = tmp_path / "moved" / "renamed.tsv"
+    moved.parent.mkdir()
+    moved.write_text(HEADER.decode().replace("\n", "\r\n") + "\r\n".join(rows) + "\r\n")
+    assert read_results_log(moved).session_key == first  # path and line endings do not matter
     comment = tmp_path / "commented" / "results.tsv"
     comment.parent.mkdir()
     comment.write_text("# a note added later\n" + HEADER.decode() + "\n".join(rows) + "\n")

@@ -353,7 +353,8 @@ def read_results_log(
         metric_direction, source = infer_metric_direction(
             metric_name, [r.metric for r in rows], [r.status for r in rows], comments
         )
-    first_data = next((c for c in candidates if c.cells is not None), None)
+    # The first readable row as read (padded, unquoted, stripped), so an exported copy keeps the key.
+    first_cells = list(rows[0].fields.values()) if rows else []
     return ResultsLog(
         path=shown,
         header=header,
@@ -363,7 +364,7 @@ def read_results_log(
         direction_source=source,
         rows=rows,
         bad_rows=sorted(bad, key=lambda b: b.line_number),
-        session_key=_session_key(shown, header, first_data.cells if first_data else []),
+        session_key=_session_key(header, first_cells),
     )
 
 
@@ -519,10 +520,11 @@ class _RunTogetherSplitter:
         return cuts
 
 
-def _session_key(path: str, header: list[str], first_row: list[str]) -> str:
-    """Stable id of a log: its file name, header and first data row (appending rows keeps it)."""
+def _session_key(header: list[str], first_row: list[str]) -> str:
+    """Stable id of a log: its header and first data row, so appending rows (or moving, renaming
+    or exporting the file) keeps it. Two forks whose logs share header and first row share it."""
     digest = hashlib.sha256()
-    for part in [Path(path).name, "\t".join(header), "\t".join(c.strip() for c in first_row)]:
+    for part in ["\t".join(header), "\t".join(c.strip() for c in first_row)]:
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")
     return digest.hexdigest()[:16]
