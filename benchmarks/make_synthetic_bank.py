@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-DEV_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "autoresearch-logs" / "dev"
+DEV_DIR = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "autoresearch-logs" / "dev"
+)
 NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+|\d+)(?![\w.])")
 STATUS_WEIGHTS = {"keep": 0.2, "discard": 0.7, "crash": 0.1}
 OUTCOME_OF = {
@@ -168,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--features", type=Path, help="write the feature matrix (.npy) here")
-    parser.add_argument("--bank", type=Path, help="write a SQLite bank (with its feature store) here")
+    parser.add_argument(
+        "--bank", type=Path, help="write a SQLite bank (with its feature store) here"
+    )
     args = parser.parse_args(argv)
     if args.features is None and args.bank is None:
         parser.error("give --features and/or --bank")

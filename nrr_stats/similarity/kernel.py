@@ -60,9 +60,7 @@ def top_k(
         step = max(1, min(chunk_rows, MAX_CHUNK_SCORES // n_queries))
         for block, row_index, keep in _chunks(matrix, mask, n_available, step):
             scores = _score(block, batch)
-            if keep is not None:
-                scores[:, ~keep] = -np.inf
-            best_index, best_scores = _merge_chunk(best_index, best_scores, scores, row_index)
+            best_index, best_scores = _merge_chunk(best_index, best_scores, scores, row_index, keep)
 
     indices, scores = best_index[:, :n_out], best_scores[:, :n_out]
     if n_out and (indices[:, -1] == _NO_INDEX).any():
@@ -95,12 +93,18 @@ def _score(block: np.ndarray, batch: np.ndarray) -> np.ndarray:
     return batch @ block.T
 
 
-def _merge_chunk(best_index, best_scores, scores, row_index):
-    """Fold one chunk's scores into the running best (sorted by score desc, index asc)."""
+def _merge_chunk(best_index, best_scores, scores, row_index, keep):
+    """Fold one chunk's scores into the running best (sorted by score desc, index asc).
+
+    `keep` (or None) masks chunk rows out; masked scores are set to -inf only when the chunk
+    reaches argpartition, so most chunks pay one comparison and no write.
+    """
     n_queries, width = scores.shape
     k = best_scores.shape[1]
     # A chunk row ties with the current k-th best only at a higher index, so strict > suffices.
     beats = scores > best_scores[:, -1:]
+    if keep is not None:
+        beats &= keep
     counts = np.count_nonzero(beats, axis=1)
     most = int(counts.max())
     if most == 0:
@@ -115,6 +119,8 @@ def _merge_chunk(best_index, best_scores, scores, row_index):
         cand_scores[rows, slot] = scores[rows, cols]
         filled[rows, slot] = True
     else:
+        if keep is not None:
+            scores[:, ~keep] = -np.inf
         cand_cols = _top_columns(scores, k)
         cand_scores = np.take_along_axis(scores, cand_cols, axis=1)
         filled = cand_scores > -np.inf
