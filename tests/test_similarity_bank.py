@@ -126,3 +126,28 @@ def test_unwritable_store_falls_back_to_memory(bank, monkeypatch):
     snapshot = bank_features(bank)
     assert snapshot.matrix.shape == (5, 128)
     np.testing.assert_allclose(np.linalg.norm(snapshot.matrix, axis=1), 1.0, atol=1e-5)
+
+
+def test_empty_bank_has_no_similar_failures(tmp_path):
+    empty = open_bank(tmp_path / "empty.db")
+    try:
+        found = similar_failures_in_bank(
+            empty, "add dropout", change("regularization", "add", "DROPOUT"), {}, [], k=5
+        )
+    finally:
+        empty.close()
+    assert found == ([], False, 0)
+
+
+def test_rows_missing_from_the_store_still_get_a_verdict(bank):
+    """History rows the store has not seen (a race with ingest) are judged without similarity."""
+    history = bank.experiments(bank.sessions()[0]["id"])
+    ghost = dict(history[0], id=999)
+    _, exact, _ = similar_failures_in_bank(
+        bank,
+        "increase LR to 0.02",
+        change("learning_rate", "increase", "LEARNING_RATE", "0.02"),
+        CONFIG,
+        [ghost],
+    )
+    assert exact is True

@@ -65,19 +65,17 @@ def similar_failures_in_bank(
         for r, s in zip(rows, scores, strict=True)
     }
 
-    session_ids = [int(row["id"]) for row in history]
-    positions = np.searchsorted(snapshot.ids, session_ids)
-    known = (positions < snapshot.ids.size) & (
-        snapshot.ids[np.minimum(positions, snapshot.ids.size - 1)] == session_ids
-    )
-    session_scores = np.full(len(session_ids), np.nan)
+    session_ids = np.array([int(row["id"]) for row in history], dtype=np.int64)
+    positions = np.minimum(np.searchsorted(snapshot.ids, session_ids), snapshot.ids.size - 1)
+    known = snapshot.ids[positions] == session_ids if snapshot.ids.size else positions < 0
+    session_scores = np.full(session_ids.size, np.nan)
     if known.any():
         session_scores[known] = np.asarray(snapshot.matrix[positions[known]]) @ query
     candidates = [
         dict(row, similarity=None if np.isnan(s) else float(np.clip(s, -1.0, 1.0)))
         for row, s in zip(history, session_scores, strict=True)
     ]
-    in_session = set(session_ids)
+    in_session = set(session_ids.tolist())
     details = _rows_by_id(bank, list(similarity))
     for row_id in similarity:
         if row_id not in in_session and row_id in details:  # another session: never exact
