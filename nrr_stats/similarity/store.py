@@ -386,15 +386,23 @@ def bank_features(bank: Any) -> Snapshot:
     if (None if last is None else int(last)) == stored_last:
         return snapshot
     try:
-        store.sync(bank.experiments)
+        store.sync(lambda: _feature_rows(bank))
     except OSError:
-        return _in_memory(bank.experiments())
+        return _in_memory(_feature_rows(bank))
     return store.snapshot()
 
 
 def sync_bank_features(bank: Any) -> SyncSummary:
     """Bring the store beside `bank` up to date: call after every ingest."""
-    return FeatureStore(bank.features_path).sync(bank.experiments)
+    return FeatureStore(bank.features_path).sync(lambda: _feature_rows(bank))
+
+
+def _feature_rows(bank: Any) -> list[dict[str, Any]]:
+    """Only the columns the store reads, in id order (lighter than whole experiment rows)."""
+    return bank.query(
+        "SELECT id, session_id, description, category, direction, parameter, from_value,"
+        " to_value, outcome, status FROM experiments ORDER BY id"
+    )
 
 
 def _in_memory(rows: list[Mapping[str, Any]]) -> Snapshot:
