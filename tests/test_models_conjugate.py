@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from nrr_stats.errors import NrrInputError
@@ -50,6 +50,9 @@ def test_a_failure_never_raises_the_mean_and_a_success_never_lowers_it(kn, prior
 
 @given(st.integers(min_value=1, max_value=9), st.integers(min_value=1, max_value=40), priors)
 def test_interval_narrows_as_count_grows_at_a_fixed_rate(keeps_per_ten, scale, prior):
+    # With a prior worth more trials than the data and far from them, the posterior can move
+    # toward 0.5 and widen; the law concerns data that outweigh the prior.
+    assume(sum(prior) <= 10 * scale)
     small = credible_interval(*beta_posterior(keeps_per_ten * scale, 10 * scale, *prior))
     large = credible_interval(*beta_posterior(keeps_per_ten * scale * 2, 20 * scale, *prior))
     assert large[1] - large[0] < small[1] - small[0]
@@ -202,7 +205,7 @@ def test_counts_sum_to_the_table_at_every_level(data):
 cell_arrays = st.lists(counts, min_size=1, max_size=8)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(cell_arrays, st.data())
 def test_leave_one_out_cells_obey_the_failure_and_success_laws(cells, data):
     keeps = np.array([k for k, _ in cells], dtype=float)

@@ -106,7 +106,7 @@ extra_rows = st.lists(
     ),
     max_size=8,
 )
-fast = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+fast = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @fast

@@ -569,27 +569,31 @@ def _conjugate_level_posteriors(
     return counts, prior, a, b
 
 
+def _conjugate_group(
+    table: ExperimentTable, level: str, key: tuple[str, ...], numerator: str = "keeps_w"
+) -> tuple[float, float, bool]:
+    """Beta posterior (a, b) of one group under a prior fitted on the other groups of its level;
+    the prior of all groups when the group has no data (third value False)."""
+    counts = cell_counts(table, level)
+    successes = getattr(counts, numerator)
+    index = {k: i for i, k in enumerate(counts.key_tuples())}.get(key) if len(table) else None
+    if index is None:
+        alpha, beta = conjugate.fit_beta_prior(successes, counts.trials_w)
+        return alpha, beta, False
+    alpha, beta = conjugate.fit_beta_prior(
+        np.delete(successes, index), np.delete(counts.trials_w, index)
+    )
+    a, b = conjugate.beta_posterior(successes[index], counts.trials_w[index], alpha, beta)
+    return float(a), float(b), True
+
+
 def _conjugate_answer(
     table: ExperimentTable, session: str, category: str, direction: str, parameter: str
 ) -> KeepAnswer:
     """Conjugate form: one empirical-Bayes level over (category, direction) cells; a cell's prior
-    comes from the other cells, and a cell without data gets that prior ("global")."""
-    cells, prior, a_cells, b_cells = _conjugate_level_posteriors(table, "cell")
-    index = {k: i for i, k in enumerate(cells.key_tuples())}
-    if (category, direction) in index and len(table):
-        i = index[(category, direction)]
-        a, b, level = a_cells[i], b_cells[i], "cell"
-    else:
-        (a, b), level = prior, "global"
-    crash_cats, crash_prior, a_crash, b_crash = _conjugate_level_posteriors(
-        table, "category", "crashes_w"
-    )
-    crash_index = {k: i for i, k in enumerate(crash_cats.key_tuples())}
-    if (category,) in crash_index and len(table):
-        i = crash_index[(category,)]
-        p_crash = float(a_crash[i] / (a_crash[i] + b_crash[i]))
-    else:
-        p_crash = crash_prior[0] / (crash_prior[0] + crash_prior[1])
+    comes from the other cells, and a cell without data gets the prior of all ("global")."""
+    a, b, has_data = _conjugate_group(table, "cell", (category, direction))
+    ac, bc, _ = _conjugate_group(table, "category", (category,), "crashes_w")
     low, high = conjugate.credible_interval(a, b, CONFIDENCE)
     mean = float(conjugate.posterior_mean(a, b))
     n, k, n_weighted = _query_counts(table, category, direction, "")
@@ -597,12 +601,12 @@ def _conjugate_answer(
         p_keep=mean,
         mean=mean,
         interval=(float(low), float(high)),
-        p_crash=float(p_crash),
+        p_crash=float(ac / (ac + bc)),
         prob_below_base=float(conjugate.prob_below(a, b, _session_base_rate(table, session))),
         n=n,
         k=k,
         n_weighted=n_weighted,
-        level=level,
+        level="cell" if has_data else "global",
         source="conjugate",
         stale=False,
         ess_share=1.0,
