@@ -1,0 +1,724 @@
+"""Parse one free-text experiment description into category, direction, parameter, from and to."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from nrr_stats.parser.results import strip_result_words_with
+from nrr_stats.parser.rules import Rules, Term, load_rules, phrase_regex
+from nrr_stats.parser.values import compare, multiplier, to_number
+
+MAX_CHARS = 4000  # a description longer than this is parsed from its opening only
+
+# --- value syntax -------------------------------------------------------------------------------
+NUM = r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?:\^\d+)?(?:[kmbgKMBG](?![a-zA-Z]))?(?:x(?![a-zA-Z]))?%?(?:-way)?"
+TUPLE = r"\((?:[^()]{1,60})\)"
+TOKEN = rf"(?:{TUPLE}|[^\s,;:()\[\]]*[^\s,;:()\[\].])"
+ARROW = r"\s*(?:->|→|=>|⇒|—>|–>|-->|⟶|➝|➔)\s*"
+ARROW_PAIR = re.compile(rf"(?P<a>{TOKEN}){ARROW}(?P<b>{TOKEN})")
+FROM_TO = re.compile(
+    rf"\bfrom\s+(?:(?P<n>{NUM})\s+(?:[a-z]+\s+)?|(?P<w>{TOKEN}(?:\s[A-Za-z]+)?)\s+)to\s+(?P<b>{TOKEN})",
+    re.I,
+)
+NUM_TO_NUM = re.compile(rf"(?<![\w.])(?P<a>{NUM})\s+to\s+(?P<b>{NUM})(?![\w.])", re.I)
+NUM_FROM_NUM = re.compile(
+    rf"(?<![\w.])(?P<b>{NUM})\s+\(?\s*(?:[a-z]+\s+)?(?:from|vs\.?|versus|was)\s+(?P<a>{NUM})(?![\w.])",
+    re.I,
+)
+INSTEAD = re.compile(rf"(?P<b>{TOKEN})\s+(?:[a-z]+\s+)?instead\s+of\s+(?P<a>{TOKEN})", re.I)
+ASSIGN = re.compile(
+    r"(?<![\w.])(?P<key>_*[A-Za-z][\w.]*(?:\[\w+\])?)\s*(?:=|:=)\s*"
+    r"(?P<val>\[[^\]]{0,200}\]|\([^()]{0,60}\)|[-+]?[^\s,;()\[\]+]+)"
+)
+TO_VALUE = re.compile(rf"\b(?:to|at|of|=)\s+(?P<val>{NUM})(?![\w.])", re.I)
+BARE_NUM = re.compile(rf"(?<![\w.^/])(?P<val>{NUM}(?:/{NUM})*)(?![\w.^/])")
+IDENTIFIER = re.compile(r"^_*([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[A-Z][A-Z0-9]+)(?:\[\w+\])?$")
+
+# --- clause structure ---------------------------------------------------------------------------
+PREFIX_TAG = re.compile(
+    r"^\s*(?:\[[^\]]{0,40}\]\s*|(?:s\d+\s+)?(?:exp|experiment|iter|iteration|run|trial|v)\s?[-#_]?\d+[a-z]?\b\s*[:.)\-—]*\s*)+",
+    re.I,
+)
+CLAUSE_SPLIT = re.compile(
+    r";|,\s+|\s\+\s|(?<=[a-z0-9])\+(?=[a-z])|\s+and\s+|\s+plus\s+|\s&\s", re.I
+)
+MOTIVE = re.compile(
+    r"\s(?:(?:in\s+order\s+)?to\s+(?:improve|achieve|allow|provide|potentially|help|make|get|give|see|test|"
+    r"check|find|match|fight|prevent|avoid|speed|stabili[sz]e|encourage|compensate|continue|capture|"
+    r"balance|leverage|let|maintain|keep|support|recover|preserve|mitigate|counter|exploit|favou?r|"
+    r"enable|ensure|smooth|free|save|push|force|align|broaden|focus|reach|fit|learn|squeeze|gain|trade|"
+    r"offset|regain|probe|explore|isolate|measure|better|boost|address|reflect|mirror|reduce|remove|"
+    r"increase|lower|raise|cut|limit|shorten|lengthen|spend|compare|confirm|verify)\b"
+    r"|so\s+that\b|so\b|because\b|since\b|hoping\b|which\b|while\b|whereas\b|given\b|due\s+to\b|after\b|"
+    r"(?<!turn)(?<!switch)(?<!turned)\s?on\s+(?!top\b)|for\s+(?![\d.])|now\s+that\b|but\b|although\b|though\b)",
+    re.I,
+)
+# A discarded row often says which value is still best: "softcap 30 (15 is better)", "(WD=0.2 better)".
+STILL_BEST = re.compile(
+    rf"\(\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val>{NUM})\s+(?:is\s+|was\s+)?(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?"
+    r"(?:better|optimal|best)\b",
+    re.I,
+)
+BASELINE = re.compile(
+    r"\b(baseline|re-?run|reproduc\w*|sanity check|reference run|control run)\b", re.I
+)
+SWEEP = re.compile(r"\[[^\]]*[,.]{1,2}[^\]]*\]|\bsweep\b|\bgrid\b|\bscan\b", re.I)
+STOP = {
+    "the",
+    "a",
+    "an",
+    "of",
+    "to",
+    "from",
+    "in",
+    "on",
+    "at",
+    "by",
+    "for",
+    "with",
+    "and",
+    "all",
+    "each",
+    "every",
+    "its",
+    "their",
+    "our",
+    "this",
+    "that",
+    "only",
+    "number",
+    "initial",
+    "new",
+}
+
+
+@dataclass(frozen=True)
+class ParsedChange:
+    """What one description proposes: a TAXONOMY category and direction, plus parameter and values."""
+
+    category: str
+    direction: str
+    parameter: str
+    from_value: str
+    to_value: str
+    # Every (PARAMETER, from, to) the text states; lets ConfigTracker learn several values at once.
+    settings: tuple[tuple[str, str, str], ...] = field(default=(), compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, str]:
+        """The JSON form: keys category, direction, parameter, from, to."""
+        return {
+            "category": self.category,
+            "direction": self.direction,
+            "parameter": self.parameter,
+            "from": self.from_value,
+            "to": self.to_value,
+        }
+
+
+OTHER = ParsedChange("other", "other", "", "", "")
+
+
+@dataclass
+class Mention:
+    """A category term found in the text, with its span in the focus text."""
+
+    start: int
+    end: int
+    term: Term
+    valued: bool = False
+
+
+@dataclass
+class Clause:
+    """A piece of the description that may state one change."""
+
+    start: int
+    end: int
+    text: str
+    mentions: list[Mention] = field(default_factory=list)
+
+
+def _lower_keep_length(text: str) -> str:
+    return "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+
+
+def _norm_for_match(text: str) -> str:
+    return re.sub(r"[_\-]", " ", _lower_keep_length(text))
+
+
+def _find_mentions(text: str, rules: Rules) -> list[Mention]:
+    """Category terms in the text: longest first, a user's category winning ties, no overlaps."""
+    norm = _norm_for_match(text)
+    found: list[tuple[int, int, int, Term]] = []
+    for term in rules.terms:
+        for match in term.regex.finditer(norm):
+            if match.end() > match.start():
+                user_first = 0 if term.category in rules.user_categories else 1
+                found.append((match.start(), match.end(), user_first, term))
+    found.sort(key=lambda f: (-(f[1] - f[0]), f[2], f[0], not f[3].parameter))
+    taken: list[Mention] = []
+    for start, end, _, term in found:
+        if all(end <= m.start or start >= m.end for m in taken):
+            taken.append(Mention(start, end, term))
+    taken.sort(key=lambda m: m.start)
+    return taken
+
+
+def _clauses(text: str) -> list[Clause]:
+    """Split at top-level separators (not inside brackets), then drop each clause's stated motive."""
+    pieces: list[Clause] = []
+    depth, start = 0, 0
+    cuts: list[tuple[int, int]] = []
+    for match in CLAUSE_SPLIT.finditer(text):
+        depth = text.count("(", 0, match.start()) - text.count(")", 0, match.start())
+        depth += text.count("[", 0, match.start()) - text.count("]", 0, match.start())
+        if depth <= 0:
+            cuts.append((match.start(), match.end()))
+    after_motive = False
+    for cut_start, cut_end in [*cuts, (len(text), len(text))]:
+        body_end = cut_start
+        motive = MOTIVE.search(text, start, body_end)
+        if motive and motive.start() > start:
+            body_end = motive.start()
+        body = text[start:body_end]
+        # after a stated motive the rest is rationale, unless it states another value change
+        if body.strip() and (not after_motive or ARROW_PAIR.search(body) or ASSIGN.search(body)):
+            pieces.append(Clause(start, body_end, body))
+        after_motive = after_motive or motive is not None
+        start = cut_end
+    return pieces
+
+
+def _is_head(mention: Mention) -> bool:
+    return mention.term.is_head
+
+
+def _head_of(group: list[Mention], rules: Rules) -> Mention:
+    """The mention naming the thing changed in a noun compound: a user's category, else its last head
+    word, else its first word."""
+    users = [m for m in group if m.term.category in rules.user_categories]
+    if users:
+        return users[0]
+    heads = [m for m in group if _is_head(m)]
+    return heads[-1] if heads else group[0]
+
+
+def _groups(text: str, mentions: list[Mention]) -> list[list[Mention]]:
+    groups: list[list[Mention]] = []
+    for mention in mentions:
+        previous = groups[-1][-1] if groups else None
+        both_numeric = previous is not None and all(
+            re.search(r"\d", text[m.start : m.end]) for m in (previous, mention)
+        )
+        if (
+            previous is not None
+            and not both_numeric
+            and re.fullmatch(
+                r"[\s_\-]{0,2}(?:\d+[\s_\-]{1,2})?", text[previous.end : mention.start]
+            )
+        ):
+            groups[-1].append(mention)
+        else:
+            groups.append([mention])
+    return groups
+
+
+def _outside_brackets(text: str, position: int) -> bool:
+    return text.count("(", 0, position) <= text.count(")", 0, position)
+
+
+def _direction_words(text: str, rules: Rules) -> list[tuple[int, str, str]]:
+    """(position, direction, word) of each direction word in the text, in order."""
+    norm = _norm_for_match(text)
+    hits: list[tuple[int, int, str, str]] = []
+    for direction, words in rules.direction_words.items():
+        for word in words:
+            for match in _word_regex(word).finditer(norm):
+                hits.append((match.start(), match.end(), direction, word))
+    hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
+    result: list[tuple[int, str, str]] = []
+    last_end = -1
+    for start, end, direction, word in hits:
+        if start >= last_end:
+            result.append((start, direction, word))
+            last_end = end
+    return result
+
+
+_WORD_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _word_regex(word: str) -> re.Pattern[str]:
+    if word not in _WORD_CACHE:
+        _WORD_CACHE[word] = re.compile(phrase_regex(word))
+    return _WORD_CACHE[word]
+
+
+def _parameter_name(raw: str, rules: Rules) -> str:
+    """UPPER_SNAKE name for an identifier or alias as written; "" when it is not one."""
+    cleaned = re.sub(r"\[\w*\]$", "", raw.strip()).strip("_ .:")
+    alias = rules.parameters.get(re.sub(r"[_\-\s]+", " ", cleaned.lower()))
+    if alias:
+        return alias
+    for term in rules.terms:
+        if term.parameter and term.regex.fullmatch(re.sub(r"[_\-]", " ", cleaned.lower())):
+            return term.parameter
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.\-]{0,60}", cleaned):
+        return ""
+    return re.sub(r"[^A-Z0-9]+", "_", cleaned.upper()).strip("_")
+
+
+def _word_before(text: str, position: int) -> str:
+    """The identifier-like word right before a position (skipping "=", ":" and spaces)."""
+    match = re.search(r"([A-Za-z_][\w.\[\]]*)[\s=:]*$", text[:position])
+    return match.group(1) if match else ""
+
+
+def _noun_phrase_before(text: str, position: int, rules: Rules) -> str:
+    """Up to three content words before a value ("raise meta threshold to 0.45" -> META_THRESHOLD)."""
+    words = re.findall(r"[A-Za-z][A-Za-z0-9'\-]*|\S+", text[:position])
+    picked: list[str] = []
+    verbs = {w for ws in rules.direction_words.values() for w in ws}
+    for word in reversed(words):
+        lower = word.lower()
+        if lower in ("to", "from", "=", "at", "of") and not picked:
+            continue
+        if (
+            lower in verbs
+            or lower in ("set", "to", "from")
+            or not re.fullmatch(r"[A-Za-z][A-Za-z'\-]*", word)
+        ):
+            if re.search(r"\d", word) and re.search(r"[A-Za-z]", word) and not picked:
+                continue  # "15m max hold": a unit-like token next to the value
+            if re.search(r"\d", word) and picked:
+                continue
+            break
+        if lower in STOP:
+            if picked:
+                break
+            continue
+        picked.append(word)
+        if len(picked) == 3:
+            break
+    if not picked:
+        return ""
+    return _parameter_name("_".join(reversed(picked)), rules)
+
+
+@dataclass
+class Change:
+    """A value change found in a clause: parameter (maybe ""), from and to as written, and where."""
+
+    parameter: str
+    from_value: str
+    to_value: str
+    position: int
+    explicit_pair: bool
+    key_start: int = -1
+
+    def __post_init__(self) -> None:
+        if self.key_start < 0:
+            self.key_start = self.position
+
+
+def _value_changes(text: str, rules: Rules) -> list[Change]:
+    """Every stated value in the text: pairs (A->B, from A to B, B instead of A) and targets (K=V, to V)."""
+    changes: list[Change] = []
+    used: list[tuple[int, int]] = []
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= s or start >= e for s, e in used)
+
+    for pattern in (ARROW_PAIR, FROM_TO, INSTEAD, NUM_FROM_NUM, NUM_TO_NUM):
+        for match in pattern.finditer(text):
+            if not free(match.start(), match.end()):
+                continue
+            groups = match.groupdict()
+            a = (groups.get("a") or groups.get("n") or groups.get("w") or "").strip()
+            b = groups["b"].strip()
+            if pattern is ARROW_PAIR:
+                key_match = ASSIGN.fullmatch(a)
+                if key_match:
+                    a = key_match.group("val")
+            if not a or not b or a == b or MOTIVE.match(" to " + b):
+                continue
+            key = _word_before(text, match.start())
+            parameter = _parameter_name(key, rules) if key else ""
+            if parameter and not (
+                IDENTIFIER.match(key) or key.lower() in rules.parameters or _alias(key, rules)
+            ):
+                parameter = ""
+            used.append((match.start(), match.end()))
+            changes.append(Change(parameter, a, b, match.start(), True))
+    for match in ASSIGN.finditer(text):
+        if not free(match.start(), match.end()):
+            continue
+        used.append((match.start(), match.end()))
+        changes.append(
+            Change(
+                _parameter_name(match.group("key"), rules),
+                "",
+                match.group("val"),
+                match.start("val"),
+                False,
+                match.start(),
+            )
+        )
+    for match in TO_VALUE.finditer(text):
+        if free(match.start("val"), match.end("val")):
+            used.append((match.start("val"), match.end("val")))
+            changes.append(Change("", "", match.group("val"), match.start("val"), False))
+    for match in BARE_NUM.finditer(text):
+        if free(match.start(), match.end()):
+            used.append((match.start(), match.end()))
+            changes.append(Change("", "", match.group("val"), match.start(), False))
+    changes.sort(key=lambda c: c.position)
+    return changes
+
+
+def _alias(word: str, rules: Rules) -> str:
+    lowered = re.sub(r"[_\-]", " ", word.lower())
+    for term in rules.terms:
+        if term.parameter and term.regex.fullmatch(lowered):
+            return term.parameter
+    return ""
+
+
+def _attach(changes: list[Change], mentions: list[Mention], text: str) -> dict[int, Change]:
+    """Link each value to the mention it qualifies (the nearest mention before it in the same clause,
+    or a number written right before a mention: "16 refine layers", "5% warmup")."""
+    linked: dict[int, Change] = {}
+    for change in changes:
+        keyed = [m for m in mentions if change.key_start <= m.start < change.position]
+        before = [m for m in mentions if m.end <= change.key_start]
+        after = [m for m in mentions if m.start >= change.position]
+        target: Mention | None = None
+        if keyed:
+            target = keyed[-1]
+        elif before and re.fullmatch(r"[^,;\d]{0,30}", text[before[-1].end : change.key_start]):
+            target = before[-1]
+        elif after and re.fullmatch(r"[\w.%^x\s\-]{0,25}", text[change.position : after[0].start]):
+            target = after[0]
+        if target is not None:
+            index = mentions.index(target)
+            linked.setdefault(index, change)
+            target.valued = True
+    return linked
+
+
+def _is_option(text: str, rules: Rules) -> str:
+    """The option word (as written) a text names, e.g. "SwiGLU" in "SwiGLU MLP"; "" when none."""
+    norm = _norm_for_match(text)
+    best: tuple[int, int] | None = None
+    for word in rules.option_words:
+        match = _word_regex(word).search(norm)
+        if match and (best is None or match.start() < best[0]):
+            best = (match.start(), match.end())
+    return text[best[0] : best[1]] if best else ""
+
+
+def _is_technique(mention: Mention, text: str, rules: Rules) -> bool:
+    span = re.sub(r"[_\-\s]+", " ", text[mention.start : mention.end].lower())
+    return any(span == word or span.endswith(" " + word) for word in rules.technique_words)
+
+
+def _same_as_config(change: Change, parameter: str, config: Mapping[str, str]) -> bool:
+    current = config.get(parameter)
+    if current is None or change.from_value:
+        return False
+    if current.strip().lower() == change.to_value.strip().lower():
+        return True
+    a, b = to_number(current), to_number(change.to_value)
+    return a is not None and b is not None and a == b
+
+
+def _direction_from_value(change: Change, parameter: str, config: Mapping[str, str]) -> str:
+    if change.from_value:
+        return compare(change.from_value, change.to_value)
+    if SWEEP.search(change.to_value):
+        return "other"
+    lowered = change.to_value.strip().lower()
+    if lowered in ("false", "off", "none", "disabled", "no"):
+        return "remove"
+    if lowered in ("true", "on", "enabled", "yes"):
+        return "add"
+    if parameter and parameter in config:
+        return compare(config[parameter], change.to_value)
+    factor = multiplier(change.to_value)
+    if factor is not None and factor != 1:
+        return "increase" if factor > 1 else "decrease"
+    return ""
+
+
+def _settings(changes: list[Change], text: str, rules: Rules) -> tuple[tuple[str, str, str], ...]:
+    found: list[tuple[str, str, str]] = []
+    for change in changes:
+        parameter = change.parameter or _alias(_word_before(text, change.position), rules)
+        if parameter and (change.from_value or change.to_value):
+            found.append((parameter, change.from_value, change.to_value))
+    return tuple(found)
+
+
+SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\betc)\.\s+|[。！？]")
+
+
+def _main_statement(text: str) -> str:
+    """The proposal proper: the first sentence, and before ": " when a change is already stated there
+    ("DEPTH 4->6: undertrained ..."), since what follows is commentary."""
+    for match in SENTENCE_END.finditer(text):
+        if match.start() >= 8:
+            text = text[: match.start()]
+            break
+    colon = text.find(": ")
+    if colon > 0:
+        head = text[:colon]
+        tail = text[colon + 2 :]
+        if (
+            ARROW_PAIR.search(head)
+            or FROM_TO.search(head)
+            or ASSIGN.search(head)
+            or re.match(r"\s*[\d.]", tail)
+        ):
+            text = head
+    return text.strip()
+
+
+def _revealed_current(raw: str, parameter: str) -> tuple[tuple[str, str, str], ...]:
+    """A value a (raw, unscrubbed) row says is still best: the kept configuration's current value."""
+    if not parameter:
+        return ()
+    found = STILL_BEST.search(raw)
+    return ((parameter, found.group("val"), ""),) if found else ()
+
+
+def parse_description(
+    text: str, *, rules: Rules | None = None, config: Mapping[str, str] | None = None
+) -> ParsedChange:
+    """Parse a description into a ParsedChange; never raises, always returns vocabulary words.
+
+    `config` is the kept configuration known so far (PARAMETER -> value as written): it gives
+    "LR to 0.05" a direction when the current LR is known.
+    """
+    rules = rules or load_rules()
+    config = config or {}
+    if not isinstance(text, str):
+        return OTHER
+    raw = text[:MAX_CHARS]
+    parsed = _parse_clean(strip_result_words_with(raw, rules), rules, config)
+    extra = _revealed_current(raw, parsed.parameter)
+    if extra:
+        parsed = ParsedChange(*parsed.as_dict().values(), settings=parsed.settings + extra)
+    return parsed
+
+
+def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedChange:
+    text = _main_statement(PREFIX_TAG.sub("", text, count=1).strip())
+    if not text:
+        return OTHER
+    clauses = _clauses(text)
+    all_changes = _value_changes(text, rules)
+    settings = _settings(all_changes, text, rules)
+    if not clauses:
+        return ParsedChange("other", "other", "", "", "", settings)
+    first = clauses[0].text
+    if BASELINE.search(first) and not ARROW_PAIR.search(first) and not FROM_TO.search(first):
+        return ParsedChange("other", "other", "", "", "", settings)
+
+    # A clause changes its head mention when the mention carries a value, or the clause has a verb.
+    spans = [
+        (m.start, m.end)
+        for m in _find_mentions(text, rules)
+        if m.term.category != "other" and not m.term.is_pattern
+    ]
+    # a verb inside a longer named thing is not a verb: "skip connections", "drop path"
+    verbs_all = [
+        v
+        for v in _direction_words(text, rules)
+        if not any(s <= v[0] < e and e - s > len(v[2]) for s, e in spans)
+    ]
+    proposals: list[tuple[str, Mention | None, Change | None, Clause]] = []
+    fallback: list[tuple[str, Mention, Clause]] = []
+    restated: set[int] = set()
+    for clause in clauses:
+        mentions = [
+            Mention(m.start + clause.start, m.end + clause.start, m.term)
+            for m in _find_mentions(clause.text, rules)
+        ]
+        local_changes = [c for c in all_changes if clause.start <= c.position < clause.end]
+        outside = [m for m in mentions if _outside_brackets(text, m.start)] or mentions
+        heads = [_head_of(g, rules) for g in _groups(text, outside)]
+        linked = _attach(local_changes, heads, text)
+        clause_verbs = [v for v in verbs_all if clause.start <= v[0] < clause.end]
+        detail_from = _detail_start(text, clause)
+        counted = False
+        for index, head in enumerate(heads):
+            change = linked.get(index)
+            valued = change is not None or bool(re.search(r"\d", text[head.start : head.end]))
+            if change is not None and head.term.parameter and _directly_names(text, head, change):
+                change.parameter = head.term.parameter
+            parameter = change.parameter if change and change.parameter else head.term.parameter
+            if change and parameter and _same_as_config(change, parameter, config):
+                restated.add(id(head))
+                continue  # restates the kept configuration: not a change
+            if counted and head.start >= detail_from:
+                continue  # "add a block with 256 filters": the filters are a detail of the block
+            if valued or (not counted and clause_verbs):
+                proposals.append((head.term.category, head, change, clause))
+                counted = True
+        fresh = [h for h in heads if id(h) not in restated]
+        if fresh:
+            fallback.append((fresh[0].term.category, fresh[0], clause))
+        if not counted and not heads and (local_changes or clause_verbs):
+            pairs = [c for c in local_changes if c.explicit_pair]
+            chosen = (pairs or local_changes or [None])[0]
+            proposals.append(("other", None, chosen, clause))
+
+    named = [p for p in proposals if p[0] != "other"]
+    if len({p[0] for p in named}) >= 2:
+        return ParsedChange("multiple", "other", "", "", "", settings)
+    change: Change | None
+    named_fallback = [f for f in fallback if f[0] != "other"]
+    if named:
+        category, mention, change, clause = named[0]
+    elif named_fallback and all(p[1] is None for p in proposals):
+        category, mention, clause = named_fallback[0]
+        change = None
+    elif proposals:
+        category, mention, change, clause = proposals[0]
+    elif fallback:
+        category, mention, clause = fallback[0]
+        change = None
+    else:
+        return ParsedChange("other", "other", "", "", "", settings)
+    return _finish(
+        category, mention, change, clause, clauses, text, rules, config, verbs_all, settings
+    )
+
+
+def _directly_names(text: str, head: Mention, change: Change) -> bool:
+    """True when the value follows the mention with nothing but "=", ":" or spaces between."""
+    between = text[head.end : change.key_start if change.key_start > head.end else change.position]
+    return head.end <= change.position and re.fullmatch(r"[\s=:]*", between) is not None
+
+
+def _detail_start(text: str, clause: Clause) -> int:
+    """Where a clause's details begin ("... with 256 filters"); the clause end when it has none."""
+    found = re.search(r"\s(?:with|using|via|at|of|in)\s", text[clause.start : clause.end], re.I)
+    return clause.start + found.start() if found else clause.end
+
+
+def _finish(
+    category: str,
+    mention: Mention | None,
+    change: Change | None,
+    clause: Clause,
+    clauses: list[Clause],
+    text: str,
+    rules: Rules,
+    config: Mapping[str, str],
+    verbs_all: list[tuple[int, str, str]],
+    settings: tuple[tuple[str, str, str], ...],
+) -> ParsedChange:
+    """Direction, parameter and values of the chosen change."""
+    parameter = ""
+    if change is not None and change.parameter:
+        parameter = change.parameter
+    elif mention is not None and mention.term.parameter:
+        parameter = mention.term.parameter
+    elif change is not None and (category == "other" or category in rules.user_categories):
+        parameter = _noun_phrase_before(text, change.position, rules)
+    elif mention is not None and (
+        re.search(r"\d", text[mention.start : mention.end])
+        or (
+            change is not None
+            and not change.explicit_pair
+            and re.fullmatch(r"[\w.%^\-]+\s+", text[change.position : mention.start]) is not None
+        )
+    ):
+        # "16 refine layers", "10k samples": the counted noun names the parameter
+        letters = re.sub(r"[^A-Za-z]+", " ", text[mention.start : mention.end]).strip()
+        if len(letters) >= 3:
+            parameter = _parameter_name(letters, rules)
+    from_value = change.from_value if change else ""
+    to_value = change.to_value if change else ""
+
+    # Direction: explicit pair > verb > known current value > verb in brackets > multiplier > default.
+    clause_verbs = [v for v in verbs_all if clause.start <= v[0] < clause.end] or [
+        v for v in verbs_all if any(c.start <= v[0] < c.end for c in clauses)
+    ]
+    plain_verbs = [v for v in clause_verbs if _outside_brackets(text, v[0])]
+    bracket_verbs = [v for v in clause_verbs if not _outside_brackets(text, v[0])]
+    option = _is_option(text[clause.start : _detail_start(text, clause)], rules)
+    if option and not _option_fits(option, category, rules):
+        option = ""
+    direction = ""
+    if change is not None and change.from_value:
+        direction = compare(change.from_value, change.to_value)
+    if not direction and change is not None and SWEEP.search(text):
+        direction = "other"
+    if not direction and plain_verbs:
+        direction = _verb_direction(plain_verbs[0], change, parameter, option, config)
+    if not direction and change is not None:
+        direction = _direction_from_value(change, parameter, config)
+    if not direction and bracket_verbs:
+        direction = _verb_direction(bracket_verbs[0], change, parameter, option, config)
+    if not direction:
+        direction = _bracket_delta(text[clause.start : clause.end])
+    if not direction and change is not None:
+        if mention is not None and _is_technique(mention, text, rules):
+            direction = "add"
+        else:
+            direction = "other"
+    if not direction:
+        if option and category != "other":
+            direction = "replace"
+        elif mention is not None and category != "other":
+            direction = "add"
+        else:
+            direction = "other"
+    if direction == "replace" and option and not to_value:
+        to_value = option
+    if not parameter and direction == "replace" and option and category in rules.default_parameters:
+        parameter = rules.default_parameters[category]
+    if category == "other" and direction == "other":
+        parameter, from_value, to_value = "", "", ""
+    stated = (parameter, from_value, to_value)
+    if change is not None and parameter and (from_value or to_value) and stated not in settings:
+        settings = settings + (stated,)
+    return ParsedChange(category, direction, parameter, from_value, to_value, settings)
+
+
+RECOMPUTE_VERBS = {"change", "changed", "set"}
+BRACKET_DELTA = re.compile(r"\((?:[^()]*[\s,;])?(?P<sign>[+\-−])\d+(?:\.\d+)?\s+[a-z]", re.I)
+
+
+def _bracket_delta(text: str) -> str:
+    """A signed count in brackets, "(10.67M params, +1 layer)", says which way the quantity moved."""
+    found = BRACKET_DELTA.search(text)
+    if not found:
+        return ""
+    return "increase" if found.group("sign") == "+" else "decrease"
+
+
+def _option_fits(option: str, category: str, rules: Rules) -> bool:
+    """An option word speaks for a category it names ("GELU" for activation), or for a change of none."""
+    named = {m.term.category for m in _find_mentions(option, rules)}
+    return category in named or (not named and category in ("other", "architecture_other"))
+
+
+def _verb_direction(
+    verb: tuple[int, str, str],
+    change: Change | None,
+    parameter: str,
+    option: str,
+    config: Mapping[str, str],
+) -> str:
+    """The direction a verb signals, refined by what it acts on ("use GELU" replaces; "change X to 8" compares)."""
+    _, direction, word = verb
+    if direction == "add" and word in ("use", "using", "apply", "applied", "adopt") and option:
+        return "replace"
+    if word in RECOMPUTE_VERBS and change is not None and to_number(change.to_value) is not None:
+        return _direction_from_value(change, parameter, config) or "other"
+    return direction

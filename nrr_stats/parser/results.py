@@ -1,0 +1,101 @@
+"""Remove the words of a description that report a result, so the parse depends on the proposal alone.
+
+Descriptions in real logs are often written after the run ("double width (OOM)", "new best");
+EVALUATION.md scrubs such words from the row being predicted, so the parser must ignore them too.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from nrr_stats.parser.rules import Rules, load_rules
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+INNER_GROUP = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]|（([^（）]*)）")
+# Separators between clauses; a result word cuts its clause to the end, never a neighbour.
+CLAUSE_SPLIT = re.compile(r"(;|\s[—–]+\s?|[—–]+\s|\s--+\s|\s-\s|,\s|:\s|\.\s|\|)")
+SIGNED_PERCENT = re.compile(r"(?<![\w.])[-+±]\s?\d+(?:\.\d+)?\s?%")
+METRIC_FIGURE = re.compile(
+    r"\b(?:val[_ ]?bpb|bpb|val[_ ]?loss|val[_ ]?acc(?:uracy)?|accuracy|auc|sharpe|ppl|perplexity|mfu|"
+    r"elo|tok/s|tokens?/s(?:ec)?)\s*[:=]?\s*[-+]?\d+(?:\.\d+)?%?(?:\s*(?:->|→|=>)\s*[-+]?\d+(?:\.\d+)?%?)?",
+    re.IGNORECASE,
+)
+COMMIT_REF = re.compile(r"@\s?[0-9a-f]{6,40}\b")
+LEADING_TAG = re.compile(r"^\s*(?:\[[^\]]*\]\s*|[\w\-]*\d[\w\-]*[:.)]?\s*)+", re.I)
+MOTIVE_GROUP = re.compile(r"^\s*(hypothesis|evidence|expected|target|note|why|rationale)\b", re.I)
+
+
+@lru_cache(maxsize=8)
+def _result_regex(words: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = sorted(
+        (r"[\s_\-]+".join(re.escape(part) for part in word.split(" ")) for word in words),
+        key=len,
+        reverse=True,
+    )
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(alternatives) + r")(?![a-z0-9])", re.I)
+
+
+def _drop_groups(text: str, result: re.Pattern[str]) -> str:
+    """Drop (...) and [...] groups that report a result or a motive; keep groups that carry the change."""
+
+    def replace(match: re.Match[str]) -> str:
+        inner = next(group for group in match.groups() if group is not None)
+        if result.search(inner) or SIGNED_PERCENT.search(inner) or MOTIVE_GROUP.search(inner):
+            return " "
+        opening, closing = ("\x04", "\x05") if match.group(0).startswith("[") else ("\x00", "\x01")
+        return opening + inner.replace("(", "\x02").replace(")", "\x03") + closing
+
+    for _ in range(4):
+        changed = INNER_GROUP.sub(replace, text)
+        if changed == text:
+            break
+        text = changed
+    for placeholder, bracket in zip("\x00\x01\x02\x03\x04\x05", "()()[]", strict=True):
+        text = text.replace(placeholder, bracket)
+    return text
+
+
+def _cut_clauses(text: str, result: re.Pattern[str]) -> str:
+    """In each clause, remove everything from the first result word to the clause's end."""
+    pieces = CLAUSE_SPLIT.split(text)
+    kept: list[str] = []
+    for index in range(0, len(pieces), 2):
+        clause = pieces[index]
+        found = result.search(clause)
+        if found:
+            clause = clause[: found.start()]
+            before = "".join(kept) + clause
+            opens_clause = not clause.strip()
+            if opens_clause or len(re.findall(r"[^\W\d_]{2,}", LEADING_TAG.sub("", before))) >= 2:
+                # a result reported after the proposal: what follows is commentary too
+                clause = clause.rstrip(" \t-—–:,;.+&")
+                if clause.strip():
+                    if kept:
+                        kept.append(pieces[index - 1])
+                    kept.append(clause)
+                break
+        clause = clause.rstrip(" \t-—–:,;.+&")
+        if clause.strip():
+            if kept:
+                kept.append(pieces[index - 1])
+            kept.append(clause)
+    return "".join(kept)
+
+
+def strip_result_words_with(text: str, rules: Rules) -> str:
+    """strip_result_words with a given rule set's result words."""
+    result = _result_regex(rules.result_words)
+    text = CONTROL.sub(" ", text)
+    text = METRIC_FIGURE.sub(" ", text)
+    text = COMMIT_REF.sub(" ", text)
+    text = _drop_groups(text, result)
+    text = SIGNED_PERCENT.sub(" ", text)
+    text = _cut_clauses(text, result)
+    return re.sub(r"[ \t]+", " ", text).strip(" \t-—–:,;.")
+
+
+def strip_result_words(text: str) -> str:
+    """Remove words that report a result, not the proposal: "(OOM)", "— regression", "worse", "new best",
+    "no effect", "slower", result figures like "(-28.3% vs 1e-3)" or "val_bpb 0.993"."""
+    return strip_result_words_with(text, load_rules())

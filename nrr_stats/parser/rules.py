@@ -1,0 +1,237 @@
+"""Load the parser's rules: the built-in rules.toml plus an optional user rules file (SPEC.md, Rules files)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from nrr_stats.errors import NrrInputError
+from nrr_stats.taxonomy import CATEGORIES, DIRECTIONS
+
+PARAMETER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+CATEGORY_KEYS = {"words", "patterns", "parameters", "default_parameter", "heads"}
+TOP_KEYS = {"categories", "parameters", "directions", "options", "results", "techniques"}
+
+
+@dataclass(frozen=True)
+class Term:
+    """One thing the matcher looks for: a phrase or regex that names a category (and maybe a parameter)."""
+
+    category: str
+    regex: re.Pattern[str]
+    parameter: str = ""
+    is_head: bool = False
+    is_pattern: bool = False
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Loaded rules: categories with words/patterns, parameter aliases, direction, option and result words."""
+
+    categories: tuple[str, ...]
+    terms: tuple[Term, ...]
+    default_parameters: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+    direction_words: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    option_words: tuple[str, ...] = ()
+    result_words: tuple[str, ...] = ()
+    technique_words: tuple[str, ...] = ()
+    user_categories: tuple[str, ...] = ()
+
+    @property
+    def vocabulary(self) -> frozenset[str]:
+        """Every category word this rule set may return."""
+        return frozenset(self.categories) | {"multiple", "other"}
+
+
+def normalise(text: str) -> str:
+    """Lower-case, read "_" and "-" as spaces and collapse whitespace: the form words are matched in."""
+    return re.sub(r"\s+", " ", re.sub(r"[_\-]+", " ", text.lower())).strip()
+
+
+def phrase_regex(phrase: str) -> str:
+    """A regex matching a normalised phrase as whole words, its last word also in the plural."""
+    words = normalise(phrase).split(" ")
+    body = r"\s+".join(re.escape(word) for word in words)
+    plural = "(?:s|es)?" if words[-1][-1:].isalpha() else ""
+    return rf"(?<![a-z0-9²]){body}{plural}(?![a-z0-9²])"
+
+
+def _fail(path: str, message: str, line: int | None = None) -> NrrInputError:
+    return NrrInputError(f"bad rules file: {message}", path=path, line=line)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    shown = str(path)
+    if not path.exists():
+        raise _fail(shown, "no such file")
+    if path.is_dir():
+        raise _fail(shown, "is a directory, not a TOML file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _fail(shown, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise _fail(shown, f"cannot be read ({error.strerror})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        line = getattr(error, "lineno", None)
+        if line is None:
+            found = re.search(r"line (\d+)", str(error))
+            line = int(found.group(1)) if found else None
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
+        raise _fail(shown, f"invalid TOML: {reason}", line) from None
+
+
+def _string_list(value: Any, where: str, path: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _fail(path, f"{where} must be a list of strings")
+    return value
+
+
+def _parameter_map(value: Any, where: str, path: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _fail(path, f'{where} must be a table of alias = "UPPER_SNAKE"')
+    for alias, name in value.items():
+        if not isinstance(name, str) or not PARAMETER_NAME.match(name):
+            raise _fail(
+                path, f"{where}.{alias!r}: parameter name must be UPPER_SNAKE, got {name!r}"
+            )
+    return dict(value)
+
+
+def _validate(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """Check a rules document's shape; return it unchanged or raise NrrInputError naming the fault."""
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise _fail(
+            path, f"unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(TOP_KEYS)}"
+        )
+    categories = data.get("categories", {})
+    if not isinstance(categories, dict):
+        raise _fail(path, "[categories] must be a table of tables")
+    for name, body in categories.items():
+        if not CATEGORY_NAME.match(name):
+            raise _fail(path, f"category name {name!r} must be lower_snake_case")
+        if name == "multiple":
+            raise _fail(path, "category 'multiple' is reserved")
+        if not isinstance(body, dict):
+            raise _fail(path, f"[categories.{name}] must be a table")
+        extra = set(body) - CATEGORY_KEYS
+        if extra:
+            raise _fail(path, f"[categories.{name}] has unknown key(s) {sorted(extra)}")
+        _string_list(body.get("words", []), f"categories.{name}.words", path)
+        _string_list(body.get("heads", []), f"categories.{name}.heads", path)
+        for pattern in _string_list(body.get("patterns", []), f"categories.{name}.patterns", path):
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise _fail(
+                    path, f"categories.{name}.patterns: bad regex {pattern!r} ({error})"
+                ) from None
+        _parameter_map(body.get("parameters", {}), f"categories.{name}.parameters", path)
+        default = body.get("default_parameter", "")
+        if default and (not isinstance(default, str) or not PARAMETER_NAME.match(default)):
+            raise _fail(path, f"categories.{name}.default_parameter must be UPPER_SNAKE")
+    _parameter_map(data.get("parameters", {}), "parameters", path)
+    directions = data.get("directions", {})
+    if not isinstance(directions, dict):
+        raise _fail(path, "[directions] must be a table")
+    for name, words in directions.items():
+        if name not in DIRECTIONS:
+            raise _fail(path, f"[directions] key {name!r} is not one of {list(DIRECTIONS)}")
+        _string_list(words, f"directions.{name}", path)
+    for table in ("options", "results", "techniques"):
+        body = data.get(table, {})
+        if not isinstance(body, dict) or set(body) - {"words"}:
+            raise _fail(path, f"[{table}] must be a table with one key, words")
+        _string_list(body.get("words", []), f"{table}.words", path)
+    return data
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Extra rules add to the base: new categories, and more words / patterns / parameters for old ones."""
+    merged: dict[str, Any] = {
+        "categories": {name: dict(body) for name, body in base.get("categories", {}).items()},
+        "parameters": {**base.get("parameters", {}), **extra.get("parameters", {})},
+        "directions": {k: list(v) for k, v in base.get("directions", {}).items()},
+        "options": {"words": list(base.get("options", {}).get("words", []))},
+        "results": {"words": list(base.get("results", {}).get("words", []))},
+        "techniques": {"words": list(base.get("techniques", {}).get("words", []))},
+    }
+    for name, body in extra.get("categories", {}).items():
+        target = merged["categories"].setdefault(name, {})
+        for key in ("words", "patterns", "heads"):
+            target[key] = list(target.get(key, [])) + list(body.get(key, []))
+        target["parameters"] = {**target.get("parameters", {}), **body.get("parameters", {})}
+        if body.get("default_parameter"):
+            target["default_parameter"] = body["default_parameter"]
+    for name, words in extra.get("directions", {}).items():
+        merged["directions"][name] = merged["directions"].get(name, []) + list(words)
+    for table in ("options", "results", "techniques"):
+        merged[table]["words"] += list(extra.get(table, {}).get("words", []))
+    return merged
+
+
+def _build(data: dict[str, Any], user_names: set[str]) -> Rules:
+    terms: list[Term] = []
+    defaults: dict[str, str] = {}
+    names: list[str] = [c for c in CATEGORIES if c not in ("multiple",)]
+    for name, body in data.get("categories", {}).items():
+        if name not in names:
+            names.append(name)
+        heads = {normalise(word) for word in body.get("heads", [])}
+        for alias, parameter in body.get("parameters", {}).items():
+            terms.append(Term(name, re.compile(phrase_regex(alias)), parameter, True))
+        for word in list(body.get("words", [])) + sorted(heads):
+            is_head = normalise(word) in heads or name == "other"
+            terms.append(Term(name, re.compile(phrase_regex(word)), "", is_head))
+        for pattern in body.get("patterns", []):
+            terms.append(Term(name, re.compile(pattern), is_pattern=True))
+        if body.get("default_parameter"):
+            defaults[name] = body["default_parameter"]
+    return Rules(
+        categories=tuple(names),
+        terms=tuple(terms),
+        default_parameters=defaults,
+        parameters={normalise(k): v for k, v in data.get("parameters", {}).items()},
+        direction_words={
+            k: tuple(normalise(w) for w in v) for k, v in data.get("directions", {}).items()
+        },
+        option_words=tuple(normalise(w) for w in data.get("options", {}).get("words", [])),
+        result_words=tuple(normalise(w) for w in data.get("results", {}).get("words", [])),
+        technique_words=tuple(normalise(w) for w in data.get("techniques", {}).get("words", [])),
+        user_categories=tuple(sorted(user_names)),
+    )
+
+
+_BUILTIN: Rules | None = None
+
+
+def builtin_rules_document() -> dict[str, Any]:
+    """The parsed built-in rules.toml shipped in the package."""
+    text = resources.files("nrr_stats.parser").joinpath("rules.toml").read_text(encoding="utf-8")
+    return _validate(tomllib.loads(text), "nrr_stats/parser/rules.toml")
+
+
+def load_rules(extra: str | Path | None = None) -> Rules:
+    """Built-in rules, plus a user's TOML rules file adding categories, words, patterns and parameters.
+
+    A bad rules file raises NrrInputError naming the file (and the TOML line when known) and the fault.
+    """
+    global _BUILTIN
+    if extra is None:
+        if _BUILTIN is None:
+            _BUILTIN = _build(builtin_rules_document(), set())
+        return _BUILTIN
+    path = Path(extra)
+    user = _validate(_read_toml(path), str(path))
+    base = builtin_rules_document()
+    user_names = set(user.get("categories", {})) - set(base.get("categories", {})) - set(CATEGORIES)
+    return _build(_merge(base, user), user_names)

@@ -1,0 +1,154 @@
+"""Laws of the description parser, checked on generated text: total, closed vocabulary, blind to results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nrr_stats.parser import ConfigTracker, load_rules, parse_description, parse_log_descriptions
+from nrr_stats.taxonomy import CATEGORIES, DIRECTIONS
+
+FIXTURES = Path(__file__).parent / "fixtures" / "labels"
+PROPOSALS = [
+    line.split("\t")[2]
+    for line in (FIXTURES / "dev-sample.tsv").read_text(encoding="utf-8").splitlines()[1:]
+] + [
+    line.split("\t")[-1]
+    for line in (FIXTURES / "seed-results.tsv").read_text(encoding="utf-8").splitlines()[1:]
+]
+RESULT_SUFFIXES = [
+    " (OOM)",
+    " — new best",
+    " worse",
+    " (worse)",
+    "; worse than baseline",
+    ", new best!",
+    " - regression",
+    " (no effect)",
+    " — slower",
+    " (-28.3% vs 1e-3)",
+    " val_bpb 0.993",
+    ": worse, fewer dims better",
+    " (crash)",
+    " -- NaN at step 117",
+]
+WORDS = st.sampled_from(
+    [
+        "LR",
+        "lr",
+        "depth",
+        "->",
+        "→",
+        "to",
+        "from",
+        "0.04",
+        "2x",
+        "=",
+        "(",
+        ")",
+        "[",
+        "]",
+        "increase",
+        "add",
+        "remove",
+        "switch",
+        "GELU",
+        "warmup",
+        "batch",
+        ",",
+        ";",
+        "—",
+        "and",
+        "+",
+        "with",
+        ":",
+        ".",
+        "x",
+        "1e-3",
+        "524K",
+        "baseline",
+        "worse",
+        "%",
+        "_",
+    ]
+)
+TEXT = st.one_of(st.text(max_size=300), st.lists(WORDS, max_size=40).map(" ".join))
+
+
+def in_vocabulary(parsed) -> bool:
+    return (
+        parsed.category in CATEGORIES
+        and parsed.direction in DIRECTIONS
+        and all(isinstance(value, str) for value in parsed.as_dict().values())
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXT)
+def test_any_text_parses_to_vocabulary_words(text: str) -> None:
+    parsed = parse_description(text)
+    assert in_vocabulary(parsed)
+    assert parsed.parameter == "" or parsed.parameter.replace("_", "").isalnum()
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.text(min_size=1, max_size=200), st.integers(min_value=100, max_value=600))
+def test_huge_descriptions_parse_to_vocabulary_words(chunk: str, repeats: int) -> None:
+    text = (chunk * repeats)[:100_000] + "\x00\x1b\u2028 increase LR 0.1->0.2"
+    assert in_vocabulary(parse_description(text))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(PROPOSALS), st.sampled_from(RESULT_SUFFIXES), st.sampled_from(RESULT_SUFFIXES)
+)
+def test_result_words_never_change_the_parse(proposal: str, first: str, second: str) -> None:
+    assert parse_description(proposal + first) == parse_description(proposal)
+    assert parse_description(proposal + first + second) == parse_description(proposal)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(PROPOSALS), st.sampled_from(["keep", "discard", "crash"])),
+        max_size=12,
+    ),
+    st.integers(min_value=0, max_value=11),
+)
+def test_row_parse_ignores_later_rows(rows: list[tuple[str, str]], cut: int) -> None:
+    texts, statuses = [t for t, _ in rows], [s for _, s in rows]
+    full = parse_log_descriptions(texts, statuses)
+    prefix = parse_log_descriptions(texts[: cut + 1], statuses[: cut + 1])
+    assert full[: cut + 1] == prefix
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(min_size=1, max_size=40), st.sampled_from(PROPOSALS))
+def test_tracker_never_raises_and_keeps_string_values(text: str, proposal: str) -> None:
+    tracker = ConfigTracker()
+    for row in (proposal, text):
+        parsed = tracker.parse(row)
+        tracker.observe(parsed, kept=True)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in tracker.current.items())
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.from_regex(r"[a-z]{4,10}", fullmatch=True),
+    st.sampled_from(["raise", "add", "remove", "lower"]),
+)
+def test_a_user_category_is_returned_for_its_words(tmp_path_factory, word: str, verb: str) -> None:
+    path = tmp_path_factory.mktemp("rules") / "rules.toml"
+    path.write_text(f'[categories.custom_thing]\nwords = ["{word} knob"]\n', encoding="utf-8")
+    rules = load_rules(path)
+    parsed = parse_description(f"{verb} the {word} knob", rules=rules)
+    assert parsed.category == "custom_thing"
+    assert parse_description(f"{word} knob to 3 (worse)", rules=rules).category == "custom_thing"
