@@ -13,6 +13,7 @@ import typer
 from nrr_stats.cli import (
     core,  # noqa: F401, E402
     curate,  # noqa: F401, E402
+    parse,  # noqa: F401, E402
 )
 from nrr_stats.cli.app import app
 from nrr_stats.errors import NrrInputError
