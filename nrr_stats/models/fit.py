@@ -1,0 +1,490 @@
+"""Fit the hierarchical Beta-Binomial (MODEL.md) with PyMC, diagnose it, and store it.
+
+Heavy: imports PyMC, PyTensor and ArviZ inside functions. `nrr check` never imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nrr_stats.errors import NrrInputError
+from nrr_stats.models.data import ExperimentTable, cell_counts, table_hash
+from nrr_stats.models.posterior import (
+    CRASH_DRAWS,
+    CRASH_EFFECTS,
+    KEEP_DRAWS,
+    KEEP_EFFECTS,
+    MODEL_VERSION,
+    SEEN_COLUMNS,
+    SEEN_COUNTS,
+    StoredPosterior,
+    npz_path_for,
+)
+
+# Hyperpriors (the model card, MODEL.md, states and motivates them).
+PRIOR_ALPHA = (-1.0, 1.5)  # Normal(mean, sd) of the global logit keep rate: centre 27%
+PRIOR_CRASH_ALPHA = (-3.0, 1.5)  # Normal of the global logit crash rate: centre 5%
+PRIOR_SIGMA = 1.0  # HalfNormal scale of every between-group sd on the logit scale
+PRIOR_LOG_NU = (np.log(20.0), 1.0)  # Normal(mean, sd) of log leaf concentration
+
+# Diagnostic thresholds of issue 3.
+MAX_RHAT = 1.01
+MIN_ESS = 400
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """Leaf-level sufficient statistics with integer codes for every level of the hierarchy."""
+
+    categories: tuple[str, ...]
+    cells: tuple[tuple[str, str], ...]
+    parameters: tuple[tuple[str, str, str], ...]  # named parameters only
+    sessions: tuple[str, ...]
+    leaf_category: np.ndarray
+    leaf_cell: np.ndarray
+    leaf_param: np.ndarray  # index into parameters, or len(parameters) for "no parameter"
+    leaf_session: np.ndarray
+    keeps_w: np.ndarray
+    trials_w: np.ndarray
+    crash_category: np.ndarray  # crash leaves: (session, category) pairs
+    crash_session: np.ndarray
+    crashes_w: np.ndarray
+    crash_trials_w: np.ndarray
+    seen: dict[str, np.ndarray]
+    n_experiments: int
+    data_hash: str
+
+
+def model_data(table: ExperimentTable) -> ModelData:
+    """Sufficient statistics of a table, coded for the model: the fit's cost grows with leaves."""
+    if len(table) == 0:
+        raise NrrInputError("the bank holds no keep/discard/crash experiments to fit")
+    leaves = cell_counts(table, "leaf")
+    sess, cat, dirn, par = (leaves.keys[name].astype(str) for name in SEEN_COLUMNS)
+    categories = tuple(sorted(set(cat.tolist())))
+    cells = tuple(sorted(set(zip(cat.tolist(), dirn.tolist(), strict=True))))
+    parameters = tuple(
+        sorted(
+            {
+                (c, d, p)
+                for c, d, p in zip(cat.tolist(), dirn.tolist(), par.tolist(), strict=True)
+                if p
+            }
+        )
+    )
+    sessions = tuple(sorted(set(sess.tolist())))
+    cat_code = {c: i for i, c in enumerate(categories)}
+    cell_code = {c: i for i, c in enumerate(cells)}
+    param_code = {p: i for i, p in enumerate(parameters)}
+    sess_code = {s: i for i, s in enumerate(sessions)}
+    pairs = cell_counts(table, "session_category")
+    return ModelData(
+        categories=categories,
+        cells=cells,
+        parameters=parameters,
+        sessions=sessions,
+        leaf_category=np.array([cat_code[c] for c in cat], dtype=np.int64),
+        leaf_cell=np.array(
+            [cell_code[(c, d)] for c, d in zip(cat, dirn, strict=True)], dtype=np.int64
+        ),
+        leaf_param=np.array(
+            [
+                param_code.get((c, d, p), len(parameters))
+                for c, d, p in zip(cat, dirn, par, strict=True)
+            ],
+            dtype=np.int64,
+        ),
+        leaf_session=np.array([sess_code[s] for s in sess], dtype=np.int64),
+        keeps_w=leaves.keeps_w,
+        trials_w=leaves.trials_w,
+        crash_category=np.array([cat_code[c] for c in pairs.keys["category"]], dtype=np.int64),
+        crash_session=np.array([sess_code[s] for s in pairs.keys["session"]], dtype=np.int64),
+        crashes_w=pairs.crashes_w,
+        crash_trials_w=pairs.trials_w,
+        seen={
+            **{name: leaves.keys[name].astype(str) for name in SEEN_COLUMNS},
+            **{name: getattr(leaves, name) for name in SEEN_COUNTS},
+        },
+        n_experiments=len(table),
+        data_hash=table_hash(table),
+    )
+
+
+def counts_of(data: ModelData) -> dict[str, np.ndarray]:
+    """The replaceable data of the model (pm.Data names to arrays)."""
+    return {
+        "keeps_w": data.keeps_w,
+        "trials_w": data.trials_w,
+        "crashes_w": data.crashes_w,
+        "crash_trials_w": data.crash_trials_w,
+    }
+
+
+def build_model(data: ModelData) -> Any:
+    """The PyMC model of MODEL.md: non-centred logit-normal levels, Beta-Binomial leaves."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    coords = {
+        "category": list(data.categories),
+        "cell": [f"{c}/{d}" for c, d in data.cells],
+        # One unused slot when no parameter was named keeps every shape non-empty.
+        "parameter": [f"{c}/{d}/{p}" for c, d, p in data.parameters] or ["(none)"],
+        "session": list(data.sessions),
+    }
+
+    def betaln(x, y):
+        return pt.gammaln(x) + pt.gammaln(y) - pt.gammaln(x + y)
+
+    with pm.Model(coords=coords) as model:
+        keeps_w = pm.Data("keeps_w", data.keeps_w)
+        trials_w = pm.Data("trials_w", data.trials_w)
+        crashes_w = pm.Data("crashes_w", data.crashes_w)
+        crash_trials_w = pm.Data("crash_trials_w", data.crash_trials_w)
+
+        alpha = pm.Normal("alpha", *PRIOR_ALPHA)
+        sigma = {
+            level: pm.HalfNormal(f"sigma_{level}", PRIOR_SIGMA)
+            for level in ("cat", "cell", "param", "sess")
+        }
+        a_cat = pm.Deterministic(
+            "a_cat", sigma["cat"] * pm.Normal("z_cat", 0.0, 1.0, dims="category"), dims="category"
+        )
+        b_cell = pm.Deterministic(
+            "b_cell", sigma["cell"] * pm.Normal("z_cell", 0.0, 1.0, dims="cell"), dims="cell"
+        )
+        e_param = pm.Deterministic(
+            "e_param",
+            sigma["param"] * pm.Normal("z_param", 0.0, 1.0, dims="parameter"),
+            dims="parameter",
+        )
+        u_sess = pm.Deterministic(
+            "u_sess", sigma["sess"] * pm.Normal("z_sess", 0.0, 1.0, dims="session"), dims="session"
+        )
+        e_full = pt.concatenate([e_param[: len(data.parameters)], pt.zeros(1)])
+        eta = (
+            alpha
+            + a_cat[data.leaf_category]
+            + b_cell[data.leaf_cell]
+            + e_full[data.leaf_param]
+            + u_sess[data.leaf_session]
+        )
+        nu = pm.Deterministic("nu", pt.exp(pm.Normal("log_nu", *PRIOR_LOG_NU)))
+        mean = pm.math.sigmoid(eta)
+        a, b = mean * nu, (1.0 - mean) * nu
+        pm.Potential(
+            "keep_likelihood", pt.sum(betaln(a + keeps_w, b + trials_w - keeps_w) - betaln(a, b))
+        )
+
+        crash_alpha = pm.Normal("crash_alpha", *PRIOR_CRASH_ALPHA)
+        crash_sigma_cat = pm.HalfNormal("crash_sigma_cat", PRIOR_SIGMA)
+        crash_sigma_sess = pm.HalfNormal("crash_sigma_sess", PRIOR_SIGMA)
+        crash_a_cat = pm.Deterministic(
+            "crash_a_cat",
+            crash_sigma_cat * pm.Normal("crash_z_cat", 0.0, 1.0, dims="category"),
+            dims="category",
+        )
+        crash_u_sess = pm.Deterministic(
+            "crash_u_sess",
+            crash_sigma_sess * pm.Normal("crash_z_sess", 0.0, 1.0, dims="session"),
+            dims="session",
+        )
+        crash_nu = pm.Deterministic("crash_nu", pt.exp(pm.Normal("crash_log_nu", *PRIOR_LOG_NU)))
+        crash_mean = pm.math.sigmoid(
+            crash_alpha + crash_a_cat[data.crash_category] + crash_u_sess[data.crash_session]
+        )
+        ca, cb = crash_mean * crash_nu, (1.0 - crash_mean) * crash_nu
+        pm.Potential(
+            "crash_likelihood",
+            pt.sum(betaln(ca + crashes_w, cb + crash_trials_w - crashes_w) - betaln(ca, cb)),
+        )
+    return model
+
+
+@dataclass
+class FitResult:
+    """A fitted posterior with its diagnostics; `passed` says whether it may be trusted."""
+
+    posterior: StoredPosterior
+    idata: Any
+    diagnostics: dict
+    passed: bool
+    timings: dict = field(default_factory=dict)
+
+
+FREE_VARIABLES = (
+    "alpha",
+    "sigma_cat",
+    "sigma_cell",
+    "sigma_param",
+    "sigma_sess",
+    "log_nu",
+    "z_cat",
+    "z_cell",
+    "z_param",
+    "z_sess",
+    "crash_alpha",
+    "crash_sigma_cat",
+    "crash_sigma_sess",
+    "crash_log_nu",
+    "crash_z_cat",
+    "crash_z_sess",
+)
+
+
+def diagnose(idata: Any) -> dict:
+    """R-hat, bulk and tail ESS over every free variable, and the divergence count."""
+    import arviz as az
+
+    names = [n for n in FREE_VARIABLES if n in idata.posterior]
+    rhat = az.rhat(idata, var_names=names)
+    bulk = az.ess(idata, var_names=names, method="bulk")
+    tail = az.ess(idata, var_names=names, method="tail")
+
+    def extreme(dataset, reducer) -> tuple[float, str]:
+        values = {n: float(reducer(np.asarray(dataset[n]))) for n in names}
+        worst = reducer(list(values.values()))
+        return float(worst), next(n for n, v in values.items() if v == worst)
+
+    max_rhat, rhat_at = extreme(rhat, np.nanmax)
+    min_bulk, bulk_at = extreme(bulk, np.nanmin)
+    min_tail, tail_at = extreme(tail, np.nanmin)
+    divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    failures = []
+    if not max_rhat <= MAX_RHAT:
+        failures.append(f"R-hat {max_rhat:.3f} > {MAX_RHAT} at {rhat_at}")
+    if not min_bulk >= MIN_ESS:
+        failures.append(f"bulk ESS {min_bulk:.0f} < {MIN_ESS} at {bulk_at}")
+    if not min_tail >= MIN_ESS:
+        failures.append(f"tail ESS {min_tail:.0f} < {MIN_ESS} at {tail_at}")
+    if divergences:
+        failures.append(f"{divergences} divergent transitions")
+    chains = int(idata.posterior.sizes["chain"])
+    draws = int(idata.posterior.sizes["draw"])
+    return {
+        "max_rhat": max_rhat,
+        "min_ess_bulk": min_bulk,
+        "min_ess_tail": min_tail,
+        "divergences": divergences,
+        "chains": chains,
+        "draws": draws,
+        "failures": failures,
+        "passed": not failures,
+    }
+
+
+def compile_model(model: Any) -> Any:
+    """nutpie's compiled form of a PyMC model, with its data left replaceable (for SBC)."""
+    import nutpie
+
+    return nutpie.compile_pymc_model(model, freeze_model=False)
+
+
+def sample(
+    model: Any,
+    *,
+    sampler: str,
+    draws: int,
+    chains: int,
+    seed: int,
+    progress: bool,
+    tune: int | None = None,
+    compiled: Any = None,
+    target_accept: float = 0.9,
+) -> tuple[Any, dict]:
+    """Draw from the model's posterior with nutpie or PyMC's NUTS; return idata and timings."""
+    tune = tune if tune is not None else max(draws, 500)
+    started = time.perf_counter()
+    if sampler == "nutpie":
+        import nutpie
+
+        if compiled is None:
+            compiled = compile_model(model)
+        compiled_at = time.perf_counter()
+        idata = nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progress_bar=progress,
+            save_warmup=False,
+            target_accept=target_accept,
+        )
+    elif sampler == "pymc":
+        import pymc as pm
+
+        compiled_at = started
+        with model:
+            idata = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=min(chains, os.cpu_count() or 1),
+                random_seed=seed,
+                progressbar=progress,
+                target_accept=target_accept,
+                compute_convergence_checks=False,
+            )
+    else:
+        raise NrrInputError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
+    finished = time.perf_counter()
+    return idata, {
+        "compile_s": compiled_at - started,
+        "sample_s": finished - compiled_at,
+        "total_s": finished - started,
+    }
+
+
+def _stacked(idata: Any, name: str) -> np.ndarray:
+    values = np.asarray(idata.posterior[name])
+    return values.reshape(values.shape[0] * values.shape[1], *values.shape[2:]).astype(np.float64)
+
+
+def posterior_from_idata(idata: Any, data: ModelData, meta: dict) -> StoredPosterior:
+    """The numpy-path view of a fit: flattened draws, level coding and the counts it saw."""
+    draws = {
+        name: _stacked(idata, name)
+        for name in KEEP_DRAWS + KEEP_EFFECTS + CRASH_DRAWS + CRASH_EFFECTS
+    }
+    draws["e_param"] = draws["e_param"][:, : len(data.parameters)]
+    return StoredPosterior(
+        draws=draws,
+        categories=data.categories,
+        cells=data.cells,
+        parameters=data.parameters,
+        sessions=data.sessions,
+        seen=dict(data.seen),
+        meta=meta,
+    )
+
+
+def fit_hierarchy(
+    table: ExperimentTable,
+    *,
+    sampler: str = "nutpie",
+    draws: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    progress: bool = True,
+    tune: int | None = None,
+    compiled: Any = None,
+) -> FitResult:
+    """Fit the keep and crash hierarchies on a table's sufficient statistics and diagnose the fit.
+
+    `compiled` (nutpie only) reuses a model compiled for a table with the same groups; only
+    the counts are replaced.
+    """
+    return fit_model_data(
+        model_data(table),
+        sampler=sampler,
+        draws=draws,
+        chains=chains,
+        seed=seed,
+        progress=progress,
+        tune=tune,
+        compiled=compiled,
+    )
+
+
+def fit_model_data(
+    data: ModelData,
+    *,
+    sampler: str = "nutpie",
+    draws: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    progress: bool = True,
+    tune: int | None = None,
+    compiled: Any = None,
+) -> FitResult:
+    """`fit_hierarchy` on sufficient statistics already coded for the model."""
+    model = None
+    if compiled is not None and sampler == "nutpie":
+        compiled = compiled.with_data(**counts_of(data))
+    else:
+        compiled = None
+        model = build_model(data)
+    idata, timings = sample(
+        model,
+        sampler=sampler,
+        draws=draws,
+        chains=chains,
+        seed=seed,
+        progress=progress,
+        tune=tune,
+        compiled=compiled,
+    )
+    diagnostics = diagnose(idata)
+    meta = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model_version": MODEL_VERSION,
+        "n_experiments": data.n_experiments,
+        "data_hash": data.data_hash,
+        "passed_diagnostics": diagnostics["passed"],
+        "diagnostics": diagnostics,
+        "sampler": sampler,
+        "seed": seed,
+        "timings": timings,
+    }
+    return FitResult(
+        posterior=posterior_from_idata(idata, data, meta),
+        idata=idata,
+        diagnostics=diagnostics,
+        passed=diagnostics["passed"],
+        timings=timings,
+    )
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_fit(result: FitResult, path: str | Path) -> Path:
+    """Store the fit as ArviZ netCDF at `path` (attrs: metadata and level coding) and the compact
+    `.npz` the fast path reads beside it; each file is written whole, then moved into place."""
+    path = Path(path)
+    posterior = result.posterior
+    meta = dict(posterior.meta)
+    attrs = {
+        "created_at": meta["created_at"],
+        "model_version": meta["model_version"],
+        "n_experiments": int(meta["n_experiments"]),
+        "data_hash": meta["data_hash"],
+        "passed_diagnostics": int(bool(meta["passed_diagnostics"])),
+        "diagnostics": json.dumps(meta["diagnostics"]),
+        "categories": json.dumps(list(posterior.categories)),
+        "cells": json.dumps([list(c) for c in posterior.cells]),
+        "parameters": json.dumps([list(p) for p in posterior.parameters]),
+        "sessions": json.dumps(list(posterior.sessions)),
+    }
+    idata = result.idata
+    idata.posterior.attrs.update(attrs)
+
+    def write_netcdf(target: str) -> None:
+        idata.to_netcdf(target, engine="h5netcdf")
+
+    def write_npz(target: str) -> None:
+        with open(target, "wb") as handle:
+            np.savez(handle, **posterior.to_npz_arrays())
+
+    _atomic_write(npz_path_for(path), write_npz)
+    _atomic_write(path, write_netcdf)
+    return path

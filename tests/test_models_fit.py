@@ -1,0 +1,115 @@
+"""Real PyMC fits, kept tiny: recovery of a bad and a good cell, storage, and a small SBC.
+
+One nutpie model is compiled for the whole module and reused with new counts.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from nrr_stats.models.data import ExperimentTable
+from nrr_stats.models.posterior import load_posterior, predict_keep
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_table() -> ExperimentTable:
+    """Three sessions; LR increases nearly always fail, optimizer swaps mostly succeed."""
+    per_session = (
+        [("learning_rate", "increase", "LR", "keep")] * 1
+        + [("learning_rate", "increase", "LR", "discard")] * 13
+        + [("optimizer", "replace", "", "keep")] * 10
+        + [("optimizer", "replace", "", "discard")] * 3
+        + [("data", "add", "", "keep")] * 3
+        + [("data", "add", "", "crash")] * 2
+        + [("data", "add", "", "discard")] * 3
+    )
+    return ExperimentTable.from_records(
+        {"session": s, "category": c, "direction": d, "parameter": p, "status": x}
+        for s in ("s1", "s2", "s3")
+        for c, d, p, x in per_session
+    )
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    from nrr_stats.models.fit import build_model, compile_model, model_data
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    return compile_model(build_model(model_data(tiny_table())))
+
+
+@pytest.fixture(scope="module")
+def fitted(compiled):
+    from nrr_stats.models.fit import fit_hierarchy
+
+    return fit_hierarchy(
+        tiny_table(), draws=300, chains=2, tune=400, seed=1, progress=False, compiled=compiled
+    )
+
+
+def test_fit_separates_a_clearly_bad_cell_from_a_clearly_good_one(fitted):
+    table = tiny_table()
+    bad = predict_keep(fitted.posterior, table, "s1", "learning_rate", "increase", "LR")
+    good = predict_keep(fitted.posterior, table, "s1", "optimizer", "replace")
+    assert bad.source == good.source == "posterior"
+    assert bad.interval[1] < good.interval[0]
+    assert bad.p_keep < 0.2 < 0.55 < good.p_keep
+    assert bad.prob_below_base > 0.8 > 0.2 > good.prob_below_base
+    assert not bad.stale and bad.n_new == 0 and bad.ess_share == pytest.approx(1.0)
+    crashy = predict_keep(fitted.posterior, table, "s1", "data", "add")
+    assert crashy.p_crash > bad.p_crash
+
+
+def test_stored_fit_round_trips_and_carries_its_metadata(fitted, tmp_path):
+    import arviz as az
+
+    from nrr_stats.models.fit import save_fit
+
+    path = save_fit(fitted, tmp_path / "bank.posterior.nc")
+    assert path.is_file() and path.with_suffix(".npz").is_file()
+    assert not list(tmp_path.glob("*.tmp"))
+    loaded = load_posterior(path)
+    for name, values in fitted.posterior.draws.items():
+        assert np.array_equal(loaded.draws[name], values)
+    assert loaded.cells == fitted.posterior.cells and loaded.sessions == fitted.posterior.sessions
+    assert loaded.passed == fitted.passed
+    table = tiny_table()
+    query = ("s2", "data", "add", "")
+    assert predict_keep(loaded, table, *query) == predict_keep(fitted.posterior, table, *query)
+
+    attrs = az.from_netcdf(path).posterior.attrs
+    assert attrs["n_experiments"] == len(table)
+    assert attrs["model_version"] == loaded.meta["model_version"]
+    assert bool(attrs["passed_diagnostics"]) == fitted.passed
+    assert json.loads(attrs["diagnostics"])["divergences"] == fitted.diagnostics["divergences"]
+    assert json.loads(attrs["sessions"]) == ["s1", "s2", "s3"]
+
+
+def test_diagnostics_mark_a_short_fit_as_failed(compiled):
+    from nrr_stats.models.fit import MIN_ESS, fit_hierarchy
+
+    short = fit_hierarchy(
+        tiny_table(), draws=40, chains=2, tune=60, seed=2, progress=False, compiled=compiled
+    )
+    assert not short.passed and short.posterior.meta["passed_diagnostics"] is False
+    assert short.diagnostics["min_ess_bulk"] < MIN_ESS
+    assert any("ESS" in failure for failure in short.diagnostics["failures"])
+
+
+def test_small_sbc_covers_at_roughly_the_nominal_rate(compiled):
+    from nrr_stats.models.calibration import run_sbc
+    from nrr_stats.models.fit import model_data
+
+    result = run_sbc(
+        model_data(tiny_table()), 20, seed=7, draws=200, chains=2, tune=300, compiled=compiled
+    )
+    hits90 = np.concatenate([np.asarray(v) for v in result.hits90.values()])
+    hits50 = np.concatenate([np.asarray(v) for v in result.hits50.values()])
+    # 60 interval checks: "clearly off" means about three standard errors from nominal.
+    assert hits90.mean() >= 0.78
+    assert 0.3 <= hits50.mean() <= 0.7
