@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from nrr_stats.ingest.text import (
     has_open_quote,
     is_missing,
     is_separator_row,
+    looks_numeric,
     parse_number,
     sniff_delimiter,
     split_cells,
@@ -138,49 +141,107 @@ def _metric_value(cell: str) -> tuple[float | None, bool]:
     return value, False
 
 
+@dataclass(frozen=True)
+class _ColumnProfile:
+    """What a column's cells look like in the log's full-width rows: numbers or text, how big,
+    and whether the column is ever left empty."""
+
+    numeric_share: float
+    magnitude: float | None  # median log10 of the absolute numeric values
+    usually_filled: bool
+    length: int  # median length of the cells
+
+
+def _profile(values: list[str]) -> _ColumnProfile:
+    present = [v for v in values if not is_missing(v)]
+    numeric = [v for v in present if looks_numeric(v)]
+    sizes = sorted(math.log10(abs(x)) for v in numeric if (x := parse_number(v)))
+    share = len(numeric) / len(present) if present else 0.5
+    magnitude = sizes[len(sizes) // 2] if sizes else None
+    lengths = sorted(len(v) for v in present)
+    return _ColumnProfile(
+        share,
+        magnitude,
+        len(present) >= 0.9 * len(values) if values else False,
+        lengths[len(lengths) // 2] if lengths else 0,
+    )
+
+
 class _Aligner:
-    """Fits a row's cells onto the header's columns, repairing ragged and over-long rows."""
+    """Fits a row's cells onto the header's columns, repairing ragged and over-long rows.
+
+    A short row gets its missing cells inserted where its cells best match their columns: the
+    status column holds a status word, numeric columns hold numbers of their usual size, text
+    columns hold text. Extra cells are trailing empties or delimiters inside the description.
+    """
 
     def __init__(
-        self, width: int, status: int, description: int, metric: int | None, delimiter: str
+        self,
+        width: int,
+        status: int,
+        description: int,
+        metric: int | None,
+        delimiter: str,
+        regular: list[list[str]],
     ):
         self.width = width
         self.status = status
         self.description = description
         self.metric = metric
         self.delimiter = delimiter
+        self.profiles = [_profile([row[j] for row in regular]) for j in range(width)]
+
+    def _cell_fit(self, column: int, cell: str) -> int:
+        profile = self.profiles[column]
+        if is_missing(cell):
+            return -1 if profile.usually_filled else 0
+        numeric = looks_numeric(cell)
+        if profile.numeric_share >= 0.6:
+            if not numeric:
+                return -1
+            value = parse_number(cell) or 0.0
+            close = profile.magnitude is not None and value != 0
+            return 2 if close and abs(math.log10(abs(value)) - profile.magnitude) <= 1 else 1
+        if profile.numeric_share <= 0.4:
+            return -1 if numeric or len(cell) > 4 * profile.length + 10 else 1
+        return 0
 
     def score(self, cells: list[str]) -> int:
-        score = 0
-        if is_status_word(cells[self.status]):
-            score += 4
-        if cells[self.description].strip() and not is_status_word(cells[self.description]):
-            score += 1
-        if self.metric is not None:
-            value, malformed = _metric_value(cells[self.metric])
-            score += 2 if value is not None else (0 if malformed else 1)
+        score = 8 if is_status_word(cells[self.status]) else 0
+        text = cells[self.description].strip()
+        score += 2 if text and not is_status_word(text) else -2
+        for column, cell in enumerate(cells):
+            if column not in (self.status, self.description):
+                score += self._cell_fit(column, cell) * (2 if column == self.metric else 1)
         return score
+
+    def _short_options(self, cells: list[str]) -> list[list[str]]:
+        missing = self.width - len(cells)
+        # Pad at the end first, then earlier gaps: the first of equal scores wins.
+        return [cells[:gap] + [""] * missing + cells[gap:] for gap in range(len(cells), -1, -1)]
 
     def align(self, cells: list[str]) -> list[str] | None:
         """Cells fitted to the header width, or None when the status cannot be placed."""
-        if len(cells) == self.width:
+        if len(cells) == self.width and is_status_word(cells[self.status]):
             return cells
-        options: list[list[str]] = []
-        if len(cells) < self.width:
-            missing = self.width - len(cells)
-            for gap in range(len(cells), -1, -1):  # pad at the end first, then earlier gaps
-                options.append(cells[:gap] + [""] * missing + cells[gap:])
-        else:
-            extra = len(cells) - self.width
-            if all(not c.strip() for c in cells[self.width :]):
-                options.append(cells[: self.width])
-            # Extra delimiters inside the description: fold them back into it.
-            j = self.description
-            options.append(
-                cells[:j] + [self.delimiter.join(cells[j : j + extra + 1])] + cells[j + extra + 1 :]
-            )
-            options.append(cells[: self.width - 1] + [self.delimiter.join(cells[self.width - 1 :])])
-        best = max(options, key=self.score)  # max keeps the first of equal scores
+        options: list[list[str]] = [cells] if len(cells) == self.width else []
+        core = list(cells)
+        while len(core) > 1 and not core[-1].strip():
+            core.pop()  # trailing delimiters
+        for candidate in {tuple(cells), tuple(core)}:
+            row = list(candidate)
+            if len(row) < self.width:
+                options += self._short_options(row)
+            elif len(row) == self.width:
+                options.append(row)
+            else:
+                extra = len(row) - self.width
+                j = self.description  # delimiters inside the description: fold them back
+                options.append(
+                    row[:j] + [self.delimiter.join(row[j : j + extra + 1])] + row[j + extra + 1 :]
+                )
+                options.append(row[: self.width - 1] + [self.delimiter.join(row[self.width - 1 :])])
+        best = max(options, key=self.score)
         return best if is_status_word(best[self.status]) else None
 
 
@@ -293,7 +354,7 @@ def read_results_log(
     description_i = header.index(columns["description"])  # type: ignore[arg-type]
     metric_i = header.index(columns["metric"]) if columns["metric"] else None
     id_i = header.index(columns["id"]) if columns["id"] else None
-    aligner = _Aligner(len(header), status_i, description_i, metric_i, delimiter)
+    aligner = _Aligner(len(header), status_i, description_i, metric_i, delimiter, regular)
     splitter = _RunTogetherSplitter(aligner, regular)
 
     rows: list[LogRow] = []
@@ -468,24 +529,31 @@ class _RunTogetherSplitter:
     """Splits a line holding two rows whose newline was lost ('... desc a' + 'b2c3d4e ...').
 
     With 2n-1 cells, the middle cell is the last cell of one row glued to the first cell of the
-    next; the cut is where a suffix has the shape of the first column's other values (same length,
-    same kind of character at each position, e.g. seven hex digits), or, for counters, the next
-    number after the previous row's.
+    next. The cut is tried where a suffix is: the next value of a counter in the first column
+    ('exp9' -> 'exp10'), a first-column value seen before (agent names, repeated commits), or a
+    string of the first column's shape (same length and kind of character at each position).
     """
 
     def __init__(self, aligner: _Aligner, regular: list[list[str]]):
         self.aligner = aligner
-        firsts = [row[0].strip() for row in regular if row and row[0].strip()]
-        lengths = {len(value) for value in firsts}
-        self.first_length = lengths.pop() if len(lengths) == 1 else None
-        self.allowed: list[set[str]] = []
-        if self.first_length:
-            self.allowed = [{_char_class(v[i]) for v in firsts} for i in range(self.first_length)]
-        self.counter = bool(firsts) and all(value.isdigit() for value in firsts)
-        self.previous_first: str | None = None
+        values = [row[0].strip() for row in regular if row]
+        firsts = [value for value in values if value]
+        self.first_can_be_empty = len(firsts) < len(values)
+        # The usual shapes of the first column: each length that a good share of its values have,
+        # with the kind of character seen at each position (commit hashes of 7 and 40 hex digits).
+        self.shapes: dict[int, list[set[str]]] = {}
+        for length, count in Counter(len(v) for v in firsts).items():
+            if count >= (1 if len(firsts) < 5 else max(2, 0.1 * len(firsts))):
+                shaped = [v for v in firsts if len(v) == length]
+                self.shapes[length] = [{_char_class(v[i]) for v in shaped} for i in range(length)]
+        # Leading words the first column's values share ('clf_', 'reg_', 'autoresearch/').
+        leads = Counter(m.group(0) for v in firsts if (m := re.match(r"[A-Za-z]+[_\-/.]", v)))
+        self.leads = [lead for lead, count in leads.items() if count >= 2]
+        self.seen: set[str] = set()
 
     def remember(self, cells: list[str]) -> None:
-        self.previous_first = cells[0].strip()
+        if cells[0].strip():
+            self.seen.add(cells[0].strip())
 
     def _readable(self, cells: list[str]) -> bool:
         return len(cells) == self.aligner.width and is_status_word(cells[self.aligner.status])
@@ -498,26 +566,37 @@ class _RunTogetherSplitter:
                 return [first, second]
         if len(cells) == 2 * width - 1:
             merged = cells[width - 1]
-            for cut in self._cuts(merged):
+            for cut in [*self._cuts(merged, cells[0].strip()), len(merged)]:
+                # The last resort (no cut found) keeps both rows: the second loses its first cell
+                # to the end of the first row's last cell.
                 first = cells[: width - 1] + [merged[:cut].rstrip()]
                 second = [merged[cut:], *cells[width:]]
                 if self._readable(first) and self._readable(second):
                     return [first, second]
         return None
 
-    def _cuts(self, merged: str) -> list[int]:
-        cuts = []
-        if self.counter and self.previous_first and self.previous_first.isdigit():
-            expected = str(int(self.previous_first) + 1).zfill(len(self.previous_first))
-            if merged.endswith(expected) and len(merged) > len(expected):
-                cuts.append(len(merged) - len(expected))
-        if self.first_length and len(merged) > self.first_length:
-            tail = merged[-self.first_length :]
-            if all(
-                _char_class(c) in allowed for c, allowed in zip(tail, self.allowed, strict=True)
+    def _cuts(self, merged: str, first_value: str) -> list[int]:
+        suffixes = []
+        counter = re.fullmatch(r"(.*?)(\d+)", first_value)
+        if counter:
+            prefix, digits = counter.groups()
+            suffixes.append(prefix + str(int(digits) + 1).zfill(len(digits)))
+        if first_value:
+            suffixes.append(first_value)
+        suffixes += sorted(self.seen, key=len, reverse=True)
+        cuts = [
+            len(merged) - len(s) for s in suffixes if len(merged) > len(s) and merged.endswith(s)
+        ]
+        for length in sorted(self.shapes, reverse=True):
+            tail = merged[-length:]
+            if len(merged) > length and all(
+                _char_class(c) in allowed
+                for c, allowed in zip(tail, self.shapes[length], strict=True)
             ):
-                cuts.append(len(merged) - self.first_length)
-        return cuts
+                cuts.append(len(merged) - length)
+        lead_cuts = [merged.rfind(lead) for lead in self.leads]
+        cuts += sorted((cut for cut in lead_cuts if cut > 0), reverse=True)
+        return list(dict.fromkeys(cuts))
 
 
 def _session_key(header: list[str], first_row: list[str]) -> str:

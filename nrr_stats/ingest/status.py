@@ -47,7 +47,9 @@ def _classify(raw: str) -> str | None:
     if not word:
         return None
     found = _lookup(word)
-    if found is None:
+    # The first word decides only in short cells ('discard (worse)'), never in free text that
+    # happens to start with a status word ('run 4: near-best ...', 'best LR so far ...').
+    if found is None and len(raw.split()) <= 3 and len(raw.strip()) <= 24:
         first = re.search(r"[a-z][a-z_]*", word)  # '✅ keep', 'discard (worse)', 'keep*'
         if first and first.group(0) != word and len(first.group(0)) > 1:
             found = _lookup(first.group(0).strip("_"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from dataclasses import dataclass
 
@@ -183,3 +184,18 @@ def is_number(cell: str) -> bool:
 def is_missing(cell: str) -> bool:
     """True for cells that say 'no value': '', '-', 'N/A', 'nan', 'OOM', 'ERR'."""
     return bool(_MISSING.match(cell.strip()))
+
+
+def looks_numeric(cell: str) -> bool:
+    """A finite number, possibly with a unit-less tail ('12.5%', '143.57*', '2141.09/3143.16'),
+    but not a word that starts with digits (a commit hash such as '6e1ac35')."""
+    text = cell.strip()
+    if _THOUSANDS.fullmatch(text):
+        text = text.replace(",", "")
+    match = _NUMBER.match(text)
+    if not match or re.search(r"[A-Za-z]", text[match.end() :]):
+        return False
+    try:
+        return math.isfinite(float(match.group(0).replace("_", "")))
+    except ValueError:
+        return False
