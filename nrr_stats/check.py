@@ -48,7 +48,11 @@ def current_config(bank: Bank, session_id: int) -> dict[str, str]:
         last = rows[-1]
         tracker.observe(
             ParsedChange(
-                last["category"], last["direction"], last["parameter"], last["from_value"], last["to_value"]
+                last["category"],
+                last["direction"],
+                last["parameter"],
+                last["from_value"],
+                last["to_value"],
             ),
             kept=last["status"] == "keep",
         )
@@ -100,12 +104,19 @@ def _check(
     table = bank.experiment_table()
     posterior = load_posterior(bank.posterior_path) if bank.posterior_path.exists() else None
     session_name = session_row["session_key"] if session_row else None
-    answer = predict_keep(posterior, table, session_name, change.category, change.direction, change.parameter)
+    answer = predict_keep(
+        posterior, table, session_name, change.category, change.direction, change.parameter
+    )
 
     history = bank.experiments(session_row["id"]) if session_row else []
-    similar, exact_repeat, near_repeats = similar_failures(bank, proposal.description, change, config, history)
+    similar, exact_repeat, near_repeats = similar_failures(
+        bank, proposal.description, change, config, history
+    )
     verdict, reason = decide(
-        answer, exact_repeat=exact_repeat, near_repeats=near_repeats, rule=decision_rule
+        _with_base_rate(answer, table, session_name),
+        exact_repeat=exact_repeat,
+        near_repeats=near_repeats,
+        rule=decision_rule,
     )
     if answer.stale:
         reason += f"; the stored fit is stale ({answer.n_new} experiments since), run `nrr fit`"
@@ -121,7 +132,7 @@ def _check(
         "n": answer.n,
         "k": answer.k,
         "level": answer.level,
-        "base_rate": _rounded(answer.base_rate),
+        "base_rate": _rounded(_with_base_rate(answer, table, session_name).base_rate),
         "prob_below_base": _rounded(answer.prob_below_base),
         "exact_repeat": exact_repeat,
         "similar_failures": similar,
@@ -149,7 +160,20 @@ def _check(
     return result
 
 
-def patterns_for(posterior: Any, table: Any, session: str | None, category: str) -> list[dict[str, Any]]:
+def _with_base_rate(answer: Any, table: Any, session: str | None) -> Any:
+    # TODO(integration): KeepAnswer.base_rate from the models package.
+    if hasattr(answer, "base_rate"):
+        return answer
+    from types import SimpleNamespace
+
+    from nrr_stats.models.posterior import _session_base_rate
+
+    return SimpleNamespace(**vars(answer), base_rate=_session_base_rate(table, session))
+
+
+def patterns_for(
+    posterior: Any, table: Any, session: str | None, category: str
+) -> list[dict[str, Any]]:
     """Cell-level posteriors (count, mean, interval) of the proposal's category."""
     from nrr_stats.models.posterior import cell_table
 
@@ -180,13 +204,25 @@ def similar_failures(
     config: Mapping[str, str],
     history: list[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], bool, int]:
-    """Past failures most like the proposal, whether one is an exact repeat, and how many are near-repeats."""
+    """Past failures most like the proposal, whether one is an exact repeat, and how many are near-repeats.
+
+    Rows after the session's last kept row ran under the configuration in force now, whatever
+    their partial record of it says (a discarded row's `from` value teaches the tracker a value
+    without changing the configuration), so they are compared under the current config.
+    """
     from nrr_stats.similarity.search import similar_failures_in_bank
 
+    last_keep = max((i for i, row in enumerate(history) if row["status"] == "keep"), default=-1)
+    now = json.dumps(dict(config), sort_keys=True)
+    history = [
+        {**row, "config_before": now} if i > last_keep else row for i, row in enumerate(history)
+    ]
     return similar_failures_in_bank(bank, description, change, config, history, k=SIMILAR_FAILURES)
 
 
-def applicable_nk_records(bank: Bank, change: ParsedChange, session_row: Mapping | None) -> list[dict]:
+def applicable_nk_records(
+    bank: Bank, change: ParsedChange, session_row: Mapping | None
+) -> list[dict]:
     """The curated NK records on this route, with their adoption history."""
     try:
         from nrr_stats.curator import applicable_records

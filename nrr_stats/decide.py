@@ -54,16 +54,25 @@ def decide(
         f" P(cell rate < base)={below:.2f} on {evidence.n_weighted:.1f} weighted experiments"
     )
     if exact_repeat:
-        return "avoid", "the same change already failed under the same kept configuration; " + summary
+        return (
+            "avoid",
+            "the same change already failed under the same kept configuration; " + summary,
+        )
     strong = (
         below >= rule.avoid_prob_below
         and evidence.p_keep <= rule.avoid_ratio * base
         and evidence.n_weighted >= rule.min_evidence
     )
     if strong:
-        return "avoid", "this kind of change is very likely far below the session's keep rate: " + summary
+        return (
+            "avoid",
+            "this kind of change is very likely far below the session's keep rate: " + summary,
+        )
     if below >= rule.caution_prob_below:
-        return "caution", "this kind of change is probably below the session's keep rate: " + summary
+        return (
+            "caution",
+            "this kind of change is probably below the session's keep rate: " + summary,
+        )
     if evidence.p_crash >= rule.caution_crash:
         return "caution", f"high crash risk (P(crash)={evidence.p_crash:.2f}); " + summary
     if near_repeats:

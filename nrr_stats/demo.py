@@ -38,7 +38,9 @@ def run_demo(bank_url: str | None = None) -> list[tuple[str, dict[str, Any]]]:
             summaries = ingest_logs(bank, [seed_log_path()])
             print_table(ingest_table(summaries))
             session_key = bank.sessions()[0]["session_key"]
-            print_table(render_cells(cell_table(None, bank.experiment_table(), session=session_key)))
+            print_table(
+                render_cells(cell_table(None, bank.experiment_table(), session=session_key))
+            )
             checks = [
                 (text, check_proposal(text, bank=bank, record=False)) for text in SEED_PROPOSALS
             ]

@@ -17,6 +17,9 @@ _ASSIGNMENT = re.compile(
         (?P<value>[^#]+?)\s*(?:\#.*)?$""",
     re.VERBOSE,
 )
+_LITERAL = re.compile(
+    r"""^(?:[-+]?(?:\d[\d_]*\.?\d*|\.\d+)(?:e[-+]?\d+)?[kKmMbB%x]?|'[^']*'|"[^"]*"|True|False|None)$"""
+)
 _DIFF_HEADER = re.compile(r"^(?:---|\+\+\+|@@|diff --git|index [0-9a-f]+)")
 
 
@@ -40,7 +43,7 @@ def read_proposal(text: str) -> Proposal:
         if not line or _DIFF_HEADER.match(line):
             continue
         match = _ASSIGNMENT.match(line)
-        if match:
+        if match and _sets_a_value(match["key"], match["value"].strip()):
             key = match["key"].upper()
             value = match["value"].strip().strip("'\"")
             (old_values if match["sign"] == "-" else new_values)[key] = value
@@ -49,6 +52,11 @@ def read_proposal(text: str) -> Proposal:
         else:
             description_lines.append(line)
     return Proposal(text, " ".join(description_lines), new_values, old_values)
+
+
+def _sets_a_value(key: str, value: str) -> bool:
+    """A hyperparameter line (`MATRIX_LR = 0.04`, `lr = 3e-4`), not code (`x = f(y)`)."""
+    return key.isupper() or bool(_LITERAL.match(value))
 
 
 def _assignment_text(proposal: Proposal, config: Mapping[str, str]) -> str:

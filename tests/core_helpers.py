@@ -47,7 +47,9 @@ def bank_snapshot(path: Path) -> list[tuple]:
     if not path.exists():
         return []
     with sqlite3.connect(path) as connection:
-        sessions = connection.execute("SELECT session_key, name FROM sessions ORDER BY id").fetchall()
+        sessions = connection.execute(
+            "SELECT session_key, name FROM sessions ORDER BY id"
+        ).fetchall()
         experiments = connection.execute(
             "SELECT session_id, row_number, status, description, category, direction, outcome"
             " FROM experiments ORDER BY session_id, row_number"

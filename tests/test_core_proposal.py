@@ -23,7 +23,11 @@ def test_description_assignments_and_diff_lines_are_separated() -> None:
 
 def test_assignment_alone_is_compared_with_the_kept_config() -> None:
     change = proposal_change(read_proposal("EMBEDDING_LR = 0.8"), config={"EMBEDDING_LR": "0.6"})
-    assert (change.category, change.direction, change.parameter) == ("learning_rate", "increase", "EMBEDDING_LR")
+    assert (change.category, change.direction, change.parameter) == (
+        "learning_rate",
+        "increase",
+        "EMBEDDING_LR",
+    )
     assert (change.from_value, change.to_value) == ("0.6", "0.8")
 
 
@@ -52,7 +56,11 @@ def test_avoid_needs_strong_evidence(p_keep, below, base, crash, n) -> None:
     verdict, reason = decide(Evidence(p_keep, below, base, crash, n), rule=rule)
     assert reason
     if verdict == "avoid":
-        assert below >= rule.avoid_prob_below and p_keep <= rule.avoid_ratio * base and n >= rule.min_evidence
+        assert (
+            below >= rule.avoid_prob_below
+            and p_keep <= rule.avoid_ratio * base
+            and n >= rule.min_evidence
+        )
 
 
 @given(unit, unit, st.floats(0.01, 1.0), unit, st.floats(0.0, 200.0))

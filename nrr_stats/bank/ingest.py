@@ -7,6 +7,7 @@ its number in the log), and a log that grew adds only its new rows.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,17 +56,35 @@ class IngestSummary:
         }
 
 
+_BASELINE = re.compile(r"^\W*baseline\b", re.IGNORECASE)
+
+
+def leading_reference_rows(descriptions: Sequence[str]) -> int:
+    """How many rows at the top only set the reference metric: the first, and leading `baseline` rows."""
+    count = 1 if descriptions else 0
+    while count < len(descriptions) and _BASELINE.match(descriptions[count]):
+        count += 1
+    return count
+
+
 def experiment_rows(log: ResultsLog, rules: Rules | None = None) -> list[dict[str, Any]]:
-    """Turn a read log into bank rows: parsed change, outcome, delta and the kept config before each row."""
+    """Turn a read log into bank rows: parsed change, outcome, delta and the kept config before each row.
+
+    The leading reference rows (EVALUATION.md) are stored with status `other`: they are not
+    experiments, so they never count as keeps (their raw status is kept as written).
+    """
     statuses = [row.status for row in log.rows]
-    metrics = np.array([np.nan if row.metric is None else row.metric for row in log.rows], dtype=float)
+    metrics = np.array(
+        [np.nan if row.metric is None else row.metric for row in log.rows], dtype=float
+    )
     descriptions = [row.description for row in log.rows]
     outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
     deltas = metric_deltas(metrics, statuses, log.metric_direction)
     tracker = ConfigTracker(rules)
     now = utc_now()
+    references = leading_reference_rows(descriptions)
     rows = []
-    for row, outcome, delta in zip(log.rows, outcomes, deltas, strict=True):
+    for index, (row, outcome, delta) in enumerate(zip(log.rows, outcomes, deltas, strict=True)):
         config_before = json.dumps(tracker.current, sort_keys=True, ensure_ascii=False)
         parsed = tracker.parse(row.description)
         tracker.observe(parsed, kept=row.status == "keep")
@@ -75,7 +94,7 @@ def experiment_rows(log: ResultsLog, rules: Rules | None = None) -> list[dict[st
                 "line_number": row.line_number,
                 "experiment_id": row.experiment_id,
                 "metric": row.metric,
-                "status": row.status,
+                "status": "other" if index < references else row.status,
                 "raw_status": row.raw_status,
                 "description": row.description,
                 "category": parsed.category,
@@ -114,7 +133,11 @@ def ingest_logs(
         if strict and log.bad_rows:
             first = log.bad_rows[0]
             more = f" (and {len(log.bad_rows) - 1} more bad rows)" if len(log.bad_rows) > 1 else ""
-            raise NrrInputError(f"{first.reason}{more}; --strict writes nothing", path=str(path), line=first.line_number)
+            raise NrrInputError(
+                f"{first.reason}{more}; --strict writes nothing",
+                path=str(path),
+                line=first.line_number,
+            )
         if not log.rows:
             raise NrrInputError("no readable rows", path=str(path))
         prepared.append((log, experiment_rows(log, rules)))
@@ -136,7 +159,9 @@ def ingest_logs(
             for row in rows:
                 row["session_id"] = session_id
             added = bank.insert_experiments(rows)
-            bank.update_outcomes(session_id, {r["row_number"]: (r["outcome"], r["delta"]) for r in rows})
+            bank.update_outcomes(
+                session_id, {r["row_number"]: (r["outcome"], r["delta"]) for r in rows}
+            )
             summaries.append(
                 IngestSummary(
                     path=str(log.path),

@@ -5,6 +5,7 @@ Exit codes: 0 proceed / success, 1 caution, 2 avoid, 3 usage or input error.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -13,6 +14,7 @@ import typer
 from nrr_stats.cli import (
     core,  # noqa: F401, E402
     curate,  # noqa: F401, E402
+    models,  # noqa: F401, E402
     parse,  # noqa: F401, E402
 )
 from nrr_stats.cli.app import app
@@ -33,8 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("nrr: aborted", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except (KeyboardInterrupt, BrokenPipeError):
+        return EXIT_INPUT_ERROR
     except typer.TyperException as error:  # usage errors: click's code 2 would read as "avoid"
         print(f"nrr: {error.format_message()}".replace("\n", " "), file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except Exception as error:  # a bug: still one line and code 3, never a verdict's code
+        if os.environ.get("NRR_DEBUG"):
+            raise
+        print(
+            f"nrr: internal error: {error.__class__.__name__}: {error} (set NRR_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_INPUT_ERROR
     return result if isinstance(result, int) else 0
 

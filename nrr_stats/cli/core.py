@@ -30,11 +30,19 @@ def version() -> None:
 
 @app.command()
 def ingest(
-    logs: list[Path] = typer.Argument(..., help="Results logs (TSV, or CSV with the same columns)."),
+    logs: list[Path] = typer.Argument(
+        ..., help="Results logs (TSV, or CSV with the same columns)."
+    ),
     bank: str = BankOption,
-    strict: bool = typer.Option(False, "--strict", help="Refuse a file with any bad row; write nothing."),
-    metric: str = typer.Option(None, "--metric", help="The metric column, when the guess is wrong."),
-    direction: str = typer.Option(None, "--direction", help="lower or higher: which way the metric improves."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse a file with any bad row; write nothing."
+    ),
+    metric: str = typer.Option(
+        None, "--metric", help="The metric column, when the guess is wrong."
+    ),
+    direction: str = typer.Option(
+        None, "--direction", help="lower or higher: which way the metric improves."
+    ),
     rules: Path = RulesOption,
     as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON lines."),
 ) -> None:
@@ -69,20 +77,28 @@ def _read_proposal_text(proposal: str | None, proposal_file: Path | None) -> str
             return proposal_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise NrrInputError(f"cannot read the proposal: {reason}", path=str(proposal_file)) from None
+            raise NrrInputError(
+                f"cannot read the proposal: {reason}", path=str(proposal_file)
+            ) from None
     if proposal is not None and proposal != "-":
         return proposal
     if proposal is None and proposal_file is None and sys.stdin.isatty():
-        raise NrrInputError("no proposal: give it as an argument, with --proposal-file F, or on stdin with -")
+        raise NrrInputError(
+            "no proposal: give it as an argument, with --proposal-file F, or on stdin with -"
+        )
     return sys.stdin.read()
 
 
 @app.command()
 def check(
     proposal: str = typer.Argument(None, help="The proposal text, or - for stdin."),
-    proposal_file: Path = typer.Option(None, "--proposal-file", "-f", help="Read the proposal from a file (- for stdin)."),
+    proposal_file: Path = typer.Option(
+        None, "--proposal-file", "-f", help="Read the proposal from a file (- for stdin)."
+    ),
     bank: str = BankOption,
-    session: str = typer.Option(None, "--session", help="Session id or log name; default the most recent."),
+    session: str = typer.Option(
+        None, "--session", help="Session id or log name; default the most recent."
+    ),
     rules: Path = RulesOption,
 ) -> None:
     """Answer a proposal with one JSON object; exit 0 proceed, 1 caution, 2 avoid, 3 input error."""
@@ -98,7 +114,9 @@ def check(
 @app.command()
 def patterns(
     bank: str = BankOption,
-    session: str = typer.Option(None, "--session", help="Session whose base rate the cells are compared to."),
+    session: str = typer.Option(
+        None, "--session", help="Session whose base rate the cells are compared to."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
 ) -> None:
     """Per cell: count, weighted count, posterior mean, 90% interval, P(rate < base rate)."""
@@ -111,8 +129,12 @@ def patterns(
     with open_bank(bank, create=False) as opened:
         session_row = pick_session(opened, session)
         table = opened.experiment_table()
-        posterior = load_posterior(opened.posterior_path) if opened.posterior_path.exists() else None
-        cells = cell_table(posterior, table, session=session_row["session_key"] if session_row else None)
+        posterior = (
+            load_posterior(opened.posterior_path) if opened.posterior_path.exists() else None
+        )
+        cells = cell_table(
+            posterior, table, session=session_row["session_key"] if session_row else None
+        )
     if as_json:
         for cell in cells:
             print(json.dumps(cell.as_dict()))
@@ -122,7 +144,9 @@ def patterns(
 
 @app.command()
 def demo(
-    bank: str = typer.Option(None, "--bank", help="Keep the demo bank here instead of a temporary one."),
+    bank: str = typer.Option(
+        None, "--bank", help="Keep the demo bank here instead of a temporary one."
+    ),
 ) -> None:
     """Ingest the bundled 21-experiment seed log and check five proposals."""
     from nrr_stats.demo import run_demo

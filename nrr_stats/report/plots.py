@@ -27,8 +27,14 @@ def _pyplot():
 def binomial_interval(keeps: int, count: int, level: float = 0.9) -> tuple[float, float]:
     """Jeffreys interval of an observed keep rate (well behaved at 0 and n)."""
     tail = (1 - level) / 2
-    low = 0.0 if keeps == 0 else float(beta_distribution.ppf(tail, keeps + 0.5, count - keeps + 0.5))
-    high = 1.0 if keeps == count else float(beta_distribution.ppf(1 - tail, keeps + 0.5, count - keeps + 0.5))
+    low = (
+        0.0 if keeps == 0 else float(beta_distribution.ppf(tail, keeps + 0.5, count - keeps + 0.5))
+    )
+    high = (
+        1.0
+        if keeps == count
+        else float(beta_distribution.ppf(1 - tail, keeps + 0.5, count - keeps + 0.5))
+    )
     return low, high
 
 
@@ -40,7 +46,9 @@ def reliability_diagram(
     figure, (main, counts) = plt.subplots(
         2, 1, figsize=(7, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    main.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    main.plot(
+        [0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration"
+    )
     width = 0.1 / (len(methods) + 1)
     for index, (name, (p, y)) in enumerate(methods.items()):
         bins = reliability_bins(np.asarray(p), np.asarray(y))

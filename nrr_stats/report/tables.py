@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -15,7 +16,9 @@ def _interval(low: float | None, high: float | None) -> str:
     return f"[{low:.2f}, {high:.2f}]"
 
 
-def cell_table(cells: Iterable[Any], title: str = "Keep rate per (category, direction) cell") -> Table:
+def cell_table(
+    cells: Iterable[Any], title: str = "Keep rate per (category, direction) cell"
+) -> Table:
     """Cells sorted as given: count, weighted count, keeps, mean, 90% interval, P(rate < base), level."""
     table = Table(title=title, title_justify="left")
     for name, justify in (
@@ -76,12 +79,22 @@ def check_table(checks: Sequence[tuple[str, Mapping[str, Any]]]) -> Table:
 def ingest_table(summaries: Sequence[Any]) -> Table:
     """One row per ingested log: rows added / already present / skipped, status counts, metric."""
     table = Table(title="nrr ingest", title_justify="left")
-    for name in ("log", "added", "present", "skipped", "keep", "discard", "crash", "other", "metric"):
+    for name in (
+        "log",
+        "added",
+        "present",
+        "skipped",
+        "keep",
+        "discard",
+        "crash",
+        "other",
+        "metric",
+    ):
         table.add_column(name, justify="left" if name in ("log", "metric") else "right")
     for summary in summaries:
         counts = summary.status_counts
         table.add_row(
-            summary.path,
+            Path(summary.path).name,
             str(summary.rows_added),
             str(summary.rows_already_present),
             str(len(summary.bad_rows)),
