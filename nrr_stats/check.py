@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -204,20 +204,51 @@ def similar_failures(
     config: Mapping[str, str],
     history: list[dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], bool, int]:
-    """Past failures most like the proposal, whether one is an exact repeat, and how many are near-repeats.
-
-    Rows after the session's last kept row ran under the configuration in force now, whatever
-    their partial record of it says (a discarded row's `from` value teaches the tracker a value
-    without changing the configuration), so they are compared under the current config.
-    """
+    """Past failures most like the proposal, whether one is an exact repeat, and how many are near-repeats."""
     from nrr_stats.similarity.search import similar_failures_in_bank
 
+    return similar_failures_in_bank(
+        bank, description, change, config, under_current_config(history, config), k=SIMILAR_FAILURES
+    )
+
+
+def under_current_config(
+    history: Sequence[Mapping[str, Any]], config: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The session's rows, those after its last kept row marked as run under the config in force now.
+
+    Only a kept row moves the configuration; a discarded row's `from` value teaches the tracker a
+    value without changing it, so the partial record stored with such a row must not hide a repeat.
+    """
     last_keep = max((i for i, row in enumerate(history) if row["status"] == "keep"), default=-1)
     now = json.dumps(dict(config), sort_keys=True)
-    history = [
-        {**row, "config_before": now} if i > last_keep else row for i, row in enumerate(history)
+    return [
+        {**row, "config_before": now} if i > last_keep else dict(row)
+        for i, row in enumerate(history)
     ]
-    return similar_failures_in_bank(bank, description, change, config, history, k=SIMILAR_FAILURES)
+
+
+def repeat_flags(
+    change: ParsedChange,
+    description: str,
+    config: Mapping[str, str],
+    history: Sequence[Mapping[str, Any]],
+) -> tuple[bool, int]:
+    """(exact repeat, near repeats of the same change) from the session's rows alone, no kernel.
+
+    The backtest uses this: it is what `nrr check` decides on, less text-similarity near-repeats.
+    """
+    from nrr_stats.similarity.repeats import find_repeats
+
+    fields = {
+        "category": change.category,
+        "direction": change.direction,
+        "parameter": change.parameter,
+        "to": change.to_value,
+        "description": description,
+    }
+    found = find_repeats(fields, under_current_config(history, config), config)
+    return found["exact_repeat"], len(found["near"])
 
 
 def applicable_nk_records(
