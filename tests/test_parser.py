@@ -108,6 +108,19 @@ def test_seed_descriptions_parse_to_category_and_direction(
         ("retry with seed 2", "other", "other"),
         ("increase _DELTA_WEIGHT from 1.0 to 3.0", "other", "increase"),
         ("阶段 2 切块数 48→24", "other", "decrease"),
+        ("revert LR to 0.04", "other", "other"),
+        ("recapture extension at depth>=3", "model_depth", "other"),
+        ("Add a fourth convolutional block with 256 filters", "model_depth", "increase"),
+        ("remove one layer", "model_depth", "decrease"),
+        ("lower embedding lr to 0.4 at batch 2^13", "learning_rate", "decrease"),
+        ("disable VH->Low rescue", "other", "remove"),
+        ("raise TOTAL_BATCH_SIZE from 2**16 to 2**17", "batch_size", "increase"),
+        ("U-net skip connections: add skip from early layers", "architecture_other", "add"),
+        ("stop loss 2% -> 1.5%", "other", "decrease"),
+        ("num_warps 4->8", "systems", "increase"),
+        ("MLP 6x->8x", "model_width", "increase"),
+        ("Auto-research iteration", "other", "other"),
+        ("weight tying", "architecture_other", "add"),
     ],
 )
 def test_general_description_forms(text: str, category: str, direction: str) -> None:
@@ -210,6 +223,11 @@ def test_discarded_rows_do_not_move_the_config() -> None:
     tracker.observe(tracker.parse("LR 0.2"), kept=False)
     assert tracker.current == {"LEARNING_RATE": "0.04"}
     assert tracker.parse("LR to 0.05").direction == "increase"
+
+
+def test_a_relative_factor_beats_an_absolute_current_value() -> None:
+    assert kept_then("LR 3.0", True, "2x LR at D_MODEL=256").direction == "increase"
+    assert kept_then("init scale 0.8x", True, "init scale 1.2x").direction == "increase"
 
 
 def test_a_discarded_rows_from_value_reveals_the_current_value() -> None:

@@ -13,7 +13,7 @@ from nrr_stats.parser.values import compare, multiplier, to_number
 MAX_CHARS = 4000  # a description longer than this is parsed from its opening only
 
 # --- value syntax -------------------------------------------------------------------------------
-NUM = r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?:\^\d+)?(?:[kmbgKMBG](?![a-zA-Z]))?(?:x(?![a-zA-Z]))?%?(?:-way)?"
+NUM = r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?:(?:\^|\*\*)\d+)?(?:[kmbgKMBG](?![a-zA-Z]))?(?:x(?![a-zA-Z]))?%?(?:-way)?"
 TUPLE = r"\((?:[^()]{1,60})\)"
 TOKEN = rf"(?:{TUPLE}|[^\s,;:()\[\]]*[^\s,;:()\[\].])"
 ARROW = r"\s*(?:->|→|=>|⇒|—>|–>|-->|⟶|➝|➔)\s*"
@@ -33,7 +33,7 @@ ASSIGN = re.compile(
     r"(?P<val>\[[^\]]{0,200}\]|\([^()]{0,60}\)|[-+]?[^\s,;()\[\]+]+)"
 )
 TO_VALUE = re.compile(rf"\b(?:to|at|of|=)\s+(?P<val>{NUM})(?![\w.])", re.I)
-BARE_NUM = re.compile(rf"(?<![\w.^/])(?P<val>{NUM}(?:/{NUM})*)(?![\w.^/])")
+BARE_NUM = re.compile(rf"(?<![\w.^/<>])(?<![<>]=)(?P<val>{NUM}(?:/{NUM})*)(?![\w.^/])")
 IDENTIFIER = re.compile(r"^_*([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[A-Z][A-Z0-9]+)(?:\[\w+\])?$")
 
 # --- clause structure ---------------------------------------------------------------------------
@@ -62,8 +62,10 @@ STILL_BEST = re.compile(
     re.I,
 )
 BASELINE = re.compile(
-    r"\b(baseline|re-?run|reproduc\w*|sanity check|reference run|control run)\b", re.I
+    r"\b(baseline|re-?run|reproduc\w*|sanity check|reference run|control run|initial state|no changes)\b",
+    re.I,
 )
+REVERT = re.compile(r"^\s*(?:revert(?:ed|ing)?|roll\s?back|undo|restore[ds]?|go\s+back)\b", re.I)
 SWEEP = re.compile(r"\[[^\]]*[,.]{1,2}[^\]]*\]|\bsweep\b|\bgrid\b|\bscan\b", re.I)
 STOP = {
     "the",
@@ -127,7 +129,6 @@ class Mention:
     start: int
     end: int
     term: Term
-    valued: bool = False
 
 
 @dataclass
@@ -390,8 +391,15 @@ def _attach(changes: list[Change], mentions: list[Mention], text: str) -> dict[i
     """Link each value to the mention it qualifies (the nearest mention before it in the same clause,
     or a number written right before a mention: "16 refine layers", "5% warmup")."""
     linked: dict[int, Change] = {}
+    trailing: list[tuple[Mention, Change]] = []
     for change in changes:
-        keyed = [m for m in mentions if change.key_start <= m.start < change.position]
+        keyed = [
+            m
+            for m in mentions
+            if change.key_start <= m.start < change.position
+            or m.start <= change.position < m.end
+            or m.start <= change.key_start < m.end
+        ]
         before = [m for m in mentions if m.end <= change.key_start]
         after = [m for m in mentions if m.start >= change.position]
         target: Mention | None = None
@@ -400,11 +408,13 @@ def _attach(changes: list[Change], mentions: list[Mention], text: str) -> dict[i
         elif before and re.fullmatch(r"[^,;\d]{0,30}", text[before[-1].end : change.key_start]):
             target = before[-1]
         elif after and re.fullmatch(r"[\w.%^x\s\-]{0,25}", text[change.position : after[0].start]):
-            target = after[0]
+            trailing.append(
+                (after[0], change)
+            )  # "16 layers": used when no value follows the mention
         if target is not None:
-            index = mentions.index(target)
-            linked.setdefault(index, change)
-            target.valued = True
+            linked.setdefault(mentions.index(target), change)
+    for target, change in trailing:
+        linked.setdefault(mentions.index(target), change)
     return linked
 
 
@@ -444,9 +454,9 @@ def _direction_from_value(change: Change, parameter: str, config: Mapping[str, s
         return "remove"
     if lowered in ("true", "on", "enabled", "yes"):
         return "add"
-    if parameter and parameter in config:
-        return compare(config[parameter], change.to_value)
     factor = multiplier(change.to_value)
+    if parameter and parameter in config and (factor is None or multiplier(config[parameter])):
+        return compare(config[parameter], change.to_value)
     if factor is not None and factor != 1:
         return "increase" if factor > 1 else "decrease"
     return ""
@@ -523,8 +533,10 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     if not clauses:
         return ParsedChange("other", "other", "", "", "", settings)
     first = clauses[0].text
-    if BASELINE.search(first) and not ARROW_PAIR.search(first) and not FROM_TO.search(first):
-        return ParsedChange("other", "other", "", "", "", settings)
+    if REVERT.match(text) or (
+        BASELINE.search(first) and not ARROW_PAIR.search(first) and not FROM_TO.search(first)
+    ):
+        return ParsedChange("other", "other", "", "", "", settings)  # baselines and reverts
 
     # A clause changes its head mention when the mention carries a value, or the clause has a verb.
     spans = [
@@ -562,7 +574,7 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
             if change and parameter and _same_as_config(change, parameter, config):
                 restated.add(id(head))
                 continue  # restates the kept configuration: not a change
-            if counted and head.start >= detail_from:
+            if head.start >= detail_from and heads[0].start < detail_from:
                 continue  # "add a block with 256 filters": the filters are a detail of the block
             if valued or (not counted and clause_verbs):
                 proposals.append((head.term.category, head, change, clause))
@@ -582,7 +594,7 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     named_fallback = [f for f in fallback if f[0] != "other"]
     if named:
         category, mention, change, clause = named[0]
-    elif named_fallback and all(p[1] is None for p in proposals):
+    elif named_fallback and all(p[1] is None and p[2] is None for p in proposals):
         category, mention, clause = named_fallback[0]
         change = None
     elif proposals:
@@ -649,6 +661,8 @@ def _finish(
         v for v in verbs_all if any(c.start <= v[0] < c.end for c in clauses)
     ]
     plain_verbs = [v for v in clause_verbs if _outside_brackets(text, v[0])]
+    strong = [v for v in plain_verbs if v[2] not in WEAK_VERBS]
+    plain_verbs = strong + [v for v in plain_verbs if v[2] in WEAK_VERBS]
     bracket_verbs = [v for v in clause_verbs if not _outside_brackets(text, v[0])]
     option = _is_option(text[clause.start : _detail_start(text, clause)], rules)
     if option and not _option_fits(option, category, rules):
@@ -656,6 +670,9 @@ def _finish(
     direction = ""
     if change is not None and change.from_value:
         direction = compare(change.from_value, change.to_value)
+        early = [v for v in plain_verbs if v[0] < change.key_start and v[1] in ("add", "remove")]
+        if direction == "replace" and early and early[0][2] not in WEAK_VERBS:
+            direction = early[0][1]  # "disable VH->Low rescue": the pair names the thing removed
     if not direction and change is not None and SWEEP.search(text):
         direction = "other"
     if not direction and plain_verbs:
@@ -672,12 +689,21 @@ def _finish(
         else:
             direction = "other"
     if not direction:
+        bare_quantity = (
+            mention is not None
+            and bool(mention.term.parameter)
+            and (category in rules.quantities or category == "learning_rate")
+        )
         if option and category != "other":
             direction = "replace"
-        elif mention is not None and category != "other":
-            direction = "add"
+        elif mention is not None and category != "other" and not bare_quantity:
+            direction = (
+                "add"  # a technique named with no verb or value: "SmearGate", "weight tying"
+            )
         else:
-            direction = "other"
+            direction = "other"  # "depth" alone says nothing about which way
+    if category in rules.quantities and direction in ("add", "remove"):
+        direction = "increase" if direction == "add" else "decrease"  # "add a fourth block"
     if direction == "replace" and option and not to_value:
         to_value = option
     if not parameter and direction == "replace" and option and category in rules.default_parameters:
@@ -691,6 +717,7 @@ def _finish(
 
 
 RECOMPUTE_VERBS = {"change", "changed", "set"}
+WEAK_VERBS = {"use", "using", "apply", "applied", "adopt", "include", "included"}
 BRACKET_DELTA = re.compile(r"\((?:[^()]*[\s,;])?(?P<sign>[+\-−])\d+(?:\.\d+)?\s+[a-z]", re.I)
 
 

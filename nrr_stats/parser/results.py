@@ -21,6 +21,7 @@ METRIC_FIGURE = re.compile(
     r"elo|tok/s|tokens?/s(?:ec)?)\s*[:=]?\s*[-+]?\d+(?:\.\d+)?%?(?:\s*(?:->|→|=>)\s*[-+]?\d+(?:\.\d+)?%?)?",
     re.IGNORECASE,
 )
+SIGNED_SCORE = re.compile(r"(?<![\w.])[-+±]\s?\d+(?:\.\d+)?\s?(?:elo|bpb|pts|points)\b", re.I)
 COMMIT_REF = re.compile(r"@\s?[0-9a-f]{6,40}\b")
 LEADING_TAG = re.compile(r"^\s*(?:\[[^\]]*\]\s*|[\w\-]*\d[\w\-]*[:.)]?\s*)+", re.I)
 MOTIVE_GROUP = re.compile(r"^\s*(hypothesis|evidence|expected|target|note|why|rationale)\b", re.I)
@@ -88,6 +89,7 @@ def strip_result_words_with(text: str, rules: Rules) -> str:
     result = _result_regex(rules.result_words)
     text = CONTROL.sub(" ", text)
     text = METRIC_FIGURE.sub(" ", text)
+    text = SIGNED_SCORE.sub(" ", text)
     text = COMMIT_REF.sub(" ", text)
     text = _drop_groups(text, result)
     text = SIGNED_PERCENT.sub(" ", text)

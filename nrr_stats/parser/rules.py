@@ -14,7 +14,7 @@ from nrr_stats.taxonomy import CATEGORIES, DIRECTIONS
 
 PARAMETER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-CATEGORY_KEYS = {"words", "patterns", "parameters", "default_parameter", "heads"}
+CATEGORY_KEYS = {"words", "patterns", "parameters", "default_parameter", "heads", "quantity"}
 TOP_KEYS = {"categories", "parameters", "directions", "options", "results", "techniques"}
 
 
@@ -42,6 +42,7 @@ class Rules:
     result_words: tuple[str, ...] = ()
     technique_words: tuple[str, ...] = ()
     user_categories: tuple[str, ...] = ()
+    quantities: frozenset[str] = frozenset()
 
     @property
     def vocabulary(self) -> frozenset[str]:
@@ -136,6 +137,8 @@ def _validate(data: dict[str, Any], path: str) -> dict[str, Any]:
                     path, f"categories.{name}.patterns: bad regex {pattern!r} ({error})"
                 ) from None
         _parameter_map(body.get("parameters", {}), f"categories.{name}.parameters", path)
+        if not isinstance(body.get("quantity", False), bool):
+            raise _fail(path, f"categories.{name}.quantity must be true or false")
         default = body.get("default_parameter", "")
         if default and (not isinstance(default, str) or not PARAMETER_NAME.match(default)):
             raise _fail(path, f"categories.{name}.default_parameter must be UPPER_SNAKE")
@@ -170,8 +173,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         for key in ("words", "patterns", "heads"):
             target[key] = list(target.get(key, [])) + list(body.get(key, []))
         target["parameters"] = {**target.get("parameters", {}), **body.get("parameters", {})}
-        if body.get("default_parameter"):
-            target["default_parameter"] = body["default_parameter"]
+        for key in ("default_parameter", "quantity"):
+            if key in body:
+                target[key] = body[key]
     for name, words in extra.get("directions", {}).items():
         merged["directions"][name] = merged["directions"].get(name, []) + list(words)
     for table in ("options", "results", "techniques"):
@@ -208,6 +212,9 @@ def _build(data: dict[str, Any], user_names: set[str]) -> Rules:
         result_words=tuple(normalise(w) for w in data.get("results", {}).get("words", [])),
         technique_words=tuple(normalise(w) for w in data.get("techniques", {}).get("words", [])),
         user_categories=tuple(sorted(user_names)),
+        quantities=frozenset(
+            name for name, body in data.get("categories", {}).items() if body.get("quantity")
+        ),
     )
 
 

@@ -8,7 +8,7 @@ import re
 SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 NUMBER = re.compile(
     r"^[(\[]?\s*(?P<sign>[-+]?)(?P<num>\d+(?:[.,]\d+)*(?:\.\d*)?|\.\d+)"
-    r"(?:e(?P<exp>[-+]?\d+))?(?:\^(?P<pow>\d+))?\s*(?P<suffix>[kmbgt](?![a-z]))?"
+    r"(?:e(?P<exp>[-+]?\d+))?(?:(?:\^|\*\*)(?P<pow>\d+))?\s*(?P<suffix>[kmbgt](?![a-z]))?"
 )
 TUPLE_SPLIT = re.compile(r"[/,]\s*")
 
