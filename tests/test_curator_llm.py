@@ -285,3 +285,16 @@ def test_model_settings_need_an_api_key(monkeypatch):
     assert settings_from_env("claude-given").model == "claude-given"
     assert settings_from_env().source == "llm:claude-other"
     assert os.environ["ANTHROPIC_API_KEY"] == "sk-ant-x"
+
+
+def test_a_depth_n_fallback_counts_as_done_on_resume(tmp_path):
+    bank = small_bank(tmp_path)
+    shallow = ("json", 200, tool_answer(good_record()))  # a depth-1 answer where depth 3 is due
+    with MessagesServer([OK] * FAILURES + [shallow, shallow]) as server:
+        summary = curate(bank, model=model_curator(server), deep=True)
+    assert summary.model_fallbacks == 1 and summary.deep_written == 1
+    [record] = fetch_records(bank, depth=3)
+    assert record["source"] == "rules" and "depth is 1, expected 3" in record["note"]
+    with MessagesServer([]) as server:
+        again = curate(bank, model=model_curator(server), deep=True)
+    assert server.requests == [] and again.deep_already_done == 1

@@ -341,3 +341,14 @@ def test_random_secrets_never_survive(prefix, body, before, after):
     secret = prefix + body
     out = redact(f"{before} {secret}\n{after}")
     assert body not in out
+
+
+def test_the_shipped_strict_table_loads_and_discounts_more():
+    from nrr_stats.curator.weights import default_weights_path
+
+    strict = load_weights(default_weights_path().with_name("weights_strict_nk.toml"))
+    builtin = load_weights()
+    rows = zip(strict.rows(), builtin.rows(), strict=True)
+    assert all(s["weight"] <= b["weight"] for s, b in rows)
+    local = {"layer": "method_failure", "scope": "local_failure", "degree": "partial"}
+    assert strict.weight(local) < builtin.weight(local) == 1.0

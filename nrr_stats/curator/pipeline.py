@@ -227,11 +227,11 @@ def _label(kind: str, item: Any) -> str:
     return f"depth-{len(route.failures)} {route.direction} {route.thing}"
 
 
-def _model_fallbacks(bank: Bank, source: str) -> set[str]:
+def _model_fallbacks(bank: Bank, source: str, depth: int = 1) -> set[str]:
     """route_keys of rules records that stand in for this model's failed answers (finished too)."""
     rows = bank.query(
-        "SELECT route_key FROM nk_records WHERE source = 'rules' AND depth = 1 AND note LIKE ?",
-        (f"{source} answer invalid%",),
+        "SELECT route_key FROM nk_records WHERE source = 'rules' AND depth = ? AND note LIKE ?",
+        (depth, f"{source} answer invalid%"),
     )
     return {row["route_key"] for row in rows}
 
@@ -309,7 +309,10 @@ def _deep(
     depth = len(route.failures)
     key = route_key(route.session_id, route.category, route.direction, route.parameter)
     last = route.failures[-1]
-    if not redo and key in curated_keys(bank, source, depth):
+    done = curated_keys(bank, source, depth)
+    if model is not None:
+        done |= _model_fallbacks(bank, source, depth)
+    if not redo and key in done:
         summary.deep_already_done += 1
         return
     contexts = [jobs[int(f["id"])].context for f in route.failures]
