@@ -248,6 +248,14 @@ class _Aligner:
 MAX_LINES_PER_QUOTED_CELL = 50
 
 
+def _filled_length(cells: list[str]) -> int:
+    """Number of cells up to the last non-empty one (trailing delimiters do not count)."""
+    length = len(cells)
+    while length > 1 and not cells[length - 1].strip():
+        length -= 1
+    return length
+
+
 def _join_quoted_lines(
     content: list[PhysicalLine], start: int, delimiter: str, width: int
 ) -> tuple[str, int]:
@@ -300,8 +308,10 @@ def _candidates(
         if len(cells) != width and delimiter == "\t" and LITERAL_TAB in text:
             # Some fields written with the two characters backslash-t instead of a tab.
             repaired = split_cells(text.replace(LITERAL_TAB, "\t"), delimiter, width)
-            if len(repaired) == width:
+            if abs(_filled_length(repaired) - width) < abs(_filled_length(cells) - width):
                 cells = repaired
+        if len(cells) > width and _filled_length(cells) <= width:
+            cells = cells[:width]  # trailing delimiters
         if [normalise_name(c) for c in cells] == header_key:
             continue  # the header repeated (logs appended to one another)
         pieces = None
@@ -341,7 +351,8 @@ def read_results_log(
         line.text or "" for line in lines if line.is_comment and line.number < header_line.number
     ]
     delimiter = sniff_delimiter(header_line.text)
-    header = _unique_names(split_cells(header_line.text, delimiter))
+    header_cells = split_cells(header_line.text, delimiter)
+    header = _unique_names(header_cells[: _filled_length(header_cells)])
     names = [normalise_name(h) for h in header]
 
     candidates = _candidates(content, header_index, header, delimiter)
