@@ -167,3 +167,23 @@ def test_records_adopt_reject_errors(bank_path, tmp_path):
     assert_input_error(nrr("reject", "1", "--bank", bank_path), "--reason")
     assert_input_error(nrr("reject", "1", "--bank", bank_path, "--reason", "  "), "needs a reason")
     assert_input_error(nrr("adopt", "one", "--bank", bank_path), "record_id", "integer")
+
+
+def test_curate_limit_and_reweighting_with_a_table(bank_path, tmp_path):
+    run = nrr("curate", "--bank", bank_path, "--limit", "2")
+    assert run.code == 0 and "2 record(s) written" in run.out and "stopped at --limit 2" in run.out
+    assert_input_error(
+        nrr("curate", "--bank", bank_path, "--limit", "0"), "--limit must be at least 1"
+    )
+    nrr("curate", "--bank", bank_path)
+    flat = write(
+        tmp_path,
+        "flat.toml",
+        "[layer]\nimplementation_failure = 1.0\ncommunication_failure = 1.0\n"
+        "[degree]\ninconclusive = 1.0\nartifact_driven = 1.0\noverclaimed = 1.0\n",
+    )
+    run = nrr("curate", "--bank", bank_path, "--weights", flat, "--json")
+    assert run.code == 0 and json.loads(run.out)["reweighted"] == 6
+    listed = json.loads(nrr("records", "--bank", bank_path, "--json").out)
+    assert {row["evidence_weight"] for row in listed} == {1.0}
+    assert nrr("records", "--bank", bank_path).code == 0

@@ -298,3 +298,45 @@ def test_a_depth_n_fallback_counts_as_done_on_resume(tmp_path):
     with MessagesServer([]) as server:
         again = curate(bank, model=model_curator(server), deep=True)
     assert server.requests == [] and again.deep_already_done == 1
+
+
+def test_no_write_lock_is_held_while_the_api_is_called(tmp_path):
+    import sqlite3
+
+    bank = small_bank(tmp_path)
+    locked = []
+
+    def try_to_write(seconds: float) -> None:
+        other = sqlite3.connect(tmp_path / "bank.db", timeout=0.2, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        except sqlite3.OperationalError as error:
+            locked.append(str(error))
+        finally:
+            other.close()
+
+    replies = [
+        ("json", 500, error_body("api_error", "x")),
+        OK,
+        ("json", 500, error_body("api_error", "x")),
+    ]
+    with MessagesServer(replies + [OK] * FAILURES) as server:
+        curator = ModelCurator(
+            ModelSettings(
+                model=MODEL, api_key="k", base_url=server.url, timeout=2.0, base_delay=0.01
+            ),
+            sleep=try_to_write,
+        )
+        summary = curate(bank, model=curator)
+    assert summary.written == FAILURES and summary.retries == 2
+    assert locked == []
+
+
+def test_a_limit_caps_the_records_of_one_run(tmp_path):
+    bank = small_bank(tmp_path)
+    with MessagesServer([OK] * FAILURES) as server:
+        first = curate(bank, model=model_curator(server), limit=2)
+        assert first.limited and first.written == 2 and len(server.requests) == 2
+        rest = curate(bank, model=model_curator(server), limit=10)
+    assert not rest.limited and rest.written == FAILURES - 2 and rest.already_done == 2

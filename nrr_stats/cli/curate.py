@@ -43,12 +43,18 @@ def curate(
         None, "--base-url", help="API base URL for --llm (default $ANTHROPIC_BASE_URL)."
     ),
     redo: bool = typer.Option(False, "--redo", help="Rewrite records that already exist."),
+    limit: int = typer.Option(
+        None, "--limit", help="Stop after this many new records (caps a model's cost)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the run's summary as JSON."),
 ) -> None:
-    """Turn failed experiments into NK records and set their evidence weights (resumable)."""
+    """Turn failed experiments into NK records and set their evidence weights (resumable).
+
+    With --weights, every stored record (not only the new ones) is re-weighted with that table.
+    """
     from nrr_stats.bank import open_bank
+    from nrr_stats.curator import apply_weights, load_weights
     from nrr_stats.curator import curate as run_curation
-    from nrr_stats.curator import load_weights
     from nrr_stats.curator.artifacts import check_artifacts_dir
 
     table = load_weights(weights)
@@ -70,16 +76,24 @@ def curate(
             artifacts_dir=artifacts_dir,
             weights=table,
             redo=redo,
+            limit=limit,
             progress=progress,
         )
+        reweighted = apply_weights(opened, table) if weights is not None else None
     if as_json:
-        print(json.dumps(summary.as_dict()))
+        print(json.dumps(summary.as_dict() | {"reweighted": reweighted}))
     else:
         print(
             f"{summary.source}: {summary.written} record(s) written, {summary.already_done} already done"
             f" (of {summary.failures} failures); depth-N: {summary.deep_written} written,"
             f" {summary.deep_already_done} already done; model fallbacks {summary.model_fallbacks},"
             f" retries {summary.retries}, tokens in/out {summary.input_tokens}/{summary.output_tokens}"
+            + (f"; stopped at --limit {limit}" if summary.limited else "")
+            + (
+                f"; {reweighted} stored record(s) re-weighted with {weights}"
+                if reweighted is not None
+                else ""
+            )
         )
     if summary.interrupted:
         raise NrrInputError(
@@ -149,6 +163,7 @@ def records(
         "weight",
         "action",
         "adopt/reject",
+        "route",
     ):
         table.add_column(column)
     for row in rows:
@@ -163,6 +178,7 @@ def records(
             f"{row['evidence_weight']:.3g}",
             failure["recommended_action"],
             f"{sum(e['action'] == 'adopt' for e in events)}/{sum(e['action'] == 'reject' for e in events)}",
+            str(row["record"].get("attempted_route", ""))[:60],
         )
     Console().print(table)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,7 @@ class CurationSummary:
     input_tokens: int = 0
     output_tokens: int = 0
     interrupted: bool = False
+    limited: bool = False  # stopped at the run's --limit
     record_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,9 +159,13 @@ def curate(
     artifacts_dir: Path | None = None,
     weights: WeightTable | None = None,
     redo: bool = False,
+    limit: int | None = None,
     progress: Progress | None = None,
 ) -> CurationSummary:
-    """Curate the bank's failures (or one experiment) with the rules, or with `model` when given."""
+    """Curate the bank's failures (or one experiment) with the rules, or with `model` when given;
+    `limit` stops after that many new records (a model's cost in one run)."""
+    if limit is not None and limit < 1:
+        raise NrrInputError(f"--limit must be at least 1, not {limit}")
     table = weights or load_weights()
     source = model.settings.source if model else "rules"
     summary = CurationSummary(source=source)
@@ -173,10 +179,8 @@ def curate(
             raise NrrInputError(f"no session {session_id} in the bank")
 
     plan: list[tuple[str, Any]] = []
-    session_data = []
     for session in sessions:
         experiments, jobs = _session_jobs(bank, session, artifacts_dir)
-        session_data.append((session, experiments, jobs))
         for pk, job in jobs.items():
             if target is None or pk == target["id"]:
                 plan.append(("depth1", job))
@@ -191,12 +195,16 @@ def curate(
     done_depth1 = set() if redo else curated_keys(bank, source, 1)
     if model is not None and not redo:
         done_depth1 |= _model_fallbacks(bank, source)
-    # Rules are fast: commit them in batches. A model's records commit one by one.
+    # Rules are fast: commit them in batches. A model's records commit one by one, and no
+    # transaction stays open (holding the bank's write lock) while the API is called.
     batch = 1 if model is not None else OFFLINE_BATCH
     try:
         for start in range(0, len(plan), batch):
-            with bank.transaction():
+            with bank.transaction() if model is None else nullcontext():
                 for index in range(start, min(start + batch, len(plan))):
+                    if limit is not None and summary.written + summary.deep_written >= limit:
+                        summary.limited = True
+                        break
                     kind, item = plan[index]
                     if progress:
                         progress(index, len(plan), _label(kind, item))
@@ -212,6 +220,8 @@ def curate(
                             redo=redo,
                             summary=summary,
                         )
+            if summary.limited:
+                break
         if progress:
             progress(len(plan), len(plan), "done")
     except KeyboardInterrupt:
