@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tracemalloc
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nrr_stats.similarity import top_k
+from nrr_stats.similarity import kernel, top_k
 
 
 def brute_force(matrix, query, k, mask=None):
@@ -36,14 +37,16 @@ def integer_problems(draw):
         mask = rng.random(n) < draw(st.floats(0.0, 1.0))
     k = draw(st.integers(0, 15))
     chunk_rows = draw(st.integers(1, 90))
-    return matrix, queries, k, mask, chunk_rows
+    select_columns = draw(st.integers(1, 90))  # the ranking slices inside a chunk
+    return matrix, queries, k, mask, chunk_rows, select_columns
 
 
 @settings(max_examples=300, deadline=None)
 @given(integer_problems())
 def test_batch_equals_brute_force_with_ties_masks_and_chunks(problem):
-    matrix, queries, k, mask, chunk_rows = problem
-    indices, scores = top_k(matrix, queries, k, mask=mask, chunk_rows=chunk_rows)
+    matrix, queries, k, mask, chunk_rows, select_columns = problem
+    with mock.patch.object(kernel, "SELECT_COLUMNS", select_columns):
+        indices, scores = top_k(matrix, queries, k, mask=mask, chunk_rows=chunk_rows)
     available = matrix.shape[0] if mask is None else int(mask.sum())
     assert indices.shape == scores.shape == (queries.shape[0], min(k, available))
     for row, query in enumerate(queries):
@@ -55,8 +58,9 @@ def test_batch_equals_brute_force_with_ties_masks_and_chunks(problem):
 @settings(max_examples=200, deadline=None)
 @given(integer_problems())
 def test_single_query_equals_brute_force(problem):
-    matrix, queries, k, mask, chunk_rows = problem
-    indices, scores = top_k(matrix, queries[0], k, mask=mask, chunk_rows=chunk_rows)
+    matrix, queries, k, mask, chunk_rows, select_columns = problem
+    with mock.patch.object(kernel, "SELECT_COLUMNS", select_columns):
+        indices, scores = top_k(matrix, queries[0], k, mask=mask, chunk_rows=chunk_rows)
     expected_index, expected_scores = brute_force(matrix, queries[0], k, mask)
     assert indices.ndim == 1
     np.testing.assert_array_equal(indices, expected_index)

@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
+# Rows per chunk by default. Each chunk is one BLAS call, and a multi-threaded BLAS call ends
+# by waiting for its helper threads: on a busy machine that wait, once per chunk, cost 6x at
+# 64k-row chunks (benchmarks/similarity_bench.py). 1M rows keeps those waits few while one
+# query's score buffer stays at 4 MB.
+DEFAULT_CHUNK_ROWS = 1 << 20
+# Scores are ranked in slices of this many columns (256 KB of one query's scores).
+SELECT_COLUMNS = 1 << 16
 # Score buffer bound: a chunk of a batch holds at most this many float scores (64 MB float32).
 MAX_CHUNK_SCORES = 1 << 24
+# Gathered (copied) rows per chunk for sparse masks: 32 MB of 128-dim float32.
+GATHER_CHUNK_ROWS = 1 << 16
 # Below this fraction of selected rows, a mask gathers the selected rows (a bounded copy of
 # those rows only); above it, whole chunks are scored and the masked-out scores set to -inf.
 GATHER_BELOW = 0.25
@@ -23,13 +32,14 @@ def top_k(
     k: int,
     *,
     mask: np.ndarray | None = None,
-    chunk_rows: int = 65536,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k rows of `matrix` with the highest dot product with each query, best first.
 
     Returns (indices, scores): shape (k,) for a 1-D query, (q, k) for a (q, d) batch, fewer
     columns when fewer than k rows are available. Exact; equal scores rank lower index first.
     `mask` (bool, one per row) keeps only the rows where it is True, without copying the matrix.
+    `chunk_rows` rows are scored per step: 4 bytes x rows x queries, capped at 64 MB.
     """
     if matrix.ndim != 2:
         raise ValueError(f"matrix must be 2-D, got shape {matrix.shape}")
@@ -60,7 +70,18 @@ def top_k(
         step = max(1, min(chunk_rows, MAX_CHUNK_SCORES // n_queries))
         for block, row_index, keep in _chunks(matrix, mask, n_available, step):
             scores = _score(block, batch)
-            best_index, best_scores = _merge_chunk(best_index, best_scores, scores, row_index, keep)
+            # Select in cache-sized slices: after the first, most fail the threshold test.
+            for start in range(0, scores.shape[1], SELECT_COLUMNS):
+                stop = start + SELECT_COLUMNS
+                best_index, best_scores = _merge_chunk(
+                    best_index,
+                    best_scores,
+                    scores[:, start:stop],
+                    row_index[start:stop]
+                    if isinstance(row_index, np.ndarray)
+                    else row_index + start,
+                    None if keep is None else keep[start:stop],
+                )
 
     indices, scores = best_index[:, :n_out], best_scores[:, :n_out]
     if n_out and (indices[:, -1] == _NO_INDEX).any():
@@ -73,6 +94,7 @@ def _chunks(matrix: np.ndarray, mask: np.ndarray | None, n_available: int, step:
     n_rows = matrix.shape[0]
     if mask is not None and n_available < GATHER_BELOW * n_rows:
         selected = np.flatnonzero(mask)
+        step = min(step, GATHER_CHUNK_ROWS)
         for start in range(0, selected.size, step):
             picked = selected[start : start + step]
             yield matrix[picked], picked, None
