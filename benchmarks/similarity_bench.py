@@ -146,7 +146,7 @@ def latencies(space, matrix, failed, queries, count, sklearn_count):
 
 
 PEAK_CHILD = """
-import resource, sys, time, tracemalloc
+import sys, tracemalloc
 sys.path.insert(0, {bench_dir!r})
 from similarity_bench import load, K
 from nrr_stats.similarity import similar_experiments
@@ -155,7 +155,9 @@ tracemalloc.start()
 for q in queries[:30]:
     similar_experiments(space, matrix, q['description'], q['fields'], K, mask=failed)
 _, heap = tracemalloc.get_traced_memory()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, heap, matrix.nbytes)
+# VmHWM, not ru_maxrss: on Linux ru_maxrss keeps the forking parent's high-water mark.
+hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))
+print(int(hwm.split()[1]) * 1024, heap, matrix.nbytes)
 """
 
 
