@@ -539,3 +539,23 @@ def test_curation_on_each_backend(bank):
     assert apply_weights(bank) == 7
     weights = sorted(e["evidence_weight"] for e in bank.experiments())
     assert weights[0] < 0.3 and weights[-1] == 1.0
+
+
+def test_applicable_records_limit_and_unnamed_routes(tmp_path):
+    bank = small_bank(tmp_path)
+    add_session(
+        bank,
+        "other.tsv",
+        [
+            ("keep", "baseline", 1.0, "other", "other", ""),
+            ("discard", "tweak things", 1.1, "other", "other", ""),
+            ("discard", "LR 0.02 and depth 10", 1.1, "multiple", "other", ""),
+        ],
+    )
+    curate(bank, deep=True)
+    assert [r["depth"] for r in applicable_records(bank, *LR, limit=2)] == [3, 1]
+    assert len(applicable_records(bank, *LR, limit=None)) == 4
+    assert len(fetch_records(bank)) == 9
+    assert applicable_records(bank, "other", "other") == []
+    assert applicable_records(bank, "multiple", "other", "") == []
+    assert applicable_records(bank, "learning_rate", "other") == []

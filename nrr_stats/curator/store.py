@@ -213,12 +213,20 @@ def applicable_records(
     direction: str,
     parameter: str | None = None,
     session_id: int | None = None,
+    *,
+    limit: int | None = 20,
 ) -> list[dict[str, Any]]:
     """Records for a proposal's route, deepest and newest first, each with its adoption history.
 
     The route is the cell (category, direction) and, when `parameter` is given, that parameter
     (records with no parameter still apply); `session_id` keeps only that session's records.
+    A route that names no one thing (category other or multiple, or direction other, without a
+    parameter) has no applicable records: those cells hold unrelated changes. At most `limit`.
     """
+    from nrr_stats.curator.offline import identifiable_route
+
+    if not identifiable_route(category, direction, parameter or ""):
+        return []
     where = ["e.category = ?", "e.direction = ?"]
     params: list[Any] = [category, direction]
     if parameter:
@@ -230,7 +238,8 @@ def applicable_records(
     rows = bank.query(
         "SELECT r.id, r.experiment_id, r.depth, r.source, r.record_json, r.evidence_weight, r.note,"
         " r.created_at, e.session_id FROM nk_records r JOIN experiments e ON e.id = r.experiment_id"
-        f" WHERE {' AND '.join(where)} ORDER BY r.depth DESC, r.id DESC",
+        f" WHERE {' AND '.join(where)} ORDER BY r.depth DESC, r.id DESC"
+        + (f" LIMIT {int(limit)}" if limit is not None else ""),
         params,
     )
     history = events_for(bank, [row["id"] for row in rows])
