@@ -87,6 +87,31 @@ def test_rows_run_together_with_counter_or_status_last() -> None:
     assert status_last.bad_rows == []
 
 
+def test_two_ragged_rows_run_together() -> None:
+    log = _read("run_together_ragged.tsv")  # kamiimeteor: 4-field rows, '...model' + '94b1b57'
+    assert log.bad_rows == []
+    glued = [r for r in log.rows if r.line_number == 9]
+    assert [(r.experiment_id, r.status, r.metric) for r in glued] == [
+        ("803407b", "keep", pytest.approx(2.216343)),
+        ("94b1b57", "discard", pytest.approx(2.382889)),
+    ]
+    assert glued[0].description == "shrink MLP hidden dim to 1280 on 12-layer 768-dim model"
+    assert all(r.fields["memory_gb"] == "" for r in glued)
+
+
+def test_tabs_inside_a_description_stay_in_one_row(tmp_path: Path) -> None:
+    path = tmp_path / "tabs.tsv"
+    path.write_text(
+        "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
+        "a1b2c3d\t0.99\t44.0\tkeep\tbaseline\n"
+        "b2c3d4e\t0.98\t44.0\tdiscard\ttry lr\tkeep it simple\tcrash course\n"
+        "c3d4e5f\t0.97\t44.0\tkeep\tok\n"
+    )
+    log = read_results_log(path)
+    assert [r.status for r in log.rows] == ["keep", "discard", "keep"]
+    assert log.rows[1].description == "try lr\tkeep it simple\tcrash course"
+
+
 def test_quoted_cell_across_lines_and_a_quote_that_never_closes() -> None:
     multi = _read("multiline_quoted.csv")
     assert (

@@ -381,7 +381,7 @@ def read_results_log(
             continue
         if candidate.pieces is not None:
             groups = candidate.pieces
-        elif len(candidate.cells) >= 2 * len(header) - 1:
+        elif len(candidate.cells) >= 2 * len(header) - 3:
             groups = splitter.split(candidate.cells) or [candidate.cells]
         else:
             groups = [candidate.cells]
@@ -570,6 +570,7 @@ class _RunTogetherSplitter:
         return len(cells) == self.aligner.width and is_status_word(cells[self.aligner.status])
 
     def split(self, cells: list[str]) -> list[list[str]] | None:
+        """Two rows (aligned to the header) from one over-long line, or None when none fits."""
         width = self.aligner.width
         if len(cells) == 2 * width:
             first, second = cells[:width], cells[width:]
@@ -584,7 +585,31 @@ class _RunTogetherSplitter:
                 second = [merged[cut:], *cells[width:]]
                 if self._readable(first) and self._readable(second):
                     return [first, second]
-        return None
+        return self._split_ragged(cells)
+
+    def _split_ragged(self, cells: list[str]) -> list[list[str]] | None:
+        """Two ragged rows run together: each half may miss one cell, which the aligner restores."""
+        width = self.aligner.width
+        options: list[tuple[list[str], list[str]]] = []
+        for k in range(width - 1, width + 1):  # no cell glued: the line breaks between cells
+            if width - 1 <= len(cells) - k <= width:
+                options.append((cells[:k], cells[k:]))
+        for g in range(width - 2, width):  # the last cell of one row glued to the first of the next
+            if g < len(cells) and width - 1 <= len(cells) - g <= width:
+                merged = cells[g]
+                for cut in self._cuts(merged, cells[0].strip()):
+                    options.append(
+                        (cells[:g] + [merged[:cut].rstrip()], [merged[cut:], *cells[g + 1 :]])
+                    )
+        best, best_score = None, None
+        for first, second in options:
+            aligned = [self.aligner.align(first), self.aligner.align(second)]
+            if aligned[0] is None or aligned[1] is None:
+                continue
+            score = self.aligner.score(aligned[0]) + self.aligner.score(aligned[1])
+            if best_score is None or score > best_score:
+                best, best_score = [aligned[0], aligned[1]], score
+        return best
 
     def _cuts(self, merged: str, first_value: str) -> list[int]:
         suffixes = []
