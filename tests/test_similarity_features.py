@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from nrr_stats.similarity import FEATURE_DIM, FeatureSpace, similar_experiments, top_k
 from nrr_stats.similarity.features import BLOCKS, normalise_text, parse_number, signed_log_change
+from nrr_stats.taxonomy import CATEGORIES
 
 DESCRIPTIONS = [
     "increase LR to 0.02",
@@ -159,6 +160,18 @@ def test_signed_log_change_cases():
     assert signed_log_change("-4", "-2") == pytest.approx(math.log(2))  # -4 -> -2 goes up
     assert signed_log_change("0", "5") == 1.0
     assert signed_log_change("relu", "gelu") is None
+
+
+def test_lone_surrogates_and_user_categories_are_features_too():
+    space = FeatureSpace.fit_idf(["bad \udcff bytes"])
+    rows = space.transform(
+        ["bad \udcff bytes", "bad \udcff bytes"],
+        [{"category": "trading_signal"}, {"category": "trading_signal"}],
+    )
+    assert float(rows[0] @ rows[1]) == pytest.approx(1.0, abs=1e-6)
+    start = sum(width for name, width, _ in BLOCKS[: [b[0] for b in BLOCKS].index("category")])
+    user_columns = rows[0][start + len(CATEGORIES) : start + len(CATEGORIES) + 2]
+    assert np.count_nonzero(user_columns) == 1  # a rules file's category gets a hashed column
 
 
 def test_mismatched_lengths_raise():

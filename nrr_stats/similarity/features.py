@@ -37,11 +37,8 @@ MAX_TEXT_CHARS = 1000  # features read a description's first 1000 characters
 BLOCKS: tuple[tuple[str, int, float], ...] = (
     ("words", 48, 0.30),
     ("chars", 36, 0.25),
-    (
-        "category",
-        len(CATEGORIES) + 2,
-        0.15,
-    ),  # known categories one-hot, 2 hashed dims for user ones
+    # Known categories one-hot, plus 2 signed-hashed columns for a rules file's own ones.
+    ("category", len(CATEGORIES) + 2, 0.15),
     ("direction", len(DIRECTIONS), 0.10),
     ("parameter", 10, 0.10),
     ("change", 2, 0.05),
@@ -72,7 +69,7 @@ def _fold(fine: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _hash(text: str) -> int:
-    return zlib.crc32(text.encode("utf-8"))
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
 
 
 def normalise_text(description: str) -> list[str]:
