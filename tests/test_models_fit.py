@@ -5,6 +5,7 @@ One nutpie model is compiled for the whole module and reused with new counts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -113,3 +114,70 @@ def test_small_sbc_covers_at_roughly_the_nominal_rate(compiled):
     # 60 interval checks: "clearly off" means about three standard errors from nominal.
     assert hits90.mean() >= 0.78
     assert 0.3 <= hits50.mean() <= 0.7
+
+
+def test_fit_command_stores_a_passing_fit_and_exits_zero(fitted, tmp_path, monkeypatch, capsys):
+    from nrr_stats.bank import open_bank
+    from nrr_stats.cli import main
+    from nrr_stats.models import fit as fit_module
+
+    bank_path = tmp_path / "bank.db"
+    open_bank(bank_path).close()
+    passing = dataclasses.replace(
+        fitted, passed=True, diagnostics={**fitted.diagnostics, "failures": []}
+    )
+    monkeypatch.setattr(fit_module, "fit_hierarchy", lambda table, **kw: passing)
+    assert main(["fit", "--bank", str(bank_path), "--no-progress"]) == 0
+    with open_bank(bank_path) as bank:
+        stored = bank.posterior_path
+    assert load_posterior(stored).sessions == fitted.posterior.sessions
+    assert "stored:" in capsys.readouterr().out
+
+
+def test_fit_command_keeps_the_good_fit_and_exits_one_when_diagnostics_fail(
+    fitted, tmp_path, monkeypatch, capsys
+):
+    from nrr_stats.bank import open_bank
+    from nrr_stats.cli import main
+    from nrr_stats.models import fit as fit_module
+    from nrr_stats.models.posterior import failed_path_for
+
+    bank_path = tmp_path / "bank.db"
+    open_bank(bank_path).close()
+    with open_bank(bank_path) as bank:
+        good_path = bank.posterior_path
+    good = dataclasses.replace(fitted, passed=True)
+    monkeypatch.setattr(fit_module, "fit_hierarchy", lambda table, **kw: good)
+    assert main(["fit", "--bank", str(bank_path), "--no-progress"]) == 0
+    before = good_path.with_suffix(".npz").read_bytes()
+
+    failures = ["bulk ESS 120 < 400 at sigma_cat"]
+    bad_meta = {**fitted.posterior.meta, "passed_diagnostics": False}
+    bad = dataclasses.replace(
+        fitted,
+        passed=False,
+        diagnostics={**fitted.diagnostics, "failures": failures, "passed": False},
+        posterior=dataclasses.replace(fitted.posterior, meta=bad_meta),
+    )
+    monkeypatch.setattr(fit_module, "fit_hierarchy", lambda table, **kw: bad)
+    capsys.readouterr()
+    assert main(["fit", "--bank", str(bank_path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "failed its diagnostics" in err and "bulk ESS 120" in err and "nrr fit --draws" in err
+    assert good_path.with_suffix(".npz").read_bytes() == before
+    assert load_posterior(failed_path_for(good_path)).passed is False
+
+
+def test_fit_command_input_errors_exit_three_with_one_line(tmp_path, capsys):
+    from nrr_stats.bank import open_bank
+    from nrr_stats.cli import main
+
+    assert main(["fit", "--bank", str(tmp_path / "absent.db")]) == 3
+    assert "no bank here yet" in capsys.readouterr().err
+    empty = tmp_path / "empty.db"
+    open_bank(empty).close()
+    assert main(["fit", "--bank", str(empty)]) == 3
+    err = capsys.readouterr().err
+    assert "no keep/discard/crash experiments" in err and len(err.strip().splitlines()) == 1
+    assert main(["fit", "--bank", str(empty), "--sampler", "bogus"]) == 3
+    assert "unknown sampler" in capsys.readouterr().err

@@ -27,6 +27,7 @@ from nrr_stats.models.posterior import (
     SEEN_COLUMNS,
     SEEN_COUNTS,
     StoredPosterior,
+    failed_path_for,
     npz_path_for,
 )
 
@@ -488,3 +489,34 @@ def save_fit(result: FitResult, path: str | Path) -> Path:
     _atomic_write(npz_path_for(path), write_npz)
     _atomic_write(path, write_netcdf)
     return path
+
+
+def fit_and_store(
+    table: ExperimentTable,
+    posterior_path: str | Path,
+    *,
+    sampler: str = "nutpie",
+    draws: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    progress: bool = True,
+    tune: int | None = None,
+) -> tuple[FitResult, Path]:
+    """Fit and store: a fit that passes its diagnostics replaces `posterior_path`; one that fails
+    is stored, marked, at `failed_path_for(posterior_path)` so the last good fit stays in use."""
+    if sampler not in ("nutpie", "pymc"):
+        raise NrrInputError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
+    if draws < 1 or chains < 1:
+        raise NrrInputError("--draws and --chains must be at least 1")
+    result = fit_hierarchy(
+        table, sampler=sampler, draws=draws, chains=chains, seed=seed, progress=progress, tune=tune
+    )
+    target = Path(posterior_path) if result.passed else failed_path_for(Path(posterior_path))
+    try:
+        save_fit(result, target)
+    except OSError as error:
+        raise NrrInputError(f"cannot write the posterior ({error})", path=str(target)) from None
+    if result.passed:
+        for stale in (failed_path_for(target), npz_path_for(failed_path_for(target))):
+            stale.unlink(missing_ok=True)
+    return result, target

@@ -131,6 +131,12 @@ def npz_path_for(path: Path) -> Path:
     return path.with_suffix(".npz") if path.suffix == ".nc" else path
 
 
+def failed_path_for(path: Path) -> Path:
+    """Where a fit that failed its diagnostics is stored: beside the good one, never over it."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".nc") + ".failed.nc")
+
+
 def load_posterior(path: str | Path) -> StoredPosterior:
     """Read stored draws (the `.npz` beside a `.posterior.nc`) without ArviZ or xarray."""
     source = npz_path_for(Path(path))
