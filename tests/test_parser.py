@@ -109,7 +109,9 @@ def test_seed_descriptions_parse_to_category_and_direction(
         ("increase _DELTA_WEIGHT from 1.0 to 3.0", "other", "increase"),
         ("阶段 2 切块数 48→24", "other", "decrease"),
         ("revert LR to 0.04", "other", "other"),
-        ("recapture extension at depth>=3", "model_depth", "other"),
+        ("recapture extension at depth>=3", "other", "other"),
+        ("enable cooldown 2 bars", "other", "add"),
+        ("raise freshness_weight 0.30->0.38 (reward newer articles)", "other", "increase"),
         ("Add a fourth convolutional block with 256 filters", "model_depth", "increase"),
         ("remove one layer", "model_depth", "decrease"),
         ("lower embedding lr to 0.4 at batch 2^13", "learning_rate", "decrease"),
@@ -223,6 +225,16 @@ def test_discarded_rows_do_not_move_the_config() -> None:
     tracker.observe(tracker.parse("LR 0.2"), kept=False)
     assert tracker.current == {"LEARNING_RATE": "0.04"}
     assert tracker.parse("LR to 0.05").direction == "increase"
+
+
+def test_a_counted_noun_names_the_parameter() -> None:
+    parsed = kept_then("exp15: 16 refine layers", True, "exp17: 20 refine layers")
+    assert (parsed.category, parsed.direction, parsed.parameter) == (
+        "model_depth",
+        "increase",
+        "REFINE_LAYERS",
+    )
+    assert kept_then("10k samples", True, "15k samples").direction == "increase"
 
 
 def test_a_relative_factor_beats_an_absolute_current_value() -> None:

@@ -387,35 +387,56 @@ def _alias(word: str, rules: Rules) -> str:
     return ""
 
 
-def _attach(changes: list[Change], mentions: list[Mention], text: str) -> dict[int, Change]:
-    """Link each value to the mention it qualifies (the nearest mention before it in the same clause,
-    or a number written right before a mention: "16 refine layers", "5% warmup")."""
+def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> dict[int, Change]:
+    """Link each value to the noun compound it qualifies, by index: the compound its key is part of,
+    else the nearest compound before it in the clause, else a compound right after a bare number
+    ("16 refine layers", "5% warmup")."""
+    spans = [(group[0].start, group[-1].end) for group in groups]
     linked: dict[int, Change] = {}
-    trailing: list[tuple[Mention, Change]] = []
+    trailing: list[tuple[int, Change]] = []
     for change in changes:
         keyed = [
-            m
-            for m in mentions
-            if change.key_start <= m.start < change.position
-            or m.start <= change.position < m.end
-            or m.start <= change.key_start < m.end
+            index
+            for index, (start, end) in enumerate(spans)
+            if change.key_start <= start < change.position
+            or start <= change.position < end
+            or start <= change.key_start < end
         ]
-        before = [m for m in mentions if m.end <= change.key_start]
-        after = [m for m in mentions if m.start >= change.position]
-        target: Mention | None = None
+        before = [index for index, (_, end) in enumerate(spans) if end <= change.key_start]
+        after = [index for index, (start, _) in enumerate(spans) if start >= change.position]
+        target: int | None = None
         if keyed:
             target = keyed[-1]
-        elif before and re.fullmatch(r"[^,;\d]{0,30}", text[before[-1].end : change.key_start]):
+        elif (
+            before
+            and change.key_start == change.position  # "KEY=V" belongs to its own KEY
+            and re.fullmatch(r"[^,;\d]{0,30}", text[spans[before[-1]][1] : change.key_start])
+        ):
             target = before[-1]
-        elif after and re.fullmatch(r"[\w.%^x\s\-]{0,25}", text[change.position : after[0].start]):
-            trailing.append(
-                (after[0], change)
-            )  # "16 layers": used when no value follows the mention
+        elif after and re.fullmatch(
+            r"[\w.%^x\s\-]{0,25}", text[change.position : spans[after[0]][0]]
+        ):
+            trailing.append((after[0], change))  # used when no value follows the compound
+        if target is not None and _bracket_detail(text, change, spans[target][0]):
+            target = None
         if target is not None:
-            linked.setdefault(mentions.index(target), change)
+            linked.setdefault(target, change)
     for target, change in trailing:
-        linked.setdefault(mentions.index(target), change)
+        linked.setdefault(target, change)
     return linked
+
+
+def _bracket_detail(text: str, change: Change, target_start: int) -> bool:
+    """True for a bare number inside brackets that hold more than it, read against a mention outside:
+    "hetero attention schedule (linear*4+sliding*4)" gives the schedule no value; "clipping (0.5)" does."""
+    if change.explicit_pair or change.key_start != change.position:
+        return False
+    if _outside_brackets(text, change.position) or not _outside_brackets(text, target_start):
+        return False
+    opening = text.rfind("(", 0, change.position)
+    closing = text.find(")", change.position)
+    inner = text[opening + 1 : closing if closing >= 0 else len(text)]
+    return inner.strip() != change.to_value
 
 
 def _is_option(text: str, rules: Rules) -> str:
@@ -558,11 +579,19 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
             Mention(m.start + clause.start, m.end + clause.start, m.term)
             for m in _find_mentions(clause.text, rules)
         ]
+        mentions = [m for m in mentions if not _is_context(text, m)]
         local_changes = [c for c in all_changes if clause.start <= c.position < clause.end]
-        outside = [m for m in mentions if _outside_brackets(text, m.start)] or mentions
-        heads = [_head_of(g, rules) for g in _groups(text, outside)]
-        linked = _attach(local_changes, heads, text)
         clause_verbs = [v for v in verbs_all if clause.start <= v[0] < clause.end]
+        outside = [m for m in mentions if _outside_brackets(text, m.start)]
+        stated_outside = any(
+            _outside_brackets(text, c.position) and (c.explicit_pair or c.key_start != c.position)
+            for c in local_changes
+        )
+        if not outside and not stated_outside:
+            outside = mentions  # only the brackets name anything: "(halve embedding LR)"
+        groups = _groups(text, outside)
+        heads = [_head_of(g, rules) for g in groups]
+        linked = _attach(local_changes, groups, text)
         detail_from = _detail_start(text, clause)
         counted = False
         for index, head in enumerate(heads):
@@ -609,6 +638,17 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     )
 
 
+CONTEXT_BEFORE = re.compile(r"\b(?:at|during|when|under|whenever)\s+(?:the\s+)?$", re.I)
+
+
+def _is_context(text: str, mention: Mention) -> bool:
+    """A mention that sets the scene rather than names the change: "at batch 2^13", "depth>=6"."""
+    return bool(
+        CONTEXT_BEFORE.search(text[max(0, mention.start - 20) : mention.start])
+        or re.match(r"\s*(?:[<>]=?|≥|≤)", text[mention.end :])
+    )
+
+
 def _directly_names(text: str, head: Mention, change: Change) -> bool:
     """True when the value follows the mention with nothing but "=", ":" or spaces between."""
     between = text[head.end : change.key_start if change.key_start > head.end else change.position]
@@ -652,7 +692,7 @@ def _finish(
         # "16 refine layers", "10k samples": the counted noun names the parameter
         letters = re.sub(r"[^A-Za-z]+", " ", text[mention.start : mention.end]).strip()
         if len(letters) >= 3:
-            parameter = _parameter_name(letters, rules)
+            parameter = _parameter_name("_".join(letters.split()), rules)
     from_value = change.from_value if change else ""
     to_value = change.to_value if change else ""
 
