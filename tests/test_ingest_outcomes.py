@@ -52,6 +52,8 @@ def test_direction_precedence_comment_then_name_then_rows() -> None:
         ("val_accuracy", "higher"), ("val_auc", "higher"), ("valid_sharpe", "higher"),
         ("win_rate", "higher"), ("tok_per_sec", "higher"), ("tg_tok_s", "higher"), ("elo", "higher"),
         ("macro_f1", "higher"), ("val_map50_95", "higher"), ("decode_tps", "higher"),
+        ("score (lower is better)", "lower"), ("accuracy_lower_is_better", "lower"),
+        ("loss↑", "higher"), ("time [max]", "higher"), ("maximize_profit", "higher"),
     ],
 )  # fmt: skip
 def test_direction_from_name(name: str, direction: str) -> None:

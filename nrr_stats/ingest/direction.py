@@ -3,7 +3,8 @@
 Precedence, first that decides wins:
 1. ``flag``: the caller's explicit choice (``read_results_log(direction=...)``);
 2. ``comment``: a ``# metric_direction: higher_is_better`` style line before the header;
-3. ``name``: a strong cue in the metric's name (``val_bpb``, ``loss``, ``latency`` -> lower;
+3. ``name``: a strong cue in the metric's name: a stated direction (``score (lower is better)``,
+   ``loss↓``, ``acc [max]``), else a word (``val_bpb``, ``loss``, ``latency`` -> lower;
    ``acc``, ``auc``, ``sharpe``, ``tok_per_sec`` -> higher);
 4. ``kept-rows``: how the log moved: kept rows should improve on the running best kept value and
    discarded rows should not; used when one direction explains clearly more rows than the other;
@@ -37,6 +38,12 @@ WEAK_HIGHER_TOKENS = _words("score scores quality composite fitness objective ra
 # "per second" names are throughputs even though they contain a time word.
 _RATE_PATTERN = re.compile(r"(per_?s(ec(ond)?)?\b|toke?n?s?_s\b|tps\b|/s\b)")
 
+# A header that says its own direction: 'val_bpb (lower is better)', 'score↑', 'loss [min]'.
+_NAME_STATES = re.compile(
+    r"(lower|higher|smaller|larger|bigger)[ _\-]?(is[ _\-]?)?better|[↑↓]|\((min|max)\)|\[(min|max)\]|"
+    r"minimi[sz]e|maximi[sz]e"
+)
+_HIGHER_STATES = ("↑", "max", "higher", "larger", "bigger")
 _COMMENT_KEY = re.compile(r"metric[_ ]?direction\s*[:=]\s*([A-Za-z_\- ]+)", re.IGNORECASE)
 _COMMENT_PHRASE = re.compile(
     r"\b(lower|higher|smaller|larger|bigger|less|more)\s+is\s+better\b|\b(minimi[sz]e|maximi[sz]e)\b",
@@ -75,6 +82,10 @@ def _name_tokens(name: str) -> list[str]:
 def direction_from_name(metric_name: str) -> tuple[str | None, bool]:
     """(direction or None, strong?) from the metric's name alone."""
     lowered = metric_name.lower()
+    stated = _NAME_STATES.search(lowered)
+    if stated:
+        said = stated.group(0).strip("()[] ")
+        return ("higher" if said.startswith(_HIGHER_STATES) else "lower"), True
     tokens = _name_tokens(metric_name)
     if _RATE_PATTERN.search(lowered) and not any(t in ("loss", "error", "cost") for t in tokens):
         return "higher", True

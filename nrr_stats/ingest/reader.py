@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +18,8 @@ from nrr_stats.ingest.columns import (
     normalise_name,
 )
 from nrr_stats.ingest.direction import infer_metric_direction, normalise_direction
-from nrr_stats.ingest.status import is_status_word, map_status
+from nrr_stats.ingest.repair import Aligner, RunTogetherSplitter, filled_length
+from nrr_stats.ingest.status import map_status
 from nrr_stats.ingest.text import (
     LITERAL_NEWLINE,
     LITERAL_TAB,
@@ -28,7 +27,6 @@ from nrr_stats.ingest.text import (
     has_open_quote,
     is_missing,
     is_separator_row,
-    looks_numeric,
     parse_number,
     sniff_delimiter,
     split_cells,
@@ -141,119 +139,7 @@ def _metric_value(cell: str) -> tuple[float | None, bool]:
     return value, False
 
 
-@dataclass(frozen=True)
-class _ColumnProfile:
-    """What a column's cells look like in the log's full-width rows: numbers or text, how big,
-    and whether the column is ever left empty."""
-
-    numeric_share: float
-    magnitude: float | None  # median log10 of the absolute numeric values
-    usually_filled: bool
-    length: int  # median length of the cells
-
-
-def _profile(values: list[str]) -> _ColumnProfile:
-    present = [v for v in values if not is_missing(v)]
-    numeric = [v for v in present if looks_numeric(v)]
-    sizes = sorted(math.log10(abs(x)) for v in numeric if (x := parse_number(v)))
-    share = len(numeric) / len(present) if present else 0.5
-    magnitude = sizes[len(sizes) // 2] if sizes else None
-    lengths = sorted(len(v) for v in present)
-    return _ColumnProfile(
-        share,
-        magnitude,
-        len(present) >= 0.9 * len(values) if values else False,
-        lengths[len(lengths) // 2] if lengths else 0,
-    )
-
-
-class _Aligner:
-    """Fits a row's cells onto the header's columns, repairing ragged and over-long rows.
-
-    A short row gets its missing cells inserted where its cells best match their columns: the
-    status column holds a status word, numeric columns hold numbers of their usual size, text
-    columns hold text. Extra cells are trailing empties or delimiters inside the description.
-    """
-
-    def __init__(
-        self,
-        width: int,
-        status: int,
-        description: int,
-        metric: int | None,
-        delimiter: str,
-        regular: list[list[str]],
-    ):
-        self.width = width
-        self.status = status
-        self.description = description
-        self.metric = metric
-        self.delimiter = delimiter
-        self.profiles = [_profile([row[j] for row in regular]) for j in range(width)]
-
-    def _cell_fit(self, column: int, cell: str) -> int:
-        profile = self.profiles[column]
-        if is_missing(cell):
-            return -1 if profile.usually_filled else 0
-        numeric = looks_numeric(cell)
-        if profile.numeric_share >= 0.6:
-            if not numeric:
-                return -1
-            value = parse_number(cell) or 0.0
-            close = profile.magnitude is not None and value != 0
-            return 2 if close and abs(math.log10(abs(value)) - profile.magnitude) <= 1 else 1
-        if profile.numeric_share <= 0.4:
-            return -1 if numeric or len(cell) > 4 * profile.length + 10 else 1
-        return 0
-
-    def score(self, cells: list[str]) -> int:
-        score = 8 if is_status_word(cells[self.status]) else 0
-        text = cells[self.description].strip()
-        score += 2 if text and not is_status_word(text) else -2
-        for column, cell in enumerate(cells):
-            if column not in (self.status, self.description):
-                score += self._cell_fit(column, cell) * (2 if column == self.metric else 1)
-        return score
-
-    def _short_options(self, cells: list[str]) -> list[list[str]]:
-        missing = self.width - len(cells)
-        # Pad at the end first, then earlier gaps: the first of equal scores wins.
-        return [cells[:gap] + [""] * missing + cells[gap:] for gap in range(len(cells), -1, -1)]
-
-    def align(self, cells: list[str]) -> list[str] | None:
-        """Cells fitted to the header width, or None when the status cannot be placed."""
-        if len(cells) == self.width and is_status_word(cells[self.status]):
-            return cells
-        options: list[list[str]] = [cells] if len(cells) == self.width else []
-        core = list(cells)
-        while len(core) > 1 and not core[-1].strip():
-            core.pop()  # trailing delimiters
-        for candidate in {tuple(cells), tuple(core)}:
-            row = list(candidate)
-            if len(row) < self.width:
-                options += self._short_options(row)
-            elif len(row) == self.width:
-                options.append(row)
-            else:
-                extra = len(row) - self.width
-                j = self.description  # delimiters inside the description: fold them back
-                options.append(
-                    row[:j] + [self.delimiter.join(row[j : j + extra + 1])] + row[j + extra + 1 :]
-                )
-                options.append(row[: self.width - 1] + [self.delimiter.join(row[self.width - 1 :])])
-        best = max(options, key=self.score)
-        return best if is_status_word(best[self.status]) else None
-
-
 MAX_LINES_PER_QUOTED_CELL = 50
-
-
-def _filled_length(cells: list[str]) -> int:
-    """Number of cells up to the last non-empty one (trailing delimiters do not count)."""
-    length = len(cells)
-    while length > 1 and not cells[length - 1].strip():
-        length -= 1
-    return length
 
 
 def _join_quoted_lines(
@@ -308,9 +194,9 @@ def _candidates(
         if len(cells) != width and delimiter == "\t" and LITERAL_TAB in text:
             # Some fields written with the two characters backslash-t instead of a tab.
             repaired = split_cells(text.replace(LITERAL_TAB, "\t"), delimiter, width)
-            if abs(_filled_length(repaired) - width) < abs(_filled_length(cells) - width):
+            if abs(filled_length(repaired) - width) < abs(filled_length(cells) - width):
                 cells = repaired
-        if len(cells) > width and _filled_length(cells) <= width:
+        if len(cells) > width and filled_length(cells) <= width:
             cells = cells[:width]  # trailing delimiters
         if [normalise_name(c) for c in cells] == header_key:
             continue  # the header repeated (logs appended to one another)
@@ -352,7 +238,7 @@ def read_results_log(
     ]
     delimiter = sniff_delimiter(header_line.text)
     header_cells = split_cells(header_line.text, delimiter)
-    header = _unique_names(header_cells[: _filled_length(header_cells)])
+    header = _unique_names(header_cells[: filled_length(header_cells)])
     names = [normalise_name(h) for h in header]
 
     candidates = _candidates(content, header_index, header, delimiter)
@@ -365,8 +251,8 @@ def read_results_log(
     description_i = header.index(columns["description"])  # type: ignore[arg-type]
     metric_i = header.index(columns["metric"]) if columns["metric"] else None
     id_i = header.index(columns["id"]) if columns["id"] else None
-    aligner = _Aligner(len(header), status_i, description_i, metric_i, delimiter, regular)
-    splitter = _RunTogetherSplitter(aligner, regular)
+    aligner = Aligner(len(header), status_i, description_i, metric_i, delimiter, regular)
+    splitter = RunTogetherSplitter(aligner, regular)
 
     rows: list[LogRow] = []
     bad: list[BadRow] = []
@@ -527,112 +413,6 @@ def _make_row(
         description=cells[description_i].strip(),
         fields=dict(zip(header, (c.strip() for c in cells), strict=True)),
     )
-
-
-def _char_class(char: str) -> str:
-    """Digits and a-f are one class (commit hashes mix them freely), other letters another."""
-    if char.isdigit() or char.lower() in "abcdef":
-        return "x"
-    return "a" if char.isalpha() else char
-
-
-class _RunTogetherSplitter:
-    """Splits a line holding two rows whose newline was lost ('... desc a' + 'b2c3d4e ...').
-
-    With 2n-1 cells, the middle cell is the last cell of one row glued to the first cell of the
-    next. The cut is tried where a suffix is: the next value of a counter in the first column
-    ('exp9' -> 'exp10'), a first-column value seen before (agent names, repeated commits), or a
-    string of the first column's shape (same length and kind of character at each position).
-    """
-
-    def __init__(self, aligner: _Aligner, regular: list[list[str]]):
-        self.aligner = aligner
-        values = [row[0].strip() for row in regular if row]
-        firsts = [value for value in values if value]
-        self.first_can_be_empty = len(firsts) < len(values)
-        # The usual shapes of the first column: each length that a good share of its values have,
-        # with the kind of character seen at each position (commit hashes of 7 and 40 hex digits).
-        self.shapes: dict[int, list[set[str]]] = {}
-        for length, count in Counter(len(v) for v in firsts).items():
-            if count >= (1 if len(firsts) < 5 else max(2, 0.1 * len(firsts))):
-                shaped = [v for v in firsts if len(v) == length]
-                self.shapes[length] = [{_char_class(v[i]) for v in shaped} for i in range(length)]
-        # Leading words the first column's values share ('clf_', 'reg_', 'autoresearch/').
-        leads = Counter(m.group(0) for v in firsts if (m := re.match(r"[A-Za-z]+[_\-/.]", v)))
-        self.leads = [lead for lead, count in leads.items() if count >= 2]
-        self.seen: set[str] = set()
-
-    def remember(self, cells: list[str]) -> None:
-        if cells[0].strip():
-            self.seen.add(cells[0].strip())
-
-    def _readable(self, cells: list[str]) -> bool:
-        return len(cells) == self.aligner.width and is_status_word(cells[self.aligner.status])
-
-    def split(self, cells: list[str]) -> list[list[str]] | None:
-        """Two rows (aligned to the header) from one over-long line, or None when none fits."""
-        width = self.aligner.width
-        if len(cells) == 2 * width:
-            first, second = cells[:width], cells[width:]
-            if self._readable(first) and self._readable(second):
-                return [first, second]
-        if len(cells) == 2 * width - 1:
-            merged = cells[width - 1]
-            for cut in [*self._cuts(merged, cells[0].strip()), len(merged)]:
-                # The last resort (no cut found) keeps both rows: the second loses its first cell
-                # to the end of the first row's last cell.
-                first = cells[: width - 1] + [merged[:cut].rstrip()]
-                second = [merged[cut:], *cells[width:]]
-                if self._readable(first) and self._readable(second):
-                    return [first, second]
-        return self._split_ragged(cells)
-
-    def _split_ragged(self, cells: list[str]) -> list[list[str]] | None:
-        """Two ragged rows run together: each half may miss one cell, which the aligner restores."""
-        width = self.aligner.width
-        options: list[tuple[list[str], list[str]]] = []
-        for k in range(width - 1, width + 1):  # no cell glued: the line breaks between cells
-            if width - 1 <= len(cells) - k <= width:
-                options.append((cells[:k], cells[k:]))
-        for g in range(width - 2, width):  # the last cell of one row glued to the first of the next
-            if g < len(cells) and width - 1 <= len(cells) - g <= width:
-                merged = cells[g]
-                for cut in self._cuts(merged, cells[0].strip()):
-                    options.append(
-                        (cells[:g] + [merged[:cut].rstrip()], [merged[cut:], *cells[g + 1 :]])
-                    )
-        best, best_score = None, None
-        for first, second in options:
-            aligned = [self.aligner.align(first), self.aligner.align(second)]
-            if aligned[0] is None or aligned[1] is None:
-                continue
-            score = self.aligner.score(aligned[0]) + self.aligner.score(aligned[1])
-            if best_score is None or score > best_score:
-                best, best_score = [aligned[0], aligned[1]], score
-        return best
-
-    def _cuts(self, merged: str, first_value: str) -> list[int]:
-        suffixes = []
-        counter = re.fullmatch(r"(.*?)(\d+)", first_value)
-        if counter:
-            prefix, digits = counter.groups()
-            suffixes.append(prefix + str(int(digits) + 1).zfill(len(digits)))
-        if first_value:
-            suffixes.append(first_value)
-        suffixes += sorted(self.seen, key=len, reverse=True)
-        cuts = [
-            len(merged) - len(s) for s in suffixes if len(merged) > len(s) and merged.endswith(s)
-        ]
-        for length in sorted(self.shapes, reverse=True):
-            tail = merged[-length:]
-            if len(merged) > length and all(
-                _char_class(c) in allowed
-                for c, allowed in zip(tail, self.shapes[length], strict=True)
-            ):
-                cuts.append(len(merged) - length)
-        lead_cuts = [merged.rfind(lead) for lead in self.leads]
-        cuts += sorted((cut for cut in lead_cuts if cut > 0), reverse=True)
-        return list(dict.fromkeys(cuts))
 
 
 def _session_key(header: list[str], first_row: list[str]) -> str:
