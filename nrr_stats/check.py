@@ -15,7 +15,7 @@ from typing import Any
 from nrr_stats.bank import Bank, open_bank
 from nrr_stats.decide import DecisionRule, decide
 from nrr_stats.errors import NrrInputError
-from nrr_stats.models.posterior import load_posterior, predict_keep
+from nrr_stats.models.posterior import load_posterior, npz_path_for, predict_keep
 from nrr_stats.parser import ParsedChange, Rules
 from nrr_stats.proposal import proposal_change, read_proposal
 
@@ -35,6 +35,24 @@ def pick_session(bank: Bank, session: str | int | None) -> dict[str, Any] | None
         if str(session) in (str(row["id"]), row["name"], row["session_key"]):
             return row
     raise NrrInputError(f"no session {session!r} in the bank", path=bank.location.display)
+
+
+def answering_posterior(bank: Bank, *, use_population_prior: bool = True) -> Any:
+    """The posterior answers come from: the bank's own fit, else the shipped population prior.
+
+    None means the conjugate empirical-Bayes form (no fit and no prior, or the prior turned off).
+    A fit that failed its diagnostics is stored apart and never answers.
+    """
+    if npz_path_for(bank.posterior_path).exists():
+        try:
+            return load_posterior(bank.posterior_path)
+        except NrrInputError:
+            pass
+    if use_population_prior:
+        from nrr_stats.models.population import load_population_prior
+
+        return load_population_prior()
+    return None
 
 
 def current_config(bank: Bank, session_id: int) -> dict[str, str]:
@@ -75,6 +93,7 @@ def check_proposal(
     rules: Rules | None = None,
     decision_rule: DecisionRule = DecisionRule(),
     record: bool = True,
+    use_population_prior: bool = True,
 ) -> dict[str, Any]:
     """Answer one proposal: verdict, reason, p_keep with its 90% interval, similar failures, patterns."""
     if not proposal_text or not proposal_text.strip():
@@ -82,7 +101,9 @@ def check_proposal(
     owns_bank = not isinstance(bank, Bank)
     opened = open_bank(bank) if owns_bank else bank
     try:
-        return _check(opened, proposal_text, session, rules, decision_rule, record)
+        return _check(
+            opened, proposal_text, session, rules, decision_rule, record, use_population_prior
+        )
     finally:
         if owns_bank:
             opened.close()
@@ -95,6 +116,7 @@ def _check(
     rules: Rules | None,
     decision_rule: DecisionRule,
     record: bool,
+    use_population_prior: bool,
 ) -> dict[str, Any]:
     session_row = pick_session(bank, session)
     config = current_config(bank, session_row["id"]) if session_row else {}
@@ -102,7 +124,7 @@ def _check(
     change = proposal_change(proposal, config, rules)
 
     table = bank.experiment_table()
-    posterior = load_posterior(bank.posterior_path) if bank.posterior_path.exists() else None
+    posterior = answering_posterior(bank, use_population_prior=use_population_prior)
     session_name = session_row["session_key"] if session_row else None
     answer = predict_keep(
         posterior, table, session_name, change.category, change.direction, change.parameter

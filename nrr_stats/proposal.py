@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nrr_stats.parser import ParsedChange, Rules, parse_description
 
@@ -70,9 +70,21 @@ def _assignment_text(proposal: Proposal, config: Mapping[str, str]) -> str:
 def proposal_change(
     proposal: Proposal, config: Mapping[str, str] | None = None, rules: Rules | None = None
 ) -> ParsedChange:
-    """The change a proposal makes: from its description, completed or replaced by its assignments."""
+    """The change a proposal makes: from its description, completed or replaced by its assignments.
+
+    A `from` value the text does not give is taken from the kept configuration when known.
+    """
     known = dict(config or {})
     known.update(proposal.old_values)
+    change = _change_from_text(proposal, known, rules)
+    if change.parameter and not change.from_value and change.parameter in known:
+        return replace(change, from_value=known[change.parameter])
+    return change
+
+
+def _change_from_text(
+    proposal: Proposal, known: dict[str, str], rules: Rules | None
+) -> ParsedChange:
     from_description = parse_description(proposal.description, rules=rules, config=known)
     if not proposal.new_values:
         return from_description

@@ -12,6 +12,12 @@ from nrr_stats.cli.app import BankOption, app
 from nrr_stats.errors import NrrInputError
 
 RulesOption = typer.Option(None, "--rules", help="A TOML rules file adding categories and words.")
+NoPriorOption = typer.Option(
+    False, "--no-population-prior", help="Without a fit of the bank's own, use the conjugate form."
+)
+SessionOption = typer.Option(
+    None, "--session", help="Session id or log name; default the most recent."
+)
 
 
 def _rules(path: Path | None):
@@ -96,50 +102,109 @@ def check(
         None, "--proposal-file", "-f", help="Read the proposal from a file (- for stdin)."
     ),
     bank: str = BankOption,
-    session: str = typer.Option(
-        None, "--session", help="Session id or log name; default the most recent."
-    ),
+    session: str = SessionOption,
     rules: Path = RulesOption,
+    no_population_prior: bool = NoPriorOption,
 ) -> None:
     """Answer a proposal with one JSON object; exit 0 proceed, 1 caution, 2 avoid, 3 input error."""
     from nrr_stats.check import check_proposal
     from nrr_stats.decide import VERDICT_EXIT_CODES
 
     text = _read_proposal_text(proposal, proposal_file)
-    answer = check_proposal(text, bank=bank, session=session, rules=_rules(rules))
+    answer = check_proposal(
+        text,
+        bank=bank,
+        session=session,
+        rules=_rules(rules),
+        use_population_prior=not no_population_prior,
+    )
     print(json.dumps(answer, ensure_ascii=False))
     raise typer.Exit(VERDICT_EXIT_CODES[answer["verdict"]])
+
+
+def _cells(bank: str | None, session: str | None, no_population_prior: bool):
+    """The bank's cells against the chosen session, from the posterior that answers checks."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.check import answering_posterior, pick_session
+    from nrr_stats.models.posterior import cell_table
+
+    with open_bank(bank, create=False) as opened:
+        session_row = pick_session(opened, session)
+        posterior = answering_posterior(opened, use_population_prior=not no_population_prior)
+        cells = cell_table(
+            posterior,
+            opened.experiment_table(),
+            session=session_row["session_key"] if session_row else None,
+        )
+    return cells, posterior
 
 
 @app.command()
 def patterns(
     bank: str = BankOption,
-    session: str = typer.Option(
-        None, "--session", help="Session whose base rate the cells are compared to."
-    ),
+    session: str = SessionOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+    no_population_prior: bool = NoPriorOption,
 ) -> None:
     """Per cell: count, weighted count, posterior mean, 90% interval, P(rate < base rate)."""
-    from nrr_stats.bank import open_bank
-    from nrr_stats.check import pick_session
-    from nrr_stats.models.posterior import cell_table, load_posterior
-    from nrr_stats.report.tables import cell_table as render_cells
-    from nrr_stats.report.tables import print_table
+    from nrr_stats.report.tables import cell_table, print_table
 
-    with open_bank(bank, create=False) as opened:
-        session_row = pick_session(opened, session)
-        table = opened.experiment_table()
-        posterior = (
-            load_posterior(opened.posterior_path) if opened.posterior_path.exists() else None
-        )
-        cells = cell_table(
-            posterior, table, session=session_row["session_key"] if session_row else None
-        )
+    cells, _ = _cells(bank, session, no_population_prior)
     if as_json:
         for cell in cells:
-            print(json.dumps(cell.as_dict()))
+            print(json.dumps(cell.to_dict()))
     else:
-        print_table(render_cells(cells))
+        print_table(cell_table(cells))
+
+
+@app.command()
+def suggest(
+    bank: str = BankOption,
+    session: str = SessionOption,
+    count: int = typer.Option(5, "--count", "-n", min=1, help="How many cells to suggest."),
+    min_experiments: int = typer.Option(
+        0, "--min-experiments", min=0, help="Only cells with this many runs."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+    no_population_prior: bool = NoPriorOption,
+) -> None:
+    """The kinds of change most likely to be kept next, with intervals and counts."""
+    from nrr_stats.report.tables import cell_table, print_table
+    from nrr_stats.suggest import suggest_cells
+
+    cells, _ = _cells(bank, session, no_population_prior)
+    best = suggest_cells(cells, count, min_experiments)
+    if as_json:
+        for cell in best:
+            print(json.dumps(cell.to_dict()))
+    else:
+        print_table(cell_table(best, title="Most promising cells"))
+
+
+@app.command()
+def report(
+    output: Path = typer.Option(
+        Path("nrr-report.html"), "--html", help="Where to write the report."
+    ),
+    bank: str = BankOption,
+    session: str = SessionOption,
+    no_population_prior: bool = NoPriorOption,
+) -> None:
+    """Write a self-contained HTML report: cells with a forest plot, the fit, recent decisions."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.report.html import render_report
+
+    cells, posterior = _cells(bank, session, no_population_prior)
+    fit = dict(posterior.meta) if posterior is not None else None
+    with open_bank(bank, create=False) as opened:
+        page = render_report(opened, cells, fit, base_rate=None)
+    try:
+        output.write_text(page, encoding="utf-8")
+    except OSError as error:
+        raise NrrInputError(
+            f"cannot write the report: {error.strerror}", path=str(output)
+        ) from None
+    print(output)
 
 
 @app.command()
