@@ -154,6 +154,8 @@ def _find_mentions(text: str, rules: Rules) -> list[Mention]:
     norm = _norm_for_match(text)
     found: list[tuple[int, int, int, Term]] = []
     for term in rules.terms:
+        if term.probe and term.probe not in norm:
+            continue
         for match in term.regex.finditer(norm):
             if match.end() > match.start():
                 user_first = 0 if term.category in rules.user_categories else 1
@@ -263,9 +265,9 @@ def _parameter_name(raw: str, rules: Rules) -> str:
     alias = rules.parameters.get(re.sub(r"[_\-\s]+", " ", cleaned.lower()))
     if alias:
         return alias
-    for term in rules.terms:
-        if term.parameter and term.regex.fullmatch(re.sub(r"[_\-]", " ", cleaned.lower())):
-            return term.parameter
+    alias = _alias(cleaned, rules)
+    if alias:
+        return alias
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.\-]{0,60}", cleaned):
         return ""
     return re.sub(r"[^A-Z0-9]+", "_", cleaned.upper()).strip("_")
@@ -380,11 +382,16 @@ def _value_changes(text: str, rules: Rules) -> list[Change]:
 
 
 def _alias(word: str, rules: Rules) -> str:
+    """The parameter a word is an alias of ("lr" -> LEARNING_RATE); "" when none."""
     lowered = re.sub(r"[_\-]", " ", word.lower())
-    for term in rules.terms:
-        if term.parameter and term.regex.fullmatch(lowered):
-            return term.parameter
-    return ""
+    memo = rules.memo
+    if lowered not in memo:
+        if len(memo) > 50_000:
+            memo.clear()
+        memo[lowered] = next(
+            (t.parameter for t in rules.terms if t.parameter and t.regex.fullmatch(lowered)), ""
+        )
+    return memo[lowered]
 
 
 def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> dict[int, Change]:

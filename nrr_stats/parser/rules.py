@@ -27,6 +27,7 @@ class Term:
     parameter: str = ""
     is_head: bool = False
     is_pattern: bool = False
+    probe: str = ""  # a word the text must contain for the term to match (a cheap pre-check)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Rules:
     technique_words: tuple[str, ...] = ()
     user_categories: tuple[str, ...] = ()
     quantities: frozenset[str] = frozenset()
+    memo: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def vocabulary(self) -> frozenset[str]:
@@ -192,10 +194,12 @@ def _build(data: dict[str, Any], user_names: set[str]) -> Rules:
             names.append(name)
         heads = {normalise(word) for word in body.get("heads", [])}
         for alias, parameter in body.get("parameters", {}).items():
-            terms.append(Term(name, re.compile(phrase_regex(alias)), parameter, True))
+            probe = normalise(alias).split(" ")[0]
+            terms.append(Term(name, re.compile(phrase_regex(alias)), parameter, True, probe=probe))
         for word in list(body.get("words", [])) + sorted(heads):
             is_head = normalise(word) in heads or name == "other"
-            terms.append(Term(name, re.compile(phrase_regex(word)), "", is_head))
+            probe = normalise(word).split(" ")[0]
+            terms.append(Term(name, re.compile(phrase_regex(word)), "", is_head, probe=probe))
         for pattern in body.get("patterns", []):
             terms.append(Term(name, re.compile(pattern), is_pattern=True))
         if body.get("default_parameter"):
