@@ -47,11 +47,38 @@ def _negative_log_posterior(
     return -(loglik + logprior), -np.array([grad_logit, grad_logc])
 
 
+def _newton_minimise(fun, x: np.ndarray, bounds: np.ndarray, max_steps: int = 100) -> np.ndarray:
+    """Minimise a smooth function of a few variables: Newton steps on a finite-difference Hessian
+    (made positive definite), with backtracking; a box keeps the search finite."""
+    value, grad = fun(x)
+    step_size = 1e-5
+    for _ in range(max_steps):
+        hessian = np.empty((x.size, x.size))
+        for i in range(x.size):
+            offset = np.zeros_like(x)
+            offset[i] = step_size
+            hessian[:, i] = (fun(x + offset)[1] - fun(x - offset)[1]) / (2 * step_size)
+        eigenvalues, vectors = np.linalg.eigh(0.5 * (hessian + hessian.T))
+        direction = -vectors @ ((vectors.T @ grad) / np.maximum(np.abs(eigenvalues), 1e-8))
+        scale = 1.0
+        while scale > 1e-10:
+            candidate = np.clip(x + scale * direction, bounds[:, 0], bounds[:, 1])
+            new_value, new_grad = fun(candidate)
+            if new_value <= value + 1e-4 * scale * float(grad @ direction):
+                break
+            scale *= 0.5
+        else:
+            break
+        converged = abs(value - new_value) <= 1e-12 * (1.0 + abs(value))
+        x, value, grad = candidate, new_value, new_grad
+        if converged or np.max(np.abs(grad)) < 1e-9:
+            break
+    return x
+
+
 def fit_beta_prior(keeps: np.ndarray, trials: np.ndarray) -> tuple[float, float]:
     """Empirical-Bayes Beta(alpha, beta) prior for per-cell rates, by maximising the Beta-Binomial
     marginal likelihood of all cells (plus a weak regulariser); counts may be weighted."""
-    from scipy.optimize import minimize
-
     keeps = np.asarray(keeps, dtype=np.float64).ravel()
     trials = np.asarray(trials, dtype=np.float64).ravel()
     if keeps.shape != trials.shape:
@@ -62,15 +89,10 @@ def fit_beta_prior(keeps: np.ndarray, trials: np.ndarray) -> tuple[float, float]
     keeps, trials = np.minimum(keeps[used], trials[used]), trials[used]
     pooled = (keeps.sum() + 0.5) / (trials.sum() + 1.0)
     start = np.array([np.log(pooled / (1.0 - pooled)), PRIOR_LOG_CONCENTRATION[0]])
-    result = minimize(
-        _negative_log_posterior,
-        start,
-        args=(keeps, trials),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(-12.0, 12.0), (-6.0, 12.0)],
+    bounds = np.array([(-12.0, 12.0), (-6.0, 12.0)])
+    logit_mean, log_concentration = _newton_minimise(
+        lambda x: _negative_log_posterior(x, keeps, trials), start, bounds
     )
-    logit_mean, log_concentration = result.x
     mean = 1.0 / (1.0 + np.exp(-logit_mean))
     concentration = np.exp(log_concentration)
     return float(mean * concentration), float((1.0 - mean) * concentration)

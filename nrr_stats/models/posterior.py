@@ -231,6 +231,16 @@ class _Updated:
     crash_cat: _Effects
     crash_sess: _Effects
 
+    def effects(self) -> dict[str, _Effects]:
+        return {
+            "cat": self.cat,
+            "cell": self.cell,
+            "param": self.param,
+            "sess": self.sess,
+            "crash_cat": self.crash_cat,
+            "crash_sess": self.crash_sess,
+        }
+
 
 def _ess_share(weights: np.ndarray) -> float:
     return float(1.0 / np.sum(weights**2) / weights.shape[0])
@@ -465,7 +475,7 @@ def predict_keep(
     index = {k: i for i, k in enumerate(counts.key_tuples())}.get(key)
     kw = float(counts.keeps_w[index]) if index is not None else 0.0
     nw = float(counts.trials_w[index]) if index is not None else 0.0
-    m = expit(_leaf_eta(d, updated.__dict__, [key])[:, 0])
+    m = expit(_leaf_eta(d, updated.effects(), [key])[:, 0])
     a = m * d["nu"] + kw
     b = (1.0 - m) * d["nu"] + nw - kw
     mean = float(np.sum(w * a / (a + b)))
@@ -477,7 +487,7 @@ def predict_keep(
     crash_key = [(session, category)]
     mask = (table.session_column() == session) & (table.category == category)
     cw, cn = float((table.weight * table.crashed)[mask].sum()), float(table.weight[mask].sum())
-    mc = expit(_crash_eta(d, updated.__dict__, crash_key)[:, 0])
+    mc = expit(_crash_eta(d, updated.effects(), crash_key)[:, 0])
     ac = mc * d["crash_nu"] + cw
     bc = (1.0 - mc) * d["crash_nu"] + cn - cw
     p_crash = float(np.sum(updated.crash_weights * ac / (ac + bc)))
