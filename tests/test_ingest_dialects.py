@@ -290,3 +290,16 @@ def test_fields_hold_every_column_by_header_name() -> None:
         "status": "keep",
         "description": "first local run on M4 32GB",
     }
+
+
+def test_semicolon_csv_with_decimal_commas(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    path.write_text(
+        "commit;val_bpb;memory_gb;status;description\n"
+        "a1b2c3d;0,9979;44,0;keep;baseline\n"
+        "b2c3d4e;0,9932;44,2;keep;increase LR to 0,04\n"
+        "c3d4e5f;1,0050;44,0;discard;switch to GeLU activation\n"
+    )
+    log = read_results_log(path)
+    assert [r.metric for r in log.rows] == pytest.approx([0.9979, 0.9932, 1.005])
+    assert log.rows[1].description == "increase LR to 0,04"

@@ -132,3 +132,12 @@ def test_field_limit_is_configurable(tmp_path: Path) -> None:
 def test_empty_status_cell_is_a_bad_row(tmp_path: Path) -> None:
     log = _bad_rows(tmp_path, b"e5f6a7b\t0.98\t44.0\t\ttry something\n")
     assert [b.line_number for b in log.bad_rows] == [4]
+
+
+def test_a_title_above_the_header_is_reported_not_read(tmp_path: Path) -> None:
+    path = _write(tmp_path, "titled.tsv", b"Experiment log of run 7\n\n" + HEADER + b"".join(GOOD))
+    log = read_results_log(path)
+    assert [r.line_number for r in log.rows] == [4, 5, 6, 7]
+    assert [r.row_number for r in log.rows] == [2, 3, 4, 5]  # the title is EVALUATION.md's header
+    assert [(b.line_number, b.row_number) for b in log.bad_rows] == [(1, 0)]
+    assert "above the header" in log.bad_rows[0].reason

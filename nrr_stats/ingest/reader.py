@@ -26,6 +26,7 @@ from nrr_stats.ingest.text import (
     PhysicalLine,
     has_open_quote,
     is_missing,
+    is_number,
     is_separator_row,
     parse_number,
     sniff_delimiter,
@@ -111,14 +112,24 @@ def _unique_names(cells: list[str]) -> list[str]:
 
 
 def _find_header(content: list[PhysicalLine], path: str) -> int:
-    """Index in `content` of the header: the first early line that reads as column names."""
+    """Index in `content` of the header: the first line, unless it reads as data (numbers, no
+    column names) and a later early line reads as column names (data rows written above it)."""
+    first = content[0]
+    if first.text is None:
+        if not any(line.text is not None for line in content[1:HEADER_SEARCH_LINES]):
+            raise NrrInputError(
+                "undecodable bytes in the header (not UTF-8)", path=path, line=first.number
+            )
+    else:
+        cells = split_cells(first.text, sniff_delimiter(first.text))
+        if len(cells) >= 2 and header_score(cells) >= 1 and not any(map(is_number, cells)):
+            return 0
     for index, line in enumerate(content[:HEADER_SEARCH_LINES]):
         if line.text is None:
             continue
         cells = split_cells(line.text, sniff_delimiter(line.text))
         if len(cells) >= 2 and header_score(cells) >= 2:
             return index
-    first = content[0]
     if first.text is None:
         raise NrrInputError(
             "undecodable bytes in the header (not UTF-8)", path=path, line=first.number
@@ -274,14 +285,14 @@ def read_results_log(
         for cells in groups:
             aligned = aligner.align(cells)
             if aligned is None:
-                bad.append(
-                    BadRow(
-                        line.number,
-                        row_number,
-                        f"ragged row: {len(cells)} fields for {len(header)} columns and no "
-                        f"readable status in column '{header[status_i]}'",
-                    )
+                above = line.number < header_line.number
+                reason = (
+                    "text above the header that is not a row"
+                    if above
+                    else f"ragged row: {len(cells)} fields for {len(header)} columns and no "
+                    f"readable status in column '{header[status_i]}'"
                 )
+                bad.append(BadRow(line.number, row_number, reason))
                 continue
             splitter.remember(aligned)
             result = _make_row(

@@ -12,6 +12,7 @@ LITERAL_NEWLINE = "\\n"
 WIDE_SPACES = "<2+ spaces>"
 SPACES = "<spaces>"
 _NUMBER = re.compile(r"^\s*[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+%?")  # '0,98' (semicolon CSV from a European locale)
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
 # Cells that mean "no value" rather than a malformed value.
 _MISSING = re.compile(
@@ -160,6 +161,8 @@ def parse_number(cell: str) -> float | None:
     text = cell.strip()
     if _THOUSANDS.fullmatch(text):
         text = text.replace(",", "")
+    elif _DECIMAL_COMMA.fullmatch(text):
+        text = text.replace(",", ".")
     match = _NUMBER.match(text)
     if not match:
         return None
@@ -192,6 +195,8 @@ def looks_numeric(cell: str) -> bool:
     text = cell.strip()
     if _THOUSANDS.fullmatch(text):
         text = text.replace(",", "")
+    elif _DECIMAL_COMMA.fullmatch(text):
+        text = text.replace(",", ".")
     match = _NUMBER.match(text)
     if not match or re.search(r"[A-Za-z]", text[match.end() :]):
         return False
