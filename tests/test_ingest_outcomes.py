@@ -101,6 +101,27 @@ def test_classify_thresholds_split_discards_by_the_logs_own_scale() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("description", "infra"),
+    [
+        ("LLM error: Expecting value: line 1 column 1 (char 0)", True),
+        ("API error 529 overloaded", True),
+        ("run exceeded 10 minute timeout", True),
+        ("connection reset by peer while downloading shards", True),
+        ("No space left on device", True),
+        ("patience 30 cuda unavailable", True),
+        ("U-net skip connections from early to late layers", False),
+        ("d_model=1024 depth=24 OOM", False),
+        ("float16 weights (NaN at step 117)", False),
+        ("n_head=5 not divisible by n_kv_head=2", False),
+        ("mf_small quota 15 slice", False),
+    ],
+)
+def test_crash_cause(description: str, infra: bool) -> None:
+    outcome = classify_outcomes([None], ["crash"], "lower", [description])[0]
+    assert outcome == ("crash_infra" if infra else "crash_code")
+
+
 def test_other_rows_get_none() -> None:
     assert classify_outcomes([1.0, 2.0], ["keep", "baseline"], "lower") == ["improvement", None]
 

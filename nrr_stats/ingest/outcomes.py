@@ -22,10 +22,14 @@ REGRESSION_MULTIPLE = 3.0
 
 _BASELINE = re.compile(r"^\s*baseline\b", re.IGNORECASE)
 _INFRA = re.compile(
-    r"LLM (call |api )?(error|fail)|expecting value|api (error|failure|timeout)|rate.?limit|"
-    r"quota|overloaded|(http|status|error|code)\s*(50[0-9]|429)\b|time[ d]?out|timed out|harness|disk|no space|"
-    r"network|connection|\bdns\b|socket|ssl|ssh|preempt|node fail|infra|driver|nccl|"
-    r"permission denied|killed by (the )?(scheduler|system)|out of disk",
+    r"\bLLM\b.{0,20}\b(error|fail|failed|failure|timeout)|expecting value|json ?decode|"
+    r"\bapi\b.{0,12}\b(error|failure|timeout|down)|rate.?limit|quota (exceeded|error)|overloaded|"
+    r"(http|status|error|code)\s*(50[0-9]|429)\b|time[ d]?out|timed out|harness|"
+    r"disk (full|quota|error)|out of disk|no space left|"
+    r"(network|connection|socket|ssl|ssh)\s*(error|refused|reset|failure|failed|lost|timed out|unreachable)|"
+    r"\bdns\b|preempt|node fail|infrastructure|\binfra\b|"
+    r"cuda (unavailable|not available|driver)|no gpu|driver (error|mismatch)|nccl|"
+    r"no module named|modulenotfound|permission denied|killed by (the )?(scheduler|system)",
     re.IGNORECASE,
 )
 
