@@ -67,6 +67,24 @@ def test_single_query_equals_brute_force(problem):
     np.testing.assert_array_equal(scores, expected_scores)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_ranking_slices_follow_a_rising_threshold_exactly(masked):
+    """Many slices, so later ones rank only the few columns that beat the running k-th best."""
+    rng = np.random.default_rng(5)
+    matrix = rng.integers(-4, 5, size=(20_000, 6)).astype(np.float32)
+    mask = rng.random(20_000) < 0.7 if masked else None
+    with (
+        mock.patch.object(kernel, "SELECT_COLUMNS", 700),
+        mock.patch.object(kernel, "FIRST_SELECT_COLUMNS", 30),
+    ):
+        for query in matrix[:20]:
+            for k in (1, 4, 40):
+                got = top_k(matrix, query, k, mask=mask)
+                expected = brute_force(matrix, query, k, mask)
+                np.testing.assert_array_equal(got[0], expected[0])
+                np.testing.assert_array_equal(got[1], expected[1])
+
+
 def _unit_rows(rng, n, d):
     rows = rng.standard_normal((n, d)).astype(np.float32)
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)

@@ -14,8 +14,10 @@ import numpy as np
 # 64k-row chunks (benchmarks/similarity_bench.py). 1M rows keeps those waits few while one
 # query's score buffer stays at 4 MB.
 DEFAULT_CHUNK_ROWS = 1 << 20
-# Scores are ranked in slices of this many columns (256 KB of one query's scores).
+# Scores are ranked in slices of this many columns (256 KB of one query's scores); a small
+# first slice sets the running k-th best cheaply, then most later columns fail against it.
 SELECT_COLUMNS = 1 << 16
+FIRST_SELECT_COLUMNS = 1 << 12
 # Score buffer bound: a chunk of a batch holds at most this many float scores (64 MB float32).
 MAX_CHUNK_SCORES = 1 << 24
 # Gathered (copied) rows per chunk for sparse masks: 32 MB of 128-dim float32.
@@ -70,9 +72,7 @@ def top_k(
         step = max(1, min(chunk_rows, MAX_CHUNK_SCORES // n_queries))
         for block, row_index, keep in _chunks(matrix, mask, n_available, step):
             scores = _score(block, batch)
-            # Select in cache-sized slices: after the first, most fail the threshold test.
-            for start in range(0, scores.shape[1], SELECT_COLUMNS):
-                stop = start + SELECT_COLUMNS
+            for start, stop in _slices(scores.shape[1]):
                 best_index, best_scores = _merge_chunk(
                     best_index,
                     best_scores,
@@ -115,6 +115,14 @@ def _score(block: np.ndarray, batch: np.ndarray) -> np.ndarray:
     return batch @ block.T
 
 
+def _slices(width: int):
+    """(start, stop) of the ranking slices of a chunk's score columns."""
+    first = min(FIRST_SELECT_COLUMNS, SELECT_COLUMNS, width)
+    yield 0, first
+    for start in range(first, width, SELECT_COLUMNS):
+        yield start, min(start + SELECT_COLUMNS, width)
+
+
 def _merge_chunk(best_index, best_scores, scores, row_index, keep):
     """Fold one chunk's scores into the running best (sorted by score desc, index asc).
 
@@ -140,6 +148,11 @@ def _merge_chunk(best_index, best_scores, scores, row_index, keep):
         cand_cols[rows, slot] = cols
         cand_scores[rows, slot] = scores[rows, cols]
         filled[rows, slot] = True
+    elif n_queries == 1 and most * 8 <= width:  # few beat the k-th best: rank only those
+        beating = np.flatnonzero(beats[0])
+        cand_cols = beating[_top_columns(scores[:, beating], k)]
+        cand_scores = np.take_along_axis(scores, cand_cols, axis=1)
+        filled = np.ones(cand_cols.shape, dtype=bool)
     else:
         if keep is not None:
             scores[:, ~keep] = -np.inf
