@@ -154,8 +154,10 @@ class GroupCounts:
 
     def key_tuples(self) -> list[tuple[str, ...]]:
         """One tuple of key values per group, in the level's key order."""
-        columns = [self.keys[name] for name in LEVEL_KEYS[self.level]]
-        return [tuple(str(column[i]) for column in columns) for i in range(len(self))]
+        names = LEVEL_KEYS[self.level]
+        if not names:
+            return [()] * len(self)
+        return list(zip(*(self.keys[name].tolist() for name in names), strict=True))
 
 
 def cell_counts(table: ExperimentTable, level: str = "cell") -> GroupCounts:

@@ -224,6 +224,7 @@ class _Updated:
     stale: bool
     n_new: int
     leaf_counts: GroupCounts
+    leaf_index: dict[tuple[str, str, str, str], int]
     cat: _Effects
     cell: _Effects
     param: _Effects
@@ -338,6 +339,7 @@ def _update(posterior: StoredPosterior, table: ExperimentTable) -> _Updated:
         stale=inconsistent or ess < STALE_ESS_SHARE,
         n_new=n_new,
         leaf_counts=now,
+        leaf_index={key: j for j, key in enumerate(now_keys)},
         **effects,
     )
 
@@ -472,7 +474,7 @@ def predict_keep(
     w = updated.keep_weights
     key = (session, category, direction, parameter)
     counts = updated.leaf_counts
-    index = {k: i for i, k in enumerate(counts.key_tuples())}.get(key)
+    index = updated.leaf_index.get(key)
     kw = float(counts.keeps_w[index]) if index is not None else 0.0
     nw = float(counts.trials_w[index]) if index is not None else 0.0
     m = expit(_leaf_eta(d, updated.effects(), [key])[:, 0])
