@@ -258,6 +258,19 @@ def test_assignments_equal_to_the_kept_config_are_not_changes() -> None:
     )
 
 
+def test_a_trading_log_does_not_turn_momentum_into_an_optimizer_change() -> None:
+    trading = [
+        "RSI 30->40 entries",
+        "ATR stops 2.0 -> 2.5",
+        "wider take profit",
+        "momentum 12 -> 24",
+    ]
+    training = ["lower LR to 0.02", "DEPTH 8->10", "add dropout 0.1", "momentum 0.9 -> 0.95"]
+    assert parse_log_descriptions(trading, ["discard"] * 4)[-1].category == "other"
+    assert parse_log_descriptions(training, ["discard"] * 4)[-1].category == "optimizer"
+    assert parse_description("momentum 12 -> 24").category == "optimizer"
+
+
 def test_parse_log_descriptions_is_prefix_safe() -> None:
     descriptions = ["baseline", "LR 0.04", "LR to 0.05", "LR to 0.03", "depth 12"]
     statuses = ["keep", "keep", "discard", "keep", "discard"]

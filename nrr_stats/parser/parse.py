@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from nrr_stats.parser.results import strip_result_words_with
-from nrr_stats.parser.rules import Rules, Term, load_rules, phrase_regex
+from nrr_stats.parser.rules import GENERIC_OTHER_WORDS, Rules, Term, load_rules, phrase_regex
 from nrr_stats.parser.values import compare, multiplier, to_number
 
 MAX_CHARS = 4000  # a description longer than this is parsed from its opening only
@@ -107,6 +108,10 @@ class ParsedChange:
     to_value: str
     # Every (PARAMETER, from, to) the text states; lets ConfigTracker learn several values at once.
     settings: tuple[tuple[str, str, str], ...] = field(default=(), compare=False, repr=False)
+    # Named only by a word that is ML vocabulary in ML logs alone ("momentum", "cooldown").
+    ambiguous: bool = field(default=False, compare=False, repr=False)
+    # The text uses words of another domain (trades, chess moves, games).
+    foreign: bool = field(default=False, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, str]:
         """The JSON form: keys category, direction, parameter, from, to."""
@@ -544,11 +549,20 @@ def parse_description(
     if not isinstance(text, str):
         return OTHER
     raw = text[:MAX_CHARS]
-    parsed = _parse_clean(strip_result_words_with(raw, rules), rules, config)
+    cleaned = strip_result_words_with(raw, rules)
+    parsed = _parse_clean(cleaned, rules, config)
     extra = _revealed_current(raw, parsed.parameter)
-    if extra:
-        parsed = ParsedChange(*parsed.as_dict().values(), settings=parsed.settings + extra)
+    foreign = any(
+        m.term.category == "other" and _span_norm(cleaned, m) not in GENERIC_OTHER_WORDS
+        for m in _find_mentions(cleaned, rules)
+    )
+    if extra or foreign:
+        parsed = dataclasses.replace(parsed, settings=parsed.settings + extra, foreign=foreign)
     return parsed
+
+
+def _span_norm(text: str, mention: Mention) -> str:
+    return re.sub(r"[_\-\s]+", " ", text[mention.start : mention.end].lower()).strip()
 
 
 def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedChange:
@@ -760,7 +774,15 @@ def _finish(
     stated = (parameter, from_value, to_value)
     if change is not None and parameter and (from_value or to_value) and stated not in settings:
         settings = settings + (stated,)
-    return ParsedChange(category, direction, parameter, from_value, to_value, settings)
+    ambiguous = (
+        mention is not None
+        and category not in ("other", "multiple")
+        and category not in rules.user_categories
+        and _span_norm(text, mention) in rules.ambiguous_words
+    )
+    return ParsedChange(
+        category, direction, parameter, from_value, to_value, settings, ambiguous=ambiguous
+    )
 
 
 RECOMPUTE_VERBS = {"change", "changed", "set"}

@@ -21,7 +21,11 @@ METRIC_FIGURE = re.compile(
     r"elo|tok/s|tokens?/s(?:ec)?)\s*[:=]?\s*[-+]?\d+(?:\.\d+)?%?(?:\s*(?:->|→|=>)\s*[-+]?\d+(?:\.\d+)?%?)?",
     re.IGNORECASE,
 )
-SIGNED_SCORE = re.compile(r"(?<![\w.])[-+±]\s?\d+(?:\.\d+)?\s?(?:elo|bpb|pts|points)\b", re.I)
+SIGNED_SCORE = re.compile(
+    r"(?<![\w.])[-+±]\s?\d+(?:\.\d+)?\s?(?:elo|bpb|pts|points)\b"
+    r"|\b\d+W(?:/\d+D)?/\d+L\b",  # game results: "3W/2D/5L"
+    re.I,
+)
 COMMIT_REF = re.compile(r"@\s?[0-9a-f]{6,40}\b")
 LEADING_TAG = re.compile(r"^\s*(?:\[[^\]]*\]\s*|[\w\-]*\d[\w\-]*[:.)]?\s*)+", re.I)
 MOTIVE_GROUP = re.compile(r"^\s*(hypothesis|evidence|expected|target|note|why|rationale)\b", re.I)

@@ -15,7 +15,19 @@ from nrr_stats.taxonomy import CATEGORIES, DIRECTIONS
 PARAMETER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 CATEGORY_KEYS = {"words", "patterns", "parameters", "default_parameter", "heads", "quantity"}
-TOP_KEYS = {"categories", "parameters", "directions", "options", "results", "techniques"}
+TOP_KEYS = {
+    "categories",
+    "parameters",
+    "directions",
+    "options",
+    "results",
+    "techniques",
+    "ambiguous",
+}
+# Words of category "other" that say little about a log's domain.
+GENERIC_OTHER_WORDS = frozenset(
+    {"baseline", "seed", "random seed", "threshold", "heuristic", "prompt"}
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,7 @@ class Rules:
     option_words: tuple[str, ...] = ()
     result_words: tuple[str, ...] = ()
     technique_words: tuple[str, ...] = ()
+    ambiguous_words: frozenset[str] = frozenset()
     user_categories: tuple[str, ...] = ()
     quantities: frozenset[str] = frozenset()
     memo: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -152,7 +165,7 @@ def _validate(data: dict[str, Any], path: str) -> dict[str, Any]:
         if name not in DIRECTIONS:
             raise _fail(path, f"[directions] key {name!r} is not one of {list(DIRECTIONS)}")
         _string_list(words, f"directions.{name}", path)
-    for table in ("options", "results", "techniques"):
+    for table in ("options", "results", "techniques", "ambiguous"):
         body = data.get(table, {})
         if not isinstance(body, dict) or set(body) - {"words"}:
             raise _fail(path, f"[{table}] must be a table with one key, words")
@@ -169,6 +182,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         "options": {"words": list(base.get("options", {}).get("words", []))},
         "results": {"words": list(base.get("results", {}).get("words", []))},
         "techniques": {"words": list(base.get("techniques", {}).get("words", []))},
+        "ambiguous": {"words": list(base.get("ambiguous", {}).get("words", []))},
     }
     for name, body in extra.get("categories", {}).items():
         target = merged["categories"].setdefault(name, {})
@@ -180,7 +194,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
                 target[key] = body[key]
     for name, words in extra.get("directions", {}).items():
         merged["directions"][name] = merged["directions"].get(name, []) + list(words)
-    for table in ("options", "results", "techniques"):
+    for table in ("options", "results", "techniques", "ambiguous"):
         merged[table]["words"] += list(extra.get(table, {}).get("words", []))
     return merged
 
@@ -215,6 +229,7 @@ def _build(data: dict[str, Any], user_names: set[str]) -> Rules:
         option_words=tuple(normalise(w) for w in data.get("options", {}).get("words", [])),
         result_words=tuple(normalise(w) for w in data.get("results", {}).get("words", [])),
         technique_words=tuple(normalise(w) for w in data.get("techniques", {}).get("words", [])),
+        ambiguous_words=frozenset(normalise(w) for w in data.get("ambiguous", {}).get("words", [])),
         user_categories=tuple(sorted(user_names)),
         quantities=frozenset(
             name for name, body in data.get("categories", {}).items() if body.get("quantity")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from nrr_stats.parser.parse import ParsedChange, parse_description
 from nrr_stats.parser.rules import Rules, load_rules
@@ -16,13 +17,23 @@ class ConfigTracker:
     def __init__(self, rules: Rules | None = None):
         self.rules = rules or load_rules()
         self.current: dict[str, str] = {}
+        self.training_rows = 0  # earlier rows that plainly change an ML-training setting
+        self.foreign_rows = 0  # earlier rows in the words of another domain (trades, moves, games)
 
     def parse(self, text: str) -> ParsedChange:
-        """Parse a description against the configuration kept so far."""
-        return parse_description(text, rules=self.rules, config=self.current)
+        """Parse a description against the configuration kept so far and the log's domain so far:
+        in a trading or game log, "momentum" or "cooldown" alone does not make an ML category."""
+        parsed = parse_description(text, rules=self.rules, config=self.current)
+        if parsed.ambiguous and self.foreign_rows > self.training_rows:
+            parsed = replace(parsed, category="other")
+        return parsed
 
     def observe(self, parsed: ParsedChange, kept: bool) -> None:
         """A row's `from` values reveal the current values (even when discarded); a kept row moves them to `to`."""
+        if parsed.foreign:
+            self.foreign_rows += 1
+        elif parsed.category not in ("other", "multiple") and not parsed.ambiguous:
+            self.training_rows += 1
         stated = list(parsed.settings)
         primary = (parsed.parameter, parsed.from_value, parsed.to_value)
         if parsed.parameter and (parsed.from_value or parsed.to_value) and primary not in stated:
