@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     load_1, load_5, _ = os.getloadavg()
     print(
         f"similarity kernel: one query, k={K}, {full.shape[1]}-dim float32 rows; "
-        f"{os.cpu_count()} CPUs, load average {load_1:.1f} (1 min) {load_5:.1f} (5 min)"
+        f"{os.cpu_count()} CPUs, load average {load_1:.1f} (1 min) {load_5:.1f} (5 min), "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     )
     print(
         f"GB/s: median [interquartile range] over {args.rounds} alternating rounds; "
