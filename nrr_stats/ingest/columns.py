@@ -47,10 +47,13 @@ _COCO_PRIMARY = re.compile(r"map_?50[_\-:]?95|map_?5095")
 _VALIDATION_PREFIX = re.compile(r"^(val|valid|validation|eval|dev)_")
 
 
+_NAME_SEPARATORS = re.compile(r"[^a-z0-9@]+")
+
+
 def normalise_name(name: str) -> str:
     """Header names compared case- and punctuation-insensitively: ' Val-BPB ' -> 'val_bpb'."""
     text = name.strip().strip('"').strip().lower()
-    return re.sub(r"[^a-z0-9@]+", "_", text).strip("_")
+    return _NAME_SEPARATORS.sub("_", text).strip("_")
 
 
 KNOWN_HEADER_NAMES = frozenset(

@@ -35,6 +35,7 @@ from nrr_stats.ingest.text import (
 )
 
 HEADER_SEARCH_LINES = 20
+MAX_PROFILE_ROWS = 2000  # rows read to choose columns and learn their shapes
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ def _candidates(
     """Split every content line but the header into cells, numbering rows as EVALUATION.md does."""
     width = len(header)
     header_key = [normalise_name(h) for h in header]
+    first_name = header[0].strip().lower()
     candidates: list[_Candidate] = []
     ordinal = 0
     while ordinal < len(content):
@@ -196,9 +198,10 @@ def _candidates(
             candidates.append(_Candidate(line, row_number, None))
             continue
         text = line.text
-        joined, used = _join_quoted_lines(content, ordinal - 1, delimiter, width)
-        if used:
-            text, ordinal = joined, ordinal + used
+        if '"' in text:
+            joined, used = _join_quoted_lines(content, ordinal - 1, delimiter, width)
+            if used:
+                text, ordinal = joined, ordinal + used
         if is_separator_row(text):
             continue
         cells = split_cells(text, delimiter, width)
@@ -209,7 +212,10 @@ def _candidates(
                 cells = repaired
         if len(cells) > width and filled_length(cells) <= width:
             cells = cells[:width]  # trailing delimiters
-        if [normalise_name(c) for c in cells] == header_key:
+        if (
+            cells[0].strip().lower() == first_name
+            and [normalise_name(c) for c in cells] == header_key
+        ):
             continue  # the header repeated (logs appended to one another)
         pieces = None
         if LITERAL_NEWLINE in text and len(cells) > width:
@@ -257,6 +263,7 @@ def read_results_log(
         raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
 
     regular = [c.cells for c in candidates if c.cells is not None and len(c.cells) == len(header)]
+    regular = regular[:: max(1, len(regular) // MAX_PROFILE_ROWS)]  # an even sample of long logs
     columns = _choose_columns(header, names, regular, metric, shown, header_line.number)
     status_i = header.index(columns["status"])  # type: ignore[arg-type]
     description_i = header.index(columns["description"])  # type: ignore[arg-type]
@@ -380,6 +387,8 @@ def _choose_columns(
 
 def _oversized(cells: list[str], header: list[str], limit: int) -> str | None:
     for position, cell in enumerate(cells):
+        if 4 * len(cell) <= limit:
+            continue  # a UTF-8 character takes at most 4 bytes
         size = len(cell.encode("utf-8"))
         if size > limit:
             name = header[position] if position < len(header) else f"field {position + 1}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 
@@ -22,6 +23,7 @@ OTHER_WORDS = _words("""baseline running analyze analysis reference tentative re
     neutral rerun retry todo wip noop size_violation""")
 
 _SEPARATORS = re.compile(r"[\s\-]+")
+_FIRST_WORD = re.compile(r"[a-z][a-z_]*")
 
 
 def _normalise(raw: str) -> str:
@@ -41,6 +43,7 @@ def _lookup(word: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _classify(raw: str) -> str | None:
     """The group of a status as written, trying the whole text, then its first word."""
     word = _normalise(raw)
@@ -50,7 +53,7 @@ def _classify(raw: str) -> str | None:
     # The first word decides only in short cells ('discard (worse)'), never in free text that
     # happens to start with a status word ('run 4: near-best ...', 'best LR so far ...').
     if found is None and len(raw.split()) <= 3 and len(raw.strip()) <= 24:
-        first = re.search(r"[a-z][a-z_]*", word)  # '✅ keep', 'discard (worse)', 'keep*'
+        first = _FIRST_WORD.search(word)  # '✅ keep', 'discard (worse)', 'keep*'
         if first and first.group(0) != word and len(first.group(0)) > 1:
             found = _lookup(first.group(0).strip("_"))
     return found

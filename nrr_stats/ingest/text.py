@@ -12,6 +12,8 @@ LITERAL_NEWLINE = "\\n"
 WIDE_SPACES = "<2+ spaces>"
 SPACES = "<spaces>"
 _NUMBER = re.compile(r"^\s*[+-]?(\d[\d_]*\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_LETTER = re.compile(r"[A-Za-z]")
+_WIDE_GAP = re.compile(r"\s{2,}|\t")
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+%?")  # '0,98' (semicolon CSV from a European locale)
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")
 # Cells that mean "no value" rather than a malformed value.
@@ -91,13 +93,15 @@ def split_cells(line: str, delimiter: str, width: int | None = None) -> list[str
     its spaces, as a description at the end of the line does.
     """
     if delimiter == WIDE_SPACES:
-        return [_unquote(c) for c in re.split(r"\s{2,}|\t", line.strip())]
+        return [_unquote(c) for c in _WIDE_GAP.split(line.strip())]
     if delimiter == SPACES:
         limit = (width - 1) if width else -1
         return [_unquote(c) for c in line.split(None, limit)]
     if delimiter == "\t" and "\t" not in line and LITERAL_TAB in line:
         delimiter = LITERAL_TAB
     pieces = line.split(delimiter)
+    if '"' not in line and delimiter != "|":
+        return [piece.strip() for piece in pieces]
     if delimiter == "|" and len(pieces) > 1:
         if not pieces[0].strip():
             pieces = pieces[1:]
@@ -198,7 +202,7 @@ def looks_numeric(cell: str) -> bool:
     elif _DECIMAL_COMMA.fullmatch(text):
         text = text.replace(",", ".")
     match = _NUMBER.match(text)
-    if not match or re.search(r"[A-Za-z]", text[match.end() :]):
+    if not match or _LETTER.search(text, match.end()):
         return False
     try:
         return math.isfinite(float(match.group(0).replace("_", "")))
