@@ -146,6 +146,24 @@ def test_arrow_and_assignment_values_are_kept_as_written() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("text", "parameter", "to_value"),
+    [
+        ("Increase INT8_KEEP_FLOAT_MAX_NUMEL to 131072", "INT8_KEEP_FLOAT_MAX_NUMEL", "131072"),
+        ("exp19: shorten 15m max hold to 2 bars", "MAX_HOLD", "2"),
+        ("x0_lambdas init 0.2->0.4 at d20", "X0_LAMBDAS_INIT", "0.4"),
+        ("15k samples", "NUM_SAMPLES", "15k"),
+        ("raise meta threshold to 0.45", "META_THRESHOLD", "0.45"),
+        ("float16 weights", "", "float16"),
+    ],
+)
+def test_parameter_names_come_from_identifiers_aliases_and_nouns(
+    text: str, parameter: str, to_value: str
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.parameter, parsed.to_value) == (parameter, to_value)
+
+
 def test_as_dict_has_exactly_the_json_keys() -> None:
     assert list(ParsedChange("data", "add", "", "", "").as_dict()) == [
         "category",

@@ -325,6 +325,7 @@ class Change:
     position: int
     explicit_pair: bool
     key_start: int = -1
+    strength: int = 0  # 3 a pair (A->B), 2 KEY=V, 1 "to V", 0 a bare number
 
     def __post_init__(self) -> None:
         if self.key_start < 0:
@@ -359,7 +360,7 @@ def _value_changes(text: str, rules: Rules) -> list[Change]:
             ):
                 parameter = ""
             used.append((match.start(), match.end()))
-            changes.append(Change(parameter, a, b, match.start(), True))
+            changes.append(Change(parameter, a, b, match.start(), True, strength=3))
     for match in ASSIGN.finditer(text):
         if not free(match.start(), match.end()):
             continue
@@ -372,18 +373,32 @@ def _value_changes(text: str, rules: Rules) -> list[Change]:
                 match.start("val"),
                 False,
                 match.start(),
+                strength=2,
             )
         )
     for match in TO_VALUE.finditer(text):
         if free(match.start("val"), match.end("val")):
             used.append((match.start("val"), match.end("val")))
-            changes.append(Change("", "", match.group("val"), match.start("val"), False))
+            key = _identifier_before(text, match.start())
+            changes.append(
+                Change(key, "", match.group("val"), match.start("val"), False, strength=1)
+            )
     for match in BARE_NUM.finditer(text):
         if free(match.start(), match.end()):
             used.append((match.start(), match.end()))
-            changes.append(Change("", "", match.group("val"), match.start(), False))
+            key = _identifier_before(text, match.start())
+            changes.append(Change(key, "", match.group("val"), match.start(), False))
     changes.sort(key=lambda c: c.position)
     return changes
+
+
+def _identifier_before(text: str, position: int) -> str:
+    """An identifier written right before a value ("INT8_KEEP_FLOAT_MAX_NUMEL to 131072"), upper-cased."""
+    found = re.search(
+        r"(?<![\w.])_*([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+)(?:\[\w+\])?\s+(?:to\s+)?$",
+        text[:position],
+    )
+    return found.group(1).upper() if found else ""
 
 
 def _alias(word: str, rules: Rules) -> str:
@@ -431,9 +446,15 @@ def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> di
             trailing.append((after[0], change))  # used when no value follows the compound
         if target is not None and _bracket_detail(text, change, spans[target][0]):
             target = None
-        if target is not None:
-            linked.setdefault(target, change)
-    for target, change in trailing:
+        if target is not None and (
+            target not in linked or change.strength > linked[target].strength
+        ):
+            linked[target] = change
+    nearest: dict[int, Change] = {}
+    for target, change in trailing:  # the number closest to the noun: "15m max hold to 2 bars" -> 2
+        if target not in nearest or change.position > nearest[target].position:
+            nearest[target] = change
+    for target, change in nearest.items():
         linked.setdefault(target, change)
     return linked
 
@@ -633,8 +654,8 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         if fresh:
             fallback.append((fresh[0].term.category, fresh[0], clause))
         if not counted and not heads and (local_changes or clause_verbs):
-            pairs = [c for c in local_changes if c.explicit_pair]
-            chosen = (pairs or local_changes or [None])[0]
+            strongest = sorted(local_changes, key=lambda c: -c.strength)
+            chosen = strongest[0] if strongest else None
             proposals.append(("other", None, chosen, clause))
 
     named = [p for p in proposals if p[0] != "other"]
@@ -703,7 +724,7 @@ def _finish(
     elif change is not None and (category == "other" or category in rules.user_categories):
         parameter = _noun_phrase_before(text, change.position, rules)
     elif mention is not None and (
-        re.search(r"\d", text[mention.start : mention.end])
+        (mention.term.is_pattern and re.search(r"\d", text[mention.start : mention.end]))
         or (
             change is not None
             and not change.explicit_pair
@@ -711,9 +732,19 @@ def _finish(
         )
     ):
         # "16 refine layers", "10k samples": the counted noun names the parameter
-        letters = re.sub(r"[^A-Za-z]+", " ", text[mention.start : mention.end]).strip()
-        if len(letters) >= 3:
-            parameter = _parameter_name("_".join(letters.split()), rules)
+        words = re.sub(r"[^A-Za-z]+", " ", text[mention.start : mention.end]).split()
+        words = [w for w in words if len(w) > 1 and w.lower() not in STOP]
+        if words and len("".join(words)) >= 3:
+            parameter = _parameter_name("_".join(words), rules)
+    numeric_change = change is not None and to_number(change.to_value) is not None
+    if mention is not None and numeric_change and not (change is not None and change.parameter):
+        # "lm_head WD", "x0_lambdas init": an identifier qualifying the named thing is part of its name
+        qualifier = re.search(
+            r"(?<![\w.])([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+)\s$", text[: mention.start]
+        )
+        written = re.sub(r"[^A-Za-z0-9]+", "_", text[mention.start : mention.end]).strip("_")
+        if qualifier and written and not re.search(r"\d", written):
+            parameter = f"{qualifier.group(1)}_{written}".upper()
     from_value = change.from_value if change else ""
     to_value = change.to_value if change else ""
 
