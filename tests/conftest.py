@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -60,3 +60,24 @@ def bank(bank_url: str) -> Iterator[Bank]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def bank_url_maker(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Callable[[], str]]:
+    """Makes URLs of empty banks on each backend, one per call (Hypothesis tests: a bank per example)."""
+    server = require_postgres() if request.param == "postgresql" else None
+    schemas: list[str] = []
+
+    def make() -> str:
+        if server is None:
+            return f"sqlite:///{tmp_path_factory.mktemp('bank') / 'bank.db'}"
+        schema, url = bank_testing.create_schema(server)
+        schemas.append(schema)
+        return url
+
+    try:
+        yield make
+    finally:
+        for schema in schemas:
+            assert server is not None
+            bank_testing.drop_schema(server, schema)
