@@ -85,7 +85,7 @@ def in_vocabulary(parsed) -> bool:
     )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(TEXT)
 def test_any_text_parses_to_vocabulary_words(text: str) -> None:
     parsed = parse_description(text)
@@ -104,7 +104,7 @@ def test_huge_descriptions_parse_to_vocabulary_words(chunk: str, repeats: int) -
     assert in_vocabulary(parse_description(text))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.sampled_from(PROPOSALS), st.sampled_from(RESULT_SUFFIXES), st.sampled_from(RESULT_SUFFIXES)
 )
@@ -113,7 +113,7 @@ def test_result_words_never_change_the_parse(proposal: str, first: str, second: 
     assert parse_description(proposal + first + second) == parse_description(proposal)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     st.lists(
         st.tuples(st.sampled_from(PROPOSALS), st.sampled_from(["keep", "discard", "crash"])),
@@ -139,7 +139,7 @@ def test_tracker_never_raises_and_keeps_string_values(text: str, proposal: str) 
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     st.from_regex(r"[a-z]{4,10}", fullmatch=True),

@@ -243,7 +243,11 @@ def _direction_words(text: str, rules: Rules) -> list[tuple[int, str, str]]:
     hits: list[tuple[int, int, str, str]] = []
     for direction, words in rules.direction_words.items():
         for word in words:
+            if word.split(" ")[0] not in norm:
+                continue
             for match in _word_regex(word).finditer(norm):
+                if word in CLAUSE_START_VERBS and norm[: match.start()].strip(" ,;:-"):
+                    continue  # "residual skip", "cut" as nouns: verbs only when they lead
                 hits.append((match.start(), match.end(), direction, word))
     hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
     result: list[tuple[int, str, str]] = []
@@ -256,11 +260,15 @@ def _direction_words(text: str, rules: Rules) -> list[tuple[int, str, str]]:
 
 
 _WORD_CACHE: dict[str, re.Pattern[str]] = {}
+# Words that are verbs of a change only when they open the description ("skip X", "new game: ...").
+CLAUSE_START_VERBS = frozenset(
+    {"skip", "cut", "trim", "narrow", "boost", "bump", "grow", "new", "require"}
+)
 
 
 def _word_regex(word: str) -> re.Pattern[str]:
     if word not in _WORD_CACHE:
-        _WORD_CACHE[word] = re.compile(phrase_regex(word))
+        _WORD_CACHE[word] = re.compile(phrase_regex(word, plural=False))
     return _WORD_CACHE[word]
 
 
@@ -639,7 +647,12 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         for index, head in enumerate(heads):
             change = linked.get(index)
             valued = change is not None or bool(re.search(r"\d", text[head.start : head.end]))
-            if change is not None and head.term.parameter and _directly_names(text, head, change):
+            if (
+                change is not None
+                and head.term.parameter
+                and change.key_start == change.position  # not an explicit KEY=V
+                and _directly_names(text, head, change)
+            ):
                 change.parameter = head.term.parameter
             parameter = change.parameter if change and change.parameter else head.term.parameter
             if change and parameter and _same_as_config(change, parameter, config):
@@ -737,7 +750,8 @@ def _finish(
         if words and len("".join(words)) >= 3:
             parameter = _parameter_name("_".join(words), rules)
     numeric_change = change is not None and to_number(change.to_value) is not None
-    if mention is not None and numeric_change and not (change is not None and change.parameter):
+    explicit_key = change is not None and change.key_start != change.position
+    if mention is not None and numeric_change and not explicit_key:
         # "lm_head WD", "x0_lambdas init": an identifier qualifying the named thing is part of its name
         qualifier = re.search(
             r"(?<![\w.])([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+)\s$", text[: mention.start]

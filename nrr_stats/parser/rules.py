@@ -70,11 +70,11 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[_\-]+", " ", text.lower())).strip()
 
 
-def phrase_regex(phrase: str) -> str:
+def phrase_regex(phrase: str, plural: bool = True) -> str:
     """A regex matching a normalised phrase as whole words, its last word also in the plural."""
     words = normalise(phrase).split(" ")
     body = r"\s+".join(re.escape(word) for word in words)
-    plural = "(?:s|es)?" if words[-1][-1:].isalpha() else ""
+    plural = "(?:s|es)?" if plural and words[-1][-1:].isalpha() else ""
     return rf"(?<![a-z0-9²]){body}{plural}(?![a-z0-9²])"
 
 
