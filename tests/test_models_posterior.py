@@ -314,3 +314,42 @@ print(",".join(heavy))
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == ""
+
+
+def test_a_new_sessions_offset_is_integrated_like_brute_force_monte_carlo():
+    """Quadrature over a new session's offset agrees with many sampled offsets per draw."""
+    import dataclasses
+
+    from nrr_stats.models.posterior import NEW_SESSION_DRAWS
+
+    rows = (
+        [("s_new", "data", "add", "", "keep")] * 5
+        + [("s_new", "data", "add", "", "discard")] * 9
+        + [("s_new", "learning_rate", "increase", "LR", "discard")] * 6
+        + [("s_new", "optimizer", "replace", "", "crash")] * 2
+    )
+    table = ExperimentTable.from_records(records(BASE_ROWS + rows))
+    query = ("s_new", "learning_rate", "increase", "LR")
+    answer = predict_keep(BASE_POSTERIOR, table, *query)
+
+    # Brute force: the same draws, each repeated with 300 offsets drawn from N(0, sigma), and
+    # s_new entered as a fitted session that saw no data (plain importance weighting).
+    repeats = 300
+    rng = np.random.default_rng(11)
+    d = BASE_POSTERIOR.draws
+    thin = np.linspace(
+        0, BASE_POSTERIOR.n_draws - 1, min(BASE_POSTERIOR.n_draws, NEW_SESSION_DRAWS)
+    )
+    thin = thin.astype(int)
+    wide = {name: np.repeat(values[thin], repeats, axis=0) for name, values in d.items()}
+    for effect, scale in (("u_sess", "sigma_sess"), ("crash_u_sess", "crash_sigma_sess")):
+        offsets = wide[scale] * rng.standard_normal(wide[scale].shape[0])
+        wide[effect] = np.column_stack([wide[effect], offsets])
+    brute = dataclasses.replace(
+        BASE_POSTERIOR, draws=wide, sessions=BASE_POSTERIOR.sessions + ("s_new",)
+    )
+    reference = predict_keep(brute, table, *query)
+    assert answer.p_keep == pytest.approx(reference.p_keep, abs=0.01)
+    assert answer.p_crash == pytest.approx(reference.p_crash, abs=0.01)
+    assert answer.interval == pytest.approx(reference.interval, abs=0.02)
+    assert answer.ess_share > reference.ess_share

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.special import betainc, betaincinv, betaln, expit
+from scipy.special import betainc, betaincinv, betaln, digamma, expit
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models import conjugate
@@ -194,10 +194,17 @@ def _standard_normal(key: str, size: int) -> np.ndarray:
 class _Effects:
     """Per-draw effect columns for any names: fitted columns, or N(0, sigma) draws for novel names."""
 
-    def __init__(self, matrix: np.ndarray, names: list, sigma: np.ndarray, tag: str):
+    def __init__(
+        self,
+        matrix: np.ndarray,
+        names: list,
+        sigma: np.ndarray,
+        tag: str,
+        fixed: dict | None = None,
+    ):
         self.matrix, self.sigma, self.tag = matrix, sigma, tag
         self.index = {name: i for i, name in enumerate(names)}
-        self.extra: dict = {}
+        self.extra: dict = dict(fixed or {})
 
     def column(self, name) -> np.ndarray:
         i = self.index.get(name)
@@ -218,6 +225,7 @@ class _Effects:
 class _Updated:
     """The stored posterior brought up to date with a table: weights and per-leaf counts."""
 
+    draws: dict[str, np.ndarray]  # the stored draws, or (new session) draws x quadrature nodes
     keep_weights: np.ndarray
     crash_weights: np.ndarray
     ess_share: float
@@ -257,20 +265,54 @@ def _beta_binomial_kernel(a, b, keeps, trials) -> np.ndarray:
     return betaln(a + keeps, b + trials - keeps) - betaln(a, b)
 
 
-def _update(posterior: StoredPosterior, table: ExperimentTable) -> _Updated:
+# A session the fit never saw has its offset integrated out per draw by adaptive Gauss-Hermite
+# quadrature (nodes around each draw's mode), so its own rows do not exhaust the draws.
+NEW_SESSION_DRAWS = 500
+NEW_SESSION_NODES = 7
+
+
+def _session_quadrature(
+    eta0: np.ndarray, nu: np.ndarray, keeps: np.ndarray, trials: np.ndarray, sigma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (D, Q) of a new session's offset u and log weights approximating, per draw,
+    the integral over u of N(u; 0, sigma) * prod_leaf BetaBinomial(k | n, m(eta0 + u) nu).
+
+    eta0 (D, L) is each of the session's leaves' logit mean without u; nu and sigma are (D,).
+    """
+    nu = nu[:, None]
+    u = np.zeros(eta0.shape[0])
+    info = 1.0 / sigma**2
+    for _ in range(30):
+        m = expit(eta0 + u[:, None])
+        a, b = m * nu, (1.0 - m) * nu
+        slope = m * (1.0 - m)
+        score = (
+            nu * (digamma(a + keeps) - digamma(a) - digamma(b + trials - keeps) + digamma(b))
+        ) * slope
+        # Expected information of a Beta-Binomial in the logit of its mean (Fisher scoring).
+        info = (trials * slope * (1.0 + nu) / (nu + trials)).sum(axis=1) + 1.0 / sigma**2
+        step = np.clip((score.sum(axis=1) - u / sigma**2) / info, -1.0, 1.0)
+        u = u + step
+        if np.max(np.abs(step)) < 1e-4:
+            break
+    scale = 1.0 / np.sqrt(info)
+    x, w = np.polynomial.hermite_e.hermegauss(NEW_SESSION_NODES)
+    nodes = u[:, None] + scale[:, None] * x[None, :]
+    m = expit(eta0[:, None, :] + nodes[:, :, None])
+    loglik = _beta_binomial_kernel(m * nu[:, None], (1.0 - m) * nu[:, None], keeps, trials).sum(
+        axis=2
+    )
+    log_prior = -0.5 * (nodes / sigma[:, None]) ** 2 - np.log(sigma)[:, None]
+    log_weights = loglik + log_prior + np.log(scale)[:, None] + np.log(w) + 0.5 * x**2
+    return nodes, log_weights
+
+
+def _update(
+    posterior: StoredPosterior, table: ExperimentTable, focus: str | None = None
+) -> _Updated:
+    """Bring the stored draws up to date with the table: importance weights for evidence the fit
+    did not see, and (when `focus` names a session the fit never saw) its offset integrated out."""
     d = posterior.draws
-    effects = {
-        "cat": _Effects(d["a_cat"], list(posterior.categories), d["sigma_cat"], "cat"),
-        "cell": _Effects(d["b_cell"], list(posterior.cells), d["sigma_cell"], "cell"),
-        "param": _Effects(d["e_param"], list(posterior.parameters), d["sigma_param"], "param"),
-        "sess": _Effects(d["u_sess"], list(posterior.sessions), d["sigma_sess"], "sess"),
-        "crash_cat": _Effects(
-            d["crash_a_cat"], list(posterior.categories), d["crash_sigma_cat"], "crash_cat"
-        ),
-        "crash_sess": _Effects(
-            d["crash_u_sess"], list(posterior.sessions), d["crash_sigma_sess"], "crash_sess"
-        ),
-    }
     now = cell_counts(table, "leaf")
     seen = posterior.seen
     seen_index = {
@@ -293,28 +335,90 @@ def _update(posterior: StoredPosterior, table: ExperimentTable) -> _Updated:
             seen_nw[j], seen_n[j] = seen["trials_w"][i], seen["trials"][i]
     new_kw, new_cw, new_nw = now.keeps_w - seen_kw, now.crashes_w - seen_cw, now.trials_w - seen_nw
     tolerance = 1e-9
-    # The fit saw evidence the table no longer holds (rows removed, weights lowered): the
-    # importance update cannot take evidence away, so the answer is marked stale.
+    # The table may be a view (some sessions only); within the sessions it holds, the fit saw
+    # evidence the table no longer has (rows removed, weights lowered): the importance update
+    # cannot take evidence away, so the answer is marked stale.
+    table_sessions = set(table.session_names[i] for i in np.unique(table.session))
+    unmatched = [i for i in np.flatnonzero(~matched) if seen["session"][i] in table_sessions]
     inconsistent = (
-        not matched.all()
+        bool(unmatched)
         or bool(np.any(new_nw < -tolerance))
         or bool(np.any(new_kw < -tolerance))
         or bool(np.any(new_cw < -tolerance))
     )
     new_kw, new_cw, new_nw = (np.maximum(x, 0.0) for x in (new_kw, new_cw, new_nw))
     n_new = int(np.maximum(now.trials - seen_n, 0).sum())
-    n_draws = posterior.n_draws
 
-    keep_log_w = np.zeros(n_draws)
-    crash_log_w = np.zeros(n_draws)
+    focus_is_new = focus is not None and focus not in posterior.sessions
+    n_base = posterior.n_draws
+    if focus_is_new:
+        n_base = min(posterior.n_draws, NEW_SESSION_DRAWS)
+        thin = np.linspace(0, posterior.n_draws - 1, n_base).astype(int)
+        d = {name: values[thin] for name, values in d.items()}
+
+    def effects_for(draws: dict, fixed_sess=None, fixed_crash_sess=None) -> dict[str, _Effects]:
+        return {
+            "cat": _Effects(draws["a_cat"], list(posterior.categories), draws["sigma_cat"], "cat"),
+            "cell": _Effects(draws["b_cell"], list(posterior.cells), draws["sigma_cell"], "cell"),
+            "param": _Effects(
+                draws["e_param"], list(posterior.parameters), draws["sigma_param"], "param"
+            ),
+            "sess": _Effects(
+                draws["u_sess"], list(posterior.sessions), draws["sigma_sess"], "sess", fixed_sess
+            ),
+            "crash_cat": _Effects(
+                draws["crash_a_cat"],
+                list(posterior.categories),
+                draws["crash_sigma_cat"],
+                "crash_cat",
+            ),
+            "crash_sess": _Effects(
+                draws["crash_u_sess"],
+                list(posterior.sessions),
+                draws["crash_sigma_sess"],
+                "crash_sess",
+                fixed_crash_sess,
+            ),
+        }
+
     fresh = np.flatnonzero(new_nw > tolerance)
+    keep_log_w = np.zeros(n_base)
+    crash_log_w = np.zeros(n_base)
+    if focus_is_new:
+        # Integrate the new session's offsets (keep and crash) over quadrature nodes per draw;
+        # the draws become draws x nodes, weighted by the session's own rows.
+        zero = {focus: np.zeros(n_base)}
+        base_effects = effects_for(d, zero, zero)
+        mine = [j for j in fresh if now_keys[j][0] == focus]
+        keys = [now_keys[j] for j in mine]
+        eta0 = _leaf_eta(d, base_effects, keys)
+        nodes, keep_nodes_w = _session_quadrature(
+            eta0, d["nu"], new_kw[mine], new_nw[mine], d["sigma_sess"]
+        )
+        cats = sorted({now_keys[j][1] for j in mine})
+        c_k = np.array([sum(new_cw[j] for j in mine if now_keys[j][1] == c) for c in cats])
+        c_n = np.array([sum(new_nw[j] for j in mine if now_keys[j][1] == c) for c in cats])
+        c_eta0 = _crash_eta(d, base_effects, [(focus, c) for c in cats])
+        crash_nodes, crash_nodes_w = _session_quadrature(
+            c_eta0, d["crash_nu"], c_k, c_n, d["crash_sigma_sess"]
+        )
+        n_nodes = nodes.shape[1]
+        d = {name: np.repeat(values, n_nodes, axis=0) for name, values in d.items()}
+        keep_log_w, crash_log_w = keep_nodes_w.ravel(), crash_nodes_w.ravel()
+        fresh = np.array([j for j in fresh if now_keys[j][0] != focus], dtype=np.int64)
+        effects = effects_for(d, {focus: nodes.ravel()}, {focus: crash_nodes.ravel()})
+    else:
+        effects = effects_for(d)
+
     if fresh.size:
         keys = [now_keys[j] for j in fresh]
         eta = _leaf_eta(d, effects, keys)
         m, nu = expit(eta), d["nu"][:, None]
         a0 = m * nu + seen_kw[fresh]
         b0 = (1.0 - m) * nu + seen_nw[fresh] - seen_kw[fresh]
-        keep_log_w = _beta_binomial_kernel(a0, b0, new_kw[fresh], new_nw[fresh]).sum(axis=1)
+        keep_log_w = keep_log_w + _beta_binomial_kernel(a0, b0, new_kw[fresh], new_nw[fresh]).sum(
+            axis=1
+        )
         # Crash leaves are (session, category): sum the fresh counts per pair.
         pairs: dict[tuple[str, str], list[int]] = {}
         for j in fresh:
@@ -329,10 +433,17 @@ def _update(posterior: StoredPosterior, table: ExperimentTable) -> _Updated:
         nu_c = d["crash_nu"][:, None]
         a0 = mc * nu_c + c_seen[:, 0]
         b0 = (1.0 - mc) * nu_c + c_seen[:, 1] - c_seen[:, 0]
-        crash_log_w = _beta_binomial_kernel(a0, b0, c_new[:, 0], c_new[:, 1]).sum(axis=1)
+        crash_log_w = crash_log_w + _beta_binomial_kernel(a0, b0, c_new[:, 0], c_new[:, 1]).sum(
+            axis=1
+        )
     keep_weights, crash_weights = _normalise(keep_log_w), _normalise(crash_log_w)
-    ess = min(_ess_share(keep_weights), _ess_share(crash_weights))
+    # ESS over the fit's draws (quadrature nodes of one draw count as one draw).
+    ess = min(
+        _ess_share(keep_weights.reshape(n_base, -1).sum(axis=1)),
+        _ess_share(crash_weights.reshape(n_base, -1).sum(axis=1)),
+    )
     return _Updated(
+        draws=d,
         keep_weights=keep_weights,
         crash_weights=crash_weights,
         ess_share=ess,
@@ -469,8 +580,8 @@ def predict_keep(
     parameter = parameter or ""
     if posterior is None:
         return _conjugate_answer(table, session, category, direction, parameter)
-    updated = _update(posterior, table)
-    d = posterior.draws
+    updated = _update(posterior, table, focus=session)
+    d = updated.draws
     w = updated.keep_weights
     key = (session, category, direction, parameter)
     counts = updated.leaf_counts
@@ -523,13 +634,13 @@ def cell_table(
     """
     if posterior is None:
         return _conjugate_cells(table, session)
-    updated = _update(posterior, table)
-    d = posterior.draws
+    updated = _update(posterior, table, focus=session)
+    d = updated.draws
     w = updated.keep_weights
     cells = sorted(set(posterior.cells) | _observed_groups(table)["cell"])
     counts = cell_counts(table, "cell")
     count_index = {key: i for i, key in enumerate(counts.key_tuples())}
-    u = updated.sess.column(session) if session is not None else np.zeros(posterior.n_draws)
+    u = updated.sess.column(session) if session is not None else np.zeros(d["alpha"].shape[0])
     rows = []
     for c, dr in cells:
         effect = updated.cat.column(c) + updated.cell.column((c, dr))
