@@ -57,6 +57,7 @@ def _raises(path: Path, line: int | None) -> NrrInputError:
             "description",
         ),
         ("no_columns.csv", b"alpha,beta\n1,2\n3,4\n", 1, "status"),
+        ("empty_pipe_header.md", b"|\na|b\n", 1, "no columns"),
         (
             "undecodable_header.tsv",
             b"com\xffmit\tval\xfe_bpb\tstatus\n" + GOOD[0],

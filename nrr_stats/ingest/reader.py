@@ -256,6 +256,8 @@ def read_results_log(
     delimiter = sniff_delimiter(header_line.text)
     header_cells = split_cells(header_line.text, delimiter)
     header = _unique_names(header_cells[: filled_length(header_cells)])
+    if not header or not any(cell.strip() for cell in header_cells):
+        raise NrrInputError("the header names no columns", path=shown, line=header_line.number)
     names = [normalise_name(h) for h in header]
 
     candidates = _candidates(content, header_index, header, delimiter)
