@@ -118,6 +118,7 @@ def test_answers_are_probabilities_and_intervals_hold_their_mean(query, extra):
         assert 0.0 < value < 1.0
     assert 0.0 <= answer.prob_below_base <= 1.0
     assert answer.interval[0] <= answer.mean <= answer.interval[1]
+    assert 0.0 < answer.base_rate < 1.0
     assert answer.source == "posterior"
     assert answer.n_new == len(extra)
 
@@ -247,6 +248,9 @@ def test_many_surprising_new_experiments_make_the_fit_stale():
 def test_evidence_removed_since_the_fit_marks_the_answer_stale():
     table = ExperimentTable.from_records(records(BASE_ROWS[:-1]))
     assert predict_keep(BASE_POSTERIOR, table, "s1", "data", "add").stale
+    # A table holding only some sessions (a view) has removed nothing from them.
+    view = ExperimentTable.from_records(records([r for r in BASE_ROWS if r[0] == "s2"]))
+    assert not predict_keep(BASE_POSTERIOR, view, "s2", "data", "add").stale
 
 
 def test_a_new_session_is_reweighted_by_its_own_data():

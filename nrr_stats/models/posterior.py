@@ -51,6 +51,7 @@ class KeepAnswer:
     stale: bool
     ess_share: float
     n_new: int  # experiments in the table that the fit did not see
+    base_rate: float = float("nan")  # the session's base keep rate (posterior mean)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -596,6 +597,7 @@ def predict_keep(
     low, high = _mixture_quantiles(a, b, w, (tail, 1.0 - tail))
     base = expit(d["alpha"] + updated.sess.column(session))
     below = float(np.sum(w * betainc(a, b, base)))
+    base_rate = float(np.sum(w * base))
 
     crash_key = [(session, category)]
     mask = (table.session_column() == session) & (table.category == category)
@@ -620,6 +622,7 @@ def predict_keep(
         stale=updated.stale,
         ess_share=updated.ess_share,
         n_new=updated.n_new,
+        base_rate=base_rate,
     )
 
 
@@ -726,12 +729,13 @@ def _conjugate_answer(
     low, high = conjugate.credible_interval(a, b, CONFIDENCE)
     mean = float(conjugate.posterior_mean(a, b))
     n, k, n_weighted = _query_counts(table, category, direction, "")
+    base_rate = _session_base_rate(table, session)
     return KeepAnswer(
         p_keep=mean,
         mean=mean,
         interval=(float(low), float(high)),
         p_crash=float(ac / (ac + bc)),
-        prob_below_base=float(conjugate.prob_below(a, b, _session_base_rate(table, session))),
+        prob_below_base=float(conjugate.prob_below(a, b, base_rate)),
         n=n,
         k=k,
         n_weighted=n_weighted,
@@ -740,6 +744,7 @@ def _conjugate_answer(
         stale=False,
         ess_share=1.0,
         n_new=len(table),
+        base_rate=base_rate,
     )
 
 
