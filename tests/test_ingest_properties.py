@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nrr_stats.errors import NrrInputError
@@ -121,6 +121,8 @@ def test_arbitrary_bytes_raise_only_nrr_input_error(content: bytes) -> None:
 
 
 @given(st.lists(st.one_of(PIECES, st.binary(max_size=8)), max_size=80))
+@example([b"|"])
+@example([b"\t\n\\t\n"])
 @settings(max_examples=300, deadline=None)
 def test_log_shaped_garbage_raises_only_nrr_input_error(pieces: list[bytes]) -> None:
     _read_bytes(HEADER + b"".join(pieces))

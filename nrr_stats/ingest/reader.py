@@ -81,7 +81,7 @@ class _Candidate:
     """A content line split into cells, waiting for the columns to be known."""
 
     line: PhysicalLine
-    row_number: int | None
+    row_number: int
     cells: list[str] | None  # None: undecodable
     pieces: list[list[str]] | None = None  # rows run together on one line via a literal '\n'
 
@@ -226,6 +226,74 @@ def _candidates(
     return candidates
 
 
+@dataclass(frozen=True)
+class _Roles:
+    """Column positions of the four roles in the header."""
+
+    status: int
+    description: int
+    metric: int | None
+    id: int | None
+
+    @classmethod
+    def of(cls, header: list[str], columns: dict[str, str | None]) -> _Roles:
+        def position(role: str) -> int | None:
+            name = columns[role]
+            return header.index(name) if name is not None else None
+
+        status, description = position("status"), position("description")
+        assert status is not None and description is not None  # _choose_columns raises otherwise
+        return cls(status, description, position("metric"), position("id"))
+
+
+def _read_rows(
+    candidates: list[_Candidate],
+    header: list[str],
+    roles: _Roles,
+    delimiter: str,
+    regular: list[list[str]],
+    header_line: int,
+    max_field_bytes: int,
+) -> tuple[list[LogRow], list[BadRow]]:
+    """Fit each candidate line onto the columns and read it, or say why it cannot be read."""
+    aligner = Aligner(
+        len(header), roles.status, roles.description, roles.metric, delimiter, regular
+    )
+    splitter = RunTogetherSplitter(aligner, regular)
+    rows: list[LogRow] = []
+    bad: list[BadRow] = []
+    for candidate in candidates:
+        line, row_number = candidate.line, candidate.row_number
+        if candidate.cells is None:
+            bad.append(BadRow(line.number, row_number, "undecodable bytes (not UTF-8)"))
+            continue
+        oversized = _oversized(candidate.cells, header, max_field_bytes)
+        if oversized:
+            bad.append(BadRow(line.number, row_number, oversized))
+            continue
+        if candidate.pieces is not None:
+            groups = candidate.pieces
+        elif len(candidate.cells) >= 2 * len(header) - 3:
+            groups = splitter.split(candidate.cells) or [candidate.cells]
+        else:
+            groups = [candidate.cells]
+        for cells in groups:
+            aligned = aligner.align(cells)
+            if aligned is None:
+                reason = (
+                    "text above the header that is not a row"
+                    if line.number < header_line
+                    else f"ragged row: {len(cells)} fields for {len(header)} columns and no "
+                    f"readable status in column '{header[roles.status]}'"
+                )
+                bad.append(BadRow(line.number, row_number, reason))
+                continue
+            splitter.remember(aligned)
+            result = _make_row(aligned, header, roles, line.number, row_number)
+            (bad if isinstance(result, BadRow) else rows).append(result)
+    return rows, bad
+
+
 def read_results_log(
     path: str | os.PathLike[str],
     *,
@@ -249,7 +317,8 @@ def read_results_log(
         raise NrrInputError("no header and no data rows (only comments)", path=shown)
     header_index = _find_header(content, shown)
     header_line = content[header_index]
-    assert header_line.text is not None
+    if header_line.text is None:  # _find_header returns a decodable line; this keeps types honest
+        raise NrrInputError("undecodable bytes in the header", path=shown, line=header_line.number)
     comments = [
         line.text or "" for line in lines if line.is_comment and line.number < header_line.number
     ]
@@ -267,55 +336,10 @@ def read_results_log(
     regular = [c.cells for c in candidates if c.cells is not None and len(c.cells) == len(header)]
     regular = regular[:: max(1, len(regular) // MAX_PROFILE_ROWS)]  # an even sample of long logs
     columns = _choose_columns(header, names, regular, metric, shown, header_line.number)
-    status_i = header.index(columns["status"])  # type: ignore[arg-type]
-    description_i = header.index(columns["description"])  # type: ignore[arg-type]
-    metric_i = header.index(columns["metric"]) if columns["metric"] else None
-    id_i = header.index(columns["id"]) if columns["id"] else None
-    aligner = Aligner(len(header), status_i, description_i, metric_i, delimiter, regular)
-    splitter = RunTogetherSplitter(aligner, regular)
-
-    rows: list[LogRow] = []
-    bad: list[BadRow] = []
-    for candidate in candidates:
-        line, row_number = candidate.line, candidate.row_number
-        if candidate.cells is None:
-            bad.append(BadRow(line.number, row_number, "undecodable bytes (not UTF-8)"))
-            continue
-        oversized = _oversized(candidate.cells, header, max_field_bytes)
-        if oversized:
-            bad.append(BadRow(line.number, row_number, oversized))
-            continue
-        if candidate.pieces is not None:
-            groups = candidate.pieces
-        elif len(candidate.cells) >= 2 * len(header) - 3:
-            groups = splitter.split(candidate.cells) or [candidate.cells]
-        else:
-            groups = [candidate.cells]
-        for cells in groups:
-            aligned = aligner.align(cells)
-            if aligned is None:
-                above = line.number < header_line.number
-                reason = (
-                    "text above the header that is not a row"
-                    if above
-                    else f"ragged row: {len(cells)} fields for {len(header)} columns and no "
-                    f"readable status in column '{header[status_i]}'"
-                )
-                bad.append(BadRow(line.number, row_number, reason))
-                continue
-            splitter.remember(aligned)
-            result = _make_row(
-                aligned,
-                header,
-                columns,
-                status_i,
-                description_i,
-                metric_i,
-                id_i,
-                line.number,
-                row_number,
-            )
-            (bad if isinstance(result, BadRow) else rows).append(result)
+    roles = _Roles.of(header, columns)
+    rows, bad = _read_rows(
+        candidates, header, roles, delimiter, regular, header_line.number, max_field_bytes
+    )
 
     if not rows and not bad:
         raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
@@ -399,40 +423,33 @@ def _oversized(cells: list[str], header: list[str], limit: int) -> str | None:
 
 
 def _make_row(
-    cells: list[str],
-    header: list[str],
-    columns: dict[str, str | None],
-    status_i: int,
-    description_i: int,
-    metric_i: int | None,
-    id_i: int | None,
-    line_number: int,
-    row_number: int | None,
+    cells: list[str], header: list[str], roles: _Roles, line_number: int, row_number: int
 ) -> LogRow | BadRow:
-    raw_status = cells[status_i].strip()
+    """One aligned row read into a LogRow, or a BadRow for an empty status or a malformed metric."""
+    raw_status = cells[roles.status].strip()
     if not raw_status:
-        return BadRow(line_number, row_number, f"empty status in column '{header[status_i]}'")
+        return BadRow(line_number, row_number, f"empty status in column '{header[roles.status]}'")
     status = map_status(raw_status)
     value: float | None = None
-    if metric_i is not None:
-        value, malformed = _metric_value(cells[metric_i])
+    if roles.metric is not None:
+        value, malformed = _metric_value(cells[roles.metric])
         if malformed and status in ("keep", "discard"):
             return BadRow(
                 line_number,
                 row_number,
-                f"non-numeric metric {cells[metric_i].strip()[:40]!r} in column "
-                f"'{header[metric_i]}' on a {raw_status} row",
+                f"non-numeric metric {cells[roles.metric].strip()[:40]!r} in column "
+                f"'{header[roles.metric]}' on a {raw_status} row",
             )
     if status == "crash" and value == 0.0:
-        value = None
+        value = None  # crashed runs log 0.0 for 'no value'
     return LogRow(
-        row_number=row_number if row_number is not None else 0,
+        row_number=row_number,
         line_number=line_number,
-        experiment_id=cells[id_i].strip() if id_i is not None else "",
+        experiment_id=cells[roles.id].strip() if roles.id is not None else "",
         metric=value,
         status=status,
         raw_status=raw_status,
-        description=cells[description_i].strip(),
+        description=cells[roles.description].strip(),
         fields=dict(zip(header, (c.strip() for c in cells), strict=True)),
     )
 
