@@ -266,6 +266,11 @@ def test_a_discarded_rows_from_value_reveals_the_current_value() -> None:
     assert kept_then("softcap 30 (15 is better)", False, "softcap 20").direction == "increase"
 
 
+def test_a_baseline_row_states_the_current_configuration() -> None:
+    parsed = kept_then("baseline: DEPTH=4 ASPECT_RATIO=64", False, "DEPTH 6")
+    assert (parsed.category, parsed.direction) == ("model_depth", "increase")
+
+
 def test_assignments_equal_to_the_kept_config_are_not_changes() -> None:
     tracker = ConfigTracker()
     tracker.observe(tracker.parse("lr=0.05 depth=8"), kept=True)

@@ -11,7 +11,7 @@ from nrr_stats.parser.results import strip_result_words_with
 from nrr_stats.parser.rules import GENERIC_OTHER_WORDS, Rules, Term, load_rules, phrase_regex
 from nrr_stats.parser.values import compare, multiplier, to_number
 
-MAX_CHARS = 4000  # a description longer than this is parsed from its opening only
+MAX_CHARS = 2000  # a description longer than this is parsed from its opening only
 
 # --- value syntax -------------------------------------------------------------------------------
 NUM = r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?:(?:\^|\*\*)\d+)?(?:[kmbgKMBG](?![a-zA-Z]))?(?:x(?![a-zA-Z]))?%?(?:-way)?"
@@ -604,10 +604,12 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     if not clauses:
         return ParsedChange("other", "other", "", "", "", settings)
     first = clauses[0].text
-    if REVERT.match(text) or (
-        BASELINE.search(first) and not ARROW_PAIR.search(first) and not FROM_TO.search(first)
-    ):
-        return ParsedChange("other", "other", "", "", "", settings)  # baselines and reverts
+    if REVERT.match(text):
+        return ParsedChange("other", "other", "", "", "", settings)
+    if BASELINE.search(first) and not ARROW_PAIR.search(first) and not FROM_TO.search(first):
+        # a baseline states the configuration as it is: its values are current, kept or not
+        current = tuple((name, after or before, "") for name, before, after in settings)
+        return ParsedChange("other", "other", "", "", "", current)
 
     # A clause changes its head mention when the mention carries a value, or the clause has a verb.
     spans = [
