@@ -7,35 +7,24 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from nrr_stats.parser.changes import (
+    ARROW_PAIR,
+    ASSIGN,
+    FROM_TO,
+    MOTIVE,
+    NUM,
+    STOP,
+    Change,
+    noun_phrase_before,
+    parameter_name,
+    stated_settings,
+    value_changes,
+)
 from nrr_stats.parser.results import strip_result_words_with
 from nrr_stats.parser.rules import GENERIC_OTHER_WORDS, Rules, Term, load_rules, phrase_regex
 from nrr_stats.parser.values import compare, multiplier, to_number
 
 MAX_CHARS = 2000  # a description longer than this is parsed from its opening only
-
-# --- value syntax -------------------------------------------------------------------------------
-NUM = r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?:(?:\^|\*\*)\d+)?(?:[kmbgKMBG](?![a-zA-Z]))?(?:x(?![a-zA-Z]))?%?(?:-way)?"
-TUPLE = r"\((?:[^()]{1,60})\)"
-TOKEN = rf"(?:{TUPLE}|[^\s,;:()\[\]]*[^\s,;:()\[\].])"
-ARROW = r"\s*(?:->|→|=>|⇒|—>|–>|-->|⟶|➝|➔)\s*"
-ARROW_PAIR = re.compile(rf"(?P<a>{TOKEN}){ARROW}(?P<b>{TOKEN})")
-FROM_TO = re.compile(
-    rf"\bfrom\s+(?:(?P<n>{NUM})\s+(?:[a-z]+\s+)?|(?P<w>{TOKEN}(?:\s[A-Za-z]+)?)\s+)to\s+(?P<b>{TOKEN})",
-    re.I,
-)
-NUM_TO_NUM = re.compile(rf"(?<![\w.])(?P<a>{NUM})\s+to\s+(?P<b>{NUM})(?![\w.])", re.I)
-NUM_FROM_NUM = re.compile(
-    rf"(?<![\w.])(?P<b>{NUM})\s+\(?\s*(?:[a-z]+\s+)?(?:from|vs\.?|versus|was)\s+(?P<a>{NUM})(?![\w.])",
-    re.I,
-)
-INSTEAD = re.compile(rf"(?P<b>{TOKEN})\s+(?:[a-z]+\s+)?instead\s+of\s+(?P<a>{TOKEN})", re.I)
-ASSIGN = re.compile(
-    r"(?<![\w.])(?P<key>_*[A-Za-z][\w.]*(?:\[\w+\])?)\s*(?:=|:=)\s*"
-    r"(?P<val>\[[^\]]{0,200}\]|\([^()]{0,60}\)|[-+]?[^\s,;()\[\]+]+)"
-)
-TO_VALUE = re.compile(rf"\b(?:to|at|of|=)\s+(?P<val>{NUM})(?![\w.])", re.I)
-BARE_NUM = re.compile(rf"(?<![\w.^/<>])(?<![<>]=)(?P<val>{NUM}(?:/{NUM})*)(?![\w.^/])")
-IDENTIFIER = re.compile(r"^_*([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[A-Z][A-Z0-9]+)(?:\[\w+\])?$")
 
 # --- clause structure ---------------------------------------------------------------------------
 PREFIX_TAG = re.compile(
@@ -44,17 +33,6 @@ PREFIX_TAG = re.compile(
 )
 CLAUSE_SPLIT = re.compile(
     r";|,\s+|\s\+\s|(?<=[a-z0-9])\+(?=[a-z])|\s+and\s+|\s+plus\s+|\s&\s", re.I
-)
-MOTIVE = re.compile(
-    r"\s(?:(?:in\s+order\s+)?to\s+(?:improve|achieve|allow|provide|potentially|help|make|get|give|see|test|"
-    r"check|find|match|fight|prevent|avoid|speed|stabili[sz]e|encourage|compensate|continue|capture|"
-    r"balance|leverage|let|maintain|keep|support|recover|preserve|mitigate|counter|exploit|favou?r|"
-    r"enable|ensure|smooth|free|save|push|force|align|broaden|focus|reach|fit|learn|squeeze|gain|trade|"
-    r"offset|regain|probe|explore|isolate|measure|better|boost|address|reflect|mirror|reduce|remove|"
-    r"increase|lower|raise|cut|limit|shorten|lengthen|spend|compare|confirm|verify)\b"
-    r"|so\s+that\b|so\b|because\b|since\b|hoping\b|which\b|while\b|whereas\b|given\b|due\s+to\b|after\b|"
-    r"(?<!turn)(?<!switch)(?<!turned)\s?on\s+(?!top\b)|for\s+(?![\d.])|now\s+that\b|but\b|although\b|though\b)",
-    re.I,
 )
 # A discarded row often says which value is still best: "softcap 30 (15 is better)", "(WD=0.2 better)".
 STILL_BEST = re.compile(
@@ -68,33 +46,6 @@ BASELINE = re.compile(
 )
 REVERT = re.compile(r"^\s*(?:revert(?:ed|ing)?|roll\s?back|undo|restore[ds]?|go\s+back)\b", re.I)
 SWEEP = re.compile(r"\[[^\]]*[,.]{1,2}[^\]]*\]|\bsweep\b|\bgrid\b|\bscan\b", re.I)
-STOP = {
-    "the",
-    "a",
-    "an",
-    "of",
-    "to",
-    "from",
-    "in",
-    "on",
-    "at",
-    "by",
-    "for",
-    "with",
-    "and",
-    "all",
-    "each",
-    "every",
-    "its",
-    "their",
-    "our",
-    "this",
-    "that",
-    "only",
-    "number",
-    "initial",
-    "new",
-}
 
 
 @dataclass(frozen=True)
@@ -272,156 +223,6 @@ def _word_regex(word: str) -> re.Pattern[str]:
     return _WORD_CACHE[word]
 
 
-def _parameter_name(raw: str, rules: Rules) -> str:
-    """UPPER_SNAKE name for an identifier or alias as written; "" when it is not one."""
-    cleaned = re.sub(r"\[\w*\]$", "", raw.strip()).strip("_ .:")
-    alias = rules.parameters.get(re.sub(r"[_\-\s]+", " ", cleaned.lower()))
-    if alias:
-        return alias
-    alias = _alias(cleaned, rules)
-    if alias:
-        return alias
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.\-]{0,60}", cleaned):
-        return ""
-    return re.sub(r"[^A-Z0-9]+", "_", cleaned.upper()).strip("_")
-
-
-def _word_before(text: str, position: int) -> str:
-    """The identifier-like word right before a position (skipping "=", ":" and spaces)."""
-    match = re.search(r"([A-Za-z_][\w.\[\]]*)[\s=:]*$", text[:position])
-    return match.group(1) if match else ""
-
-
-def _noun_phrase_before(text: str, position: int, rules: Rules) -> str:
-    """Up to three content words before a value ("raise meta threshold to 0.45" -> META_THRESHOLD)."""
-    words = re.findall(r"[A-Za-z][A-Za-z0-9'\-]*|\S+", text[:position])
-    picked: list[str] = []
-    verbs = {w for ws in rules.direction_words.values() for w in ws}
-    for word in reversed(words):
-        lower = word.lower()
-        if lower in ("to", "from", "=", "at", "of") and not picked:
-            continue
-        if (
-            lower in verbs
-            or lower in ("set", "to", "from")
-            or not re.fullmatch(r"[A-Za-z][A-Za-z'\-]*", word)
-        ):
-            if re.search(r"\d", word) and re.search(r"[A-Za-z]", word) and not picked:
-                continue  # "15m max hold": a unit-like token next to the value
-            if re.search(r"\d", word) and picked:
-                continue
-            break
-        if lower in STOP:
-            if picked:
-                break
-            continue
-        picked.append(word)
-        if len(picked) == 3:
-            break
-    if not picked:
-        return ""
-    return _parameter_name("_".join(reversed(picked)), rules)
-
-
-@dataclass
-class Change:
-    """A value change found in a clause: parameter (maybe ""), from and to as written, and where."""
-
-    parameter: str
-    from_value: str
-    to_value: str
-    position: int
-    explicit_pair: bool
-    key_start: int = -1
-    strength: int = 0  # 3 a pair (A->B), 2 KEY=V, 1 "to V", 0 a bare number
-
-    def __post_init__(self) -> None:
-        if self.key_start < 0:
-            self.key_start = self.position
-
-
-def _value_changes(text: str, rules: Rules) -> list[Change]:
-    """Every stated value in the text: pairs (A->B, from A to B, B instead of A) and targets (K=V, to V)."""
-    changes: list[Change] = []
-    used: list[tuple[int, int]] = []
-
-    def free(start: int, end: int) -> bool:
-        return all(end <= s or start >= e for s, e in used)
-
-    for pattern in (ARROW_PAIR, FROM_TO, INSTEAD, NUM_FROM_NUM, NUM_TO_NUM):
-        for match in pattern.finditer(text):
-            if not free(match.start(), match.end()):
-                continue
-            groups = match.groupdict()
-            a = (groups.get("a") or groups.get("n") or groups.get("w") or "").strip()
-            b = groups["b"].strip()
-            if pattern is ARROW_PAIR:
-                key_match = ASSIGN.fullmatch(a)
-                if key_match:
-                    a = key_match.group("val")
-            if not a or not b or a == b or MOTIVE.match(" to " + b):
-                continue
-            key = _word_before(text, match.start())
-            parameter = _parameter_name(key, rules) if key else ""
-            if parameter and not (
-                IDENTIFIER.match(key) or key.lower() in rules.parameters or _alias(key, rules)
-            ):
-                parameter = ""
-            used.append((match.start(), match.end()))
-            changes.append(Change(parameter, a, b, match.start(), True, strength=3))
-    for match in ASSIGN.finditer(text):
-        if not free(match.start(), match.end()):
-            continue
-        used.append((match.start(), match.end()))
-        changes.append(
-            Change(
-                _parameter_name(match.group("key"), rules),
-                "",
-                match.group("val"),
-                match.start("val"),
-                False,
-                match.start(),
-                strength=2,
-            )
-        )
-    for match in TO_VALUE.finditer(text):
-        if free(match.start("val"), match.end("val")):
-            used.append((match.start("val"), match.end("val")))
-            key = _identifier_before(text, match.start())
-            changes.append(
-                Change(key, "", match.group("val"), match.start("val"), False, strength=1)
-            )
-    for match in BARE_NUM.finditer(text):
-        if free(match.start(), match.end()):
-            used.append((match.start(), match.end()))
-            key = _identifier_before(text, match.start())
-            changes.append(Change(key, "", match.group("val"), match.start(), False))
-    changes.sort(key=lambda c: c.position)
-    return changes
-
-
-def _identifier_before(text: str, position: int) -> str:
-    """An identifier written right before a value ("INT8_KEEP_FLOAT_MAX_NUMEL to 131072"), upper-cased."""
-    found = re.search(
-        r"(?<![\w.])_*([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+)(?:\[\w+\])?\s+(?:to\s+)?$",
-        text[:position],
-    )
-    return found.group(1).upper() if found else ""
-
-
-def _alias(word: str, rules: Rules) -> str:
-    """The parameter a word is an alias of ("lr" -> LEARNING_RATE); "" when none."""
-    lowered = re.sub(r"[_\-]", " ", word.lower())
-    memo = rules.memo
-    if lowered not in memo:
-        if len(memo) > 50_000:
-            memo.clear()
-        memo[lowered] = next(
-            (t.parameter for t in rules.terms if t.parameter and t.regex.fullmatch(lowered)), ""
-        )
-    return memo[lowered]
-
-
 def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> dict[int, Change]:
     """Link each value to the noun compound it qualifies, by index: the compound its key is part of,
     else the nearest compound before it in the clause, else a compound right after a bare number
@@ -524,15 +325,6 @@ def _direction_from_value(change: Change, parameter: str, config: Mapping[str, s
     return ""
 
 
-def _settings(changes: list[Change], text: str, rules: Rules) -> tuple[tuple[str, str, str], ...]:
-    found: list[tuple[str, str, str]] = []
-    for change in changes:
-        parameter = change.parameter or _alias(_word_before(text, change.position), rules)
-        if parameter and (change.from_value or change.to_value):
-            found.append((parameter, change.from_value, change.to_value))
-    return tuple(found)
-
-
 SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\betc)\.\s+|[。！？]")
 
 
@@ -599,8 +391,8 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     if not text:
         return OTHER
     clauses = _clauses(text)
-    all_changes = _value_changes(text, rules)
-    settings = _settings(all_changes, text, rules)
+    all_changes = value_changes(text, rules)
+    settings = stated_settings(all_changes, text, rules)
     if not clauses:
         return ParsedChange("other", "other", "", "", "", settings)
     first = clauses[0].text
@@ -737,7 +529,7 @@ def _finish(
     elif mention is not None and mention.term.parameter:
         parameter = mention.term.parameter
     elif change is not None and (category == "other" or category in rules.user_categories):
-        parameter = _noun_phrase_before(text, change.position, rules)
+        parameter = noun_phrase_before(text, change.position, rules)
     elif mention is not None and (
         (mention.term.is_pattern and re.search(r"\d", text[mention.start : mention.end]))
         or (
@@ -750,7 +542,7 @@ def _finish(
         words = re.sub(r"[^A-Za-z]+", " ", text[mention.start : mention.end]).split()
         words = [w for w in words if len(w) > 1 and w.lower() not in STOP]
         if words and len("".join(words)) >= 3:
-            parameter = _parameter_name("_".join(words), rules)
+            parameter = parameter_name("_".join(words), rules)
     numeric_change = change is not None and to_number(change.to_value) is not None
     explicit_key = change is not None and change.key_start != change.position
     if mention is not None and numeric_change and not explicit_key:
