@@ -68,10 +68,12 @@ status_cell = st.one_of(
     ),
     hostile_cell,
 )
-# A large field the reader must accept and store whole (under 64 KiB in UTF-8).
-large_cell = st.tuples(st.sampled_from(["é", "字", "x", "🙂", "'"]), st.integers(1000, 12_000)).map(
-    lambda pair: f"[{pair[0] * (min(pair[1], (MAX_FIELD_BYTES - 8) // len(pair[0].encode())))}]"
-)
+# A large field the reader must accept and store whole (just under 64 KiB in UTF-8). It goes in a
+# notes column: the description parser's cost grows with text length, and it is not under test here.
+NOTES = "~notes~"
+large_cell = st.tuples(
+    st.sampled_from(["é", "字", "x", "🙂", "'", "\x01"]), st.integers(1000, 60_000)
+).map(lambda pair: f"[{pair[0] * (min(pair[1], (MAX_FIELD_BYTES - 8) // len(pair[0].encode())))}]")
 BAD_KINDS = ("nul", "undecodable", "enormous", "non_numeric_metric", "empty_status")
 
 
@@ -84,7 +86,7 @@ class Row:
 
 @st.composite
 def hostile_logs(draw):
-    extras = draw(st.lists(column_name, max_size=3, unique=True))
+    extras = [NOTES, *draw(st.lists(column_name, max_size=2, unique=True))]
     columns = draw(
         st.permutations(["commit", "val_bpb", "memory_gb", "status", "description", *extras])
     )
@@ -96,12 +98,12 @@ def hostile_logs(draw):
             "val_bpb": f"{draw(st.floats(0.5, 2.0)):.6f}",
             "memory_gb": "12.1",
             "status": draw(status_cell),
-            "description": draw(st.one_of(hostile_cell, large_cell))
-            if index % 3 == 0
-            else draw(hostile_cell),
+            "description": draw(hostile_cell),
         }
         for extra in extras:
             cells[extra] = draw(hostile_cell)
+        if index == 0:
+            cells[NOTES] = draw(large_cell)
         raw = None
         if bad == "nul":
             cells["description"] = cells["description"][:-1] + "\x00]"
@@ -147,7 +149,7 @@ _example = itertools.count()
 
 
 @settings(
-    max_examples=12,
+    max_examples=15,
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
@@ -201,7 +203,9 @@ def test_hostile_log_is_stored_exactly_or_refused_whole(bank_url_maker, tmp_path
         )
         assert kept["raw_status"] == row.cells["status"].strip()
         assert kept["experiment_id"] == row.cells["commit"]
-        assert json.loads(kept["fields_json"])["description"] == kept["description"]
+        fields = json.loads(kept["fields_json"])
+        assert fields["description"] == kept["description"]
+        assert fields[NOTES].encode("utf-8") == row.cells[NOTES].encode("utf-8")
 
     # The same log again adds nothing.
     again = _nrr("ingest", str(path), "--bank", url, "--json")
