@@ -124,6 +124,8 @@ def test_seed_descriptions_parse_to_category_and_direction(
         ("MLP 6x->8x", "model_width", "increase"),
         ("Auto-research iteration", "other", "other"),
         ("weight tying", "architecture_other", "add"),
+        ("hetero attention schedule (linear*4+sliding*4)", "attention", "replace"),
+        ("sqrt WD schedule", "regularization", "replace"),
     ],
 )
 def test_general_description_forms(text: str, category: str, direction: str) -> None:

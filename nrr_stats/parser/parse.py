@@ -594,7 +594,9 @@ def _finish(
             and bool(mention.term.parameter)
             and (category in rules.quantities or category == "learning_rate")
         )
-        if option and category != "other":
+        if (
+            option or _names_a_form(text[clause.start : clause.end], rules)
+        ) and category != "other":
             direction = "replace"
         elif mention is not None and category != "other" and not bare_quantity:
             direction = (
@@ -635,6 +637,12 @@ def _bracket_delta(text: str) -> str:
     if not found:
         return ""
     return "increase" if found.group("sign") == "+" else "decrease"
+
+
+def _names_a_form(text: str, rules: Rules) -> bool:
+    """True when the text names a shape or arrangement ("schedule", "pattern", "-style")."""
+    norm = _norm_for_match(text)
+    return any(_word_regex(word).search(norm) for word in rules.form_words)
 
 
 def _option_fits(option: str, category: str, rules: Rules) -> bool:

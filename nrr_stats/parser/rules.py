@@ -15,15 +15,8 @@ from nrr_stats.taxonomy import CATEGORIES, DIRECTIONS
 PARAMETER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 CATEGORY_KEYS = {"words", "patterns", "parameters", "default_parameter", "heads", "quantity"}
-TOP_KEYS = {
-    "categories",
-    "parameters",
-    "directions",
-    "options",
-    "results",
-    "techniques",
-    "ambiguous",
-}
+WORD_TABLES = ("options", "results", "techniques", "ambiguous", "forms")
+TOP_KEYS = {"categories", "parameters", "directions", *WORD_TABLES}
 # Words of category "other" that say little about a log's domain.
 GENERIC_OTHER_WORDS = frozenset(
     {"baseline", "seed", "random seed", "threshold", "heuristic", "prompt"}
@@ -55,6 +48,7 @@ class Rules:
     result_words: tuple[str, ...] = ()
     technique_words: tuple[str, ...] = ()
     ambiguous_words: frozenset[str] = frozenset()
+    form_words: tuple[str, ...] = ()
     user_categories: tuple[str, ...] = ()
     quantities: frozenset[str] = frozenset()
     memo: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -165,7 +159,7 @@ def _validate(data: dict[str, Any], path: str) -> dict[str, Any]:
         if name not in DIRECTIONS:
             raise _fail(path, f"[directions] key {name!r} is not one of {list(DIRECTIONS)}")
         _string_list(words, f"directions.{name}", path)
-    for table in ("options", "results", "techniques", "ambiguous"):
+    for table in WORD_TABLES:
         body = data.get(table, {})
         if not isinstance(body, dict) or set(body) - {"words"}:
             raise _fail(path, f"[{table}] must be a table with one key, words")
@@ -179,10 +173,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         "categories": {name: dict(body) for name, body in base.get("categories", {}).items()},
         "parameters": {**base.get("parameters", {}), **extra.get("parameters", {})},
         "directions": {k: list(v) for k, v in base.get("directions", {}).items()},
-        "options": {"words": list(base.get("options", {}).get("words", []))},
-        "results": {"words": list(base.get("results", {}).get("words", []))},
-        "techniques": {"words": list(base.get("techniques", {}).get("words", []))},
-        "ambiguous": {"words": list(base.get("ambiguous", {}).get("words", []))},
+        **{table: {"words": list(base.get(table, {}).get("words", []))} for table in WORD_TABLES},
     }
     for name, body in extra.get("categories", {}).items():
         target = merged["categories"].setdefault(name, {})
@@ -194,7 +185,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
                 target[key] = body[key]
     for name, words in extra.get("directions", {}).items():
         merged["directions"][name] = merged["directions"].get(name, []) + list(words)
-    for table in ("options", "results", "techniques", "ambiguous"):
+    for table in WORD_TABLES:
         merged[table]["words"] += list(extra.get(table, {}).get("words", []))
     return merged
 
@@ -230,6 +221,7 @@ def _build(data: dict[str, Any], user_names: set[str]) -> Rules:
         result_words=tuple(normalise(w) for w in data.get("results", {}).get("words", [])),
         technique_words=tuple(normalise(w) for w in data.get("techniques", {}).get("words", [])),
         ambiguous_words=frozenset(normalise(w) for w in data.get("ambiguous", {}).get("words", [])),
+        form_words=tuple(normalise(w) for w in data.get("forms", {}).get("words", [])),
         user_categories=tuple(sorted(user_names)),
         quantities=frozenset(
             name for name, body in data.get("categories", {}).items() if body.get("quantity")
