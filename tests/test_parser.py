@@ -297,6 +297,15 @@ def test_a_trading_log_does_not_turn_momentum_into_an_optimizer_change() -> None
     assert parse_description("momentum 12 -> 24").category == "optimizer"
 
 
+def test_a_kept_multiple_change_moves_every_value_it_names() -> None:
+    tracker = ConfigTracker()
+    tracker.observe(
+        tracker.parse("total batch size 2**14->2**13, Muon learning rate 0.04->0.03"), True
+    )
+    assert tracker.current == {"TOTAL_BATCH_SIZE": "2**13", "MUON_LR": "0.03"}
+    assert tracker.parse("Muon LR 0.02").direction == "decrease"
+
+
 def test_parse_log_descriptions_is_prefix_safe() -> None:
     descriptions = ["baseline", "LR 0.04", "LR to 0.05", "LR to 0.03", "depth 12"]
     statuses = ["keep", "keep", "discard", "keep", "discard"]

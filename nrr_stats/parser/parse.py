@@ -418,6 +418,7 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     proposals: list[tuple[str, Mention | None, Change | None, Clause]] = []
     fallback: list[tuple[str, Mention, Clause]] = []
     restated: set[int] = set()
+    named_values: list[tuple[str, str, str]] = []  # values linked to a named thing, for the tracker
     for clause in clauses:
         mentions = [
             Mention(m.start + clause.start, m.end + clause.start, m.term)
@@ -449,6 +450,8 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
             ):
                 change.parameter = head.term.parameter
             parameter = change.parameter if change and change.parameter else head.term.parameter
+            if change is not None and parameter and not change.parameter:
+                named_values.append((parameter, change.from_value, change.to_value))
             if change and parameter and _same_as_config(change, parameter, config):
                 restated.add(id(head))
                 continue  # restates the kept configuration: not a change
@@ -465,6 +468,8 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
             chosen = strongest[0] if strongest else None
             proposals.append(("other", None, chosen, clause))
 
+    settings = stated_settings(all_changes, text, rules)  # now with the names linked above
+    settings += tuple(v for v in named_values if v not in settings)
     named = [p for p in proposals if p[0] != "other"]
     if len({p[0] for p in named}) >= 2:
         return ParsedChange("multiple", "other", "", "", "", settings)
