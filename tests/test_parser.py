@@ -210,6 +210,7 @@ def test_compare_orders_numbers_and_swaps_names() -> None:
         ("DEPTH 10->9 (77M tokens, new best)", ["DEPTH 10->9"], ["new best"]),
         ("increase LR val_bpb 0.993", ["increase LR"], ["0.993"]),
         ("double moment epochs (16->32)", ["(16->32)"], []),
+        ("fix OOM - reduce batch_size to 32", ["fix OOM", "batch_size to 32"], []),
     ],
 )
 def test_strip_result_words_keeps_the_proposal(

@@ -199,6 +199,12 @@ def _direction_words(text: str, rules: Rules) -> list[tuple[int, str, str]]:
             for match in _word_regex(word).finditer(norm):
                 if word in CLAUSE_START_VERBS and norm[: match.start()].strip(" ,;:-"):
                     continue  # "residual skip", "cut" as nouns: verbs only when they lead
+                if (
+                    "_"
+                    in text[max(0, match.start() - 1) : match.start()]
+                    + text[match.end() : match.end() + 1]
+                ):
+                    continue  # part of an identifier: "drop_rate", "no_shuffle"
                 hits.append((match.start(), match.end(), direction, word))
     hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
     result: list[tuple[int, str, str]] = []

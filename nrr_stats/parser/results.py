@@ -61,13 +61,40 @@ def _drop_groups(text: str, result: re.Pattern[str]) -> str:
     return text
 
 
+# "fix OOM", "avoid NaN": a failure named as the thing to cure is the motive, not a result.
+CURED = re.compile(
+    r"\b(?:fix(?:es|ed)?|avoid|prevent|resolve|address|handle|cure)\s+(?:\S+\s+){0,2}$", re.I
+)
+CURABLE = {
+    "oom",
+    "out of memory",
+    "nan",
+    "nans",
+    "crash",
+    "crashed",
+    "diverge",
+    "diverged",
+    "diverges",
+}
+
+
+def _first_result(clause: str, result: re.Pattern[str]) -> re.Match[str] | None:
+    """The first result word of a clause, skipping failures the clause sets out to cure."""
+    for found in result.finditer(clause):
+        word = re.sub(r"[\s_\-]+", " ", found.group(0).lower())
+        if word in CURABLE and CURED.search(clause[: found.start()]):
+            continue
+        return found
+    return None
+
+
 def _cut_clauses(text: str, result: re.Pattern[str]) -> str:
     """In each clause, remove everything from the first result word to the clause's end."""
     pieces = CLAUSE_SPLIT.split(text)
     kept: list[str] = []
     for index in range(0, len(pieces), 2):
         clause = pieces[index]
-        found = result.search(clause)
+        found = _first_result(clause, result)
         if found:
             clause = clause[: found.start()]
             before = "".join(kept) + clause
