@@ -86,8 +86,10 @@ def test_metric_deltas_against_running_best_kept() -> None:
 def test_leading_baseline_row_sets_the_reference() -> None:
     deltas = metric_deltas([1.0, 1.2], ["baseline", "discard"], "lower", ["initial state", "x"])
     assert deltas[1] == pytest.approx(-0.2)
-    no_reference = metric_deltas([1.0, 1.2], ["analyze", "discard"], "lower", ["look around", "x"])
-    assert math.isnan(no_reference[1])
+    first_row = metric_deltas([1.0, 1.2], ["analyze", "discard"], "lower", ["look around", "x"])
+    assert first_row[1] == pytest.approx(-0.2)  # the first row always sets the reference
+    no_reference = metric_deltas([None, 1.0, 1.2], ["crash", "analyze", "discard"], "lower")
+    assert math.isnan(no_reference[2])
 
 
 def test_classify_thresholds_split_discards_by_the_logs_own_scale() -> None:
@@ -190,20 +192,21 @@ def test_deltas_are_prefix_safe(log, data) -> None:
 @given(metric_logs())
 @settings(max_examples=100, deadline=None)
 def test_deltas_match_a_direct_running_best(log) -> None:
-    """delta_t = sign x (metric_t - best kept before t); a leading baseline row seeds the best."""
+    """delta_t = sign x (metric_t - best kept before t); the first row and leading baseline rows
+    seed the best."""
     metrics, statuses, direction = log
     deltas = metric_deltas(metrics, statuses, direction)
     sign = 1.0 if direction == "higher" else -1.0
     best = None
     seen_keep = False
-    for value, status, delta in zip(metrics, statuses, deltas, strict=True):
+    for t, (value, status, delta) in enumerate(zip(metrics, statuses, deltas, strict=True)):
         if value is not None and best is not None:
             assert delta == pytest.approx(sign * (value - best))
         else:
             assert math.isnan(delta)
         if value is None:
             continue
-        seeds = map_status(status) == "keep" or (not seen_keep and status == "baseline")
-        seen_keep = seen_keep or map_status(status) == "keep"
-        if seeds:
+        kept = map_status(status) == "keep"
+        if kept or (not seen_keep and (t == 0 or status == "baseline")):
             best = value if best is None else (max(best, value) if sign > 0 else min(best, value))
+        seen_keep = seen_keep or kept

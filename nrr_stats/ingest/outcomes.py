@@ -48,8 +48,9 @@ def metric_deltas(
 ) -> np.ndarray:
     """Signed gap of each row to the best kept value before it (positive = better); nan where undefined.
 
-    Rows before the first keep that read as a baseline (description starting 'baseline', or
-    status 'baseline') set the reference too, as EVALUATION.md's baseline rows do.
+    As in EVALUATION.md, the first row and any rows before the first keep that read as a baseline
+    (description starting 'baseline', or status 'baseline' when raw statuses are passed) set the
+    reference too, whatever their status.
     """
     sign = _direction_sign(direction)
     values = np.array([np.nan if v is None else float(v) for v in metrics], dtype=float)
@@ -57,27 +58,20 @@ def metric_deltas(
     best = np.nan
     seen_keep = False
     for t, (value, raw_status) in enumerate(zip(values, statuses, strict=True)):
-        status = map_status(raw_status)
-        finite = bool(np.isfinite(value))
-        if finite and np.isfinite(best):
-            deltas[t] = sign * (value - best)
-        if not finite:
+        if not np.isfinite(value):
             continue
-        if status == "keep":
+        if np.isfinite(best):
+            deltas[t] = sign * (value - best)
+        kept = map_status(raw_status) == "keep"
+        text = descriptions[t] if descriptions is not None else ""
+        baseline = t == 0 or bool(_BASELINE.match(text) or _BASELINE.match(raw_status))
+        if kept or (baseline and not seen_keep):
             best = (
                 value
                 if not np.isfinite(best)
                 else (max(best, value) if sign > 0 else min(best, value))
             )
-            seen_keep = True
-        elif not seen_keep and status == "other":
-            text = descriptions[t] if descriptions is not None else ""
-            if _BASELINE.match(text) or _BASELINE.match(raw_status):
-                best = (
-                    value
-                    if not np.isfinite(best)
-                    else (max(best, value) if sign > 0 else min(best, value))
-                )
+        seen_keep = seen_keep or kept
     return deltas
 
 
