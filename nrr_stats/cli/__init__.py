@@ -12,6 +12,7 @@ import typer
 
 # Each module registers its commands on `app` when imported.
 from nrr_stats.cli import (
+    backtest,  # noqa: F401, E402
     core,  # noqa: F401, E402
     curate,  # noqa: F401, E402
     models,  # noqa: F401, E402

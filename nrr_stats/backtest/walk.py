@@ -1,0 +1,504 @@
+"""The prequential backtest of EVALUATION.md: walk each log in order, predict every experiment
+from the rows before it (plus the shipped prior), then score the predictions.
+
+Row t's description, scrubbed of result words, is its only input; the history is rows < t of the
+same log. Every method is fed the same rows, so the engine and the baselines are scored alike.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nrr_stats.backtest.metrics import Scores, running_laplace_rate, score
+from nrr_stats.decide import DecisionRule, decide
+from nrr_stats.errors import NrrInputError
+from nrr_stats.models.posterior import StoredPosterior
+
+PREDICTED = ("keep", "discard", "crash")
+ENGINE = "engine"
+CONSTANT = "constant"
+LAPLACE = "running_laplace"
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """Session dynamics of the engine (see models/README.md): evidence discount per later keep."""
+
+    # weight of a row = keep_discount ** (configuration moves since it ran); 1 = off
+    keep_discount: float = 1.0
+
+    def weights(self, kept: Sequence[bool]) -> np.ndarray:
+        """Evidence weight of each history row: a row ran under the configuration before it, so
+        every keep at or after it (itself included) moved the configuration away from that one."""
+        kept_arr = np.asarray(kept, dtype=bool)
+        if self.keep_discount >= 1.0 or not kept_arr.size:
+            return np.ones(kept_arr.shape[0])
+        moves = np.cumsum(kept_arr[::-1])[::-1]
+        return np.maximum(self.keep_discount**moves, 1e-6)
+
+
+@dataclass(frozen=True)
+class BacktestOptions:
+    """How the engine predicts: its prior, dynamics, evidence weights and verdict rule."""
+
+    dynamics: Dynamics = field(default_factory=Dynamics)
+    decision_rule: DecisionRule = field(default_factory=DecisionRule)
+    # history rows (dicts) -> evidence weight per row in (0, 1]; None: all 1 (no curator)
+    curator_weights: Callable[[list[dict[str, Any]]], np.ndarray] | None = None
+    update: str = "grid"  # "grid" (new-session offset integrated) or "importance"
+
+
+@dataclass(frozen=True)
+class PredictedRow:
+    """One predicted row: the JSONL fields of EVALUATION.md plus the baselines' probabilities."""
+
+    file: str
+    row: int
+    status: str
+    p_keep: float
+    interval: tuple[float, float]
+    verdict: str
+    category: str
+    direction: str
+    outcome: str
+    parameter: str
+    y: int
+    p_constant: float | None
+    p_laplace: float
+    source: str
+    ess_share: float
+    stale: bool
+
+    def jsonl_fields(self) -> dict[str, Any]:
+        """The EVALUATION.md record of this row."""
+        return {
+            "file": self.file,
+            "row": self.row,
+            "status": self.status,
+            "p_keep": round(self.p_keep, 6),
+            "interval": [round(self.interval[0], 6), round(self.interval[1], 6)],
+            "verdict": self.verdict,
+            "category": self.category,
+            "direction": self.direction,
+            "outcome": self.outcome,
+        }
+
+
+@dataclass
+class LogWalk:
+    """One log's walk: its predicted rows and which prior the engine used."""
+
+    file: str
+    path: str
+    session_key: str
+    prior: str  # "none" | "shipped" | "fold f of K" | a path
+    rows: list[PredictedRow]
+    unreadable_rows: int
+
+
+@dataclass
+class BacktestResult:
+    """Every log's walk, the scores per method over all predicted rows, and the wall time."""
+
+    logs: list[LogWalk]
+    scores: dict[str, Scores]
+    constant_rate: float | None
+    wall_s: float
+    prior_note: str
+
+    def rows(self) -> list[PredictedRow]:
+        return [row for log in self.logs for row in log.rows]
+
+    def write_jsonl(self, path: str | Path) -> Path:
+        """One EVALUATION.md JSON object per predicted row, in file then row order."""
+        path = Path(path)
+        try:
+            with path.open("w", encoding="utf-8") as out:
+                for row in self.rows():
+                    out.write(json.dumps(row.jsonl_fields()) + "\n")
+        except OSError as error:
+            raise NrrInputError(
+                f"cannot write the JSONL ({error.strerror})", path=str(path)
+            ) from None
+        return path
+
+    def method_arrays(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """(p, y) per method, for plots."""
+        rows = self.rows()
+        y = np.array([r.y for r in rows], dtype=int)
+        out = {ENGINE: (np.array([r.p_keep for r in rows]), y)}
+        if self.constant_rate is not None:
+            out[CONSTANT] = (np.array([r.p_constant for r in rows]), y)
+        out[LAPLACE] = (np.array([r.p_laplace for r in rows]), y)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scores": {name: s.as_dict() for name, s in self.scores.items()},
+            "constant_rate": self.constant_rate,
+            "wall_s": self.wall_s,
+            "prior": self.prior_note,
+            "logs": [
+                {
+                    "file": log.file,
+                    "session_key": log.session_key,
+                    "prior": log.prior,
+                    "rows": len(log.rows),
+                    "unreadable_rows": log.unreadable_rows,
+                }
+                for log in self.logs
+            ],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a log into the walk's rows
+
+
+@dataclass(frozen=True)
+class WalkItem:
+    """A row of the log as the walk sees it: the proposal (scrubbed parse) and the history record."""
+
+    row: int
+    status: str  # keep/discard/crash/other ("other" for reference rows)
+    proposal: Any  # ParsedChange of the scrubbed description (what is predicted from)
+    description: str  # scrubbed description
+    config_before: dict[str, str]
+    record: dict[str, Any]  # the history row once this row is past (raw parse, outcome)
+
+
+def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
+    """The rows of a read log in order; the proposal of row t is parsed from its scrubbed
+    description under the configuration kept before t, so it depends on rows <= t only."""
+    from nrr_stats.bank.ingest import leading_reference_rows
+    from nrr_stats.ingest import classify_outcomes
+    from nrr_stats.parser import ConfigTracker, strip_result_words
+
+    descriptions = [row.description for row in log.rows]
+    statuses = [row.status for row in log.rows]
+    metrics = np.array([np.nan if r.metric is None else r.metric for r in log.rows], dtype=float)
+    outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
+    references = leading_reference_rows(descriptions)
+    tracker = ConfigTracker(rules)
+    items = []
+    for index, (row, outcome) in enumerate(zip(log.rows, outcomes, strict=True)):
+        config_before = dict(tracker.current)
+        scrubbed = strip_result_words(row.description)
+        proposal = tracker.parse(scrubbed)
+        parsed = tracker.parse(row.description)
+        status = "other" if index < references else row.status
+        tracker.observe(parsed, kept=status == "keep")
+        record = {
+            "id": row.row_number,
+            "row_number": row.row_number,
+            "status": status,
+            "description": row.description,
+            "category": parsed.category,
+            "direction": parsed.direction,
+            "parameter": parsed.parameter,
+            "from_value": parsed.from_value,
+            "to_value": parsed.to_value,
+            "outcome": outcome,
+            "config_before": json.dumps(config_before, sort_keys=True, ensure_ascii=False),
+        }
+        items.append(
+            WalkItem(
+                row=row.row_number,
+                status=status,
+                proposal=proposal,
+                description=scrubbed,
+                config_before=config_before,
+                record=record,
+            )
+        )
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine over one session
+
+
+class _Engine:
+    """Predicts proposals of one session from its history under a prior (or none)."""
+
+    def __init__(self, prior: StoredPosterior | None, session: str, options: BacktestOptions):
+        self.prior, self.session, self.options = prior, session, options
+        self.grid = None
+        if prior is not None and options.update == "grid":
+            from nrr_stats.models.session_grid import SessionGrid
+
+            self.grid = SessionGrid(prior)
+
+    def weights(self, history: list[dict[str, Any]]) -> np.ndarray:
+        kept = [r["status"] == "keep" for r in history]
+        weights = self.options.dynamics.weights(kept)
+        if self.options.curator_weights is not None and history:
+            weights = weights * np.asarray(self.options.curator_weights(history), dtype=float)
+        return np.clip(weights, 1e-6, 1.0)
+
+    def predict(self, history: list[dict[str, Any]], proposal: Any) -> Any:
+        from nrr_stats.models.data import ExperimentTable
+        from nrr_stats.models.posterior import predict_keep
+
+        weights = self.weights(history)
+        if self.grid is not None:
+            leaves: dict[tuple[str, str, str], list[float]] = {}
+            crashes: dict[str, list[float]] = {}
+            for row, w in zip(history, weights, strict=True):
+                key = (row["category"], row["direction"], row["parameter"] or "")
+                leaf = leaves.setdefault(key, [0.0, 0.0])
+                leaf[0] += w * (row["status"] == "keep")
+                leaf[1] += w
+                crash = crashes.setdefault(row["category"], [0.0, 0.0])
+                crash[0] += w * (row["status"] == "crash")
+                crash[1] += w
+            self.grid.set_all({k: (v[0], v[1]) for k, v in leaves.items()})
+            self.grid.set_crash_counts({k: (v[0], v[1]) for k, v in crashes.items()})
+            return self.grid.answer(proposal.category, proposal.direction, proposal.parameter)
+        table = ExperimentTable.from_records(
+            {
+                "session": self.session,
+                "category": row["category"],
+                "direction": row["direction"],
+                "parameter": row["parameter"],
+                "status": row["status"],
+                "weight": float(w),
+            }
+            for row, w in zip(history, weights, strict=True)
+        )
+        answer = predict_keep(
+            self.prior,
+            table,
+            self.session,
+            proposal.category,
+            proposal.direction,
+            proposal.parameter,
+        )
+        return answer
+
+
+def walk_log(
+    path: str | Path,
+    prior: StoredPosterior | None,
+    options: BacktestOptions = BacktestOptions(),
+    *,
+    prior_label: str = "none",
+    constant_rate: float | None = None,
+    log: Any = None,
+) -> LogWalk:
+    """Predict every keep/discard/crash row of one log from the rows before it (EVALUATION.md)."""
+    from nrr_stats.check import repeat_flags
+    from nrr_stats.ingest import read_results_log
+
+    log = log if log is not None else read_results_log(path)
+    items = walk_items(log)
+    engine = _Engine(prior, log.session_key, options)
+    history: list[dict[str, Any]] = []
+    predicted: list[PredictedRow] = []
+    outcomes_seen: list[int] = []
+    for item in items:
+        if item.status in PREDICTED:
+            answer = engine.predict(history, item.proposal)
+            exact, near = repeat_flags(item.proposal, item.description, item.config_before, history)
+            verdict, _ = decide(
+                answer, exact_repeat=exact, near_repeats=near, rule=options.decision_rule
+            )
+            predicted.append(
+                PredictedRow(
+                    file=Path(path).name,
+                    row=item.row,
+                    status=item.status,
+                    p_keep=float(answer.p_keep),
+                    interval=(float(answer.interval[0]), float(answer.interval[1])),
+                    verdict=verdict,
+                    category=item.proposal.category,
+                    direction=item.proposal.direction,
+                    outcome=item.record["outcome"],
+                    parameter=item.proposal.parameter,
+                    y=int(item.status == "keep"),
+                    p_constant=constant_rate,
+                    p_laplace=running_laplace_rate(outcomes_seen),
+                    source=getattr(answer, "source", "conjugate"),
+                    ess_share=float(getattr(answer, "ess_share", 1.0)),
+                    stale=bool(getattr(answer, "stale", False)),
+                )
+            )
+            outcomes_seen.append(int(item.status == "keep"))
+        if item.status in PREDICTED:
+            history.append(item.record)
+    return LogWalk(
+        file=Path(path).name,
+        path=str(path),
+        session_key=log.session_key,
+        prior=prior_label,
+        rows=predicted,
+        unreadable_rows=len(log.bad_rows),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Several logs, priors chosen per log, scores
+
+
+@dataclass(frozen=True)
+class PriorChoice:
+    """Which prior a log gets: the shipped one, a fold prior (it saw the log), or none."""
+
+    posterior: StoredPosterior | None
+    label: str
+
+
+class PriorResolver:
+    """Gives each log a prior that never saw it: the shipped prior, or the K-fold prior of the
+    log's fold when the shipped prior was trained on it (fitted on demand, cached)."""
+
+    def __init__(
+        self,
+        shipped: StoredPosterior | None,
+        *,
+        corpus_dir: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        folds: int | None = None,
+    ):
+        from nrr_stats.models.population import DEFAULT_FOLDS
+
+        self.shipped = shipped
+        self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else None
+        self.cache_dir = cache_dir
+        self.folds = folds or DEFAULT_FOLDS
+        self.trained_on = set(shipped.meta.get("training_session_keys", [])) if shipped else set()
+        self._fold_priors: dict[int, StoredPosterior] = {}
+
+    def for_log(self, file_name: str, session_key: str) -> PriorChoice:
+        from nrr_stats.models.population import fold_of, fold_prior
+
+        if self.shipped is None:
+            return PriorChoice(None, "none")
+        if session_key not in self.trained_on:
+            return PriorChoice(self.shipped, "shipped")
+        fold = fold_of(file_name, self.folds)
+        if fold not in self._fold_priors:
+            corpus = self._training_paths(file_name)
+            self._fold_priors[fold] = fold_prior(
+                corpus, fold, folds=self.folds, cache_dir=self.cache_dir
+            )
+        prior = self._fold_priors[fold]
+        if session_key in set(prior.meta.get("training_session_keys", [])):
+            raise NrrInputError(
+                f"the fold prior of {file_name} was trained on a log with the same session key;"
+                " pass --no-population-prior",
+                path=file_name,
+            )
+        return PriorChoice(prior, f"fold {fold} of {self.folds}")
+
+    def _training_paths(self, file_name: str) -> list[Path]:
+        files = self.shipped.meta.get("training_files", []) if self.shipped else []
+        corpus = self.corpus_dir
+        if corpus is None or not all((corpus / name).is_file() for name in files):
+            raise NrrInputError(
+                "the shipped prior was trained on this log, and its training corpus is not at"
+                f" {corpus} to fit a held-out fold prior; pass --corpus DIR or --no-population-prior",
+                path=file_name,
+            )
+        return [corpus / name for name in files]
+
+
+def default_corpus_dir() -> Path:
+    """The dev corpus beside the checkout (../shared/data/autoresearch-logs/dev)."""
+    return Path(__file__).resolve().parents[2].parent / "shared/data/autoresearch-logs/dev"
+
+
+def backtest_logs(
+    paths: Sequence[str | Path],
+    *,
+    prior: StoredPosterior | None | str = "shipped",
+    options: BacktestOptions = BacktestOptions(),
+    corpus_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    constant_rate: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BacktestResult:
+    """Backtest logs prequentially; `prior` is "shipped" (held-out fold priors for logs it saw),
+    None (no population prior: the conjugate form), or a StoredPosterior used for every log."""
+    from nrr_stats.ingest import read_results_log
+    from nrr_stats.models.population import load_population_prior
+
+    if not paths:
+        raise NrrInputError("no logs to backtest")
+    started = time.perf_counter()
+    shipped = load_population_prior()
+    if constant_rate is None and shipped is not None:
+        constant_rate = shipped.meta.get("constant_keep_rate")
+    if isinstance(prior, str):
+        if prior != "shipped":
+            raise NrrInputError(f"unknown prior {prior!r}")
+        resolver = PriorResolver(
+            shipped,
+            corpus_dir=corpus_dir if corpus_dir is not None else default_corpus_dir(),
+            cache_dir=cache_dir,
+        )
+        note = (
+            "population prior (held-out fold priors for logs it was trained on)"
+            if shipped is not None
+            else "no population prior shipped: conjugate form"
+        )
+    else:
+        resolver = None
+        note = "no population prior: conjugate form" if prior is None else "given prior"
+    walks = []
+    for path in paths:
+        log = read_results_log(path)
+        if resolver is not None:
+            choice = resolver.for_log(Path(path).name, log.session_key)
+        else:
+            choice = PriorChoice(prior, "none" if prior is None else "given")
+        walks.append(
+            walk_log(
+                path,
+                choice.posterior,
+                options,
+                prior_label=choice.label,
+                constant_rate=constant_rate,
+                log=log,
+            )
+        )
+        if progress is not None:
+            progress(f"{Path(path).name}: {len(walks[-1].rows)} rows, prior {choice.label}")
+    result = BacktestResult(
+        logs=walks,
+        scores={},
+        constant_rate=constant_rate,
+        wall_s=0.0,
+        prior_note=note,
+    )
+    result.scores = score_result(result)
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def score_result(result: BacktestResult) -> dict[str, Scores]:
+    """EVALUATION.md metrics for the engine and the baselines over the same rows."""
+    rows = result.rows()
+    if not rows:
+        raise NrrInputError("no predicted rows: the logs hold no keep/discard/crash experiments")
+    n_logs = sum(1 for log in result.logs if log.rows)
+    y = [r.y for r in rows]
+    scores = {ENGINE: score(ENGINE, [r.p_keep for r in rows], y, [r.verdict for r in rows], n_logs)}
+    if result.constant_rate is not None:
+        scores[CONSTANT] = score(CONSTANT, [result.constant_rate] * len(rows), y, None, n_logs)
+    scores[LAPLACE] = score(LAPLACE, [r.p_laplace for r in rows], y, None, n_logs)
+    return scores
+
+
+def summary_dict(row: PredictedRow) -> dict[str, Any]:
+    """All fields of a predicted row (for --json and the ablation)."""
+    out = asdict(row)
+    out["interval"] = list(row.interval)
+    return out

@@ -1,0 +1,256 @@
+"""The population prior: the hierarchy fitted on many autoresearch logs, shipped in `models/`.
+
+A new bank starts from it. Only the hyperparameters and the category, cell and parameter effects
+are shipped; the training sessions' own offsets are dropped (a new session draws its offset from
+Normal(0, sigma_sess)), and their keys are listed in the metadata so a backtest can tell whether
+a log was seen. K-fold priors (folds by a hash of the file name) serve the dev backtest.
+Fitting imports PyMC inside functions; loading needs numpy only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nrr_stats.models.data import ExperimentTable
+from nrr_stats.models.posterior import (
+    SEEN_COLUMNS,
+    SEEN_COUNTS,
+    StoredPosterior,
+    load_posterior,
+)
+
+PRIOR_FILE = "population_prior.npz"
+PRIOR_VERSION = "population-1"
+SHIPPED_DRAWS = 1000
+DEFAULT_FOLDS = 5
+SESSION_EFFECTS = ("u_sess", "crash_u_sess")
+
+
+def repo_models_dir() -> Path:
+    """The top-level `models/` folder of the checkout this package runs from."""
+    return Path(__file__).resolve().parents[2] / "models"
+
+
+def default_cache_dir() -> Path:
+    """Where fold priors are cached (never committed): $NRR_CACHE_DIR or ~/.cache/nrr-stats."""
+    root = os.environ.get("NRR_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "nrr-stats"
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    """One log of the training corpus: its file name, session key and counts."""
+
+    file: str
+    session_key: str
+    rows: int
+    keeps: int
+    discards: int
+    crashes: int
+
+
+def read_training_logs(
+    paths: Sequence[str | Path],
+) -> tuple[ExperimentTable, list[TrainingLog]]:
+    """Read logs into one ExperimentTable (session = the log's session key) and per-log counts."""
+    from nrr_stats.bank.ingest import experiment_rows
+    from nrr_stats.ingest import read_results_log
+
+    records: list[dict] = []
+    logs: list[TrainingLog] = []
+    for path in paths:
+        log = read_results_log(path)
+        rows = experiment_rows(log)
+        statuses = [r["status"] for r in rows]
+        logs.append(
+            TrainingLog(
+                file=Path(path).name,
+                session_key=log.session_key,
+                rows=sum(s in ("keep", "discard", "crash") for s in statuses),
+                keeps=statuses.count("keep"),
+                discards=statuses.count("discard"),
+                crashes=statuses.count("crash"),
+            )
+        )
+        records.extend(
+            {
+                "session": log.session_key,
+                "category": r["category"],
+                "direction": r["direction"],
+                "parameter": r["parameter"],
+                "status": r["status"],
+                "weight": r.get("evidence_weight", 1.0),
+            }
+            for r in rows
+        )
+    return ExperimentTable.from_records(records), logs
+
+
+def shipped_form(
+    posterior: StoredPosterior, logs: Sequence[TrainingLog], *, draws: int = SHIPPED_DRAWS
+) -> StoredPosterior:
+    """The prior as shipped: thinned float32 draws without the training sessions' offsets.
+
+    `seen` is empty (a bank's own rows are all new evidence for the prior), and the metadata
+    holds the training session keys and files, the corpus counts and its overall keep rate.
+    """
+    total = posterior.n_draws
+    keep = np.linspace(0, total - 1, min(draws, total)).round().astype(int)
+    thinned = {
+        name: np.asarray(values)[keep].astype(np.float32)
+        for name, values in posterior.draws.items()
+        if name not in SESSION_EFFECTS
+    }
+    for name in SESSION_EFFECTS:
+        thinned[name] = np.zeros((len(keep), 0), dtype=np.float32)
+    rows = sum(log.rows for log in logs)
+    keeps = sum(log.keeps for log in logs)
+    meta = {
+        **{k: v for k, v in posterior.meta.items() if k != "timings"},
+        "prior_version": PRIOR_VERSION,
+        "kind": "population_prior",
+        "n_draws_shipped": int(len(keep)),
+        "n_draws_fitted": int(total),
+        "training_files": [log.file for log in logs],
+        "training_session_keys": sorted({log.session_key for log in logs}),
+        "n_logs": len(logs),
+        "n_rows": rows,
+        "n_keeps": keeps,
+        "n_crashes": sum(log.crashes for log in logs),
+        "constant_keep_rate": keeps / rows if rows else None,
+    }
+    empty_seen = {
+        **{name: np.array([], dtype="<U1") for name in SEEN_COLUMNS},
+        **{name: np.zeros(0) for name in SEEN_COUNTS},
+    }
+    return StoredPosterior(
+        draws=thinned,
+        categories=posterior.categories,
+        cells=posterior.cells,
+        parameters=posterior.parameters,
+        sessions=(),
+        seen=empty_seen,
+        meta=meta,
+    )
+
+
+def save_prior(prior: StoredPosterior, path: str | Path) -> Path:
+    """Write the prior as one pickle-free compressed `.npz`, whole, then moved into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(handle)
+    try:
+        with open(temporary, "wb") as out:
+            np.savez_compressed(out, **prior.to_npz_arrays())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_prior(path: str | Path) -> StoredPosterior:
+    """Read a prior file (draws cast back to float64 for the numpy path)."""
+    stored = load_posterior(path)
+    draws = {name: np.asarray(v, dtype=np.float64) for name, v in stored.draws.items()}
+    return StoredPosterior(
+        draws=draws,
+        categories=stored.categories,
+        cells=stored.cells,
+        parameters=stored.parameters,
+        sessions=stored.sessions,
+        seen=stored.seen,
+        meta=stored.meta,
+        path=stored.path,
+    )
+
+
+def load_population_prior(models_dir: str | Path | None = None) -> StoredPosterior | None:
+    """The shipped population prior, or None when the checkout has none."""
+    path = Path(models_dir) if models_dir is not None else repo_models_dir()
+    path = path / PRIOR_FILE if path.is_dir() or path.suffix != ".npz" else path
+    return load_prior(path) if path.is_file() else None
+
+
+def fit_population_prior(
+    paths: Sequence[str | Path],
+    *,
+    draws: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    progress: bool = False,
+    shipped_draws: int = SHIPPED_DRAWS,
+) -> tuple[StoredPosterior, dict]:
+    """Fit the hierarchy (PyMC, nutpie) on the logs and return the shipped form and diagnostics."""
+    from nrr_stats.models.fit import fit_hierarchy
+
+    table, logs = read_training_logs(paths)
+    result = fit_hierarchy(table, draws=draws, chains=chains, seed=seed, progress=progress)
+    prior = shipped_form(result.posterior, logs, draws=shipped_draws)
+    prior.meta["timings"] = result.timings
+    return prior, result.diagnostics
+
+
+def fold_of(file_name: str, folds: int = DEFAULT_FOLDS) -> int:
+    """The fold of a log: a stable hash of its file name, modulo the number of folds."""
+    digest = hashlib.sha256(Path(file_name).name.encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) % folds
+
+
+def _corpus_hash(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256(PRIOR_VERSION.encode())
+    for path in sorted(paths, key=lambda p: p.name):
+        digest.update(path.name.encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def fold_prior(
+    training_paths: Sequence[str | Path],
+    fold: int,
+    *,
+    folds: int = DEFAULT_FOLDS,
+    cache_dir: str | Path | None = None,
+    draws: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+) -> StoredPosterior:
+    """The prior fitted on the training logs outside `fold`, fitted once and cached by content."""
+    paths = [Path(p) for p in training_paths]
+    kept = [p for p in paths if fold_of(p.name, folds) != fold]
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = cache / f"fold-prior-{_corpus_hash(kept)}-k{folds}-f{fold}.npz"
+    if target.is_file():
+        return load_prior(target)
+    prior, _ = fit_population_prior(kept, draws=draws, chains=chains, seed=seed)
+    prior.meta["fold"] = {"fold": fold, "folds": folds}
+    save_prior(prior, target)
+    return load_prior(target)
+
+
+def write_model_card_facts(prior: StoredPosterior, diagnostics: dict) -> str:
+    """The facts of the model card (counts, version, diagnostics, date) as a JSON string."""
+    meta = prior.meta
+    return json.dumps(
+        {
+            "prior_version": meta.get("prior_version"),
+            "model_version": meta.get("model_version"),
+            "created_at": meta.get("created_at"),
+            "n_logs": meta.get("n_logs"),
+            "n_rows": meta.get("n_rows"),
+            "n_keeps": meta.get("n_keeps"),
+            "constant_keep_rate": meta.get("constant_keep_rate"),
+            "diagnostics": diagnostics,
+        },
+        indent=2,
+    )

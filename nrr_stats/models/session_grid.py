@@ -1,0 +1,221 @@
+"""Answers for a session the prior never saw, with its offset integrated on a grid per draw.
+
+Drawing a new session's offset u from Normal(0, sigma_sess) and reweighting draws by the data
+(importance sampling) loses effective sample size fast as the session grows. Here u is
+integrated exactly on a fixed 1-D grid for every hyperparameter draw, so the importance weights
+only carry what the session's data say about the shared hyperparameters, and stay even.
+Per-leaf log-likelihood tables (draws x grid) are kept, so adding one row costs one leaf update.
+Numpy and scipy.special only (the fast path).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import betainc, betaln, expit
+
+from nrr_stats.models.posterior import CONFIDENCE, STALE_ESS_SHARE, StoredPosterior
+
+GRID_POINTS = 61
+MAX_DRAWS = 500  # evenly thinned draws: the grid multiplies the cost by GRID_POINTS
+GRID_SIGMAS = 5.0  # the grid spans this many (high-quantile) sigma_sess either side of 0
+MIXTURE_COMPONENTS = 600  # the interval's Beta mixture keeps the heaviest components
+
+
+@dataclass(frozen=True)
+class GridAnswer:
+    """One proposal's answer from the grid path (the fields `decide` reads, and more)."""
+
+    p_keep: float
+    mean: float
+    interval: tuple[float, float]
+    p_crash: float
+    prob_below_base: float
+    base_rate: float
+    n_weighted: float
+    ess_share: float
+    stale: bool
+    source: str = "population-grid"
+
+
+def _standard_normal(key: str, size: int) -> np.ndarray:
+    return np.random.default_rng(zlib.crc32(key.encode("utf-8"))).standard_normal(size)
+
+
+class _EffectColumns:
+    """Per-draw effects by name: fitted columns, or Normal(0, sigma) draws fixed by the name."""
+
+    def __init__(self, matrix: np.ndarray, names, sigma: np.ndarray, tag: str):
+        self.matrix, self.sigma, self.tag = matrix, sigma, tag
+        self.index = {name: i for i, name in enumerate(names)}
+        self.extra: dict = {}
+
+    def column(self, name) -> np.ndarray:
+        i = self.index.get(name)
+        if i is not None:
+            return self.matrix[:, i]
+        if name not in self.extra:
+            key = f"{self.tag}:" + "\x1f".join(name if isinstance(name, tuple) else (name,))
+            self.extra[name] = self.sigma * _standard_normal(key, self.sigma.shape[0])
+        return self.extra[name]
+
+
+class SessionGrid:
+    """A new session's state under a prior: weighted counts per (category, direction, parameter)
+    leaf and their log-likelihood per (draw, grid point of u)."""
+
+    def __init__(
+        self, prior: StoredPosterior, grid_points: int = GRID_POINTS, max_draws: int = MAX_DRAWS
+    ):
+        total = prior.n_draws
+        keep = np.linspace(0, total - 1, min(max_draws, total)).round().astype(int)
+        d = {name: np.asarray(values)[keep] for name, values in prior.draws.items()}
+        self.alpha = np.asarray(d["alpha"], dtype=np.float64)
+        self.nu = np.asarray(d["nu"], dtype=np.float64)
+        sigma = np.maximum(np.asarray(d["sigma_sess"], dtype=np.float64), 1e-3)
+        span = GRID_SIGMAS * float(np.quantile(sigma, 0.99))
+        self.u = np.linspace(-span, span, grid_points)
+        log_prior = -0.5 * (self.u[None, :] / sigma[:, None]) ** 2 - np.log(sigma)[:, None]
+        self.log_prior = log_prior - _logsumexp(log_prior, axis=1)[:, None]
+        self.cat = _EffectColumns(d["a_cat"], prior.categories, d["sigma_cat"], "cat")
+        self.cell = _EffectColumns(d["b_cell"], prior.cells, d["sigma_cell"], "cell")
+        self.param = _EffectColumns(d["e_param"], prior.parameters, d["sigma_param"], "param")
+        self.crash_alpha = d["crash_alpha"]
+        self.crash_nu = d["crash_nu"]
+        self.crash_cat = _EffectColumns(
+            d["crash_a_cat"], prior.categories, d["crash_sigma_cat"], "crash_cat"
+        )
+        # A new session's crash offset: one draw per hyperparameter draw, fixed by a name.
+        self.crash_u = d["crash_sigma_sess"] * _standard_normal(
+            "crash_sess:new", self.alpha.shape[0]
+        )
+        self.leaves: dict[tuple[str, str, str], tuple[float, float]] = {}
+        self._loglik: dict[tuple[str, str, str], np.ndarray] = {}
+        self.total = np.zeros((self.alpha.shape[0], grid_points))
+        self.crash_counts: dict[str, tuple[float, float]] = {}
+
+    def eta(self, key: tuple[str, str, str]) -> np.ndarray:
+        """Logit mean rate of a leaf per draw, without the session offset."""
+        c, d, p = key
+        eta = self.alpha + self.cat.column(c) + self.cell.column((c, d))
+        return eta + self.param.column((c, d, p)) if p else eta
+
+    def _shape(self, key: tuple[str, str, str], keeps: float, trials: float):
+        m = expit(self.eta(key)[:, None] + self.u[None, :])
+        return m * self.nu[:, None] + keeps, (1.0 - m) * self.nu[:, None] + trials - keeps
+
+    def set_counts(self, key: tuple[str, str, str], keeps: float, trials: float) -> None:
+        """Replace a leaf's weighted counts (keeps <= trials) and its log-likelihood table."""
+        if self.leaves.get(key) == (keeps, trials):
+            return
+        old = self._loglik.pop(key, None)
+        if old is not None:
+            self.total -= old
+        if trials > 0:
+            a, b = self._shape(key, 0.0, 0.0)
+            table = betaln(a + keeps, b + trials - keeps) - betaln(a, b)
+            self._loglik[key] = table
+            self.total += table
+            self.leaves[key] = (keeps, trials)
+        else:
+            self.leaves.pop(key, None)
+
+    def set_all(self, counts: dict[tuple[str, str, str], tuple[float, float]]) -> None:
+        """Make the leaf counts equal `counts` (leaves absent from it are emptied)."""
+        for key in list(self.leaves):
+            if key not in counts:
+                self.set_counts(key, 0.0, 0.0)
+        for key, (keeps, trials) in counts.items():
+            self.set_counts(key, keeps, trials)
+        # Rebuild the running sum now and then: repeated += / -= drifts in floating point.
+        self.total = sum(self._loglik.values(), np.zeros_like(self.total))
+
+    def set_crash_counts(self, counts: dict[str, tuple[float, float]]) -> None:
+        """Weighted (crashes, trials) per category of this session."""
+        self.crash_counts = dict(counts)
+
+    def posterior_weights(self) -> tuple[np.ndarray, float]:
+        """Joint weights over (draw, grid point) and the effective-sample-size share of draws."""
+        log_joint = self.log_prior + self.total
+        weights = np.exp(log_joint - log_joint.max())
+        weights /= weights.sum()
+        per_draw = weights.sum(axis=1)
+        ess = float(1.0 / np.sum(per_draw**2) / per_draw.shape[0])
+        return weights, ess
+
+    def answer(self, category: str, direction: str, parameter: str = "") -> GridAnswer:
+        """p_keep, 90% interval and P(rate < base) of a proposal's leaf in this session."""
+        key = (category, direction, parameter or "")
+        keeps, trials = self.leaves.get(key, (0.0, 0.0))
+        weights, ess = self.posterior_weights()
+        a, b = self._shape(key, keeps, trials)
+        mean = float(np.sum(weights * a / (a + b)))
+        base = expit(self.alpha[:, None] + self.u[None, :])
+        base_rate = float(np.sum(weights * base))
+        # The Beta CDFs only where the mass is: the heaviest components holding 1 - 1e-5 of it.
+        heavy = _heaviest(weights.ravel(), 1.0 - 1e-5)
+        w, a, b = weights.ravel()[heavy], a.ravel()[heavy], b.ravel()[heavy]
+        w = w / w.sum()
+        below = float(np.sum(w * betainc(a, b, base.ravel()[heavy])))
+        tail = (1.0 - CONFIDENCE) / 2.0
+        low, high = mixture_interval(a, b, w, tail)
+        cell_trials = sum(
+            t for (c, d, _), (_, t) in self.leaves.items() if (c, d) == (category, direction)
+        )
+        n_weighted = trials if parameter else cell_trials
+        return GridAnswer(
+            p_keep=mean,
+            mean=mean,
+            interval=(low, high),
+            p_crash=self._p_crash(category),
+            prob_below_base=below,
+            base_rate=base_rate,
+            n_weighted=float(n_weighted),
+            ess_share=ess,
+            stale=ess < STALE_ESS_SHARE,
+        )
+
+    def _p_crash(self, category: str) -> float:
+        crashes, trials = self.crash_counts.get(category, (0.0, 0.0))
+        m = expit(self.crash_alpha + self.crash_cat.column(category) + self.crash_u)
+        a = m * self.crash_nu + crashes
+        b = (1.0 - m) * self.crash_nu + trials - crashes
+        return float(np.mean(a / (a + b)))
+
+
+def _heaviest(weights: np.ndarray, mass: float) -> np.ndarray:
+    """Indices of the fewest heaviest weights whose sum reaches `mass` (weights sum to 1)."""
+    order = np.argsort(weights)[::-1]
+    count = int(np.searchsorted(np.cumsum(weights[order]), mass)) + 1
+    return order[: min(count, order.shape[0])]
+
+
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    top = np.max(x, axis=axis, keepdims=True)
+    return (top + np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True))).squeeze(axis)
+
+
+def mixture_interval(
+    a: np.ndarray, b: np.ndarray, weights: np.ndarray, tail: float
+) -> tuple[float, float]:
+    """Equal-tailed interval of sum_i w_i Beta(a_i, b_i), on the heaviest components, by bisection."""
+    if weights.shape[0] > MIXTURE_COMPONENTS:
+        top = np.argpartition(weights, -MIXTURE_COMPONENTS)[-MIXTURE_COMPONENTS:]
+        a, b, weights = a[top], b[top], weights[top] / weights[top].sum()
+
+    def cdf(x: float) -> float:
+        return float(np.sum(weights * betainc(a, b, x)))
+
+    out = []
+    for q in (tail, 1.0 - tail):
+        low, high = 0.0, 1.0
+        for _ in range(16):
+            mid = 0.5 * (low + high)
+            if cdf(mid) < q:
+                low = mid
+            else:
+                high = mid
+        out.append(0.5 * (low + high))
+    return out[0], out[1]
