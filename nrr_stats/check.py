@@ -16,7 +16,7 @@ from nrr_stats.bank import Bank, open_bank
 from nrr_stats.decide import DecisionRule, decide
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models.posterior import load_posterior, npz_path_for, predict_keep
-from nrr_stats.parser import ParsedChange, Rules
+from nrr_stats.parser import ConfigTracker, ParsedChange, Rules
 from nrr_stats.proposal import proposal_change, read_proposal
 
 SIMILAR_FAILURES = 5
@@ -55,26 +55,12 @@ def answering_posterior(bank: Bank, *, use_population_prior: bool = True) -> Any
     return None
 
 
-def current_config(bank: Bank, session_id: int) -> dict[str, str]:
-    """The kept configuration after the session's last row, replayed from the stored parses."""
-    from nrr_stats.parser import ConfigTracker
-
-    tracker = ConfigTracker()
-    rows = bank.experiments(session_id)
-    if rows:
-        tracker.current.update(json.loads(rows[-1]["config_before"]))
-        last = rows[-1]
-        tracker.observe(
-            ParsedChange(
-                last["category"],
-                last["direction"],
-                last["parameter"],
-                last["from_value"],
-                last["to_value"],
-            ),
-            kept=last["status"] == "keep",
-        )
-    return dict(tracker.current)
+def session_tracker(
+    bank: Bank, session_row: Mapping[str, Any] | None, rules: Rules | None
+) -> ConfigTracker:
+    """The config tracker as it stood after the session's last row (stored at ingest)."""
+    state = json.loads(session_row.get("tracker_state") or "{}") if session_row else {}
+    return ConfigTracker.from_state(state, rules)
 
 
 def _answer_json(answer: Any) -> dict[str, Any]:
@@ -119,9 +105,10 @@ def _check(
     use_population_prior: bool,
 ) -> dict[str, Any]:
     session_row = pick_session(bank, session)
-    config = current_config(bank, session_row["id"]) if session_row else {}
+    tracker = session_tracker(bank, session_row, rules)
+    config = tracker.current
     proposal = read_proposal(proposal_text)
-    change = proposal_change(proposal, config, rules)
+    change = proposal_change(proposal, tracker)
 
     table = bank.experiment_table()
     posterior = answering_posterior(bank, use_population_prior=use_population_prior)

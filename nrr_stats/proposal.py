@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from nrr_stats.parser import ParsedChange, Rules, parse_description
+from nrr_stats.parser import ConfigTracker, ParsedChange
 
 _ASSIGNMENT = re.compile(
     r"""^(?P<sign>[+-])?\s*(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*[A-Za-z_][\w\[\], .]*)?\s*=\s*
@@ -67,28 +67,27 @@ def _assignment_text(proposal: Proposal, config: Mapping[str, str]) -> str:
     return " and ".join(parts)
 
 
-def proposal_change(
-    proposal: Proposal, config: Mapping[str, str] | None = None, rules: Rules | None = None
-) -> ParsedChange:
+def proposal_change(proposal: Proposal, tracker: ConfigTracker | None = None) -> ParsedChange:
     """The change a proposal makes: from its description, completed or replaced by its assignments.
 
-    A `from` value the text does not give is taken from the kept configuration when known.
+    `tracker` holds the session's kept configuration and domain; `-KEY = old` diff lines add to
+    what it knows. A `from` value the text does not give is taken from the kept configuration.
     """
-    known = dict(config or {})
-    known.update(proposal.old_values)
-    change = _change_from_text(proposal, known, rules)
-    if change.parameter and not change.from_value and change.parameter in known:
-        return replace(change, from_value=known[change.parameter])
+    base = tracker if tracker is not None else ConfigTracker()
+    known = ConfigTracker.from_state(
+        {**base.state(), "current": {**base.current, **proposal.old_values}}, base.rules
+    )
+    change = _change_from_text(proposal, known)
+    if change.parameter and not change.from_value and change.parameter in known.current:
+        return replace(change, from_value=known.current[change.parameter])
     return change
 
 
-def _change_from_text(
-    proposal: Proposal, known: dict[str, str], rules: Rules | None
-) -> ParsedChange:
-    from_description = parse_description(proposal.description, rules=rules, config=known)
+def _change_from_text(proposal: Proposal, known: ConfigTracker) -> ParsedChange:
+    from_description = known.parse(proposal.description)
     if not proposal.new_values:
         return from_description
-    from_values = parse_description(_assignment_text(proposal, known), rules=rules, config=known)
+    from_values = known.parse(_assignment_text(proposal, known.current))
     if not proposal.description or from_description.category == "other":
         return from_values
     if from_description.parameter or from_values.category != from_description.category:

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nrr_stats.decide import DecisionRule, decide
+from nrr_stats.parser import ConfigTracker
 from nrr_stats.proposal import proposal_change, read_proposal
 
 
@@ -22,7 +23,8 @@ def test_description_assignments_and_diff_lines_are_separated() -> None:
 
 
 def test_assignment_alone_is_compared_with_the_kept_config() -> None:
-    change = proposal_change(read_proposal("EMBEDDING_LR = 0.8"), config={"EMBEDDING_LR": "0.6"})
+    tracker = ConfigTracker.from_state({"current": {"EMBEDDING_LR": "0.6"}})
+    change = proposal_change(read_proposal("EMBEDDING_LR = 0.8"), tracker)
     assert (change.category, change.direction, change.parameter) == (
         "learning_rate",
         "increase",
@@ -75,3 +77,8 @@ def test_more_evidence_below_base_never_softens_the_verdict(below, base, crash) 
     weaker = decide(Evidence(0.01, below, base, crash, 50))[0]
     stronger = decide(Evidence(0.01, min(1.0, below + 0.1), base, crash, 50))[0]
     assert order[stronger] >= order[weaker]
+
+
+def test_diff_old_values_complete_the_kept_config() -> None:
+    change = proposal_change(read_proposal("-WARMUP_RATIO = 0.0\n+WARMUP_RATIO = 0.1\n"))
+    assert (change.direction, change.from_value, change.to_value) == ("increase", "0.0", "0.1")

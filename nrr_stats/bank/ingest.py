@@ -67,11 +67,14 @@ def leading_reference_rows(descriptions: Sequence[str]) -> int:
     return count
 
 
-def experiment_rows(log: ResultsLog, rules: Rules | None = None) -> list[dict[str, Any]]:
+def experiment_rows(
+    log: ResultsLog, rules: Rules | None = None, tracker: ConfigTracker | None = None
+) -> list[dict[str, Any]]:
     """Turn a read log into bank rows: parsed change, outcome, delta and the kept config before each row.
 
     The leading reference rows (EVALUATION.md) are stored with status `other`: they are not
     experiments, so they never count as keeps (their raw status is kept as written).
+    Pass a `tracker` to read what it knows after the last row.
     """
     statuses = [row.status for row in log.rows]
     metrics = np.array(
@@ -80,7 +83,7 @@ def experiment_rows(log: ResultsLog, rules: Rules | None = None) -> list[dict[st
     descriptions = [row.description for row in log.rows]
     outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
     deltas = metric_deltas(metrics, statuses, log.metric_direction)
-    tracker = ConfigTracker(rules)
+    tracker = tracker if tracker is not None else ConfigTracker(rules)
     now = utc_now()
     references = leading_reference_rows(descriptions)
     rows = []
@@ -140,11 +143,12 @@ def ingest_logs(
             )
         if not log.rows:
             raise NrrInputError("no readable rows", path=str(path))
-        prepared.append((log, experiment_rows(log, rules)))
+        tracker = ConfigTracker(rules)
+        prepared.append((log, experiment_rows(log, rules, tracker), tracker.state()))
 
     summaries = []
     with bank.transaction():
-        for log, rows in prepared:
+        for log, rows, tracker_state in prepared:
             session_id, created = bank.upsert_session(
                 {
                     "session_key": log.session_key,
@@ -159,6 +163,7 @@ def ingest_logs(
             for row in rows:
                 row["session_id"] = session_id
             added = bank.insert_experiments(rows)
+            bank.set_tracker_state(session_id, tracker_state)
             bank.update_outcomes(
                 session_id, {r["row_number"]: (r["outcome"], r["delta"]) for r in rows}
             )

@@ -48,7 +48,9 @@ def resolve_bank(url: str | os.PathLike[str] | None = None) -> BankLocation:
     elif "://" in raw:
         from nrr_stats.errors import NrrInputError
 
-        raise NrrInputError(f"unsupported bank URL scheme (use sqlite:/// or postgresql://): {redact_url(raw)}")
+        raise NrrInputError(
+            f"unsupported bank URL scheme (use sqlite:/// or postgresql://): {redact_url(raw)}"
+        )
     else:
         path = Path(raw)
     return BankLocation("sqlite", path, f"sqlite:///{path}")

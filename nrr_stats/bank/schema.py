@@ -6,7 +6,7 @@ by the backend's auto-increment primary key type.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -87,5 +87,10 @@ MIGRATIONS: dict[int, list[str]] = {
             reason TEXT NOT NULL,
             created_at TEXT NOT NULL
         )""",
+    ],
+    2: [
+        # What the config tracker knew after the session's last row, so `nrr check` resumes it
+        # without re-parsing the whole log.
+        "ALTER TABLE sessions ADD COLUMN tracker_state TEXT NOT NULL DEFAULT '{{}}'",
     ],
 }

@@ -142,7 +142,9 @@ class Bank:
     def migrate(self, id_type: str) -> None:
         """Bring the schema to SCHEMA_VERSION in one transaction; refuse a newer bank."""
         with self.transaction():
-            self.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.execute(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            )
             current = self.schema_version()
             if current > SCHEMA_VERSION:
                 raise NrrInputError(
@@ -155,7 +157,8 @@ class Bank:
             if current != SCHEMA_VERSION:
                 self.execute("DELETE FROM meta WHERE key = 'schema_version'")
                 self.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
                 )
 
     # -- sessions and experiments -----------------------------------------------------------
@@ -179,7 +182,9 @@ class Bank:
                 now,
             ),
         ).rowcount
-        row = self.query("SELECT id FROM sessions WHERE session_key = ?", (session["session_key"],))[0]
+        row = self.query(
+            "SELECT id FROM sessions WHERE session_key = ?", (session["session_key"],)
+        )[0]
         if not inserted:
             self.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, row["id"]))
         return int(row["id"]), bool(inserted)
@@ -196,13 +201,22 @@ class Bank:
             added += self.execute(statement, [row[c] for c in EXPERIMENT_COLUMNS]).rowcount
         return added
 
-    def update_outcomes(self, session_id: int, outcomes: Mapping[int, tuple[str | None, float | None]]) -> None:
+    def update_outcomes(
+        self, session_id: int, outcomes: Mapping[int, tuple[str | None, float | None]]
+    ) -> None:
         """Refresh outcome and delta by row number (thresholds move as a log grows)."""
         for row_number, (outcome, delta) in outcomes.items():
             self.execute(
                 "UPDATE experiments SET outcome = ?, delta = ? WHERE session_id = ? AND row_number = ?",
                 (outcome, delta, session_id, row_number),
             )
+
+    def set_tracker_state(self, session_id: int, state: Mapping[str, Any]) -> None:
+        """Store what the config tracker knew after the session's last row."""
+        self.execute(
+            "UPDATE sessions SET tracker_state = ? WHERE id = ?",
+            (json.dumps(state, sort_keys=True, ensure_ascii=False), session_id),
+        )
 
     def sessions(self) -> list[dict[str, Any]]:
         return self.query("SELECT * FROM sessions ORDER BY id")
@@ -246,7 +260,9 @@ class Bank:
     def count_experiments(self) -> int:
         return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
 
-    def record_decision(self, proposal: str, session_id: int | None, answer: Mapping[str, Any]) -> int:
+    def record_decision(
+        self, proposal: str, session_id: int | None, answer: Mapping[str, Any]
+    ) -> int:
         """Keep what `nrr check` answered, for audit and later calibration."""
         with self.transaction():
             self.execute(
@@ -297,7 +313,9 @@ def _open_sqlite(location: BankLocation, *, create: bool) -> Bank:
 
 def _sqlite_schema_is_current(connection: sqlite3.Connection) -> bool:
     """True when the bank is already at SCHEMA_VERSION: opening it then takes no write lock."""
-    if not connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+    if not connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone():
         return False
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return row is not None and int(row[0]) == SCHEMA_VERSION

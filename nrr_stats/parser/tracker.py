@@ -20,6 +20,23 @@ class ConfigTracker:
         self.training_rows = 0  # earlier rows that plainly change an ML-training setting
         self.foreign_rows = 0  # earlier rows in the words of another domain (trades, moves, games)
 
+    def state(self) -> dict:
+        """What the tracker knows, as JSON-ready data (stored with a session in the bank)."""
+        return {
+            "current": dict(self.current),
+            "training_rows": self.training_rows,
+            "foreign_rows": self.foreign_rows,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, rules: Rules | None = None) -> ConfigTracker:
+        """A tracker that resumes where `state()` left off."""
+        tracker = cls(rules)
+        tracker.current = {str(k): str(v) for k, v in dict(state.get("current", {})).items()}
+        tracker.training_rows = int(state.get("training_rows", 0))
+        tracker.foreign_rows = int(state.get("foreign_rows", 0))
+        return tracker
+
     def parse(self, text: str) -> ParsedChange:
         """Parse a description against the configuration kept so far and the log's domain so far:
         in a trading or game log, "momentum" or "cooldown" alone does not make an ML category."""
