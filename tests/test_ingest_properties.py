@@ -122,6 +122,7 @@ def test_arbitrary_bytes_raise_only_nrr_input_error(content: bytes) -> None:
 
 @given(st.lists(st.one_of(PIECES, st.binary(max_size=8)), max_size=80))
 @example([b"|"])
+@example([b"\\n", b"|", b"\n", b"|"])
 @example([b"\t\n\\t\n"])
 @settings(max_examples=300, deadline=None)
 def test_log_shaped_garbage_raises_only_nrr_input_error(pieces: list[bytes]) -> None:

@@ -1,5 +1,19 @@
 """Ingest: read autoresearch results logs of any dialect, map statuses, infer the metric's
-direction and classify each row's outcome (TAXONOMY.md)."""
+direction and classify each row's outcome (TAXONOMY.md).
+
+Choices the issue left open (details in each module):
+- Row numbers follow EVALUATION.md: the index among non-blank, non-comment lines after the
+  first such line; unreadable rows, separator rules and repeated headers still take a number.
+  Data rows above a late header (alessoh) are read with it; the very first line is row 0.
+  Two rows glued on one line share its line and row number.
+- Statuses map as the dev MANIFEST counts them (size_violation is 'other'); an empty status
+  cell is a bad row; free text in the status column is 'other'.
+- Missing-value markers in the metric ('', '-', 'N/A', 'OOM', 'ERR') read as None on any row;
+  other text on a keep or discard row is a bad row. Crash rows store None for 0.0.
+- Direction: flag > '# metric_direction' comment > strong name cue > kept rows > weak name cue
+  ('score') > 'lower' (direction.py). The kept-rows source reads the whole log passed in.
+- session_key hashes the header and the first readable row only.
+"""
 
 from nrr_stats.ingest.direction import infer_metric_direction
 from nrr_stats.ingest.outcomes import classify_outcomes, metric_deltas

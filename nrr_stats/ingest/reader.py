@@ -213,7 +213,8 @@ def _candidates(
         if len(cells) > width and filled_length(cells) <= width:
             cells = cells[:width]  # trailing delimiters
         if (
-            cells[0].strip().lower() == first_name
+            cells
+            and cells[0].strip().lower() == first_name
             and [normalise_name(c) for c in cells] == header_key
         ):
             continue  # the header repeated (logs appended to one another)
@@ -273,7 +274,7 @@ def _read_rows(
             continue
         if candidate.pieces is not None:
             groups = candidate.pieces
-        elif len(candidate.cells) >= 2 * len(header) - 3:
+        elif len(candidate.cells) > len(header) and len(candidate.cells) >= 2 * len(header) - 3:
             groups = splitter.split(candidate.cells) or [candidate.cells]
         else:
             groups = [candidate.cells]
