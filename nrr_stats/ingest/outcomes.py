@@ -19,6 +19,7 @@ from nrr_stats.ingest.status import map_status
 # absolute delta of the log's discards, so both thresholds move with the metric's units.
 MARGINAL_FRACTION = 0.25
 REGRESSION_MULTIPLE = 3.0
+ROUNDING_SLACK = 1e-9
 
 _BASELINE = re.compile(r"^\s*baseline\b", re.IGNORECASE)
 _INFRA = re.compile(
@@ -104,6 +105,10 @@ def classify_outcomes(
     """TAXONOMY.md outcome per row (None for 'other' rows); scale-free, see the module docstring."""
     deltas = metric_deltas(metrics, statuses, direction, descriptions)
     marginal_floor, regression_floor = outcome_thresholds(deltas, statuses)
+    # Rounding slack: a delta on a threshold stays on the same side when the metric is rescaled.
+    slack = ROUNDING_SLACK * abs(regression_floor)
+    marginal_floor -= slack
+    regression_floor -= slack
     outcomes: list[str | None] = []
     for t, raw_status in enumerate(statuses):
         status = map_status(raw_status)
