@@ -15,6 +15,7 @@ from nrr_stats.models.population import (
     DEFAULT_FOLDS,
     PRIOR_FILE,
     fit_population_prior,
+    fold_assignment,
     fold_prior,
     repo_models_dir,
     save_prior,
@@ -37,16 +38,18 @@ def main(argv: list[str]) -> int:
         print(f"no logs in {directory}", file=sys.stderr)
         return 3
     started = time.perf_counter()
-    prior, diagnostics = fit_population_prior(paths, progress=False)
+    # More draws than `nrr fit`'s default: sigma_param mixes slowly (tail ESS) on this corpus.
+    prior, diagnostics = fit_population_prior(paths, draws=2000, tune=1500, progress=False)
     target = save_prior(prior, repo_models_dir() / PRIOR_FILE)
     print(write_model_card_facts(prior, diagnostics))
     print(
         f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - started:.1f} s"
     )
     if "--folds" in argv:
+        assignment = fold_assignment(prior.meta["training_logs"])
         for fold in range(DEFAULT_FOLDS):
             t0 = time.perf_counter()
-            fitted = fold_prior(paths, fold)
+            fitted = fold_prior(paths, fold, assignment=assignment)
             d = fitted.meta.get("diagnostics", {})
             print(
                 f"fold {fold}: {fitted.meta['n_logs']} logs, {fitted.meta['n_rows']} rows,"

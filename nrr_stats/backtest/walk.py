@@ -27,21 +27,39 @@ CONSTANT = "constant"
 LAPLACE = "running_laplace"
 
 
+# Centre of the phase term: the mean of log(1 + position) over the dev corpus's predicted rows,
+# so the term averages to about zero over a session and the fitted global rate keeps its meaning.
+PHASE_CENTRE = 3.95
+
+
 @dataclass(frozen=True)
 class Dynamics:
-    """Session dynamics of the engine (see models/README.md): evidence discount per later keep."""
+    """Session dynamics of the engine (models/README.md): evidence discounts and a phase term."""
 
     # weight of a row = keep_discount ** (configuration moves since it ran); 1 = off
     keep_discount: float = 1.0
+    # weight of a row = forgetting ** (rows since it ran); 1 = off (a drifting session rate)
+    forgetting: float = 1.0
+    # prior centre of the session offset at position t: phase * (PHASE_CENTRE - log(1 + t))
+    phase: float = 0.0
 
     def weights(self, kept: Sequence[bool]) -> np.ndarray:
         """Evidence weight of each history row: a row ran under the configuration before it, so
-        every keep at or after it (itself included) moved the configuration away from that one."""
+        every keep at or after it (itself included) moved the configuration away from that one;
+        and a row `a` rows old counts forgetting ** a."""
         kept_arr = np.asarray(kept, dtype=bool)
-        if self.keep_discount >= 1.0 or not kept_arr.size:
-            return np.ones(kept_arr.shape[0])
-        moves = np.cumsum(kept_arr[::-1])[::-1]
-        return np.maximum(self.keep_discount**moves, 1e-6)
+        weights = np.ones(kept_arr.shape[0])
+        if self.keep_discount < 1.0 and kept_arr.size:
+            moves = np.cumsum(kept_arr[::-1])[::-1]
+            weights *= self.keep_discount**moves
+        if self.forgetting < 1.0 and kept_arr.size:
+            age = np.arange(kept_arr.shape[0], 0, -1)
+            weights *= self.forgetting**age
+        return np.maximum(weights, 1e-6)
+
+    def phase_offset(self, position: int) -> float:
+        """The phase term at a 0-based position among the session's predicted rows."""
+        return self.phase * (PHASE_CENTRE - float(np.log1p(position))) if self.phase else 0.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,13 @@ class PredictedRow:
     source: str
     ess_share: float
     stale: bool
+    # What the verdict was decided on, so other decision rules can be scored without a new walk.
+    prob_below_base: float = float("nan")
+    base_rate: float = float("nan")
+    n_weighted: float = 0.0
+    p_crash: float = 0.0
+    exact_repeat: bool = False
+    near_repeats: int = 0
 
     def jsonl_fields(self) -> dict[str, Any]:
         """The EVALUATION.md record of this row."""
@@ -178,17 +203,18 @@ def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
     """The rows of a read log in order; the proposal of row t is parsed from its scrubbed
     description under the configuration kept before t, so it depends on rows <= t only."""
     from nrr_stats.bank.ingest import leading_reference_rows
-    from nrr_stats.ingest import classify_outcomes
+    from nrr_stats.ingest import classify_outcomes, metric_deltas
     from nrr_stats.parser import ConfigTracker, strip_result_words
 
     descriptions = [row.description for row in log.rows]
     statuses = [row.status for row in log.rows]
     metrics = np.array([np.nan if r.metric is None else r.metric for r in log.rows], dtype=float)
     outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
+    deltas = metric_deltas(metrics, statuses, log.metric_direction, descriptions)
     references = leading_reference_rows(descriptions)
     tracker = ConfigTracker(rules)
     items = []
-    for index, (row, outcome) in enumerate(zip(log.rows, outcomes, strict=True)):
+    for index, (row, outcome, delta) in enumerate(zip(log.rows, outcomes, deltas, strict=True)):
         config_before = dict(tracker.current)
         scrubbed = strip_result_words(row.description)
         proposal = tracker.parse(scrubbed)
@@ -206,6 +232,10 @@ def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
             "from_value": parsed.from_value,
             "to_value": parsed.to_value,
             "outcome": outcome,
+            "delta": None if not np.isfinite(delta) else float(delta),
+            "metric": row.metric,
+            "experiment_id": row.experiment_id,
+            "session": log.session_key,
             "config_before": json.dumps(config_before, sort_keys=True, ensure_ascii=False),
         }
         items.append(
@@ -261,6 +291,7 @@ class _Engine:
                 crash[1] += w
             self.grid.set_all({k: (v[0], v[1]) for k, v in leaves.items()})
             self.grid.set_crash_counts({k: (v[0], v[1]) for k, v in crashes.items()})
+            self.grid.set_phase(self.options.dynamics.phase_offset(len(history)))
             return self.grid.answer(proposal.category, proposal.direction, proposal.parameter)
         table = ExperimentTable.from_records(
             {
@@ -328,6 +359,12 @@ def walk_log(
                     source=getattr(answer, "source", "conjugate"),
                     ess_share=float(getattr(answer, "ess_share", 1.0)),
                     stale=bool(getattr(answer, "stale", False)),
+                    prob_below_base=float(answer.prob_below_base),
+                    base_rate=float(answer.base_rate),
+                    n_weighted=float(answer.n_weighted),
+                    p_crash=float(answer.p_crash),
+                    exact_repeat=bool(exact),
+                    near_repeats=int(near),
                 )
             )
             outcomes_seen.append(int(item.status == "keep"))
@@ -377,17 +414,25 @@ class PriorResolver:
         self._fold_priors: dict[int, StoredPosterior] = {}
 
     def for_log(self, file_name: str, session_key: str) -> PriorChoice:
-        from nrr_stats.models.population import fold_of, fold_prior
+        from nrr_stats.models.population import fold_assignment, fold_prior
 
         if self.shipped is None:
             return PriorChoice(None, "none")
         if session_key not in self.trained_on:
             return PriorChoice(self.shipped, "shipped")
-        fold = fold_of(file_name, self.folds)
+        meta = self.shipped.meta
+        pairs = meta.get("training_logs") or [[f, f] for f in meta.get("training_files", [])]
+        assignment = fold_assignment([tuple(p) for p in pairs], self.folds)
+        by_key = {key: assignment[file] for file, key in pairs}
+        fold = by_key.get(session_key, assignment.get(file_name))
+        if fold is None:
+            from nrr_stats.models.population import fold_of
+
+            fold = fold_of(file_name, self.folds)
         if fold not in self._fold_priors:
             corpus = self._training_paths(file_name)
             self._fold_priors[fold] = fold_prior(
-                corpus, fold, folds=self.folds, cache_dir=self.cache_dir
+                corpus, fold, folds=self.folds, assignment=assignment, cache_dir=self.cache_dir
             )
         prior = self._fold_priors[fold]
         if session_key in set(prior.meta.get("training_session_keys", [])):

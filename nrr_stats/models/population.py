@@ -120,6 +120,7 @@ def shipped_form(
         "n_draws_shipped": int(len(keep)),
         "n_draws_fitted": int(total),
         "training_files": [log.file for log in logs],
+        "training_logs": [[log.file, log.session_key] for log in logs],
         "training_session_keys": sorted({log.session_key for log in logs}),
         "n_logs": len(logs),
         "n_rows": rows,
@@ -176,7 +177,10 @@ def load_prior(path: str | Path) -> StoredPosterior:
 
 
 def load_population_prior(models_dir: str | Path | None = None) -> StoredPosterior | None:
-    """The shipped population prior, or None when the checkout has none."""
+    """The shipped population prior (or the file $NRR_POPULATION_PRIOR names), None when absent."""
+    override = os.environ.get("NRR_POPULATION_PRIOR")
+    if models_dir is None and override:
+        models_dir = override
     path = Path(models_dir) if models_dir is not None else repo_models_dir()
     path = path / PRIOR_FILE if path.is_dir() or path.suffix != ".npz" else path
     return load_prior(path) if path.is_file() else None
@@ -189,13 +193,16 @@ def fit_population_prior(
     chains: int = 4,
     seed: int = 0,
     progress: bool = False,
+    tune: int | None = None,
     shipped_draws: int = SHIPPED_DRAWS,
 ) -> tuple[StoredPosterior, dict]:
     """Fit the hierarchy (PyMC, nutpie) on the logs and return the shipped form and diagnostics."""
     from nrr_stats.models.fit import fit_hierarchy
 
     table, logs = read_training_logs(paths)
-    result = fit_hierarchy(table, draws=draws, chains=chains, seed=seed, progress=progress)
+    result = fit_hierarchy(
+        table, draws=draws, chains=chains, seed=seed, progress=progress, tune=tune
+    )
     prior = shipped_form(result.posterior, logs, draws=shipped_draws)
     prior.meta["timings"] = result.timings
     return prior, result.diagnostics
@@ -205,6 +212,15 @@ def fold_of(file_name: str, folds: int = DEFAULT_FOLDS) -> int:
     """The fold of a log: a stable hash of its file name, modulo the number of folds."""
     digest = hashlib.sha256(Path(file_name).name.encode("utf-8")).hexdigest()
     return int(digest[:8], 16) % folds
+
+
+def fold_assignment(logs: Sequence[tuple[str, str]], folds: int = DEFAULT_FOLDS) -> dict[str, int]:
+    """Fold per log file from (file, session key) pairs: logs sharing a session key (a fork and
+    its parent share their first rows) go together, to the fold of the group's first file name."""
+    groups: dict[str, list[str]] = {}
+    for file, key in logs:
+        groups.setdefault(key, []).append(Path(file).name)
+    return {file: fold_of(min(files), folds) for files in groups.values() for file in files}
 
 
 def _corpus_hash(paths: Sequence[Path]) -> str:
@@ -220,14 +236,17 @@ def fold_prior(
     fold: int,
     *,
     folds: int = DEFAULT_FOLDS,
+    assignment: dict[str, int] | None = None,
     cache_dir: str | Path | None = None,
     draws: int = 1000,
     chains: int = 4,
     seed: int = 0,
 ) -> StoredPosterior:
-    """The prior fitted on the training logs outside `fold`, fitted once and cached by content."""
+    """The prior fitted on the training logs outside `fold` (by `assignment`, file name -> fold;
+    default `fold_of`), fitted once and cached by the content of its training logs."""
     paths = [Path(p) for p in training_paths]
-    kept = [p for p in paths if fold_of(p.name, folds) != fold]
+    assignment = assignment or {}
+    kept = [p for p in paths if assignment.get(p.name, fold_of(p.name, folds)) != fold]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache / f"fold-prior-{_corpus_hash(kept)}-k{folds}-f{fold}.npz"
     if target.is_file():

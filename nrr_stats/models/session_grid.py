@@ -77,8 +77,9 @@ class SessionGrid:
         sigma = np.maximum(np.asarray(d["sigma_sess"], dtype=np.float64), 1e-3)
         span = GRID_SIGMAS * float(np.quantile(sigma, 0.99))
         self.u = np.linspace(-span, span, grid_points)
-        log_prior = -0.5 * (self.u[None, :] / sigma[:, None]) ** 2 - np.log(sigma)[:, None]
-        self.log_prior = log_prior - _logsumexp(log_prior, axis=1)[:, None]
+        self.sigma = sigma
+        self.phase = 0.0
+        self.log_prior = self._log_prior(0.0)
         self.cat = _EffectColumns(d["a_cat"], prior.categories, d["sigma_cat"], "cat")
         self.cell = _EffectColumns(d["b_cell"], prior.cells, d["sigma_cell"], "cell")
         self.param = _EffectColumns(d["e_param"], prior.parameters, d["sigma_param"], "param")
@@ -95,6 +96,17 @@ class SessionGrid:
         self._loglik: dict[tuple[str, str, str], np.ndarray] = {}
         self.total = np.zeros((self.alpha.shape[0], grid_points))
         self.crash_counts: dict[str, tuple[float, float]] = {}
+
+    def _log_prior(self, centre: float) -> np.ndarray:
+        z = (self.u[None, :] - centre) / self.sigma[:, None]
+        log_prior = -0.5 * z**2 - np.log(self.sigma)[:, None]
+        return log_prior - _logsumexp(log_prior, axis=1)[:, None]
+
+    def set_phase(self, offset: float) -> None:
+        """Centre the session offset's prior at `offset` (the session-phase term, logit scale)."""
+        if offset != self.phase:
+            self.phase = offset
+            self.log_prior = self._log_prior(offset)
 
     def eta(self, key: tuple[str, str, str]) -> np.ndarray:
         """Logit mean rate of a leaf per draw, without the session offset."""
