@@ -15,7 +15,7 @@ KEEP_WORDS = _words("""keep kept accepted accept improved improvement best new_b
 DISCARD_WORDS = _words("""discard discarded reverted revert worse no n false rejected reject
     regression regressed no_improvement dropped drop declined""")
 CRASH_WORDS = _words("""crash crashed error errored failed fail failure oom killed timeout timed_out exception
-    diverged nan""")
+    diverged nan crash_code crash_infra""")
 # Statuses that are recognisably statuses, yet neither a decision nor a crash. size_violation
 # (the run broke the artifact-size rule) is 'other' as in the dev MANIFEST, not a discard.
 OTHER_WORDS = _words("""baseline running analyze analysis reference tentative repair diagnostic infra verify
