@@ -152,19 +152,25 @@ def check_once(url: str, mode: str, proposal: str) -> None:
 
 def checker_main(url: str, mode: str, stop_file: str, count: int) -> None:
     """A checker process: check in a loop (until `stop_file` exists, or `count` times); print latencies."""
+    import traceback
+
     latencies: list[float] = []
+    cpu: list[float] = []
     errors: list[str] = []
     calls = 0
     while (count and calls < count) or (not count and not os.path.exists(stop_file)):
         proposal = PROPOSALS[calls % len(PROPOSALS)]
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         try:
             check_once(url, mode, proposal)
             latencies.append(time.perf_counter() - started)
-        except Exception as error:  # every failure is counted and sampled, none stops the loop
-            errors.append(f"{type(error).__name__}: {error}"[:300])
+            cpu.append(time.process_time() - started_cpu)
+        except Exception:  # every failure is counted and sampled, none stops the loop
+            errors.append(" | ".join(traceback.format_exc().strip().splitlines()[-5:])[:600])
         calls += 1
-    print("result " + json.dumps({"latencies": latencies, "errors": errors}), flush=True)
+    print(
+        "result " + json.dumps({"latencies": latencies, "cpu": cpu, "errors": errors}), flush=True
+    )
 
 
 # -- orchestration -------------------------------------------------------------------------
@@ -355,6 +361,7 @@ def run_load(backend: str, url: str, workdir: Path, options: argparse.Namespace)
         w.stderr[-1500:] for w, code in zip(writers, writer_codes, strict=True) if code != 0
     ]
     under_load = [x for c in checkers if c.result for x in c.result["latencies"]]
+    under_load_cpu = [x for c in checkers if c.result for x in c.result["cpu"]]
     errors = [e for c in checkers if c.result for e in c.result["errors"]]
     errors += [
         f"checker exited {c.process.returncode}: {c.stderr[-300:]}"
@@ -372,6 +379,7 @@ def run_load(backend: str, url: str, workdir: Path, options: argparse.Namespace)
         "check_errors": errors,
         "idle_before": idle_before,
         "under_load": under_load,
+        "under_load_cpu": under_load_cpu,
         "idle_after": idle_after,
     }
 
@@ -399,6 +407,10 @@ def report_load(backend: str, result: dict[str, Any], options: argparse.Namespac
         print(f"    {error}")
     print(latency_line("idle, seed", result["idle_before"]))
     print(latency_line("under load", result["under_load"]))
+    print(
+        latency_line("(its CPU)", result["under_load_cpu"])
+        + "  (wall >> CPU: waiting for CPU or locks)"
+    )
     print(latency_line("idle, full", result["idle_after"]))
     if result["under_load"] and result["idle_after"]:
         ratio = np.median(result["under_load"]) / np.median(result["idle_after"])
