@@ -265,9 +265,10 @@ class Bank:
     ) -> int:
         """Keep what `nrr check` answered, for audit and later calibration."""
         with self.transaction():
-            self.execute(
+            # RETURNING, not MAX(id): on PostgreSQL another agent's decision may commit meanwhile.
+            inserted = self.query(
                 "INSERT INTO decisions (created_at, proposal, session_id, verdict, p_keep, answer_json)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     utc_now(),
                     proposal,
@@ -277,7 +278,7 @@ class Bank:
                     json.dumps(answer, ensure_ascii=False),
                 ),
             )
-            return int(self.query("SELECT MAX(id) AS id FROM decisions")[0]["id"])
+            return int(inserted[0]["id"])
 
 
 def open_bank(url: str | Path | None = None, *, create: bool = True) -> Bank:
