@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from nrr_stats.bank import open_bank
 from nrr_stats.bank.schema import SCHEMA_VERSION
 from nrr_stats.bank.testing import synthetic_rows, synthetic_session
@@ -175,3 +177,22 @@ def test_opening_a_current_bank_does_not_wait_for_a_writer(bank_url):
         reader.start()
         assert opened.wait(timeout=5), "open_bank waited for another process's write transaction"
     reader.join(timeout=70)
+
+
+def test_a_recorded_decision_returns_its_own_id_while_others_record(bank_url):
+    """On PostgreSQL another agent may commit a decision between our INSERT and our reading the id."""
+    if bank_url.startswith("sqlite"):
+        pytest.skip("SQLite serialises writers: no other decision can commit inside ours")
+    with open_bank(bank_url) as mine, open_bank(bank_url) as other:
+        original = mine.execute
+
+        def execute_then_let_another_agent_record(statement, params=()):
+            cursor = original(statement, params)
+            if statement.startswith("INSERT INTO decisions"):
+                other.record_decision("theirs", None, {"verdict": "proceed", "p_keep": 0.9})
+            return cursor
+
+        mine.execute = execute_then_let_another_agent_record
+        decision_id = mine.record_decision("mine", None, {"verdict": "avoid", "p_keep": 0.1})
+        proposal = other.query("SELECT proposal FROM decisions WHERE id = ?", (decision_id,))
+        assert proposal == [{"proposal": "mine"}]
