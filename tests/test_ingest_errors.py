@@ -142,3 +142,13 @@ def test_a_title_above_the_header_is_reported_not_read(tmp_path: Path) -> None:
     assert [r.row_number for r in log.rows] == [2, 3, 4, 5]  # the title is EVALUATION.md's header
     assert [(b.line_number, b.row_number) for b in log.bad_rows] == [(1, 0)]
     assert "above the header" in log.bad_rows[0].reason
+
+
+def test_a_metric_column_named_as_such_stays_the_metric_when_its_cells_are_garbage(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path, "garbage.tsv", HEADER + b"a1b2c3d\t[]\t12.1\tkeep\tbaseline\n")
+    log = read_results_log(path)
+    assert log.metric_name == "val_bpb"
+    assert [(b.line_number, b.row_number) for b in log.bad_rows] == [(2, 1)]
+    assert "non-numeric metric" in log.bad_rows[0].reason

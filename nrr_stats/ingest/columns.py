@@ -150,10 +150,23 @@ def find_metric_column(
     names: Sequence[str], rows: Sequence[Sequence[str]], taken: set[int]
 ) -> int | None:
     """The primary metric: an outright name ('metric', 'score'), a COCO mAP@.5:.95, a validation
-    metric, else the first numeric column after the id (autoresearch writes the metric first)."""
+    metric, else the first numeric column after the id (autoresearch writes the metric first).
+    When no column holds mostly numbers, a column named as a metric still is one (its unreadable
+    cells then make bad rows rather than a log without a metric)."""
     candidates = metric_candidates(names, rows, taken)
     if not candidates:
-        return None
+        candidates = [
+            index
+            for index, name in enumerate(names)
+            if index not in taken
+            and (
+                name in PRIMARY_NAMES
+                or _VALIDATION_PREFIX.match(name)
+                or _COCO_PRIMARY.search(name)
+            )
+        ]
+        if not candidates:
+            return None
     for wanted in PRIMARY_NAMES:
         for index in candidates:
             if names[index] == wanted:
