@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -285,3 +287,15 @@ def test_opening_without_create_refuses_a_missing_bank(bank_url):
     open_bank(bank_url).close()
     with open_bank(bank_url, create=False) as bank:
         assert bank.schema_version() == SCHEMA_VERSION
+
+
+def test_a_swallowed_error_never_turns_into_a_silent_partial_commit(bank):
+    """PostgreSQL aborts a transaction at its first failed statement; COMMIT must not pretend."""
+    if bank.location.backend == "sqlite":
+        pytest.skip("SQLite keeps a transaction usable after a failed statement")
+    session_id, _ = bank.upsert_session(synthetic_session("s1"))
+    with pytest.raises(NrrInputError, match="nothing was written"), bank.transaction():
+        bank.insert_experiments(synthetic_rows(session_id, 2))
+        with contextlib.suppress(Exception):  # a caller that ignores the failure
+            bank.execute("INSERT INTO no_such_table (x) VALUES (?)", (1,))
+    assert bank.count_experiments() == 0

@@ -111,7 +111,7 @@ def test_agents_ingesting_the_same_log_at_once_store_it_once(bank_url, tmp_path)
 
 
 def test_sigkill_mid_ingest_leaves_the_bank_as_it_was_and_a_rerun_finishes(bank_url):
-    count = 60_000
+    count = 30_000
     with open_bank(bank_url) as bank, bank.transaction():
         session_id, _ = bank.upsert_session(synthetic_session("big-log"))
         bank.insert_experiments(synthetic_rows(session_id, 100))
@@ -120,7 +120,7 @@ def test_sigkill_mid_ingest_leaves_the_bank_as_it_was_and_a_rerun_finishes(bank_
     assert child.stdout is not None
     line = child.stdout.readline().strip()
     assert line == "inserting", child.stderr.read() if child.stderr else ""
-    time.sleep(0.2)
+    time.sleep(0.05)
     os.kill(child.pid, signal.SIGKILL)
     out, _ = child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL

@@ -7,6 +7,7 @@ migration with an advisory lock so that processes creating one bank at once do n
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from typing import Any
@@ -94,11 +95,23 @@ class PostgresConnection:
         self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def commit(self) -> None:
+        from psycopg.pq import TransactionStatus
+
+        if self.raw.info.transaction_status == TransactionStatus.INERROR:
+            # A statement failed and its error was swallowed: PostgreSQL would turn COMMIT into a
+            # silent ROLLBACK, so say so instead of reporting success.
+            self.rollback()
+            raise NrrInputError("a statement of this transaction failed; nothing was written")
         if self._in_transaction():
             self.raw.execute("COMMIT")
 
     def rollback(self) -> None:
-        if not self.raw.closed and self._in_transaction():
+        import psycopg
+
+        if self.raw.closed or not self._in_transaction():
+            return
+        # If the connection is gone, the server has already discarded the transaction.
+        with contextlib.suppress(psycopg.OperationalError):
             self.raw.execute("ROLLBACK")
 
     def close(self) -> None:
