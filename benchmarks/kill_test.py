@@ -84,7 +84,9 @@ def run_kills(backend: str, url: str, workdir: Path, options: argparse.Namespace
                 failures.append(worker.stderr[-1500:])
         if kills < options.kills:
             writing = [
-                w for w in running.values() if w.writing.is_set() and w.process.poll() is None
+                w
+                for w in running.values()
+                if w.writing.is_set() and not w.killed and w.process.poll() is None
             ]
             if writing:
                 victim = rng.choice(writing)
@@ -95,6 +97,7 @@ def run_kills(backend: str, url: str, workdir: Path, options: argparse.Namespace
                 if victim.process.poll() is None:
                     killed_before_result += victim.result is None
                     os.kill(victim.process.pid, signal.SIGKILL)
+                    victim.killed = True  # until reaped, a dying process still polls as running
                     kills += 1
             elif not running:
                 # Every log is stored but kills remain: re-ingest one (must add nothing) and kill that.

@@ -184,6 +184,7 @@ class Worker:
     process: subprocess.Popen[str] = field(init=False)
     writing: threading.Event = field(default_factory=threading.Event)
     writing_at: float = 0.0
+    killed: bool = False
     result: dict[str, Any] | None = None
     stderr: str = ""
 
