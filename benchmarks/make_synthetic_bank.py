@@ -148,6 +148,7 @@ def write_bank(path: Path, rows: Sequence[dict[str, Any]]) -> None:
                     {
                         **row,
                         "session_id": session_ids[row["session_id"]],
+                        "ordinal": row["row_number"] - 1,
                         "line_number": row["row_number"] + 1,
                         "experiment_id": f"x{row['id']:07x}",
                         "metric": None if row["status"] == "crash" else 1.0,

@@ -62,14 +62,14 @@ def test_nested_transaction_joins_the_outer_one(bank):
     assert bank.count_experiments() == 0
 
 
-def test_outcomes_update_by_row_number(bank):
+def test_outcomes_update_by_ordinal(bank):
     session_id, _ = bank.upsert_session(synthetic_session("s1"))
     bank.insert_experiments(synthetic_rows(session_id, 3))
-    bank.update_outcomes(session_id, {2: ("improved", -0.5), 3: (None, None)})
-    stored = {r["row_number"]: (r["outcome"], r["delta"]) for r in bank.experiments(session_id)}
-    assert stored[2] == ("improved", -0.5)
-    assert stored[3] == (None, None)
-    assert stored[1] != ("improved", -0.5)
+    bank.update_outcomes(session_id, {1: ("improved", -0.5), 2: (None, None)})
+    stored = {r["ordinal"]: (r["outcome"], r["delta"]) for r in bank.experiments(session_id)}
+    assert stored[1] == ("improved", -0.5)
+    assert stored[2] == (None, None)
+    assert stored[0] != ("improved", -0.5)
 
 
 def test_decisions_are_recorded(bank):

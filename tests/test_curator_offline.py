@@ -388,6 +388,7 @@ def test_a_growing_route_gets_a_deeper_record(tmp_path):
     extra = dict(bank.experiments()[-1])
     extra.update(
         id=None,
+        ordinal=8,
         row_number=9,
         line_number=10,
         experiment_id="sma0009",

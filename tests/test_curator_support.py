@@ -45,6 +45,7 @@ def add_session(bank: Bank, name: str, rows: Sequence[Row], *, scale: float = 0.
         experiments.append(
             {
                 "session_id": session_id,
+                "ordinal": number - 1,
                 "row_number": number,
                 "line_number": number + 1,
                 "experiment_id": f"{name[:3]}{number:04d}",

@@ -20,6 +20,7 @@ def experiment(
     number, description, status, category, direction, parameter="", to="", config=CONFIG
 ):
     return {
+        "ordinal": number - 1,
         "row_number": number,
         "line_number": number + 1,
         "experiment_id": f"e{number}",

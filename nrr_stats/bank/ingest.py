@@ -59,10 +59,14 @@ class IngestSummary:
 _BASELINE = re.compile(r"^\W*baseline\b", re.IGNORECASE)
 
 
-def leading_reference_rows(descriptions: Sequence[str]) -> int:
-    """How many rows at the top only set the reference metric: the first, and leading `baseline` rows."""
+def leading_reference_rows(descriptions: Sequence[str], raw_statuses: Sequence[str] = ()) -> int:
+    """How many rows at the top only set the reference metric: the first, and leading rows whose
+    description or raw status says `baseline`."""
     count = 1 if descriptions else 0
-    while count < len(descriptions) and _BASELINE.match(descriptions[count]):
+    while count < len(descriptions) and (
+        _BASELINE.match(descriptions[count])
+        or (count < len(raw_statuses) and _BASELINE.match(raw_statuses[count]))
+    ):
         count += 1
     return count
 
@@ -76,7 +80,8 @@ def experiment_rows(
     experiments, so they never count as keeps (their raw status is kept as written).
     Pass a `tracker` to read what it knows after the last row.
     """
-    statuses = [row.status for row in log.rows]
+    # Raw statuses: a `BASELINE` status sets the reference as a baseline description does.
+    statuses = [row.raw_status for row in log.rows]
     metrics = np.array(
         [np.nan if row.metric is None else row.metric for row in log.rows], dtype=float
     )
@@ -85,7 +90,7 @@ def experiment_rows(
     deltas = metric_deltas(metrics, statuses, log.metric_direction)
     tracker = tracker if tracker is not None else ConfigTracker(rules)
     now = utc_now()
-    references = leading_reference_rows(descriptions)
+    references = leading_reference_rows(descriptions, statuses)
     rows = []
     for index, (row, outcome, delta) in enumerate(zip(log.rows, outcomes, deltas, strict=True)):
         config_before = json.dumps(tracker.current, sort_keys=True, ensure_ascii=False)
@@ -93,6 +98,7 @@ def experiment_rows(
         tracker.observe(parsed, kept=row.status == "keep")
         rows.append(
             {
+                "ordinal": index,
                 "row_number": row.row_number,
                 "line_number": row.line_number,
                 "experiment_id": row.experiment_id,
@@ -114,6 +120,30 @@ def experiment_rows(
             }
         )
     return rows
+
+
+def matching_session_key(bank: Bank, session_key: str, rows: Sequence[dict[str, Any]]) -> str:
+    """The key of the stored session this log continues, or a fresh one for a fork.
+
+    Two logs can share a header and first row (a fork of the same baseline). A stored session is
+    this log only if every row they both hold is the same; otherwise the log is stored as a new
+    session under `key#2`, `key#3`, ... (found again, identically, when it is re-ingested).
+    """
+    fields = {row["ordinal"]: row["fields_json"] for row in rows}
+    suffix = 1
+    while True:
+        candidate = session_key if suffix == 1 else f"{session_key}#{suffix}"
+        found = bank.query("SELECT id FROM sessions WHERE session_key = ?", (candidate,))
+        if not found:
+            return candidate
+        stored = bank.query(
+            "SELECT ordinal, fields_json FROM experiments WHERE session_id = ?", (found[0]["id"],)
+        )
+        if all(
+            fields.get(row["ordinal"], row["fields_json"]) == row["fields_json"] for row in stored
+        ):
+            return candidate
+        suffix += 1
 
 
 def ingest_logs(
@@ -149,9 +179,10 @@ def ingest_logs(
     summaries = []
     with bank.transaction():
         for log, rows, tracker_state in prepared:
+            session_key = matching_session_key(bank, log.session_key, rows)
             session_id, created = bank.upsert_session(
                 {
-                    "session_key": log.session_key,
+                    "session_key": session_key,
                     "name": Path(log.path).name,
                     "source_path": str(log.path),
                     "metric_name": log.metric_name,
@@ -165,7 +196,7 @@ def ingest_logs(
             added = bank.insert_experiments(rows)
             bank.set_tracker_state(session_id, tracker_state)
             bank.update_outcomes(
-                session_id, {r["row_number"]: (r["outcome"], r["delta"]) for r in rows}
+                session_id, {r["ordinal"]: (r["outcome"], r["delta"]) for r in rows}
             )
             summaries.append(
                 IngestSummary(

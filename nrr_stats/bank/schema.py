@@ -25,6 +25,7 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE experiments (
             id {id},
             session_id INTEGER NOT NULL REFERENCES sessions(id),
+            ordinal INTEGER NOT NULL,
             row_number INTEGER NOT NULL,
             line_number INTEGER NOT NULL,
             experiment_id TEXT NOT NULL,
@@ -43,7 +44,7 @@ MIGRATIONS: dict[int, list[str]] = {
             evidence_weight DOUBLE PRECISION NOT NULL DEFAULT 1.0,
             fields_json TEXT NOT NULL,
             ingested_at TEXT NOT NULL,
-            UNIQUE (session_id, row_number)
+            UNIQUE (session_id, ordinal)
         )""",
         "CREATE INDEX experiments_cell ON experiments (category, direction)",
         """CREATE TABLE decisions (

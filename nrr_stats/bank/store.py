@@ -20,6 +20,7 @@ from nrr_stats.errors import NrrInputError
 
 EXPERIMENT_COLUMNS = (
     "session_id",
+    "ordinal",
     "row_number",
     "line_number",
     "experiment_id",
@@ -190,11 +191,11 @@ class Bank:
         return int(row["id"]), bool(inserted)
 
     def insert_experiments(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Insert experiment rows, skipping any (session, row number) already stored; return how many were new."""
+        """Insert experiment rows, skipping any (session, ordinal) already stored; return how many were new."""
         statement = (
             f"INSERT INTO experiments ({', '.join(EXPERIMENT_COLUMNS)}) VALUES"
             f" ({', '.join('?' for _ in EXPERIMENT_COLUMNS)})"
-            " ON CONFLICT (session_id, row_number) DO NOTHING"
+            " ON CONFLICT (session_id, ordinal) DO NOTHING"
         )
         added = 0
         for row in rows:
@@ -204,11 +205,11 @@ class Bank:
     def update_outcomes(
         self, session_id: int, outcomes: Mapping[int, tuple[str | None, float | None]]
     ) -> None:
-        """Refresh outcome and delta by row number (thresholds move as a log grows)."""
-        for row_number, (outcome, delta) in outcomes.items():
+        """Refresh outcome and delta by ordinal (thresholds move as a log grows)."""
+        for ordinal, (outcome, delta) in outcomes.items():
             self.execute(
-                "UPDATE experiments SET outcome = ?, delta = ? WHERE session_id = ? AND row_number = ?",
-                (outcome, delta, session_id, row_number),
+                "UPDATE experiments SET outcome = ?, delta = ? WHERE session_id = ? AND ordinal = ?",
+                (outcome, delta, session_id, ordinal),
             )
 
     def set_tracker_state(self, session_id: int, state: Mapping[str, Any]) -> None:
@@ -226,11 +227,11 @@ class Bank:
         return rows[0] if rows else None
 
     def experiments(self, session_id: int | None = None) -> list[dict[str, Any]]:
-        """Experiment rows in bank order (session, then row number)."""
+        """Experiment rows in bank order (session, then position in the log)."""
         if session_id is None:
-            return self.query("SELECT * FROM experiments ORDER BY session_id, row_number")
+            return self.query("SELECT * FROM experiments ORDER BY session_id, ordinal")
         return self.query(
-            "SELECT * FROM experiments WHERE session_id = ? ORDER BY row_number", (session_id,)
+            "SELECT * FROM experiments WHERE session_id = ? ORDER BY ordinal", (session_id,)
         )
 
     def experiment_table(self, session_id: int | None = None):
@@ -238,10 +239,10 @@ class Bank:
         from nrr_stats.models.data import ExperimentTable
 
         rows = self.query(
-            "SELECT e.session_id, s.session_key, e.row_number, e.category, e.direction, e.parameter,"
+            "SELECT e.session_id, s.session_key, e.ordinal, e.category, e.direction, e.parameter,"
             " e.status, e.evidence_weight FROM experiments e JOIN sessions s ON s.id = e.session_id"
             + ("" if session_id is None else " WHERE e.session_id = ?")
-            + " ORDER BY e.session_id, e.row_number",
+            + " ORDER BY e.session_id, e.ordinal",
             () if session_id is None else (session_id,),
         )
         return ExperimentTable.from_records(
@@ -252,7 +253,7 @@ class Bank:
                 "parameter": row["parameter"],
                 "status": row["status"],
                 "weight": row["evidence_weight"],
-                "position": row["row_number"] - 1,
+                "position": row["ordinal"],
             }
             for row in rows
         )

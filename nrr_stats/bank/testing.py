@@ -84,6 +84,7 @@ def synthetic_rows(
         rows.append(
             {
                 "session_id": session_id,
+                "ordinal": number - 1,
                 "row_number": number,
                 "line_number": number + 1,
                 "experiment_id": f"{tag}{number:07x}",
