@@ -227,3 +227,38 @@ def test_bank_path_that_is_a_directory_or_under_a_file_is_refused(tmp_path: Path
         assert run.code == 3, run.err
         assert str(target) in run.err and "Traceback" not in run.err
     assert a_file.read_text(encoding="utf-8") == "not a directory"
+
+
+def test_forked_logs_with_one_baseline_are_two_sessions(tmp_path: Path) -> None:
+    """Two loops forked from one baseline share header and first row, yet are different logs."""
+    first = write_log(tmp_path / "fork_a.tsv", GOOD_ROWS[:3])
+    second = write_log(
+        tmp_path / "fork_b.tsv", [GOOD_ROWS[0], "b2\t0.97\t44.0\tkeep\tadd dropout 0.1"]
+    )
+    bank = tmp_path / "bank.db"
+    for log in (first, second, first, second):
+        assert run_nrr("ingest", str(log), "--bank", str(bank)).code == 0
+    with open_bank(bank) as opened:
+        sessions = opened.sessions()
+        assert len(sessions) == 2
+        assert sessions[1]["session_key"] == sessions[0]["session_key"] + "#2"
+        assert [len(opened.experiments(s["id"])) for s in sessions] == [3, 2]
+
+
+def test_two_rows_run_together_are_both_stored(tmp_path: Path) -> None:
+    log = write_log(
+        tmp_path / "joined.tsv",
+        [
+            *GOOD_ROWS[:2],
+            "a3\t1.010\t44.0\tdiscard\tswitch to GeLU activationa4\t0.000\t0.0\tcrash\tdouble model width",
+        ],
+    )
+    with open_bank(tmp_path / "bank.db") as bank:
+        summary = ingest_log(bank, log)
+        stored = bank.experiments(summary.session_id)
+    assert summary.rows_added == len(stored) == 4
+    assert [row["row_number"] for row in stored] == [1, 2, 3, 3]  # one line, one row number
+    assert [row["description"] for row in stored][2:] == [
+        "switch to GeLU activation",
+        "double model width",
+    ]
