@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -214,7 +215,21 @@ def ingest_logs(
                     columns=dict(log.columns),
                 )
             )
+    _sync_features(bank)
     return summaries
+
+
+def _sync_features(bank: Bank) -> None:
+    """Bring the similarity store beside the bank up to date; it is repaired on the next sync if this fails."""
+    from nrr_stats.similarity.store import sync_bank_features
+
+    try:
+        sync_bank_features(bank)
+    except OSError as error:
+        print(
+            f"nrr: warning: similarity store not updated ({error.strerror}); the next check rebuilds it",
+            file=sys.stderr,
+        )
 
 
 def ingest_log(bank: Bank, path: str | Path, **options: Any) -> IngestSummary:

@@ -8,7 +8,11 @@ from __future__ import annotations
 import os
 import sys
 
-import typer
+# One BLAS thread: the in-loop kernels are single matrix-vector products, where a thread pool's
+# wake-up costs more than it saves (benchmarks/similarity_bench.py). Set before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import typer  # noqa: E402
 
 # Each module registers its commands on `app` when imported.
 from nrr_stats.cli import (
@@ -18,8 +22,8 @@ from nrr_stats.cli import (
     models,  # noqa: F401, E402
     parse,  # noqa: F401, E402
 )
-from nrr_stats.cli.app import app
-from nrr_stats.errors import NrrInputError
+from nrr_stats.cli.app import app  # noqa: E402
+from nrr_stats.errors import NrrInputError  # noqa: E402
 
 EXIT_INPUT_ERROR = 3
 
