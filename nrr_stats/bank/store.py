@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -302,7 +303,7 @@ def _open_sqlite(location: BankLocation, *, create: bool) -> Bank:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(connection)
         connection.execute("PRAGMA busy_timeout=60000")
         connection.execute("PRAGMA foreign_keys=ON")
         bank = Bank(location, _AutoCommitSqlite(connection))
@@ -311,6 +312,21 @@ def _open_sqlite(location: BankLocation, *, create: bool) -> Bank:
     except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as error:
         raise NrrInputError(f"cannot open bank for writing ({error})", path=str(path)) from None
     return bank
+
+
+def _enable_wal(connection: sqlite3.Connection, timeout: float = 60.0) -> None:
+    """Put the bank in WAL mode (once per file): several processes creating one bank at once
+    can see `database is locked` at once from this switch, without the busy timeout applying."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _sqlite_schema_is_current(connection: sqlite3.Connection) -> bool:
