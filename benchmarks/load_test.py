@@ -121,7 +121,17 @@ def ingest(url: str, path: Path, driver: str, batch: int, announce: Callable[[],
             with bank.transaction():
                 announce()
                 added += bank.insert_experiments(rows[start : start + batch])
+            _sync_features(bank)
         return added
+
+
+def _sync_features(bank: Any) -> None:
+    """Bring the similarity features up to date after a write, as `ingest_log` does."""
+    try:
+        from nrr_stats.similarity.store import sync_bank_features
+    except ImportError:
+        return
+    sync_bank_features(bank)
 
 
 # -- worker processes ----------------------------------------------------------------------
