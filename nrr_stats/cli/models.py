@@ -15,7 +15,7 @@ EXIT_FIT_FAILED = 1
 def fit(
     bank: str = BankOption,
     sampler: str = typer.Option("nutpie", "--sampler", help="nutpie (default, faster) or pymc."),
-    draws: int = typer.Option(1000, "--draws", help="Posterior draws per chain."),
+    draws: int = typer.Option(1500, "--draws", help="Posterior draws per chain."),
     chains: int = typer.Option(4, "--chains", help="Independent chains (R-hat needs at least 2)."),
     tune: int = typer.Option(
         None, "--tune", help="Warm-up steps per chain; default max(draws, 500)."

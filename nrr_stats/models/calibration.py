@@ -20,6 +20,7 @@ from nrr_stats.models.fit import (
     PRIOR_LOG_NU,
     PRIOR_SIGMA,
     ModelData,
+    draw_sigma_param,
     fit_model_data,
 )
 
@@ -33,6 +34,7 @@ def simulate_counts(
     the true quantities tracked by SBC, and the design with simulated counts."""
     n_param = len(data.parameters)
     sigma = np.abs(rng.normal(0.0, PRIOR_SIGMA, size=4))
+    sigma[2] = draw_sigma_param(rng)
     alpha = rng.normal(*PRIOR_ALPHA)
     a_cat = sigma[0] * rng.standard_normal(len(data.categories))
     b_cell = sigma[1] * rng.standard_normal(len(data.cells))

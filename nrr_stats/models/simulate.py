@@ -12,7 +12,13 @@ import numpy as np
 from scipy.special import expit
 
 from nrr_stats.models.data import ExperimentTable
-from nrr_stats.models.fit import PRIOR_ALPHA, PRIOR_CRASH_ALPHA, PRIOR_LOG_NU, PRIOR_SIGMA
+from nrr_stats.models.fit import (
+    PRIOR_ALPHA,
+    PRIOR_CRASH_ALPHA,
+    PRIOR_LOG_NU,
+    PRIOR_SIGMA,
+    draw_sigma_param,
+)
 from nrr_stats.taxonomy import CATEGORIES, DIRECTIONS
 
 # Session sizes (predicted rows) of the 67 dev logs in ../shared/data (MANIFEST.tsv, keep+discard+crash).
@@ -68,6 +74,7 @@ def draw_truth(rng: np.random.Generator, design: list[tuple[str, str, str, str]]
         return {name: float(scale * rng.standard_normal()) for name in sorted(names)}
 
     sigmas = np.abs(rng.normal(0.0, PRIOR_SIGMA, size=4))
+    sigmas[2] = draw_sigma_param(rng)
     return Truth(
         alpha=float(rng.normal(*PRIOR_ALPHA)),
         a_cat=effects({c for _, c, _, _ in design}, sigmas[0]),
