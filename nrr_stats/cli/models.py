@@ -34,6 +34,7 @@ def fit(
     from nrr_stats.models.fit import fit_and_store
 
     warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*BLAS.*")  # PyTensor's pip-install notice
     with open_bank(bank, create=False) as opened:
         table = opened.experiment_table()
         target = opened.posterior_path
