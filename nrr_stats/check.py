@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,72 @@ def _rounded(value: float, digits: int = 4) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
 
-def pick_session(bank: Bank, session: str | int | None) -> dict[str, Any] | None:
+@dataclass
+class _BankReading:
+    """What a check reads of the whole bank, with the SQLite state it was read at."""
+
+    state: tuple[int, int] | None
+    sessions: list[dict[str, Any]]
+    table: Any  # ExperimentTable
+
+
+# Per open Bank: its last reading. A loop that checks many proposals against one open bank reads
+# the whole bank once; any commit (this connection's or another's) makes the next check reread.
+_READINGS: weakref.WeakKeyDictionary[Bank, _BankReading] = weakref.WeakKeyDictionary()
+# Loaded posteriors by (path, inode, size, mtime): a refit replaces the file and is reread.
+_POSTERIORS: dict[tuple, Any] = {}
+
+
+def _sqlite_state(bank: Bank) -> tuple[int, int] | None:
+    """(data_version, total_changes): changes on any commit by another connection or this one.
+
+    None for banks other than SQLite, which are read afresh on every check.
+    """
+    if bank.location.backend != "sqlite":
+        return None
+    version = bank.query("PRAGMA data_version")[0]
+    changes = bank.query("SELECT total_changes() AS n")[0]["n"]
+    return int(next(iter(version.values()))), int(changes)
+
+
+def bank_reading(bank: Bank) -> _BankReading:
+    """The bank's sessions and experiment table, reread only when the bank has changed."""
+    state = _sqlite_state(bank)
+    cached = _READINGS.get(bank)
+    if state is not None and cached is not None and cached.state == state:
+        return cached
+    with bank.snapshot():
+        reading = _BankReading(state, bank.sessions(), bank.experiment_table())
+    if state is not None:
+        _READINGS[bank] = reading
+    return reading
+
+
+def _after_own_write(bank: Bank, reading: _BankReading) -> None:
+    """This check's own decision record changed nothing a check reads: keep the reading valid."""
+    if reading.state is not None and _READINGS.get(bank) is reading:
+        now = _sqlite_state(bank)
+        # data_version ignores this connection's commits; keep the old one, so a commit by
+        # another connection since the reading still forces a reread.
+        reading.state = (reading.state[0], now[1]) if now is not None else None
+
+
+def _load_posterior_cached(path: Path) -> Any:
+    source = npz_path_for(path)
+    stat = os.stat(source)
+    key = (str(source), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _POSTERIORS:
+        posterior = load_posterior(path)
+        _POSTERIORS.clear()  # one bank per process is the common case: keep memory flat
+        _POSTERIORS[key] = posterior
+    return _POSTERIORS[key]
+
+
+def pick_session(
+    bank: Bank, session: str | int | None, sessions: list[dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
     """The session a proposal belongs to: by id or name, else the most recently updated one."""
-    sessions = bank.sessions()
+    sessions = bank.sessions() if sessions is None else sessions
     if session is None:
         return max(sessions, key=lambda s: (s["updated_at"], s["id"])) if sessions else None
     for row in sessions:
@@ -45,8 +111,8 @@ def answering_posterior(bank: Bank, *, use_population_prior: bool = True) -> Any
     """
     if npz_path_for(bank.posterior_path).exists():
         try:
-            return load_posterior(bank.posterior_path)
-        except NrrInputError:
+            return _load_posterior_cached(bank.posterior_path)
+        except (NrrInputError, OSError):
             pass
     if use_population_prior:
         from nrr_stats.models.population import load_population_prior
@@ -104,13 +170,14 @@ def _check(
     record: bool,
     use_population_prior: bool,
 ) -> dict[str, Any]:
-    session_row = pick_session(bank, session)
+    reading = bank_reading(bank)
+    session_row = pick_session(bank, session, reading.sessions)
     tracker = session_tracker(bank, session_row, rules)
     config = tracker.current
     proposal = read_proposal(proposal_text)
     change = proposal_change(proposal, tracker)
 
-    table = bank.experiment_table()
+    table = reading.table
     posterior = answering_posterior(bank, use_population_prior=use_population_prior)
     session_name = session_row["session_key"] if session_row else None
     answer = predict_keep(
@@ -149,7 +216,7 @@ def _check(
         "nk_records": applicable_nk_records(bank, change, session_row),
         "bank": {
             "url": bank.location.display,
-            "sessions": len(bank.sessions()),
+            "sessions": len(reading.sessions),
             "experiments": len(table),
             "session": session_row["name"] if session_row else None,
         },
@@ -166,6 +233,7 @@ def _check(
         result["decision_id"] = bank.record_decision(
             proposal_text, session_row["id"] if session_row else None, result
         )
+        _after_own_write(bank, reading)
     return result
 
 

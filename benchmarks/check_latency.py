@@ -1,0 +1,273 @@
+"""`nrr check` at scale: in-process latency on a fitted bank, the cost of a stale or missing fit,
+whole-process wall time against `python -c "import numpy"`, ingest throughput, size on disk and
+peak memory. One command, one table; every baseline is measured in the same run.
+
+    python benchmarks/check_latency.py            # banks of 1k and 100k experiments
+    python benchmarks/check_latency.py --full     # and 1M (building it takes several minutes)
+
+Banks are cached under benchmarks/out/ (git-ignored); a bank's fit is stored beside it and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+sys.path.insert(0, str(HERE))
+
+import make_synthetic_bank as synthetic  # noqa: E402
+
+HEAVY = ("pymc", "pytensor", "arviz")
+# Runs one `nrr check` through the real CLI entry point, then reports which heavy modules the
+# process imported (on stderr, after the JSON the command prints).
+CLI_PROBE = """
+import atexit, sys
+atexit.register(lambda: print("HEAVY=" + ",".join(
+    m for m in {heavy!r} if m in sys.modules), file=sys.stderr))
+from nrr_stats.cli import main
+sys.argv = ["nrr", "check", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def timed(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def proposals(count: int, seed: int = 1) -> list[str]:
+    """Varied proposals: real dev-corpus descriptions with perturbed numbers."""
+    rows = synthetic.synthetic_rows(
+        count * 4, synthetic.parsed_templates(synthetic.dev_descriptions()), seed=seed
+    )
+    texts = list(dict.fromkeys(row["description"] for row in rows))
+    random.Random(seed).shuffle(texts)
+    return texts[:count]
+
+
+def build_bank(rows: int) -> tuple[Path, float | None]:
+    """The cached synthetic bank of `rows` experiments, and its build time when built now."""
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"bank-{rows}.db"
+    if path.exists() and path.with_suffix(".features.npy").exists():
+        return path, None
+    started = time.perf_counter()
+    generated = synthetic.synthetic_rows(
+        rows, synthetic.parsed_templates(synthetic.dev_descriptions()), seed=0
+    )
+    synthetic.write_bank(path, generated)
+    return path, time.perf_counter() - started
+
+
+def fit_bank(path: Path, draws: int, chains: int) -> tuple[float | None, str]:
+    """Fit the bank once (stored beside it); (wall time, status). A stored fit is reused."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.models.posterior import failed_path_for, npz_path_for
+
+    with open_bank(path, create=False) as bank:
+        target = bank.posterior_path
+        if npz_path_for(target).exists():
+            return None, "cached"
+        table = bank.experiment_table()
+    from nrr_stats.models.fit import fit_and_store
+
+    started = time.perf_counter()
+    result, _ = fit_and_store(table, target, draws=draws, chains=chains, progress=False)
+    elapsed = time.perf_counter() - started
+    if not result.passed:
+        # A failed fit never answers; the latency of a current posterior is still what we measure.
+        failed = npz_path_for(failed_path_for(target))
+        shutil.copyfile(failed, npz_path_for(target))
+        return elapsed, "failed diagnostics (used anyway)"
+    return elapsed, "passed"
+
+
+class WithoutFit:
+    """Move the bank's stored fit aside for the duration (the bank then answers unfitted)."""
+
+    def __init__(self, path: Path):
+        from nrr_stats.bank import open_bank
+        from nrr_stats.models.posterior import npz_path_for
+
+        with open_bank(path, create=False) as bank:
+            self.npz = npz_path_for(bank.posterior_path)
+        self.aside = self.npz.with_name(self.npz.name + ".aside")
+
+    def __enter__(self) -> None:
+        if self.npz.exists():
+            self.npz.rename(self.aside)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.aside.exists():
+            self.aside.rename(self.npz)
+
+
+def in_process_latency(
+    path: Path, texts: Sequence[str], **options: object
+) -> tuple[list[float], str]:
+    """Seconds per `check_proposal` over texts (one warm-up first), and the answer's source."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.check import check_proposal
+
+    with open_bank(path, create=False) as bank:
+        answer = check_proposal(texts[0], bank=bank, record=False, **options)
+        times = [
+            timed(lambda t=text: check_proposal(t, bank=bank, record=False, **options))
+            for text in texts
+        ]
+    return times, answer["fit"]["source"]
+
+
+def child_rss(argv: list[str]) -> tuple[float, int, str, str]:
+    """(wall seconds, peak RSS in kB, "", stderr) of one child; os.wait4 gives its own RSS."""
+    started = time.perf_counter()
+    with open(os.devnull, "w") as sink, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(argv, stdout=sink, stderr=err, text=True)
+        _, _, usage = os.wait4(child.pid, 0)
+        child.returncode = 0
+        elapsed = time.perf_counter() - started
+        err.seek(0)
+        return elapsed, usage.ru_maxrss, "", err.read()
+
+
+def whole_process(path: Path, text: str, repeats: int = 5) -> dict[str, object]:
+    """Median wall time of `nrr check` and of `python -c "import numpy"`, alternated; the check's
+    peak RSS and the heavy modules it imported."""
+    probe = [sys.executable, "-c", CLI_PROBE.format(heavy=HEAVY), text, "--bank", str(path)]
+    numpy_only = [sys.executable, "-c", "import numpy"]
+    nrr = shutil.which("nrr") or "nrr"
+    cli = [nrr, "check", text, "--bank", str(path)]
+    check_times, numpy_times, rss = [], [], []
+    for _ in range(repeats):
+        numpy_times.append(child_rss(numpy_only)[0])
+        elapsed, peak, _, _ = child_rss(cli)
+        check_times.append(elapsed)
+        rss.append(peak)
+    _, _, _, err = child_rss(probe)
+    heavy = [line for line in err.splitlines() if line.startswith("HEAVY=")]
+    return {
+        "check_s": statistics.median(check_times),
+        "numpy_s": statistics.median(numpy_times),
+        "peak_rss_mb": max(rss) / 1024.0,
+        "heavy": heavy[-1].removeprefix("HEAVY=") if heavy else "probe failed: " + err[-200:],
+    }
+
+
+def ingest_throughput(rows: int = 20_000) -> tuple[float, float]:
+    """(rows/s, seconds) of `ingest_log` on a synthetic results.tsv written from the dev corpus."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.bank.ingest import ingest_log
+
+    generated = synthetic.synthetic_rows(
+        rows, synthetic.parsed_templates(synthetic.dev_descriptions()), seed=7
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "results.tsv"
+        lines = ["commit\tval_bpb\tmemory_gb\tstatus\tdescription"]
+        metric = 1.0
+        for i, row in enumerate(generated):
+            status = row["status"]
+            if status == "keep":
+                metric -= 0.001
+            value = (
+                "0.000000" if status == "crash" else f"{metric + 0.002 * (status != 'keep'):.6f}"
+            )
+            description = row["description"].replace("\t", " ").replace("\n", " ")
+            lines.append(f"{i:07x}\t{value}\t1.0\t{status}\t{description}")
+        log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        bank = open_bank(Path(tmp) / "ingest.db")
+        try:
+            elapsed = timed(lambda: ingest_log(bank, log))
+            stored = bank.count_experiments()
+        finally:
+            bank.close()
+    return stored / elapsed, elapsed
+
+
+def disk_bytes(path: Path) -> int:
+    """The bank file and everything stored beside it (WAL, features, posterior)."""
+    stem = path.with_suffix("")
+    return sum(p.stat().st_size for p in path.parent.glob(stem.name + ".*") if p.is_file())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="also the 1M-experiment bank")
+    parser.add_argument("--proposals", type=int, default=40)
+    parser.add_argument("--draws", type=int, default=500, help="fit draws per chain")
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--stale-proposals", type=int, default=3)
+    args = parser.parse_args(argv)
+    sizes = [1_000, 100_000] + ([1_000_000] if args.full else [])
+    texts = proposals(args.proposals)
+    rows: list[tuple[str, str]] = []
+
+    def add(name: str, value: str) -> None:
+        rows.append((name, value))
+        print(f"  {name:<58} {value}", file=sys.stderr, flush=True)
+
+    def latency(times: Sequence[float]) -> str:
+        ms = [t * 1e3 for t in times]
+        return f"p50 {percentile(ms, 50):8.2f} ms  p99 {percentile(ms, 99):8.2f} ms  (n={len(ms)})"
+
+    for size in sizes:
+        label = f"{size // 1000}k" if size < 1_000_000 else f"{size // 1_000_000}M"
+        path, built = build_bank(size)
+        if built is not None:
+            add(f"[{label}] build synthetic bank", f"{built:.1f} s")
+        fit_s, status = fit_bank(path, args.draws, args.chains)
+        add(
+            f"[{label}] nrr fit ({args.chains}x{args.draws} draws)",
+            f"{fit_s:.1f} s, {status}" if fit_s is not None else f"cached fit ({status})",
+        )
+        times, source = in_process_latency(path, texts)
+        add(f"[{label}] in-process check, current fit ({source})", latency(times))
+        stale_texts = texts[: args.stale_proposals + 1]
+        with WithoutFit(path):
+            times, source = in_process_latency(path, stale_texts)
+            add(f"[{label}] in-process check, no fit: population prior", latency(times))
+            times, source = in_process_latency(path, texts, use_population_prior=False)
+            add(f"[{label}] in-process check, no fit: conjugate ({source})", latency(times))
+        whole = whole_process(path, texts[1])
+        add(
+            f"[{label}] whole-process nrr check (median of 5)",
+            f"{whole['check_s'] * 1e3:.0f} ms = {whole['check_s'] / whole['numpy_s']:.1f}x "
+            f"`python -c 'import numpy'` ({whole['numpy_s'] * 1e3:.0f} ms)",
+        )
+        add(f"[{label}] heavy modules in the check process", whole["heavy"] or "none")
+        add(f"[{label}] peak memory (ru_maxrss) of nrr check", f"{whole['peak_rss_mb']:.0f} MB")
+        add(
+            f"[{label}] bank on disk (db + WAL + features + fit)",
+            f"{disk_bytes(path) / 1e6:.1f} MB = {disk_bytes(path) / size * 1e5 / 1e6:.1f} MB"
+            " per 100k experiments",
+        )
+    rate, elapsed = ingest_throughput()
+    add("ingest_log, synthetic results.tsv of 20k rows", f"{rate:,.0f} rows/s ({elapsed:.1f} s)")
+
+    print(f"\n{'measure':<60} figure")
+    print("-" * 120)
+    for name, value in rows:
+        print(f"{name:<60} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
