@@ -105,3 +105,40 @@ def assemble(
     )
     result.scores = score_result(result)
     return result
+
+
+def verdict_rates(rows: Sequence, rule) -> dict[str, float | None]:
+    """Avoid recall, keep-block rate and avoid precision of `rule` on stored row evidence."""
+    from types import SimpleNamespace
+
+    from nrr_stats.decide import decide
+
+    avoid = np.array(
+        [
+            decide(
+                SimpleNamespace(
+                    p_keep=r.p_keep,
+                    prob_below_base=r.prob_below_base,
+                    base_rate=r.base_rate,
+                    p_crash=r.p_crash,
+                    n_weighted=r.n_weighted,
+                ),
+                exact_repeat=r.exact_repeat,
+                near_repeats=r.near_repeats,
+                rule=rule,
+            )[0]
+            == "avoid"
+            for r in rows
+        ]
+    )
+    kept = np.array([r.y == 1 for r in rows])
+
+    def share(num, den):
+        return float((num & den).sum() / den.sum()) if den.sum() else None
+
+    return {
+        "avoid_recall": share(avoid, ~kept),
+        "keep_block_rate": share(avoid, kept),
+        "avoid_precision": share(~kept, avoid),
+        "avoids": int(avoid.sum()),
+    }

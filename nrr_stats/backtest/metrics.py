@@ -52,7 +52,10 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = ECE_BIN
     """Sum over 10 equal-width bins of (bin share) x |mean p - keep rate|."""
     total = len(p)
     return float(
-        sum(b["count"] / total * abs(b["mean_p"] - b["keep_rate"]) for b in reliability_bins(p, y, bins))
+        sum(
+            b["count"] / total * abs(b["mean_p"] - b["keep_rate"])
+            for b in reliability_bins(p, y, bins)
+        )
     )
 
 

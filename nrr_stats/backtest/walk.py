@@ -30,6 +30,8 @@ LAPLACE = "running_laplace"
 # Centre of the phase term: the mean of log(1 + position) over the dev corpus's predicted rows,
 # so the term averages to about zero over a session and the fitted global rate keeps its meaning.
 PHASE_CENTRE = 3.95
+# Centre of the plateau term: the mean of log(1 + rows since the last keep) over the same rows.
+PLATEAU_CENTRE = 2.2
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class Dynamics:
     forgetting: float = 1.0
     # prior centre of the session offset at position t: phase * (PHASE_CENTRE - log(1 + t))
     phase: float = 0.0
+    # ... plus plateau * (PLATEAU_CENTRE - log(1 + rows since the last keep))
+    plateau: float = 0.0
 
     def weights(self, kept: Sequence[bool]) -> np.ndarray:
         """Evidence weight of each history row: a row ran under the configuration before it, so
@@ -57,9 +61,16 @@ class Dynamics:
             weights *= self.forgetting**age
         return np.maximum(weights, 1e-6)
 
-    def phase_offset(self, position: int) -> float:
-        """The phase term at a 0-based position among the session's predicted rows."""
-        return self.phase * (PHASE_CENTRE - float(np.log1p(position))) if self.phase else 0.0
+    def prior_centre(self, kept: Sequence[bool]) -> float:
+        """Centre of the session offset's prior before the next row, given the rows so far:
+        the phase term (position) plus the plateau term (rows since the last keep)."""
+        centre = 0.0
+        if self.phase:
+            centre += self.phase * (PHASE_CENTRE - float(np.log1p(len(kept))))
+        if self.plateau:
+            since = next((i for i, k in enumerate(reversed(kept)) if k), len(kept))
+            centre += self.plateau * (PLATEAU_CENTRE - float(np.log1p(since)))
+        return centre
 
 
 @dataclass(frozen=True)
@@ -291,7 +302,8 @@ class _Engine:
                 crash[1] += w
             self.grid.set_all({k: (v[0], v[1]) for k, v in leaves.items()})
             self.grid.set_crash_counts({k: (v[0], v[1]) for k, v in crashes.items()})
-            self.grid.set_phase(self.options.dynamics.phase_offset(len(history)))
+            kept = [row["status"] == "keep" for row in history]
+            self.grid.set_phase(self.options.dynamics.prior_centre(kept))
             return self.grid.answer(proposal.category, proposal.direction, proposal.parameter)
         table = ExperimentTable.from_records(
             {

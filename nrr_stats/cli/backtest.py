@@ -26,9 +26,16 @@ def backtest(
         "--corpus",
         help="The population prior's training logs, to fit held-out fold priors for logs it saw.",
     ),
+    no_dynamics: bool = typer.Option(
+        False, "--no-dynamics", help="Turn the session dynamics off (ablation)."
+    ),
+    no_curator_weights: bool = typer.Option(
+        False, "--no-curator-weights", help="Weigh every failure 1 (ablation)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Walk each log in order, predict every experiment from the rows before it, and score."""
+    from nrr_stats.backtest.engine import default_options
     from nrr_stats.backtest.summary import log_loss_ratio_interval, score_rows
     from nrr_stats.backtest.walk import backtest_logs
 
@@ -41,6 +48,7 @@ def backtest(
     result = backtest_logs(
         logs,
         prior=None if no_population_prior else "shipped",
+        options=default_options(dynamics=not no_dynamics, curator_weights=not no_curator_weights),
         corpus_dir=corpus,
     )
     result.write_jsonl(jsonl)
