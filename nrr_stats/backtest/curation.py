@@ -36,7 +36,7 @@ class OfflineCuratorWeights:
         for index, row in enumerate(history):
             if not is_failure(row):
                 continue
-            key = (str(row.get("session", "")), int(row["row_number"]), scale)
+            key = (str(row.get("log", row.get("session", ""))), int(row["row_number"]), scale)
             if key not in self._cache:
                 record = curate_offline(
                     FailureContext(

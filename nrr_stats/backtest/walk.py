@@ -247,6 +247,7 @@ def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
             "metric": row.metric,
             "experiment_id": row.experiment_id,
             "session": log.session_key,
+            "log": str(log.path),
             "config_before": json.dumps(config_before, sort_keys=True, ensure_ascii=False),
         }
         items.append(
