@@ -127,6 +127,7 @@ def shipped_form(
         "n_keeps": keeps,
         "n_crashes": sum(log.crashes for log in logs),
         "constant_keep_rate": keeps / rows if rows else None,
+        "model_fingerprint": model_fingerprint(),
     }
     empty_seen = {
         **{name: np.array([], dtype="<U1") for name in SEEN_COLUMNS},
@@ -223,8 +224,17 @@ def fold_assignment(logs: Sequence[tuple[str, str]], folds: int = DEFAULT_FOLDS)
     return {file: fold_of(min(files), folds) for files in groups.values() for file in files}
 
 
+def model_fingerprint() -> str:
+    """The model's version and hyperpriors: a cached fold prior is reused only for the same model."""
+    from nrr_stats.models import fit
+
+    names = sorted(n for n in dir(fit) if n.startswith("PRIOR_"))
+    return repr([fit.MODEL_VERSION] + [(n, getattr(fit, n)) for n in names])
+
+
 def _corpus_hash(paths: Sequence[Path]) -> str:
     digest = hashlib.sha256(PRIOR_VERSION.encode())
+    digest.update(model_fingerprint().encode())
     for path in sorted(paths, key=lambda p: p.name):
         digest.update(path.name.encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
