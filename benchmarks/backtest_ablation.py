@@ -1,6 +1,6 @@
 """The dev-corpus ablation of `nrr backtest`: writes benchmarks/ablation.md.
 
-Usage: python benchmarks/backtest_ablation.py [DEV_DIR] [--processes N]
+Usage: python benchmarks/backtest_ablation.py [DEV_DIR] [--processes N] [--out FILE] [--fresh]
 
 Every engine row is predicted with a prior that never saw its log (5-fold priors, models/README.md).
 The session-dynamics knob is chosen per fold by nested cross-validation: for the logs of fold f,
@@ -71,8 +71,14 @@ def dev_logs(directory: Path) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if not a.startswith("--")]
+    options_with_values = ("--processes", "--out")
+    args = [
+        a
+        for i, a in enumerate(argv)
+        if not a.startswith("--") and (i == 0 or argv[i - 1] not in options_with_values)
+    ]
     processes = int(argv[argv.index("--processes") + 1]) if "--processes" in argv else 2
+    out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else OUT
     directory = Path(args[0]) if args else DEFAULT_DEV
     paths = dev_logs(directory)
     shipped = load_population_prior()
@@ -227,8 +233,8 @@ def main(argv: list[str]) -> int:
         "Nested choice per fold: "
         + ", ".join(f"fold {f}: {name}" for f, name in sorted(rule_choice.items())),
     ]
-    OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(OUT.read_text())
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(out.read_text())
     return 0
 
 

@@ -1,6 +1,6 @@
 """Refit the shipped population prior on the dev corpus and write `models/population_prior.npz`.
 
-Usage: python benchmarks/fit_population_prior.py [DEV_DIR] [--folds]
+Usage: python benchmarks/fit_population_prior.py [DEV_DIR] [--folds] [--out FILE]
   --folds  also fit (and cache) the K-fold priors the dev backtest uses.
 Prints the corpus counts, fit diagnostics and wall times; models/README.md quotes them.
 """
@@ -31,7 +31,8 @@ def dev_logs(directory: Path) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if not a.startswith("--")]
+    out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None
+    args = [a for i, a in enumerate(argv) if not a.startswith("--") and argv[i - 1] != "--out"]
     directory = Path(args[0]) if args else DEFAULT_DEV
     paths = dev_logs(directory)
     if not paths:
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     # More draws than `nrr fit`'s default: sigma_param mixes slowly (tail ESS) on this corpus.
     prior, diagnostics = fit_population_prior(paths, draws=2000, tune=1500, progress=False)
-    target = save_prior(prior, repo_models_dir() / PRIOR_FILE)
+    target = save_prior(prior, out or repo_models_dir() / PRIOR_FILE)
     print(write_model_card_facts(prior, diagnostics))
     print(
         f"wrote {target} ({target.stat().st_size / 1e6:.2f} MB) in {time.perf_counter() - started:.1f} s"
