@@ -381,15 +381,24 @@ def bank_features(bank: Any) -> Snapshot:
     """
     store = FeatureStore(bank.features_path)
     snapshot = store.snapshot()
-    last = bank.query("SELECT MAX(id) AS last_id FROM experiments")[0]["last_id"]
+    # MAX(id) alone misses rows committed late with lower ids (PostgreSQL hands ids out at insert).
+    stats = bank.query("SELECT MAX(id) AS last_id, COUNT(*) AS n FROM experiments")[0]
     stored_last = int(snapshot.ids[-1]) if snapshot.ids.size else None
-    if (None if last is None else int(last)) == stored_last:
+    last = None if stats["last_id"] is None else int(stats["last_id"])
+    if _whole(snapshot) and last == stored_last and int(stats["n"]) == snapshot.ids.size:
         return snapshot
     try:
         store.sync(lambda: _feature_rows(bank))
     except OSError:
         return _in_memory(_feature_rows(bank))
-    return store.snapshot()
+    snapshot = store.snapshot()
+    # Another process may be rebuilding the files under us: then answer from memory.
+    return snapshot if _whole(snapshot) else _in_memory(_feature_rows(bank))
+
+
+def _whole(snapshot: Snapshot) -> bool:
+    """The matrix and the key columns hold the same rows (not a read torn by a rebuild)."""
+    return snapshot.matrix.shape[0] == snapshot.ids.size == snapshot.status.size
 
 
 def sync_bank_features(bank: Any) -> SyncSummary:
