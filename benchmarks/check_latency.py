@@ -207,15 +207,22 @@ def ingest_throughput(rows: int = 20_000) -> tuple[float, float]:
     return stored / elapsed, elapsed
 
 
-def disk_bytes(path: Path) -> int:
-    """The bank file and everything stored beside it (WAL, features, posterior)."""
+def disk_bytes(path: Path) -> tuple[int, int]:
+    """(bytes growing with the rows: db, WAL, feature rows and keys; fixed bytes: fit, idf state)."""
     stem = path.with_suffix("")
-    return sum(p.stat().st_size for p in path.parent.glob(stem.name + ".*") if p.is_file())
+    files = [p for p in path.parent.glob(stem.name + ".*") if p.is_file()]
+    fixed = [p for p in files if p.name.endswith((".npz", ".nc"))]
+    return sum(p.stat().st_size for p in files if p not in fixed), sum(
+        p.stat().st_size for p in fixed
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="also the 1M-experiment bank")
+    parser.add_argument("--sizes", type=int, nargs="*", help="bank sizes (default 1k, 100k)")
+    parser.add_argument("--no-fit", action="store_true", help="time only the unfitted paths")
+    parser.add_argument("--skip-ingest", action="store_true", help="no ingest throughput row")
     parser.add_argument("--proposals", type=int, default=40)
     parser.add_argument("--draws", type=int, default=500, help="fit draws per chain")
     parser.add_argument("--chains", type=int, default=2)
@@ -229,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from nrr_stats.check import check_proposal
 
-    sizes = [1_000, 100_000] + ([1_000_000] if args.full else [])
+    sizes = args.sizes or [1_000, 100_000] + ([1_000_000] if args.full else [])
     texts = proposals(args.proposals)
     rows: list[tuple[str, str]] = []
 
@@ -246,13 +253,17 @@ def main(argv: list[str] | None = None) -> int:
         path, built = build_bank(size)
         if built is not None:
             add(f"[{label}] build synthetic bank", f"{built:.1f} s")
-        fit_s, status = fit_bank(path, args.draws, args.chains)
+        if args.no_fit:
+            fit_s, status = None, "not fitted (--no-fit)"
+        else:
+            fit_s, status = fit_bank(path, args.draws, args.chains)
         add(
             f"[{label}] nrr fit ({args.chains}x{args.draws} draws)",
-            f"{fit_s:.1f} s, {status}" if fit_s is not None else f"cached fit ({status})",
+            f"{fit_s:.1f} s, {status}" if fit_s is not None else status,
         )
-        times, source = in_process_latency(path, texts)
-        add(f"[{label}] in-process check, current fit ({source})", latency(times))
+        if not args.no_fit:
+            times, source = in_process_latency(path, texts)
+            add(f"[{label}] in-process check, current fit ({source})", latency(times))
         cold = [
             timed(lambda t=text, p=path: check_proposal(t, bank=p, record=False))
             for text in texts[: args.stale_proposals + 1]
@@ -275,13 +286,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         add(f"[{label}] heavy modules in the check process", whole["heavy"] or "none")
         add(f"[{label}] peak memory (ru_maxrss) of nrr check", f"{whole['peak_rss_mb']:.0f} MB")
+        growing, fixed = disk_bytes(path)
         add(
-            f"[{label}] bank on disk (db + WAL + features + fit)",
-            f"{disk_bytes(path) / 1e6:.1f} MB = {disk_bytes(path) / size * 1e5 / 1e6:.1f} MB"
-            " per 100k experiments",
+            f"[{label}] bank on disk: db + WAL + feature rows",
+            f"{growing / 1e6:.1f} MB = {growing / size * 1e5 / 1e6:.1f} MB per 100k experiments"
+            f" (+ {fixed / 1e6:.1f} MB fit and idf state)",
         )
-    rate, elapsed = ingest_throughput()
-    add("ingest_log, synthetic results.tsv of 20k rows", f"{rate:,.0f} rows/s ({elapsed:.1f} s)")
+    if not args.skip_ingest:
+        rate, elapsed = ingest_throughput()
+        add(
+            "ingest_log, synthetic results.tsv of 20k rows", f"{rate:,.0f} rows/s ({elapsed:.1f} s)"
+        )
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nmachine: {os.cpu_count()} cores, load average {load} (1, 5, 15 min) at the end")
