@@ -231,3 +231,22 @@ def export(
 
     with open_bank(bank, create=False) as opened:
         sys.stdout.write(export_session_tsv(opened, pick_session(opened, session)["id"]))
+
+
+@app.command()
+def similar(
+    description: str = typer.Argument(..., help="A description of a change."),
+    bank: str = BankOption,
+    count: int = typer.Option(5, "--count", "-k", min=1, help="How many experiments to list."),
+    failures_only: bool = typer.Option(True, "--failures/--all", help="Only failed experiments."),
+    rules: Path = RulesOption,
+) -> None:
+    """The past experiments most like a description (cosine similarity), as JSON lines."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.similarity.search import similar_experiments_in_bank
+
+    with open_bank(bank, create=False) as opened:
+        for row in similar_experiments_in_bank(
+            opened, description, count, failures_only=failures_only, rules=_rules(rules)
+        ):
+            print(json.dumps(row, ensure_ascii=False))

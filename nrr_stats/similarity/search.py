@@ -116,3 +116,45 @@ def _rows_by_id(bank: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
         ids,
     )
     return {int(row["id"]): row for row in rows}
+
+
+def similar_experiments_in_bank(
+    bank: Any, description: str, k: int = 5, *, failures_only: bool = True, rules: Any = None
+) -> list[dict[str, Any]]:
+    """The k stored experiments most like a description, best first, with their similarity."""
+    from nrr_stats.parser import parse_description
+    from nrr_stats.similarity.store import bank_features
+
+    snapshot = bank_features(bank)
+    change = parse_description(description, rules=rules)
+    fields = {
+        "category": change.category,
+        "direction": change.direction,
+        "parameter": change.parameter,
+        "from": change.from_value,
+        "to": change.to_value,
+        "outcome": "",
+    }
+    query = snapshot.space.transform([description], [fields])[0]
+    mask = snapshot.status_mask(*FAILED_STATUSES) if failures_only else None
+    rows, scores = top_k(snapshot.matrix, query, k, mask=mask)
+    details = _rows_by_id(bank, [int(snapshot.ids[r]) for r in rows])
+    return [
+        {
+            "id": int(snapshot.ids[r]),
+            "similarity": round(float(np.clip(s, -1.0, 1.0)), 4),
+            **{
+                key: details.get(int(snapshot.ids[r]), {}).get(key)
+                for key in (
+                    "description",
+                    "status",
+                    "outcome",
+                    "delta",
+                    "category",
+                    "direction",
+                    "session_id",
+                )
+            },
+        }
+        for r, s in zip(rows, scores, strict=True)
+    ]
