@@ -264,11 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_fit:
             times, source = in_process_latency(path, texts)
             add(f"[{label}] in-process check, current fit ({source})", latency(times))
-        cold = [
-            timed(lambda t=text, p=path: check_proposal(t, bank=p, record=False))
-            for text in texts[: args.stale_proposals + 1]
-        ]
-        add(f"[{label}] in-process check, bank opened per check (cold read)", latency(cold))
+            cold = [
+                timed(lambda t=text, p=path: check_proposal(t, bank=p, record=False))
+                for text in texts[: args.stale_proposals + 1]
+            ]
+            add(f"[{label}] in-process check, bank opened per check (cold read)", latency(cold))
         stale_texts = texts[: args.stale_proposals + 1]
         with WithoutFit(path):
             if size <= args.stale_max_rows:
