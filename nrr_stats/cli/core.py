@@ -145,11 +145,13 @@ def patterns(
     session: str = SessionOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
     no_population_prior: bool = NoPriorOption,
+    show_all: bool = typer.Option(False, "--all", help="Also the prior's cells with no data here."),
 ) -> None:
     """Per cell: count, weighted count, posterior mean, 90% interval, P(rate < base rate)."""
     from nrr_stats.report.tables import cell_table, print_table
 
     cells, _ = _cells(bank, session, no_population_prior)
+    cells = cells if show_all else [cell for cell in cells if cell.n > 0]
     if as_json:
         for cell in cells:
             print(json.dumps(cell.to_dict()))
