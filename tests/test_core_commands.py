@@ -66,7 +66,9 @@ def test_suggest_ranks_cells_by_how_sure_they_are_good(seed_bank: Path) -> None:
     assert below == sorted(below)
     patterns = [
         json.loads(line)
-        for line in run_nrr("patterns", "--bank", str(seed_bank), "--json").out.splitlines()
+        for line in run_nrr(
+            "patterns", "--bank", str(seed_bank), "--json", "--all"
+        ).out.splitlines()
     ]
     assert (
         min(cell["prob_below_base"] for cell in patterns if cell["category"] != "other") == below[0]
