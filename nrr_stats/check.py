@@ -180,11 +180,15 @@ def _check(
     table = reading.table
     posterior = answering_posterior(bank, use_population_prior=use_population_prior)
     session_name = session_row["session_key"] if session_row else None
-    answer = predict_keep(
-        posterior, table, session_name, change.category, change.direction, change.parameter
-    )
-
     history = bank.experiments(session_row["id"]) if session_row else []
+    if is_population_prior(posterior):
+        answer, patterns = _session_engine_answer(posterior, session_name or "", history, change)
+    else:
+        answer = predict_keep(
+            posterior, table, session_name, change.category, change.direction, change.parameter
+        )
+        patterns = patterns_for(posterior, table, session_name, change.category)
+
     similar, exact_repeat, near_repeats = similar_failures(
         bank, proposal.description, change, config, history
     )
@@ -212,7 +216,7 @@ def _check(
         "prob_below_base": _rounded(answer.prob_below_base),
         "exact_repeat": exact_repeat,
         "similar_failures": similar,
-        "patterns": patterns_for(posterior, table, session_name, change.category),
+        "patterns": patterns,
         "nk_records": applicable_nk_records(bank, change, session_row),
         "bank": {
             "url": bank.location.display,
@@ -237,9 +241,39 @@ def _check(
     return result
 
 
-def _with_base_rate(answer: Any, table: Any, session: str | None) -> Any:
-    # TODO(integration): callers read KeepAnswer.base_rate directly; remove once the backtest does.
-    return answer
+def is_population_prior(posterior: Any) -> bool:
+    """True for the shipped population prior (a bank without a fit of its own)."""
+    return posterior is not None and posterior.meta.get("kind") == "population_prior"
+
+
+def _session_engine_answer(
+    prior: Any, session_key: str, history: list[dict[str, Any]], change: ParsedChange
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The backtest's engine for this session: the answer and its category's cells with data."""
+    from nrr_stats.session_answer import session_answers
+
+    directions = sorted(
+        {row["direction"] for row in history if row["category"] == change.category}
+        | {change.direction}
+    )
+    answer, cells = session_answers(
+        prior, session_key, history, change, [(change.category, d) for d in directions]
+    )
+    patterns = [
+        {
+            "category": category,
+            "direction": direction,
+            "n": cell.n,
+            "n_weighted": None,
+            "k": cell.k,
+            "mean": _rounded(cell.mean),
+            "interval": [_rounded(cell.interval[0]), _rounded(cell.interval[1])],
+            "prob_below_base": _rounded(cell.prob_below_base),
+            "level": cell.level,
+        }
+        for (category, direction), cell in cells
+    ]
+    return answer, patterns
 
 
 def patterns_for(

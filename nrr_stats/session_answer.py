@@ -42,10 +42,15 @@ def _stored_weights(history: Sequence[Mapping[str, Any]]) -> list[float]:
     return [float(row.get("evidence_weight") or 1.0) for row in history]
 
 
-def session_answer(
-    prior: Any, session_key: str, rows: Sequence[Mapping[str, Any]], change: ParsedChange
-) -> SessionAnswer:
-    """Answer `change` for the session whose bank rows are `rows` (its curated weights included)."""
+def session_answers(
+    prior: Any,
+    session_key: str,
+    rows: Sequence[Mapping[str, Any]],
+    change: ParsedChange,
+    other_cells: Sequence[tuple[str, str]] = (),
+) -> tuple[SessionAnswer, list[tuple[tuple[str, str], SessionAnswer]]]:
+    """Answer `change` for the session whose bank rows are `rows` (their curated weights
+    included), and the mean rate of each of `other_cells` under the same session update."""
     from dataclasses import replace
 
     from nrr_stats.backtest.engine import default_options
@@ -53,11 +58,24 @@ def session_answer(
 
     history = [dict(row) for row in rows if row["status"] in PREDICTED_STATUSES]
     options = replace(default_options(curator_weights=False), curator_weights=_stored_weights)
-    answer = _Engine(prior, session_key, options).predict(history, change)
+    engine = _Engine(prior, session_key, options)
+    answer = _summary(engine.predict(history, change), history, change.category, change.direction)
+    # The session's counts are now set on the grid: each further cell is one cheap answer.
+    cells = [
+        (
+            (category, direction),
+            _summary(engine.grid.answer(category, direction, ""), history, category, direction),
+        )
+        for category, direction in other_cells
+    ]
+    return answer, cells
+
+
+def _summary(
+    answer: Any, history: list[dict[str, Any]], category: str, direction: str
+) -> SessionAnswer:
     in_cell = [
-        row
-        for row in history
-        if (row["category"], row["direction"]) == (change.category, change.direction)
+        row for row in history if (row["category"], row["direction"]) == (category, direction)
     ]
     return SessionAnswer(
         p_keep=float(answer.p_keep),

@@ -149,3 +149,27 @@ def test_check_never_imports_pymc(seed_bank: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
+
+
+def test_check_answers_what_the_backtest_engine_predicts(tmp_path: Path) -> None:
+    """Without a fit of its own, a bank answers with the engine `nrr backtest` scores."""
+    from nrr_stats.backtest.engine import default_options
+    from nrr_stats.backtest.walk import walk_log
+    from nrr_stats.models.population import load_population_prior
+
+    prior = load_population_prior()
+    if prior is None:
+        pytest.skip("no population prior in this checkout")
+    proposal = "Increase learning rate to 0.02"
+    extended = tmp_path / "extended.tsv"
+    extended.write_text(
+        SEED_LOG.read_text(encoding="utf-8") + f"zz00001\t0.700000\t1.1\tdiscard\t{proposal}\n",
+        encoding="utf-8",
+    )
+    walked = walk_log(extended, prior, default_options(curator_weights=False))
+    bank = tmp_path / "bank.db"
+    assert run_nrr("ingest", str(SEED_LOG), "--bank", str(bank)).code == 0
+    answer = check_proposal(proposal, bank=bank, record=False)
+    assert answer["p_keep"] == pytest.approx(walked.rows[-1].p_keep, abs=1e-4)
+    # Only text-similarity near repeats (proceed -> caution) may differ; avoid never does.
+    assert (answer["verdict"] == "avoid") == (walked.rows[-1].verdict == "avoid")
