@@ -38,21 +38,9 @@ def test_similar_equals_brute_force_over_the_bank(seed_bank: Path) -> None:
         found = similar_experiments_in_bank(bank, "add dropout 0.2", 20, failures_only=False)
         snapshot = bank_features(bank)
     from nrr_stats.parser import parse_description
+    from nrr_stats.similarity.search import proposal_vector
 
-    change = parse_description("add dropout 0.2")
-    query = snapshot.space.transform(
-        ["add dropout 0.2"],
-        [
-            {
-                "category": change.category,
-                "direction": change.direction,
-                "parameter": change.parameter,
-                "from": change.from_value,
-                "to": change.to_value,
-                "outcome": "",
-            }
-        ],
-    )[0]
+    query = proposal_vector(snapshot.space, "add dropout 0.2", parse_description("add dropout 0.2"))
     scores = np.asarray(snapshot.matrix) @ query
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     assert [row["id"] for row in found] == [int(snapshot.ids[i]) for i in order[:20]]

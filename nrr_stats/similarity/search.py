@@ -32,6 +32,19 @@ def similar_experiments(
     return [(int(i), float(np.clip(s, -1.0, 1.0))) for i, s in zip(indices, scores, strict=True)]
 
 
+def proposal_vector(space: FeatureSpace, description: str, change: Any) -> np.ndarray:
+    """The feature row of a proposal: its words and its parsed change (no outcome yet)."""
+    fields = {
+        "category": change.category,
+        "direction": change.direction,
+        "parameter": change.parameter,
+        "from": change.from_value,
+        "to": change.to_value,
+        "outcome": "",
+    }
+    return space.transform([description], [fields])[0]
+
+
 def similar_failures_in_bank(
     bank: Any,
     description: str,
@@ -49,15 +62,7 @@ def similar_failures_in_bank(
     from nrr_stats.similarity.store import bank_features
 
     snapshot = bank_features(bank)
-    fields = {
-        "category": change.category,
-        "direction": change.direction,
-        "parameter": change.parameter,
-        "from": change.from_value,
-        "to": change.to_value,
-        "outcome": "",
-    }
-    query = snapshot.space.transform([description], [fields])[0]
+    query = proposal_vector(snapshot.space, description, change)
     failed = snapshot.status_mask(*FAILED_STATUSES)
     rows, scores = top_k(snapshot.matrix, query, max(k, NEAR_CANDIDATES), mask=failed)
     similarity = {
@@ -127,15 +132,7 @@ def similar_experiments_in_bank(
 
     snapshot = bank_features(bank)
     change = parse_description(description, rules=rules)
-    fields = {
-        "category": change.category,
-        "direction": change.direction,
-        "parameter": change.parameter,
-        "from": change.from_value,
-        "to": change.to_value,
-        "outcome": "",
-    }
-    query = snapshot.space.transform([description], [fields])[0]
+    query = proposal_vector(snapshot.space, description, change)
     mask = snapshot.status_mask(*FAILED_STATUSES) if failures_only else None
     rows, scores = top_k(snapshot.matrix, query, k, mask=mask)
     details = _rows_by_id(bank, [int(snapshot.ids[r]) for r in rows])
