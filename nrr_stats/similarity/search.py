@@ -88,7 +88,15 @@ def similar_failures_in_bank(
                 dict(details[row_id], config_before=None, similarity=similarity[row_id])
             )
     repeats = find_repeats(
-        {**fields, "to": change.to_value, "description": description}, candidates, config
+        {
+            "category": change.category,
+            "direction": change.direction,
+            "parameter": change.parameter,
+            "to": change.to_value,
+            "description": description,
+        },
+        candidates,
+        config,
     )
     kind = {row["id"]: "near" for row in repeats["near"]} | {
         row["id"]: "exact" for row in repeats["exact"]
