@@ -54,11 +54,11 @@ def session_answers(
     from dataclasses import replace
 
     from nrr_stats.backtest.engine import default_options
-    from nrr_stats.backtest.walk import _Engine
+    from nrr_stats.backtest.walk import SessionEngine
 
     history = [dict(row) for row in rows if row["status"] in PREDICTED_STATUSES]
     options = replace(default_options(curator_weights=False), curator_weights=_stored_weights)
-    engine = _Engine(prior, session_key, options)
+    engine = SessionEngine(prior, session_key, options)
     answer = _summary(engine.predict(history, change), history, change.category, change.direction)
     # The session's counts are now set on the grid: each further cell is one cheap answer.
     cells = [

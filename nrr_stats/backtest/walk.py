@@ -267,7 +267,7 @@ def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
 # The engine over one session
 
 
-class _Engine:
+class SessionEngine:
     """Predicts proposals of one session from its history under a prior (or none)."""
 
     def __init__(self, prior: StoredPosterior | None, session: str, options: BacktestOptions):
@@ -343,7 +343,7 @@ def walk_log(
 
     log = log if log is not None else read_results_log(path)
     items = walk_items(log)
-    engine = _Engine(prior, log.session_key, options)
+    engine = SessionEngine(prior, log.session_key, options)
     history: list[dict[str, Any]] = []
     predicted: list[PredictedRow] = []
     outcomes_seen: list[int] = []
