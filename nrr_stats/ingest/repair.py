@@ -105,8 +105,10 @@ class Aligner:
             return cells
         options: list[list[str]] = [cells] if len(cells) == self.width else []
         core = list(cells)
-        while len(core) > 1 and not core[-1].strip():
-            core.pop()  # trailing delimiters
+        # Trailing delimiters; a full-width row's empty status cell is a missing status, not one.
+        keep = self.status + 1 if len(cells) == self.width else 1
+        while len(core) > keep and not core[-1].strip():
+            core.pop()
         for candidate in {tuple(cells), tuple(core)}:
             row = list(candidate)
             if len(row) < self.width:
