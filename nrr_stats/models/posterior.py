@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from scipy.special import betainc, betaincinv, betaln, digamma, expit
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models import conjugate
-from nrr_stats.models.data import ExperimentTable, GroupCounts, cell_counts
+from nrr_stats.models.data import ExperimentTable, GroupCounts
+from nrr_stats.models.evidence import Evidence, as_evidence
 
 MODEL_VERSION = "hier-bb-1"
 CONFIDENCE = 0.9
@@ -222,36 +224,6 @@ class _Effects:
         return np.stack([self.column(name) for name in names], axis=1)
 
 
-@dataclass
-class _Updated:
-    """The stored posterior brought up to date with a table: weights and per-leaf counts."""
-
-    draws: dict[str, np.ndarray]  # the stored draws, or (new session) draws x quadrature nodes
-    keep_weights: np.ndarray
-    crash_weights: np.ndarray
-    ess_share: float
-    stale: bool
-    n_new: int
-    leaf_counts: GroupCounts
-    leaf_index: dict[tuple[str, str, str, str], int]
-    cat: _Effects
-    cell: _Effects
-    param: _Effects
-    sess: _Effects
-    crash_cat: _Effects
-    crash_sess: _Effects
-
-    def effects(self) -> dict[str, _Effects]:
-        return {
-            "cat": self.cat,
-            "cell": self.cell,
-            "param": self.param,
-            "sess": self.sess,
-            "crash_cat": self.crash_cat,
-            "crash_sess": self.crash_sess,
-        }
-
-
 def _ess_share(weights: np.ndarray) -> float:
     return float(1.0 / np.sum(weights**2) / weights.shape[0])
 
@@ -306,154 +278,6 @@ def _session_quadrature(
     log_prior = -0.5 * (nodes / sigma[:, None]) ** 2 - np.log(sigma)[:, None]
     log_weights = loglik + log_prior + np.log(scale)[:, None] + np.log(w) + 0.5 * x**2
     return nodes, log_weights
-
-
-def _update(
-    posterior: StoredPosterior, table: ExperimentTable, focus: str | None = None
-) -> _Updated:
-    """Bring the stored draws up to date with the table: importance weights for evidence the fit
-    did not see, and (when `focus` names a session the fit never saw) its offset integrated out."""
-    d = posterior.draws
-    now = cell_counts(table, "leaf")
-    seen = posterior.seen
-    seen_index = {
-        key: i
-        for i, key in enumerate(
-            zip(*(seen[c].tolist() for c in SEEN_COLUMNS), strict=True)
-            if len(seen["session"])
-            else []
-        )
-    }
-    now_keys = now.key_tuples()
-    n_leaves = len(now_keys)
-    seen_kw, seen_cw, seen_nw, seen_n = (np.zeros(n_leaves) for _ in range(4))
-    matched = np.zeros(len(seen_index), dtype=bool)
-    for j, key in enumerate(now_keys):
-        i = seen_index.get(key)
-        if i is not None:
-            matched[i] = True
-            seen_kw[j], seen_cw[j] = seen["keeps_w"][i], seen["crashes_w"][i]
-            seen_nw[j], seen_n[j] = seen["trials_w"][i], seen["trials"][i]
-    new_kw, new_cw, new_nw = now.keeps_w - seen_kw, now.crashes_w - seen_cw, now.trials_w - seen_nw
-    tolerance = 1e-9
-    # The table may be a view (some sessions only); within the sessions it holds, the fit saw
-    # evidence the table no longer has (rows removed, weights lowered): the importance update
-    # cannot take evidence away, so the answer is marked stale.
-    table_sessions = set(table.session_names[i] for i in np.unique(table.session))
-    unmatched = [i for i in np.flatnonzero(~matched) if seen["session"][i] in table_sessions]
-    inconsistent = (
-        bool(unmatched)
-        or bool(np.any(new_nw < -tolerance))
-        or bool(np.any(new_kw < -tolerance))
-        or bool(np.any(new_cw < -tolerance))
-    )
-    new_kw, new_cw, new_nw = (np.maximum(x, 0.0) for x in (new_kw, new_cw, new_nw))
-    n_new = int(np.maximum(now.trials - seen_n, 0).sum())
-
-    focus_is_new = focus is not None and focus not in posterior.sessions
-    n_base = posterior.n_draws
-    if focus_is_new:
-        n_base = min(posterior.n_draws, NEW_SESSION_DRAWS)
-        thin = np.linspace(0, posterior.n_draws - 1, n_base).astype(int)
-        d = {name: values[thin] for name, values in d.items()}
-
-    def effects_for(draws: dict, fixed_sess=None, fixed_crash_sess=None) -> dict[str, _Effects]:
-        return {
-            "cat": _Effects(draws["a_cat"], list(posterior.categories), draws["sigma_cat"], "cat"),
-            "cell": _Effects(draws["b_cell"], list(posterior.cells), draws["sigma_cell"], "cell"),
-            "param": _Effects(
-                draws["e_param"], list(posterior.parameters), draws["sigma_param"], "param"
-            ),
-            "sess": _Effects(
-                draws["u_sess"], list(posterior.sessions), draws["sigma_sess"], "sess", fixed_sess
-            ),
-            "crash_cat": _Effects(
-                draws["crash_a_cat"],
-                list(posterior.categories),
-                draws["crash_sigma_cat"],
-                "crash_cat",
-            ),
-            "crash_sess": _Effects(
-                draws["crash_u_sess"],
-                list(posterior.sessions),
-                draws["crash_sigma_sess"],
-                "crash_sess",
-                fixed_crash_sess,
-            ),
-        }
-
-    fresh = np.flatnonzero(new_nw > tolerance)
-    keep_log_w = np.zeros(n_base)
-    crash_log_w = np.zeros(n_base)
-    if focus_is_new:
-        # Integrate the new session's offsets (keep and crash) over quadrature nodes per draw;
-        # the draws become draws x nodes, weighted by the session's own rows.
-        zero = {focus: np.zeros(n_base)}
-        base_effects = effects_for(d, zero, zero)
-        mine = [j for j in fresh if now_keys[j][0] == focus]
-        keys = [now_keys[j] for j in mine]
-        eta0 = _leaf_eta(d, base_effects, keys)
-        nodes, keep_nodes_w = _session_quadrature(
-            eta0, d["nu"], new_kw[mine], new_nw[mine], d["sigma_sess"]
-        )
-        cats = sorted({now_keys[j][1] for j in mine})
-        c_k = np.array([sum(new_cw[j] for j in mine if now_keys[j][1] == c) for c in cats])
-        c_n = np.array([sum(new_nw[j] for j in mine if now_keys[j][1] == c) for c in cats])
-        c_eta0 = _crash_eta(d, base_effects, [(focus, c) for c in cats])
-        crash_nodes, crash_nodes_w = _session_quadrature(
-            c_eta0, d["crash_nu"], c_k, c_n, d["crash_sigma_sess"]
-        )
-        n_nodes = nodes.shape[1]
-        d = {name: np.repeat(values, n_nodes, axis=0) for name, values in d.items()}
-        keep_log_w, crash_log_w = keep_nodes_w.ravel(), crash_nodes_w.ravel()
-        fresh = np.array([j for j in fresh if now_keys[j][0] != focus], dtype=np.int64)
-        effects = effects_for(d, {focus: nodes.ravel()}, {focus: crash_nodes.ravel()})
-    else:
-        effects = effects_for(d)
-
-    if fresh.size:
-        keys = [now_keys[j] for j in fresh]
-        eta = _leaf_eta(d, effects, keys)
-        m, nu = expit(eta), d["nu"][:, None]
-        a0 = m * nu + seen_kw[fresh]
-        b0 = (1.0 - m) * nu + seen_nw[fresh] - seen_kw[fresh]
-        keep_log_w = keep_log_w + _beta_binomial_kernel(a0, b0, new_kw[fresh], new_nw[fresh]).sum(
-            axis=1
-        )
-        # Crash leaves are (session, category): sum the fresh counts per pair.
-        pairs: dict[tuple[str, str], list[int]] = {}
-        for j in fresh:
-            pairs.setdefault((now_keys[j][0], now_keys[j][1]), []).append(j)
-        crash_keys = list(pairs)
-        seen_pairs = _seen_crash_pairs(seen)
-        c_seen = np.array([seen_pairs.get(p, (0.0, 0.0)) for p in crash_keys]).reshape(-1, 2)
-        c_new = np.array(
-            [(new_cw[pairs[p]].sum(), new_nw[pairs[p]].sum()) for p in crash_keys]
-        ).reshape(-1, 2)
-        mc = expit(_crash_eta(d, effects, crash_keys))
-        nu_c = d["crash_nu"][:, None]
-        a0 = mc * nu_c + c_seen[:, 0]
-        b0 = (1.0 - mc) * nu_c + c_seen[:, 1] - c_seen[:, 0]
-        crash_log_w = crash_log_w + _beta_binomial_kernel(a0, b0, c_new[:, 0], c_new[:, 1]).sum(
-            axis=1
-        )
-    keep_weights, crash_weights = _normalise(keep_log_w), _normalise(crash_log_w)
-    # ESS over the fit's draws (quadrature nodes of one draw count as one draw).
-    ess = min(
-        _ess_share(keep_weights.reshape(n_base, -1).sum(axis=1)),
-        _ess_share(crash_weights.reshape(n_base, -1).sum(axis=1)),
-    )
-    return _Updated(
-        draws=d,
-        keep_weights=keep_weights,
-        crash_weights=crash_weights,
-        ess_share=ess,
-        stale=inconsistent or ess < STALE_ESS_SHARE,
-        n_new=n_new,
-        leaf_counts=now,
-        leaf_index={key: j for j, key in enumerate(now_keys)},
-        **effects,
-    )
 
 
 def _seen_crash_pairs(seen: dict[str, np.ndarray]) -> dict[tuple[str, str], tuple[float, float]]:
@@ -533,44 +357,402 @@ def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles) -> l
     return [float(np.interp(q, cumulative, values[order])) for q in quantiles]
 
 
-def _level(table_counts: dict[str, set], posterior: StoredPosterior | None, c, d, p) -> str:
-    known_params = set(posterior.parameters) if posterior else set()
-    known_cells = set(posterior.cells) if posterior else set()
-    known_cats = set(posterior.categories) if posterior else set()
-    if p and ((c, d, p) in table_counts["parameter"] or (c, d, p) in known_params):
+# ---------------------------------------------------------------------------------------------
+# The stored posterior brought up to date with the evidence
+
+# Leaves whose new evidence is below this (weighted trials) count as unchanged.
+TOLERANCE = 1e-9
+# Leaves per batch when many leaves' importance terms are computed at once: bounds memory.
+TERM_BATCH = 2048
+
+
+def _effects_for(
+    posterior: StoredPosterior, draws: dict, fixed_sess=None, fixed_crash_sess=None
+) -> dict[str, _Effects]:
+    return {
+        "cat": _Effects(draws["a_cat"], list(posterior.categories), draws["sigma_cat"], "cat"),
+        "cell": _Effects(draws["b_cell"], list(posterior.cells), draws["sigma_cell"], "cell"),
+        "param": _Effects(
+            draws["e_param"], list(posterior.parameters), draws["sigma_param"], "param"
+        ),
+        "sess": _Effects(
+            draws["u_sess"], list(posterior.sessions), draws["sigma_sess"], "sess", fixed_sess
+        ),
+        "crash_cat": _Effects(
+            draws["crash_a_cat"], list(posterior.categories), draws["crash_sigma_cat"], "crash_cat"
+        ),
+        "crash_sess": _Effects(
+            draws["crash_u_sess"],
+            list(posterior.sessions),
+            draws["crash_sigma_sess"],
+            "crash_sess",
+            fixed_crash_sess,
+        ),
+    }
+
+
+def _keep_log_weights(
+    draws: dict, effects: dict, keys: list, seen: np.ndarray, new: np.ndarray
+) -> np.ndarray:
+    """Sum over leaves of log BetaBinomial(new keeps | new trials) given what the fit saw.
+
+    seen and new are (L, 2) weighted (keeps, trials) per leaf; the result is one value per draw.
+    """
+    total = np.zeros(draws["alpha"].shape[0])
+    nu = draws["nu"][:, None]
+    for start in range(0, len(keys), TERM_BATCH):
+        part = slice(start, start + TERM_BATCH)
+        m = expit(_leaf_eta(draws, effects, keys[part]))
+        a0 = m * nu + seen[part, 0]
+        b0 = (1.0 - m) * nu + seen[part, 1] - seen[part, 0]
+        total += _beta_binomial_kernel(a0, b0, new[part, 0], new[part, 1]).sum(axis=1)
+    return total
+
+
+def _crash_log_weights(
+    draws: dict, effects: dict, pairs: list, seen: np.ndarray, new: np.ndarray
+) -> np.ndarray:
+    """The same for crash leaves (session, category): (P, 2) weighted (crashes, trials)."""
+    total = np.zeros(draws["alpha"].shape[0])
+    nu = draws["crash_nu"][:, None]
+    for start in range(0, len(pairs), TERM_BATCH):
+        part = slice(start, start + TERM_BATCH)
+        m = expit(_crash_eta(draws, effects, pairs[part]))
+        a0 = m * nu + seen[part, 0]
+        b0 = (1.0 - m) * nu + seen[part, 1] - seen[part, 0]
+        total += _beta_binomial_kernel(a0, b0, new[part, 0], new[part, 1]).sum(axis=1)
+    return total
+
+
+@dataclass
+class _View:
+    """Draws, effects and importance weights from which one session's answers are read."""
+
+    draws: dict[str, np.ndarray]  # the stored draws, or (new session) draws x quadrature nodes
+    effects: dict[str, _Effects]
+    keep_weights: np.ndarray
+    crash_weights: np.ndarray
+    ess_share: float
+    stale: bool
+
+
+class UpdatedPosterior:
+    """A stored posterior brought up to date with the evidence, read like a frozen distribution.
+
+    Evidence the fit did not see reweights the draws (importance weights, kept as per-draw log
+    sums); `refresh(leaves)` takes in leaves that changed since, at the cost of those leaves
+    alone, so a loop that ingests a row and checks again never recomputes the whole bank. A
+    session the fit never saw has its offset integrated out per draw when it is asked about.
+    """
+
+    def __init__(self, posterior: StoredPosterior, evidence: Evidence):
+        self.posterior, self.evidence = posterior, evidence
+        seen = posterior.seen
+        seen_keys = (
+            list(zip(*(seen[c].tolist() for c in SEEN_COLUMNS), strict=True))
+            if len(seen["session"])
+            else []
+        )
+        self._seen_index = {key: i for i, key in enumerate(seen_keys)}
+        self._seen = np.column_stack(
+            [seen[name] for name in SEEN_COUNTS] if seen_keys else [np.zeros(0)] * 4
+        ).reshape(-1, 4)
+        self._seen_pairs = _seen_crash_pairs(seen)
+        self._absent: dict[str, int] = {}  # per session: seen leaves the evidence lacks
+        for key in seen_keys:
+            self._absent[key[0]] = self._absent.get(key[0], 0) + 1
+        self._matched: set = set()
+        self._effects = _effects_for(posterior, posterior.draws)
+        n_draws = posterior.n_draws
+        self._keep_log_w, self._crash_log_w = np.zeros(n_draws), np.zeros(n_draws)
+        self._fresh: dict[tuple, np.ndarray] = {}  # leaf -> new weighted (keeps, crashes, trials)
+        self._fresh_in_pair: dict[tuple[str, str], set] = {}
+        self._pair_new: dict[tuple[str, str], tuple[float, float]] = {}
+        self._negative: set = set()
+        self._new_trials: dict[tuple, float] = {}
+        self.n_new = 0
+        self._views: dict[str | None, _View] = {}
+        self.version = -1
+        self.refresh(evidence.keys("leaf"))
+
+    # -- taking in evidence -------------------------------------------------------------------
+
+    def refresh(self, leaves: Sequence[tuple[str, str, str, str]]) -> None:
+        """Take in the evidence's current sums of these leaves (added or changed since)."""
+        keys = list(dict.fromkeys(leaves))
+        self._views.clear()
+        self.version = self.evidence.version
+        if not keys:
+            return
+        now = np.array([self.evidence.sums("leaf", key) for key in keys]).reshape(-1, 6)
+        seen = np.zeros((len(keys), 4))
+        for j, key in enumerate(keys):
+            i = self._seen_index.get(key)
+            if i is not None:
+                seen[j] = self._seen[i]
+                if key not in self._matched and now[j, 5] > 0:
+                    self._matched.add(key)
+                    self._absent[key[0]] -= 1
+        new = now[:, :3] - seen[:, :3]
+        new_trials = np.maximum(now[:, 5] - seen[:, 3], 0.0)
+        negative = np.any(new < -TOLERANCE, axis=1)
+        new = np.maximum(new, 0.0)
+
+        old = [key for key in keys if key in self._fresh]
+        if old:
+            self._keep_log_w -= self._leaf_terms(old)
+        pairs = {(key[0], key[1]) for key in keys}
+        old_pairs = [pair for pair in pairs if pair in self._pair_new]
+        if old_pairs:
+            self._crash_log_w -= self._pair_terms(old_pairs)
+        for j, key in enumerate(keys):
+            self.n_new += int(new_trials[j]) - int(self._new_trials.pop(key, 0))
+            if new_trials[j]:
+                self._new_trials[key] = new_trials[j]
+            (self._negative.add if negative[j] else self._negative.discard)(key)
+            members = self._fresh_in_pair.setdefault((key[0], key[1]), set())
+            if new[j, 2] > TOLERANCE:
+                self._fresh[key] = new[j]
+                members.add(key)
+            else:
+                self._fresh.pop(key, None)
+                members.discard(key)
+        fresh = [key for key in keys if key in self._fresh]
+        if fresh:
+            self._keep_log_w += self._leaf_terms(fresh)
+        for pair in pairs:
+            members = self._fresh_in_pair[pair]
+            if members:
+                self._pair_new[pair] = (
+                    sum(float(self._fresh[m][1]) for m in members),
+                    sum(float(self._fresh[m][2]) for m in members),
+                )
+            else:
+                self._pair_new.pop(pair, None)
+                del self._fresh_in_pair[pair]
+        new_pairs = [pair for pair in pairs if pair in self._pair_new]
+        if new_pairs:
+            self._crash_log_w += self._pair_terms(new_pairs)
+
+    def _leaf_terms(self, keys: list, draws: dict | None = None, effects=None) -> np.ndarray:
+        seen = np.array([self._seen_of(key)[[0, 2]] for key in keys]).reshape(-1, 2)
+        new = np.array([self._fresh[key][[0, 2]] for key in keys]).reshape(-1, 2)
+        return _keep_log_weights(
+            draws or self.posterior.draws, effects or self._effects, keys, seen, new
+        )
+
+    def _pair_terms(self, pairs: list, draws: dict | None = None, effects=None) -> np.ndarray:
+        seen = np.array([self._seen_pairs.get(pair, (0.0, 0.0)) for pair in pairs]).reshape(-1, 2)
+        new = np.array([self._pair_new[pair] for pair in pairs]).reshape(-1, 2)
+        return _crash_log_weights(
+            draws or self.posterior.draws, effects or self._effects, pairs, seen, new
+        )
+
+    def _seen_of(self, key: tuple) -> np.ndarray:
+        i = self._seen_index.get(key)
+        return self._seen[i] if i is not None else np.zeros(4)
+
+    def _inconsistent(self) -> bool:
+        """The fit saw evidence the bank no longer has (rows gone, weights lowered): importance
+        weights cannot take evidence away, so answers are marked stale."""
+        return bool(self._negative) or any(
+            missing > 0 and self.evidence.has("session", (session,))
+            for session, missing in self._absent.items()
+        )
+
+    # -- views --------------------------------------------------------------------------------
+
+    def _view(self, session: str | None) -> _View:
+        if self.version != self.evidence.version:
+            raise RuntimeError("the evidence changed since the last refresh; call refresh()")
+        if session is not None and session not in self.posterior.sessions:
+            key: str | None = session
+        else:
+            key = None
+        if key not in self._views:
+            self._views[key] = self._new_session_view(key) if key else self._fitted_view()
+        return self._views[key]
+
+    def _fitted_view(self) -> _View:
+        keep, crash = _normalise(self._keep_log_w), _normalise(self._crash_log_w)
+        ess = min(_ess_share(keep), _ess_share(crash))
+        return _View(
+            draws=self.posterior.draws,
+            effects=self._effects,
+            keep_weights=keep,
+            crash_weights=crash,
+            ess_share=ess,
+            stale=self._inconsistent() or ess < STALE_ESS_SHARE,
+        )
+
+    def _new_session_view(self, focus: str) -> _View:
+        """Draws x quadrature nodes over the new session's offsets (keep and crash), weighted
+        by its own rows and by every other leaf's new evidence."""
+        posterior = self.posterior
+        n_base = min(posterior.n_draws, NEW_SESSION_DRAWS)
+        thin = np.linspace(0, posterior.n_draws - 1, n_base).astype(int)
+        d = {name: values[thin] for name, values in posterior.draws.items()}
+        zero = {focus: np.zeros(n_base)}
+        base_effects = _effects_for(posterior, d, zero, zero)
+        mine = [key for key in self._fresh_in_pair_keys(focus)]
+        new = np.array([self._fresh[key] for key in mine]).reshape(-1, 3)
+        nodes, keep_nodes_w = _session_quadrature(
+            _leaf_eta(d, base_effects, mine), d["nu"], new[:, 0], new[:, 2], d["sigma_sess"]
+        )
+        cats = sorted({key[1] for key in mine})
+        c_new = np.array([new[[k[1] == c for k in mine]][:, 1:].sum(axis=0) for c in cats]).reshape(
+            -1, 2
+        )
+        crash_nodes, crash_nodes_w = _session_quadrature(
+            _crash_eta(d, base_effects, [(focus, c) for c in cats]),
+            d["crash_nu"],
+            c_new[:, 0],
+            c_new[:, 1],
+            d["crash_sigma_sess"],
+        )
+        n_nodes = nodes.shape[1]
+        d = {name: np.repeat(values, n_nodes, axis=0) for name, values in d.items()}
+        effects = _effects_for(posterior, d, {focus: nodes.ravel()}, {focus: crash_nodes.ravel()})
+        keep_log_w, crash_log_w = keep_nodes_w.ravel(), crash_nodes_w.ravel()
+        others = [key for key in self._fresh if key[0] != focus]
+        if others:
+            keep_log_w = keep_log_w + self._leaf_terms(others, d, effects)
+            pairs = [pair for pair in self._pair_new if pair[0] != focus]
+            crash_log_w = crash_log_w + self._pair_terms(pairs, d, effects)
+        keep, crash = _normalise(keep_log_w), _normalise(crash_log_w)
+        # ESS over the fit's draws (quadrature nodes of one draw count as one draw).
+        ess = min(
+            _ess_share(keep.reshape(n_base, -1).sum(axis=1)),
+            _ess_share(crash.reshape(n_base, -1).sum(axis=1)),
+        )
+        return _View(d, effects, keep, crash, ess, self._inconsistent() or ess < STALE_ESS_SHARE)
+
+    def _fresh_in_pair_keys(self, session: str) -> list[tuple]:
+        return sorted(
+            key
+            for (s, _), members in self._fresh_in_pair.items()
+            if s == session
+            for key in members
+        )
+
+    # -- answers ------------------------------------------------------------------------------
+
+    def answer(
+        self, session: str, category: str, direction: str, parameter: str = ""
+    ) -> KeepAnswer:
+        """One proposal's keep probability, 90% interval, P(crash) and P(rate < base rate)."""
+        parameter = parameter or ""
+        view, evidence = self._view(session), self.evidence
+        d, w = view.draws, view.keep_weights
+        key = (session, category, direction, parameter)
+        leaf = evidence.sums("leaf", key)
+        kw, nw = float(leaf[0]), float(leaf[2])
+        m = expit(_leaf_eta(d, view.effects, [key])[:, 0])
+        a = m * d["nu"] + kw
+        b = (1.0 - m) * d["nu"] + nw - kw
+        mean = float(np.sum(w * a / (a + b)))
+        tail = (1.0 - CONFIDENCE) / 2.0
+        low, high = _mixture_quantiles(a, b, w, (tail, 1.0 - tail))
+        base = expit(d["alpha"] + view.effects["sess"].column(session))
+
+        crash_sums = evidence.sums("session_category", (session, category))
+        cw, cn = float(crash_sums[1]), float(crash_sums[2])
+        mc = expit(_crash_eta(d, view.effects, [(session, category)])[:, 0])
+        ac = mc * d["crash_nu"] + cw
+        bc = (1.0 - mc) * d["crash_nu"] + cn - cw
+
+        n, k, n_weighted = _query_counts(evidence, category, direction, parameter)
+        return KeepAnswer(
+            p_keep=mean,
+            mean=mean,
+            interval=(low, high),
+            p_crash=float(np.sum(view.crash_weights * ac / (ac + bc))),
+            prob_below_base=float(np.sum(w * betainc(a, b, base))),
+            n=n,
+            k=k,
+            n_weighted=n_weighted,
+            level=_level(evidence, self.posterior, category, direction, parameter),
+            source="posterior",
+            stale=view.stale,
+            ess_share=view.ess_share,
+            n_new=self.n_new,
+            base_rate=float(np.sum(w * base)),
+        )
+
+    def cells(
+        self, session: str | None = None, categories: Sequence[str] | None = None
+    ) -> list[CellSummary]:
+        """Every (category, direction) cell with data or fitted (of `categories`, when given):
+        counts, mean rate, 90% interval and P(rate < base rate), surest-bad first.
+
+        The cell rate is expit(alpha + a_cat + b_cell + u_session) per draw (the mean rate of
+        the cell's changes; u = 0 without a session) and the base rate expit(alpha + u).
+        """
+        view, evidence = self._view(session), self.evidence
+        d, w = view.draws, view.keep_weights
+        cells = sorted(set(self.posterior.cells) | set(evidence.keys("cell")))
+        if categories is not None:
+            wanted = set(categories)
+            cells = [cell for cell in cells if cell[0] in wanted]
+        u = (
+            view.effects["sess"].column(session)
+            if session is not None
+            else np.zeros(d["alpha"].shape[0])
+        )
+        tail = (1.0 - CONFIDENCE) / 2.0
+        rows = []
+        for c, dr in cells:
+            effect = view.effects["cat"].column(c) + view.effects["cell"].column((c, dr))
+            rate = expit(d["alpha"] + effect + u)
+            low, high = _weighted_quantiles(rate, w, (tail, 1.0 - tail))
+            sums = evidence.sums("cell", (c, dr))
+            observed = evidence.has("cell", (c, dr))
+            rows.append(
+                CellSummary(
+                    category=c,
+                    direction=dr,
+                    n=int(round(sums[5])),
+                    k=int(round(sums[3])),
+                    n_weighted=float(sums[2]),
+                    mean=float(np.sum(w * rate)),
+                    interval=(low, high),
+                    prob_below_base=float(np.sum(w * (effect < 0.0))),
+                    level="cell" if observed or (c, dr) in self.posterior.cells else "category",
+                    source="posterior",
+                )
+            )
+        return _sorted_cells(rows)
+
+
+def update_posterior(
+    posterior: StoredPosterior, evidence: ExperimentTable | Evidence
+) -> UpdatedPosterior:
+    """The stored posterior brought up to date with a table's (or the bank's) evidence."""
+    return UpdatedPosterior(posterior, as_evidence(evidence))
+
+
+def _level(evidence: Evidence, posterior: StoredPosterior | None, c, d, p) -> str:
+    """The most specific level with data (in the evidence or the fit) for a query."""
+    if p and (
+        evidence.has("parameter", (c, d, p)) or (posterior and (c, d, p) in posterior.parameters)
+    ):
         return "parameter"
-    if (c, d) in table_counts["cell"] or (c, d) in known_cells:
+    if evidence.has("cell", (c, d)) or (posterior and (c, d) in posterior.cells):
         return "cell"
-    if c in table_counts["category"] or c in known_cats:
+    if evidence.has("category", (c,)) or (posterior and c in posterior.categories):
         return "category"
     return "global"
 
 
-def _observed_groups(table: ExperimentTable) -> dict[str, set]:
-    return {
-        "parameter": set(
-            zip(
-                table.category.tolist(),
-                table.direction.tolist(),
-                table.parameter.tolist(),
-                strict=True,
-            )
-        ),
-        "cell": set(zip(table.category.tolist(), table.direction.tolist(), strict=True)),
-        "category": set(table.category.tolist()),
-    }
-
-
-def _query_counts(table: ExperimentTable, c: str, d: str, p: str) -> tuple[int, int, float]:
-    mask = (table.category == c) & (table.direction == d)
-    if p:
-        mask &= table.parameter == p
-    return int(mask.sum()), int(table.kept[mask].sum()), float(table.weight[mask].sum())
+def _query_counts(evidence: Evidence, c: str, d: str, p: str) -> tuple[int, int, float]:
+    """(experiments, keeps, weighted experiments) of the queried group across sessions."""
+    sums = evidence.sums("parameter", (c, d, p)) if p else evidence.sums("cell", (c, d))
+    return int(round(sums[5])), int(round(sums[3])), float(sums[2])
 
 
 def predict_keep(
     posterior: StoredPosterior | None,
-    table: ExperimentTable,
+    table: ExperimentTable | Evidence,
     session: str,
     category: str,
     direction: str,
@@ -578,94 +760,23 @@ def predict_keep(
 ) -> KeepAnswer:
     """Answer one proposal (session, category, direction, parameter) from the stored draws updated
     with the table's newer evidence, or from the conjugate form when there is no posterior."""
-    parameter = parameter or ""
+    evidence = as_evidence(table)
     if posterior is None:
-        return _conjugate_answer(table, session, category, direction, parameter)
-    updated = _update(posterior, table, focus=session)
-    d = updated.draws
-    w = updated.keep_weights
-    key = (session, category, direction, parameter)
-    counts = updated.leaf_counts
-    index = updated.leaf_index.get(key)
-    kw = float(counts.keeps_w[index]) if index is not None else 0.0
-    nw = float(counts.trials_w[index]) if index is not None else 0.0
-    m = expit(_leaf_eta(d, updated.effects(), [key])[:, 0])
-    a = m * d["nu"] + kw
-    b = (1.0 - m) * d["nu"] + nw - kw
-    mean = float(np.sum(w * a / (a + b)))
-    tail = (1.0 - CONFIDENCE) / 2.0
-    low, high = _mixture_quantiles(a, b, w, (tail, 1.0 - tail))
-    base = expit(d["alpha"] + updated.sess.column(session))
-    below = float(np.sum(w * betainc(a, b, base)))
-    base_rate = float(np.sum(w * base))
-
-    crash_key = [(session, category)]
-    mask = (table.session_column() == session) & (table.category == category)
-    cw, cn = float((table.weight * table.crashed)[mask].sum()), float(table.weight[mask].sum())
-    mc = expit(_crash_eta(d, updated.effects(), crash_key)[:, 0])
-    ac = mc * d["crash_nu"] + cw
-    bc = (1.0 - mc) * d["crash_nu"] + cn - cw
-    p_crash = float(np.sum(updated.crash_weights * ac / (ac + bc)))
-
-    n, k, n_weighted = _query_counts(table, category, direction, parameter)
-    return KeepAnswer(
-        p_keep=mean,
-        mean=mean,
-        interval=(low, high),
-        p_crash=p_crash,
-        prob_below_base=below,
-        n=n,
-        k=k,
-        n_weighted=n_weighted,
-        level=_level(_observed_groups(table), posterior, category, direction, parameter),
-        source="posterior",
-        stale=updated.stale,
-        ess_share=updated.ess_share,
-        n_new=updated.n_new,
-        base_rate=base_rate,
-    )
+        return _conjugate_answer(evidence, session, category, direction, parameter or "")
+    return update_posterior(posterior, evidence).answer(session, category, direction, parameter)
 
 
 def cell_table(
-    posterior: StoredPosterior | None, table: ExperimentTable, session: str | None = None
+    posterior: StoredPosterior | None,
+    table: ExperimentTable | Evidence,
+    session: str | None = None,
 ) -> list[CellSummary]:
     """Every (category, direction) cell with data: counts, mean rate, 90% interval and
-    P(rate < base rate), sorted with the cells the engine is surest are bad first.
-
-    With a posterior the cell rate is expit(alpha + a_cat + b_cell + u_session) per draw (the
-    mean rate of the cell's changes; u = 0 without a session) and the base rate expit(alpha + u).
-    """
+    P(rate < base rate), sorted with the cells the engine is surest are bad first."""
+    evidence = as_evidence(table)
     if posterior is None:
-        return _conjugate_cells(table, session)
-    updated = _update(posterior, table, focus=session)
-    d = updated.draws
-    w = updated.keep_weights
-    cells = sorted(set(posterior.cells) | _observed_groups(table)["cell"])
-    counts = cell_counts(table, "cell")
-    count_index = {key: i for i, key in enumerate(counts.key_tuples())}
-    u = updated.sess.column(session) if session is not None else np.zeros(d["alpha"].shape[0])
-    rows = []
-    for c, dr in cells:
-        effect = updated.cat.column(c) + updated.cell.column((c, dr))
-        rate = expit(d["alpha"] + effect + u)
-        tail = (1.0 - CONFIDENCE) / 2.0
-        low, high = _weighted_quantiles(rate, w, (tail, 1.0 - tail))
-        i = count_index.get((c, dr))
-        rows.append(
-            CellSummary(
-                category=c,
-                direction=dr,
-                n=int(counts.trials[i]) if i is not None else 0,
-                k=int(counts.keeps[i]) if i is not None else 0,
-                n_weighted=float(counts.trials_w[i]) if i is not None else 0.0,
-                mean=float(np.sum(w * rate)),
-                interval=(low, high),
-                prob_below_base=float(np.sum(w * (effect < 0.0))),
-                level="cell" if i is not None or (c, dr) in posterior.cells else "category",
-                source="posterior",
-            )
-        )
-    return _sorted_cells(rows)
+        return _conjugate_cells(evidence, session)
+    return update_posterior(posterior, evidence).cells(session)
 
 
 def _sorted_cells(rows: list[CellSummary]) -> list[CellSummary]:
@@ -676,24 +787,23 @@ def _sorted_cells(rows: list[CellSummary]) -> list[CellSummary]:
 # Conjugate path (no stored posterior)
 
 
-def _session_base_rate(table: ExperimentTable, session: str | None) -> float:
+def _session_base_rate(evidence: Evidence, session: str | None) -> float:
     """The session's keep rate (empirical-Bayes posterior mean over sessions); pooled without one."""
-    counts = cell_counts(table, "session")
+    counts = evidence.counts("session")
     alpha, beta = conjugate.fit_beta_prior(counts.keeps_w, counts.trials_w)
-    names = counts.keys.get("session", np.array([], dtype=object)).tolist()
-    if session is not None and session in names:
-        i = names.index(session)
-        return float((alpha + counts.keeps_w[i]) / (alpha + beta + counts.trials_w[i]))
+    sums = evidence.sums("session", (session,)) if session is not None else None
+    if sums is not None and evidence.has("session", (session,)):
+        return float((alpha + sums[0]) / (alpha + beta + sums[2]))
     return float(alpha / (alpha + beta))
 
 
 def _conjugate_level_posteriors(
-    table: ExperimentTable, level: str, numerator: str = "keeps_w"
+    evidence: Evidence, level: str, numerator: str = "keeps_w"
 ) -> tuple[GroupCounts, tuple[float, float], np.ndarray, np.ndarray]:
     """Per group at `level`: leave-one-out empirical-Bayes posteriors, and the all-group prior."""
-    counts = cell_counts(table, level)
+    counts = evidence.counts(level)
     successes = getattr(counts, numerator)
-    if len(table) == 0:
+    if len(evidence) == 0:
         prior = conjugate.fit_beta_prior([], [])
         return counts, prior, np.zeros(0), np.zeros(0)
     prior = conjugate.fit_beta_prior(successes, counts.trials_w)
@@ -702,13 +812,13 @@ def _conjugate_level_posteriors(
 
 
 def _conjugate_group(
-    table: ExperimentTable, level: str, key: tuple[str, ...], numerator: str = "keeps_w"
+    evidence: Evidence, level: str, key: tuple[str, ...], numerator: str = "keeps_w"
 ) -> tuple[float, float, bool]:
     """Beta posterior (a, b) of one group under a prior fitted on the other groups of its level;
     the prior of all groups when the group has no data (third value False)."""
-    counts = cell_counts(table, level)
+    counts = evidence.counts(level)
     successes = getattr(counts, numerator)
-    index = {k: i for i, k in enumerate(counts.key_tuples())}.get(key) if len(table) else None
+    index = counts.key_tuples().index(key) if evidence.has(level, key) else None
     if index is None:
         alpha, beta = conjugate.fit_beta_prior(successes, counts.trials_w)
         return alpha, beta, False
@@ -720,16 +830,16 @@ def _conjugate_group(
 
 
 def _conjugate_answer(
-    table: ExperimentTable, session: str, category: str, direction: str, parameter: str
+    evidence: Evidence, session: str, category: str, direction: str, parameter: str
 ) -> KeepAnswer:
     """Conjugate form: one empirical-Bayes level over (category, direction) cells; a cell's prior
     comes from the other cells, and a cell without data gets the prior of all ("global")."""
-    a, b, has_data = _conjugate_group(table, "cell", (category, direction))
-    ac, bc, _ = _conjugate_group(table, "category", (category,), "crashes_w")
+    a, b, has_data = _conjugate_group(evidence, "cell", (category, direction))
+    ac, bc, _ = _conjugate_group(evidence, "category", (category,), "crashes_w")
     low, high = conjugate.credible_interval(a, b, CONFIDENCE)
     mean = float(conjugate.posterior_mean(a, b))
-    n, k, n_weighted = _query_counts(table, category, direction, "")
-    base_rate = _session_base_rate(table, session)
+    n, k, n_weighted = _query_counts(evidence, category, direction, "")
+    base_rate = _session_base_rate(evidence, session)
     return KeepAnswer(
         p_keep=mean,
         mean=mean,
@@ -743,14 +853,14 @@ def _conjugate_answer(
         source="conjugate",
         stale=False,
         ess_share=1.0,
-        n_new=len(table),
+        n_new=len(evidence),
         base_rate=base_rate,
     )
 
 
-def _conjugate_cells(table: ExperimentTable, session: str | None) -> list[CellSummary]:
-    cells, _, a, b = _conjugate_level_posteriors(table, "cell")
-    base = _session_base_rate(table, session)
+def _conjugate_cells(evidence: Evidence, session: str | None) -> list[CellSummary]:
+    cells, _, a, b = _conjugate_level_posteriors(evidence, "cell")
+    base = _session_base_rate(evidence, session)
     low, high = conjugate.credible_interval(a, b, CONFIDENCE)
     below = conjugate.prob_below(a, b, base)
     rows = [
