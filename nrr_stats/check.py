@@ -11,14 +11,22 @@ import math
 import os
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nrr_stats.bank import Bank, open_bank
 from nrr_stats.decide import DecisionRule, decide
 from nrr_stats.errors import NrrInputError
-from nrr_stats.models.posterior import load_posterior, npz_path_for, predict_keep
+from nrr_stats.models.evidence import Evidence
+from nrr_stats.models.posterior import (
+    UpdatedPosterior,
+    cell_table,
+    load_posterior,
+    npz_path_for,
+    predict_keep,
+    update_posterior,
+)
 from nrr_stats.parser import ConfigTracker, ParsedChange, Rules
 from nrr_stats.proposal import proposal_change, read_proposal
 
@@ -30,77 +38,82 @@ def _rounded(value: float, digits: int = 4) -> float | None:
 
 
 @dataclass
-class _BankReading:
-    """What a check reads of the whole bank, with the SQLite state it was read at."""
+class BankReading:
+    """The bank's evidence sums as of one evidence state, and the posteriors updated with them.
 
-    state: tuple[int, int] | None
-    sessions: list[dict[str, Any]]
-    table: Any  # ExperimentTable
-
-
-# Per open Bank: its last reading. A loop that checks many proposals against one open bank reads
-# the whole bank once; any commit (this connection's or another's) makes the next check reread.
-_READINGS: weakref.WeakKeyDictionary[Bank, _BankReading] = weakref.WeakKeyDictionary()
-# Loaded posteriors by (path, inode, size, mtime): a refit replaces the file and is reread.
-_POSTERIORS: dict[tuple, Any] = {}
-
-
-def _sqlite_state(bank: Bank) -> tuple[int, int] | None:
-    """(data_version, total_changes): changes on any commit by another connection or this one.
-
-    None for banks other than SQLite, which are read afresh on every check.
+    Kept per open Bank: while the bank's evidence revision stands, a later check reads only the
+    rows past `state`'s last id and refreshes just their leaves, so a loop that ingests one row
+    and checks again pays for that row, never for the whole bank.
     """
-    if bank.location.backend != "sqlite":
-        return None
-    version = bank.query("PRAGMA data_version")[0]
-    changes = bank.query("SELECT total_changes() AS n")[0]["n"]
-    return int(next(iter(version.values()))), int(changes)
+
+    state: tuple[int, int, int | None]  # Bank.evidence_state() when read
+    evidence: Evidence
+    updated: dict[int, tuple[Any, UpdatedPosterior]] = field(default_factory=dict)
+
+    def updated_posterior(self, posterior: Any) -> UpdatedPosterior:
+        """The posterior brought up to date with this reading (built once per posterior)."""
+        entry = self.updated.get(id(posterior))
+        if entry is None or entry[0] is not posterior:
+            self.updated.clear()  # a refit replaced the posterior: forget the old one
+            entry = (posterior, update_posterior(posterior, self.evidence))
+            self.updated[id(posterior)] = entry
+        return entry[1]
 
 
-def bank_reading(bank: Bank) -> _BankReading:
-    """The bank's sessions and experiment table, reread only when the bank has changed."""
-    state = _sqlite_state(bank)
+_READINGS: weakref.WeakKeyDictionary[Bank, BankReading] = weakref.WeakKeyDictionary()
+# Loaded posteriors and priors by (path, inode, size, mtime): a refit replaces the file.
+_LOADED: dict[tuple, Any] = {}
+
+
+def bank_reading(bank: Bank) -> BankReading:
+    """The bank's evidence sums, read whole once per open bank and then only where they grew."""
     cached = _READINGS.get(bank)
-    if state is not None and cached is not None and cached.state == state:
-        return cached
     with bank.snapshot():
-        reading = _BankReading(state, bank.sessions(), bank.experiment_table())
-    if state is not None:
-        _READINGS[bank] = reading
+        state = bank.evidence_state()
+        if cached is not None and state == cached.state:
+            return cached
+        grown = cached is not None and state[0] == cached.state[0] and state[1] > cached.state[1]
+        rows = bank.evidence_sums(after_id=cached.state[1] if grown else 0)
+        if grown and state[2] is not None:
+            # PostgreSQL: rows with ids at or below the last one read may have committed since.
+            added = bank.query(
+                "SELECT COUNT(*) AS n FROM experiments WHERE id > ?", (cached.state[1],)
+            )[0]["n"]
+            grown = cached.state[2] + int(added) == state[2]
+            if not grown:
+                rows = bank.evidence_sums()
+    if not grown:
+        reading = BankReading(state, Evidence.from_leaf_sums(rows))
+    else:
+        reading = cached
+        leaves = reading.evidence.add_leaf_rows(rows)
+        for _, updated in reading.updated.values():
+            updated.refresh(leaves)
+        reading.state = state
+    _READINGS[bank] = reading
     return reading
 
 
-def _after_own_write(bank: Bank, reading: _BankReading) -> None:
-    """This check's own decision record changed nothing a check reads: keep the reading valid."""
-    if reading.state is not None and _READINGS.get(bank) is reading:
-        now = _sqlite_state(bank)
-        # data_version ignores this connection's commits; keep the old one, so a commit by
-        # another connection since the reading still forces a reread.
-        reading.state = (reading.state[0], now[1]) if now is not None else None
+def _load_cached(path: Path, load: Any) -> Any:
+    stat = os.stat(path)
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _LOADED:
+        loaded = load(path)
+        # One bank (and the shipped prior) per process is the common case: keep memory flat.
+        for old in [k for k in _LOADED if k[0] == str(path)]:
+            del _LOADED[old]
+        _LOADED[key] = loaded
+    return _LOADED[key]
 
 
-def _load_posterior_cached(path: Path) -> Any:
-    source = npz_path_for(path)
-    stat = os.stat(source)
-    key = (str(source), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if key not in _POSTERIORS:
-        posterior = load_posterior(path)
-        _POSTERIORS.clear()  # one bank per process is the common case: keep memory flat
-        _POSTERIORS[key] = posterior
-    return _POSTERIORS[key]
-
-
-def pick_session(
-    bank: Bank, session: str | int | None, sessions: list[dict[str, Any]] | None = None
-) -> dict[str, Any] | None:
+def pick_session(bank: Bank, session: str | int | None) -> dict[str, Any] | None:
     """The session a proposal belongs to: by id or name, else the most recently updated one."""
-    sessions = bank.sessions() if sessions is None else sessions
     if session is None:
-        return max(sessions, key=lambda s: (s["updated_at"], s["id"])) if sessions else None
-    for row in sessions:
-        if str(session) in (str(row["id"]), row["name"], row["session_key"]):
-            return row
-    raise NrrInputError(f"no session {session!r} in the bank", path=bank.location.display)
+        return bank.latest_session()
+    found = bank.find_session(session)
+    if found is None:
+        raise NrrInputError(f"no session {session!r} in the bank", path=bank.location.display)
+    return found
 
 
 def answering_posterior(bank: Bank, *, use_population_prior: bool = True) -> Any:
@@ -109,15 +122,17 @@ def answering_posterior(bank: Bank, *, use_population_prior: bool = True) -> Any
     None means the conjugate empirical-Bayes form (no fit and no prior, or the prior turned off).
     A fit that failed its diagnostics is stored apart and never answers.
     """
-    if npz_path_for(bank.posterior_path).exists():
+    stored = npz_path_for(bank.posterior_path)
+    if stored.exists():
         try:
-            return _load_posterior_cached(bank.posterior_path)
+            return _load_cached(stored, load_posterior)
         except (NrrInputError, OSError):
             pass
     if use_population_prior:
-        from nrr_stats.models.population import load_population_prior
+        from nrr_stats.models.population import load_prior, population_prior_path
 
-        return load_population_prior()
+        path = population_prior_path()
+        return _load_cached(path, load_prior) if path is not None else None
     return None
 
 
@@ -171,23 +186,31 @@ def _check(
     use_population_prior: bool,
 ) -> dict[str, Any]:
     reading = bank_reading(bank)
-    session_row = pick_session(bank, session, reading.sessions)
+    session_row = pick_session(bank, session)
     tracker = session_tracker(bank, session_row, rules)
     config = tracker.current
     proposal = read_proposal(proposal_text)
     change = proposal_change(proposal, tracker)
 
-    table = reading.table
     posterior = answering_posterior(bank, use_population_prior=use_population_prior)
     session_name = session_row["session_key"] if session_row else None
     history = bank.experiments(session_row["id"]) if session_row else []
     if is_population_prior(posterior):
         answer, patterns = _session_engine_answer(posterior, session_name or "", history, change)
-    else:
+    elif posterior is None:
         answer = predict_keep(
-            posterior, table, session_name, change.category, change.direction, change.parameter
+            None,
+            reading.evidence,
+            session_name,
+            change.category,
+            change.direction,
+            change.parameter,
         )
-        patterns = patterns_for(posterior, table, session_name, change.category)
+        patterns = patterns_for(cell_table(None, reading.evidence, session_name), change.category)
+    else:
+        updated = reading.updated_posterior(posterior)
+        answer = updated.answer(session_name, change.category, change.direction, change.parameter)
+        patterns = patterns_for(updated.cells(session_name, [change.category]), change.category)
 
     similar, exact_repeat, near_repeats = similar_failures(
         bank, proposal.description, change, config, history
@@ -220,8 +243,8 @@ def _check(
         "nk_records": applicable_nk_records(bank, change, session_row),
         "bank": {
             "url": bank.location.display,
-            "sessions": len(reading.sessions),
-            "experiments": len(table),
+            "sessions": bank.count_sessions(),
+            "experiments": len(reading.evidence),
             "session": session_row["name"] if session_row else None,
         },
         "fit": {
@@ -237,7 +260,6 @@ def _check(
         result["decision_id"] = bank.record_decision(
             proposal_text, session_row["id"] if session_row else None, result
         )
-        _after_own_write(bank, reading)
     return result
 
 
@@ -276,30 +298,23 @@ def _session_engine_answer(
     return answer, patterns
 
 
-def patterns_for(
-    posterior: Any, table: Any, session: str | None, category: str
-) -> list[dict[str, Any]]:
-    """Cell-level posteriors (count, mean, interval) of the proposal's category."""
-    from nrr_stats.models.posterior import cell_table
-
-    rows = []
-    for cell in cell_table(posterior, table, session=session):
-        if cell.category != category:
-            continue
-        rows.append(
-            {
-                "category": cell.category,
-                "direction": cell.direction,
-                "n": cell.n,
-                "n_weighted": _rounded(cell.n_weighted, 2),
-                "k": cell.k,
-                "mean": _rounded(cell.mean),
-                "interval": [_rounded(cell.interval[0]), _rounded(cell.interval[1])],
-                "prob_below_base": _rounded(cell.prob_below_base),
-                "level": cell.level,
-            }
-        )
-    return rows
+def patterns_for(cells: Sequence[Any], category: str) -> list[dict[str, Any]]:
+    """The cell-level posteriors (count, mean, interval) of the proposal's category, as JSON."""
+    return [
+        {
+            "category": cell.category,
+            "direction": cell.direction,
+            "n": cell.n,
+            "n_weighted": _rounded(cell.n_weighted, 2),
+            "k": cell.k,
+            "mean": _rounded(cell.mean),
+            "interval": [_rounded(cell.interval[0]), _rounded(cell.interval[1])],
+            "prob_below_base": _rounded(cell.prob_below_base),
+            "level": cell.level,
+        }
+        for cell in cells
+        if cell.category == category
+    ]
 
 
 def similar_failures(

@@ -1,14 +1,15 @@
 """The bank's versioned schema: one list of migrations, applied in order on open.
 
-Portable SQL only (SQLite and PostgreSQL read the same statements); `{id}` is replaced
-by the backend's auto-increment primary key type.
+Portable SQL where it can be (SQLite and PostgreSQL read the same statements); `{id}` is
+replaced by the backend's auto-increment primary key type. A migration that needs each
+backend's own SQL (triggers) maps backend name to statements.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-MIGRATIONS: dict[int, list[str]] = {
+MIGRATIONS: dict[int, list[str] | dict[str, list[str]]] = {
     1: [
         """CREATE TABLE sessions (
             id {id},
@@ -94,4 +95,40 @@ MIGRATIONS: dict[int, list[str]] = {
         # without re-parsing the whole log.
         "ALTER TABLE sessions ADD COLUMN tracker_state TEXT NOT NULL DEFAULT '{{}}'",
     ],
+    3: {
+        # The evidence revision counts every change to a counted row other than an insert:
+        # a reader that cached the bank's sums rereads them all when it moves, and otherwise
+        # reads only the rows with ids past the last it saw.
+        "sqlite": [
+            "INSERT INTO meta (key, value) VALUES ('evidence_revision', '0')",
+            """CREATE TRIGGER experiments_evidence_updated
+            AFTER UPDATE OF session_id, status, category, direction, parameter, evidence_weight
+            ON experiments
+            WHEN OLD.session_id IS NOT NEW.session_id OR OLD.status IS NOT NEW.status
+              OR OLD.category IS NOT NEW.category OR OLD.direction IS NOT NEW.direction
+              OR OLD.parameter IS NOT NEW.parameter
+              OR OLD.evidence_weight IS NOT NEW.evidence_weight
+            BEGIN
+              UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+              WHERE key = 'evidence_revision';
+            END""",
+            """CREATE TRIGGER experiments_evidence_deleted AFTER DELETE ON experiments
+            BEGIN
+              UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+              WHERE key = 'evidence_revision';
+            END""",
+        ],
+        "postgresql": [
+            "INSERT INTO meta (key, value) VALUES ('evidence_revision', '0')",
+            """CREATE FUNCTION nrr_evidence_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'evidence_revision';
+              RETURN NULL;
+            END $$""",
+            """CREATE TRIGGER experiments_evidence_changed
+            AFTER UPDATE OF session_id, status, category, direction, parameter, evidence_weight
+            OR DELETE OR TRUNCATE ON experiments
+            FOR EACH STATEMENT EXECUTE FUNCTION nrr_evidence_changed()""",
+        ],
+    },
 }

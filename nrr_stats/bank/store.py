@@ -154,7 +154,10 @@ class Bank:
                     path=self.location.display,
                 )
             for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version]:
+                statements = MIGRATIONS[version]
+                if isinstance(statements, dict):
+                    statements = statements[self.location.backend]
+                for statement in statements:
                     self.execute(statement.format(id=id_type))
             if current != SCHEMA_VERSION:
                 self.execute("DELETE FROM meta WHERE key = 'schema_version'")
@@ -258,6 +261,62 @@ class Bank:
             }
             for row in rows
         )
+
+    def evidence_sums(self, after_id: int = 0) -> list[tuple]:
+        """Sums per leaf of the counted rows (keep, discard, crash) with ids past `after_id`:
+        (session key, category, direction, parameter, *evidence.SUM_FIELDS) tuples."""
+        cursor = self.execute(
+            "SELECT s.session_key, e.category, e.direction, e.parameter,"
+            " SUM(CASE WHEN e.status = 'keep' THEN e.evidence_weight ELSE 0 END),"
+            " SUM(CASE WHEN e.status = 'crash' THEN e.evidence_weight ELSE 0 END),"
+            " SUM(e.evidence_weight),"
+            " SUM(CASE WHEN e.status = 'keep' THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN e.status = 'crash' THEN 1 ELSE 0 END),"
+            " COUNT(*)"
+            " FROM experiments e JOIN sessions s ON s.id = e.session_id"
+            " WHERE e.id > ? AND e.status IN ('keep', 'discard', 'crash')"
+            " GROUP BY s.session_key, e.category, e.direction, e.parameter",
+            (after_id,),
+        )
+        return cursor.fetchall()
+
+    def evidence_state(self) -> tuple[int, int, int | None]:
+        """(evidence revision, last experiment id, row count): a reading of the bank's sums
+        holds while the revision stands; rows past its last id are then all that is new.
+
+        The count is None on SQLite, whose single writer hands out ids in commit order; on
+        PostgreSQL a row may commit after one with a higher id, which the count reveals.
+        """
+        revision = self.query("SELECT value FROM meta WHERE key = 'evidence_revision'")
+        if self.location.backend == "sqlite":
+            last = self.query("SELECT MAX(id) AS last FROM experiments")[0]
+            count = None
+        else:
+            last = self.query("SELECT MAX(id) AS last, COUNT(*) AS n FROM experiments")[0]
+            count = int(last["n"])
+        return int(revision[0]["value"]), int(last["last"] or 0), count
+
+    def find_session(self, reference: str | int) -> dict[str, Any] | None:
+        """The session whose id, name or key is `reference` (id first, then name, then key)."""
+        text = str(reference)
+        for column in ("id", "name", "session_key"):
+            if column == "id" and not text.isdigit():
+                continue
+            rows = self.query(
+                f"SELECT * FROM sessions WHERE {column} = ? ORDER BY id LIMIT 1",
+                (int(text) if column == "id" else text,),
+            )
+            if rows:
+                return rows[0]
+        return None
+
+    def latest_session(self) -> dict[str, Any] | None:
+        """The most recently updated session (ties: the newest)."""
+        rows = self.query("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    def count_sessions(self) -> int:
+        return int(self.query("SELECT COUNT(*) AS n FROM sessions")[0]["n"])
 
     def count_experiments(self) -> int:
         return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])

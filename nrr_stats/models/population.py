@@ -177,14 +177,20 @@ def load_prior(path: str | Path) -> StoredPosterior:
     )
 
 
-def load_population_prior(models_dir: str | Path | None = None) -> StoredPosterior | None:
-    """The shipped population prior (or the file $NRR_POPULATION_PRIOR names), None when absent."""
+def population_prior_path(models_dir: str | Path | None = None) -> Path | None:
+    """The shipped population prior's file (or the one $NRR_POPULATION_PRIOR names), if present."""
     override = os.environ.get("NRR_POPULATION_PRIOR")
     if models_dir is None and override:
         models_dir = override
     path = Path(models_dir) if models_dir is not None else repo_models_dir()
     path = path / PRIOR_FILE if path.is_dir() or path.suffix != ".npz" else path
-    return load_prior(path) if path.is_file() else None
+    return path if path.is_file() else None
+
+
+def load_population_prior(models_dir: str | Path | None = None) -> StoredPosterior | None:
+    """The shipped population prior (or the file $NRR_POPULATION_PRIOR names), None when absent."""
+    path = population_prior_path(models_dir)
+    return load_prior(path) if path is not None else None
 
 
 def fit_population_prior(
