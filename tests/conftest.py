@@ -53,9 +53,13 @@ def bank_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         return
     server = require_postgres()
     schema, url = bank_testing.create_schema(server)
+    # Files beside a PostgreSQL bank go under ./.nrr: keep them in the test's directory.
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.chdir(tmp_path)
     try:
         yield url
     finally:
+        monkeypatch.undo()
         bank_testing.drop_schema(server, schema)
 
 

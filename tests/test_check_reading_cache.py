@@ -63,3 +63,77 @@ def test_a_commit_on_the_same_connection_is_seen(bank_path: Path, tmp_path: Path
         after = check_proposal(PROPOSAL, bank=bank, record=False)
     assert after["bank"]["experiments"] > before["bank"]["experiments"]
     assert after == _fresh_answer(bank_path)
+
+
+# -- the incremental reading, on both backends and on the fitted path -------------------------
+
+
+def _store_posterior(bank) -> None:
+    """A posterior for the bank as it is now (draws from the model's prior: no PyMC needed)."""
+    import numpy as np
+    from test_models_posterior import draws_posterior
+
+    from nrr_stats.models.posterior import npz_path_for
+
+    target = npz_path_for(bank.posterior_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(target, **draws_posterior(bank.experiment_table()).to_npz_arrays())
+
+
+def _answer(bank_or_url, session: str | None = None) -> dict:
+    """Without a stored fit: the conjugate form (the population prior reads no bank sums)."""
+    return check_proposal(
+        PROPOSAL, bank=bank_or_url, session=session, record=False, use_population_prior=False
+    )
+
+
+@pytest.mark.parametrize("fitted", [False, True], ids=["conjugate", "fitted"])
+def test_rows_added_to_an_open_bank_answer_as_a_fresh_reading(
+    bank_url: str, tmp_path: Path, fitted: bool
+) -> None:
+    """The loop's path: ingest a few rows, check again; only the new rows are read."""
+    with open_bank(bank_url) as bank:
+        ingest_log(bank, SEED_LOG)
+        if fitted:
+            _store_posterior(bank)
+        first = _answer(bank, "seed_results.tsv")
+        for step in range(3):
+            log = write_log(tmp_path / "more.tsv", MORE_ROWS[: 4 * (step + 1)])
+            ingest_log(bank, log)  # the same log, grown: its session gains rows
+            again = _answer(bank, "more.tsv")
+            assert again == _answer(bank_url, "more.tsv")
+    assert first["fit"]["source"] == ("posterior" if fitted else "conjugate")
+    counted = len(MORE_ROWS) - 1  # a log's first row is its baseline, never counted
+    assert again["bank"]["experiments"] == first["bank"]["experiments"] + counted
+    assert fitted is False or again["fit"]["n_new"] == counted
+
+
+@pytest.mark.parametrize("fitted", [False, True], ids=["conjugate", "fitted"])
+def test_a_lowered_evidence_weight_rereads_the_whole_bank(bank_url: str, fitted: bool) -> None:
+    with open_bank(bank_url) as bank:
+        ingest_log(bank, SEED_LOG)
+        if fitted:
+            _store_posterior(bank)
+        before = _answer(bank)
+        with open_bank(bank_url, create=False) as other, other.transaction():
+            other.execute("UPDATE experiments SET evidence_weight = 0.25")
+        after = _answer(bank)
+        assert after == _answer(bank_url)
+    assert after != before
+    # The fit saw weight 1: evidence it counted is gone, which the importance update cannot undo.
+    assert after["fit"]["stale"] is fitted
+
+
+def test_the_evidence_revision_moves_on_changes_to_counted_rows_only(bank) -> None:
+    ingest_log(bank, SEED_LOG)
+    revision, last, _ = bank.evidence_state()
+    with bank.transaction():
+        bank.execute("UPDATE experiments SET outcome = 'marginal', delta = 0.5")
+    assert bank.evidence_state()[:2] == (revision, last)
+    with bank.transaction():
+        bank.execute("UPDATE experiments SET evidence_weight = 0.5 WHERE id = ?", (last,))
+    assert bank.evidence_state()[0] > revision
+    moved = bank.evidence_state()[0]
+    with bank.transaction():
+        bank.execute("DELETE FROM experiments WHERE id = ?", (last,))
+    assert bank.evidence_state()[0] > moved

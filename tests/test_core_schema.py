@@ -50,3 +50,21 @@ def test_the_tracker_state_lets_check_resume_the_kept_config(tmp_path: Path) -> 
         tracker.current.get("WEIGHT_DECAY") == "5e-5"
     )  # the discarded 5e-5 -> 2e-5 did not move it
     assert tracker.current.get("LEARNING_RATE") == "0.01"
+
+
+def test_a_version_two_bank_gains_the_evidence_revision(tmp_path: Path) -> None:
+    path = tmp_path / "bank.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        for version in (1, 2):
+            for statement in MIGRATIONS[version]:
+                connection.execute(statement.format(id="INTEGER PRIMARY KEY AUTOINCREMENT"))
+        connection.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    assert run_nrr("ingest", str(SEED_LOG), "--bank", str(path)).code == 0
+    with open_bank(path) as bank:
+        assert bank.schema_version() == SCHEMA_VERSION
+        revision, last, _ = bank.evidence_state()
+        assert revision == 0 and last > 0
+        with bank.transaction():
+            bank.execute("UPDATE experiments SET evidence_weight = 0.5")
+        assert bank.evidence_state()[0] > 0  # SQLite counts rows, PostgreSQL statements

@@ -62,3 +62,18 @@ def test_a_text_file_named_as_bank_is_left_untouched(tmp_path: Path):
     before = bank.read_bytes()
     assert _nrr("ingest", str(log), "--bank", str(bank))[0] == 3
     assert bank.read_bytes() == before
+
+
+def test_files_beside_two_banks_never_collide_whatever_dots_their_names_hold() -> None:
+    """A host address or a file name with dots once cut the stem short: two PostgreSQL banks
+    on one host shared a posterior and a feature store."""
+    from nrr_stats.bank.location import resolve_bank
+
+    one = resolve_bank("postgresql://nrr@127.0.0.1:5432/postgres?options=-csearch_path%3Done")
+    two = resolve_bank("postgresql://nrr@127.0.0.1:5432/postgres?options=-csearch_path%3Dtwo")
+    assert one.artifact(".posterior.nc") != two.artifact(".posterior.nc")
+    dotted = resolve_bank("/tmp/runs.v2.db")
+    assert dotted.artifact(".posterior.nc") == Path("/tmp/runs.v2.posterior.nc")
+    assert resolve_bank("/tmp/runs.v3.db").artifact(".features.npy") != dotted.artifact(
+        ".features.npy"
+    )

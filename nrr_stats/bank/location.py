@@ -31,6 +31,12 @@ class BankLocation:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", redact_url(self.url).split("://", 1)[-1])
         return Path(".nrr") / safe
 
+    def artifact(self, suffix: str) -> Path:
+        """One file beside the bank: the stem plus `suffix`, whatever dots the stem holds
+        (a bank `runs.v2.db` and a URL's host address both have some)."""
+        stem = self.artifacts_stem
+        return stem.with_name(stem.name + suffix)
+
 
 def redact_url(url: str) -> str:
     """Hide the password of a URL: `user:password@` (even an empty user or an unescaped `@`) and `password=`."""

@@ -127,12 +127,12 @@ class Bank:
     @property
     def posterior_path(self) -> Path:
         """The stored posterior of the last fit (ArviZ netCDF)."""
-        return self.location.artifacts_stem.with_suffix(".posterior.nc")
+        return self.location.artifact(".posterior.nc")
 
     @property
     def features_path(self) -> Path:
         """The similarity feature matrix (memory-mapped .npy)."""
-        return self.location.artifacts_stem.with_suffix(".features.npy")
+        return self.location.artifact(".features.npy")
 
     # -- schema -----------------------------------------------------------------------------
 
