@@ -49,6 +49,17 @@ class BankReading:
     state: tuple[int, int, int | None]  # Bank.evidence_state() when read
     evidence: Evidence
     updated: dict[int, tuple[Any, UpdatedPosterior]] = field(default_factory=dict)
+    histories: dict[tuple, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def session_rows(self, bank: Bank, session_row: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The session's experiment rows (read-only), reread when the session or bank moves."""
+        key = (session_row["id"], session_row["updated_at"])
+        rows = self.histories.get(key)
+        if rows is None:
+            if len(self.histories) > 8:
+                self.histories.clear()
+            rows = self.histories[key] = bank.experiments(session_row["id"])
+        return rows
 
     def updated_posterior(self, posterior: Any) -> UpdatedPosterior:
         """The posterior brought up to date with this reading (built once per posterior)."""
@@ -86,6 +97,7 @@ def bank_reading(bank: Bank) -> BankReading:
         reading = BankReading(state, Evidence.from_leaf_sums(rows))
     else:
         reading = cached
+        reading.histories.clear()
         leaves = reading.evidence.add_leaf_rows(rows)
         for _, updated in reading.updated.values():
             updated.refresh(leaves)
@@ -194,7 +206,7 @@ def _check(
 
     posterior = answering_posterior(bank, use_population_prior=use_population_prior)
     session_name = session_row["session_key"] if session_row else None
-    history = bank.experiments(session_row["id"]) if session_row else []
+    history = reading.session_rows(bank, session_row) if session_row else []
     if is_population_prior(posterior):
         answer, patterns = _session_engine_answer(posterior, session_name or "", history, change)
     elif posterior is None:

@@ -346,6 +346,9 @@ def _mixture_quantiles(
                 )
             )
             step = x - gap / density if density > 0 else -1.0
+            if low < step < high and abs(step - x) < 1e-7:
+                x = step  # Newton converges quadratically: this step is already exact enough
+                break
             x = step if low < step < high else 0.5 * (low + high)
         results.append(x)
     return results

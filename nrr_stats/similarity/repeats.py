@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from nrr_stats.similarity.features import normalise_text, parse_number
@@ -38,16 +39,17 @@ def find_repeats(
     current = _config(config)
     exact: list[dict[str, Any]] = []
     near: list[dict[str, Any]] = []
+    proposal = _Change.of(proposal_fields)
     for row in history_rows:
         if str(row.get("status") or "").lower() not in FAILED_STATUSES:
             continue
         similarity = row.get("similarity")
-        same_change = _same_change(proposal_fields, row)
-        relation = _config_relation(current, _config(row.get("config_before")))
-        if same_change and relation == "same":
-            exact.append(_summary(row, "same change under the same kept configuration"))
-        elif same_change:
-            near.append(_summary(row, f"same change, configuration {relation}"))
+        if proposal.is_repeated_by(row):
+            relation = _config_relation(current, _config(row.get("config_before")))
+            if relation == "same":
+                exact.append(_summary(row, "same change under the same kept configuration"))
+            else:
+                near.append(_summary(row, f"same change, configuration {relation}"))
         elif similarity is not None and float(similarity) >= near_threshold:
             near.append(_summary(row, f"similarity {float(similarity):.2f} >= {near_threshold}"))
     near.sort(
@@ -76,18 +78,44 @@ def _summary(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
     }
 
 
-def _same_change(proposal: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
-    for key in ("category", "direction"):
-        if _text(proposal.get(key)) != _text(row.get(key)) or not _text(proposal.get(key)):
+@dataclass(frozen=True)
+class _Change:
+    """A proposal's fields as compared with rows: lowered text, numbers in one form."""
+
+    category: str
+    direction: str
+    parameter: str
+    target: str
+    description: str
+
+    @classmethod
+    def of(cls, fields: Mapping[str, Any]) -> _Change:
+        return cls(
+            _text(fields.get("category")),
+            _text(fields.get("direction")),
+            _text(fields.get("parameter")),
+            _value(fields.get("to")),
+            str(fields.get("description") or ""),
+        )
+
+    def is_repeated_by(self, row: Mapping[str, Any]) -> bool:
+        """The row made the same change: same cell, parameter and target value (or, when
+        neither parameter nor target is known, the same words)."""
+        if not self.category or not self.direction:
             return False
-    parameter = _text(proposal.get("parameter"))
-    target = _value(proposal.get("to"))
-    if parameter != _text(row.get("parameter")) or target != _value(row.get("to_value")):
-        return False
-    if parameter or target:
-        return True
-    words = normalise_text(str(proposal.get("description") or ""))
-    return bool(words) and words == normalise_text(str(row.get("description") or ""))
+        if (self.category, self.direction) != (
+            _text(row.get("category")),
+            _text(row.get("direction")),
+        ):
+            return False
+        if self.parameter != _text(row.get("parameter")) or self.target != _value(
+            row.get("to_value")
+        ):
+            return False
+        if self.parameter or self.target:
+            return True
+        words = normalise_text(self.description)
+        return bool(words) and words == normalise_text(str(row.get("description") or ""))
 
 
 def _config_relation(now: dict[str, str] | None, before: dict[str, str] | None) -> str:

@@ -63,7 +63,7 @@ def similar_failures_in_bank(
 
     snapshot = bank_features(bank)
     query = proposal_vector(snapshot.space, description, change)
-    failed = snapshot.status_mask(*FAILED_STATUSES)
+    failed = failure_mask(snapshot)
     rows, scores = top_k(snapshot.matrix, query, max(k, NEAR_CANDIDATES), mask=failed)
     similarity = {
         int(snapshot.ids[r]): float(np.clip(s, -1.0, 1.0))
@@ -77,8 +77,8 @@ def similar_failures_in_bank(
     if known.any():
         session_scores[known] = np.asarray(snapshot.matrix[positions[known]]) @ query
     candidates = [
-        dict(row, similarity=None if np.isnan(s) else float(np.clip(s, -1.0, 1.0)))
-        for row, s in zip(history, session_scores, strict=True)
+        dict(row, similarity=None if s != s else s)  # NaN: a row the store does not hold yet
+        for row, s in zip(history, np.clip(session_scores, -1.0, 1.0).tolist(), strict=True)
     ]
     in_session = set(session_ids.tolist())
     details = _rows_by_id(bank, list(similarity))
@@ -119,6 +119,21 @@ def similar_failures_in_bank(
     return similar, repeats["exact_repeat"], len(repeats["near"])
 
 
+# The failure mask of the last snapshots seen (by their status column's identity).
+_FAILURE_MASKS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def failure_mask(snapshot: Any) -> np.ndarray:
+    """Rows of the snapshot that are failures (discard, crash), computed once per snapshot."""
+    entry = _FAILURE_MASKS.get(id(snapshot.status))
+    if entry is None or entry[0] is not snapshot.status:
+        if len(_FAILURE_MASKS) > 8:
+            _FAILURE_MASKS.clear()
+        entry = (snapshot.status, snapshot.status_mask(*FAILED_STATUSES))
+        _FAILURE_MASKS[id(snapshot.status)] = entry
+    return entry[1]
+
+
 def _rows_by_id(bank: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
@@ -141,7 +156,7 @@ def similar_experiments_in_bank(
     snapshot = bank_features(bank)
     change = parse_description(description, rules=rules)
     query = proposal_vector(snapshot.space, description, change)
-    mask = snapshot.status_mask(*FAILED_STATUSES) if failures_only else None
+    mask = failure_mask(snapshot) if failures_only else None
     rows, scores = top_k(snapshot.matrix, query, k, mask=mask)
     details = _rows_by_id(bank, [int(snapshot.ids[r]) for r in rows])
     return [

@@ -50,6 +50,8 @@ _MAGIC = b"\x93NUMPY\x01\x00"
 
 
 KEY_COLUMNS = ("id", "fingerprint", "status", "session_id")
+# Snapshots read in this process, by commit-record path: (its (inode, size, mtime), snapshot).
+_SNAPSHOTS: dict[Path, tuple[tuple[int, int, int], Snapshot]] = {}
 
 
 class Snapshot(NamedTuple):
@@ -196,7 +198,25 @@ class FeatureStore:
     # -- reading ----------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        """The space, rows, ids, statuses and sessions from one reading of the commit record."""
+        """The space, rows, ids, statuses and sessions from one reading of the commit record.
+
+        Kept in memory while the commit record is the same file: every commit replaces it, so
+        a process checking many proposals reads the idf state and key columns once per commit.
+        """
+        try:
+            stat = os.stat(self._state_path)
+            version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            version = None
+        cached = _SNAPSHOTS.get(self._state_path)
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        snapshot = self._read_snapshot()
+        if version is not None and _whole(snapshot):
+            _SNAPSHOTS[self._state_path] = (version, snapshot)
+        return snapshot
+
+    def _read_snapshot(self) -> Snapshot:
         state = self._load_state()
         committed = 0 if state is None else state.committed
         space = (
@@ -271,6 +291,9 @@ class FeatureStore:
             self._keys.write(position, self._key_rows([row]), extend_header=False)
 
         committed, df_now, n_now = state.committed, state.df_now.copy(), state.n_now
+        if changed.size and not fresh:
+            # Rows rewritten in place: a new commit record tells cached readers to reread.
+            self._commit(state)
         for start in range(0, len(fresh), COMMIT_BATCH):
             batch = fresh[start : start + COMMIT_BATCH]
             batch_df, batch_n = document_frequencies(row.get("description") or "" for row in batch)
@@ -381,11 +404,17 @@ def bank_features(bank: Any) -> Snapshot:
     """
     store = FeatureStore(bank.features_path)
     snapshot = store.snapshot()
-    # MAX(id) alone misses rows committed late with lower ids (PostgreSQL hands ids out at insert).
+    # Rows in the bank and in the store agree when the bank's rows have not changed since they
+    # last agreed (the evidence state counts them, see Bank.evidence_state), or when the last
+    # ids and the counts are equal: MAX(id) alone misses rows committed late with lower ids.
+    state = bank.evidence_state()
+    if _AGREED.get(store.path) == (state, id(snapshot)):
+        return snapshot
     stats = bank.query("SELECT MAX(id) AS last_id, COUNT(*) AS n FROM experiments")[0]
     stored_last = int(snapshot.ids[-1]) if snapshot.ids.size else None
     last = None if stats["last_id"] is None else int(stats["last_id"])
     if _whole(snapshot) and last == stored_last and int(stats["n"]) == snapshot.ids.size:
+        _AGREED[store.path] = (state, id(snapshot))
         return snapshot
     try:
         store.sync(lambda: _feature_rows(bank))
@@ -394,6 +423,10 @@ def bank_features(bank: Any) -> Snapshot:
     snapshot = store.snapshot()
     # Another process may be rebuilding the files under us: then answer from memory.
     return snapshot if _whole(snapshot) else _in_memory(_feature_rows(bank))
+
+
+# Per store path: the bank's evidence state and the snapshot (by id) last found in agreement.
+_AGREED: dict[Path, tuple[tuple, int]] = {}
 
 
 def _whole(snapshot: Snapshot) -> bool:
