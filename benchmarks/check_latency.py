@@ -141,6 +141,43 @@ def in_process_latency(
     return times, answer["fit"]["source"]
 
 
+def loop_latency(path: Path, texts: Sequence[str], steps: int) -> tuple[list[float], list[float]]:
+    """The agent's loop on a copy of the bank: its results.tsv gains one row, `ingest_log` on the
+    open bank, then `check_proposal` on it. (ingest seconds, check seconds) per step."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.bank.ingest import ingest_log
+    from nrr_stats.check import check_proposal
+
+    with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+        copy = Path(tmp) / path.name
+        for source in path.parent.glob(path.with_suffix("").name + ".*"):
+            if source.is_file() and not source.name.endswith((".lock", "-shm", "-wal", ".log")):
+                shutil.copyfile(source, Path(tmp) / source.name)
+        log = Path(tmp) / "results.tsv"
+        lines = [
+            "commit\tval_bpb\tmemory_gb\tstatus\tdescription",
+            "base\t1.000000\t1.0\tkeep\tbaseline",
+        ]
+        ingest_times, check_times = [], []
+        with open_bank(copy, create=False) as bank:
+            check_proposal(texts[0], bank=bank, record=False)  # the loop's process is warm
+            for step in range(steps):
+                status = "keep" if step % 5 == 4 else "discard"
+                description = texts[(step + 1) % len(texts)].replace("\t", " ")
+                lines.append(f"{step:07x}\t{0.99 - 0.001 * step:.6f}\t1.0\t{status}\t{description}")
+                log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+                ingest_times.append(timed(lambda: ingest_log(bank, log)))
+                text = texts[(step + 2) % len(texts)]
+                check_times.append(
+                    timed(
+                        lambda t=text: check_proposal(
+                            t, bank=bank, session="results.tsv", record=False
+                        )
+                    )
+                )
+    return ingest_times, check_times
+
+
 def child_rss(argv: list[str]) -> tuple[float, int, str, str]:
     """(wall seconds, peak RSS in kB, "", stderr) of one child; os.wait4 gives its own RSS."""
     started = time.perf_counter()
@@ -242,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=500, help="fit draws per chain")
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--stale-proposals", type=int, default=3)
+    parser.add_argument("--loop-steps", type=int, default=15, help="ingest-then-check steps")
     parser.add_argument(
         "--stale-max-rows",
         type=int,
@@ -279,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_fit:
             times, source = in_process_latency(path, texts)
             add(f"[{label}] in-process check, current fit ({source})", latency(times))
+            ingests, checks = loop_latency(path, texts, args.loop_steps)
+            add(f"[{label}] in-process check after ingesting one row (the loop)", latency(checks))
+            add(f"[{label}] ingest_log of that one-row change (the loop)", latency(ingests))
             cold = [
                 timed(lambda t=text, p=path: check_proposal(t, bank=p, record=False))
                 for text in texts[: args.stale_proposals + 1]

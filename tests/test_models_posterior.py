@@ -212,6 +212,28 @@ def test_mixture_quantiles_match_a_monte_carlo_reference():
     assert high == pytest.approx(np.quantile(samples, 0.95), abs=0.005)
 
 
+def test_a_large_unequal_mixture_keeps_its_quantiles_when_light_components_are_dropped():
+    """Beyond MIXTURE_COMPONENTS components only the heaviest holding all but 1e-6 of the
+    weight are used: the quantiles must equal the whole mixture's, found by bisection."""
+    from scipy.special import betainc
+
+    rng = np.random.default_rng(5)
+    n = 3500  # a new session: 500 draws x 7 quadrature nodes
+    a, b = rng.uniform(2, 200, n), rng.uniform(5, 900, n)
+    w = rng.dirichlet(np.full(n, 0.05))  # very unequal weights
+
+    def whole_mixture_quantile(q: float) -> float:
+        low, high = 0.0, 1.0
+        for _ in range(50):
+            mid = 0.5 * (low + high)
+            low, high = (mid, high) if np.sum(w * betainc(a, b, mid)) < q else (low, mid)
+        return 0.5 * (low + high)
+
+    low, high = _mixture_quantiles(a, b, w, (0.05, 0.95))
+    assert low == pytest.approx(whole_mixture_quantile(0.05), abs=1e-5)
+    assert high == pytest.approx(whole_mixture_quantile(0.95), abs=1e-5)
+
+
 def test_novel_groups_borrow_from_their_parent_level():
     table = BASE_TABLE
     assert (

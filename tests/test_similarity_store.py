@@ -92,6 +92,38 @@ def test_changed_outcome_or_status_is_recomputed_in_place(store):
     assert list(failures) == [row["status"] in ("discard", "crash") for row in rows]
 
 
+def _recent(store: FeatureStore, rows: list[dict], touched_sessions: set[int], last: int):
+    """What an ingest passes: its sessions' rows, the rows past `last`, the bank's count."""
+    touched = [row for row in rows if row["session_id"] in touched_sessions]
+    fresh = [row for row in rows if row["id"] > last]
+    return store.sync_recent(touched, fresh, len(rows), lambda: rows)
+
+
+def test_a_recent_sync_reads_only_touched_and_new_rows_and_equals_a_whole_sync(store):
+    rows = make_rows(300)
+    store.sync(rows[:250])
+    rows[10] = dict(rows[10], outcome="crash_code")  # session 1: touched by this ingest
+    rows[120] = dict(rows[120], outcome="crash_code")  # session 3: not said to be touched
+    summary = _recent(store, rows, {1}, last=250)
+    assert (summary.appended, summary.updated, summary.rebuilt) == (50, 1, False)
+    stored = np.array(store.matrix()[120])  # a copy: the memory map sees rewrites
+    assert store.sync(rows).updated == 1  # only the untouched session's change was left
+    assert not np.array_equal(np.asarray(store.matrix()[120]), stored)
+    assert_consistent(store, rows, 300)
+
+
+@pytest.mark.parametrize("fault", ["bank holds more rows", "touched row not stored"])
+def test_a_recent_sync_falls_back_to_a_whole_sync_when_the_store_is_out_of_step(store, fault):
+    rows = make_rows(300)
+    store.sync(rows[:200])
+    if fault == "bank holds more rows":  # e.g. a lower id committed late on PostgreSQL
+        summary = store.sync_recent([], rows[250:], len(rows), lambda: rows)
+    else:
+        summary = store.sync_recent(rows[195:205], rows[200:], len(rows) + 1, lambda: rows)
+    assert summary.committed == 300
+    assert_consistent(store, rows, 300)
+
+
 def test_idf_drift_rebuilds_with_idf_of_the_whole_bank(store):
     rows = make_rows(100) + make_rows(600, start=101, vocabulary=["sgd", "muon", "swiglu", "alibi"])
     store.sync(rows[:100])

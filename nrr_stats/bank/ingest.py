@@ -215,16 +215,17 @@ def ingest_logs(
                     columns=dict(log.columns),
                 )
             )
-    _sync_features(bank)
+    _sync_features(bank, [summary.session_id for summary in summaries])
     return summaries
 
 
-def _sync_features(bank: Bank) -> None:
-    """Bring the similarity store beside the bank up to date; it is repaired on the next sync if this fails."""
+def _sync_features(bank: Bank, session_ids: list[int]) -> None:
+    """Bring the similarity store beside the bank up to date at the cost of these sessions'
+    rows; it is repaired on the next sync if this fails."""
     from nrr_stats.similarity.store import sync_bank_features
 
     try:
-        sync_bank_features(bank)
+        sync_bank_features(bank, session_ids)
     except OSError as error:
         print(
             f"nrr: warning: similarity store not updated ({error.strerror}); the next check rebuilds it",

@@ -195,28 +195,40 @@ def _standard_normal(key: str, size: int) -> np.ndarray:
 
 
 class _Effects:
-    """Per-draw effect columns for any names: fitted columns, or N(0, sigma) draws for novel names."""
+    """Per-draw effect columns for any names: fitted columns, or N(0, sigma) draws for novel names.
+
+    `rows` picks (thins) the stored draws and `repeat` repeats each picked draw (quadrature
+    nodes), column by column, so the stored matrix is never copied whole; `sigma` is already
+    per output row.
+    """
 
     def __init__(
         self,
         matrix: np.ndarray,
-        names: list,
+        names: list | dict,
         sigma: np.ndarray,
         tag: str,
         fixed: dict | None = None,
+        rows: np.ndarray | None = None,
+        repeat: int = 1,
     ):
         self.matrix, self.sigma, self.tag = matrix, sigma, tag
-        self.index = {name: i for i, name in enumerate(names)}
+        self.index = names if isinstance(names, dict) else {n: i for i, n in enumerate(names)}
         self.extra: dict = dict(fixed or {})
+        self.rows, self.repeat = rows, repeat
 
     def column(self, name) -> np.ndarray:
+        if name in self.extra:
+            return self.extra[name]
         i = self.index.get(name)
         if i is not None:
-            return self.matrix[:, i]
-        if name not in self.extra:
+            column = self.matrix[:, i] if self.rows is None else self.matrix[self.rows, i]
+            column = np.repeat(column, self.repeat) if self.repeat > 1 else column
+        else:
             key = f"{self.tag}:" + "\x1f".join(name if isinstance(name, tuple) else (name,))
-            self.extra[name] = self.sigma * _standard_normal(key, self.sigma.shape[0])
-        return self.extra[name]
+            column = self.sigma * _standard_normal(key, self.sigma.shape[0])
+        self.extra[name] = column
+        return column
 
     def columns(self, names: list) -> np.ndarray:
         if not names:
@@ -318,10 +330,24 @@ def _crash_eta(draws: dict, effects: dict, keys: list[tuple[str, str]]) -> np.nd
     )
 
 
+# Components a mixture interval always keeps, and the weight it may leave out beyond them.
+MIXTURE_COMPONENTS = 1000
+MIXTURE_MASS_LEFT = 1e-6
+
+
 def _mixture_quantiles(
     a: np.ndarray, b: np.ndarray, weights: np.ndarray, quantiles: tuple[float, ...]
 ) -> list[float]:
-    """Quantiles of the mixture sum_i w_i Beta(a_i, b_i), by safeguarded Newton steps."""
+    """Quantiles of the mixture sum_i w_i Beta(a_i, b_i), by safeguarded Newton steps.
+
+    Of many unequal components only the heaviest holding all but MIXTURE_MASS_LEFT of the
+    weight are kept (a new session's draws x quadrature nodes are mostly negligible).
+    """
+    if weights.shape[0] > MIXTURE_COMPONENTS and np.ptp(weights) > 0:
+        order = np.argsort(weights)[::-1]
+        count = int(np.searchsorted(np.cumsum(weights[order]), 1.0 - MIXTURE_MASS_LEFT)) + 1
+        keep = order[: max(count, MIXTURE_COMPONENTS)]
+        a, b, weights = a[keep], b[keep], weights[keep] / weights[keep].sum()
     log_norm = betaln(a, b)
     mean = float(np.sum(weights * a / (a + b)))
     second = float(np.sum(weights * a * (a + 1.0) / ((a + b) * (a + b + 1.0))))
@@ -370,28 +396,45 @@ TERM_BATCH = 2048
 
 
 def _effects_for(
-    posterior: StoredPosterior, draws: dict, fixed_sess=None, fixed_crash_sess=None
+    posterior: StoredPosterior,
+    draws: dict,
+    fixed_sess=None,
+    fixed_crash_sess=None,
+    rows: np.ndarray | None = None,
+    repeat: int = 1,
 ) -> dict[str, _Effects]:
+    """Effect columns over `draws` (the scalar draws per output row); the effect matrices are
+    the stored ones, picked by `rows` and repeated `repeat` times (see _Effects)."""
+    stored, index = posterior.draws, _name_index(posterior)
+
+    def effects(matrix: str, names: str, sigma: str, tag: str, fixed=None) -> _Effects:
+        return _Effects(stored[matrix], index[names], draws[sigma], tag, fixed, rows, repeat)
+
     return {
-        "cat": _Effects(draws["a_cat"], list(posterior.categories), draws["sigma_cat"], "cat"),
-        "cell": _Effects(draws["b_cell"], list(posterior.cells), draws["sigma_cell"], "cell"),
-        "param": _Effects(
-            draws["e_param"], list(posterior.parameters), draws["sigma_param"], "param"
-        ),
-        "sess": _Effects(
-            draws["u_sess"], list(posterior.sessions), draws["sigma_sess"], "sess", fixed_sess
-        ),
-        "crash_cat": _Effects(
-            draws["crash_a_cat"], list(posterior.categories), draws["crash_sigma_cat"], "crash_cat"
-        ),
-        "crash_sess": _Effects(
-            draws["crash_u_sess"],
-            list(posterior.sessions),
-            draws["crash_sigma_sess"],
-            "crash_sess",
-            fixed_crash_sess,
+        "cat": effects("a_cat", "categories", "sigma_cat", "cat"),
+        "cell": effects("b_cell", "cells", "sigma_cell", "cell"),
+        "param": effects("e_param", "parameters", "sigma_param", "param"),
+        "sess": effects("u_sess", "sessions", "sigma_sess", "sess", fixed_sess),
+        "crash_cat": effects("crash_a_cat", "categories", "crash_sigma_cat", "crash_cat"),
+        "crash_sess": effects(
+            "crash_u_sess", "sessions", "crash_sigma_sess", "crash_sess", fixed_crash_sess
         ),
     }
+
+
+_NAME_INDEXES: dict[int, tuple[StoredPosterior, dict[str, dict]]] = {}
+
+
+def _name_index(posterior: StoredPosterior) -> dict[str, dict]:
+    """Column index by name of each level's names, built once per posterior object."""
+    entry = _NAME_INDEXES.get(id(posterior))
+    if entry is None or entry[0] is not posterior:
+        if len(_NAME_INDEXES) > 4:
+            _NAME_INDEXES.clear()
+        levels = ("categories", "cells", "parameters", "sessions")
+        index = {level: {n: i for i, n in enumerate(getattr(posterior, level))} for level in levels}
+        entry = _NAME_INDEXES[id(posterior)] = (posterior, index)
+    return entry[1]
 
 
 def _keep_log_weights(
@@ -594,9 +637,13 @@ class UpdatedPosterior:
         posterior = self.posterior
         n_base = min(posterior.n_draws, NEW_SESSION_DRAWS)
         thin = np.linspace(0, posterior.n_draws - 1, n_base).astype(int)
-        d = {name: values[thin] for name, values in posterior.draws.items()}
+        d = {
+            name: values[thin]
+            for name, values in posterior.draws.items()
+            if name not in KEEP_EFFECTS + CRASH_EFFECTS
+        }
         zero = {focus: np.zeros(n_base)}
-        base_effects = _effects_for(posterior, d, zero, zero)
+        base_effects = _effects_for(posterior, d, zero, zero, rows=thin)
         mine = [key for key in self._fresh_in_pair_keys(focus)]
         new = np.array([self._fresh[key] for key in mine]).reshape(-1, 3)
         nodes, keep_nodes_w = _session_quadrature(
@@ -615,7 +662,14 @@ class UpdatedPosterior:
         )
         n_nodes = nodes.shape[1]
         d = {name: np.repeat(values, n_nodes, axis=0) for name, values in d.items()}
-        effects = _effects_for(posterior, d, {focus: nodes.ravel()}, {focus: crash_nodes.ravel()})
+        effects = _effects_for(
+            posterior,
+            d,
+            {focus: nodes.ravel()},
+            {focus: crash_nodes.ravel()},
+            rows=thin,
+            repeat=n_nodes,
+        )
         keep_log_w, crash_log_w = keep_nodes_w.ravel(), crash_nodes_w.ravel()
         others = [key for key in self._fresh if key[0] != focus]
         if others:

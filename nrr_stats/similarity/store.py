@@ -258,14 +258,44 @@ class FeatureStore:
         the store is missing, damaged, of another version, out of step with the bank's ids,
         or when the idf has drifted past DRIFT_THRESHOLD.
         """
-        all_rows = sorted(rows() if callable(rows) else rows, key=lambda row: int(row["id"]))
-        ids = np.fromiter((int(row["id"]) for row in all_rows), dtype=np.int64, count=len(all_rows))
-        if ids.size and np.any(np.diff(ids) == 0):
-            raise ValueError("experiment ids are not unique")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            return self._sync_locked(all_rows, ids)
+            return self._sync_locked(*_sorted_rows(rows() if callable(rows) else rows))
+
+    def sync_recent(
+        self,
+        touched: Iterable[Mapping[str, Any]],
+        fresh: Iterable[Mapping[str, Any]],
+        bank_rows: int,
+        all_rows: Callable[[], Iterable[Mapping[str, Any]]],
+    ) -> SyncSummary:
+        """`sync` at the cost of the rows that can have changed: `touched` (rows whose inputs
+        may have moved, e.g. the sessions an ingest wrote) and `fresh` (the bank's rows past
+        the last stored id). Falls back to the whole `sync` over `all_rows()` when the store
+        does not hold exactly the bank's other `bank_rows - len(fresh)` rows."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = self._load_state()
+            fresh_rows, fresh_ids = _sorted_rows(fresh)
+            if state is not None:
+                keys = np.array(self._keys.read(state.committed))
+                last = int(keys[-1, 0]) if state.committed else -1
+                touched_rows, touched_ids = _sorted_rows(
+                    row for row in touched if int(row["id"]) <= last
+                )
+                positions = np.searchsorted(keys[:, 0], touched_ids)
+                if (
+                    bank_rows == state.committed + len(fresh_rows)
+                    and (not fresh_ids.size or fresh_ids[0] > last)
+                    and np.all(positions < state.committed)
+                    and np.array_equal(keys[np.minimum(positions, len(keys) - 1), 0], touched_ids)
+                ):
+                    summary = self._apply(state, keys, touched_rows, positions, fresh_rows)
+                    if summary is not None:
+                        return summary
+            return self._sync_locked(*_sorted_rows(all_rows()))
 
     def _sync_locked(self, rows: list[Mapping[str, Any]], ids: np.ndarray) -> SyncSummary:
         state = self._load_state()
@@ -274,19 +304,37 @@ class FeatureStore:
         keys = np.array(self._keys.read(state.committed))
         if state.committed > ids.size or not np.array_equal(keys[:, 0], ids[: state.committed]):
             return self._rebuild(rows, ids, "stored ids differ from the bank's")
-        fresh = rows[state.committed :]
-        df_new, n_new = document_frequencies(row.get("description") or "" for row in fresh)
-        drift = idf_drift(state.df_used, state.n_used, state.df_now + df_new, state.n_now + n_new)
-        if drift > DRIFT_THRESHOLD:
-            return self._rebuild(rows, ids, f"idf drift {drift:.3f} > {DRIFT_THRESHOLD}")
-
-        space = FeatureSpace(df=state.df_used, n_docs=state.n_used)
-        fingerprints = np.fromiter(
-            (row_fingerprint(r) for r in rows[: state.committed]), np.int64, state.committed
+        positions = np.arange(state.committed)
+        summary = self._apply(
+            state, keys, rows[: state.committed], positions, rows[state.committed :]
         )
-        changed = np.flatnonzero(fingerprints != keys[:, 1])
-        for position in changed:  # rows whose outcome or parse changed since they were stored
-            row = rows[position]
+        if summary is None:
+            drift = self._drift(state, rows[state.committed :])
+            return self._rebuild(rows, ids, f"idf drift {drift:.3f} > {DRIFT_THRESHOLD}")
+        return summary
+
+    def _drift(self, state: _State, fresh: Sequence[Mapping[str, Any]]) -> float:
+        df_new, n_new = document_frequencies(row.get("description") or "" for row in fresh)
+        return idf_drift(state.df_used, state.n_used, state.df_now + df_new, state.n_now + n_new)
+
+    def _apply(
+        self,
+        state: _State,
+        keys: np.ndarray,
+        rows: Sequence[Mapping[str, Any]],
+        positions: np.ndarray,
+        fresh: Sequence[Mapping[str, Any]],
+    ) -> SyncSummary | None:
+        """Recompute the stored `rows` (at `positions`) whose inputs changed and append `fresh`;
+        None when the idf would drift past DRIFT_THRESHOLD (the caller rebuilds)."""
+        drift = self._drift(state, fresh)
+        if drift > DRIFT_THRESHOLD:
+            return None
+        space = FeatureSpace(df=state.df_used, n_docs=state.n_used)
+        fingerprints = np.fromiter((row_fingerprint(r) for r in rows), np.int64, len(rows))
+        changed = np.flatnonzero(fingerprints != keys[positions, 1])
+        for index in changed:  # rows whose outcome or parse changed since they were stored
+            row, position = rows[index], int(positions[index])
             self._data.write(position, self._features(space, [row]), extend_header=False)
             self._keys.write(position, self._key_rows([row]), extend_header=False)
 
@@ -388,6 +436,15 @@ class FeatureStore:
         return _State(committed, df_used, n_used, df_now, n_now)
 
 
+def _sorted_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], np.ndarray]:
+    """Rows in id order and their ids; ids must be unique."""
+    ordered = sorted(rows, key=lambda row: int(row["id"]))
+    ids = np.fromiter((int(row["id"]) for row in ordered), dtype=np.int64, count=len(ordered))
+    if ids.size and np.any(np.diff(ids) == 0):
+        raise ValueError("experiment ids are not unique")
+    return ordered, ids
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -408,7 +465,8 @@ def bank_features(bank: Any) -> Snapshot:
     # last agreed (the evidence state counts them, see Bank.evidence_state), or when the last
     # ids and the counts are equal: MAX(id) alone misses rows committed late with lower ids.
     state = bank.evidence_state()
-    if _AGREED.get(store.path) == (state, id(snapshot)):
+    if _agrees(_AGREED.get(store.path), state, snapshot):
+        _AGREED[store.path] = (state, id(snapshot))
         return snapshot
     stats = bank.query("SELECT MAX(id) AS last_id, COUNT(*) AS n FROM experiments")[0]
     stored_last = int(snapshot.ids[-1]) if snapshot.ids.size else None
@@ -429,21 +487,57 @@ def bank_features(bank: Any) -> Snapshot:
 _AGREED: dict[Path, tuple[tuple, int]] = {}
 
 
+def _agrees(agreed: tuple | None, state: tuple, snapshot: Snapshot) -> bool:
+    """The store holds every bank row, judged without a query.
+
+    `state` is Bank.evidence_state() (revision, last id, row count or None). With the count
+    (PostgreSQL) the store must hold that many rows up to that id. Without it (SQLite, whose
+    ids commit in order) it must end at the bank's last id, and the revision must be the one
+    at which the two last agreed: rows were only appended since.
+    """
+    if not _whole(snapshot):
+        return False
+    revision, last, count = state
+    stored_last = int(snapshot.ids[-1]) if snapshot.ids.size else 0
+    if stored_last != last:
+        return False
+    if count is not None:
+        return count == snapshot.ids.size
+    return agreed is not None and agreed[0][0] == revision
+
+
 def _whole(snapshot: Snapshot) -> bool:
     """The matrix and the key columns hold the same rows (not a read torn by a rebuild)."""
     return snapshot.matrix.shape[0] == snapshot.ids.size == snapshot.status.size
 
 
-def sync_bank_features(bank: Any) -> SyncSummary:
-    """Bring the store beside `bank` up to date: call after every ingest."""
-    return FeatureStore(bank.features_path).sync(lambda: _feature_rows(bank))
+def sync_bank_features(bank: Any, session_ids: Iterable[int] | None = None) -> SyncSummary:
+    """Bring the store beside `bank` up to date: call after every ingest.
+
+    With `session_ids` (the sessions an ingest wrote) only their rows and the rows past the
+    store's last id are read, so an ingest into a large bank costs its own rows.
+    """
+    store = FeatureStore(bank.features_path)
+    if session_ids is None:
+        return store.sync(lambda: _feature_rows(bank))
+    sessions = sorted({int(s) for s in session_ids})
+    stored = store.snapshot().ids
+    last = int(stored[-1]) if stored.size else 0
+    marks = ", ".join("?" * len(sessions))
+    touched = _feature_rows(bank, f"session_id IN ({marks})", sessions) if sessions else []
+    fresh = _feature_rows(bank, "id > ?", [last])
+    count = int(bank.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
+    return store.sync_recent(touched, fresh, count, lambda: _feature_rows(bank))
 
 
-def _feature_rows(bank: Any) -> list[dict[str, Any]]:
+def _feature_rows(bank: Any, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """Only the columns the store reads, in id order (lighter than whole experiment rows)."""
     return bank.query(
         "SELECT id, session_id, description, category, direction, parameter, from_value,"
-        " to_value, outcome, status FROM experiments ORDER BY id"
+        " to_value, outcome, status FROM experiments"
+        + (f" WHERE {where}" if where else "")
+        + " ORDER BY id",
+        params,
     )
 
 
