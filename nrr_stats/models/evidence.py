@@ -9,6 +9,7 @@ one dict probe. `counts(level)` gives any level as the sorted GroupCounts the fi
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 
 import numpy as np
 
@@ -18,6 +19,8 @@ from nrr_stats.models.data import LEVEL_KEYS, ExperimentTable, GroupCounts, cell
 SUM_FIELDS = ("keeps_w", "crashes_w", "trials_w", "keeps", "crashes", "trials")
 LEAF = LEVEL_KEYS["leaf"]
 LEVELS = tuple(level for level in LEVEL_KEYS if level not in ("leaf", "global"))
+# Above this many rows an add sums with bincount (a pass over all groups), below with add.at.
+BULK_ROWS = 4096
 
 
 class _Level:
@@ -37,7 +40,9 @@ class _Level:
         positions = self.positions
         if len(positions) == len(LEAF):
             return list(leaves)
-        return [tuple(leaf[i] for i in positions) for leaf in leaves]
+        if len(positions) == 1:
+            return [(leaf[positions[0]],) for leaf in leaves]
+        return list(map(itemgetter(*positions), leaves))
 
     def add(self, keys: Sequence[tuple], sums: np.ndarray) -> np.ndarray:
         """Add sums (rows aligned with keys); return each key's row."""
@@ -49,7 +54,13 @@ class _Level:
             grown = np.zeros((max(len(index), 2 * self._sums.shape[0]), len(SUM_FIELDS)))
             grown[: self._sums.shape[0]] = self._sums
             self._sums = grown
-        np.add.at(self._sums, rows, sums)
+        if len(keys) > BULK_ROWS:
+            for column in range(len(SUM_FIELDS)):
+                self._sums[:, column] += np.bincount(
+                    rows, weights=sums[:, column], minlength=self._sums.shape[0]
+                )
+        else:
+            np.add.at(self._sums, rows, sums)
         return rows
 
     def get(self, key: tuple) -> np.ndarray:
@@ -88,7 +99,7 @@ class Evidence:
     def add_leaf_rows(self, rows: Iterable[Sequence]) -> list[tuple[str, str, str, str]]:
         """Add (session, category, direction, parameter, *SUM_FIELDS) rows; return their leaves."""
         rows = list(rows)
-        keys = [(str(r[0]), str(r[1]), str(r[2]), str(r[3] or "")) for r in rows]
+        keys = [(r[0], r[1], r[2], r[3] or "") for r in rows]
         sums = np.array([r[4:10] for r in rows], dtype=np.float64).reshape(-1, len(SUM_FIELDS))
         self.add(keys, sums)
         return keys

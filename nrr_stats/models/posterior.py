@@ -504,10 +504,8 @@ class UpdatedPosterior:
             [seen[name] for name in SEEN_COUNTS] if seen_keys else [np.zeros(0)] * 4
         ).reshape(-1, 4)
         self._seen_pairs = _seen_crash_pairs(seen)
-        self._absent: dict[str, int] = {}  # per session: seen leaves the evidence lacks
-        for key in seen_keys:
-            self._absent[key[0]] = self._absent.get(key[0], 0) + 1
-        self._matched: set = set()
+        self._seen_sessions = seen["session"]
+        self._matched = np.zeros(len(seen_keys), dtype=bool)  # seen leaves the evidence has
         self._effects = _effects_for(posterior, posterior.draws)
         n_draws = posterior.n_draws
         self._keep_log_w, self._crash_log_w = np.zeros(n_draws), np.zeros(n_draws)
@@ -524,25 +522,37 @@ class UpdatedPosterior:
     # -- taking in evidence -------------------------------------------------------------------
 
     def refresh(self, leaves: Sequence[tuple[str, str, str, str]]) -> None:
-        """Take in the evidence's current sums of these leaves (added or changed since)."""
+        """Take in the evidence's current sums of these leaves (added or changed since).
+
+        Vectorised over the leaves; only those with new evidence (or tracked before) are
+        visited one by one, so the first refresh of a whole bank the fit saw costs little.
+        """
         keys = list(dict.fromkeys(leaves))
         self._views.clear()
         self.version = self.evidence.version
         if not keys:
             return
-        now = np.array([self.evidence.sums("leaf", key) for key in keys]).reshape(-1, 6)
+        index = self.evidence.leaves.index
+        rows = np.fromiter((index.get(key, -1) for key in keys), np.int64, len(keys))
+        now = np.where((rows >= 0)[:, None], self.evidence.leaves.sums[rows], 0.0)
+        seen_rows = np.fromiter(
+            (self._seen_index.get(key, -1) for key in keys), np.int64, len(keys)
+        )
+        known = seen_rows >= 0
         seen = np.zeros((len(keys), 4))
-        for j, key in enumerate(keys):
-            i = self._seen_index.get(key)
-            if i is not None:
-                seen[j] = self._seen[i]
-                if key not in self._matched and now[j, 5] > 0:
-                    self._matched.add(key)
-                    self._absent[key[0]] -= 1
+        seen[known] = self._seen[seen_rows[known]]
+        self._matched[seen_rows[known & (now[:, 5] > 0)]] = True
         new = now[:, :3] - seen[:, :3]
         new_trials = np.maximum(now[:, 5] - seen[:, 3], 0.0)
         negative = np.any(new < -TOLERANCE, axis=1)
         new = np.maximum(new, 0.0)
+        interesting = negative | (new_trials > 0) | (new[:, 2] > TOLERANCE)
+        if self._fresh or self._new_trials or self._negative:
+            tracked = self._fresh.keys() | self._new_trials.keys() | self._negative
+            interesting |= np.fromiter((key in tracked for key in keys), bool, len(keys))
+        visit = np.flatnonzero(interesting)
+        keys = [keys[j] for j in visit]
+        new, new_trials, negative = new[visit], new_trials[visit], negative[visit]
 
         old = [key for key in keys if key in self._fresh]
         if old:
@@ -601,9 +611,9 @@ class UpdatedPosterior:
     def _inconsistent(self) -> bool:
         """The fit saw evidence the bank no longer has (rows gone, weights lowered): importance
         weights cannot take evidence away, so answers are marked stale."""
+        unmatched = set(self._seen_sessions[~self._matched].tolist())
         return bool(self._negative) or any(
-            missing > 0 and self.evidence.has("session", (session,))
-            for session, missing in self._absent.items()
+            self.evidence.has("session", (session,)) for session in unmatched
         )
 
     # -- views --------------------------------------------------------------------------------
