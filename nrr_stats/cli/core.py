@@ -125,7 +125,7 @@ def check(
 def _cells(bank: str | None, session: str | None, no_population_prior: bool):
     """The bank's cells against the chosen session, from the posterior that answers checks."""
     from nrr_stats.bank import open_bank
-    from nrr_stats.check import answering_posterior, pick_session
+    from nrr_stats.check import answering_posterior, bank_reading, pick_session
     from nrr_stats.models.posterior import cell_table
 
     with open_bank(bank, create=False) as opened:
@@ -133,7 +133,7 @@ def _cells(bank: str | None, session: str | None, no_population_prior: bool):
         posterior = answering_posterior(opened, use_population_prior=not no_population_prior)
         cells = cell_table(
             posterior,
-            opened.experiment_table(),
+            bank_reading(opened).evidence,
             session=session_row["session_key"] if session_row else None,
         )
     return cells, posterior
