@@ -50,6 +50,19 @@ class BankReading:
     evidence: Evidence
     updated: dict[int, tuple[Any, UpdatedPosterior]] = field(default_factory=dict)
     histories: dict[tuple, list[dict[str, Any]]] = field(default_factory=dict)
+    engines: dict[tuple[int, str], tuple[Any, Any]] = field(default_factory=dict)
+
+    def session_engine(self, prior: Any, session_key: str) -> Any:
+        """The population-prior engine of one session, kept: it recomputes changed leaves only."""
+        from nrr_stats.session_answer import session_engine
+
+        entry = self.engines.get((id(prior), session_key))
+        if entry is None or entry[0] is not prior:
+            if len(self.engines) > 8:
+                self.engines.clear()
+            entry = (prior, session_engine(prior, session_key))
+            self.engines[(id(prior), session_key)] = entry
+        return entry[1]
 
     def session_rows(self, bank: Bank, session_row: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The session's experiment rows (read-only), reread when the session or bank moves."""
@@ -208,7 +221,10 @@ def _check(
     session_name = session_row["session_key"] if session_row else None
     history = reading.session_rows(bank, session_row) if session_row else []
     if is_population_prior(posterior):
-        answer, patterns = _session_engine_answer(posterior, session_name or "", history, change)
+        engine = reading.session_engine(posterior, session_name or "")
+        answer, patterns = _session_engine_answer(
+            posterior, session_name or "", history, change, engine
+        )
     elif posterior is None:
         answer = predict_keep(
             None,
@@ -281,7 +297,11 @@ def is_population_prior(posterior: Any) -> bool:
 
 
 def _session_engine_answer(
-    prior: Any, session_key: str, history: list[dict[str, Any]], change: ParsedChange
+    prior: Any,
+    session_key: str,
+    history: list[dict[str, Any]],
+    change: ParsedChange,
+    engine: Any = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """The backtest's engine for this session: the answer and its category's cells with data."""
     from nrr_stats.session_answer import session_answers
@@ -291,7 +311,7 @@ def _session_engine_answer(
         | {change.direction}
     )
     answer, cells = session_answers(
-        prior, session_key, history, change, [(change.category, d) for d in directions]
+        prior, session_key, history, change, [(change.category, d) for d in directions], engine
     )
     patterns = [
         {

@@ -42,23 +42,32 @@ def _stored_weights(history: Sequence[Mapping[str, Any]]) -> list[float]:
     return [float(row.get("evidence_weight") or 1.0) for row in history]
 
 
+def session_engine(prior: Any, session_key: str) -> Any:
+    """The backtest's engine for one session under `prior`, weighting rows by their stored
+    curated weights. Keep it between checks of the session: it updates only changed leaves."""
+    from dataclasses import replace
+
+    from nrr_stats.backtest.engine import default_options
+    from nrr_stats.backtest.walk import SessionEngine
+
+    options = replace(default_options(curator_weights=False), curator_weights=_stored_weights)
+    return SessionEngine(prior, session_key, options)
+
+
 def session_answers(
     prior: Any,
     session_key: str,
     rows: Sequence[Mapping[str, Any]],
     change: ParsedChange,
     other_cells: Sequence[tuple[str, str]] = (),
+    engine: Any = None,
 ) -> tuple[SessionAnswer, list[tuple[tuple[str, str], SessionAnswer]]]:
     """Answer `change` for the session whose bank rows are `rows` (their curated weights
-    included), and the mean rate of each of `other_cells` under the same session update."""
-    from dataclasses import replace
+    included), and the mean rate of each of `other_cells` under the same session update.
 
-    from nrr_stats.backtest.engine import default_options
-    from nrr_stats.backtest.walk import SessionEngine
-
-    history = [dict(row) for row in rows if row["status"] in PREDICTED_STATUSES]
-    options = replace(default_options(curator_weights=False), curator_weights=_stored_weights)
-    engine = SessionEngine(prior, session_key, options)
+    `engine` is a `session_engine(prior, session_key)` kept from an earlier call, or None."""
+    history = [row for row in rows if row["status"] in PREDICTED_STATUSES]
+    engine = engine if engine is not None else session_engine(prior, session_key)
     answer = _summary(engine.predict(history, change), history, change.category, change.direction)
     # The session's counts are now set on the grid: each further cell is one cheap answer.
     cells = [

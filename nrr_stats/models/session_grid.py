@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import betainc, betaln, expit
 
-from nrr_stats.models.posterior import CONFIDENCE, STALE_ESS_SHARE, StoredPosterior
+from nrr_stats.models.posterior import (
+    CONFIDENCE,
+    STALE_ESS_SHARE,
+    StoredPosterior,
+    _mixture_quantiles,
+)
 
 GRID_POINTS = 61
 MAX_DRAWS = 500  # evenly thinned draws: the grid multiplies the cost by GRID_POINTS
@@ -95,6 +100,9 @@ class SessionGrid:
         self.leaves: dict[tuple[str, str, str], tuple[float, float]] = {}
         self._loglik: dict[tuple[str, str, str], np.ndarray] = {}
         self.total = np.zeros((self.alpha.shape[0], grid_points))
+        self._weights: tuple[np.ndarray, float] | None = None  # posterior_weights, until a change
+        self._heavy: tuple[np.ndarray, tuple] | None = None  # _mass() of those weights
+        self._answers: dict[tuple[str, str, str], GridAnswer] = {}  # until a change
         self.crash_counts: dict[str, tuple[float, float]] = {}
 
     def _log_prior(self, centre: float) -> np.ndarray:
@@ -107,6 +115,7 @@ class SessionGrid:
         if offset != self.phase:
             self.phase = offset
             self.log_prior = self._log_prior(offset)
+            self._changed()
 
     def eta(self, key: tuple[str, str, str]) -> np.ndarray:
         """Logit mean rate of a leaf per draw, without the session offset."""
@@ -122,6 +131,7 @@ class SessionGrid:
         """Replace a leaf's weighted counts (keeps <= trials) and its log-likelihood table."""
         if self.leaves.get(key) == (keeps, trials):
             return
+        self._changed()
         old = self._loglik.pop(key, None)
         if old is not None:
             self.total -= old
@@ -136,20 +146,36 @@ class SessionGrid:
 
     def set_all(self, counts: dict[tuple[str, str, str], tuple[float, float]]) -> None:
         """Make the leaf counts equal `counts` (leaves absent from it are emptied)."""
+        before = dict(self.leaves)
         for key in list(self.leaves):
             if key not in counts:
                 self.set_counts(key, 0.0, 0.0)
         for key, (keeps, trials) in counts.items():
             self.set_counts(key, keeps, trials)
-        # Rebuild the running sum now and then: repeated += / -= drifts in floating point.
-        self.total = sum(self._loglik.values(), np.zeros_like(self.total))
+        if self.leaves != before:
+            # Rebuild the running sum now and then: repeated += / -= drifts in floating point.
+            self.total = sum(self._loglik.values(), np.zeros_like(self.total))
+            self._changed()
 
     def set_crash_counts(self, counts: dict[str, tuple[float, float]]) -> None:
         """Weighted (crashes, trials) per category of this session."""
-        self.crash_counts = dict(counts)
+        if counts != self.crash_counts:
+            self.crash_counts = dict(counts)
+            self._answers.clear()
+
+    def _changed(self) -> None:
+        """The counts or the phase moved: forget the weights and answers derived from them."""
+        self._weights = None
+        self._answers.clear()
 
     def posterior_weights(self) -> tuple[np.ndarray, float]:
-        """Joint weights over (draw, grid point) and the effective-sample-size share of draws."""
+        """Joint weights over (draw, grid point) and the effective-sample-size share of draws
+        (computed once per state of the counts and the phase)."""
+        if self._weights is None:
+            self._weights = self._joint_weights()
+        return self._weights
+
+    def _joint_weights(self) -> tuple[np.ndarray, float]:
         log_joint = self.log_prior + self.total
         weights = np.exp(log_joint - log_joint.max())
         weights /= weights.sum()
@@ -158,19 +184,22 @@ class SessionGrid:
         return weights, ess
 
     def answer(self, category: str, direction: str, parameter: str = "") -> GridAnswer:
-        """p_keep, 90% interval and P(rate < base) of a proposal's leaf in this session."""
+        """p_keep, 90% interval and P(rate < base) of a proposal's leaf in this session
+        (kept until the session's counts or phase change)."""
         key = (category, direction, parameter or "")
+        if key not in self._answers:
+            self._answers[key] = self._answer(key)
+        return self._answers[key]
+
+    def _answer(self, key: tuple[str, str, str]) -> GridAnswer:
+        category, direction, parameter = key
         keeps, trials = self.leaves.get(key, (0.0, 0.0))
         weights, ess = self.posterior_weights()
         a, b = self._shape(key, keeps, trials)
         mean = float(np.sum(weights * a / (a + b)))
-        base = expit(self.alpha[:, None] + self.u[None, :])
-        base_rate = float(np.sum(weights * base))
-        # The Beta CDFs only where the mass is: the heaviest components holding 1 - 1e-5 of it.
-        heavy = _heaviest(weights.ravel(), 1.0 - 1e-5)
-        w, a, b = weights.ravel()[heavy], a.ravel()[heavy], b.ravel()[heavy]
-        w = w / w.sum()
-        below = float(np.sum(w * betainc(a, b, base.ravel()[heavy])))
+        heavy, w, base_rate, base = self._mass()
+        a, b = a.ravel()[heavy], b.ravel()[heavy]
+        below = float(np.sum(w * betainc(a, b, base)))
         tail = (1.0 - CONFIDENCE) / 2.0
         low, high = mixture_interval(a, b, w, tail)
         cell_trials = sum(
@@ -188,6 +217,21 @@ class SessionGrid:
             ess_share=ess,
             stale=ess < STALE_ESS_SHARE,
         )
+
+    def _mass(self) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """Where the joint weights' mass is, shared by every answer until the state changes:
+        the heaviest components holding 1 - 1e-5 of it (Beta CDFs are evaluated only there),
+        their renormalised weights, the base rate and the base rate at those components."""
+        weights, _ = self.posterior_weights()
+        if self._heavy is None or self._heavy[0] is not weights:
+            base = expit(self.alpha[:, None] + self.u[None, :])
+            heavy = _heaviest(weights.ravel(), 1.0 - 1e-5)
+            w = weights.ravel()[heavy]
+            self._heavy = (
+                weights,
+                (heavy, w / w.sum(), float(np.sum(weights * base)), base.ravel()[heavy]),
+            )
+        return self._heavy[1]
 
     def _p_crash(self, category: str) -> float:
         crashes, trials = self.crash_counts.get(category, (0.0, 0.0))
@@ -212,22 +256,10 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
 def mixture_interval(
     a: np.ndarray, b: np.ndarray, weights: np.ndarray, tail: float
 ) -> tuple[float, float]:
-    """Equal-tailed interval of sum_i w_i Beta(a_i, b_i), on the heaviest components, by bisection."""
+    """Equal-tailed interval of sum_i w_i Beta(a_i, b_i), on the heaviest components, by
+    safeguarded Newton steps (posterior._mixture_quantiles)."""
     if weights.shape[0] > MIXTURE_COMPONENTS:
         top = np.argpartition(weights, -MIXTURE_COMPONENTS)[-MIXTURE_COMPONENTS:]
         a, b, weights = a[top], b[top], weights[top] / weights[top].sum()
-
-    def cdf(x: float) -> float:
-        return float(np.sum(weights * betainc(a, b, x)))
-
-    out = []
-    for q in (tail, 1.0 - tail):
-        low, high = 0.0, 1.0
-        for _ in range(16):
-            mid = 0.5 * (low + high)
-            if cdf(mid) < q:
-                low = mid
-            else:
-                high = mid
-        out.append(0.5 * (low + high))
-    return out[0], out[1]
+    low, high = _mixture_quantiles(a, b, weights, (tail, 1.0 - tail))
+    return low, high
