@@ -141,3 +141,30 @@ def test_phase_term_shifts_a_fresh_session_up_early():
     assert grid.answer("learning_rate", "increase").p_keep > neutral
     grid.set_phase(0.0)
     assert grid.answer("learning_rate", "increase").p_keep == pytest.approx(neutral)
+
+
+def test_a_grid_kept_across_updates_answers_as_a_fresh_one():
+    """nrr check keeps one grid per session between checks: its cached weights and answers
+    must follow every change of counts, crash counts and phase."""
+    kept = SessionGrid(tiny_posterior(), grid_points=31, max_draws=100)
+    leaf = ("learning_rate", "increase", "")
+    steps = [
+        ({leaf: (1.0, 4.0)}, {"learning_rate": (0.0, 4.0)}, 0.0),
+        ({leaf: (1.0, 4.0), ("regularization", "add", ""): (0.0, 2.0)}, {}, 0.3),
+        ({("regularization", "add", ""): (1.0, 3.0)}, {"learning_rate": (2.0, 4.0)}, 0.3),
+    ]
+    for counts, crashes, phase in steps:
+        kept.answer(*leaf)  # cache an answer of the old state
+        kept.set_all(counts)
+        kept.set_crash_counts(crashes)
+        kept.set_phase(phase)
+        fresh = SessionGrid(tiny_posterior(), grid_points=31, max_draws=100)
+        fresh.set_all(counts)
+        fresh.set_crash_counts(crashes)
+        fresh.set_phase(phase)
+        for key in (leaf, ("regularization", "add", "")):
+            got, want = kept.answer(*key), fresh.answer(*key)
+            assert got.p_keep == pytest.approx(want.p_keep, rel=1e-9)
+            assert got.p_crash == pytest.approx(want.p_crash, rel=1e-9)
+            assert got.interval == pytest.approx(want.interval, rel=1e-7)
+            assert got.prob_below_base == pytest.approx(want.prob_below_base, rel=1e-7)
