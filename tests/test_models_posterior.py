@@ -234,6 +234,26 @@ def test_a_large_unequal_mixture_keeps_its_quantiles_when_light_components_are_d
     assert high == pytest.approx(whole_mixture_quantile(0.95), abs=1e-5)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.floats(0.5, 500.0),
+    st.floats(0.5, 3000.0),
+    st.sampled_from([0.05, 0.25, 0.5, 0.95]),
+)
+def test_mixture_quantiles_invert_the_mixture_cdf(seed, a_scale, b_scale, q):
+    """Whatever the components, the quantile's CDF is q (to 1e-6, the answer's precision)."""
+    from scipy.special import betainc
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 1200))
+    a, b = rng.uniform(0.3, 1.0, n) * a_scale, rng.uniform(0.3, 1.0, n) * b_scale
+    w = rng.dirichlet(np.ones(n))
+    (x,) = _mixture_quantiles(a, b, w, (q,))
+    assert 0.0 < x < 1.0
+    assert float(np.sum(w * betainc(a, b, x))) == pytest.approx(q, abs=1e-6)
+
+
 def test_novel_groups_borrow_from_their_parent_level():
     table = BASE_TABLE
     assert (

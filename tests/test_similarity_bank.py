@@ -152,3 +152,38 @@ def test_rows_missing_from_the_store_still_get_a_verdict(bank):
         [ghost],
     )
     assert exact is True
+
+
+@pytest.mark.parametrize(
+    "proposal, parsed",
+    [
+        ("increase LR to 0.02", change("learning_rate", "increase", "LEARNING_RATE", "0.02")),
+        ("increase LR to 0.05", change("learning_rate", "increase", "LEARNING_RATE", "0.05")),
+        ("add dropout 0.1", change("regularization", "add", "DROPOUT", "0.1")),
+        ("use GELU activation", change("activation", "replace", "ACTIVATION", "gelu")),
+        ("try something new", change("other", "other")),
+    ],
+)
+def test_only_possible_repeats_are_examined_and_none_is_missed(bank, proposal, parsed):
+    """The search hands find_repeats only the session's failures in the proposal's cell or
+    above the near-repeat similarity: the verdict equals find_repeats over every row."""
+    from nrr_stats.similarity.repeats import find_repeats
+    from nrr_stats.similarity.search import proposal_vector
+
+    history = bank.experiments(bank.sessions()[0]["id"])
+    _, exact, near = similar_failures_in_bank(bank, proposal, parsed, CONFIG, history, k=5)
+    snapshot = bank_features(bank)
+    query = proposal_vector(snapshot.space, proposal, parsed)
+    every_row = [
+        dict(row, similarity=float(snapshot.matrix[list(snapshot.ids).index(row["id"])] @ query))
+        for row in history
+    ]
+    fields = {
+        "category": parsed.category,
+        "direction": parsed.direction,
+        "parameter": parsed.parameter,
+        "to": parsed.to_value,
+        "description": proposal,
+    }
+    brute = find_repeats(fields, every_row, CONFIG)
+    assert (exact, near) == (brute["exact_repeat"], len(brute["near"]))

@@ -101,6 +101,8 @@ MIGRATIONS: dict[int, list[str] | dict[str, list[str]]] = {
         # reads only the rows with ids past the last it saw.
         "sqlite": [
             "INSERT INTO meta (key, value) VALUES ('evidence_revision', '0')",
+            # `nrr check` without --session answers for the most recently updated session.
+            "CREATE INDEX sessions_updated ON sessions (updated_at, id)",
             """CREATE TRIGGER experiments_evidence_updated
             AFTER UPDATE OF session_id, status, category, direction, parameter, evidence_weight
             ON experiments
@@ -120,6 +122,7 @@ MIGRATIONS: dict[int, list[str] | dict[str, list[str]]] = {
         ],
         "postgresql": [
             "INSERT INTO meta (key, value) VALUES ('evidence_revision', '0')",
+            "CREATE INDEX sessions_updated ON sessions (updated_at, id)",
             """CREATE FUNCTION nrr_evidence_changed() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
               UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'evidence_revision';

@@ -333,12 +333,15 @@ def _crash_eta(draws: dict, effects: dict, keys: list[tuple[str, str]]) -> np.nd
 # Components a mixture interval always keeps, and the weight it may leave out beyond them.
 MIXTURE_COMPONENTS = 1000
 MIXTURE_MASS_LEFT = 1e-6
+# A Halley step shorter than this share of min(x, 1 - x) is taken as the quantile without one
+# more CDF evaluation (relative: near 0 or 1 the CDF of a Beta with a or b < 1 is steep).
+HALLEY_ACCEPT = 1e-3
 
 
 def _mixture_quantiles(
     a: np.ndarray, b: np.ndarray, weights: np.ndarray, quantiles: tuple[float, ...]
 ) -> list[float]:
-    """Quantiles of the mixture sum_i w_i Beta(a_i, b_i), by safeguarded Newton steps.
+    """Quantiles of the mixture sum_i w_i Beta(a_i, b_i), by safeguarded Halley steps.
 
     Of many unequal components only the heaviest holding all but MIXTURE_MASS_LEFT of the
     weight are kept (a new session's draws x quadrature nodes are mostly negligible).
@@ -366,14 +369,18 @@ def _mixture_quantiles(
                 high = x
             else:
                 low = x
-            density = float(
-                np.sum(
-                    weights * np.exp((a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - log_norm)
-                )
-            )
-            step = x - gap / density if density > 0 else -1.0
-            if low < step < high and abs(step - x) < 1e-7:
-                x = step  # Newton converges quadratically: this step is already exact enough
+            pieces = weights * np.exp((a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - log_norm)
+            density = float(np.sum(pieces))
+            if density > 0:
+                # Halley's step: the density's slope is cheap (no Beta CDF), and the error
+                # cubes each step, so a step this small is already exact to ~1e-10.
+                slope = float(np.sum(pieces * ((a - 1.0) / x - (b - 1.0) / (1.0 - x))))
+                newton = gap / density
+                step = x - newton / max(1.0 - 0.5 * newton * slope / density, 0.5)
+            else:
+                step = -1.0
+            if low < step < high and abs(step - x) < HALLEY_ACCEPT * min(x, 1.0 - x):
+                x = step
                 break
             x = step if low < step < high else 0.5 * (low + high)
         results.append(x)
@@ -516,6 +523,8 @@ class UpdatedPosterior:
         self._new_trials: dict[tuple, float] = {}
         self.n_new = 0
         self._views: dict[str | None, _View] = {}
+        self._answers: dict[tuple, KeepAnswer] = {}  # by query, until the next refresh
+        self._cells: dict[tuple, list[CellSummary]] = {}  # likewise
         self.version = -1
         self.refresh(evidence.keys("leaf"))
 
@@ -529,6 +538,8 @@ class UpdatedPosterior:
         """
         keys = list(dict.fromkeys(leaves))
         self._views.clear()
+        self._answers.clear()
+        self._cells.clear()
         self.version = self.evidence.version
         if not keys:
             return
@@ -707,9 +718,18 @@ class UpdatedPosterior:
     def answer(
         self, session: str, category: str, direction: str, parameter: str = ""
     ) -> KeepAnswer:
-        """One proposal's keep probability, 90% interval, P(crash) and P(rate < base rate)."""
-        parameter = parameter or ""
-        view, evidence = self._view(session), self.evidence
+        """One proposal's keep probability, 90% interval, P(crash) and P(rate < base rate)
+        (kept until the next refresh: a loop often asks about the same change again)."""
+        query = (session, category, direction, parameter or "")
+        view = self._view(session)  # also refuses evidence changed without a refresh
+        if query not in self._answers:
+            self._answers[query] = self._answer(view, *query)
+        return self._answers[query]
+
+    def _answer(
+        self, view: _View, session: str, category: str, direction: str, parameter: str
+    ) -> KeepAnswer:
+        evidence = self.evidence
         d, w = view.draws, view.keep_weights
         key = (session, category, direction, parameter)
         leaf = evidence.sums("leaf", key)
@@ -755,7 +775,16 @@ class UpdatedPosterior:
         The cell rate is expit(alpha + a_cat + b_cell + u_session) per draw (the mean rate of
         the cell's changes; u = 0 without a session) and the base rate expit(alpha + u).
         """
-        view, evidence = self._view(session), self.evidence
+        query = (session, None if categories is None else tuple(sorted(set(categories))))
+        view = self._view(session)  # also refuses evidence changed without a refresh
+        if query not in self._cells:
+            self._cells[query] = self._cell_rows(view, session, categories)
+        return list(self._cells[query])
+
+    def _cell_rows(
+        self, view: _View, session: str | None, categories: Sequence[str] | None
+    ) -> list[CellSummary]:
+        evidence = self.evidence
         d, w = view.draws, view.keep_weights
         cells = sorted(set(self.posterior.cells) | set(evidence.keys("cell")))
         if categories is not None:

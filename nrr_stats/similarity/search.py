@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from nrr_stats.similarity.features import FeatureSpace
 from nrr_stats.similarity.kernel import top_k
-from nrr_stats.similarity.repeats import FAILED_STATUSES, find_repeats
+from nrr_stats.similarity.repeats import (
+    FAILED_STATUSES,
+    NEAR_REPEAT_SIMILARITY,
+    find_repeats,
+)
 
 # Failures from other sessions considered as near repeats: the most similar this many.
 NEAR_CANDIDATES = 50
@@ -70,18 +74,20 @@ def similar_failures_in_bank(
         for r, s in zip(rows, scores, strict=True)
     }
 
-    session_ids = np.array([int(row["id"]) for row in history], dtype=np.int64)
-    positions = np.minimum(np.searchsorted(snapshot.ids, session_ids), snapshot.ids.size - 1)
-    known = snapshot.ids[positions] == session_ids if snapshot.ids.size else positions < 0
-    session_scores = np.full(session_ids.size, np.nan)
-    if known.any():
-        session_scores[known] = np.asarray(snapshot.matrix[positions[known]]) @ query
+    # The session's failures that could repeat the proposal: the same cell (exact or near
+    # repeats) or a similarity at the near-repeat threshold; only those reach find_repeats.
+    session = _session_rows(snapshot, history)
+    session_scores = np.clip(session.matrix @ query, -1.0, 1.0)
+    cell = (_norm(change.category), _norm(change.direction))
+    possible = session.failed & (
+        (session.cells == hash(cell)) | (session.known & (session_scores >= NEAR_REPEAT_SIMILARITY))
+    )
     candidates = [
-        dict(row, similarity=None if s != s else s)  # NaN: a row the store does not hold yet
-        for row, s in zip(history, np.clip(session_scores, -1.0, 1.0).tolist(), strict=True)
+        dict(history[i], similarity=float(session_scores[i]) if session.known[i] else None)
+        for i in np.flatnonzero(possible)
     ]
-    in_session = set(session_ids.tolist())
-    details = _rows_by_id(bank, list(similarity))
+    in_session = set(session.ids.tolist())
+    details = _rows_by_id(bank, snapshot, list(similarity))
     for row_id in similarity:
         if row_id not in in_session and row_id in details:  # another session: never exact
             candidates.append(
@@ -134,16 +140,72 @@ def failure_mask(snapshot: Any) -> np.ndarray:
     return entry[1]
 
 
-def _rows_by_id(bank: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
-    if not ids:
-        return {}
-    marks = ", ".join("?" * len(ids))
-    rows = bank.query(
-        "SELECT id, session_id, description, category, direction, parameter, to_value, status,"
-        f" outcome, delta FROM experiments WHERE id IN ({marks})",
-        ids,
+class _SessionRows(NamedTuple):
+    """A session's rows as the similarity search reads them, prepared once per snapshot."""
+
+    ids: np.ndarray  # bank id per row
+    known: np.ndarray  # the store holds the row's features
+    matrix: np.ndarray  # (rows, dim) feature rows (zeros where not known)
+    failed: np.ndarray  # discard or crash
+    cells: np.ndarray  # hash of the normalised (category, direction)
+
+
+# The prepared rows of the last sessions seen, by (snapshot, rows list) identity.
+_SESSIONS: dict[tuple[int, int], tuple[Any, Any, _SessionRows]] = {}
+
+
+def _session_rows(snapshot: Any, history: Sequence[Mapping[str, Any]]) -> _SessionRows:
+    key = (id(snapshot), id(history))
+    entry = _SESSIONS.get(key)
+    if entry is not None and entry[0] is snapshot and entry[1] is history:
+        return entry[2]
+    ids = np.array([int(row["id"]) for row in history], dtype=np.int64)
+    positions = np.minimum(np.searchsorted(snapshot.ids, ids), max(snapshot.ids.size - 1, 0))
+    known = snapshot.ids[positions] == ids if snapshot.ids.size else np.zeros(ids.size, bool)
+    matrix = np.zeros((ids.size, snapshot.matrix.shape[1]), dtype=np.float32)
+    matrix[known] = np.asarray(snapshot.matrix[positions[known]])
+    prepared = _SessionRows(
+        ids=ids,
+        known=known,
+        matrix=matrix,
+        failed=np.array(
+            [_norm(row.get("status")) in FAILED_STATUSES for row in history], dtype=bool
+        ),
+        cells=np.array(
+            [hash((_norm(row.get("category")), _norm(row.get("direction")))) for row in history],
+            dtype=np.int64,
+        ),
     )
-    return {int(row["id"]): row for row in rows}
+    if len(_SESSIONS) > 8:
+        _SESSIONS.clear()
+    _SESSIONS[key] = (snapshot, history, prepared)
+    return prepared
+
+
+def _norm(value: Any) -> str:
+    return str(value or "").strip().lower()
+
+
+# Bank rows by id, per snapshot: a row's details change only with a new commit of the store.
+_DETAILS: dict[int, tuple[Any, dict[int, dict[str, Any]]]] = {}
+
+
+def _rows_by_id(bank: Any, snapshot: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
+    entry = _DETAILS.get(id(snapshot))
+    if entry is None or entry[0] is not snapshot:
+        _DETAILS.clear()
+        entry = _DETAILS[id(snapshot)] = (snapshot, {})
+    known = entry[1]
+    missing = [i for i in ids if i not in known]
+    if missing:
+        marks = ", ".join("?" * len(missing))
+        rows = bank.query(
+            "SELECT id, session_id, description, category, direction, parameter, to_value,"
+            f" status, outcome, delta FROM experiments WHERE id IN ({marks})",
+            missing,
+        )
+        known.update((int(row["id"]), row) for row in rows)
+    return {i: known[i] for i in ids if i in known}
 
 
 def similar_experiments_in_bank(
@@ -158,7 +220,7 @@ def similar_experiments_in_bank(
     query = proposal_vector(snapshot.space, description, change)
     mask = failure_mask(snapshot) if failures_only else None
     rows, scores = top_k(snapshot.matrix, query, k, mask=mask)
-    details = _rows_by_id(bank, [int(snapshot.ids[r]) for r in rows])
+    details = _rows_by_id(bank, snapshot, [int(snapshot.ids[r]) for r in rows])
     return [
         {
             "id": int(snapshot.ids[r]),
