@@ -262,7 +262,9 @@ def whole_process(path: Path, text: str, repeats: int = 5) -> dict[str, object]:
     peak RSS and the heavy modules it imported."""
     probe = [sys.executable, "-c", CLI_PROBE.format(heavy=HEAVY), text, "--bank", str(path)]
     numpy_only = [sys.executable, "-c", "import numpy"]
-    nrr = shutil.which("nrr") or "nrr"
+    # The `nrr` installed with this interpreter (a pyenv shim on PATH may be another one).
+    beside = Path(sys.executable).with_name("nrr")
+    nrr = str(beside) if beside.exists() else shutil.which("nrr") or "nrr"
     cli = [nrr, "check", text, "--bank", str(path)]
     check_times, numpy_times, rss = [], [], []
     for _ in range(repeats):
@@ -335,12 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         default=100_000,
         help="larger banks get a stand-in posterior shaped like a fit (see structured_posterior)",
     )
-    parser.add_argument("--stale-proposals", type=int, default=3)
+    parser.add_argument("--stale-proposals", type=int, default=10)
     parser.add_argument("--loop-steps", type=int, default=15, help="ingest-then-check steps")
     parser.add_argument(
         "--stale-max-rows",
         type=int,
-        default=100_000,
+        default=1_000_000,
         help="largest bank on which to time the unfitted (population prior) check",
     )
     args = parser.parse_args(argv)

@@ -8,8 +8,9 @@ one dict probe. `counts(level)` gives any level as the sorted GroupCounts the fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +81,7 @@ class Evidence:
         self.levels = {level: _Level(LEVEL_KEYS[level]) for level in LEVELS}
         self.version = 0
         self._counts: dict[str, tuple[int, GroupCounts]] = {}
+        self._derived: dict = {}  # derived(), until the next add
 
     @classmethod
     def from_table(cls, table: ExperimentTable) -> Evidence:
@@ -113,6 +115,7 @@ class Evidence:
         for level in self.levels.values():
             level.add(level.project(leaves), sums)
         self.version += 1
+        self._derived.clear()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -132,6 +135,12 @@ class Evidence:
 
     def sessions(self) -> set[str]:
         return {key[0] for key in self.levels["session"].index}
+
+    def derived(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """`compute()`, kept under `key` until the evidence changes (e.g. a fitted prior)."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
     def counts(self, level: str) -> GroupCounts:
         """One level as GroupCounts sorted by key, equal to `cell_counts` of the same rows."""

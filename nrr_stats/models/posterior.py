@@ -886,7 +886,10 @@ def _sorted_cells(rows: list[CellSummary]) -> list[CellSummary]:
 def _session_base_rate(evidence: Evidence, session: str | None) -> float:
     """The session's keep rate (empirical-Bayes posterior mean over sessions); pooled without one."""
     counts = evidence.counts("session")
-    alpha, beta = conjugate.fit_beta_prior(counts.keeps_w, counts.trials_w)
+    alpha, beta = evidence.derived(
+        ("beta prior", "session"),
+        lambda: conjugate.fit_beta_prior(counts.keeps_w, counts.trials_w),
+    )
     sums = evidence.sums("session", (session,)) if session is not None else None
     if sums is not None and evidence.has("session", (session,)):
         return float((alpha + sums[0]) / (alpha + beta + sums[2]))
@@ -916,10 +919,17 @@ def _conjugate_group(
     successes = getattr(counts, numerator)
     index = counts.key_tuples().index(key) if evidence.has(level, key) else None
     if index is None:
-        alpha, beta = conjugate.fit_beta_prior(successes, counts.trials_w)
+        alpha, beta = evidence.derived(
+            ("beta prior", level, numerator),
+            lambda: conjugate.fit_beta_prior(successes, counts.trials_w),
+        )
         return alpha, beta, False
-    alpha, beta = conjugate.fit_beta_prior(
-        np.delete(successes, index), np.delete(counts.trials_w, index)
+    # The prior from the other groups only (kept per group until the evidence changes).
+    alpha, beta = evidence.derived(
+        ("beta prior", level, numerator, key),
+        lambda: conjugate.fit_beta_prior(
+            np.delete(successes, index), np.delete(counts.trials_w, index)
+        ),
     )
     a, b = conjugate.beta_posterior(successes[index], counts.trials_w[index], alpha, beta)
     return float(a), float(b), True
