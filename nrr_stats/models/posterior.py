@@ -905,8 +905,14 @@ def _conjugate_level_posteriors(
     if len(evidence) == 0:
         prior = conjugate.fit_beta_prior([], [])
         return counts, prior, np.zeros(0), np.zeros(0)
-    prior = conjugate.fit_beta_prior(successes, counts.trials_w)
-    a, b = conjugate.leave_one_out_posteriors(successes, counts.trials_w)
+    # One prior fit per group (leave-one-out): kept until the evidence changes.
+    prior, a, b = evidence.derived(
+        ("leave-one-out", level, numerator),
+        lambda: (
+            conjugate.fit_beta_prior(successes, counts.trials_w),
+            *conjugate.leave_one_out_posteriors(successes, counts.trials_w),
+        ),
+    )
     return counts, prior, a, b
 
 
