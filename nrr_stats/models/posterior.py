@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -444,33 +444,17 @@ def _name_index(posterior: StoredPosterior) -> dict[str, dict]:
     return entry[1]
 
 
-def _keep_log_weights(
-    draws: dict, effects: dict, keys: list, seen: np.ndarray, new: np.ndarray
+def _log_weights(
+    eta: Callable[[list], np.ndarray], nu: np.ndarray, keys: list, seen: np.ndarray, new: np.ndarray
 ) -> np.ndarray:
-    """Sum over leaves of log BetaBinomial(new keeps | new trials) given what the fit saw.
-
-    seen and new are (L, 2) weighted (keeps, trials) per leaf; the result is one value per draw.
-    """
-    total = np.zeros(draws["alpha"].shape[0])
-    nu = draws["nu"][:, None]
+    """Sum over leaves of log BetaBinomial(new successes | new trials) given what the fit saw,
+    one value per draw: `eta(keys)` is each leaf's logit mean per draw, `nu` its concentration,
+    seen and new are (L, 2) weighted (successes, trials). Batched so memory stays bounded."""
+    total = np.zeros(nu.shape[0])
+    nu = nu[:, None]
     for start in range(0, len(keys), TERM_BATCH):
         part = slice(start, start + TERM_BATCH)
-        m = expit(_leaf_eta(draws, effects, keys[part]))
-        a0 = m * nu + seen[part, 0]
-        b0 = (1.0 - m) * nu + seen[part, 1] - seen[part, 0]
-        total += _beta_binomial_kernel(a0, b0, new[part, 0], new[part, 1]).sum(axis=1)
-    return total
-
-
-def _crash_log_weights(
-    draws: dict, effects: dict, pairs: list, seen: np.ndarray, new: np.ndarray
-) -> np.ndarray:
-    """The same for crash leaves (session, category): (P, 2) weighted (crashes, trials)."""
-    total = np.zeros(draws["alpha"].shape[0])
-    nu = draws["crash_nu"][:, None]
-    for start in range(0, len(pairs), TERM_BATCH):
-        part = slice(start, start + TERM_BATCH)
-        m = expit(_crash_eta(draws, effects, pairs[part]))
+        m = expit(eta(keys[part]))
         a0 = m * nu + seen[part, 0]
         b0 = (1.0 - m) * nu + seen[part, 1] - seen[part, 0]
         total += _beta_binomial_kernel(a0, b0, new[part, 0], new[part, 1]).sum(axis=1)
@@ -545,7 +529,8 @@ class UpdatedPosterior:
             return
         index = self.evidence.leaves.index
         rows = np.fromiter((index.get(key, -1) for key in keys), np.int64, len(keys))
-        now = np.where((rows >= 0)[:, None], self.evidence.leaves.sums[rows], 0.0)
+        now = np.zeros((len(keys), 6))
+        now[rows >= 0] = self.evidence.leaves.sums[rows[rows >= 0]]
         seen_rows = np.fromiter(
             (self._seen_index.get(key, -1) for key in keys), np.int64, len(keys)
         )
@@ -604,15 +589,15 @@ class UpdatedPosterior:
     def _leaf_terms(self, keys: list, draws: dict | None = None, effects=None) -> np.ndarray:
         seen = np.array([self._seen_of(key)[[0, 2]] for key in keys]).reshape(-1, 2)
         new = np.array([self._fresh[key][[0, 2]] for key in keys]).reshape(-1, 2)
-        return _keep_log_weights(
-            draws or self.posterior.draws, effects or self._effects, keys, seen, new
-        )
+        draws, effects = draws or self.posterior.draws, effects or self._effects
+        return _log_weights(lambda k: _leaf_eta(draws, effects, k), draws["nu"], keys, seen, new)
 
     def _pair_terms(self, pairs: list, draws: dict | None = None, effects=None) -> np.ndarray:
         seen = np.array([self._seen_pairs.get(pair, (0.0, 0.0)) for pair in pairs]).reshape(-1, 2)
         new = np.array([self._pair_new[pair] for pair in pairs]).reshape(-1, 2)
-        return _crash_log_weights(
-            draws or self.posterior.draws, effects or self._effects, pairs, seen, new
+        draws, effects = draws or self.posterior.draws, effects or self._effects
+        return _log_weights(
+            lambda k: _crash_eta(draws, effects, k), draws["crash_nu"], pairs, seen, new
         )
 
     def _seen_of(self, key: tuple) -> np.ndarray:
