@@ -111,14 +111,8 @@ def structured_posterior(path: Path, donor: Path) -> tuple[float, str]:
     fit's hyperparameter draws, and effects drawn from them. A check's cost depends on these
     shapes and magnitudes, not on the values being a posterior. (wall time, status)."""
     from nrr_stats.bank import open_bank
-    from nrr_stats.models.fit import model_data
-    from nrr_stats.models.posterior import (
-        CRASH_DRAWS,
-        KEEP_DRAWS,
-        StoredPosterior,
-        load_posterior,
-        npz_path_for,
-    )
+    from nrr_stats.models.fit import model_data, stored_posterior
+    from nrr_stats.models.posterior import CRASH_DRAWS, KEEP_DRAWS, load_posterior, npz_path_for
 
     started = time.perf_counter()
     with open_bank(path, create=False) as bank:
@@ -143,15 +137,8 @@ def structured_posterior(path: Path, donor: Path) -> tuple[float, str]:
         "crash_a_cat": effects("crash_sigma_cat", len(data.categories)),
         "crash_u_sess": effects("crash_sigma_sess", len(data.sessions)),
     }
-    stand_in = StoredPosterior(
-        draws=draws,
-        categories=data.categories,
-        cells=data.cells,
-        parameters=data.parameters,
-        sessions=data.sessions,
-        seen=dict(data.seen),
-        meta={"stand_in": True, "donor": str(donor), "passed_diagnostics": True},
-    )
+    meta = {"stand_in": True, "donor": str(donor), "passed_diagnostics": True}
+    stand_in = stored_posterior(draws, data, meta)
     np.savez(target, **stand_in.to_npz_arrays())
     return time.perf_counter() - started, f"stand-in ({n} draws of the {donor.stem} fit)"
 

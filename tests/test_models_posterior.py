@@ -17,10 +17,9 @@ from hypothesis import strategies as st
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models.data import ExperimentTable
-from nrr_stats.models.fit import PRIOR_ALPHA, PRIOR_LOG_NU, model_data
+from nrr_stats.models.fit import PRIOR_ALPHA, PRIOR_LOG_NU, model_data, stored_posterior
 from nrr_stats.models.posterior import (
     STALE_ESS_SHARE,
-    StoredPosterior,
     _mixture_quantiles,
     cell_table,
     load_posterior,
@@ -58,15 +57,7 @@ def draws_posterior(table: ExperimentTable, seed: int = 0, n_draws: int = N_DRAW
         "crash_u_sess": sig["csess"][:, None] * rng.standard_normal((n_draws, len(data.sessions))),
     }
     meta = {"created_at": "2026-01-01T00:00:00+00:00", "passed_diagnostics": True}
-    return StoredPosterior(
-        draws=draws,
-        categories=data.categories,
-        cells=data.cells,
-        parameters=data.parameters,
-        sessions=data.sessions,
-        seen=dict(data.seen),
-        meta=meta,
-    )
+    return stored_posterior(draws, data, meta)
 
 
 def records(rows):

@@ -377,6 +377,11 @@ def posterior_from_idata(idata: Any, data: ModelData, meta: dict) -> StoredPoste
         for name in KEEP_DRAWS + KEEP_EFFECTS + CRASH_DRAWS + CRASH_EFFECTS
     }
     draws["e_param"] = draws["e_param"][:, : len(data.parameters)]
+    return stored_posterior(draws, data, meta)
+
+
+def stored_posterior(draws: dict[str, np.ndarray], data: ModelData, meta: dict) -> StoredPosterior:
+    """Draws (flattened over chains) with the level coding and seen counts of `data`."""
     return StoredPosterior(
         draws=draws,
         categories=data.categories,
