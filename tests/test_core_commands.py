@@ -103,3 +103,22 @@ def test_demo_checks_the_five_seed_proposals_with_wide_intervals() -> None:
     for _, answer in checks:
         low, high = answer["interval"]
         assert high - low > 0.2  # a handful of experiments per cell cannot say more
+
+
+def test_similar_filters_by_session_and_cell_and_refuses_a_bad_cell(tmp_path):
+    bank = str(tmp_path / "bank.db")
+    assert run_nrr("ingest", str(SEED_LOG), "--bank", bank).code == 0
+    lines = run_nrr(
+        "similar", "increase LR", "--bank", bank, "--all", "--cell", "learning_rate/increase"
+    )
+    assert lines.code == 0, lines.err
+    found = [json.loads(line) for line in lines.out.splitlines()]
+    assert found and {(r["category"], r["direction"]) for r in found} == {
+        ("learning_rate", "increase")
+    }
+    session = run_nrr("similar", "x", "--bank", bank, "--session", "seed_results.tsv", "-k", "3")
+    assert session.code == 0 and len(session.out.splitlines()) == 3
+    bad = run_nrr("similar", "x", "--bank", bank, "--cell", "learning_rate-increase")
+    assert bad.code == 3 and "CATEGORY/DIRECTION" in bad.err and len(bad.err.splitlines()) == 1
+    missing = run_nrr("similar", "x", "--bank", bank, "--session", "nope")
+    assert missing.code == 3 and "no session" in missing.err

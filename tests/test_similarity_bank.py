@@ -187,3 +187,41 @@ def test_only_possible_repeats_are_examined_and_none_is_missed(bank, proposal, p
     }
     brute = find_repeats(fields, every_row, CONFIG)
     assert (exact, near) == (brute["exact_repeat"], len(brute["near"]))
+
+
+def test_filters_pick_one_session_or_one_cell_and_equal_brute_force(bank):
+    """Failures only, one session, one cell: each search equals ranking the filtered rows."""
+    from nrr_stats.parser import parse_description
+    from nrr_stats.similarity.search import proposal_vector, similar_experiments_in_bank
+
+    with bank.transaction():
+        other, _ = bank.upsert_session(synthetic_session("s2"))
+        bank.insert_experiments(
+            [
+                experiment(i + 1, *fields) | {"session_id": other}
+                for i, fields in enumerate(SESSION_ROWS)
+            ]
+        )
+    first = bank.sessions()[0]["id"]
+    description = "increase LR to 0.02"
+    snapshot = bank_features(bank)
+    query = proposal_vector(snapshot.space, description, parse_description(description))
+    rows = {row["id"]: row for row in bank.experiments()}
+    cases = [
+        ({"failures_only": False, "session_id": other}, lambda r: r["session_id"] == other),
+        (
+            {"failures_only": True, "cell": ("learning_rate", "increase")},
+            lambda r: r["status"] != "keep" and r["category"] == "learning_rate",
+        ),
+        (
+            {"failures_only": True, "session_id": first, "cell": ("optimizer", "replace")},
+            lambda r: r["session_id"] == first and r["category"] == "optimizer",
+        ),
+    ]
+    for options, keep in cases:
+        found = similar_experiments_in_bank(bank, description, 10, **options)
+        wanted = sorted(
+            (i for i in snapshot.ids.tolist() if keep(rows[i])),
+            key=lambda i: (-float(snapshot.matrix[list(snapshot.ids).index(i)] @ query), i),
+        )
+        assert [row["id"] for row in found] == wanted, options

@@ -241,14 +241,41 @@ def similar(
     bank: str = BankOption,
     count: int = typer.Option(5, "--count", "-k", min=1, help="How many experiments to list."),
     failures_only: bool = typer.Option(True, "--failures/--all", help="Only failed experiments."),
+    session: str = typer.Option(None, "--session", help="Only this session's rows (id or name)."),
+    cell: str = typer.Option(
+        None, "--cell", help="Only this cell's rows, as CATEGORY/DIRECTION (TAXONOMY.md)."
+    ),
     rules: Path = RulesOption,
 ) -> None:
     """The past experiments most like a description (cosine similarity), as JSON lines."""
     from nrr_stats.bank import open_bank
+    from nrr_stats.check import pick_session
     from nrr_stats.similarity.search import similar_experiments_in_bank
 
+    cell_key = _cell_option(cell) if cell is not None else None
     with open_bank(bank, create=False) as opened:
+        session_id = pick_session(opened, session)["id"] if session is not None else None
         for row in similar_experiments_in_bank(
-            opened, description, count, failures_only=failures_only, rules=_rules(rules)
+            opened,
+            description,
+            count,
+            failures_only=failures_only,
+            session_id=session_id,
+            cell=cell_key,
+            rules=_rules(rules),
         ):
             print(json.dumps(row, ensure_ascii=False))
+
+
+def _cell_option(text: str) -> tuple[str, str]:
+    """CATEGORY/DIRECTION, both words of TAXONOMY.md."""
+    from nrr_stats.errors import NrrInputError
+    from nrr_stats.taxonomy import CATEGORIES, DIRECTIONS
+
+    category, _, direction = text.partition("/")
+    if category not in CATEGORIES or direction not in DIRECTIONS:
+        raise NrrInputError(
+            f"--cell {text!r} is not CATEGORY/DIRECTION with TAXONOMY.md's words"
+            f" (e.g. learning_rate/increase)"
+        )
+    return category, direction

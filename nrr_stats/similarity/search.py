@@ -125,6 +125,29 @@ def similar_failures_in_bank(
     return similar, repeats["exact_repeat"], len(repeats["near"])
 
 
+def row_filter(
+    bank: Any,
+    snapshot: Any,
+    *,
+    failures_only: bool = False,
+    session_id: int | None = None,
+    cell: tuple[str, str] | None = None,
+) -> np.ndarray | None:
+    """The snapshot's rows to search (a bool per row; None: all of them), for the kernel's
+    `mask`: the matrix itself is never copied. A cell's rows come from the bank by id."""
+    masks = []
+    if failures_only:
+        masks.append(failure_mask(snapshot))
+    if session_id is not None:
+        masks.append(snapshot.session_id == int(session_id))
+    if cell is not None:
+        ids = bank.query(
+            "SELECT id FROM experiments WHERE category = ? AND direction = ?", tuple(cell)
+        )
+        masks.append(np.isin(snapshot.ids, [int(row["id"]) for row in ids]))
+    return np.logical_and.reduce(masks) if masks else None
+
+
 # The failure mask of the last snapshots seen (by their status column's identity).
 _FAILURE_MASKS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -209,16 +232,24 @@ def _rows_by_id(bank: Any, snapshot: Any, ids: list[int]) -> dict[int, dict[str,
 
 
 def similar_experiments_in_bank(
-    bank: Any, description: str, k: int = 5, *, failures_only: bool = True, rules: Any = None
+    bank: Any,
+    description: str,
+    k: int = 5,
+    *,
+    failures_only: bool = True,
+    session_id: int | None = None,
+    cell: tuple[str, str] | None = None,
+    rules: Any = None,
 ) -> list[dict[str, Any]]:
-    """The k stored experiments most like a description, best first, with their similarity."""
+    """The k stored experiments most like a description, best first, with their similarity;
+    only failures, one session's rows or one (category, direction) cell's rows when asked."""
     from nrr_stats.parser import parse_description
     from nrr_stats.similarity.store import bank_features
 
     snapshot = bank_features(bank)
     change = parse_description(description, rules=rules)
     query = proposal_vector(snapshot.space, description, change)
-    mask = failure_mask(snapshot) if failures_only else None
+    mask = row_filter(bank, snapshot, failures_only=failures_only, session_id=session_id, cell=cell)
     rows, scores = top_k(snapshot.matrix, query, k, mask=mask)
     details = _rows_by_id(bank, snapshot, [int(snapshot.ids[r]) for r in rows])
     return [
