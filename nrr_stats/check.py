@@ -42,11 +42,12 @@ class BankReading:
     """The bank's evidence sums as of one evidence state, and the posteriors updated with them.
 
     Kept per open Bank: while the bank's evidence revision stands, a later check reads only the
-    rows past `state`'s last id and refreshes just their leaves, so a loop that ingests one row
-    and checks again pays for that row, never for the whole bank.
+    rows past `state`'s last id (ids commit in order, see Bank.evidence_state) and refreshes
+    just their leaves, so a loop that ingests one row and checks again pays for that row,
+    never for the whole bank.
     """
 
-    state: tuple[int, int, int | None]  # Bank.evidence_state() when read
+    state: tuple[int, int]  # Bank.evidence_state() when read: (revision, last id)
     evidence: Evidence
     updated: dict[int, tuple[Any, UpdatedPosterior]] = field(default_factory=dict)
     histories: dict[tuple, list[dict[str, Any]]] = field(default_factory=dict)
@@ -98,14 +99,6 @@ def bank_reading(bank: Bank) -> BankReading:
             return cached
         grown = cached is not None and state[0] == cached.state[0] and state[1] > cached.state[1]
         rows = bank.evidence_sums(after_id=cached.state[1] if grown else 0)
-        if grown and state[2] is not None:
-            # PostgreSQL: rows with ids at or below the last one read may have committed since.
-            added = bank.query(
-                "SELECT COUNT(*) AS n FROM experiments WHERE id > ?", (cached.state[1],)
-            )[0]["n"]
-            grown = cached.state[2] + int(added) == state[2]
-            if not grown:
-                rows = bank.evidence_sums()
     if not grown:
         reading = BankReading(state, Evidence.from_leaf_sums(rows))
     else:

@@ -219,9 +219,9 @@ print("done", flush=True)
 """
 
 
-def test_a_reading_followed_during_concurrent_ingests_equals_a_fresh_one(bank_url):
-    """The open bank's reading grows by the rows past the last id it read; on PostgreSQL a
-    row can commit after one with a higher id, which the row count must catch."""
+def test_a_reading_followed_during_concurrent_writers_equals_a_fresh_one(bank_url):
+    """The open bank's reading grows by the rows past the last id it read: that holds only if
+    no row ever commits after one with a higher id (PostgreSQL: the insert lock, schema v3)."""
     from nrr_stats.check import bank_reading
     from nrr_stats.models.data import LEVEL_KEYS
     from nrr_stats.models.evidence import SUM_FIELDS, Evidence

@@ -126,7 +126,7 @@ def test_a_lowered_evidence_weight_rereads_the_whole_bank(bank_url: str, fitted:
 
 def test_the_evidence_revision_moves_on_changes_to_counted_rows_only(bank) -> None:
     ingest_log(bank, SEED_LOG)
-    revision, last, _ = bank.evidence_state()
+    revision, last = bank.evidence_state()
     with bank.transaction():
         bank.execute("UPDATE experiments SET outcome = 'marginal', delta = 0.5")
     assert bank.evidence_state()[:2] == (revision, last)

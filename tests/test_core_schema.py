@@ -63,7 +63,7 @@ def test_a_version_two_bank_gains_the_evidence_revision(tmp_path: Path) -> None:
     assert run_nrr("ingest", str(SEED_LOG), "--bank", str(path)).code == 0
     with open_bank(path) as bank:
         assert bank.schema_version() == SCHEMA_VERSION
-        revision, last, _ = bank.evidence_state()
+        revision, last = bank.evidence_state()
         assert revision == 0 and last > 0
         with bank.transaction():
             bank.execute("UPDATE experiments SET evidence_weight = 0.5")

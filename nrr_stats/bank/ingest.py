@@ -179,6 +179,7 @@ def ingest_logs(
 
     summaries = []
     with bank.transaction():
+        bank.lock_inserts()  # before any session row lock: two ingests never wait on each other
         for log, rows, tracker_state in prepared:
             session_key = matching_session_key(bank, log.session_key, rows)
             session_id, created = bank.upsert_session(

@@ -8,6 +8,8 @@ backend's own SQL (triggers) maps backend name to statements.
 from __future__ import annotations
 
 SCHEMA_VERSION = 3
+# PostgreSQL advisory lock held by every transaction that inserts experiments (see migration 3).
+INSERT_LOCK_KEY = 0x6E72722D696E7331
 
 MIGRATIONS: dict[int, list[str] | dict[str, list[str]]] = {
     1: [
@@ -132,6 +134,16 @@ MIGRATIONS: dict[int, list[str] | dict[str, list[str]]] = {
             AFTER UPDATE OF session_id, status, category, direction, parameter, evidence_weight
             OR DELETE OR TRUNCATE ON experiments
             FOR EACH STATEMENT EXECUTE FUNCTION nrr_evidence_changed()""",
+            # Inserts into experiments take one transaction-scoped lock before their ids are
+            # drawn, so ids commit in order (as SQLite's single writer gives): a reader that
+            # has seen id N has seen every row up to N, and reads only the rows past it.
+            f"""CREATE FUNCTION nrr_insert_in_order() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              PERFORM pg_advisory_xact_lock({INSERT_LOCK_KEY});
+              RETURN NULL;
+            END $$""",
+            """CREATE TRIGGER experiments_insert_in_order BEFORE INSERT ON experiments
+            FOR EACH STATEMENT EXECUTE FUNCTION nrr_insert_in_order()""",
         ],
     },
 }

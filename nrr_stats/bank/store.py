@@ -280,21 +280,24 @@ class Bank:
         )
         return cursor.fetchall()
 
-    def evidence_state(self) -> tuple[int, int, int | None]:
-        """(evidence revision, last experiment id, row count): a reading of the bank's sums
-        holds while the revision stands; rows past its last id are then all that is new.
+    def evidence_state(self) -> tuple[int, int]:
+        """(evidence revision, last experiment id): a reading of the bank's sums holds while
+        the revision stands, and rows past its last id are then all that is new.
 
-        The count is None on SQLite, whose single writer hands out ids in commit order; on
-        PostgreSQL a row may commit after one with a higher id, which the count reveals.
+        Both backends commit experiment ids in order (SQLite has one writer; on PostgreSQL
+        every insert into experiments takes one transaction-scoped lock first, schema v3).
         """
         revision = self.query("SELECT value FROM meta WHERE key = 'evidence_revision'")
-        if self.location.backend == "sqlite":
-            last = self.query("SELECT MAX(id) AS last FROM experiments")[0]
-            count = None
-        else:
-            last = self.query("SELECT MAX(id) AS last, COUNT(*) AS n FROM experiments")[0]
-            count = int(last["n"])
-        return int(revision[0]["value"]), int(last["last"] or 0), count
+        last = self.query("SELECT MAX(id) AS last FROM experiments")[0]["last"]
+        return int(revision[0]["value"]), int(last or 0)
+
+    def lock_inserts(self) -> None:
+        """Inside a transaction: take the insert lock now, before any row lock (PostgreSQL; a
+        no-op on SQLite, whose write transactions already run one at a time)."""
+        if self.location.backend == "postgresql":
+            from nrr_stats.bank.schema import INSERT_LOCK_KEY
+
+            self.execute("SELECT pg_advisory_xact_lock(?)", (INSERT_LOCK_KEY,))
 
     def find_session(self, reference: str | int) -> dict[str, Any] | None:
         """The session whose id, name or key is `reference` (id first, then name, then key)."""

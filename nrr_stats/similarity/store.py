@@ -507,9 +507,8 @@ def bank_features(bank: Any) -> Snapshot:
     """
     store = FeatureStore(bank.features_path)
     snapshot = store.snapshot()
-    # Rows in the bank and in the store agree when the bank's rows have not changed since they
-    # last agreed (the evidence state counts them, see Bank.evidence_state), or when the last
-    # ids and the counts are equal: MAX(id) alone misses rows committed late with lower ids.
+    # Rows in the bank and in the store agree when the bank has only grown since they last
+    # agreed and the store ends at its last id; otherwise compare last ids and counts.
     state = bank.evidence_state()
     if _agrees(_AGREED.get(store.path), state, snapshot):
         _AGREED[store.path] = (state, id(snapshot))
@@ -536,20 +535,14 @@ _AGREED: dict[Path, tuple[tuple, int]] = {}
 def _agrees(agreed: tuple | None, state: tuple, snapshot: Snapshot) -> bool:
     """The store holds every bank row, judged without a query.
 
-    `state` is Bank.evidence_state() (revision, last id, row count or None). With the count
-    (PostgreSQL) the store must hold that many rows up to that id. Without it (SQLite, whose
-    ids commit in order) it must end at the bank's last id, and the revision must be the one
-    at which the two last agreed: rows were only appended since.
+    `state` is Bank.evidence_state() (revision, last id); ids commit in order on both
+    backends, so a store that ends at the bank's last id holds every row when the revision is
+    the one at which the two last agreed (rows were only appended since).
     """
     if not _whole(snapshot):
         return False
-    revision, last, count = state
     stored_last = int(snapshot.ids[-1]) if snapshot.ids.size else 0
-    if stored_last != last:
-        return False
-    if count is not None:
-        return count == snapshot.ids.size
-    return agreed is not None and agreed[0][0] == revision
+    return stored_last == state[1] and agreed is not None and agreed[0][0] == state[0]
 
 
 def _whole(snapshot: Snapshot) -> bool:
