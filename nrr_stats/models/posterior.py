@@ -293,18 +293,15 @@ def _session_quadrature(
 
 
 def _seen_crash_pairs(seen: dict[str, np.ndarray]) -> dict[tuple[str, str], tuple[float, float]]:
-    pairs: dict[tuple[str, str], list[float]] = {}
-    for s, c, cw, nw in zip(
-        seen["session"].tolist(),
-        seen["category"].tolist(),
-        seen["crashes_w"],
-        seen["trials_w"],
-        strict=True,
-    ):
-        total = pairs.setdefault((s, c), [0.0, 0.0])
-        total[0] += float(cw)
-        total[1] += float(nw)
-    return {key: (v[0], v[1]) for key, v in pairs.items()}
+    """Weighted (crashes, trials) the fit saw per crash leaf (session, category)."""
+    index: dict[tuple[str, str], int] = {}
+    pairs = zip(seen["session"].tolist(), seen["category"].tolist(), strict=True)
+    codes = np.fromiter(
+        (index.setdefault(pair, len(index)) for pair in pairs), np.int64, len(seen["session"])
+    )
+    crashes = np.bincount(codes, weights=seen["crashes_w"], minlength=len(index))
+    trials = np.bincount(codes, weights=seen["trials_w"], minlength=len(index))
+    return {pair: (float(crashes[i]), float(trials[i])) for pair, i in index.items()}
 
 
 def _leaf_eta(draws: dict, effects: dict, keys: list[tuple[str, str, str, str]]) -> np.ndarray:
