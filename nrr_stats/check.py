@@ -2,6 +2,15 @@
 
 Light by design: numpy and the stored posterior only, never PyMC. Everything an agent needs is in
 the returned dict (the SPEC.md JSON contract); `nrr check` prints it and exits with the verdict's code.
+
+What a process keeps between checks of one open Bank, and what makes it read again:
+- the bank's evidence sums (`BankReading`): rows past the last id read are added; a moved
+  evidence revision (any update or delete of a counted row) rereads everything;
+- the posterior brought up to date (`UpdatedPosterior`) and the population-prior session
+  engines: refreshed by those same new rows, leaf by leaf;
+- a session's rows: reread when the session is updated or the bank grows;
+- the stored posterior and prior files, and the similarity store's snapshot: reread when
+  their file is replaced (every refit, every commit of the store).
 """
 
 from __future__ import annotations
