@@ -180,7 +180,12 @@ _SESSIONS: dict[tuple[int, int], tuple[Any, Any, _SessionRows]] = {}
 def _session_rows(snapshot: Any, history: Sequence[Mapping[str, Any]]) -> _SessionRows:
     key = (id(snapshot), id(history))
     entry = _SESSIONS.get(key)
-    if entry is not None and entry[0] is snapshot and entry[1] is history:
+    if (
+        entry is not None
+        and entry[0] is snapshot
+        and entry[1] is history
+        and entry[2].ids.size == len(history)  # a list grown in place is prepared again
+    ):
         return entry[2]
     ids = np.array([int(row["id"]) for row in history], dtype=np.int64)
     positions = np.minimum(np.searchsorted(snapshot.ids, ids), max(snapshot.ids.size - 1, 0))
