@@ -8,8 +8,9 @@ backend's own SQL (triggers) maps backend name to statements.
 from __future__ import annotations
 
 SCHEMA_VERSION = 3
-# PostgreSQL advisory lock held by every transaction that inserts experiments (see migration 3).
-INSERT_LOCK_KEY = 0x6E72722D696E7331
+# PostgreSQL advisory lock held by every transaction that inserts experiments (see migration 3),
+# as (this key, hash of the bank's schema): banks in other schemas of the database do not wait.
+INSERT_LOCK_KEY = 0x6E727269
 
 MIGRATIONS: dict[int, list[str] | dict[str, list[str]]] = {
     1: [
@@ -139,7 +140,7 @@ MIGRATIONS: dict[int, list[str] | dict[str, list[str]]] = {
             # has seen id N has seen every row up to N, and reads only the rows past it.
             f"""CREATE FUNCTION nrr_insert_in_order() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-              PERFORM pg_advisory_xact_lock({INSERT_LOCK_KEY});
+              PERFORM pg_advisory_xact_lock({INSERT_LOCK_KEY}, hashtext(TG_TABLE_SCHEMA));
               RETURN NULL;
             END $$""",
             """CREATE TRIGGER experiments_insert_in_order BEFORE INSERT ON experiments

@@ -297,7 +297,9 @@ class Bank:
         if self.location.backend == "postgresql":
             from nrr_stats.bank.schema import INSERT_LOCK_KEY
 
-            self.execute("SELECT pg_advisory_xact_lock(?)", (INSERT_LOCK_KEY,))
+            self.execute(
+                "SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))", (INSERT_LOCK_KEY,)
+            )
 
     def find_session(self, reference: str | int) -> dict[str, Any] | None:
         """The session whose id, name or key is `reference` (id first, then name, then key)."""
