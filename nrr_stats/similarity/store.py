@@ -242,14 +242,8 @@ class FeatureStore:
         state = self._load_state(today=False)
         committed = 0 if state is None else state.committed
         space = FeatureSpace() if state is None else _space(state.df_used, state.n_used)
-        keys = self._keys.read(committed)
-        return Snapshot(
-            space,
-            self._data.read(committed),
-            np.ascontiguousarray(keys[:, 0]),
-            keys[:, 2].astype(np.int8),
-            np.ascontiguousarray(keys[:, 3]),
-        )
+        keys = self._keys.read(committed)  # columns are views of the mapping: nothing copied
+        return Snapshot(space, self._data.read(committed), keys[:, 0], keys[:, 2], keys[:, 3])
 
     @property
     def committed(self) -> int:
