@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,15 @@ class Term:
     """One thing the matcher looks for: a phrase or regex that names a category (and maybe a parameter)."""
 
     category: str
-    regex: re.Pattern[str]
+    pattern: str  # the regular expression (compiled on first use: most never meet their probe)
     parameter: str = ""
     is_head: bool = False
     is_pattern: bool = False
     probe: str = ""  # a word the text must contain for the term to match (a cheap pre-check)
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile(self.pattern)
 
 
 @dataclass(frozen=True)
@@ -200,13 +205,13 @@ def _build(data: dict[str, Any], user_names: set[str]) -> Rules:
         heads = {normalise(word) for word in body.get("heads", [])}
         for alias, parameter in body.get("parameters", {}).items():
             probe = normalise(alias).split(" ")[0]
-            terms.append(Term(name, re.compile(phrase_regex(alias)), parameter, True, probe=probe))
+            terms.append(Term(name, phrase_regex(alias), parameter, True, probe=probe))
         for word in list(body.get("words", [])) + sorted(heads):
             is_head = normalise(word) in heads or name == "other"
             probe = normalise(word).split(" ")[0]
-            terms.append(Term(name, re.compile(phrase_regex(word)), "", is_head, probe=probe))
+            terms.append(Term(name, phrase_regex(word), "", is_head, probe=probe))
         for pattern in body.get("patterns", []):
-            terms.append(Term(name, re.compile(pattern), is_pattern=True))
+            terms.append(Term(name, pattern, is_pattern=True))
         if body.get("default_parameter"):
             defaults[name] = body["default_parameter"]
     return Rules(
