@@ -100,16 +100,27 @@ _LOADED: dict[tuple, Any] = {}
 
 
 def bank_reading(bank: Bank) -> BankReading:
-    """The bank's evidence sums, read whole once per open bank and then only where they grew."""
+    """The bank's evidence sums, read whole once per open bank and then only where they grew.
+
+    A process that opens a large bank starts from the sums saved beside it by an earlier one
+    (bank/evidence_file.py) when they are of the bank's current revision.
+    """
     cached = _READINGS.get(bank)
+    saved = _saved_reading(bank) if cached is None else None
     with bank.snapshot():
         state = bank.evidence_state()
         if cached is not None and state == cached.state:
             return cached
+        if saved is not None and saved.state[0] == state[0] and saved.state[1] <= state[1]:
+            cached = saved  # as if this process had read the bank up to the saved state
         grown = cached is not None and state[0] == cached.state[0] and state[1] > cached.state[1]
-        rows = bank.evidence_sums(after_id=cached.state[1] if grown else 0)
-    if not grown:
+        unchanged = cached is not None and state == cached.state
+        rows = [] if unchanged else bank.evidence_sums(after_id=cached.state[1] if grown else 0)
+    if unchanged:
+        reading = cached
+    elif not grown:
         reading = BankReading(state, Evidence.from_leaf_sums(rows))
+        _save_large(bank, reading)
     else:
         reading = cached
         reading.histories.clear()
@@ -117,8 +128,37 @@ def bank_reading(bank: Bank) -> BankReading:
         for _, updated in reading.updated.values():
             updated.refresh(leaves)
         reading.state = state
+        if saved is not None and len(rows) > SAVE_AGAIN_SHARE * len(reading.evidence.leaves.index):
+            _save_large(bank, reading)  # the saved sums lag far behind: bring them up to date
     _READINGS[bank] = reading
     return reading
+
+
+# A process that started from saved sums saves them again once the leaves read since exceed
+# this share of them.
+SAVE_AGAIN_SHARE = 0.1
+
+
+def _saved_reading(bank: Bank) -> BankReading | None:
+    """The sums saved beside the bank, when they are of its current evidence revision."""
+    from nrr_stats.bank.evidence_file import load_evidence, saved_state
+
+    peek = saved_state(bank.evidence_path)
+    if peek is None:
+        return None
+    now = bank.evidence_state()
+    if peek[0] != now[0] or peek[1] > now[1]:
+        return None
+    loaded = load_evidence(bank.evidence_path)
+    return BankReading(loaded[1], loaded[0]) if loaded is not None else None
+
+
+def _save_large(bank: Bank, reading: BankReading) -> None:
+    """Save the sums beside a bank large enough for the file to pay (best effort)."""
+    from nrr_stats.bank.evidence_file import MIN_LEAVES, save_evidence
+
+    if len(reading.evidence.leaves.index) >= MIN_LEAVES:
+        save_evidence(bank.evidence_path, reading.evidence, reading.state)
 
 
 def _load_cached(path: Path, load: Any) -> Any:

@@ -130,6 +130,11 @@ class Bank:
         return self.location.artifact(".posterior.nc")
 
     @property
+    def evidence_path(self) -> Path:
+        """The bank's leaf sums saved by the last process that read them all (.npz)."""
+        return self.location.artifact(".evidence.npz")
+
+    @property
     def features_path(self) -> Path:
         """The similarity feature matrix (memory-mapped .npy)."""
         return self.location.artifact(".features.npy")

@@ -1,0 +1,89 @@
+"""The bank's evidence sums saved beside it, so a new process need not read every row again.
+
+A check reads the bank's leaf sums once per process (`check.bank_reading`): on a large bank
+that one `GROUP BY` is most of a whole `nrr check` process. The sums are saved here with the
+evidence state they were read at (Bank.evidence_state: revision, last id). They stay true while
+the revision stands; rows past the last id are then all that is new, read from the bank.
+A file of another revision, or one that cannot be read, is ignored and written again.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from nrr_stats.models.evidence import LEAF, SUM_FIELDS, Evidence
+
+FORMAT_VERSION = 2
+# Banks with fewer leaves than this are read whole: their GROUP BY costs less than the file.
+MIN_LEAVES = 20_000
+
+
+def save_evidence(path: Path, evidence: Evidence, state: tuple[int, int]) -> bool:
+    """Write the leaf sums and their evidence state atomically; False when the file cannot be
+    written (a read-only directory is no error: the next process reads the bank instead)."""
+    keys = evidence.keys("leaf")
+    columns: dict[str, np.ndarray] = {}
+    for i, name in enumerate(LEAF):  # each key column as its distinct values and a code per leaf
+        index: dict[str, int] = {}
+        codes = np.fromiter((index.setdefault(key[i], len(index)) for key in keys), np.int64)
+        columns[f"{name}_values"] = np.array(list(index), dtype=str).reshape(-1)
+        columns[f"{name}_codes"] = codes.astype(np.int32)
+    sums = np.asarray(evidence.leaves.sums, dtype=np.float64).reshape(-1, len(SUM_FIELDS))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except OSError:
+        return False
+    try:
+        with os.fdopen(handle, "wb") as out:
+            state_array = np.array(state, dtype=np.int64)
+            np.savez(out, version=np.int64(FORMAT_VERSION), state=state_array, sums=sums, **columns)
+        os.chmod(temporary, 0o644)  # like the other files beside the bank
+        os.replace(temporary, path)
+    except OSError:
+        Path(temporary).unlink(missing_ok=True)
+        return False
+    return True
+
+
+def saved_state(path: Path) -> tuple[int, int] | None:
+    """The evidence state the saved sums were read at, without reading the sums."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if int(saved["version"]) != FORMAT_VERSION:
+                return None
+            revision, last = (int(x) for x in saved["state"])
+    except (OSError, KeyError, ValueError, EOFError, zlib.error, zipfile.BadZipFile):
+        return None
+    return revision, last
+
+
+def load_evidence(path: Path) -> tuple[Evidence, tuple[int, int]] | None:
+    """The saved sums and the evidence state they were read at; None when absent or unusable."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if int(saved["version"]) != FORMAT_VERSION:
+                return None
+            revision, last = (int(x) for x in saved["state"])
+            sums = np.asarray(saved["sums"], dtype=np.float64)
+            columns = []
+            for name in LEAF:
+                values = np.array(saved[f"{name}_values"].tolist(), dtype=object).reshape(-1)
+                codes = saved[f"{name}_codes"]
+                in_range = not codes.size or (codes.min() >= 0 and codes.max() < values.size)
+                if codes.shape != (sums.shape[0],) or not in_range:
+                    return None
+                columns.append(values[codes].tolist())
+    except (OSError, KeyError, ValueError, EOFError, zlib.error, zipfile.BadZipFile):
+        return None
+    if sums.ndim != 2 or sums.shape[1] != len(SUM_FIELDS):
+        return None
+    evidence = Evidence()
+    evidence.add(list(zip(*columns, strict=True)), sums)
+    return evidence, (revision, last)
