@@ -72,18 +72,16 @@ def load_evidence(path: Path) -> tuple[Evidence, tuple[int, int]] | None:
                 return None
             revision, last = (int(x) for x in saved["state"])
             sums = np.asarray(saved["sums"], dtype=np.float64)
-            columns = []
+            values, codes = [], []
             for name in LEAF:
-                values = np.array(saved[f"{name}_values"].tolist(), dtype=object).reshape(-1)
-                codes = saved[f"{name}_codes"]
-                in_range = not codes.size or (codes.min() >= 0 and codes.max() < values.size)
-                if codes.shape != (sums.shape[0],) or not in_range:
-                    return None
-                columns.append(values[codes].tolist())
+                values.append(saved[f"{name}_values"].reshape(-1).tolist())
+                codes.append(saved[f"{name}_codes"].astype(np.int64))
     except (OSError, KeyError, ValueError, EOFError, zlib.error, zipfile.BadZipFile):
         return None
     if sums.ndim != 2 or sums.shape[1] != len(SUM_FIELDS):
         return None
-    evidence = Evidence()
-    evidence.add(list(zip(*columns, strict=True)), sums)
-    return evidence, (revision, last)
+    for column, code in zip(values, codes, strict=True):
+        in_range = not code.size or (code.min() >= 0 and code.max() < len(column))
+        if code.shape != (sums.shape[0],) or not in_range:
+            return None
+    return Evidence.from_codes(values, codes, sums), (revision, last)

@@ -93,9 +93,53 @@ class Evidence:
 
     @classmethod
     def from_leaf_sums(cls, rows: Iterable[Sequence]) -> Evidence:
-        """Evidence from (session, category, direction, parameter, *SUM_FIELDS) rows."""
+        """Evidence from (session, category, direction, parameter, *SUM_FIELDS) rows, one per
+        distinct leaf (what the bank's GROUP BY returns)."""
+        rows = list(rows)
+        values, codes = [], []
+        for i in range(len(LEAF)):
+            index: dict[str, int] = {}
+            column = (row[i] or "" for row in rows)  # no parameter is ""
+            codes.append(
+                np.fromiter((index.setdefault(v, len(index)) for v in column), np.int64, len(rows))
+            )
+            values.append(list(index))
+        sums = np.array([r[4:10] for r in rows], dtype=np.float64).reshape(-1, len(SUM_FIELDS))
+        return cls.from_codes(values, codes, sums)
+
+    @classmethod
+    def from_codes(
+        cls, values: Sequence[Sequence[str]], codes: Sequence[np.ndarray], sums: np.ndarray
+    ) -> Evidence:
+        """Evidence of distinct leaves given per key column of LEAF as its distinct values and a
+        code per leaf. The levels above the leaves are grouped on the codes, so only their
+        groups, not every leaf, cost a Python step."""
         evidence = cls()
-        evidence.add_leaf_rows(rows)
+        sums = np.asarray(sums, dtype=np.float64).reshape(-1, len(SUM_FIELDS))
+        if not sums.shape[0]:
+            return evidence
+        columns = [_object_column(list(v)) for v in values]
+        codes = [np.asarray(c, dtype=np.int64) for c in codes]
+        per_leaf = [column[c].tolist() for column, c in zip(columns, codes, strict=True)]
+        leaves = list(zip(*per_leaf, strict=True))
+        evidence.leaves.add(leaves, sums)
+        for level in evidence.levels.values():
+            shape = tuple(len(columns[i]) for i in level.positions)
+            flat = np.ravel_multi_index(tuple(codes[i] for i in level.positions), shape)
+            groups, inverse = np.unique(flat, return_inverse=True)
+            grouped = np.column_stack(
+                [
+                    np.bincount(inverse.reshape(-1), weights=sums[:, j], minlength=groups.size)
+                    for j in range(len(SUM_FIELDS))
+                ]
+            )
+            parts = np.unravel_index(groups, shape)
+            per_group = [
+                columns[i][p].tolist() for i, p in zip(level.positions, parts, strict=True)
+            ]
+            keys = list(zip(*per_group, strict=True))
+            level.add(keys, grouped)
+        evidence.version += 1
         return evidence
 
     def add_leaf_rows(self, rows: Iterable[Sequence]) -> list[tuple[str, str, str, str]]:
