@@ -300,7 +300,8 @@ def ingest_throughput(rows: int = 20_000) -> tuple[float, float]:
 
 
 def disk_bytes(path: Path) -> tuple[int, int]:
-    """(bytes growing with the rows: db, WAL, feature rows and keys; fixed bytes: fit, idf state)."""
+    """(bytes growing with the rows: db, WAL, feature rows and keys; other bytes: fit, idf state,
+    the saved evidence sums)."""
     stem = path.with_suffix("")
     files = [p for p in path.parent.glob(stem.name + ".*") if p.is_file()]
     fixed = [p for p in files if p.name.endswith((".npz", ".nc"))]
@@ -396,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         add(
             f"[{label}] bank on disk: db + WAL + feature rows",
             f"{growing / 1e6:.1f} MB = {growing / size * 1e5 / 1e6:.1f} MB per 100k experiments"
-            f" (+ {fixed / 1e6:.1f} MB fit and idf state)",
+            f" (+ {fixed / 1e6:.1f} MB fit, idf state and saved sums)",
         )
     if not args.skip_ingest:
         rate, elapsed = ingest_throughput()
