@@ -28,8 +28,7 @@ class _Level:
     """Sums per key of one level: a dict from key tuple to row, over an array that doubles."""
 
     def __init__(self, names: tuple[str, ...]):
-        self.names = names
-        self.positions = [LEAF.index(name) for name in names]
+        self.positions = [LEAF.index(name) for name in names]  # of its key columns in a leaf
         self.index: dict[tuple, int] = {}
         self._sums = np.zeros((16, len(SUM_FIELDS)))
 
