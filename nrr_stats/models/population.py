@@ -9,6 +9,7 @@ Fitting imports PyMC inside functions; loading needs numpy only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -133,14 +134,9 @@ def shipped_form(
         **{name: np.array([], dtype="<U1") for name in SEEN_COLUMNS},
         **{name: np.zeros(0) for name in SEEN_COUNTS},
     }
-    return StoredPosterior(
-        draws=thinned,
-        categories=posterior.categories,
-        cells=posterior.cells,
-        parameters=posterior.parameters,
-        sessions=(),
-        seen=empty_seen,
-        meta=meta,
+    # No training session is a session of a bank it will answer for: none is named.
+    return dataclasses.replace(
+        posterior, draws=thinned, sessions=(), seen=empty_seen, meta=meta, path=None
     )
 
 
@@ -165,16 +161,7 @@ def load_prior(path: str | Path) -> StoredPosterior:
     """Read a prior file (draws cast back to float64 for the numpy path)."""
     stored = load_posterior(path)
     draws = {name: np.asarray(v, dtype=np.float64) for name, v in stored.draws.items()}
-    return StoredPosterior(
-        draws=draws,
-        categories=stored.categories,
-        cells=stored.cells,
-        parameters=stored.parameters,
-        sessions=stored.sessions,
-        seen=stored.seen,
-        meta=stored.meta,
-        path=stored.path,
-    )
+    return dataclasses.replace(stored, draws=draws)
 
 
 def population_prior_path(models_dir: str | Path | None = None) -> Path | None:

@@ -13,6 +13,7 @@ import json
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,12 @@ class StoredPosterior:
     seen: dict[str, np.ndarray]
     meta: dict = field(default_factory=dict)
     path: Path | None = None
+
+    @cached_property
+    def column_index(self) -> dict[str, dict]:
+        """Column of each name in the effect matrices, per level (categories, cells, ...)."""
+        levels = ("categories", "cells", "parameters", "sessions")
+        return {level: {n: i for i, n in enumerate(getattr(self, level))} for level in levels}
 
     @property
     def n_draws(self) -> int:
@@ -189,12 +196,12 @@ def load_posterior(path: str | Path) -> StoredPosterior:
 # Posterior path
 
 
-def _standard_normal(key: str, size: int) -> np.ndarray:
+def standard_normal(key: str, size: int) -> np.ndarray:
     """Standard normals fixed by a name, so a novel group's draws never depend on other data."""
     return np.random.default_rng(zlib.crc32(key.encode("utf-8"))).standard_normal(size)
 
 
-class _Effects:
+class EffectColumns:
     """Per-draw effect columns for any names: fitted columns, or N(0, sigma) draws for novel names.
 
     `rows` picks (thins) the stored draws and `repeat` repeats each picked draw (quadrature
@@ -226,7 +233,7 @@ class _Effects:
             column = np.repeat(column, self.repeat) if self.repeat > 1 else column
         else:
             key = f"{self.tag}:" + "\x1f".join(name if isinstance(name, tuple) else (name,))
-            column = self.sigma * _standard_normal(key, self.sigma.shape[0])
+            column = self.sigma * standard_normal(key, self.sigma.shape[0])
         self.extra[name] = column
         return column
 
@@ -406,13 +413,13 @@ def _effects_for(
     fixed_crash_sess=None,
     rows: np.ndarray | None = None,
     repeat: int = 1,
-) -> dict[str, _Effects]:
+) -> dict[str, EffectColumns]:
     """Effect columns over `draws` (the scalar draws per output row); the effect matrices are
-    the stored ones, picked by `rows` and repeated `repeat` times (see _Effects)."""
-    stored, index = posterior.draws, _name_index(posterior)
+    the stored ones, picked by `rows` and repeated `repeat` times (see EffectColumns)."""
+    stored, index = posterior.draws, posterior.column_index
 
-    def effects(matrix: str, names: str, sigma: str, tag: str, fixed=None) -> _Effects:
-        return _Effects(stored[matrix], index[names], draws[sigma], tag, fixed, rows, repeat)
+    def effects(matrix: str, names: str, sigma: str, tag: str, fixed=None) -> EffectColumns:
+        return EffectColumns(stored[matrix], index[names], draws[sigma], tag, fixed, rows, repeat)
 
     return {
         "cat": effects("a_cat", "categories", "sigma_cat", "cat"),
@@ -424,21 +431,6 @@ def _effects_for(
             "crash_u_sess", "sessions", "crash_sigma_sess", "crash_sess", fixed_crash_sess
         ),
     }
-
-
-_NAME_INDEXES: dict[int, tuple[StoredPosterior, dict[str, dict]]] = {}
-
-
-def _name_index(posterior: StoredPosterior) -> dict[str, dict]:
-    """Column index by name of each level's names, built once per posterior object."""
-    entry = _NAME_INDEXES.get(id(posterior))
-    if entry is None or entry[0] is not posterior:
-        if len(_NAME_INDEXES) > 4:
-            _NAME_INDEXES.clear()
-        levels = ("categories", "cells", "parameters", "sessions")
-        index = {level: {n: i for i, n in enumerate(getattr(posterior, level))} for level in levels}
-        entry = _NAME_INDEXES[id(posterior)] = (posterior, index)
-    return entry[1]
 
 
 def _log_weights(
@@ -463,7 +455,7 @@ class _View:
     """Draws, effects and importance weights from which one session's answers are read."""
 
     draws: dict[str, np.ndarray]  # the stored draws, or (new session) draws x quadrature nodes
-    effects: dict[str, _Effects]
+    effects: dict[str, EffectColumns]
     keep_weights: np.ndarray
     crash_weights: np.ndarray
     ess_share: float

@@ -10,7 +10,6 @@ Numpy and scipy.special only (the fast path).
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +18,10 @@ from scipy.special import betainc, betaln, expit
 from nrr_stats.models.posterior import (
     CONFIDENCE,
     STALE_ESS_SHARE,
+    EffectColumns,
     StoredPosterior,
     _mixture_quantiles,
+    standard_normal,
 )
 
 GRID_POINTS = 61
@@ -45,28 +46,6 @@ class GridAnswer:
     source: str = "population-grid"
 
 
-def _standard_normal(key: str, size: int) -> np.ndarray:
-    return np.random.default_rng(zlib.crc32(key.encode("utf-8"))).standard_normal(size)
-
-
-class _EffectColumns:
-    """Per-draw effects by name: fitted columns, or Normal(0, sigma) draws fixed by the name."""
-
-    def __init__(self, matrix: np.ndarray, names, sigma: np.ndarray, tag: str):
-        self.matrix, self.sigma, self.tag = matrix, sigma, tag
-        self.index = {name: i for i, name in enumerate(names)}
-        self.extra: dict = {}
-
-    def column(self, name) -> np.ndarray:
-        i = self.index.get(name)
-        if i is not None:
-            return self.matrix[:, i]
-        if name not in self.extra:
-            key = f"{self.tag}:" + "\x1f".join(name if isinstance(name, tuple) else (name,))
-            self.extra[name] = self.sigma * _standard_normal(key, self.sigma.shape[0])
-        return self.extra[name]
-
-
 class SessionGrid:
     """A new session's state under a prior: weighted counts per (category, direction, parameter)
     leaf and their log-likelihood per (draw, grid point of u)."""
@@ -85,16 +64,17 @@ class SessionGrid:
         self.sigma = sigma
         self.phase = 0.0
         self.log_prior = self._log_prior(0.0)
-        self.cat = _EffectColumns(d["a_cat"], prior.categories, d["sigma_cat"], "cat")
-        self.cell = _EffectColumns(d["b_cell"], prior.cells, d["sigma_cell"], "cell")
-        self.param = _EffectColumns(d["e_param"], prior.parameters, d["sigma_param"], "param")
+        names = prior.column_index
+        self.cat = EffectColumns(d["a_cat"], names["categories"], d["sigma_cat"], "cat")
+        self.cell = EffectColumns(d["b_cell"], names["cells"], d["sigma_cell"], "cell")
+        self.param = EffectColumns(d["e_param"], names["parameters"], d["sigma_param"], "param")
         self.crash_alpha = d["crash_alpha"]
         self.crash_nu = d["crash_nu"]
-        self.crash_cat = _EffectColumns(
-            d["crash_a_cat"], prior.categories, d["crash_sigma_cat"], "crash_cat"
+        self.crash_cat = EffectColumns(
+            d["crash_a_cat"], names["categories"], d["crash_sigma_cat"], "crash_cat"
         )
         # A new session's crash offset: one draw per hyperparameter draw, fixed by a name.
-        self.crash_u = d["crash_sigma_sess"] * _standard_normal(
+        self.crash_u = d["crash_sigma_sess"] * standard_normal(
             "crash_sess:new", self.alpha.shape[0]
         )
         self.leaves: dict[tuple[str, str, str], tuple[float, float]] = {}

@@ -64,6 +64,16 @@ class ParsedChange:
     # The text uses words of another domain (trades, chess moves, games).
     foreign: bool = field(default=False, compare=False, repr=False)
 
+    def bank_fields(self) -> dict[str, str]:
+        """The change as the bank's experiment columns store it."""
+        return {
+            "category": self.category,
+            "direction": self.direction,
+            "parameter": self.parameter,
+            "from_value": self.from_value,
+            "to_value": self.to_value,
+        }
+
     def as_dict(self) -> dict[str, str]:
         """The JSON form: keys category, direction, parameter, from, to."""
         return {

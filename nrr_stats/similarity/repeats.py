@@ -91,9 +91,9 @@ class _Change:
     @classmethod
     def of(cls, fields: Mapping[str, Any]) -> _Change:
         return cls(
-            _text(fields.get("category")),
-            _text(fields.get("direction")),
-            _text(fields.get("parameter")),
+            field_text(fields.get("category")),
+            field_text(fields.get("direction")),
+            field_text(fields.get("parameter")),
             _value(fields.get("to")),
             str(fields.get("description") or ""),
         )
@@ -104,11 +104,11 @@ class _Change:
         if not self.category or not self.direction:
             return False
         if (self.category, self.direction) != (
-            _text(row.get("category")),
-            _text(row.get("direction")),
+            field_text(row.get("category")),
+            field_text(row.get("direction")),
         ):
             return False
-        if self.parameter != _text(row.get("parameter")) or self.target != _value(
+        if self.parameter != field_text(row.get("parameter")) or self.target != _value(
             row.get("to_value")
         ):
             return False
@@ -140,15 +140,16 @@ def _config(config: Mapping[str, Any] | str | None) -> dict[str, str] | None:
             return None
         if not isinstance(config, dict):
             return None
-    return {_text(key): _value(value) for key, value in config.items()}
+    return {field_text(key): _value(value) for key, value in config.items()}
 
 
-def _text(value: Any) -> str:
+def field_text(value: Any) -> str:
+    """A field as rows are compared on it: text, stripped, lowered ("" for none)."""
     return str(value or "").strip().lower()
 
 
 def _value(value: Any) -> str:
     """A value compared by number when numeric ("0.02" == "2e-2"), else by lowered text."""
-    text = _text(value)
+    text = field_text(value)
     number = parse_number(text)
     return repr(number) if number is not None else text

@@ -12,6 +12,7 @@ from nrr_stats.similarity.kernel import top_k
 from nrr_stats.similarity.repeats import (
     FAILED_STATUSES,
     NEAR_REPEAT_SIMILARITY,
+    field_text,
     find_repeats,
 )
 
@@ -78,7 +79,7 @@ def similar_failures_in_bank(
     # repeats) or a similarity at the near-repeat threshold; only those reach find_repeats.
     session = _session_rows(snapshot, history)
     session_scores = np.clip(session.matrix @ query, -1.0, 1.0)
-    cell = (_norm(change.category), _norm(change.direction))
+    cell = (field_text(change.category), field_text(change.direction))
     possible = session.failed & (
         (session.cells == hash(cell)) | (session.known & (session_scores >= NEAR_REPEAT_SIMILARITY))
     )
@@ -197,10 +198,13 @@ def _session_rows(snapshot: Any, history: Sequence[Mapping[str, Any]]) -> _Sessi
         known=known,
         matrix=matrix,
         failed=np.array(
-            [_norm(row.get("status")) in FAILED_STATUSES for row in history], dtype=bool
+            [field_text(row.get("status")) in FAILED_STATUSES for row in history], dtype=bool
         ),
         cells=np.array(
-            [hash((_norm(row.get("category")), _norm(row.get("direction")))) for row in history],
+            [
+                hash((field_text(row.get("category")), field_text(row.get("direction"))))
+                for row in history
+            ],
             dtype=np.int64,
         ),
     )
@@ -208,10 +212,6 @@ def _session_rows(snapshot: Any, history: Sequence[Mapping[str, Any]]) -> _Sessi
         _SESSIONS.clear()
     _SESSIONS[key] = (snapshot, history, prepared)
     return prepared
-
-
-def _norm(value: Any) -> str:
-    return str(value or "").strip().lower()
 
 
 # Bank rows by id, per snapshot: a row's details change only with a new commit of the store.
