@@ -160,13 +160,19 @@ def is_separator_row(text: str) -> bool:
     return bool(_SEPARATOR_ROW.match(text))
 
 
-def parse_number(cell: str) -> float | None:
-    """The leading number of a cell ('2141.09/3143.16' -> 2141.09, '12.5%' -> 12.5), else None."""
+def _plain_number_text(cell: str) -> str:
+    """The cell stripped, thousands separators dropped, a decimal comma made a point."""
     text = cell.strip()
     if _THOUSANDS.fullmatch(text):
-        text = text.replace(",", "")
-    elif _DECIMAL_COMMA.fullmatch(text):
-        text = text.replace(",", ".")
+        return text.replace(",", "")
+    if _DECIMAL_COMMA.fullmatch(text):
+        return text.replace(",", ".")
+    return text
+
+
+def parse_number(cell: str) -> float | None:
+    """The leading number of a cell ('2141.09/3143.16' -> 2141.09, '12.5%' -> 12.5), else None."""
+    text = _plain_number_text(cell)
     match = _NUMBER.match(text)
     if not match:
         return None
@@ -196,11 +202,7 @@ def is_missing(cell: str) -> bool:
 def looks_numeric(cell: str) -> bool:
     """A finite number, possibly with a unit-less tail ('12.5%', '143.57*', '2141.09/3143.16'),
     but not a word that starts with digits (a commit hash such as '6e1ac35')."""
-    text = cell.strip()
-    if _THOUSANDS.fullmatch(text):
-        text = text.replace(",", "")
-    elif _DECIMAL_COMMA.fullmatch(text):
-        text = text.replace(",", ".")
+    text = _plain_number_text(cell)
     match = _NUMBER.match(text)
     if not match or _LETTER.search(text, match.end()):
         return False
