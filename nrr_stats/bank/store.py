@@ -310,7 +310,8 @@ class Bank:
         """The session whose id, name or key is `reference` (id first, then name, then key)."""
         text = str(reference)
         for column in ("id", "name", "session_key"):
-            if column == "id" and not text.isdigit():
+            # Only ASCII digits in a bank id's range are an id ('²', '9' * 20 are names).
+            if column == "id" and not (text.isascii() and text.isdigit() and int(text) < 2**63):
                 continue
             rows = self.query(
                 f"SELECT * FROM sessions WHERE {column} = ? ORDER BY id LIMIT 1",
