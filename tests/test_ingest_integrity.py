@@ -310,3 +310,38 @@ def test_session_references_out_of_range_or_not_ascii_are_names(
     named = write_log(tmp_path / reference, _rows(3, tag="n"))
     assert run_nrr("ingest", str(named), "--bank", url).code == 0
     assert _export(url, reference) == _rows(3, tag="n")
+
+
+def test_a_grown_log_resumed_reads_as_the_whole_log_read_at_once(tmp_path: Path) -> None:
+    """Rows already stored are not parsed again (the tracker resumes from its stored state):
+    the bank must hold what one ingest of the whole log gives, config_before included."""
+    rows = [
+        f"c{i}\t{1.0 - 0.01 * i:.3f}\t44.0\t{'keep' if i % 2 else 'discard'}\t{text}"
+        for i, text in enumerate(
+            [
+                "baseline",
+                "LR 0.04 -> 0.08",
+                "increase LR to 0.1",
+                "warmup 100 -> 200",
+                "decrease LR to 0.05",
+                "batch size 64 -> 128",
+                "increase warmup to 400",
+                "switch to GeLU",
+            ]
+        )
+    ]
+    grown, whole = f"sqlite:///{tmp_path / 'grown.db'}", f"sqlite:///{tmp_path / 'whole.db'}"
+    log = tmp_path / "results.tsv"
+    for count in (2, 5, len(rows)):
+        write_log(log, rows[:count])
+        assert run_nrr("ingest", str(log), "--bank", grown).code == 0
+    assert run_nrr("ingest", str(log), "--bank", whole).code == 0
+
+    def stored(url: str) -> list[dict]:
+        with open_bank(url, create=False) as bank:
+            return [
+                {k: v for k, v in e.items() if k not in ("id", "ingested_at")}
+                for e in bank.experiments()
+            ] + [json.loads(bank.sessions()[0]["tracker_state"])]
+
+    assert stored(grown) == stored(whole)
