@@ -299,9 +299,12 @@ def _store_log(
 ) -> IngestSummary:
     """Write one read log into its session, inside the caller's transaction."""
     path = Path(log.path)
-    fields = [_fields_json(row.fields) for row in log.rows]
-    match = match_session(bank, log.session_key, fields, path)
-    del fields
+    if bank.query("SELECT id FROM sessions WHERE session_key = ?", (log.session_key,)):
+        fields = [_fields_json(row.fields) for row in log.rows]
+        match = match_session(bank, log.session_key, fields, path)
+        del fields
+    else:
+        match = SessionMatch(log.session_key)  # a log never seen: nothing to compare
     session_id, created = bank.upsert_session(
         {
             "session_key": match.key,
@@ -338,7 +341,8 @@ def _store_log(
     for row in _experiment_rows(log, tracker, start, classified):
         row["session_id"] = session_id
         counts[row["status"]] += 1
-        outcomes[row["ordinal"]] = (row["outcome"], row["delta"])
+        if row["ordinal"] < match.stored_rows:  # inserted rows carry theirs already
+            outcomes[row["ordinal"]] = (row["outcome"], row["delta"])
         if row["ordinal"] == match.update_ordinal:
             updated += _replace_row(bank, row)
             continue

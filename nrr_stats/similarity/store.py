@@ -557,7 +557,12 @@ def sync_bank_features(bank: Any, session_ids: Iterable[int] | None = None) -> S
     stored = store.snapshot().ids
     last = int(stored[-1]) if stored.size else 0
     marks = ", ".join("?" * len(sessions))
-    touched = _feature_rows(bank, f"session_id IN ({marks})", sessions) if sessions else []
+    # Rows past `last` are all in `fresh`: reading them twice would double the memory held.
+    touched = (
+        _feature_rows(bank, f"session_id IN ({marks}) AND id <= ?", [*sessions, last])
+        if sessions
+        else []
+    )
     fresh = _feature_rows(bank, "id > ?", [last])
     count = int(bank.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
     return store.sync_recent(touched, fresh, count, lambda: _feature_rows(bank))
