@@ -155,7 +155,7 @@ def test_live_appender_leaves_one_session_with_the_logs_rows(tmp_path: Path) -> 
 def test_whole_file_rewriter_leaves_one_session(tmp_path: Path) -> None:
     """A loop that rewrites its whole log for every new row (truncate, then write in pieces)."""
     url = f"sqlite:///{tmp_path / 'bank.db'}"
-    rows = _rows(40)
+    rows = _rows(25)
     log = write_log(tmp_path / "results.tsv", rows[:1])
     done = threading.Event()
 
@@ -163,10 +163,10 @@ def test_whole_file_rewriter_leaves_one_session(tmp_path: Path) -> None:
         for count in range(2, len(rows) + 1):
             text = (HEADER + "".join(r + "\n" for r in rows[:count])).encode()
             with log.open("wb") as out:
-                for start in range(0, len(text), 97):
-                    out.write(text[start : start + 97])
+                for start in range(0, len(text), 61):
+                    out.write(text[start : start + 61])
                     out.flush()
-                    time.sleep(0.0005)
+                    time.sleep(0.003)
         done.set()
 
     writer = threading.Thread(target=rewrite)
