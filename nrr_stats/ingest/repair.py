@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nrr_stats.ingest.status import is_status_word
@@ -62,7 +63,9 @@ class Aligner:
         metric: int | None,
         delimiter: str,
         regular: list[list[str]],
+        is_status: Callable[[str], bool] = is_status_word,
     ):
+        self.is_status = is_status
         self.width = width
         self.status = status
         self.description = description
@@ -86,7 +89,7 @@ class Aligner:
         return 0
 
     def score(self, cells: list[str]) -> int:
-        score = 8 if is_status_word(cells[self.status]) else 0
+        score = 8 if self.is_status(cells[self.status]) else 0
         text = cells[self.description].strip()
         score += 2 if text and not is_status_word(text) else -2
         for column, cell in enumerate(cells):
@@ -101,7 +104,7 @@ class Aligner:
 
     def align(self, cells: list[str]) -> list[str] | None:
         """Cells fitted to the header width, or None when the status cannot be placed."""
-        if len(cells) == self.width and is_status_word(cells[self.status]):
+        if len(cells) == self.width and self.is_status(cells[self.status]):
             return cells
         options: list[list[str]] = [cells] if len(cells) == self.width else []
         core = list(cells)
@@ -123,7 +126,11 @@ class Aligner:
                 )
                 options.append(row[: self.width - 1] + [self.delimiter.join(row[self.width - 1 :])])
         best = max(options, key=self.score)
-        return best if is_status_word(best[self.status]) else None
+        if self.is_status(best[self.status]):
+            return best
+        # A full row whose status cell holds a word no rule knows ('ablate', 'INFO'): kept, as
+        # 'other', rather than lost.
+        return cells if len(cells) == self.width and cells[self.status].strip() else None
 
 
 def _char_class(char: str) -> str:
@@ -164,7 +171,9 @@ class RunTogetherSplitter:
             self.seen.add(cells[0].strip())
 
     def _readable(self, cells: list[str]) -> bool:
-        return len(cells) == self.aligner.width and is_status_word(cells[self.aligner.status])
+        return len(cells) == self.aligner.width and self.aligner.is_status(
+            cells[self.aligner.status]
+        )
 
     def split(self, cells: list[str]) -> list[list[str]] | None:
         """Two rows (aligned to the header) from one over-long line, or None when none fits."""
