@@ -255,6 +255,11 @@ def test_a_metric_unreadable_on_most_decision_rows_yields_to_a_readable_one(tmp_
     assert [r.metric for r in log.rows] == pytest.approx([0.70, 0.71, 0.72, 0.73, 0.74, 0.75])
 
 
+def test_a_metric_that_is_a_change_takes_the_sign_of_what_was_kept() -> None:
+    log = _read("files_changed_and_rationale.tsv")  # kept tier1_delta_pct: -72.32, -1.89, +0.50
+    assert (log.metric_direction, log.direction_source) == ("lower", "kept-deltas")
+
+
 def test_description_by_name_must_hold_text() -> None:
     log = _read("files_changed_and_rationale.tsv")  # 'files_changed' holds file names
     assert log.columns["description"] == "rationale"
