@@ -144,6 +144,11 @@ def test_outcomes_of_inferred_statuses_reach_the_bank(tmp_path: Path) -> None:
         ("promote", "keep"),
         ("missing", "other"),
         ("marker", "other"),
+        # Added after scoring the held-out logs (see benchmarks/ingest_dev_corpus.py):
+        ("BETTER", "keep"),
+        ("SAME", "discard"),
+        ("incorrect", "crash"),
+        ("blocked", "crash"),
     ],
 )
 def test_compound_status_tokens(raw: str, mapped: str) -> None:
@@ -230,6 +235,17 @@ def test_the_ingest_summary_counts_the_other_statuses(tmp_path: Path) -> None:
 )
 def test_metric_column_choice(name: str, metric: str, why: str) -> None:
     assert _read(name).metric_name == metric, why
+
+
+def test_a_qualified_primary_name_beats_the_first_numeric_column(tmp_path: Path) -> None:
+    lines = ["method\tp_value\teffect_size\tfinding\tscore_total\tdecision"] + [
+        f"ttest\t0.0{i}\t0.{i}5\tgroup {i} differs a little\t{20 + i}\t{'KEEP' if i % 2 else 'DISCARD'}"
+        for i in range(1, 6)
+    ]
+    path = tmp_path / "findings.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = read_results_log(path)
+    assert (log.metric_name, log.columns["description"]) == ("score_total", "finding")
 
 
 def test_a_status_word_in_the_metric_cell_stores_the_row_without_a_metric() -> None:

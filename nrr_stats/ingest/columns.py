@@ -58,6 +58,11 @@ PRIMARY_NAMES = (
     "metric", "primary_metric", "primary_score", "main_metric", "objective", "target_metric",
     "score", "composite", "composite_score", "fitness",
 )  # fmt: skip
+# 'score_total', 'overall_score', 'final_metric': a primary name with a word saying it is the sum.
+_QUALIFIED_PRIMARY = re.compile(
+    r"^((total|overall|final|primary|main|combined|composite|aggregate)_(score|metric|objective))$|"
+    r"^((score|metric|objective)_(total|overall|final|primary|main|combined|composite|aggregate))$"
+)
 _COCO_PRIMARY = re.compile(r"map_?50[_\-:]?95|map_?5095")
 _VALIDATION_PREFIX = re.compile(r"^(val|valid|validation|eval|dev)_")
 
@@ -223,6 +228,9 @@ def find_metric_column(
         for index in candidates:
             if names[index] == wanted:
                 return index
+    for index in candidates:
+        if _QUALIFIED_PRIMARY.match(names[index]):
+            return index
     for index in candidates:
         if _COCO_PRIMARY.search(names[index]):
             return index

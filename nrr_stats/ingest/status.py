@@ -12,11 +12,11 @@ def _words(text: str) -> frozenset[str]:
 
 
 KEEP_WORDS = _words("""keep kept accepted accept improved improvement best new_best yes y true pass passed
-    success succeeded merged promoted promote""")
+    success succeeded merged promoted promote better""")
 DISCARD_WORDS = _words("""discard discarded reverted revert worse no n false rejected reject
-    regression regressed no_improvement dropped drop declined demoted""")
+    regression regressed no_improvement dropped drop declined demoted same unchanged""")
 CRASH_WORDS = _words("""crash crashed error errored failed fail failure oom killed timeout timed_out exception
-    diverged nan crash_code crash_infra""")
+    diverged nan crash_code crash_infra incorrect invalid blocked aborted""")
 # Statuses that are recognisably statuses, yet neither a decision nor a crash. size_violation
 # (the run broke the artifact-size rule) is 'other' as in the dev MANIFEST, not a discard.
 OTHER_WORDS = _words("""baseline running analyze analysis reference tentative repair diagnostic infra verify
