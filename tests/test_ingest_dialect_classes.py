@@ -239,7 +239,7 @@ def test_metric_column_choice(name: str, metric: str, why: str) -> None:
 
 def test_a_qualified_primary_name_beats_the_first_numeric_column(tmp_path: Path) -> None:
     lines = ["method\tp_value\teffect_size\tfinding\tscore_total\tdecision"] + [
-        f"ttest\t0.0{i}\t0.{i}5\tgroup {i} differs a little\t{20 + i}\t{'KEEP' if i % 2 else 'DISCARD'}"
+        f"ttest\t0.0{i}\t0.{i}5\tgroup {i} differs a little\t{(23, 21, 25, 22, 24)[i - 1]}\t{'KEEP' if i % 2 else 'DISCARD'}"
         for i in range(1, 6)
     ]
     path = tmp_path / "findings.tsv"
