@@ -21,6 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from nrr_stats.errors import NrrInputError
 from nrr_stats.ingest import classify_outcomes, read_results_log
 
@@ -41,14 +43,15 @@ def outcome_recall(got: dict[str, int], want: dict[str, int]) -> tuple[int, int]
     return sum(min(got[s], want[s]) for s in OUTCOMES), sum(want[s] for s in OUTCOMES)
 
 
-def score_folder(folder: Path, part: str) -> dict[str, tuple[int, int, int, int]]:
-    """Print one line per log of `part` and return {part: (stored, wanted, logs, logs >= 97%)}."""
+def score_folder(folder: Path, part: str) -> dict[str, tuple]:
+    """Print one line per log of `part`; return {part: (stored, wanted, logs, logs >= 97%,
+    [(stored, wanted) per log])}."""
     manifest = list(
         csv.DictReader((folder / "MANIFEST.tsv").open(encoding="utf-8"), delimiter="\t")
     )
     totals: Counter[str] = Counter()
     outcome_totals: Counter[str] = Counter()
-    recall: dict[str, list[int]] = {"looked": [0, 0, 0, 0], "held": [0, 0, 0, 0]}
+    recall: dict[str, list] = {"looked": [0, 0, 0, 0, []], "held": [0, 0, 0, 0, []]}
     keys: dict[str, list[str]] = {}
     started = time.perf_counter()
     print(f"== {folder}")
@@ -66,6 +69,7 @@ def score_folder(folder: Path, part: str) -> dict[str, tuple[int, int, int, int]
             stored, wanted = 0, sum(expected[s] for s in OUTCOMES)
             recall[which][1] += wanted
             recall[which][2] += 1
+            recall[which][4].append((0, wanted))
             print(f"ERROR [{which}] {name}: {error}  recall 0/{wanted}")
             continue
         keys.setdefault(log.session_key, []).append(name)
@@ -75,6 +79,7 @@ def score_folder(folder: Path, part: str) -> dict[str, tuple[int, int, int, int]
         share = stored / wanted if wanted else 1.0
         for i, value in enumerate((stored, wanted, 1, share >= TARGET)):
             recall[which][i] += value
+        recall[which][4].append((stored, wanted))
         metric_ok = log.metric_name == entry["metric_column"]
         direction_ok = log.metric_direction == entry["metric_direction"]
         counts_ok = got == expected
@@ -107,7 +112,7 @@ def score_folder(folder: Path, part: str) -> dict[str, tuple[int, int, int, int]
             f"{'' if counts_ok else ' want ' + '/'.join(str(expected[s]) for s in STATUSES)}"
             f" recall={stored}/{wanted} bad={len(log.bad_rows)}{flag}"
         )
-        for note in log.repairs:
+        for note in getattr(log, "repairs", ()):  # older readers had none
             print(f"    repair: {note}")
         for bad in log.bad_rows[:5]:
             print(f"    bad line {bad.line_number} (row {bad.row_number}): {bad.reason}")
@@ -135,6 +140,16 @@ def score_folder(folder: Path, part: str) -> dict[str, tuple[int, int, int, int]
     return {which: tuple(values) for which, values in recall.items() if values[2]}
 
 
+def bootstrap_interval(per_log: list[tuple[int, int]], draws: int = 2000) -> tuple[float, float]:
+    """95% interval of the pooled share, resampling logs (the unit a new user brings)."""
+    data = np.array(per_log, dtype=float)
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(data), size=(draws, len(data)))
+    shares = data[picks, 0].sum(axis=1) / np.maximum(data[picks, 1].sum(axis=1), 1)
+    low, high = np.quantile(shares, [0.025, 0.975])
+    return float(low), float(high)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("looked", "held", "all"), default="all")
@@ -146,11 +161,14 @@ def main(argv: list[str]) -> int:
         print()
     print("outcome rows stored as such (pooled), logs at >= 97%:")
     for folder, parts in figures.items():
-        for which, (stored, wanted, logs, passing) in sorted(parts.items()):
+        for which, (stored, wanted, logs, passing, per_log) in sorted(parts.items()):
             share = stored / wanted if wanted else float("nan")
+            low, high = bootstrap_interval(per_log)
+            worst = min(s / w for s, w in per_log if w) if any(w for _, w in per_log) else 1.0
             print(
-                f"  {folder:6} {which:6} {stored}/{wanted} = {share:.4f}; "
-                f"{passing}/{logs} logs at >= {TARGET:.0%}"
+                f"  {folder:6} {which:6} {stored}/{wanted} = {share:.4f} "
+                f"(95% log bootstrap {low:.4f}-{high:.4f}); {passing}/{logs} logs at >= "
+                f"{TARGET:.0%}; worst log {worst:.3f}"
             )
     return 0
 
