@@ -313,3 +313,30 @@ def test_valid_utf8_beside_a_stray_byte_stays_as_written(tmp_path: Path) -> None
         b"commit\tval_bpb\tstatus\tdescription\na1\t0.9\tkeep\t\xe5\xad\x97 and caf\xe9\n"
     )
     assert read_results_log(path).rows[0].description == "字 and café"
+
+
+def test_statuses_no_rule_knows_are_named_with_their_counts(tmp_path: Path) -> None:
+    lines = ["commit\tval_bpb\tstatus\tdescription"] + [
+        f"c{i}\t0.9{i}\t{('keep', 'discard', 'shelved', 'shelved', 'parked')[i]}\tidea {i}"
+        for i in range(5)
+    ]
+    path = tmp_path / "shelved.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = read_results_log(path)
+    assert _statuses(log) == ["keep", "discard", "other", "other", "other"]
+    assert log.repairs == [
+        "3 row(s) stored as other: statuses in 'status' that are not a keep, discard or crash "
+        "word: 'shelved' (2), 'parked' (1)"
+    ]
+
+
+def test_a_log_without_any_outcome_says_so(tmp_path: Path) -> None:
+    lines = ["commit\tval_bpb\tstatus\tdescription", "c1\t0.9\tcompleted\tidea one"]
+    path = tmp_path / "completed.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = read_results_log(path)
+    assert _statuses(log) == ["other"]
+    assert log.repairs[-1] == (
+        "no row reads as keep, discard or crash; is 'status' the status column? It holds "
+        "'completed' (1)"
+    )

@@ -388,6 +388,29 @@ def _read_rows(
     return rows, bad
 
 
+def _status_notes(rows: list[LogRow], reading: StatusReading, column: str) -> list[str]:
+    """Say which statuses no rule knows (stored as 'other'), and when no row is an outcome."""
+
+    def listed(counts: Counter[str]) -> str:
+        shown = ", ".join(f"{word[:40]!r} ({n})" for word, n in counts.most_common(6))
+        return shown + (f" and {len(counts) - 6} more" if len(counts) > 6 else "")
+
+    notes = []
+    if reading.decision is None:
+        unknown = Counter(r.raw_status for r in rows if reading.group(r.raw_status) is None)
+        if unknown:
+            notes.append(
+                f"{sum(unknown.values())} row(s) stored as other: statuses in '{column}' that are "
+                f"not a keep, discard or crash word: {listed(unknown)}"
+            )
+    if rows and not any(r.status in ("keep", "discard", "crash") for r in rows):
+        notes.append(
+            f"no row reads as keep, discard or crash; is '{column}' the status column? It holds "
+            + listed(Counter(r.raw_status for r in rows))
+        )
+    return notes
+
+
 def _lines(numbers: list[int], limit: int = 8) -> str:
     shown = ", ".join(str(n) for n in numbers[:limit])
     return shown + (f", ... ({len(numbers)} in all)" if len(numbers) > limit else "")
@@ -466,6 +489,7 @@ def read_results_log(
 
     if not rows and not bad:
         raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
+    repairs.extend(_status_notes(rows, reading, columns["status"] or ""))
     metric_name = columns["metric"] or ""
     if direction is not None:
         chosen = normalise_direction(direction)
