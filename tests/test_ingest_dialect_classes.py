@@ -54,6 +54,19 @@ def test_rows_wider_than_the_header_find_status_and_description_by_content() -> 
     assert "header names 5" in log.repairs[0] and "status found in field 5" in log.repairs[0]
 
 
+def test_rows_wider_than_the_header_on_a_few_rows_drop_the_unnamed_field() -> None:
+    log = _read("wider_rows_on_some.tsv")  # rows 3 and 4 carry the extra count
+    assert _statuses(log) == ["keep", "discard", "keep", "keep", "keep"]
+    assert [r.description for r in log.rows] == BOBMOLT_DESCRIPTIONS
+    assert [r.fields["memory_gb"] for r in log.rows] == ["26.9"] * 4 + ["20.7"]
+    assert log.header == ["commit", "val_bpb", "memory_gb", "status", "description"]
+    assert log.bad_rows == []
+    assert log.repairs == [
+        "2 row(s) wider than the header read by dropping the fields it does not name, before "
+        "the status column 'status'"
+    ]
+
+
 def test_delimiters_inside_descriptions_do_not_widen_the_header(tmp_path: Path) -> None:
     """Extra cells after the status are the description's own tabs, not a wider dialect."""
     lines = ["commit\tval_bpb\tstatus\tdescription"] + [

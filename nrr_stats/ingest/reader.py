@@ -380,6 +380,11 @@ def _read_rows(
             splitter.remember(aligned)
             result = _make_row(aligned, header, roles, line.number, row_number, without_metric)
             (bad if isinstance(result, BadRow) else rows).append(result)
+    if aligner.dropped_fields:
+        repairs.append(
+            f"{aligner.dropped_fields} row(s) wider than the header read by dropping the fields "
+            f"it does not name, before the status column '{header[roles.status]}'"
+        )
     if without_metric:
         repairs.append(
             f"{len(without_metric)} keep/discard row(s) stored without a metric: their "

@@ -66,6 +66,7 @@ class Aligner:
         is_status: Callable[[str], bool] = is_status_word,
     ):
         self.is_status = is_status
+        self.dropped_fields = 0  # rows read by dropping fields the header does not name
         self.width = width
         self.status = status
         self.description = description
@@ -112,7 +113,8 @@ class Aligner:
         keep = self.status + 1 if len(cells) == self.width else 1
         while len(core) > keep and not core[-1].strip():
             core.pop()
-        for candidate in {tuple(cells), tuple(core)}:
+        longer: list[list[str]] = []
+        for candidate in dict.fromkeys((tuple(cells), tuple(core))):  # ordered: ties resolve alike
             row = list(candidate)
             if len(row) < self.width:
                 options += self._short_options(row)
@@ -125,9 +127,22 @@ class Aligner:
                     row[:j] + [self.delimiter.join(row[j : j + extra + 1])] + row[j + extra + 1 :]
                 )
                 options.append(row[: self.width - 1] + [self.delimiter.join(row[self.width - 1 :])])
+                longer.append(row)
         best = max(options, key=self.score)
         if self.is_status(best[self.status]):
             return best
+        # Fields the header does not name, added before the status on some rows only (on most
+        # rows the header is widened instead): drop them where that places the status.
+        dropped = [
+            row[:at] + row[at + len(row) - self.width :]
+            for row in longer
+            for at in range(self.status, -1, -1)  # ties: the fields just before the status
+        ]
+        if dropped:
+            best = max(dropped, key=self.score)
+            if self.is_status(best[self.status]):
+                self.dropped_fields += 1
+                return best
         # A full row whose status cell holds a word no rule knows ('ablate', 'INFO'): kept, as
         # 'other', rather than lost.
         return cells if len(cells) == self.width and cells[self.status].strip() else None
