@@ -249,11 +249,11 @@ def _widen_header(
     header: list[str], names: list[str], candidates: list[_Candidate]
 ) -> tuple[list[str], str] | None:
     """A header widened to the rows' width, when most rows are wider than it (a loop that added
-    a field without touching the header) and their status and description sit further right.
+    a field without touching the header) and their status sits further right.
 
-    The status and description columns are found by content in the wide rows; the header's
-    names keep their order, the fields without a name are placed just before the column that
-    moved (and any left over at the end), each named 'unnamed_<position>'.
+    The status column is found by content in the wide rows; the header's names keep their order,
+    the fields without a name are placed just before the status (any left over at the end), each
+    named 'unnamed_<position>'.
     """
     rows = [c.cells for c in candidates if c.cells is not None and c.pieces is None]
     widths = Counter(filled_length(cells) for cells in rows)
@@ -271,33 +271,17 @@ def _widen_header(
     status_at = find_status_column([""] * wide, wide_rows)
     if status_at is None or status_at == named_status:
         return None  # the status is where the header says: extra cells belong to the text
-    anchors = [(named_status, status_at)]
-    named_description = find_description_column(names, [], {named_status})
-    description_at = find_description_column([""] * wide, wide_rows, {status_at})
-    if named_description is not None and description_at is not None:
-        anchors.append((named_description, description_at))
-    anchors.sort()
-    shifts = [at - named for named, at in anchors]
-    positions = [at for _, at in anchors]
-    if positions != sorted(positions) or shifts != sorted(shifts) or shifts[0] < 0:
+    shift = status_at - named_status
+    if shift < 0 or shift > wide - len(header):
         return None
-    if shifts[-1] > wide - len(header):
-        return None
-    placed: dict[int, str] = {}
-    for index, name in enumerate(header):
-        shift = 0
-        for (named, _), moved in zip(anchors, shifts, strict=True):
-            if index >= named:
-                shift = moved
-        placed[index + shift] = name
+    # Names before the status keep their place; the status and the names after it move right.
+    placed = {index + (shift if index >= named_status else 0): n for index, n in enumerate(header)}
     widened = [placed.get(p, f"unnamed_{p + 1}") for p in range(wide)]
     extra = [p + 1 for p in range(wide) if p not in placed]
-    found = f"status found in field {status_at + 1}"
-    if description_at is not None and len(anchors) == 2:
-        found += f" and description in field {description_at + 1}"
     note = (
         f"{count} of {len(rows)} rows have {wide} fields but the header names {len(header)}: "
-        f"{found} by their content; field(s) {', '.join(map(str, extra))} added as unnamed columns"
+        f"status found in field {status_at + 1} by its content; field(s) "
+        f"{', '.join(map(str, extra))} added as unnamed columns"
     )
     return widened, note
 

@@ -128,21 +128,19 @@ class Aligner:
                 )
                 options.append(row[: self.width - 1] + [self.delimiter.join(row[self.width - 1 :])])
                 longer.append(row)
-        best = max(options, key=self.score)
-        if self.is_status(best[self.status]):
-            return best
         # Fields the header does not name, added before the status on some rows only (on most
-        # rows the header is widened instead): drop them where that places the status.
+        # rows the header is widened instead): dropped where that fits the columns better than
+        # folding them into the description (a tie keeps the fold, which loses no text).
         dropped = [
             row[:at] + row[at + len(row) - self.width :]
             for row in longer
             for at in range(self.status, -1, -1)  # ties: the fields just before the status
         ]
-        if dropped:
-            best = max(dropped, key=self.score)
-            if self.is_status(best[self.status]):
+        best = max(options + dropped, key=self.score)
+        if self.is_status(best[self.status]):
+            if any(best is option for option in dropped):
                 self.dropped_fields += 1
-                return best
+            return best
         # A full row whose status cell holds a word no rule knows ('ablate', 'INFO'): kept, as
         # 'other', rather than lost.
         return cells if len(cells) == self.width and cells[self.status].strip() else None
