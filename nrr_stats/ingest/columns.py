@@ -103,6 +103,11 @@ def _share(values: Sequence[str], test) -> float:
     return sum(1 for v in filled if test(v)) / len(filled) if filled else 0.0
 
 
+def status_share(values: Sequence[str]) -> float:
+    """Share of the filled cells that read as a keep, discard or crash status."""
+    return _share(values, lambda v: is_status_word(v) and map_status(v) != "other")
+
+
 def find_status_column(names: Sequence[str], rows: Sequence[Sequence[str]]) -> int | None:
     """The status column: by name, else the column whose values read as statuses."""
     by_name = _first_named(names, STATUS_NAMES, set())
@@ -113,8 +118,7 @@ def find_status_column(names: Sequence[str], rows: Sequence[Sequence[str]]) -> i
             return index
     best, best_share = None, 0.0
     for index in range(len(names)):
-        values = [row[index] for row in rows if index < len(row)]
-        share = _share(values, lambda v: is_status_word(v) and map_status(v) != "other")
+        share = status_share([row[index] for row in rows if index < len(row)])
         if share > best_share:
             best, best_share = index, share
     return best if best_share >= 0.6 else None

@@ -18,6 +18,7 @@ from nrr_stats.ingest.columns import (
     find_statuses,
     header_score,
     normalise_name,
+    status_share,
 )
 from nrr_stats.ingest.direction import infer_metric_direction, normalise_direction
 from nrr_stats.ingest.repair import Aligner, RunTogetherSplitter, filled_length
@@ -265,15 +266,24 @@ def _widen_header(
     if count < 3 or count <= WIDE_ROW_SHARE * len(rows):
         return None
     wide_rows = [cells[:wide] for cells in rows if filled_length(cells) == wide]
+    extra_fields = wide - len(header)
     named_status = find_status_column(names, [])
     if named_status is None:
-        return None
-    status_at = find_status_column([""] * wide, wide_rows)
-    if status_at is None or status_at == named_status:
+        # No column is named as the status: it is the column of status words in the wide rows,
+        # the unnamed fields just before it.
+        found = find_status_column([""] * wide, wide_rows)
+        if found is None or found < extra_fields:
+            return None
+        named_status = found - extra_fields
+    # The status moved right by one to `extra_fields` places: the column of status words there.
+    status_at, best = None, 0.0
+    for at in range(named_status + 1, named_status + extra_fields + 1):
+        share = status_share([row[at] for row in wide_rows])
+        if share > best:
+            status_at, best = at, share
+    if status_at is None or best < 0.6:
         return None  # the status is where the header says: extra cells belong to the text
     shift = status_at - named_status
-    if shift < 0 or shift > wide - len(header):
-        return None
     # Names before the status keep their place; the status and the names after it move right.
     placed = {index + (shift if index >= named_status else 0): n for index, n in enumerate(header)}
     widened = [placed.get(p, f"unnamed_{p + 1}") for p in range(wide)]

@@ -142,8 +142,9 @@ class Aligner:
                 self.dropped_fields += 1
             return best
         # A full row whose status cell holds a word no rule knows ('ablate', 'INFO'): kept, as
-        # 'other', rather than lost.
-        return cells if len(cells) == self.width and cells[self.status].strip() else None
+        # 'other', rather than lost. A number there is a shifted row, not a status.
+        unknown = cells[self.status].strip() if len(cells) == self.width else ""
+        return cells if unknown and not looks_numeric(unknown) else None
 
 
 def _char_class(char: str) -> str:
