@@ -114,6 +114,31 @@ def test_a_status_column_of_decisions_with_a_pass_fail_column_is_left_alone(tmp_
     assert "decision" not in log.columns and log.repairs == []
 
 
+def test_a_decision_column_of_ones_and_zeros_beside_a_run_status(tmp_path: Path) -> None:
+    runs = [("ok", "1"), ("ok", "0"), ("crash", ""), ("ok", "0"), ("ok", "1")]
+    lines = ["commit\tval_bpb\trun_status\tdecision\tdescription"] + [
+        f"c{i}\t0.9{i}\t{run}\t{decided}\tidea {i}" for i, (run, decided) in enumerate(runs)
+    ]
+    path = tmp_path / "decision_1_0.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = read_results_log(path)
+    assert _statuses(log) == ["keep", "discard", "crash", "discard", "keep"]
+    assert (log.columns["status"], log.columns["decision"]) == ("run_status", "decision")
+    assert any("1 read as keep" in note for note in log.repairs)
+
+
+def test_a_result_column_of_pass_fail_is_a_gate_not_a_run_status(tmp_path: Path) -> None:
+    lines = ["commit\tval_bpb\ttest_result\tkept\tdescription"] + [
+        f"c{i}\t0.9{i}\t{'pass' if i % 3 else 'fail'}\t{'yes' if i % 2 else 'no'}\tidea {i}"
+        for i in range(6)
+    ]
+    path = tmp_path / "gate.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = read_results_log(path)
+    assert _statuses(log) == ["discard", "keep", "discard", "keep", "discard", "keep"]
+    assert "decision" not in log.columns
+
+
 def test_a_kept_column_of_ones_and_zeros() -> None:
     log = _read("kept_one_zero.tsv")  # afifi-yusuf/auto-rl
     assert _statuses(log) == ["keep", "keep", "discard", "discard", "keep"]

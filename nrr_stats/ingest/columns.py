@@ -248,13 +248,18 @@ def _cells(rows: Sequence[Sequence[str]], index: int) -> list[str]:
     return [row[index].strip() for row in rows if index < len(row) and row[index].strip()]
 
 
-def _decisive_share(values: Sequence[str]) -> float:
-    """Share of cells that are a keep or discard (not a mere 'the run finished')."""
+def _decisive_share(values: Sequence[str], words: dict[str, str] | None = None) -> float:
+    """Share of cells that are a keep or discard (not a mere 'the run finished'), with the words
+    this log adds (`words`, normalised cell -> group)."""
     if not values:
         return 0.0
-    return sum(
-        1 for v in values if status_group(v) in ("keep", "discard") and not is_run_ok(v)
-    ) / len(values)
+    words = words or {}
+
+    def decisive(value: str) -> bool:
+        group = words.get(normalise_status(value)) or status_group(value)
+        return group in ("keep", "discard") and not is_run_ok(value)
+
+    return sum(1 for v in values if decisive(v)) / len(values)
 
 
 def _run_share(values: Sequence[str]) -> float:
@@ -265,49 +270,24 @@ def _run_share(values: Sequence[str]) -> float:
 
 
 _RUN_STATUS_NAME = re.compile(r"status|state|run|exit|result")
+# Status columns named as the decision itself: a run-status column beside them holds the crashes.
+DECISION_NAMES = frozenset(
+    ("decision", "verdict", "outcome", "kept", "keep", "accepted", "keep_discard", "action")
+)
 _TOKEN = re.compile(r"^[^\s]{1,24}$")
 
 
-def find_statuses(
-    names: Sequence[str], rows: Sequence[Sequence[str]], status: int
-) -> StatusReading:
-    """How the log's status cells read, from the status column and its neighbours' content.
-
-    - A run status apart from the decision: the status column says 'ok' / 'crash' and another
-      column holds the decisions (promote / reject, accept / reject, keep / revert); or the status
-      column holds the decisions and a column named as a run status holds 'ok' / 'crash'.
-    - A column named as a decision ('kept', 'accepted') holding 1 / 0.
-    - A column whose recognised values are only keeps (or only discards) and one other word,
-      written on several rows ('improved' / 'recorded'): that word is the other decision.
-    """
-    values = _cells(rows, status)
-    shown = names[status]
-    decisive, run = _decisive_share(values), _run_share(values)
-    others = [j for j in range(len(names)) if j != status]
-    if decisive < 0.5 and run >= 0.6:
-        shares = [(_decisive_share(_cells(rows, j)), j) for j in others]
-        best, j = max(shares, default=(0.0, None))
-        if j is not None and best >= 0.6:
-            note = (
-                f"status column '{shown}' holds run statuses; decisions read from '{names[j]}' "
-                "(a crashed run is a crash, otherwise the decision decides keep or discard)"
-            )
-            return StatusReading(status, j, notes=(note,))
-    if decisive >= 0.6:
-        for j in others:
-            if _RUN_STATUS_NAME.search(names[j]) and _run_share(_cells(rows, j)) >= 0.6:
-                note = (
-                    f"run status read from '{names[j]}' beside the decisions in '{shown}' "
-                    "(a crashed run is a crash, otherwise the decision decides keep or discard)"
-                )
-                return StatusReading(j, status, notes=(note,))
-    if names[status] in BOOLEAN_DECISION_NAMES and values:
+def _decision_words(name: str, values: Sequence[str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Words one log's decision column adds to the synonym lists, and the notes saying so:
+    1 / 0 in a column named as a decision ('kept', 'decision'); the one other word of a column
+    whose recognised values are only keeps or only discards ('improved' / 'recorded')."""
+    if name in BOOLEAN_DECISION_NAMES and values:
         plain = [v for v in values if v in BOOLEAN_CELLS or not is_status_word(v)]
         if sum(1 for v in plain if v in BOOLEAN_CELLS) >= 0.9 * len(values):
-            note = f"status column '{shown}' holds 1/0: 1 read as keep, 0 as discard"
-            return StatusReading(status, words=dict(BOOLEAN_CELLS), notes=(note,))
-    groups = {status_group(v) for v in values}
-    poles = groups & {"keep", "discard"}
+            return dict(BOOLEAN_CELLS), (
+                f"status column '{name}' holds 1/0: 1 read as keep, 0 as discard",
+            )
+    poles = {status_group(v) for v in values} & {"keep", "discard"}
     if len(poles) == 1:
         unknown = Counter(
             normalise_status(v)
@@ -318,9 +298,47 @@ def find_statuses(
             word, count = next(iter(unknown.items()))
             if count >= max(2, 0.15 * len(values)):
                 other_pole = "discard" if poles == {"keep"} else "keep"
-                note = (
+                return {word: other_pole}, (
                     f"status '{word}' ({count} rows) read as {other_pole}: the only other value "
-                    f"of '{shown}' beside its {next(iter(poles))} words"
+                    f"of '{name}' beside its {next(iter(poles))} words",
                 )
-                return StatusReading(status, words={word: other_pole}, notes=(note,))
-    return StatusReading(status)
+    return {}, ()
+
+
+_COMBINED = "(a crashed run is a crash, otherwise the decision decides keep or discard)"
+
+
+def find_statuses(
+    names: Sequence[str], rows: Sequence[Sequence[str]], status: int
+) -> StatusReading:
+    """How the log's status cells read, from the status column and its neighbours' content.
+
+    - A run status apart from the decision: the status column says 'ok' / 'crash' and another
+      column holds the decisions (promote / reject, accept / reject, keep / revert); or the status
+      column holds the decisions (or is named as them) and a column named as a run status holds
+      'ok' / 'crash'.
+    - The decision column's own words (_decision_words): 1 / 0, or one unnamed opposite.
+    """
+    values = _cells(rows, status)
+    shown = names[status]
+    others = [j for j in range(len(names)) if j != status]
+    words, notes = _decision_words(shown, values)
+    decisive, run = _decisive_share(values, words), _run_share(values)
+    if decisive < 0.5 and run >= 0.6:
+        best, chosen = 0.0, None
+        for j in others:
+            j_values = _cells(rows, j)
+            j_words, j_notes = _decision_words(names[j], j_values)
+            share = _decisive_share(j_values, j_words)
+            if share > best:
+                best, chosen = share, (j, j_words, j_notes)
+        if chosen is not None and best >= 0.6:
+            j, j_words, j_notes = chosen
+            note = f"status column '{shown}' holds run statuses; decisions read from '{names[j]}' "
+            return StatusReading(status, j, j_words, (note + _COMBINED, *j_notes))
+    if decisive >= 0.6 or shown in DECISION_NAMES:
+        for j in others:
+            if _RUN_STATUS_NAME.search(names[j]) and _run_share(_cells(rows, j)) >= 0.6:
+                note = f"run status read from '{names[j]}' beside the decisions in '{shown}' "
+                return StatusReading(j, status, words, (note + _COMBINED, *notes))
+    return StatusReading(status, words=words, notes=notes)

@@ -24,10 +24,10 @@ OTHER_WORDS = _words("""baseline running analyze analysis reference tentative re
     neutral rerun retry todo wip noop size_violation missing marker separator queued started
     in_progress info note planned ablate ablation""")
 # Words a run-status column uses for "the run finished" when a separate column holds the decision.
-RUN_OK_WORDS = _words("ok done complete completed finished ran success succeeded pass passed")
+RUN_OK_WORDS = _words("ok done complete completed finished ran success succeeded")
 # Binary decision cells of a column named as a decision ('kept', 'accepted'): 1 is kept, 0 is not.
 BOOLEAN_DECISION_NAMES = _words(
-    "kept keep accepted accept improved is_kept is_best promoted merged success"
+    "kept keep accepted accept improved is_kept is_best promoted merged success decision verdict"
 )
 BOOLEAN_CELLS = {"1": "keep", "1.0": "keep", "0": "discard", "0.0": "discard"}
 
