@@ -31,7 +31,9 @@ def curate(
     artifacts: Path = typer.Option(
         None,
         "--artifacts",
-        help="Directory of <id>.log / <id>.diff / <id>.reasoning.md files (read capped, redacted).",
+        help="Directory of per-experiment folders <id>/ in NK's layout (exec.log, eval.log,"
+        " candidate.py, reasoning.md) or flat <id>.log / <id>.diff / <id>.reasoning.md files"
+        " (read capped, redacted); records curated before their artifacts arrived are redone.",
     ),
     weights: Path = typer.Option(
         None, "--weights", help="A TOML weight table laid over the built-in one."
@@ -80,15 +82,28 @@ def curate(
             progress=progress,
         )
         reweighted = apply_weights(opened, table) if weights is not None else None
+    for name in summary.unmatched_artifacts:
+        print(
+            f"nrr: warning: {artifacts_dir / name}: artifacts that match no experiment of the"
+            " session(s) curated (named after an experiment's id in its log?)",
+            file=sys.stderr,
+        )
     if as_json:
         print(json.dumps(summary.as_dict() | {"reweighted": reweighted}))
     else:
+        for name, files in summary.artifacts_used.items():
+            print(f"artifacts of {name}: {', '.join(files)}")
         print(
             f"{summary.source}: {summary.written} record(s) written, {summary.already_done} already done"
             f" (of {summary.failures} failures); depth-N: {summary.deep_written} written,"
             f" {summary.deep_already_done} already done; model fallbacks {summary.model_fallbacks},"
             f" retries {summary.retries}, tokens in/out {summary.input_tokens}/{summary.output_tokens}"
             + (f"; stopped at --limit {limit}" if summary.limited else "")
+            + (
+                f"; {summary.rediagnosed} re-diagnosed with artifacts that arrived after them"
+                if summary.rediagnosed
+                else ""
+            )
             + (
                 f"; {reweighted} stored record(s) re-weighted with {weights}"
                 if reweighted is not None

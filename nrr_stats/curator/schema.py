@@ -100,8 +100,10 @@ def validate_nk(record: Any, depth: int = 1) -> list[str]:
     """
     if not isinstance(record, Mapping):
         return [f"record is not a dict ({type(record).__name__})"]
-    required = BASE_FIELDS if depth == 1 else tuple(
-        name for name in BASE_FIELDS if name not in ("attempted_route", "observation")
+    required = (
+        BASE_FIELDS
+        if depth == 1
+        else tuple(name for name in BASE_FIELDS if name not in ("attempted_route", "observation"))
     )
     issues = [f"missing base field: {name}" for name in required if name not in record]
     failure = record.get("failure", {})
@@ -196,9 +198,7 @@ def check_record(record: Any, *, depth: int | None = None) -> RecordCheck:
     for name, cap in caps.items():
         value = record.get(name)
         if isinstance(value, str) and len(value) > cap:
-            warnings.append(
-                f"{name} is {len(value)} characters, NK's guidance is at most {cap}"
-            )
+            warnings.append(f"{name} is {len(value)} characters, NK's guidance is at most {cap}")
 
     if "failure" in record:
         errors += _failure(record["failure"])
@@ -255,9 +255,7 @@ def _failure(failure: Any) -> list[str]:
     return problems
 
 
-def _rounds(
-    record: Mapping[str, Any], depth: int, errors: list[str], warnings: list[str]
-) -> None:
+def _rounds(record: Mapping[str, Any], depth: int, errors: list[str], warnings: list[str]) -> None:
     if "rounds_summary" not in record:
         return
     rounds = record["rounds_summary"]

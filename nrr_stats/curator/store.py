@@ -354,6 +354,26 @@ def experiment_names(bank: Bank, experiment_pks: Iterable[int]) -> dict[int, str
     return {int(row["id"]): str(row["experiment_id"]) for row in rows}
 
 
+def record_artifacts(
+    bank: Bank, keys: Iterable[str], source: str, depth: int = 1
+) -> dict[str, list[str]]:
+    """The artifact files each stored record of these route_keys was curated with (a record
+    names them in its `artifacts` field; one curated from the log alone names none)."""
+    keys = sorted(set(keys))
+    used: dict[str, list[str]] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        rows = bank.query(
+            "SELECT route_key, record_json FROM nk_records WHERE depth = ? AND source = ?"
+            f" AND route_key IN ({', '.join('?' for _ in chunk)}) ORDER BY id",
+            [depth, source, *chunk],
+        )
+        for row in rows:
+            files = json.loads(row["record_json"]).get("artifacts") or []
+            used[row["route_key"]] = sorted(set(used.get(row["route_key"], [])) | set(files))
+    return used
+
+
 def curated_keys(bank: Bank, source: str, depth: int = 1) -> set[str]:
     """route_keys that already hold a record of this source and depth (finished work, for resuming)."""
     rows = bank.query(
