@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nrr_stats.bank import Bank, open_bank
-from nrr_stats.decide import DecisionRule, decide
+from nrr_stats.decide import DecisionRule, decide, heed_adopted_records
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models.evidence import Evidence
 from nrr_stats.models.posterior import (
@@ -291,6 +291,8 @@ def _check(
         near_repeats=near_repeats,
         rule=decision_rule,
     )
+    nk_records = applicable_nk_records(bank, change, session_row)
+    verdict, reason = heed_adopted_records(verdict, reason, *binding_nk_records(nk_records, change))
     if answer.stale:
         reason += f"; the stored fit is stale ({answer.n_new} experiments since), run `nrr fit`"
     result: dict[str, Any] = {
@@ -310,7 +312,7 @@ def _check(
         "exact_repeat": exact_repeat,
         "similar_failures": similar,
         "patterns": patterns,
-        "nk_records": applicable_nk_records(bank, change, session_row),
+        "nk_records": nk_records,
         "bank": {
             "url": bank.location.display,
             "sessions": bank.count_sessions(),
@@ -471,3 +473,10 @@ def applicable_nk_records(
         change.parameter,
         session_id=session_row["id"] if session_row else None,
     )
+
+
+def binding_nk_records(records: list[dict], change: ParsedChange) -> tuple[list, list]:
+    """(adopted, rejected) records on exactly this route that say abandon_route or change_method."""
+    from nrr_stats.curator.adoption import binding_records
+
+    return binding_records(records, change.category, change.direction, change.parameter)

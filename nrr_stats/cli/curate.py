@@ -366,6 +366,7 @@ def import_records_command(
     print(
         f"{summary.stored} NK record(s) imported, {summary.already_stored} already in the bank"
         f" (of {summary.read}); {summary.attached} attached to an experiment of this bank"
+        + (f"; {summary.rerouted} moved onto --route {route}" if summary.rerouted else "")
         + (f"; routes: {routes}" if routes else "")
     )
 

@@ -23,6 +23,7 @@ from nrr_stats.curator.store import (
     find_named_experiment,
     imported_digests,
     imported_key,
+    reroute_imported,
     save_record,
 )
 from nrr_stats.curator.weights import WeightTable, load_weights
@@ -65,6 +66,7 @@ class ImportSummary:
     read: int = 0
     stored: int = 0
     already_stored: int = 0
+    rerouted: int = 0
     attached: int = 0
     warnings: int = 0
     record_ids: list[int] = field(default_factory=list)
@@ -124,7 +126,8 @@ def import_records(
     A record is judged as `nrr validate` judges it (NK's rules, at the depth it declares); one
     already imported (same content) is not stored again. Each is put on its route (`route`, or
     the record's own, see `record_route`) and on the experiment it names when the bank holds
-    it; its evidence weight comes from `weights` (default: the built-in table).
+    it; its evidence weight comes from `weights` (default: the built-in table). With `route`,
+    records imported before are moved onto it.
     """
     table = weights or load_weights()
     bad = [(item, check_record(item.record)) for item in items]
@@ -146,6 +149,8 @@ def import_records(
             digest = content_hash(record)
             if digest in seen:
                 summary.already_stored += 1
+                if route is not None:  # an explicit --route moves a record imported before
+                    summary.rerouted += reroute_imported(bank, digest, imported_key(*route, digest))
                 continue
             seen.add(digest)
             category, direction, parameter = route or record_route(record)

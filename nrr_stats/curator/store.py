@@ -229,6 +229,7 @@ def applicable_records(
     A route that names no one thing (category other or multiple, or direction other, without a
     parameter) has no applicable records: those cells hold unrelated changes. At most `limit`.
     """
+    from nrr_stats.curator.adoption import standing
     from nrr_stats.curator.offline import identifiable_route
 
     if not identifiable_route(category, direction, parameter or ""):
@@ -293,6 +294,7 @@ def applicable_records(
                 "note": row["note"],
                 "created_at": row["created_at"],
                 "history": history.get(int(row["id"]), []),
+                **standing(history.get(int(row["id"]), [])),
             }
         )
     return out
@@ -329,6 +331,18 @@ def imported_digests(bank: Bank) -> set[str]:
         (len(IMPORTED_PREFIX), IMPORTED_PREFIX),
     )
     return {row["route_key"].rpartition("#")[2] for row in rows if "#" in row["route_key"]}
+
+
+def reroute_imported(bank: Bank, digest: str, key: str) -> bool:
+    """Move the imported record with this content hash onto `key`'s route; True if it moved."""
+    rows = bank.query(
+        "SELECT id, route_key FROM nk_records WHERE substr(route_key, 1, ?) = ?",
+        (len(IMPORTED_PREFIX), IMPORTED_PREFIX),
+    )
+    moved = [r for r in rows if r["route_key"].endswith("#" + digest) and r["route_key"] != key]
+    for row in moved:
+        bank.execute("UPDATE nk_records SET route_key = ? WHERE id = ?", (key, row["id"]))
+    return bool(moved)
 
 
 def find_named_experiment(bank: Bank, task_id: str, experiment: str) -> int | None:
