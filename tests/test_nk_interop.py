@@ -30,7 +30,7 @@ from nrr_stats.curator import (
     validate_nk,
 )
 from nrr_stats.curator.exchange import export_records, import_records, reference_table
-from nrr_stats.curator.nk_files import read_records
+from nrr_stats.curator.nk_files import canonical_json, read_records
 from nrr_stats.curator.schema import record_depth
 
 PUBLISHED = FIXTURES / "published"
@@ -424,3 +424,31 @@ def test_import_library_call_reports_routes(tmp_path):
     with open_bank(tmp_path / "b.db") as bank:
         summary = import_records(bank, items, route=("optimizer", "replace", "OPTIMIZER"))
     assert summary.routes == {"optimizer/replace/OPTIMIZER": 1} and summary.stored == 1
+
+
+def test_import_export_and_lookup_on_each_backend(bank):
+    """Import, attachment, idempotence, route lookup and export on SQLite and PostgreSQL."""
+    from test_curator_support import LR, SMALL_LOG, add_session
+
+    from nrr_stats.curator import applicable_records, curate
+
+    add_session(bank, "small.tsv", SMALL_LOG)
+    curate(bank, deep=True)
+    exported = export_records(bank)
+    loose, _ = read_records([PUBLISHED / "task_021.json"])
+    items = [
+        *loose,
+        *(type(loose[0])("bank", i, record) for i, record in enumerate(exported, 1)),
+    ]
+    with bank.transaction():
+        bank.execute("DELETE FROM record_events")
+        bank.execute("DELETE FROM nk_records")
+    summary = import_records(bank, items, route=None)
+    assert (summary.stored, summary.attached) == (8, 7)
+    assert import_records(bank, items).already_stored == 8
+    import_records(bank, loose, route=LR)
+    found = applicable_records(bank, *LR)
+    assert [r["task_id"] for r in found if r["experiment_pk"] is None] == ["021"]
+    assert sorted(map(canonical_json, export_records(bank))) == sorted(
+        map(canonical_json, [*exported, loose[0].record])
+    )
