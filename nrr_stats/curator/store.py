@@ -259,11 +259,12 @@ def applicable_records(
         prefixes.append(imported_route_prefix(category, direction, "") + "#")
     else:
         prefixes = [imported_route_prefix(category, direction, None)]
+    conditions = [_starts_with(bank, "r.route_key", prefix) for prefix in prefixes]
     for row in bank.query(
         f"SELECT {columns}, r.route_key FROM nk_records r WHERE r.experiment_id IS NULL AND ("
-        + " OR ".join("substr(r.route_key, 1, ?) = ?" for _ in prefixes)
+        + " OR ".join(sql for sql, _ in conditions)
         + ")",
-        [value for prefix in prefixes for value in (len(prefix), prefix)],
+        [value for _, values in conditions for value in values],
     ):
         route = imported_route(row["route_key"])
         if route is not None:
@@ -306,6 +307,14 @@ IMPORTED_PREFIX = "nk/"
 def imported_route_prefix(category: str, direction: str, parameter: str | None) -> str:
     """The start of the route_key of records imported onto a route (any parameter when None)."""
     return f"{IMPORTED_PREFIX}{category}/{direction}/" + ("" if parameter is None else parameter)
+
+
+def _starts_with(bank: Bank, column: str, prefix: str) -> tuple[str, list[str]]:
+    """SQL true when `column` starts with `prefix`, as a range the route_key index serves (in
+    byte order: PostgreSQL compares in the "C" collation, whatever the database's)."""
+    collate = ' COLLATE "C"' if bank.location.backend == "postgresql" else ""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return f"({column}{collate} >= ? AND {column}{collate} < ?)", [prefix, upper]
 
 
 def imported_key(category: str, direction: str, parameter: str, digest: str) -> str:
