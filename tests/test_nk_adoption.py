@@ -230,3 +230,25 @@ def test_heeding_never_lowers_a_verdict(verdict):
         "base; NK record 5 (abandon_route) was rejected by a: r",
     )
     assert heed_adopted_records(verdict, "base", []) == (verdict, "base")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("adopt", "9223372036854775808"), "no NK record with id 9223372036854775808"),
+        (("reject", "99999999999999999999", "--reason", "x"), "no NK record with id"),
+        (
+            ("curate", "--experiment", "99999999999999999999"),
+            "no experiment '99999999999999999999'",
+        ),
+        (("curate", "--experiment", "²"), "no experiment '²'"),
+    ],
+)
+def test_ids_no_row_can_have_are_one_line_errors(bank_path, args, fragment):
+    assert_input_error(nrr(*args, "--bank", bank_path), fragment)
+
+
+def test_records_filtered_by_an_impossible_id_is_empty(bank_path):
+    nrr("curate", "--bank", bank_path)
+    run = nrr("records", "--bank", bank_path, "--json", "--experiment", "99999999999999999999")
+    assert (run.code, json.loads(run.out)) == (0, [])

@@ -31,6 +31,7 @@ from nrr_stats.curator.schema import validate
 from nrr_stats.curator.store import (
     curated_keys,
     experiment_key,
+    fits_bank_id,
     record_artifacts,
     route_key,
     save_record,
@@ -86,7 +87,7 @@ class Job:
 def find_experiment(bank: Bank, ident: str) -> dict[str, Any]:
     """An experiment by bank id (digits) or by its id in the log (e.g. the commit); one-line errors otherwise."""
     rows: list[dict[str, Any]] = []
-    if ident.isdigit():
+    if ident.isascii() and ident.isdigit() and fits_bank_id(int(ident)):
         rows = bank.query("SELECT * FROM experiments WHERE id = ?", (int(ident),))
     if not rows:
         rows = bank.query("SELECT * FROM experiments WHERE experiment_id = ?", (ident,))

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 ACTIONS = ("adopt", "reject")
 
 
+def fits_bank_id(value: Any) -> bool:
+    """True for an integer a bank id can be (a positive signed 64-bit integer): anything else
+    names no row, and must not reach the database driver (which overflows)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
 def experiment_key(experiment_pk: int) -> str:
     """route_key of the depth-1 record of one experiment."""
     return f"exp/{experiment_pk}"
@@ -145,6 +151,8 @@ def fetch_records(
 ) -> list[dict[str, Any]]:
     """Stored records (row columns plus the parsed `record`), oldest first, optionally filtered."""
     where, params = [], []
+    if any(v is not None and not fits_bank_id(v) for v in (session_id, experiment_pk, depth)):
+        return []  # no row has such an id (or depth)
     for column, value in (
         ("e.session_id", session_id),
         ("r.experiment_id", experiment_pk),
@@ -167,7 +175,9 @@ def fetch_records(
 
 def get_record(bank: Bank, record_id: int) -> dict[str, Any]:
     """One stored record by id, with its adoption history; a one-line error when there is none."""
-    rows = bank.query("SELECT * FROM nk_records WHERE id = ?", (record_id,))
+    rows = []
+    if fits_bank_id(record_id):
+        rows = bank.query("SELECT * FROM nk_records WHERE id = ?", (record_id,))
     if not rows:
         raise NrrInputError(f"no NK record with id {record_id} (see `nrr records`)")
     out = _decode(rows[0])
