@@ -121,7 +121,9 @@ def test_validate_errors(tmp_path):
     assert "bad.json:record 1: warning: rationale is 301 characters" in run.out
     two = json.dumps([good_record(), {**good_record(), "depth": 2}])
     run = nrr("validate", write(tmp_path, "two.json", two))
-    assert_input_error(run, "1 valid, 1 invalid", "two.json:record 2: missing field: rounds_summary")
+    assert_input_error(
+        run, "1 valid, 1 invalid", "two.json:record 2: missing field: rounds_summary"
+    )
     assert "two.json:record 1: valid" in run.out
     assert_input_error(
         nrr("validate", write(tmp_path, "broken.json", '{\n "task_id": ')),

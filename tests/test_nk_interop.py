@@ -27,6 +27,7 @@ from nrr_stats.curator import (
     SCHEMA_DEEP_EXTRA,
     SCOPES,
     check_record,
+    validate,
     validate_nk,
 )
 from nrr_stats.curator.exchange import export_records, import_records, reference_table
@@ -150,6 +151,9 @@ def test_nrr_is_stricter_only_where_no_reader_could_use_the_record():
     assert not check_record({**good_record(), "depth": "3"}).valid
     # A record nrr-stats wrote (source rules / llm:...) has its own fields checked too.
     assert not check_record({**good_record(), "source": "rules", "evidence_weight": 2}).valid
+    extra = good_record()
+    extra["failure"]["confidence"] = "high"  # extra keys inside failure, as NK allows
+    assert check_record(extra).valid and validate(extra) == []
     # A foreign record's keys that happen to share a name are extra keys, as NK reads them.
     assert check_record({**good_record(), "category": "Data Science"}).valid
 
