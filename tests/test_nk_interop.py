@@ -456,3 +456,16 @@ def test_import_export_and_lookup_on_each_backend(bank):
     assert sorted(map(canonical_json, export_records(bank))) == sorted(
         map(canonical_json, [*exported, loose[0].record])
     )
+
+
+def test_reweighting_keeps_imported_records_and_their_content(tmp_path):
+    bank_path = tmp_path / "bank.db"
+    small_bank(tmp_path).close()
+    assert nrr("import-records", PUBLISHED, "--bank", bank_path).code == 0
+    flat = write(tmp_path / "flat.toml", "[layer]\nimplementation_failure = 1.0\n")
+    run = nrr("curate", "--bank", bank_path, "--weights", flat, "--json")
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["reweighted"] == 11  # 6 curated + 5 imported
+    with open_bank(bank_path) as bank:
+        exported = [r for r in export_records(bank) if r.get("source") is None]
+    assert sorted(map(canonical_json, exported)) == sorted(map(canonical_json, published()))

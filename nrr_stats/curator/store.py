@@ -130,7 +130,9 @@ def apply_weights(bank: Bank, table: WeightTable | None = None) -> int:
                 (json.dumps(record, ensure_ascii=False, sort_keys=True), weight, row["id"]),
             )
         bank.execute("UPDATE experiments SET evidence_weight = 1.0")
-        for row in bank.query("SELECT DISTINCT experiment_id FROM nk_records WHERE depth = 1"):
+        for row in bank.query(
+            "SELECT DISTINCT experiment_id FROM nk_records WHERE depth = 1 AND experiment_id IS NOT NULL"
+        ):
             _refresh_experiment_weight(bank, int(row["experiment_id"]))
     return len(rows)
 
