@@ -469,3 +469,16 @@ def test_reweighting_keeps_imported_records_and_their_content(tmp_path):
     with open_bank(bank_path) as bank:
         exported = [r for r in export_records(bank) if r.get("source") is None]
     assert sorted(map(canonical_json, exported)) == sorted(map(canonical_json, published()))
+
+
+def test_export_into_a_read_only_directory_is_one_line(curated_bank, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("root can write anywhere")
+        assert_input_error(nrr("export-records", locked, "--bank", curated_bank), "cannot write")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)

@@ -229,11 +229,16 @@ def write_records(records: Sequence[Mapping[str, Any]], out: str | Path) -> list
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    temporary: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(temporary, path)
+        temporary = None
     except OSError as error:
         raise NrrInputError(f"cannot write ({error.strerror})", path=str(path)) from None
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)

@@ -1,7 +1,9 @@
 """NK records and their adoption events in the bank (tables nk_records and record_events).
 
 Keys: a depth-1 record's route_key is `exp/<experiment pk>`; a depth-N record's is
-`route/<session id>/<category>/<direction>/<parameter>`. (route_key, depth, source) is unique,
+`route/<session id>/<category>/<direction>/<parameter>`; an imported record's is
+`nk/<category>/<direction>/<parameter>#<content hash>` (its experiment, when this bank holds
+the one it names, in experiment_id; NULL otherwise). (route_key, depth, source) is unique,
 so a finished record is never curated twice. An experiment's evidence weight follows its own
 depth-1 record, a model's record preferred over the rules' one.
 """
