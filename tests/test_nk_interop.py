@@ -482,3 +482,17 @@ def test_export_into_a_read_only_directory_is_one_line(curated_bank, tmp_path):
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
+
+
+def test_another_banks_ids_in_an_imported_record_are_never_mapped_here(curated_bank, tmp_path):
+    with open_bank(curated_bank) as bank:
+        envelope_record = bank.query("SELECT record_json FROM nk_records WHERE depth = 1 LIMIT 1")
+    record = json.loads(envelope_record[0]["record_json"])  # holds experiment_id, a bank id
+    record["experiment_id"] = 3  # in this bank, a kept experiment
+    path = write(tmp_path / "foreign.json", json.dumps({**record, "task_id": "elsewhere"}))
+    assert nrr("import-records", path, "--bank", curated_bank).code == 0
+    lines = nrr("records", "--bank", curated_bank, "--format", "nk").out.splitlines()
+    foreign = [json.loads(line) for line in lines if '"elsewhere"' in line]
+    assert (
+        len(foreign) == 1 and "experiment" not in foreign[0] and "experiment_id" not in foreign[0]
+    )

@@ -23,6 +23,7 @@ from nrr_stats.curator.store import (
     find_named_experiment,
     imported_digests,
     imported_key,
+    imported_route,
     reroute_imported,
     save_record,
 )
@@ -34,10 +35,13 @@ IMPORTED_SOURCE = "nk"  # the source column of a record that names no nrr-stats 
 
 
 def bare_record(row: Mapping[str, Any], names: Mapping[int, str]) -> dict[str, Any]:
-    """One stored record (a `fetch_records` row) as a portable NK record."""
+    """One stored record (a `fetch_records` row) as a portable NK record. An imported record's
+    bank ids are another bank's: they are dropped, never mapped to this bank's experiments."""
     record = dict(row["record"])
     pk = record.pop("experiment_id", None)
     pks = record.pop("experiment_ids", None)
+    if imported_route(str(row.get("route_key", ""))) is not None:
+        return record
     if isinstance(pks, list) and all(int(p) in names for p in pks):
         record["experiments"] = [names[int(p)] for p in pks]
     elif isinstance(pk, int) and pk in names and record_depth(record) == 1:
@@ -51,6 +55,8 @@ def export_records(bank: Bank, **filters: Any) -> list[dict[str, Any]]:
     pks: set[int] = set()
     for row in rows:
         record = row["record"]
+        if imported_route(str(row["route_key"])) is not None:
+            continue
         if isinstance(record.get("experiment_id"), int):
             pks.add(record["experiment_id"])
         if isinstance(record.get("experiment_ids"), list):
