@@ -433,29 +433,6 @@ def under_current_config(
 _MARKED: dict[int, tuple[Sequence, tuple[int, str], list[dict[str, Any]]]] = {}
 
 
-def repeat_flags(
-    change: ParsedChange,
-    description: str,
-    config: Mapping[str, str],
-    history: Sequence[Mapping[str, Any]],
-) -> tuple[bool, int]:
-    """(exact repeat, near repeats of the same change) from the session's rows alone, no kernel.
-
-    The backtest uses this: it is what `nrr check` decides on, less text-similarity near-repeats.
-    """
-    from nrr_stats.similarity.repeats import find_repeats
-
-    fields = {
-        "category": change.category,
-        "direction": change.direction,
-        "parameter": change.parameter,
-        "to": change.to_value,
-        "description": description,
-    }
-    found = find_repeats(fields, under_current_config(history, config), config)
-    return found["exact_repeat"], len(found["near"])
-
-
 def applicable_nk_records(
     bank: Bank, change: ParsedChange, session_row: Mapping | None
 ) -> list[dict]:

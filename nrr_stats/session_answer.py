@@ -45,13 +45,9 @@ def _stored_weights(history: Sequence[Mapping[str, Any]]) -> list[float]:
 def session_engine(prior: Any, session_key: str) -> Any:
     """The backtest's engine for one session under `prior`, weighting rows by their stored
     curated weights. Keep it between checks of the session: it updates only changed leaves."""
-    from dataclasses import replace
+    from nrr_stats.models.engine import SessionEngine
 
-    from nrr_stats.backtest.engine import default_options
-    from nrr_stats.backtest.walk import SessionEngine
-
-    options = replace(default_options(curator_weights=False), curator_weights=_stored_weights)
-    return SessionEngine(prior, session_key, options)
+    return SessionEngine(prior, session_key, evidence_weights=_stored_weights)
 
 
 def session_answers(
