@@ -20,11 +20,11 @@ from nrr_stats.models.data import ExperimentTable
 from nrr_stats.models.fit import PRIOR_ALPHA, PRIOR_LOG_NU, model_data, stored_posterior
 from nrr_stats.models.posterior import (
     STALE_ESS_SHARE,
-    _mixture_quantiles,
     cell_table,
     load_posterior,
     predict_keep,
 )
+from nrr_stats.models.rate import mixture_quantiles
 
 N_DRAWS = 400
 
@@ -196,7 +196,7 @@ def test_mixture_quantiles_match_a_monte_carlo_reference():
     rng = np.random.default_rng(2)
     a, b = rng.uniform(0.5, 20, 300), rng.uniform(0.5, 60, 300)
     w = rng.dirichlet(np.ones(300))
-    low, high = _mixture_quantiles(a, b, w, (0.05, 0.95))
+    low, high = mixture_quantiles(a, b, w, (0.05, 0.95))
     component = rng.choice(300, size=200_000, p=w)
     samples = rng.beta(a[component], b[component])
     assert low == pytest.approx(np.quantile(samples, 0.05), abs=0.005)
@@ -220,7 +220,7 @@ def test_a_large_unequal_mixture_keeps_its_quantiles_when_light_components_are_d
             low, high = (mid, high) if np.sum(w * betainc(a, b, mid)) < q else (low, mid)
         return 0.5 * (low + high)
 
-    low, high = _mixture_quantiles(a, b, w, (0.05, 0.95))
+    low, high = mixture_quantiles(a, b, w, (0.05, 0.95))
     assert low == pytest.approx(whole_mixture_quantile(0.05), abs=1e-5)
     assert high == pytest.approx(whole_mixture_quantile(0.95), abs=1e-5)
 
@@ -240,7 +240,7 @@ def test_mixture_quantiles_invert_the_mixture_cdf(seed, a_scale, b_scale, q):
     n = int(rng.integers(1, 1200))
     a, b = rng.uniform(0.3, 1.0, n) * a_scale, rng.uniform(0.3, 1.0, n) * b_scale
     w = rng.dirichlet(np.ones(n))
-    (x,) = _mixture_quantiles(a, b, w, (q,))
+    (x,) = mixture_quantiles(a, b, w, (q,))
     assert 0.0 < x < 1.0
     assert float(np.sum(w * betainc(a, b, x))) == pytest.approx(q, abs=1e-6)
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from nrr_stats.models.evidence import Evidence
+
 # Centre of the phase term: the mean of log(1 + position) over the dev corpus's predicted rows,
 # so the term averages to about zero over a session and the fitted global rate keeps its meaning.
 PHASE_CENTRE = 3.95
@@ -78,10 +80,12 @@ def stored_evidence_weights(history: Sequence[dict[str, Any]]) -> np.ndarray:
 
 
 class SessionEngine:
-    """Predicts proposals of one session from its rows under a prior (or none).
+    """Answers proposals of one session from its rows under a prior (or none).
 
-    Keep one per session between predictions: the grid recomputes only the leaves whose
-    weighted counts moved. `history` rows carry status, category, direction and parameter.
+    `update(history)` sets the session's weighted counts; `answer(...)` reads one change's
+    rate under them. Keep one engine per session between checks: the grid recomputes only the
+    leaves whose weighted counts moved. History rows carry status, category, direction and
+    parameter; rows of another status than keep, discard or crash are not counted.
     """
 
     def __init__(
@@ -93,12 +97,16 @@ class SessionEngine:
     ):
         self.prior, self.session = prior, session
         self.dynamics, self.evidence_weights = dynamics, evidence_weights
+        self.source = prior_source(prior)
         self.grid = None
         if prior is not None:
             from nrr_stats.models.session_grid import SessionGrid
 
             self.grid = SessionGrid(prior)
-        self._table: tuple[tuple, Any] | None = None
+        self._table: Any = None
+        self._cells: dict[tuple[str, str], tuple[int, int, float]] = {}
+        self._leaves: dict[tuple[str, str, str], tuple[int, int, float]] = {}
+        self._counted = 0
 
     def weights(self, history: list[dict[str, Any]]) -> np.ndarray:
         """Each row's evidence weight: dynamics times the curator's weight, in [1e-6, 1]."""
@@ -108,40 +116,94 @@ class SessionEngine:
             weights = weights * np.asarray(self.evidence_weights(history), dtype=float)
         return np.clip(weights, 1e-6, 1.0)
 
-    def update(self, history: list[dict[str, Any]]) -> None:
+    def update(self, history: Sequence[dict[str, Any]]) -> None:
         """Set the session's weighted counts (and the prior centre) from its rows so far."""
+        history = [row for row in history if row["status"] in COUNTED_STATUSES]
         weights = self.weights(history)
-        if self.grid is None:
-            self._table = (tuple(weights.tolist()), _weighted_table(self.session, history, weights))
-            return
+        self._counted = len(history)
+        cells: dict[tuple[str, str], list[float]] = {}
         leaves: dict[tuple[str, str, str], list[float]] = {}
         crashes: dict[str, list[float]] = {}
         for row, w in zip(history, weights, strict=True):
+            kept = row["status"] == "keep"
             key = (row["category"], row["direction"], row["parameter"] or "")
-            leaf = leaves.setdefault(key, [0.0, 0.0])
-            leaf[0] += w * (row["status"] == "keep")
-            leaf[1] += w
+            for counts in (
+                leaves.setdefault(key, [0, 0, 0.0, 0.0]),
+                cells.setdefault(key[:2], [0, 0, 0.0, 0.0]),
+            ):
+                counts[0] += 1
+                counts[1] += kept
+                counts[2] += w
+                counts[3] += w * kept
             crash = crashes.setdefault(row["category"], [0.0, 0.0])
             crash[0] += w * (row["status"] == "crash")
             crash[1] += w
-        self.grid.set_all({k: (v[0], v[1]) for k, v in leaves.items()})
+        self._cells = {k: (v[0], v[1], v[2]) for k, v in cells.items()}
+        self._leaves = {k: (v[0], v[1], v[2]) for k, v in leaves.items()}
+        if self.grid is None:
+            self._table = Evidence.from_table(_weighted_table(self.session, history, weights))
+            return
+        self.grid.set_all({k: (v[3], v[2]) for k, v in leaves.items()})
         self.grid.set_crash_counts({k: (v[0], v[1]) for k, v in crashes.items()})
         kept = [row["status"] == "keep" for row in history]
         self.grid.set_phase(self.dynamics.prior_centre(kept))
 
-    def answer(self, category: str, direction: str, parameter: str = "") -> Any:
-        """The answer for a change, under the counts of the last `update`."""
-        if self.grid is not None:
-            return self.grid.answer(category, direction, parameter or "")
-        from nrr_stats.models.posterior import predict_keep
+    def counts(self, category: str, direction: str) -> tuple[int, int, float]:
+        """This session's (experiments, keeps, weighted experiments) in a cell."""
+        return self._cells.get((category, direction), (0, 0, 0.0))
 
-        table = self._table[1] if self._table is not None else _weighted_table(self.session, [], [])
-        return predict_keep(None, table, self.session, category, direction, parameter or "")
+    def answer(self, category: str, direction: str, parameter: str = "") -> Any:
+        """The answer (a KeepAnswer) for a change, under the counts of the last `update`."""
+        from nrr_stats.models.posterior import STALE_ESS_SHARE, KeepAnswer, predict_keep
+
+        parameter = parameter or ""
+        if self.grid is None:
+            if self._table is None:
+                self.update([])
+            table = self._table
+            return predict_keep(None, table, self.session, category, direction, parameter)
+        n, k, n_weighted = self.counts(category, direction)
+        ess = self.grid.ess_share()
+        return KeepAnswer.of(
+            self.grid.rate(category, direction, parameter),
+            p_crash=self.grid.p_crash(category),
+            n=n,
+            k=k,
+            n_weighted=n_weighted,
+            level=self.level(category, direction, parameter),
+            source=self.source,
+            stale=ess < STALE_ESS_SHARE,
+            ess_share=ess,
+            n_new=self._counted,
+        )
+
+    def level(self, category: str, direction: str, parameter: str = "") -> str:
+        """The most specific level of a query with data, in the session's rows or the prior's
+        fitted columns: "parameter", "cell", "category" or "global"."""
+        names = self.prior.column_index
+        if parameter and (
+            (category, direction, parameter) in self._leaves
+            or (category, direction, parameter) in names["parameters"]
+        ):
+            return "parameter"
+        if (category, direction) in self._cells or (category, direction) in names["cells"]:
+            return "cell"
+        if any(c == category for c, _ in self._cells) or category in names["categories"]:
+            return "category"
+        return "global"
 
     def predict(self, history: list[dict[str, Any]], proposal: Any) -> Any:
         """The answer for `proposal` (category, direction, parameter) after `history`."""
         self.update(history)
         return self.answer(proposal.category, proposal.direction, proposal.parameter)
+
+
+def prior_source(prior: Any) -> str:
+    """Where an answer's prior comes from: "fit" (the bank's own), "population-prior" (the
+    shipped one) or "conjugate" (none: the empirical-Bayes form)."""
+    if prior is None:
+        return "conjugate"
+    return "population-prior" if prior.meta.get("kind") == "population_prior" else "fit"
 
 
 def _weighted_table(session: str, history: Sequence[dict[str, Any]], weights: Sequence[float]):

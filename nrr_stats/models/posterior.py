@@ -17,15 +17,15 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from scipy.special import betainc, betaincinv, betaln, digamma, expit
+from scipy.special import betaln, digamma, expit
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models import conjugate
 from nrr_stats.models.data import ExperimentTable, GroupCounts
 from nrr_stats.models.evidence import Evidence, as_evidence
+from nrr_stats.models.rate import CONFIDENCE, BetaMixture
 
 MODEL_VERSION = "hier-bb-1"
-CONFIDENCE = 0.9
 # Below this effective-sample-size share of the importance weights the fit is called stale.
 STALE_ESS_SHARE = 0.3
 
@@ -55,9 +55,24 @@ class KeepAnswer:
     ess_share: float
     n_new: int  # experiments in the table that the fit did not see
     base_rate: float = float("nan")  # the session's base keep rate (posterior mean)
+    rate: BetaMixture | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, rate: BetaMixture, **counts) -> KeepAnswer:
+        """The answer whose p_keep, interval, P(rate < base) and base rate are read from `rate`
+        (the one place they come from); `counts` are the other fields."""
+        return cls(
+            p_keep=rate.mean(),
+            mean=rate.mean(),
+            interval=rate.interval(CONFIDENCE),
+            prob_below_base=rate.prob_below_base(),
+            base_rate=rate.base_rate(),
+            rate=rate,
+            **counts,
+        )
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "rate"}
         out["interval"] = list(self.interval)
         return out
 
@@ -332,63 +347,6 @@ def _crash_eta(draws: dict, effects: dict, keys: list[tuple[str, str]]) -> np.nd
         + effects["crash_cat"].columns([c for _, c in keys])
         + effects["crash_sess"].columns([s for s, _ in keys])
     )
-
-
-# Components a mixture interval always keeps, and the weight it may leave out beyond them.
-MIXTURE_COMPONENTS = 1000
-MIXTURE_MASS_LEFT = 1e-6
-# A Halley step shorter than this share of min(x, 1 - x) is taken as the quantile without one
-# more CDF evaluation (relative: near 0 or 1 the CDF of a Beta with a or b < 1 is steep).
-HALLEY_ACCEPT = 1e-3
-
-
-def _mixture_quantiles(
-    a: np.ndarray, b: np.ndarray, weights: np.ndarray, quantiles: tuple[float, ...]
-) -> list[float]:
-    """Quantiles of the mixture sum_i w_i Beta(a_i, b_i), by safeguarded Halley steps.
-
-    Of many unequal components only the heaviest holding all but MIXTURE_MASS_LEFT of the
-    weight are kept (a new session's draws x quadrature nodes are mostly negligible).
-    """
-    if weights.shape[0] > MIXTURE_COMPONENTS and np.ptp(weights) > 0:
-        order = np.argsort(weights)[::-1]
-        count = int(np.searchsorted(np.cumsum(weights[order]), 1.0 - MIXTURE_MASS_LEFT)) + 1
-        keep = order[: max(count, MIXTURE_COMPONENTS)]
-        a, b, weights = a[keep], b[keep], weights[keep] / weights[keep].sum()
-    log_norm = betaln(a, b)
-    mean = float(np.sum(weights * a / (a + b)))
-    second = float(np.sum(weights * a * (a + 1.0) / ((a + b) * (a + b + 1.0))))
-    var = max(second - mean**2, 1e-12)
-    concentration = max(mean * (1.0 - mean) / var - 1.0, 1e-3)
-    results = []
-    for q in quantiles:
-        x = float(betaincinv(mean * concentration, (1.0 - mean) * concentration, q))
-        low, high = 0.0, 1.0
-        for _ in range(40):
-            x = min(max(x, 1e-12), 1.0 - 1e-12)
-            gap = float(np.sum(weights * betainc(a, b, x))) - q
-            if abs(gap) < 1e-7:
-                break
-            if gap > 0:
-                high = x
-            else:
-                low = x
-            pieces = weights * np.exp((a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - log_norm)
-            density = float(np.sum(pieces))
-            if density > 0:
-                # Halley's step: the density's slope is cheap (no Beta CDF), and the error
-                # cubes each step, so a step this small is already exact to ~1e-10.
-                slope = float(np.sum(pieces * ((a - 1.0) / x - (b - 1.0) / (1.0 - x))))
-                newton = gap / density
-                step = x - newton / max(1.0 - 0.5 * newton * slope / density, 0.5)
-            else:
-                step = -1.0
-            if low < step < high and abs(step - x) < HALLEY_ACCEPT * min(x, 1.0 - x):
-                x = step
-                break
-            x = step if low < step < high else 0.5 * (low + high)
-        results.append(x)
-    return results
 
 
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles) -> list[float]:
@@ -711,10 +669,8 @@ class UpdatedPosterior:
         m = expit(_leaf_eta(d, view.effects, [key])[:, 0])
         a = m * d["nu"] + kw
         b = (1.0 - m) * d["nu"] + nw - kw
-        mean = float(np.sum(w * a / (a + b)))
-        tail = (1.0 - CONFIDENCE) / 2.0
-        low, high = _mixture_quantiles(a, b, w, (tail, 1.0 - tail))
         base = expit(d["alpha"] + view.effects["sess"].column(session))
+        rate = BetaMixture.of(a, b, w, base)
 
         crash_sums = evidence.sums("session_category", (session, category))
         cw, cn = float(crash_sums[1]), float(crash_sums[2])
@@ -723,12 +679,9 @@ class UpdatedPosterior:
         bc = (1.0 - mc) * d["crash_nu"] + cn - cw
 
         n, k, n_weighted = _query_counts(evidence, category, direction, parameter)
-        return KeepAnswer(
-            p_keep=mean,
-            mean=mean,
-            interval=(low, high),
+        return KeepAnswer.of(
+            rate,
             p_crash=float(np.sum(view.crash_weights * ac / (ac + bc))),
-            prob_below_base=float(np.sum(w * betainc(a, b, base))),
             n=n,
             k=k,
             n_weighted=n_weighted,
@@ -737,7 +690,6 @@ class UpdatedPosterior:
             stale=view.stale,
             ess_share=view.ess_share,
             n_new=self.n_new,
-            base_rate=float(np.sum(w * base)),
         )
 
     def cells(
@@ -922,16 +874,11 @@ def _conjugate_answer(
     comes from the other cells, and a cell without data gets the prior of all ("global")."""
     a, b, has_data = _conjugate_group(evidence, "cell", (category, direction))
     ac, bc, _ = _conjugate_group(evidence, "category", (category,), "crashes_w")
-    low, high = conjugate.credible_interval(a, b, CONFIDENCE)
-    mean = float(conjugate.posterior_mean(a, b))
     n, k, n_weighted = _query_counts(evidence, category, direction, "")
-    base_rate = _session_base_rate(evidence, session)
-    return KeepAnswer(
-        p_keep=mean,
-        mean=mean,
-        interval=(float(low), float(high)),
+    rate = BetaMixture.of([a], [b], base=_session_base_rate(evidence, session))
+    return KeepAnswer.of(
+        rate,
         p_crash=float(ac / (ac + bc)),
-        prob_below_base=float(conjugate.prob_below(a, b, base_rate)),
         n=n,
         k=k,
         n_weighted=n_weighted,
@@ -940,7 +887,6 @@ def _conjugate_answer(
         stale=False,
         ess_share=1.0,
         n_new=len(evidence),
-        base_rate=base_rate,
     )
 
 
