@@ -179,45 +179,24 @@ class WalkItem:
 
 
 def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
-    """The rows of a read log in order; the proposal of row t is parsed from its scrubbed
-    description under the configuration kept before t, so it depends on rows <= t only."""
-    from nrr_stats.bank.ingest import leading_reference_rows
-    from nrr_stats.ingest import classify_outcomes, metric_deltas
+    """The rows of a read log in order: each row's history record is the row ingest would store
+    (bank.ingest.experiment_rows, the one log-to-rows function), and its proposal is parsed from
+    its scrubbed description under the configuration kept before it (rows <= t only)."""
+    from nrr_stats.bank.ingest import experiment_rows
     from nrr_stats.parser import ConfigTracker, strip_result_words
 
-    descriptions = [row.description for row in log.rows]
-    statuses = [row.status for row in log.rows]
-    metrics = np.array([np.nan if r.metric is None else r.metric for r in log.rows], dtype=float)
-    outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
-    deltas = metric_deltas(metrics, statuses, log.metric_direction, descriptions)
-    references = leading_reference_rows(descriptions)
     tracker = ConfigTracker(rules)
     items = []
-    for index, (row, outcome, delta) in enumerate(zip(log.rows, outcomes, deltas, strict=True)):
+    for row, stored in zip(log.rows, experiment_rows(log, rules), strict=True):
         config_before = dict(tracker.current)
         scrubbed = strip_result_words(row.description)
         proposal = tracker.parse(scrubbed)
-        parsed = tracker.parse(row.description)
-        status = "other" if index < references else row.status
-        tracker.observe(parsed, kept=status == "keep")
-        record = {
-            "id": row.row_number,
-            "row_number": row.row_number,
-            "status": status,
-            "description": row.description,
-            **parsed.bank_fields(),
-            "outcome": outcome,
-            "delta": None if not np.isfinite(delta) else float(delta),
-            "metric": row.metric,
-            "experiment_id": row.experiment_id,
-            "session": log.session_key,
-            "log": str(log.path),
-            "config_before": json.dumps(config_before, sort_keys=True, ensure_ascii=False),
-        }
+        tracker.observe(tracker.parse(row.description), kept=row.status == "keep")
+        record = {**stored, "id": row.row_number, "session": log.session_key, "log": str(log.path)}
         items.append(
             WalkItem(
                 row=row.row_number,
-                status=status,
+                status=stored["status"],
                 proposal=proposal,
                 description=scrubbed,
                 config_before=config_before,
