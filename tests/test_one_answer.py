@@ -194,3 +194,17 @@ def test_check_does_not_import_the_backtest() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_public_api_is_importable_and_lazy() -> None:
+    code = (
+        "import sys, nrr_stats\n"
+        "light = sorted(m for m in sys.modules if m.startswith('nrr_stats.') or m == 'numpy')\n"
+        "from nrr_stats import (Checker, backtest_logs, check_proposal, ingest_log, open_bank,\n"
+        "    patterns, validate_nk_record)\n"
+        "assert validate_nk_record({}) != []\n"
+        "print(light)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
