@@ -209,9 +209,10 @@ class Checker:
         return load_population_prior()
 
     def _session(self, session_row: Mapping[str, Any] | None) -> _Session:
-        """The session's rows and its engine updated with them (both kept while they hold)."""
+        """The session's rows and its engine updated with them (both kept while they hold),
+        as of the reading just taken."""
         prior = self.prior()
-        state = self.reading().state
+        state = self._reading.state
         name = session_row["session_key"] if session_row else ""
         key = (session_row["id"], session_row["updated_at"], state) if session_row else (state,)
         kept = self._sessions.pop(name, None)
@@ -234,6 +235,7 @@ class Checker:
     ) -> KeepAnswer:
         """The engine's answer for a change in a session (n_new: counted bank experiments the
         answering prior did not see)."""
+        self.reading()
         session_row = pick_session(self.bank, session)
         return self._answer(self._session(session_row), category, direction, parameter)
 
@@ -243,7 +245,7 @@ class Checker:
 
     def _unseen(self, prior: Any) -> int:
         """Counted experiments of the bank the prior did not see (all, for the shipped prior)."""
-        total = len(self.reading().evidence)
+        total = len(self._reading.evidence)
         if prior is None or "trials" not in prior.seen:
             return total
         return max(total - int(round(float(prior.seen["trials"].sum()))), 0)
@@ -259,6 +261,7 @@ class Checker:
         the session's counts, the rate's mean, 90% interval and P(rate < base), as the
         session's engine answers a change in the cell that names no parameter; surest-bad
         first. `categories` keeps only those categories' cells."""
+        self.reading()
         session_row = pick_session(self.bank, session)
         return self._patterns(self._session(session_row), categories, prior_cells=prior_cells)
 
@@ -270,7 +273,7 @@ class Checker:
         prior_cells: bool = False,
         also: Sequence[tuple[str, str]] = (),
     ) -> list[CellSummary]:
-        cells = set(self.reading().evidence.keys("cell")) | set(also)
+        cells = set(self._reading.evidence.keys("cell")) | set(also)
         prior = kept.engine.prior
         if prior_cells and prior is not None:
             cells |= set(prior.cells)

@@ -107,6 +107,7 @@ class SessionEngine:
         self._cells: dict[tuple[str, str], tuple[int, int, float]] = {}
         self._leaves: dict[tuple[str, str, str], tuple[int, int, float]] = {}
         self._counted = 0
+        self._answers: dict[tuple[str, str, str], Any] = {}  # until the next update
 
     def weights(self, history: list[dict[str, Any]]) -> np.ndarray:
         """Each row's evidence weight: dynamics times the curator's weight, in [1e-6, 1]."""
@@ -119,6 +120,7 @@ class SessionEngine:
     def update(self, history: Sequence[dict[str, Any]]) -> None:
         """Set the session's weighted counts (and the prior centre) from its rows so far."""
         history = [row for row in history if row["status"] in COUNTED_STATUSES]
+        self._answers.clear()
         weights = self.weights(history)
         self._counted = len(history)
         cells: dict[tuple[str, str], list[float]] = {}
@@ -153,10 +155,16 @@ class SessionEngine:
         return self._cells.get((category, direction), (0, 0, 0.0))
 
     def answer(self, category: str, direction: str, parameter: str = "") -> Any:
-        """The answer (a KeepAnswer) for a change, under the counts of the last `update`."""
+        """The answer (a KeepAnswer) for a change, under the counts of the last `update`
+        (kept until the next one: a loop often asks about the same cells again)."""
+        query = (category, direction, parameter or "")
+        if query not in self._answers:
+            self._answers[query] = self._answer(*query)
+        return self._answers[query]
+
+    def _answer(self, category: str, direction: str, parameter: str) -> Any:
         from nrr_stats.models.posterior import STALE_ESS_SHARE, KeepAnswer, predict_keep
 
-        parameter = parameter or ""
         if self.grid is None:
             if self._table is None:
                 self.update([])

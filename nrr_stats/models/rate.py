@@ -19,7 +19,7 @@ CONFIDENCE = 0.9
 # the components left beyond MAX_COMPONENTS - 1 merged into one Beta of the same mean and
 # variance (a session's draws x grid points are many, mostly light); the mean is exact.
 MASS_LEFT = 1e-5
-MAX_COMPONENTS = 1000
+MAX_COMPONENTS = 500
 # A Halley step shorter than this share of min(x, 1 - x) is taken as the quantile without one
 # more CDF evaluation (relative: near 0 or 1 the CDF of a Beta with a or b < 1 is steep).
 HALLEY_ACCEPT = 1e-3
