@@ -6,7 +6,6 @@ The stored posteriors here hold draws of the hyperparameters taken from the mode
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -20,7 +19,6 @@ from nrr_stats.models.data import ExperimentTable
 from nrr_stats.models.fit import PRIOR_ALPHA, PRIOR_LOG_NU, model_data, stored_posterior
 from nrr_stats.models.posterior import (
     STALE_ESS_SHARE,
-    cell_table,
     load_posterior,
     predict_keep,
 )
@@ -299,18 +297,6 @@ def test_a_new_session_is_reweighted_by_its_own_data():
     assert p_good.p_keep > p_bad.p_keep
 
 
-def test_cell_table_lists_every_cell_sorted_by_evidence_of_badness():
-    for posterior in (BASE_POSTERIOR, None):
-        rows = cell_table(posterior, BASE_TABLE, session="s1")
-        assert {(r.category, r.direction) for r in rows} == {(c, d) for _, c, d, _, _ in BASE_ROWS}
-        below = [r.prob_below_base for r in rows]
-        assert below == sorted(below, reverse=True)
-        assert sum(r.n for r in rows) == len(BASE_TABLE)
-        for r in rows:
-            assert r.interval[0] <= r.mean <= r.interval[1]
-            json.dumps(r.to_dict())
-
-
 def test_stored_posterior_round_trips_through_npz(tmp_path):
     import numpy as np
 
@@ -338,12 +324,11 @@ def test_fast_path_imports_no_pymc_pytensor_arviz_or_xarray(tmp_path):
     script = f"""
 import sys
 from nrr_stats.models.data import ExperimentTable
-from nrr_stats.models.posterior import load_posterior, predict_keep, cell_table
+from nrr_stats.models.posterior import load_posterior, predict_keep
 table = ExperimentTable.from_records({records(BASE_ROWS)!r})
 posterior = load_posterior({str(tmp_path / "b.posterior.nc")!r})
 predict_keep(posterior, table, "s1", "data", "add")
 predict_keep(None, table, "s1", "data", "add")
-cell_table(posterior, table)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("pymc", "pytensor", "arviz", "xarray"))
 print(",".join(heavy))
 """

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from scipy.special import betaln, digamma, expit
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models import conjugate
-from nrr_stats.models.data import ExperimentTable, GroupCounts
+from nrr_stats.models.data import ExperimentTable
 from nrr_stats.models.evidence import Evidence, as_evidence
 from nrr_stats.models.rate import CONFIDENCE, BetaMixture
 
@@ -91,11 +91,6 @@ class CellSummary:
     prob_below_base: float
     level: str
     source: str
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["interval"] = list(self.interval)
-        return out
 
 
 @dataclass(frozen=True)
@@ -349,12 +344,6 @@ def _crash_eta(draws: dict, effects: dict, keys: list[tuple[str, str]]) -> np.nd
     )
 
 
-def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles) -> list[float]:
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order]) - 0.5 * weights[order]
-    return [float(np.interp(q, cumulative, values[order])) for q in quantiles]
-
-
 # ---------------------------------------------------------------------------------------------
 # The stored posterior brought up to date with the evidence
 
@@ -455,7 +444,6 @@ class UpdatedPosterior:
         self.n_new = 0
         self._views: dict[str | None, _View] = {}
         self._answers: dict[tuple, KeepAnswer] = {}  # by query, until the next refresh
-        self._cells: dict[tuple, list[CellSummary]] = {}  # likewise
         self.version = -1
         self.refresh(evidence.keys("leaf"))
 
@@ -470,7 +458,6 @@ class UpdatedPosterior:
         keys = list(dict.fromkeys(leaves))
         self._views.clear()
         self._answers.clear()
-        self._cells.clear()
         self.version = self.evidence.version
         if not keys:
             return
@@ -692,59 +679,6 @@ class UpdatedPosterior:
             n_new=self.n_new,
         )
 
-    def cells(
-        self, session: str | None = None, categories: Sequence[str] | None = None
-    ) -> list[CellSummary]:
-        """Every (category, direction) cell with data or fitted (of `categories`, when given):
-        counts, mean rate, 90% interval and P(rate < base rate), surest-bad first.
-
-        The cell rate is expit(alpha + a_cat + b_cell + u_session) per draw (the mean rate of
-        the cell's changes; u = 0 without a session) and the base rate expit(alpha + u).
-        """
-        query = (session, None if categories is None else tuple(sorted(set(categories))))
-        view = self._view(session)  # also refuses evidence changed without a refresh
-        if query not in self._cells:
-            self._cells[query] = self._cell_rows(view, session, categories)
-        return list(self._cells[query])
-
-    def _cell_rows(
-        self, view: _View, session: str | None, categories: Sequence[str] | None
-    ) -> list[CellSummary]:
-        evidence = self.evidence
-        d, w = view.draws, view.keep_weights
-        cells = sorted(set(self.posterior.cells) | set(evidence.keys("cell")))
-        if categories is not None:
-            wanted = set(categories)
-            cells = [cell for cell in cells if cell[0] in wanted]
-        u = (
-            view.effects["sess"].column(session)
-            if session is not None
-            else np.zeros(d["alpha"].shape[0])
-        )
-        tail = (1.0 - CONFIDENCE) / 2.0
-        rows = []
-        for c, dr in cells:
-            effect = view.effects["cat"].column(c) + view.effects["cell"].column((c, dr))
-            rate = expit(d["alpha"] + effect + u)
-            low, high = _weighted_quantiles(rate, w, (tail, 1.0 - tail))
-            sums = evidence.sums("cell", (c, dr))
-            observed = evidence.has("cell", (c, dr))
-            rows.append(
-                CellSummary(
-                    category=c,
-                    direction=dr,
-                    n=int(round(sums[5])),
-                    k=int(round(sums[3])),
-                    n_weighted=float(sums[2]),
-                    mean=float(np.sum(w * rate)),
-                    interval=(low, high),
-                    prob_below_base=float(np.sum(w * (effect < 0.0))),
-                    level="cell" if observed or (c, dr) in self.posterior.cells else "category",
-                    source="posterior",
-                )
-            )
-        return _sorted_cells(rows)
-
 
 def update_posterior(
     posterior: StoredPosterior, evidence: ExperimentTable | Evidence
@@ -788,23 +722,6 @@ def predict_keep(
     return update_posterior(posterior, evidence).answer(session, category, direction, parameter)
 
 
-def cell_table(
-    posterior: StoredPosterior | None,
-    table: ExperimentTable | Evidence,
-    session: str | None = None,
-) -> list[CellSummary]:
-    """Every (category, direction) cell with data: counts, mean rate, 90% interval and
-    P(rate < base rate), sorted with the cells the engine is surest are bad first."""
-    evidence = as_evidence(table)
-    if posterior is None:
-        return _conjugate_cells(evidence, session)
-    return update_posterior(posterior, evidence).cells(session)
-
-
-def _sorted_cells(rows: list[CellSummary]) -> list[CellSummary]:
-    return sorted(rows, key=lambda r: (-r.prob_below_base, r.mean, r.category, r.direction))
-
-
 # ---------------------------------------------------------------------------------------------
 # Conjugate path (no stored posterior)
 
@@ -820,26 +737,6 @@ def _session_base_rate(evidence: Evidence, session: str | None) -> float:
     if sums is not None and evidence.has("session", (session,)):
         return float((alpha + sums[0]) / (alpha + beta + sums[2]))
     return float(alpha / (alpha + beta))
-
-
-def _conjugate_level_posteriors(
-    evidence: Evidence, level: str, numerator: str = "keeps_w"
-) -> tuple[GroupCounts, tuple[float, float], np.ndarray, np.ndarray]:
-    """Per group at `level`: leave-one-out empirical-Bayes posteriors, and the all-group prior."""
-    counts = evidence.counts(level)
-    successes = getattr(counts, numerator)
-    if len(evidence) == 0:
-        prior = conjugate.fit_beta_prior([], [])
-        return counts, prior, np.zeros(0), np.zeros(0)
-    # One prior fit per group (leave-one-out): kept until the evidence changes.
-    prior, a, b = evidence.derived(
-        ("leave-one-out", level, numerator),
-        lambda: (
-            conjugate.fit_beta_prior(successes, counts.trials_w),
-            *conjugate.leave_one_out_posteriors(successes, counts.trials_w),
-        ),
-    )
-    return counts, prior, a, b
 
 
 def _conjugate_group(
@@ -888,26 +785,3 @@ def _conjugate_answer(
         ess_share=1.0,
         n_new=len(evidence),
     )
-
-
-def _conjugate_cells(evidence: Evidence, session: str | None) -> list[CellSummary]:
-    cells, _, a, b = _conjugate_level_posteriors(evidence, "cell")
-    base = _session_base_rate(evidence, session)
-    low, high = conjugate.credible_interval(a, b, CONFIDENCE)
-    below = conjugate.prob_below(a, b, base)
-    rows = [
-        CellSummary(
-            category=c,
-            direction=d,
-            n=int(cells.trials[i]),
-            k=int(cells.keeps[i]),
-            n_weighted=float(cells.trials_w[i]),
-            mean=float(a[i] / (a[i] + b[i])),
-            interval=(float(low[i]), float(high[i])),
-            prob_below_base=float(below[i]),
-            level="cell",
-            source="conjugate",
-        )
-        for i, (c, d) in enumerate(cells.key_tuples())
-    ]
-    return _sorted_cells(rows)
