@@ -496,3 +496,11 @@ def test_another_banks_ids_in_an_imported_record_are_never_mapped_here(curated_b
     assert (
         len(foreign) == 1 and "experiment" not in foreign[0] and "experiment_id" not in foreign[0]
     )
+
+
+def test_validate_nk_is_a_top_level_name():
+    import nrr_stats
+
+    record = published()[0]
+    assert nrr_stats.validate_nk(record, record_depth(record)) == []
+    assert nrr_stats.validate_nk({}) != []
