@@ -42,6 +42,8 @@ class IngestSummary:
     metric_direction: str = ""
     direction_source: str = ""
     columns: dict[str, str | None] = field(default_factory=dict)
+    repairs: list[str] = field(default_factory=list)
+    other_statuses: dict[str, int] = field(default_factory=dict)
     rows_updated: int = 0  # stored rows this log changed (its last row, finished since)
     pending_line: int | None = None  # a last line with no newline yet: read next time
 
@@ -61,10 +63,19 @@ class IngestSummary:
             "metric_direction": self.metric_direction,
             "direction_source": self.direction_source,
             "columns": self.columns,
+            "repairs": self.repairs,
+            "other_statuses": self.other_statuses,
         }
 
 
 _BASELINE = re.compile(r"^\W*baseline\b", re.IGNORECASE)
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Log text shown in a summary: control and line-separator characters escaped, so a JSON
+    line stays one line for any reader; long text cut."""
+    shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
 
 
 def leading_reference_rows(descriptions: Sequence[str], raw_statuses: Sequence[str] = ()) -> int:
@@ -94,14 +105,15 @@ def experiment_rows(
 
 def _classified(log: ResultsLog) -> tuple[list[str | None], np.ndarray, int]:
     """(outcome, delta per row, leading reference rows) of the whole log."""
-    # Raw statuses: a `BASELINE` status sets the reference as a baseline description does.
-    statuses = [row.raw_status for row in log.rows]
+    # Raw statuses: a `BASELINE` status sets the reference as a baseline description does; a
+    # status the reader inferred for this log ('1' in a 'kept' column) is passed as read.
+    statuses = [row.raw_status if row.status == "other" else row.status for row in log.rows]
     metrics = np.array(
         [np.nan if row.metric is None else row.metric for row in log.rows], dtype=float
     )
     descriptions = [row.description for row in log.rows]
     outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
-    deltas = metric_deltas(metrics, statuses, log.metric_direction)
+    deltas = metric_deltas(metrics, statuses, log.metric_direction, descriptions)
     return list(outcomes), deltas, leading_reference_rows(descriptions, statuses)
 
 
@@ -333,14 +345,12 @@ def _store_log(
     ):
         start = match.stored_rows
         tracker = ConfigTracker.from_state(match.tracker_state, rules)
-    counts: Counter[str] = Counter()
     added = updated = 0
     outcomes: dict[int, tuple[str | None, float | None]] = {}
     batch: list[dict[str, Any]] = []
     classified = _classified(log)
     for row in _experiment_rows(log, tracker, start, classified):
         row["session_id"] = session_id
-        counts[row["status"]] += 1
         if row["ordinal"] < match.stored_rows:  # inserted rows carry theirs already
             outcomes[row["ordinal"]] = (row["outcome"], row["delta"])
         if row["ordinal"] == match.update_ordinal:
@@ -354,7 +364,6 @@ def _store_log(
                 progress(log.path, row["ordinal"] + 1, len(log.rows))
     added += bank.insert_experiments(batch)
     if start:
-        _count_stored_statuses(bank, session_id, start, counts)
         outcomes.update((i, (classified[0][i], _delta(classified[1][i]))) for i in range(start))
     if len(log.rows) >= match.stored_rows:
         # A shorter read (a rewriter caught mid-write) leaves the session's state as it was.
@@ -362,6 +371,11 @@ def _store_log(
         bank.update_outcomes(session_id, outcomes)
     if progress is not None and len(log.rows) >= PROGRESS_ROWS:
         progress(log.path, len(log.rows), len(log.rows))
+    references = classified[2]
+    statuses = ["other" if i < references else row.status for i, row in enumerate(log.rows)]
+    others = (
+        _printable(r.raw_status) for r, s in zip(log.rows, statuses, strict=True) if s == "other"
+    )
     return IngestSummary(
         path=str(log.path),
         session_id=session_id,
@@ -370,23 +384,16 @@ def _store_log(
         rows_added=added,
         rows_already_present=len(log.rows) - added - updated,
         bad_rows=[(bad.line_number, bad.reason) for bad in log.bad_rows],
-        status_counts=dict(counts),
+        status_counts=dict(Counter(statuses)),
         metric_name=log.metric_name,
         metric_direction=log.metric_direction,
         direction_source=log.direction_source,
         columns=dict(log.columns),
+        repairs=[_printable(note) for note in log.repairs],
+        other_statuses=dict(Counter(others)),
         rows_updated=updated,
         pending_line=log.pending_line,
     )
-
-
-def _count_stored_statuses(bank: Bank, session_id: int, stop: int, counts: Counter[str]) -> None:
-    for row in bank.query(
-        "SELECT status, COUNT(*) AS n FROM experiments WHERE session_id = ? AND ordinal < ?"
-        " GROUP BY status",
-        (session_id, stop),
-    ):
-        counts[row["status"]] += int(row["n"])
 
 
 _UPDATED_COLUMNS = [c for c in EXPERIMENT_COLUMNS if c not in ("session_id", "ordinal")]
