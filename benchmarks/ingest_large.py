@@ -69,10 +69,11 @@ def write_log(path: Path, *, target_bytes: int | None = None, rows: int | None =
 def ingest_child(bank: Path, log: Path) -> tuple[float, float, float, int]:
     """(wall seconds, CPU seconds, peak RSS in MB, rows added) of one ingest in a fresh process."""
     started = time.perf_counter()
+    errors = bank.with_suffix(".stderr")
     process = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(bank), str(log)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=errors.open("wb"),
     )
     assert process.stdout is not None
     output = process.stdout.read()
@@ -80,7 +81,8 @@ def ingest_child(bank: Path, log: Path) -> tuple[float, float, float, int]:
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
-        raise SystemExit(f"ingest of {log} failed with exit {process.returncode}")
+        tail = errors.read_text(errors="replace")[-2000:]
+        raise SystemExit(f"ingest of {log} failed with exit {process.returncode}:\n{tail}")
     cpu = usage.ru_utime + usage.ru_stime
     return elapsed, cpu, usage.ru_maxrss / 1024.0, int(output.decode().split()[-1])
 
