@@ -433,7 +433,6 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     ]
     proposals: list[tuple[str, Mention | None, Change | None, Clause]] = []
     fallback: list[tuple[str, Mention, Clause]] = []
-    restated: set[int] = set()
     named_values: list[tuple[str, str, str]] = []  # values linked to a named thing, for the tracker
     for clause in clauses:
         mentions = [
@@ -455,6 +454,7 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         linked = _attach(local_changes, groups, text)
         detail_from = _detail_start(text, clause)
         counted = False
+        restated: set[int] = set()  # indices into this clause's heads (never id(): ids are reused)
         for index, head in enumerate(heads):
             change = linked.get(index)
             valued = change is not None or bool(re.search(r"\d", text[head.start : head.end]))
@@ -469,14 +469,14 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
             if change is not None and parameter and not change.parameter:
                 named_values.append((parameter, change.from_value, change.to_value))
             if change and parameter and _same_as_config(change, parameter, config):
-                restated.add(id(head))
+                restated.add(index)
                 continue  # restates the kept configuration: not a change
             if head.start >= detail_from and heads[0].start < detail_from:
                 continue  # "add a block with 256 filters": the filters are a detail of the block
             if valued or (not counted and clause_verbs):
                 proposals.append((head.term.category, head, change, clause))
                 counted = True
-        fresh = [h for h in heads if id(h) not in restated]
+        fresh = [h for i, h in enumerate(heads) if i not in restated]
         if fresh:
             fallback.append((fresh[0].term.category, fresh[0], clause))
         if not counted and not heads and (local_changes or clause_verbs):
