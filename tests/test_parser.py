@@ -313,7 +313,8 @@ def test_parse_log_descriptions_is_prefix_safe() -> None:
     full = parse_log_descriptions(descriptions, statuses)
     for t in range(len(descriptions)):
         changed_future = descriptions[: t + 1] + ["LR 9.0"] * (len(descriptions) - t - 1)
-        again = parse_log_descriptions(changed_future, ["keep"] * len(descriptions))
+        future_statuses = statuses[: t + 1] + ["keep"] * (len(descriptions) - t - 1)
+        again = parse_log_descriptions(changed_future, future_statuses)
         assert again[t] == full[t]
     assert [p.direction for p in full[2:4]] == ["increase", "decrease"]
 

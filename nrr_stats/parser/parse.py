@@ -257,12 +257,22 @@ def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> di
         before = [index for index, (_, end) in enumerate(spans) if end <= change.key_start]
         after = [index for index, (start, _) in enumerate(spans) if start >= change.position]
         target: int | None = None
+        value_end = change.position + len(change.to_value)
+        counts_next = (
+            bool(after)
+            and not change.explicit_pair
+            and re.fullmatch(r"\s{1,2}", text[value_end : spans[after[0]][0]]) is not None
+        )
         if keyed:
             target = keyed[-1]
         elif (
             before
             and change.key_start == change.position  # "KEY=V" belongs to its own KEY
             and re.fullmatch(r"[^,;\d]{0,30}", text[spans[before[-1]][1] : change.key_start])
+            # "a block with 256 filters": the number counts the noun after it, not the block
+            and not (
+                counts_next and DETAIL_WORD.search(text[spans[before[-1]][1] : change.key_start])
+            )
         ):
             target = before[-1]
         elif after and re.fullmatch(
@@ -282,6 +292,9 @@ def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> di
     for target, change in nearest.items():
         linked.setdefault(target, change)
     return linked
+
+
+DETAIL_WORD = re.compile(r"\b(?:with|using|via|of)\b", re.I)
 
 
 def _bracket_detail(text: str, change: Change, target_start: int) -> bool:
@@ -564,6 +577,15 @@ def _finish(
         words = [w for w in words if len(w) > 1 and w.lower() not in STOP]
         if words and len("".join(words)) >= 3:
             parameter = parameter_name("_".join(words), rules)
+    if (
+        not parameter
+        and change is not None
+        and mention is not None
+        and mention.end <= change.key_start
+        and re.fullmatch(r"[A-Za-z\s\-]{0,30}", text[mention.end : change.key_start])
+    ):
+        # "increase the FC hidden layer size from 256 to 512": the words before the value name it
+        parameter = noun_phrase_before(text, change.key_start, rules)
     numeric_change = change is not None and to_number(change.to_value) is not None
     explicit_key = change is not None and change.key_start != change.position
     if mention is not None and numeric_change and not explicit_key:
@@ -591,6 +613,9 @@ def _finish(
     direction = ""
     if change is not None and change.from_value:
         direction = compare(change.from_value, change.to_value)
+        mixed = (to_number(change.from_value) is None) != (to_number(change.to_value) is None)
+        if direction == "other" and mixed:
+            direction = ""  # "X 0.5 -> Y": a number against a word says nothing; the verb decides
         early = [v for v in plain_verbs if v[0] < change.key_start and v[1] in ("add", "remove")]
         if direction == "replace" and early and early[0][2] not in WEAK_VERBS:
             direction = early[0][1]  # "disable VH->Low rescue": the pair names the thing removed
@@ -633,6 +658,15 @@ def _finish(
         parameter = rules.default_parameters[category]
     if category == "other" and direction == "other":
         parameter, from_value, to_value = "", "", ""
+    known = config.get(parameter) if parameter else None
+    if (
+        known
+        and to_value
+        and not from_value
+        and direction in ("increase", "decrease", "replace")
+        and compare(known, to_value) == direction
+    ):
+        from_value = known  # the text gives only the target: the kept value is where it starts
     stated = (parameter, from_value, to_value)
     if change is not None and parameter and (from_value or to_value) and stated not in settings:
         settings = settings + (stated,)
