@@ -42,6 +42,9 @@ EXPERIMENT_COLUMNS = (
     "ingested_at",
 )
 
+# What a parse of a description sets on its row (`Bank.update_parsed`).
+PARSED_COLUMNS = ("category", "direction", "parameter", "from_value", "to_value", "config_before")
+
 
 def utc_now() -> str:
     """The current time as an ISO-8601 UTC string, the bank's one time format."""
@@ -220,6 +223,20 @@ class Bank:
                 "UPDATE experiments SET outcome = ?, delta = ? WHERE session_id = ? AND ordinal = ?",
                 (outcome, delta, session_id, ordinal),
             )
+
+    def update_parsed(self, session_id: int, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store a new parse of rows (by ordinal): category, direction, parameter, from, to and
+        the kept configuration before each; return how many rows were written."""
+        statement = (
+            "UPDATE experiments SET category = ?, direction = ?, parameter = ?, from_value = ?,"
+            " to_value = ?, config_before = ? WHERE session_id = ? AND ordinal = ?"
+        )
+        for row in rows:
+            self.execute(
+                statement,
+                [row[c] for c in PARSED_COLUMNS] + [session_id, row["ordinal"]],
+            )
+        return len(rows)
 
     def set_tracker_state(self, session_id: int, state: Mapping[str, Any]) -> None:
         """Store what the config tracker knew after the session's last row."""

@@ -20,10 +20,12 @@ SessionOption = typer.Option(
 )
 
 
-def _rules(path: Path | None):
-    from nrr_stats.parser import load_rules
+def _rules(path: Path | None, bank: str | None = None):
+    """`--rules`, else $NRR_RULES, else the rules named in nrr.toml beside the bank; else None."""
+    from nrr_stats.parser.rules import configured_rules_path, load_rules
 
-    return load_rules(path) if path is not None else None
+    chosen = configured_rules_path(path, bank)
+    return load_rules(chosen) if chosen is not None else None
 
 
 @app.command()
@@ -59,7 +61,7 @@ def ingest(
 
     if direction is not None and direction not in ("lower", "higher"):
         raise NrrInputError(f"--direction must be lower or higher, not {direction!r}")
-    parsed_rules = _rules(rules)
+    parsed_rules = _rules(rules, bank)
     with open_bank(bank) as opened:
         summaries = ingest_logs(
             opened, logs, strict=strict, metric=metric, direction=direction, rules=parsed_rules
@@ -115,7 +117,7 @@ def check(
         text,
         bank=bank,
         session=session,
-        rules=_rules(rules),
+        rules=_rules(rules, bank),
         use_population_prior=not no_population_prior,
     )
     print(json.dumps(answer, ensure_ascii=False))
@@ -262,7 +264,7 @@ def similar(
             failures_only=failures_only,
             session_id=session_id,
             cell=cell_key,
-            rules=_rules(rules),
+            rules=_rules(rules, bank),
         ):
             print(json.dumps(row, ensure_ascii=False))
 
