@@ -61,6 +61,11 @@ def is_held_out(
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
+def repository(file_name: str) -> str:
+    """owner__repo of a log file name (sibling logs of one repository share it)."""
+    return "__".join(file_name.removesuffix(".tsv").split("__")[:2])
+
+
 def load_labels(path: Path, all_confidence: bool = False, logs: Path | None = None) -> list[dict]:
     """Label rows of one file (high confidence unless all_confidence), each with its logs folder."""
     with path.open(encoding="utf-8", newline="") as handle:
@@ -245,6 +250,12 @@ def main() -> int:
         results[f"{set_name} held out"] = summary(
             labels, parsed, lambda r, f=in_set: f(r) and dev_held(r)
         )
+    # Sibling logs of one repository (owner__repo__run-a, owner__repo__run-b) share a style: the
+    # held-out logs none of whose siblings could be read are the strictest test.
+    looked_repos = {repository(r["file"]) for r in labels if not dev_held(r)}
+    results["all held out, no sibling looked-at"] = summary(
+        labels, parsed, lambda r: dev_held(r) and repository(r["file"]) not in looked_repos
+    )
     rotation = []
     for seed in range(args.seeds):
         part = summary(labels, parsed, held(seed))

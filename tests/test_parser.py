@@ -119,7 +119,7 @@ def test_seed_descriptions_parse_to_category_and_direction(
         ("raise TOTAL_BATCH_SIZE from 2**16 to 2**17", "batch_size", "increase"),
         ("U-net skip connections: add skip from early layers", "architecture_other", "add"),
         ("stop loss 2% -> 1.5%", "other", "decrease"),
-        ("num_warps 4->8", "other", "increase"),
+        ("num_warps 4->8", "systems", "increase"),  # issue 13: warps are systems words
         ("enable torch.compile", "systems", "add"),
         ("MLP 6x->8x", "model_width", "increase"),
         ("Auto-research iteration", "other", "other"),

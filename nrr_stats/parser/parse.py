@@ -230,6 +230,10 @@ _WORD_CACHE: dict[str, re.Pattern[str]] = {}
 # Words that are verbs of a change only when they open the description ("skip X", "new game: ...").
 CLAUSE_START_VERBS = frozenset(
     {"skip", "cut", "trim", "narrow", "boost", "bump", "grow", "new", "require"}
+    # verbs of building something, in logs of software and systems work ("Recognize cones ...")
+    | {"recognize", "recognise", "bind", "cache", "dedupe", "deduplicate", "deduplicated", "reuse"}
+    | {"memoize", "precompute", "precomputed", "implement", "implemented", "support", "detect"}
+    | {"standardise", "standardize", "standardised", "standardized"}
 )
 
 
@@ -582,7 +586,7 @@ def _finish(
         and change is not None
         and mention is not None
         and mention.end <= change.key_start
-        and re.fullmatch(r"[A-Za-z\s\-]{0,30}", text[mention.end : change.key_start])
+        and re.fullmatch(r"[A-Za-z\s\-=:]{0,30}", text[mention.end : change.key_start])
     ):
         # "increase the FC hidden layer size from 256 to 512": the words before the value name it
         parameter = noun_phrase_before(text, change.key_start, rules)
