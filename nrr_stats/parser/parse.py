@@ -123,6 +123,8 @@ def _find_mentions(text: str, rules: Rules) -> list[Mention]:
         if term.probe and term.probe not in norm:
             continue
         for match in term.regex.finditer(norm):
+            if term.is_pattern and _starts_a_value(norm, match.start()):
+                continue  # "depth=10 dim=256": "10 dim" is DEPTH's value and the next key
             if match.end() > match.start():
                 user_first = 0 if term.category in rules.user_categories else 1
                 found.append((match.start(), match.end(), user_first, term))
@@ -133,6 +135,11 @@ def _find_mentions(text: str, rules: Rules) -> list[Mention]:
             taken.append(Mention(start, end, term))
     taken.sort(key=lambda m: m.start)
     return taken
+
+
+def _starts_a_value(norm: str, start: int) -> bool:
+    """True when a match opens with the number assigned by a KEY=V or KEY: V before it."""
+    return norm[start : start + 1].isdigit() and re.search(r"[=:]\s*$", norm[:start]) is not None
 
 
 def _clauses(text: str) -> list[Clause]:
