@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from nrr_stats.parser.rules import Rules
 from nrr_stats.parser.values import to_number
 
-NUM = r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?:(?:\^|\*\*)\d+)?(?:[kmbgKMBG](?![a-zA-Z]))?(?:x(?![a-zA-Z]))?%?(?:-way)?"
+NUM = r"[-+]?(?:\d+(?:[x×]\d+)+(?![\w.])|\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?:(?:\^|\*\*)\d+)?(?:[kmbgKMBG](?![a-zA-Z]))?(?:x(?![a-zA-Z]))?%?(?:-way)?"
 
 
 TUPLE = r"\((?:[^()]{1,60})\)"
@@ -65,6 +65,10 @@ ASSIGN = re.compile(
 
 
 TO_VALUE = re.compile(rf"\b(?:to|at|of|=)\s+(?P<val>{NUM})(?![\w.])", re.I)
+
+
+# "LR x0.5", "width ×2": a multiplier written before its factor
+MULTIPLIER = re.compile(r"(?<![\w.])(?P<val>[x×]\d+(?:\.\d+)?)(?![\w.])")
 
 
 BARE_NUM = re.compile(rf"(?<![\w.^/<>])(?<![<>]=)(?P<val>{NUM}(?:/{NUM})*)(?![\w.^/])")
@@ -221,6 +225,10 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
             changes.append(
                 Change(key, "", match.group("val"), match.start("val"), False, strength=1)
             )
+    for match in MULTIPLIER.finditer(text):
+        if free(match.start(), match.end()):
+            used.append((match.start(), match.end()))
+            changes.append(Change("", "", match.group("val"), match.start(), False))
     for match in BARE_NUM.finditer(text):
         if free(match.start(), match.end()):
             used.append((match.start(), match.end()))

@@ -453,7 +453,8 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     verbs_all = [
         v
         for v in _direction_words(text, rules)
-        if not any(s <= v[0] < e and e - s > len(v[2]) for s, e in spans)
+        if v[1] in ("increase", "decrease")  # "fewer layers": a comparative still says which way
+        or not any(s <= v[0] < e and e - s > len(v[2]) for s, e in spans)
     ]
     proposals: list[tuple[str, Mention | None, Change | None, Clause]] = []
     fallback: list[tuple[str, Mention, Clause]] = []
