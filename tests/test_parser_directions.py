@@ -119,3 +119,14 @@ def test_verbs_of_building_lead_an_add_and_other_domains_stay_other() -> None:
     # not leading, the same word is not a verb of the change
     assert parse_description("LRU cache hit rate dashboard").direction != "add"
     assert parse_description("tighten stop loss to 2%").category == "other"
+
+
+def test_each_part_of_a_multiple_change_is_parsed() -> None:
+    parsed = parse_description("double width, halve LR to keep it stable")
+    assert parsed.category == "multiple"
+    assert [(p.category, p.direction) for p in parsed.parts] == [
+        ("model_width", "increase"),
+        ("learning_rate", "decrease"),
+    ]
+    assert parsed.as_dict()["parts"][1]["parameter"] == "LEARNING_RATE"
+    assert "parts" not in parse_description("halve LR").as_dict()

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from nrr_stats.parser.changes import (
     ARROW_PAIR,
@@ -63,6 +64,8 @@ class ParsedChange:
     ambiguous: bool = field(default=False, compare=False, repr=False)
     # The text uses words of another domain (trades, chess moves, games).
     foreign: bool = field(default=False, compare=False, repr=False)
+    # A `multiple` change: the parse of each change it names, in the order written.
+    parts: tuple[ParsedChange, ...] = field(default=(), compare=False, repr=False)
 
     def bank_fields(self) -> dict[str, str]:
         """The change as the bank's experiment columns store it."""
@@ -74,15 +77,19 @@ class ParsedChange:
             "to_value": self.to_value,
         }
 
-    def as_dict(self) -> dict[str, str]:
-        """The JSON form: keys category, direction, parameter, from, to."""
-        return {
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form: keys category, direction, parameter, from, to (and, for a `multiple`
+        change, parts: the same keys for each change it names)."""
+        out: dict[str, Any] = {
             "category": self.category,
             "direction": self.direction,
             "parameter": self.parameter,
             "from": self.from_value,
             "to": self.to_value,
         }
+        if self.parts:
+            out["parts"] = [part.as_dict() for part in self.parts]
+        return out
 
 
 OTHER = ParsedChange("other", "other", "", "", "")
@@ -513,7 +520,11 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     settings += tuple(v for v in named_values if v not in settings)
     named = [p for p in proposals if p[0] != "other"]
     if len({p[0] for p in named}) >= 2:
-        return ParsedChange("multiple", "other", "", "", "", settings)
+        parts = tuple(
+            _finish(cat, m, c, cl, clauses, text, rules, config, verbs_all, settings)
+            for cat, m, c, cl in named
+        )
+        return ParsedChange("multiple", "other", "", "", "", settings, parts=parts)
     change: Change | None
     named_fallback = [f for f in fallback if f[0] != "other"]
     if named:
