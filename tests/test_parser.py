@@ -109,7 +109,7 @@ def test_seed_descriptions_parse_to_category_and_direction(
         ("increase _DELTA_WEIGHT from 1.0 to 3.0", "other", "increase"),
         ("阶段 2 切块数 48→24", "other", "decrease"),
         ("revert LR to 0.04", "other", "other"),
-        ("recapture extension at depth>=3", "other", "other"),
+        ("recapture extension at depth>=3", "other", "add"),  # a named technique proposes adding it
         ("enable cooldown 2 bars", "other", "add"),
         ("raise freshness_weight 0.30->0.38 (reward newer articles)", "other", "increase"),
         ("Add a fourth convolutional block with 256 filters", "model_depth", "increase"),

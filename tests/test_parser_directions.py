@@ -116,9 +116,11 @@ def test_verbs_of_building_lead_an_add_and_other_domains_stay_other() -> None:
     parsed = parse_description("Recognize simple vertical cones and regenerate their height")
     assert (parsed.category, parsed.direction) == ("other", "add")
     assert parse_description("Deduplicated canonical successors in BFS").direction == "add"
-    # not leading, the same word is not a verb of the change
-    assert parse_description("LRU cache hit rate dashboard").direction != "add"
     assert parse_description("tighten stop loss to 2%").category == "other"
+    # a technique of several words named alone proposes adding it; labels and re-runs do not
+    assert parse_description("scratch buffer reuse in count_into_bins").direction == "add"
+    for text in ("H8: phase diagram", "Auto-research iteration", "confirm run with seed 3"):
+        assert parse_description(text).direction == "other"
 
 
 def test_each_part_of_a_multiple_change_is_parsed() -> None:

@@ -538,10 +538,28 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         category, mention, clause = fallback[0]
         change = None
     else:
-        return ParsedChange("other", "other", "", "", "", settings)
+        direction = "add" if _names_a_new_thing(text) else "other"
+        return ParsedChange("other", direction, "", "", "", settings)
     return _finish(
         category, mention, change, clause, clauses, text, rules, config, verbs_all, settings
     )
+
+
+# Words of a row that re-checks what is there rather than proposing something new.
+NOT_NEW = re.compile(
+    r"\b(?:seeds?|confirm\w*|verif\w*|iterations?|reproduc\w*|re-?runs?|diagnostics?|sanity|"
+    r"repeat\w*|retry|retries|noise|variance|checks?|current|best)\b",
+    re.I,
+)
+
+
+def _names_a_new_thing(text: str) -> bool:
+    """True when a description with no verb, value or category names something of several
+    words ("crash regime filter", "scratch buffer reuse"): in a log, naming a technique proposes
+    adding it. Short labels ("H8: phase diagram") and re-runs stay `other`."""
+    if NOT_NEW.search(text) or SWEEP.search(text):
+        return False
+    return len(re.findall(r"[A-Za-z][A-Za-z'\-]+", text)) >= 3
 
 
 CONTEXT_BEFORE = re.compile(r"\b(?:at|during|when|under|whenever)\s+(?:the\s+)?$", re.I)
@@ -671,6 +689,8 @@ def _finish(
             direction = (
                 "add"  # a technique named with no verb or value: "SmearGate", "weight tying"
             )
+        elif category == "other" and change is None and _names_a_new_thing(text):
+            direction = "add"  # "depth-3 negamax search at eval"
         else:
             direction = "other"  # "depth" alone says nothing about which way
     if category in rules.quantities and direction in ("add", "remove"):
