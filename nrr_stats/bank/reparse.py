@@ -17,6 +17,7 @@ from typing import Any
 from nrr_stats.bank.store import PARSED_COLUMNS, Bank
 from nrr_stats.ingest.status import map_status
 from nrr_stats.parser import ConfigTracker, Rules, load_rules
+from nrr_stats.parser.tracker import Fallback
 
 
 @dataclass
@@ -52,11 +53,11 @@ def _kept(row: dict[str, Any]) -> bool:
 
 
 def reparse_session(
-    rows: list[dict[str, Any]], rules: Rules
+    rows: list[dict[str, Any]], rules: Rules, fallback: Fallback | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows of one session (in ordinal order) whose parse differs under `rules`, with their
     new fields, and the tracker's state after the last row."""
-    tracker = ConfigTracker(rules)
+    tracker = ConfigTracker(rules, fallback)
     changed = []
     for row in rows:
         config_before = json.dumps(tracker.current, sort_keys=True, ensure_ascii=False)
@@ -69,16 +70,25 @@ def reparse_session(
 
 
 def reparse_bank(
-    bank: Bank, rules: Rules | None = None, *, dry_run: bool = False
+    bank: Bank,
+    rules: Rules | None = None,
+    *,
+    dry_run: bool = False,
+    fallback: Fallback | None = None,
+    session_ids: set[int] | None = None,
 ) -> ReparseSummary:
-    """Parse every stored description again with `rules` and store the rows that changed."""
+    """Parse every stored description again with `rules` (and `fallback`, the model parser, for
+    what the rules leave at `other`) and store the rows that changed; only `session_ids` when
+    given."""
     rules = rules or load_rules()
     summary = ReparseSummary()
     touched: list[int] = []
     with bank.transaction():
         for session in bank.sessions():
+            if session_ids is not None and int(session["id"]) not in session_ids:
+                continue
             rows = bank.experiments(session["id"])
-            changed, state = reparse_session(rows, rules)
+            changed, state = reparse_session(rows, rules, fallback)
             summary.sessions += 1
             summary.rows += len(rows)
             if changed:
@@ -108,3 +118,38 @@ def _sync_features(bank: Bank, session_ids: list[int]) -> None:
             f"nrr: warning: similarity store not updated ({error.strerror}); the next check rebuilds it",
             file=sys.stderr,
         )
+
+
+def reparse_with_model(
+    bank: Bank,
+    rules: Rules,
+    parser: Any,
+    *,
+    session_ids: set[int] | None = None,
+    dry_run: bool = False,
+) -> ReparseSummary:
+    """Reparse with the model parser (`nrr_stats.parser.llm.ModelParser`) behind the rules.
+
+    The model is asked outside any transaction (a bank is never held locked while the network
+    answers), once per description the rules leave at `other` and the bank has not cached;
+    then the rows are reparsed from the cache and the new answers stored with them.
+    """
+    parser.cache.update(bank.cached_parses())
+    for session in bank.sessions():
+        if session_ids is not None and int(session["id"]) not in session_ids:
+            continue
+        tracker = ConfigTracker(rules)
+        for row in bank.experiments(session["id"]):
+            text = row["description"] or ""
+            parsed = tracker.parse(text)
+            if parsed.category == "other" and text.strip():
+                parser.ask(text)
+            tracker.observe(parsed, kept=_kept(row))
+    summary = reparse_bank(
+        bank, rules, dry_run=dry_run, fallback=parser.fallback, session_ids=session_ids
+    )
+    if parser.fresh and not dry_run:
+        with bank.transaction():
+            bank.store_parses(parser.fresh)
+        parser.fresh.clear()
+    return summary

@@ -238,6 +238,20 @@ class Bank:
             )
         return len(rows)
 
+    def cached_parses(self) -> dict[str, dict[str, str]]:
+        """The model parser's cached answers, by description key (`nrr_stats.parser.llm`)."""
+        rows = self.query("SELECT key, value FROM meta WHERE key LIKE 'parse:%'")
+        return {row["key"][len("parse:") :]: json.loads(row["value"]) for row in rows}
+
+    def store_parses(self, answers: Mapping[str, Mapping[str, str]]) -> None:
+        """Cache model parser answers (an empty answer records that the model gave none)."""
+        for key, fields in answers.items():
+            self.execute("DELETE FROM meta WHERE key = ?", (f"parse:{key}",))
+            self.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                (f"parse:{key}", json.dumps(dict(fields), sort_keys=True, ensure_ascii=False)),
+            )
+
     def set_tracker_state(self, session_id: int, state: Mapping[str, Any]) -> None:
         """Store what the config tracker knew after the session's last row."""
         self.execute(

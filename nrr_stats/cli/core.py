@@ -52,6 +52,9 @@ def ingest(
         None, "--direction", help="lower or higher: which way the metric improves."
     ),
     rules: Path = RulesOption,
+    llm_parse: bool = typer.Option(
+        False, "--llm-parse", help="Ask an Anthropic model about what the rules leave at other."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON lines."),
 ) -> None:
     """Store results logs in the bank (idempotent; one transaction for all files)."""
@@ -62,10 +65,22 @@ def ingest(
     if direction is not None and direction not in ("lower", "higher"):
         raise NrrInputError(f"--direction must be lower or higher, not {direction!r}")
     parsed_rules = _rules(rules, bank)
+    model = None
+    if llm_parse:  # before anything is written: without a key, one line and exit 3
+        from nrr_stats.cli.parse import model_parser
+        from nrr_stats.parser import load_rules
+
+        parsed_rules = parsed_rules or load_rules()
+        model = model_parser(parsed_rules)
     with open_bank(bank) as opened:
         summaries = ingest_logs(
             opened, logs, strict=strict, metric=metric, direction=direction, rules=parsed_rules
         )
+        if model is not None:
+            from nrr_stats.bank.reparse import reparse_with_model
+
+            ingested = {summary.session_id for summary in summaries}
+            reparse_with_model(opened, parsed_rules, model, session_ids=ingested)
     for summary in summaries:
         for line, reason in summary.bad_rows:
             print(f"nrr: {summary.path}:{line}: skipped: {reason}", file=sys.stderr)
