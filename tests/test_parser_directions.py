@@ -132,3 +132,9 @@ def test_each_part_of_a_multiple_change_is_parsed() -> None:
     ]
     assert parsed.as_dict()["parts"][1]["parameter"] == "LEARNING_RATE"
     assert "parts" not in parse_description("halve LR").as_dict()
+
+
+def test_a_step_is_not_the_new_value_and_no_help_is_a_result() -> None:
+    parsed = parse_description("Increased atr_rising_lookback by 1 from 3 to 4")
+    assert (parsed.direction, parsed.from_value, parsed.to_value) == ("increase", "3", "4")
+    assert parse_description("cudnn benchmark (no help + more VRAM)").direction == "add"

@@ -234,6 +234,13 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
             used.append((match.start(), match.end()))
             key = identifier_before(text, match.start())
             changes.append(Change(key, "", match.group("val"), match.start(), False))
+    if any(c.explicit_pair for c in changes):
+        # "increased X by 1 from 3 to 4": the step is not a value of X
+        changes = [
+            c
+            for c in changes
+            if c.explicit_pair or not re.search(r"\bby\s+$", text[: c.position], re.I)
+        ]
     changes.sort(key=lambda c: c.position)
     return changes
 

@@ -286,7 +286,12 @@ def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> di
         elif (
             before
             and change.key_start == change.position  # "KEY=V" belongs to its own KEY
-            and re.fullmatch(r"[^,;\d]{0,30}", text[spans[before[-1]][1] : change.key_start])
+            and re.fullmatch(
+                r"[^,;\d]{0,30}",
+                STEP.sub(
+                    " ", text[spans[before[-1]][1] : change.key_start]
+                ),  # "X by 1 from 3 to 4"
+            )
             # "a block with 256 filters": the number counts the noun after it, not the block
             and not (
                 counts_next and DETAIL_WORD.search(text[spans[before[-1]][1] : change.key_start])
@@ -312,6 +317,7 @@ def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> di
     return linked
 
 
+STEP = re.compile(r"\bby\s+[\d.]+[x%]?(?=\s)", re.I)
 DETAIL_WORD = re.compile(r"\b(?:with|using|via|of)\b", re.I)
 
 
