@@ -138,3 +138,8 @@ def test_a_step_is_not_the_new_value_and_no_help_is_a_result() -> None:
     parsed = parse_description("Increased atr_rising_lookback by 1 from 3 to 4")
     assert (parsed.direction, parsed.from_value, parsed.to_value) == ("increase", "3", "4")
     assert parse_description("cudnn benchmark (no help + more VRAM)").direction == "add"
+
+
+def test_a_bare_count_of_nothing_named_does_not_hide_the_change() -> None:
+    parsed = parse_description("all global attention, 1373 steps")
+    assert (parsed.category, parsed.direction) == ("attention", "replace")

@@ -535,7 +535,7 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     named_fallback = [f for f in fallback if f[0] != "other"]
     if named:
         category, mention, change, clause = named[0]
-    elif named_fallback and all(p[1] is None and p[2] is None for p in proposals):
+    elif named_fallback and all(p[1] is None and _bare(p[2]) for p in proposals):
         category, mention, clause = named_fallback[0]
         change = None
     elif proposals:
@@ -566,6 +566,11 @@ def _names_a_new_thing(text: str) -> bool:
     if NOT_NEW.search(text) or SWEEP.search(text):
         return False
     return len(re.findall(r"[A-Za-z][A-Za-z'\-]+", text)) >= 3
+
+
+def _bare(change: Change | None) -> bool:
+    """No value, or a bare number of nothing named ("..., 1373 steps"): context, not a change."""
+    return change is None or (change.strength == 0 and not change.parameter)
 
 
 CONTEXT_BEFORE = re.compile(r"\b(?:at|during|when|under|whenever)\s+(?:the\s+)?$", re.I)
