@@ -82,6 +82,8 @@ def ingest(
             ingested = {summary.session_id for summary in summaries}
             reparse_with_model(opened, parsed_rules, model, session_ids=ingested)
     for summary in summaries:
+        for repair in summary.repairs:
+            print(f"nrr: {summary.path}: warning: {repair}", file=sys.stderr)
         for line, reason in summary.bad_rows:
             print(f"nrr: {summary.path}:{line}: skipped: {reason}", file=sys.stderr)
     if as_json:
