@@ -233,7 +233,7 @@ def check_proposal(
     if not proposal_text or not proposal_text.strip():
         raise NrrInputError("the proposal is empty")
     owns_bank = not isinstance(bank, Bank)
-    opened = open_bank(bank) if owns_bank else bank
+    opened = open_bank(bank, create=False) if owns_bank else bank
     try:
         return _check(
             opened, proposal_text, session, rules, decision_rule, record, use_population_prior

@@ -101,24 +101,42 @@ def check(
     proposal_file: Path = typer.Option(
         None, "--proposal-file", "-f", help="Read the proposal from a file (- for stdin)."
     ),
+    description: str = typer.Option(
+        None,
+        "--description",
+        help="The change in words, replacing the proposal's own description lines (NRR's flag).",
+    ),
     bank: str = BankOption,
     session: str = SessionOption,
     rules: Path = RulesOption,
     no_population_prior: bool = NoPriorOption,
+    brief: bool = typer.Option(
+        False, "--brief", help="A few lines under 1 KB for an LLM's context instead of JSON."
+    ),
 ) -> None:
-    """Answer a proposal with one JSON object; exit 0 proceed, 1 caution, 2 avoid, 3 input error."""
-    from nrr_stats.check import check_proposal
-    from nrr_stats.decide import VERDICT_EXIT_CODES
+    """Answer a proposal with one JSON object; exit 0 proceed, 1 caution, 2 avoid, 3 input error.
 
-    text = _read_proposal_text(proposal, proposal_file)
-    answer = check_proposal(
-        text,
-        bank=bank,
-        session=session,
-        rules=_rules(rules),
-        use_population_prior=not no_population_prior,
-    )
-    print(json.dumps(answer, ensure_ascii=False))
+    The proposal is a description, KEY = value lines and/or a unified diff (any context width:
+    only its +/- lines are read). Several changed values: the answer is for the riskiest, and
+    `changes_checked` lists them all. The bank must exist (`nrr ingest results.tsv` makes it).
+
+    Example: git diff | nrr check - ; nrr check --proposal-file proposal.txt --brief
+    """
+    from nrr_stats.decide import VERDICT_EXIT_CODES
+    from nrr_stats.loop import EMPTY_BANK_NOTE, LoopChecker
+    from nrr_stats.loop import brief as brief_text
+
+    if description is not None and proposal is None and proposal_file is None:
+        text = ""
+    else:
+        text = _read_proposal_text(proposal, proposal_file)
+    with LoopChecker(
+        bank, rules=_rules(rules), use_population_prior=not no_population_prior
+    ) as checker:
+        answer = checker.check(text, session=session, description=description)
+    if answer["empty_bank"]:
+        print(f"nrr: warning: {EMPTY_BANK_NOTE}", file=sys.stderr)
+    print(brief_text(answer) if brief else json.dumps(answer, ensure_ascii=False))
     raise typer.Exit(VERDICT_EXIT_CODES[answer["verdict"]])
 
 
