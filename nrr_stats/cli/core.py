@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from nrr_stats.cli.app import BankOption, app
+from nrr_stats.cli.app import BankOption, FormatOption, JsonOption, app, output_format
 from nrr_stats.errors import NrrInputError
 
 RulesOption = typer.Option(None, "--rules", help="A TOML rules file adding categories and words.")
@@ -16,7 +16,9 @@ NoPriorOption = typer.Option(
     False, "--no-population-prior", help="Without a fit of the bank's own, use the conjugate form."
 )
 SessionOption = typer.Option(
-    None, "--session", help="Session id or log name; default the most recent."
+    None,
+    "--session",
+    help="Session id, name or log path (`nrr sessions` lists them); default the most recent.",
 )
 
 
@@ -50,9 +52,17 @@ def ingest(
         None, "--direction", help="lower or higher: which way the metric improves."
     ),
     rules: Path = RulesOption,
+    session_name: str = typer.Option(
+        None,
+        "--session-name",
+        help="Name this log's session (one log): two loops' results.tsv stay apart by name.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON lines."),
 ) -> None:
-    """Store results logs in the bank (idempotent; one transaction for all files)."""
+    """Store results logs in the bank (idempotent; one transaction for all files).
+
+    Example: nrr ingest results.tsv --session-name lr-sweep
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.bank.ingest import ingest_logs
     from nrr_stats.report.tables import ingest_table, print_table
@@ -62,7 +72,13 @@ def ingest(
     parsed_rules = _rules(rules)
     with open_bank(bank) as opened:
         summaries = ingest_logs(
-            opened, logs, strict=strict, metric=metric, direction=direction, rules=parsed_rules
+            opened,
+            logs,
+            strict=strict,
+            metric=metric,
+            direction=direction,
+            rules=parsed_rules,
+            session_name=session_name,
         )
     for summary in summaries:
         for line, reason in summary.bad_rows:
@@ -157,24 +173,30 @@ def _cells(bank: str | None, session: str | None, no_population_prior: bool):
     return cells, posterior
 
 
+WideOption = typer.Option(False, "--wide", help="Also the weighted count and the level used.")
+
+
 @app.command()
 def patterns(
     bank: str = BankOption,
     session: str = SessionOption,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+    fmt: str = FormatOption,
+    as_json: bool = JsonOption,
+    wide: bool = WideOption,
     no_population_prior: bool = NoPriorOption,
     show_all: bool = typer.Option(False, "--all", help="Also the prior's cells with no data here."),
 ) -> None:
-    """Per cell: count, weighted count, posterior mean, 90% interval, P(rate < base rate)."""
-    from nrr_stats.report.tables import cell_table, print_table
+    """Per cell: count, keeps, posterior mean, 90% interval, P(rate < base rate).
 
+    Example: nrr patterns --session results.tsv --format csv
+    """
+    from nrr_stats.report.listing import emit
+    from nrr_stats.report.tables import cell_table
+
+    chosen = output_format(fmt, as_json)
     cells, _ = _cells(bank, session, no_population_prior)
     cells = cells if show_all else [cell for cell in cells if cell.n > 0]
-    if as_json:
-        for cell in cells:
-            print(json.dumps(cell.to_dict()))
-    else:
-        print_table(cell_table(cells))
+    emit([cell.to_dict() for cell in cells], chosen, table=lambda: cell_table(cells, wide=wide))
 
 
 @app.command()
@@ -185,20 +207,27 @@ def suggest(
     min_experiments: int = typer.Option(
         0, "--min-experiments", min=0, help="Only cells with this many runs."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+    fmt: str = FormatOption,
+    as_json: bool = JsonOption,
+    wide: bool = WideOption,
     no_population_prior: bool = NoPriorOption,
 ) -> None:
-    """The kinds of change most likely to be kept next, with intervals and counts."""
-    from nrr_stats.report.tables import cell_table, print_table
+    """The kinds of change most likely to be kept next, with intervals and counts.
+
+    Example: nrr suggest -n 3 --min-experiments 2
+    """
+    from nrr_stats.report.listing import emit
+    from nrr_stats.report.tables import cell_table
     from nrr_stats.suggest import suggest_cells
 
+    chosen = output_format(fmt, as_json)
     cells, _ = _cells(bank, session, no_population_prior)
     best = suggest_cells(cells, count, min_experiments)
-    if as_json:
-        for cell in best:
-            print(json.dumps(cell.to_dict()))
-    else:
-        print_table(cell_table(best, title="Most promising cells"))
+    emit(
+        [cell.to_dict() for cell in best],
+        chosen,
+        table=lambda: cell_table(best, title="Most promising cells", wide=wide),
+    )
 
 
 @app.command()
@@ -264,16 +293,22 @@ def similar(
         None, "--cell", help="Only this cell's rows, as CATEGORY/DIRECTION (TAXONOMY.md)."
     ),
     rules: Path = RulesOption,
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (default), json, table, csv or tsv."),
 ) -> None:
-    """The past experiments most like a description (cosine similarity), as JSON lines."""
+    """The past experiments most like a description (cosine similarity), as JSON lines.
+
+    Example: nrr similar "increase LR" --cell learning_rate/increase --format table
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.check import pick_session
+    from nrr_stats.report.listing import check_format, emit
     from nrr_stats.similarity.search import similar_experiments_in_bank
 
+    check_format(fmt)
     cell_key = _cell_option(cell) if cell is not None else None
     with open_bank(bank, create=False) as opened:
         session_id = pick_session(opened, session)["id"] if session is not None else None
-        for row in similar_experiments_in_bank(
+        rows = similar_experiments_in_bank(
             opened,
             description,
             count,
@@ -281,8 +316,13 @@ def similar(
             session_id=session_id,
             cell=cell_key,
             rules=_rules(rules),
-        ):
-            print(json.dumps(row, ensure_ascii=False))
+        )
+    emit(
+        rows,
+        fmt,
+        columns=["id", "similarity", "status", "category", "direction", "description"],
+        title="Most similar experiments",
+    )
 
 
 def _cell_option(text: str) -> tuple[str, str]:
@@ -297,3 +337,23 @@ def _cell_option(text: str) -> tuple[str, str]:
             f" (e.g. learning_rate/increase)"
         )
     return category, direction
+
+
+@app.command()
+def sessions(
+    bank: str = BankOption,
+    fmt: str = FormatOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The bank's sessions: id, name, log path, rows, keep rate with its 90% interval, last update.
+
+    Example: nrr sessions --format csv > sessions.csv
+    """
+    from nrr_stats.bank import open_bank
+    from nrr_stats.report.listing import emit
+    from nrr_stats.report.tables import session_table
+    from nrr_stats.sessions import list_sessions
+
+    with open_bank(bank, create=False) as opened:
+        rows = list_sessions(opened)
+    emit(rows, output_format(fmt, as_json), table=lambda: session_table(rows))
