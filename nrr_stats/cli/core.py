@@ -357,3 +357,24 @@ def sessions(
     with open_bank(bank, create=False) as opened:
         rows = list_sessions(opened)
     emit(rows, output_format(fmt, as_json), table=lambda: session_table(rows))
+
+
+@app.command()
+def doctor(
+    bank: str = BankOption,
+    fmt: str = FormatOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Where the bank, the population prior, the fit and the caches are, and whether each is
+    usable; exit 1 when something needed is not.
+
+    Example: nrr doctor --bank .nrr/bank.db
+    """
+    from nrr_stats.doctor import diagnose
+    from nrr_stats.report.listing import emit
+
+    chosen = output_format(fmt, as_json)
+    items = diagnose(bank)
+    emit(items, chosen, columns=["item", "status", "where", "detail"], title="nrr doctor")
+    if any(item["status"] == "problem" for item in items):
+        raise typer.Exit(1)

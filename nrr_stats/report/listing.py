@@ -71,7 +71,7 @@ def simple_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], titl
     table = Table(title=title, title_justify="left")
     for name in columns:
         numeric = bool(rows) and isinstance(rows[0].get(name), int | float)
-        table.add_column(name, justify="right" if numeric else "left")
+        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
     for row in rows:
         table.add_row(*(_shown(row.get(name)) for name in columns))
     return table
