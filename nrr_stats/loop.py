@@ -123,6 +123,14 @@ class LoopChecker:
         answer["empty_bank"] = not answer["bank"]["experiments"]
         if answer["empty_bank"]:
             answer["reason"] += f"; {EMPTY_BANK_NOTE}"
+        answer["recommended_alternative"] = next(
+            (
+                r.get("recommended_alternative")
+                for r in answer["nk_records"]
+                if r.get("recommended_alternative")
+            ),
+            None,
+        )
         add_nrr_fields(answer, proposal, self.bank)
         if record:
             from nrr_stats.check import pick_session
@@ -146,6 +154,24 @@ def check(
     """One check (see `LoopChecker.check`); a loop keeps a `LoopChecker` open instead."""
     with LoopChecker(bank, **options) as checker:
         return checker.check(proposal_text, session=session, description=description, record=record)
+
+
+def bank_cells(
+    bank: Bank, session: str | int | None = None, *, use_population_prior: bool = True
+) -> tuple[list[Any], Any]:
+    """The bank's cells against the chosen session, from the posterior that answers checks
+    (what `nrr patterns`, `nrr suggest`, the report and the MCP server list)."""
+    from nrr_stats.check import answering_posterior, bank_reading, pick_session
+    from nrr_stats.models.posterior import cell_table
+
+    session_row = pick_session(bank, session)
+    posterior = answering_posterior(bank, use_population_prior=use_population_prior)
+    cells = cell_table(
+        posterior,
+        bank_reading(bank).evidence,
+        session=session_row["session_key"] if session_row else None,
+    )
+    return cells, posterior
 
 
 def _with_description(text: str, description: str | None) -> str:

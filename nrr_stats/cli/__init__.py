@@ -19,6 +19,7 @@ from nrr_stats.cli import (
     backtest,  # noqa: F401, E402
     core,  # noqa: F401, E402
     curate,  # noqa: F401, E402
+    loop,  # noqa: F401, E402
     models,  # noqa: F401, E402
     parse,  # noqa: F401, E402
 )

@@ -58,10 +58,15 @@ def ingest(
         help="Name this log's session (one log): two loops' results.tsv stay apart by name.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON lines."),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        help="Keep following the log: ingest each appended row within a second (Ctrl-C stops).",
+    ),
 ) -> None:
     """Store results logs in the bank (idempotent; one transaction for all files).
 
-    Example: nrr ingest results.tsv --session-name lr-sweep
+    Example: nrr ingest results.tsv --session-name lr-sweep ; nrr ingest --follow results.tsv
     """
     from nrr_stats.bank import open_bank
     from nrr_stats.bank.ingest import ingest_logs
@@ -70,6 +75,21 @@ def ingest(
     if direction is not None and direction not in ("lower", "higher"):
         raise NrrInputError(f"--direction must be lower or higher, not {direction!r}")
     parsed_rules = _rules(rules)
+    if follow:
+        from nrr_stats.follow import follow_forever
+
+        if len(logs) != 1:
+            raise NrrInputError("--follow follows one log")
+        with open_bank(bank) as opened:
+            follow_forever(
+                opened,
+                logs[0],
+                metric=metric,
+                direction=direction,
+                rules=parsed_rules,
+                session_name=session_name,
+            )
+        return
     with open_bank(bank) as opened:
         summaries = ingest_logs(
             opened,
@@ -159,18 +179,10 @@ def check(
 def _cells(bank: str | None, session: str | None, no_population_prior: bool):
     """The bank's cells against the chosen session, from the posterior that answers checks."""
     from nrr_stats.bank import open_bank
-    from nrr_stats.check import answering_posterior, bank_reading, pick_session
-    from nrr_stats.models.posterior import cell_table
+    from nrr_stats.loop import bank_cells
 
     with open_bank(bank, create=False) as opened:
-        session_row = pick_session(opened, session)
-        posterior = answering_posterior(opened, use_population_prior=not no_population_prior)
-        cells = cell_table(
-            posterior,
-            bank_reading(opened).evidence,
-            session=session_row["session_key"] if session_row else None,
-        )
-    return cells, posterior
+        return bank_cells(opened, session, use_population_prior=not no_population_prior)
 
 
 WideOption = typer.Option(False, "--wide", help="Also the weighted count and the level used.")
