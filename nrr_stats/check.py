@@ -461,7 +461,7 @@ def applicable_nk_records(
 ) -> list[dict]:
     """The curated NK records on this route, with their adoption history."""
     try:
-        from nrr_stats.curator import applicable_records
+        from nrr_stats.curator.store import applicable_records
     except ImportError:
         return []
     return applicable_records(

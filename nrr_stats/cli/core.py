@@ -110,27 +110,6 @@ def ingest(
         print_table(ingest_table(summaries))
 
 
-def _read_proposal_text(proposal: str | None, proposal_file: Path | None) -> str:
-    """The proposal from an argument, a file, or stdin (`-`, or piped with no argument)."""
-    if proposal is not None and proposal_file is not None:
-        raise NrrInputError("give the proposal as an argument or with --proposal-file, not both")
-    if proposal_file is not None and str(proposal_file) != "-":
-        try:
-            return proposal_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise NrrInputError(
-                f"cannot read the proposal: {reason}", path=str(proposal_file)
-            ) from None
-    if proposal is not None and proposal != "-":
-        return proposal
-    if proposal is None and proposal_file is None and sys.stdin.isatty():
-        raise NrrInputError(
-            "no proposal: give it as an argument, with --proposal-file F, or on stdin with -"
-        )
-    return sys.stdin.read()
-
-
 @app.command()
 def check(
     proposal: str = typer.Argument(None, help="The proposal text, or - for stdin."),
@@ -158,22 +137,20 @@ def check(
 
     Example: git diff | nrr check - ; nrr check --proposal-file proposal.txt --brief
     """
-    from nrr_stats.decide import VERDICT_EXIT_CODES
-    from nrr_stats.loop import EMPTY_BANK_NOTE, LoopChecker
-    from nrr_stats.loop import brief as brief_text
+    from nrr_stats.cli.check_command import run_check
 
-    if description is not None and proposal is None and proposal_file is None:
-        text = ""
-    else:
-        text = _read_proposal_text(proposal, proposal_file)
-    with LoopChecker(
-        bank, rules=_rules(rules), use_population_prior=not no_population_prior
-    ) as checker:
-        answer = checker.check(text, session=session, description=description)
-    if answer["empty_bank"]:
-        print(f"nrr: warning: {EMPTY_BANK_NOTE}", file=sys.stderr)
-    print(brief_text(answer) if brief else json.dumps(answer, ensure_ascii=False))
-    raise typer.Exit(VERDICT_EXIT_CODES[answer["verdict"]])
+    raise typer.Exit(
+        run_check(
+            proposal,
+            proposal_file,
+            description,
+            bank,
+            session,
+            rules,
+            no_population_prior,
+            brief,
+        )
+    )
 
 
 def _cells(bank: str | None, session: str | None, no_population_prior: bool):

@@ -17,12 +17,12 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from scipy.special import betainc, betaincinv, betaln, digamma, expit
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models import conjugate
 from nrr_stats.models.data import ExperimentTable, GroupCounts
 from nrr_stats.models.evidence import Evidence, as_evidence
+from nrr_stats.models.special import betainc, betaincinv, betaln, digamma, expit
 
 MODEL_VERSION = "hier-bb-1"
 CONFIDENCE = 0.9

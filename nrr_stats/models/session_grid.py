@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betainc, betaln, expit
 
 from nrr_stats.models.posterior import (
     CONFIDENCE,
@@ -23,6 +22,7 @@ from nrr_stats.models.posterior import (
     _mixture_quantiles,
     standard_normal,
 )
+from nrr_stats.models.special import betainc, betaln, expit
 
 GRID_POINTS = 61
 MAX_DRAWS = 500  # evenly thinned draws: the grid multiplies the cost by GRID_POINTS
