@@ -460,6 +460,8 @@ def applicable_nk_records(
     bank: Bank, change: ParsedChange, session_row: Mapping | None
 ) -> list[dict]:
     """The curated NK records on this route, with their adoption history."""
+    if not bank.has_nk_records():
+        return []
     try:
         from nrr_stats.curator.store import applicable_records
     except ImportError:

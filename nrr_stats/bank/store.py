@@ -389,6 +389,10 @@ class Bank:
     def count_sessions(self) -> int:
         return int(self.query("SELECT COUNT(*) AS n FROM sessions")[0]["n"])
 
+    def has_nk_records(self) -> bool:
+        """Whether any NK record is stored (a check skips the curator's code when none is)."""
+        return bool(self.query("SELECT 1 AS x FROM nk_records LIMIT 1"))
+
     def count_experiments(self) -> int:
         return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
 
