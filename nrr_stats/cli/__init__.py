@@ -48,8 +48,28 @@ def _internal_error(error: Exception) -> int:
     return EXIT_INPUT_ERROR
 
 
+def _quiet_third_parties() -> None:
+    """Keep libraries' warnings and log chatter (PyTensor's BLAS notice, deprecations) off the
+    terminal: nrr's own lines are the output. NRR_DEBUG=1 shows them."""
+    if os.environ.get("NRR_DEBUG"):
+        return
+    import logging
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings(
+        "ignore", module=r"(pymc|pytensor|arviz|xarray|nutpie|matplotlib|numba)(\.|$)"
+    )
+    warnings.filterwarnings("ignore", message=".*BLAS.*")
+    for name in ("pytensor", "pymc", "arviz", "nutpie", "matplotlib", "httpx", "anthropic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _typer_main(argv: list[str]) -> int:
     import typer
+
+    _quiet_third_parties()
 
     # Each module registers its commands on `app` when imported.
     from nrr_stats.cli import (  # noqa: F401

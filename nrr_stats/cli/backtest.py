@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -34,7 +35,10 @@ def backtest(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Walk each log in order, predict every experiment from the rows before it, and score."""
+    """Walk each log in order, predict every experiment from the rows before it, and score.
+
+    Example: nrr backtest results.tsv --jsonl backtest.jsonl --plot reliability.png
+    """
     from nrr_stats.backtest.engine import default_options
     from nrr_stats.backtest.summary import log_loss_ratio_interval, score_rows
     from nrr_stats.backtest.walk import backtest_logs
@@ -50,6 +54,7 @@ def backtest(
         prior=None if no_population_prior else "shipped",
         options=default_options(dynamics=not no_dynamics, curator_weights=not no_curator_weights),
         corpus_dir=corpus,
+        progress=lambda line: print(f"nrr: {line}", file=sys.stderr, flush=True),
     )
     result.write_jsonl(jsonl)
     rows = result.rows()

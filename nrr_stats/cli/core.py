@@ -22,6 +22,17 @@ SessionOption = typer.Option(
 )
 
 
+def _progress(what: str):
+    """A spinner on stderr while a long step runs, when stderr is a terminal (never in pipes)."""
+    from contextlib import nullcontext
+
+    if not sys.stderr.isatty():
+        return nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(f"nrr: {what}...")
+
+
 def _rules(path: Path | None):
     from nrr_stats.parser import load_rules
 
@@ -30,7 +41,10 @@ def _rules(path: Path | None):
 
 @app.command()
 def version() -> None:
-    """Print the nrr-stats version."""
+    """Print the nrr-stats version.
+
+    Example: nrr version (or nrr --version)
+    """
     from nrr_stats import __version__
 
     print(__version__)
@@ -90,7 +104,7 @@ def ingest(
                 session_name=session_name,
             )
         return
-    with open_bank(bank) as opened:
+    with _progress(f"ingesting {len(logs)} log(s)"), open_bank(bank) as opened:
         summaries = ingest_logs(
             opened,
             logs,
@@ -228,7 +242,10 @@ def report(
     session: str = SessionOption,
     no_population_prior: bool = NoPriorOption,
 ) -> None:
-    """Write a self-contained HTML report: cells with a forest plot, the fit, recent decisions."""
+    """Write a self-contained HTML report: cells with a forest plot, the fit, recent decisions.
+
+    Example: nrr report --html report.html --session results.tsv
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.report.html import render_report
 
@@ -251,7 +268,10 @@ def demo(
         None, "--bank", help="Keep the demo bank here instead of a temporary one."
     ),
 ) -> None:
-    """Ingest the bundled 21-experiment seed log and check five proposals."""
+    """Ingest the bundled 21-experiment seed log and check five proposals.
+
+    Example: nrr demo
+    """
     from nrr_stats.demo import run_demo
 
     run_demo(bank)
@@ -262,7 +282,10 @@ def export(
     session: str = typer.Argument(..., help="Session id or log name."),
     bank: str = BankOption,
 ) -> None:
-    """Print a stored session as a results log (TSV, original header)."""
+    """Print a stored session as a results log (TSV, original header).
+
+    Example: nrr export 1 > results.tsv
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.bank.export import export_session_tsv
     from nrr_stats.check import pick_session

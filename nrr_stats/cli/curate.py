@@ -51,6 +51,8 @@ def curate(
     """Turn failed experiments into NK records and set their evidence weights (resumable).
 
     With --weights, every stored record (not only the new ones) is re-weighted with that table.
+
+    Example: nrr curate --deep
     """
     from nrr_stats.bank import open_bank
     from nrr_stats.curator import apply_weights, load_weights
@@ -133,7 +135,10 @@ def records(
     source: str = typer.Option(None, "--source", help="Only this source: rules or llm:<model>."),
     depth: int = typer.Option(None, "--depth", help="Only records of this depth."),
 ) -> None:
-    """List stored NK records with their weights and adoption history."""
+    """List stored NK records with their weights and adoption history.
+
+    Example: nrr records --session 1 --json
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.curator import fetch_records
     from nrr_stats.curator.store import events_for
@@ -205,7 +210,10 @@ def validate_command(
         ..., help="A JSON record, a JSON list of records, or JSON lines (.jsonl)."
     ),
 ) -> None:
-    """Check NK records (nrr-stats' or the NK paper's own) against the schema."""
+    """Check NK records (nrr-stats' or the NK paper's own) against the schema.
+
+    Example: nrr validate records.jsonl
+    """
     from nrr_stats.curator import validate
 
     records = _read_records(file)
@@ -259,7 +267,10 @@ def adopt(
     actor: str = ActorOption,
     reason: str = typer.Option("", "--reason", help="Why it is adopted."),
 ) -> None:
-    """Record that an agent adopts an NK record before its next proposal."""
+    """Record that an agent adopts an NK record before its next proposal.
+
+    Example: nrr adopt 12 --reason "same optimizer regime"
+    """
     _decide(bank, record_id, "adopt", _actor(actor), reason)
 
 
@@ -270,7 +281,10 @@ def reject(
     bank: str = BankOption,
     actor: str = ActorOption,
 ) -> None:
-    """Record that an agent rejects an NK record, and why."""
+    """Record that an agent rejects an NK record, and why.
+
+    Example: nrr reject 12 --reason "the crash was a typo, not the idea"
+    """
     _decide(bank, record_id, "reject", _actor(actor), reason)
 
 

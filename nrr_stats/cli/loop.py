@@ -36,9 +36,9 @@ def init(
 @app.command()
 def mcp(bank: str = BankOption) -> None:
     """Serve check, ingest, similar, patterns, sessions, records, adopt and reject as MCP tools
-    over stdio (needs `pip install 'nrr-stats[mcp]'`); the bank stays open across calls.
+    over stdio (needs `pip install 'nrr-stats\\[mcp]'`); the bank stays open across calls.
 
-    Example (an MCP client's config): {"command": "nrr", "args": ["mcp", "--bank", ".nrr/bank.db"]}
+    Example: nrr mcp --bank .nrr/bank.db (an MCP client's config names this command)
     """
     from nrr_stats.mcp_server import serve
 
