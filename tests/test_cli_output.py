@@ -42,7 +42,12 @@ def test_every_command_has_an_example_in_its_help(command: str) -> None:
 
 def test_backtest_reports_progress_per_log_on_stderr(tmp_path: Path) -> None:
     run = run_nrr(
-        "backtest", str(FIXTURE_LOG), "--jsonl", str(tmp_path / "b.jsonl"), "--no-population-prior"
+        "backtest",
+        str(FIXTURE_LOG),
+        "--jsonl",
+        str(tmp_path / "b.jsonl"),
+        "--no-population-prior",
+        "--progress",
     )
     assert run.code == 0, run.err
     assert FIXTURE_LOG.name in run.err and run.err.startswith("nrr: ")
