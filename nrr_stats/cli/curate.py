@@ -27,7 +27,9 @@ def curate(
     experiment: str = typer.Option(
         None, "--experiment", help="Curate only this experiment (bank id or its id in the log)."
     ),
-    session: int = typer.Option(None, "--session", help="Curate only this session (bank id)."),
+    session: str = typer.Option(
+        None, "--session", help="Curate only this session (id, name or log path)."
+    ),
     artifacts: Path = typer.Option(
         None,
         "--artifacts",
@@ -74,7 +76,7 @@ def curate(
             model=curator,
             deep=deep,
             experiment=experiment,
-            session_id=session,
+            session_id=_session_id(opened, session),
             artifacts_dir=artifacts_dir,
             weights=table,
             redo=redo,
@@ -130,7 +132,7 @@ class _progress:
 def records(
     bank: str = BankOption,
     as_json: bool = typer.Option(False, "--json", help="Print the records as one JSON list."),
-    session: int = typer.Option(None, "--session", help="Only this session (bank id)."),
+    session: str = typer.Option(None, "--session", help="Only this session (id, name or path)."),
     experiment: int = typer.Option(None, "--experiment", help="Only this experiment (bank id)."),
     source: str = typer.Option(None, "--source", help="Only this source: rules or llm:<model>."),
     depth: int = typer.Option(None, "--depth", help="Only records of this depth."),
@@ -145,7 +147,11 @@ def records(
 
     with open_bank(bank, create=False) as opened:
         rows = fetch_records(
-            opened, session_id=session, experiment_pk=experiment, source=source, depth=depth
+            opened,
+            session_id=_session_id(opened, session),
+            experiment_pk=experiment,
+            source=source,
+            depth=depth,
         )
         history = events_for(opened, [r["id"] for r in rows])
     if as_json:
@@ -186,6 +192,15 @@ def records(
             str(row["record"].get("attempted_route", ""))[:60],
         )
     Console().print(table)
+
+
+def _session_id(bank, session: str | None) -> int | None:
+    """The bank id of the session --session names (id, name or log path), if given."""
+    if session is None:
+        return None
+    from nrr_stats.check import pick_session
+
+    return int(pick_session(bank, session)["id"])
 
 
 def _record_json(row: dict, history: list[dict]) -> dict:
