@@ -40,12 +40,13 @@ def fit(
     with open_bank(bank, create=False) as opened:
         table = opened.experiment_table()
         target = opened.posterior_path
-    print(
-        f"nrr: fitting {len(table)} experiments with {sampler}: compiling the model first"
-        " (about half a minute), then sampling" + (" (progress below)" if progress else ""),
-        file=sys.stderr,
-        flush=True,
-    )
+    if progress and sys.stderr.isatty():  # a terminal: say what the first half-minute is
+        print(
+            f"nrr: fitting {len(table)} experiments with {sampler}: compiling the model first"
+            " (about half a minute), then sampling (progress below)",
+            file=sys.stderr,
+            flush=True,
+        )
     result, stored = fit_and_store(
         table,
         target,
