@@ -56,12 +56,15 @@ class LoopChecker:
         rules: Any = None,
         use_population_prior: bool = True,
     ) -> None:
+        from nrr_stats.check import Checker
+
         self._owns_bank = not isinstance(bank, Bank)
         self.bank: Bank = open_bank(bank, create=False) if self._owns_bank else bank
-        self.rules = rules
-        self.use_population_prior = use_population_prior
+        # The engine's state a loop keeps (sums, prior, sessions, similarity search).
+        self.engine = Checker(self.bank, rules=rules, use_population_prior=use_population_prior)
 
     def close(self) -> None:
+        self.engine.close()
         if self._owns_bank:
             self.bank.close()
 
@@ -72,17 +75,12 @@ class LoopChecker:
         self.close()
 
     def _engine_answer(self, text: str, session: str | int | None) -> dict[str, Any]:
-        """The engine's answer to one change (the one line to switch to `Checker(bank)`)."""
-        from nrr_stats.check import check_proposal
+        """The engine's answer to one change."""
+        return self.engine.check(text, session=session, record=False)
 
-        return check_proposal(
-            text,
-            bank=self.bank,
-            session=session,
-            rules=self.rules,
-            record=False,
-            use_population_prior=self.use_population_prior,
-        )
+    def patterns(self, session: str | int | None = None) -> list[Any]:
+        """The bank's cells as the session's checks answer them (`Checker.patterns`)."""
+        return self.engine.patterns(session)
 
     def check(
         self,
@@ -154,24 +152,6 @@ def check(
     """One check (see `LoopChecker.check`); a loop keeps a `LoopChecker` open instead."""
     with LoopChecker(bank, **options) as checker:
         return checker.check(proposal_text, session=session, description=description, record=record)
-
-
-def bank_cells(
-    bank: Bank, session: str | int | None = None, *, use_population_prior: bool = True
-) -> tuple[list[Any], Any]:
-    """The bank's cells against the chosen session, from the posterior that answers checks
-    (what `nrr patterns`, `nrr suggest`, the report and the MCP server list)."""
-    from nrr_stats.check import answering_posterior, bank_reading, pick_session
-    from nrr_stats.models.posterior import cell_table
-
-    session_row = pick_session(bank, session)
-    posterior = answering_posterior(bank, use_population_prior=use_population_prior)
-    cells = cell_table(
-        posterior,
-        bank_reading(bank).evidence,
-        session=session_row["session_key"] if session_row else None,
-    )
-    return cells, posterior
 
 
 def _with_description(text: str, description: str | None) -> str:

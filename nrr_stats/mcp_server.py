@@ -107,11 +107,11 @@ def build_server(bank: Any = None, *, rules: Any = None) -> Any:
     @_tool(server, tool_error)
     async def patterns(session: str | None = None, include_empty: bool = False) -> dict[str, Any]:
         """Per (category, direction) cell: count, keeps, posterior mean, 90% interval,
-        P(rate below the session's base rate)."""
-        from nrr_stats.loop import bank_cells
+        P(rate below the session's base rate); `include_empty` adds the prior's cells."""
+        from nrr_stats.check import cell_json
 
-        cells, _ = bank_cells(opened, session)
-        return {"cells": [c.to_dict() for c in cells if include_empty or c.n > 0]}
+        cells = checker.engine.patterns(session, prior_cells=include_empty)
+        return {"cells": [cell_json(cell) for cell in cells]}
 
     @_tool(server, tool_error)
     async def sessions() -> dict[str, Any]:

@@ -45,9 +45,8 @@ def backtest(
 
     Example: nrr backtest results.tsv --jsonl backtest.jsonl --plot reliability.png
     """
-    from nrr_stats.backtest.engine import default_options
     from nrr_stats.backtest.summary import log_loss_ratio_interval, score_rows
-    from nrr_stats.backtest.walk import backtest_logs
+    from nrr_stats.backtest.walk import backtest_logs, default_options
 
     for path in logs:
         if not path.is_file():

@@ -167,13 +167,16 @@ def check(
     )
 
 
-def _cells(bank: str | None, session: str | None, no_population_prior: bool):
-    """The bank's cells against the chosen session, from the posterior that answers checks."""
+def _cells(bank: str | None, session: str | None, no_population_prior: bool, prior_cells: bool):
+    """The bank's cells against the chosen session, as that session's checks answer them."""
     from nrr_stats.bank import open_bank
-    from nrr_stats.loop import bank_cells
+    from nrr_stats.check import Checker
 
-    with open_bank(bank, create=False) as opened:
-        return bank_cells(opened, session, use_population_prior=not no_population_prior)
+    with (
+        open_bank(bank, create=False) as opened,
+        Checker(opened, use_population_prior=not no_population_prior) as checker,
+    ):
+        return checker.patterns(session, prior_cells=prior_cells), checker.prior()
 
 
 WideOption = typer.Option(False, "--wide", help="Also the weighted count and the level used.")
@@ -187,19 +190,21 @@ def patterns(
     as_json: bool = JsonOption,
     wide: bool = WideOption,
     no_population_prior: bool = NoPriorOption,
-    show_all: bool = typer.Option(False, "--all", help="Also the prior's cells with no data here."),
+    show_all: bool = typer.Option(
+        False, "--all", help="Also the prior's fitted cells with no data in the bank."
+    ),
 ) -> None:
     """Per cell: count, keeps, posterior mean, 90% interval, P(rate < base rate).
 
     Example: nrr patterns --session results.tsv --format csv
     """
+    from nrr_stats.check import cell_json
     from nrr_stats.report.listing import emit
     from nrr_stats.report.tables import cell_table
 
     chosen = output_format(fmt, as_json)
-    cells, _ = _cells(bank, session, no_population_prior)
-    cells = cells if show_all else [cell for cell in cells if cell.n > 0]
-    emit([cell.to_dict() for cell in cells], chosen, table=lambda: cell_table(cells, wide=wide))
+    cells, _ = _cells(bank, session, no_population_prior, show_all)
+    emit([cell_json(cell) for cell in cells], chosen, table=lambda: cell_table(cells, wide=wide))
 
 
 @app.command()
@@ -219,15 +224,16 @@ def suggest(
 
     Example: nrr suggest -n 3 --min-experiments 2
     """
+    from nrr_stats.check import cell_json
     from nrr_stats.report.listing import emit
     from nrr_stats.report.tables import cell_table
     from nrr_stats.suggest import suggest_cells
 
     chosen = output_format(fmt, as_json)
-    cells, _ = _cells(bank, session, no_population_prior)
+    cells, _ = _cells(bank, session, no_population_prior, True)  # the prior's cells too
     best = suggest_cells(cells, count, min_experiments)
     emit(
-        [cell.to_dict() for cell in best],
+        [cell_json(cell) for cell in best],
         chosen,
         table=lambda: cell_table(best, title="Most promising cells", wide=wide),
     )
@@ -249,7 +255,7 @@ def report(
     from nrr_stats.bank import open_bank
     from nrr_stats.report.html import render_report
 
-    cells, posterior = _cells(bank, session, no_population_prior)
+    cells, posterior = _cells(bank, session, no_population_prior, False)
     fit = dict(posterior.meta) if posterior is not None else None
     with open_bank(bank, create=False) as opened:
         page = render_report(opened, cells, fit, base_rate=None)
