@@ -115,6 +115,8 @@ def ingest(
             session_name=session_name,
         )
     for summary in summaries:
+        for repair in summary.repairs:
+            print(f"nrr: {summary.path}: warning: {repair}", file=sys.stderr)
         for line, reason in summary.bad_rows:
             print(f"nrr: {summary.path}:{line}: skipped: {reason}", file=sys.stderr)
     if as_json:
