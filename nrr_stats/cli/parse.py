@@ -24,7 +24,10 @@ def parse(
     ),
     bank: str = BankOption,
 ) -> None:
-    """Parse experiment descriptions into category, direction, parameter, from and to."""
+    """Parse experiment descriptions into category, direction, parameter, from and to.
+
+    Example: nrr parse "increase LR from 0.01 to 0.02" ; nrr parse --rules trading "tighten stops"
+    """
     from nrr_stats.parser import parse_description
     from nrr_stats.parser.rules import load_configured_rules
 
@@ -81,7 +84,10 @@ def reparse(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
 ) -> None:
-    """Re-classify the stored rows with the current rules (after a rules file changes)."""
+    """Re-classify the stored rows with the current rules (after a rules file changes).
+
+    Example: nrr reparse --rules my-rules.toml --dry-run ; NRR_RULES=systems nrr reparse
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.bank.reparse import reparse_bank, reparse_with_model
     from nrr_stats.parser.rules import load_configured_rules
@@ -110,7 +116,10 @@ def taxonomy(
     bank: str = BankOption,
     as_json: bool = typer.Option(False, "--json", help="Print the vocabulary as one JSON object."),
 ) -> None:
-    """Print the vocabulary (categories and directions) with example phrases and signal words."""
+    """Print the vocabulary (categories and directions) with example phrases and signal words.
+
+    Example: nrr taxonomy ; nrr taxonomy --rules trading --json
+    """
     from nrr_stats.parser.rules import load_configured_rules
     from nrr_stats.parser.vocabulary import vocabulary
 
