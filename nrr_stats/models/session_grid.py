@@ -11,7 +11,7 @@ Numpy and scipy.special only (the fast path).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln, expit
+from scipy.special import expit, gammaln
 
 from nrr_stats.models.posterior import EffectColumns, StoredPosterior, standard_normal
 from nrr_stats.models.rate import BetaMixture, heaviest_components
@@ -100,7 +100,12 @@ class SessionGrid:
             self.total -= old
         if trials > 0:
             a, b = self._shape(key, 0.0, 0.0)
-            table = betaln(a + keeps, b + trials - keeps) - betaln(a, b)
+            # log B(a + k, b + n - k) - log B(a, b) with a + b = nu per draw: four gammaln
+            # tables and one per-draw term instead of two betaln tables (~25% less work).
+            nu_term = gammaln(self.nu + trials) - gammaln(self.nu)
+            table = (
+                gammaln(a + keeps) - gammaln(a) + gammaln(b + trials - keeps) - gammaln(b)
+            ) - nu_term[:, None]
             self._loglik[key] = table
             self.total += table
             self.leaves[key] = (keeps, trials)
