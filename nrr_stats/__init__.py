@@ -9,6 +9,7 @@ What a loop needs, imported on first use (`import nrr_stats` stays as cheap as `
     patterns(bank, session=...)         every cell as the session's checks answer it
     backtest_logs(paths)                the prequential backtest of EVALUATION.md
     validate_nk_record(record)          problems of an NK record (empty list: valid)
+    validate_nk(record, depth=1)        the NK reference validator's verdict, under its name
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _EXPORTS = {
     "patterns": ("nrr_stats.check", "patterns"),
     "backtest_logs": ("nrr_stats.backtest.walk", "backtest_logs"),
     "validate_nk_record": ("nrr_stats.curator.schema", "validate"),
+    "validate_nk": ("nrr_stats.curator.schema", "validate_nk"),
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nrr_stats.bank import Bank, open_bank
-from nrr_stats.decide import DecisionRule, decide
+from nrr_stats.decide import DecisionRule, decide, heed_adopted_records
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models.engine import SessionEngine, stored_evidence_weights
 from nrr_stats.models.evidence import Evidence
@@ -312,6 +312,10 @@ class Checker:
         verdict, reason = decide(
             answer, exact_repeat=exact_repeat, near_repeats=near_repeats, rule=self.decision_rule
         )
+        nk_records = applicable_nk_records(bank, change, session_row)
+        verdict, reason = heed_adopted_records(
+            verdict, reason, *binding_nk_records(nk_records, change)
+        )
         if answer.stale:
             reason += (
                 f"; the prior is stale for this session ({answer.n_new} experiments it did not see)"
@@ -339,7 +343,7 @@ class Checker:
             "exact_repeat": exact_repeat,
             "similar_failures": similar,
             "patterns": [cell_json(cell) for cell in patterns],
-            "nk_records": applicable_nk_records(bank, change, session_row),
+            "nk_records": nk_records,
             "bank": {
                 "url": bank.location.display,
                 "sessions": bank.count_sessions(),
@@ -463,3 +467,10 @@ def applicable_nk_records(bank: Bank, change: Any, session_row: Mapping | None) 
         change.parameter,
         session_id=session_row["id"] if session_row else None,
     )
+
+
+def binding_nk_records(records: list[dict], change: Any) -> tuple[list, list]:
+    """(adopted, rejected) records on exactly this route that say abandon_route or change_method."""
+    from nrr_stats.curator.adoption import binding_records
+
+    return binding_records(records, change.category, change.direction, change.parameter)

@@ -65,6 +65,8 @@ def ingest(
             opened, logs, strict=strict, metric=metric, direction=direction, rules=parsed_rules
         )
     for summary in summaries:
+        for repair in summary.repairs:
+            print(f"nrr: {summary.path}: warning: {repair}", file=sys.stderr)
         for line, reason in summary.bad_rows:
             print(f"nrr: {summary.path}:{line}: skipped: {reason}", file=sys.stderr)
     if as_json:

@@ -89,8 +89,9 @@ def ingest_table(summaries: Sequence[Any]) -> Table:
         "crash",
         "other",
         "metric",
+        "columns",
     ):
-        table.add_column(name, justify="left" if name in ("log", "metric") else "right")
+        table.add_column(name, justify="left" if name in ("log", "metric", "columns") else "right")
     for summary in summaries:
         counts = summary.status_counts
         table.add_row(
@@ -100,8 +101,17 @@ def ingest_table(summaries: Sequence[Any]) -> Table:
             str(len(summary.bad_rows)),
             *(str(counts.get(status, 0)) for status in ("keep", "discard", "crash", "other")),
             f"{summary.metric_name} ({summary.metric_direction} is better, from {summary.direction_source})",
+            _columns_used(summary.columns),
         )
     return table
+
+
+def _columns_used(columns: dict[str, str | None]) -> str:
+    """'status=status, decision=decision, text=description, id=commit': the columns ingest read."""
+    shown = {"status": "status", "decision": "decision", "description": "text", "id": "id"}
+    return ", ".join(
+        f"{label}={columns[role]}" for role, label in shown.items() if columns.get(role)
+    )
 
 
 def print_table(table: Table, *, stderr: bool = False) -> None:
