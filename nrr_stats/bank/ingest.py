@@ -163,12 +163,16 @@ def ingest_logs(
     metric: str | None = None,
     direction: str | None = None,
     rules: Rules | None = None,
+    session_name: str | None = None,
 ) -> list[IngestSummary]:
     """Ingest several logs as ONE transaction: a fatal fault in any file writes nothing.
 
     With `strict`, any bad row is fatal; otherwise good rows are stored and each bad row is
-    reported by line in its summary.
+    reported by line in its summary. `session_name` names the session (one log only): a log
+    ingested under a name is its own session, never merged with another loop's log.
     """
+    if session_name is not None and len(paths) != 1:
+        raise NrrInputError("--session-name names one log's session: give one log")
     prepared = []
     for path in paths:
         log = read_results_log(path, metric=metric, direction=direction)
@@ -189,12 +193,13 @@ def ingest_logs(
     with bank.transaction():
         bank.lock_inserts()  # before any session row lock: two ingests never wait on each other
         for log, rows, tracker_state in prepared:
-            session_key = matching_session_key(bank, log.session_key, rows)
+            key = log.session_key if session_name is None else f"{log.session_key}@{session_name}"
+            session_key = matching_session_key(bank, key, rows)
             session_id, created = bank.upsert_session(
                 {
                     "session_key": session_key,
-                    "name": Path(log.path).name,
-                    "source_path": str(log.path),
+                    "name": session_name or Path(log.path).name,
+                    "source_path": str(Path(log.path).resolve()),
                     "metric_name": log.metric_name,
                     "metric_direction": log.metric_direction,
                     "direction_source": log.direction_source,

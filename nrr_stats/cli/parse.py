@@ -20,7 +20,10 @@ def parse(
         None, "--rules", help="A TOML rules file adding categories and words."
     ),
 ) -> None:
-    """Parse experiment descriptions into category, direction, parameter, from and to."""
+    """Parse experiment descriptions into category, direction, parameter, from and to.
+
+    Example: nrr parse "increase LR from 0.01 to 0.02"
+    """
     from nrr_stats.parser import load_rules, parse_description
 
     loaded = load_rules(rules)

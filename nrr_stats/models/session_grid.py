@@ -11,10 +11,10 @@ Numpy and scipy.special only (the fast path).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, gammaln
 
 from nrr_stats.models.posterior import EffectColumns, StoredPosterior, standard_normal
 from nrr_stats.models.rate import BetaMixture, heaviest_components
+from nrr_stats.models.special import expit, gammaln
 
 GRID_POINTS = 61
 MAX_DRAWS = 500  # evenly thinned draws: the grid multiplies the cost by GRID_POINTS
