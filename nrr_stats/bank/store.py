@@ -488,6 +488,12 @@ class Bank:
         )
         return [int(row["id"]) for row in rows]
 
+    def experiments_where(self, column: str, value: Any) -> list[dict[str, Any]]:
+        """Whole experiment rows whose `column` (id or experiment_id) equals `value`."""
+        if column not in ("id", "experiment_id"):
+            raise ValueError(f"experiments are looked up by id or experiment_id, not {column}")
+        return self.query(f"SELECT * FROM experiments WHERE {column} = ? ORDER BY id", (value,))
+
     def recent_decisions(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last recorded `nrr check` answers, newest first."""
         return self.query("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (int(limit),))
