@@ -205,9 +205,19 @@ def _compare(bank: Bank, session_id: int, fields: Sequence[str]) -> tuple[int, b
     return count, agrees, changed
 
 
-def _same_file(stored: str, path: Path) -> bool:
+def _source_path(path: Path) -> str:
+    """Where a session's log is, as stored: the path resolved (`nrr check --session PATH`)."""
     try:
-        return os.path.abspath(stored) == os.path.abspath(path) or os.path.samefile(stored, path)
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return os.path.abspath(path)
+
+
+def _same_file(stored: str, path: Path) -> bool:
+    if os.path.abspath(stored) in (os.path.abspath(path), _source_path(path)):
+        return True
+    try:
+        return os.path.samefile(stored, path)
     except OSError:
         return False
 
@@ -269,6 +279,7 @@ def ingest_logs(
     rules: Rules | None = None,
     finished: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    session_name: str | None = None,
 ) -> list[IngestSummary]:
     """Ingest several logs as ONE transaction: a fatal fault in any file writes nothing.
 
@@ -276,7 +287,11 @@ def ingest_logs(
     reported by line in its summary. A last line without its newline is not read (a loop may be
     writing it; it is read on the next ingest) unless `finished` says the logs are complete.
     `progress(path, rows done, rows)` is called now and then on logs of many rows.
+    `session_name` names the session (one log only): a log ingested under a name is its own
+    session, never merged with another loop's log.
     """
+    if session_name is not None and len(paths) != 1:
+        raise NrrInputError("--session-name names one log's session: give one log")
     prepared = []
     for path in paths:
         log = read_results_log(
@@ -298,7 +313,7 @@ def ingest_logs(
     with bank.transaction():
         bank.lock_inserts()  # before any session row lock: two ingests never wait on each other
         for log in prepared:
-            summaries.append(_store_log(bank, log, rules, progress))
+            summaries.append(_store_log(bank, log, rules, progress, session_name))
     _sync_features(bank, [summary.session_id for summary in summaries])
     return summaries
 
@@ -308,20 +323,22 @@ def _store_log(
     log: ResultsLog,
     rules: Rules | None,
     progress: Callable[[str, int, int], None] | None,
+    session_name: str | None = None,
 ) -> IngestSummary:
     """Write one read log into its session, inside the caller's transaction."""
     path = Path(log.path)
-    if bank.query("SELECT id FROM sessions WHERE session_key = ?", (log.session_key,)):
+    key = log.session_key if session_name is None else f"{log.session_key}@{session_name}"
+    if bank.query("SELECT id FROM sessions WHERE session_key = ?", (key,)):
         fields = [_fields_json(row.fields) for row in log.rows]
-        match = match_session(bank, log.session_key, fields, path)
+        match = match_session(bank, key, fields, path)
         del fields
     else:
-        match = SessionMatch(log.session_key)  # a log never seen: nothing to compare
+        match = SessionMatch(key)  # a log never seen: nothing to compare
     session_id, created = bank.upsert_session(
         {
             "session_key": match.key,
-            "name": path.name,
-            "source_path": os.path.abspath(path),
+            "name": session_name or path.name,
+            "source_path": _source_path(path),
             "metric_name": log.metric_name,
             "metric_direction": log.metric_direction,
             "direction_source": log.direction_source,
@@ -331,7 +348,7 @@ def _store_log(
     if match.moved_from is not None:
         bank.execute(
             "UPDATE sessions SET source_path = ?, name = ? WHERE id = ?",
-            (os.path.abspath(path), path.name, session_id),
+            (_source_path(path), session_name or path.name, session_id),
         )
     # Rows already stored are not parsed again: the tracker resumes from the state it was
     # stored with after them (unless a row changed, or the state predates this record).

@@ -66,7 +66,7 @@ def _migrate(bank: Bank, *, create: bool) -> None:
         return
     if not exists and not create:
         raise NrrInputError(
-            "no bank here yet (run `nrr ingest LOG.tsv` first)", path=bank.location.display
+            "no bank here yet: make one with `nrr ingest results.tsv`", path=bank.location.display
         )
     with bank.transaction():
         # Held until this transaction ends: a second process waits here, then finds the schema current.
