@@ -345,3 +345,33 @@ def test_a_grown_log_resumed_reads_as_the_whole_log_read_at_once(tmp_path: Path)
             ] + [json.loads(bank.sessions()[0]["tracker_state"])]
 
     assert stored(grown) == stored(whole)
+
+
+def test_a_row_stored_torn_is_completed_in_place_even_in_a_new_file(tmp_path: Path) -> None:
+    """A bank written before the fix holds a torn row (here: read with --finished); the log,
+    finished and written anew (another inode, as an atomic rewrite gives), updates that row."""
+    url = f"sqlite:///{tmp_path / 'bank.db'}"
+    rows = _rows(6)
+    log = tmp_path / "r.tsv"
+    log.write_text(HEADER + "".join(r + "\n" for r in rows[:5]) + rows[5][:-6])
+    assert run_nrr("ingest", str(log), "--bank", url, "--finished").code == 0
+    fresh = write_log(tmp_path / "r.tsv.new", rows)
+    fresh.replace(log)
+    run = run_nrr("ingest", str(log), "--bank", url, "--json")
+    assert json.loads(run.out)["rows_updated"] == 1
+    assert _counts(url) == (1, 6)
+    assert _export(url, "r.tsv") == rows
+
+
+def test_a_new_log_at_the_path_that_changes_the_last_row_is_another_session(
+    tmp_path: Path,
+) -> None:
+    """A log rotated away and a new one started at its path (another file): a fork, not an update."""
+    url = f"sqlite:///{tmp_path / 'bank.db'}"
+    rows = _rows(3)
+    log = write_log(tmp_path / "results.tsv", rows)
+    assert run_nrr("ingest", str(log), "--bank", url).code == 0
+    log.rename(tmp_path / "results.tsv.1")
+    write_log(log, rows[:2] + _rows(1, start=2, tag="new"))
+    assert run_nrr("ingest", str(log), "--bank", url).code == 0
+    assert _counts(url) == (2, 6)

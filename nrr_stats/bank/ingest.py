@@ -184,10 +184,12 @@ class SessionMatch:
     tracker_state: dict[str, Any] = field(default_factory=dict)
 
 
-def _compare(bank: Bank, session_id: int, fields: Sequence[str]) -> tuple[int, bool, int | None]:
-    """(rows stored, agrees, changed last ordinal) of a stored session against the log's rows,
-    read in order a batch at a time."""
-    count, changed, after = 0, None, -1
+def _compare(
+    bank: Bank, session_id: int, fields: Sequence[str]
+) -> tuple[int, bool, int | None, str]:
+    """(rows stored, agrees, changed last ordinal, its stored fields) of a stored session
+    against the log's rows, read in order a batch at a time."""
+    count, changed, after, was = 0, None, -1, ""
     agrees = True
     while batch := bank.query(
         "SELECT ordinal, fields_json FROM experiments WHERE session_id = ? AND ordinal > ?"
@@ -200,9 +202,26 @@ def _compare(bank: Bank, session_id: int, fields: Sequence[str]) -> tuple[int, b
             if changed is not None:
                 agrees = False  # a changed row that is not the last
             if ordinal < len(fields) and fields[ordinal] != stored:
-                changed = ordinal
+                changed, was = ordinal, stored
         after = batch[-1]["ordinal"]
-    return count, agrees, changed
+    return count, agrees, changed, was
+
+
+def _file_id(path: Path) -> list[int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return [status.st_dev, status.st_ino]
+
+
+def _is_torn(stored: str, now: str) -> bool:
+    """True when a stored row reads as the log's row cut short (each field as stored is the
+    start of the field now): a line read while it was being written."""
+    before, after = json.loads(stored), json.loads(now)
+    return before.keys() == after.keys() and all(
+        after[name].startswith(value) for name, value in before.items()
+    )
 
 
 def _source_path(path: Path) -> str:
@@ -227,9 +246,10 @@ def match_session(bank: Bank, session_key: str, fields: Sequence[str], path: Pat
 
     Logs that share a header and first row (forks of one baseline) share a key; sessions with it
     are `key`, `key#2`, ... A stored session is this log's when the rows both hold are the same
-    and one of: it was read from this file (then a changed last row, torn by a writer or
-    rewritten by the loop, is an update of that row); the log adds nothing to it (a copy or an
-    export); or its file is gone (the log was moved). A log at another path that extends a
+    and one of: it was read from this file (then a changed last row is an update of that row
+    when it was stored cut short by a writer, or the file is the one it was read from, rewritten
+    in place by its loop; a new file at the path is another log); the log adds nothing to it (a
+    copy or an export); or its file is gone (the log was moved). A log at another path that extends a
     session whose file still exists is a sibling fork, stored as its own session.
     """
     stored: list[_Stored] = []
@@ -241,8 +261,14 @@ def match_session(bank: Bank, session_key: str, fields: Sequence[str], path: Pat
         )
         if not found:
             break
-        count, agrees, changed = _compare(bank, found[0]["id"], fields)
+        count, agrees, changed, was = _compare(bank, found[0]["id"], fields)
         state = json.loads(found[0]["tracker_state"] or "{}")
+        if changed is not None and not (
+            _is_torn(was, fields[changed]) or state.get("file") == _file_id(path)
+        ):
+            # Not the same file rewritten in place (a new log at the path, the old one rotated
+            # away) and not a row cut short: the changed row makes it another log.
+            agrees = False
         stored.append(
             _Stored(key, found[0]["id"], found[0]["source_path"], count, agrees, changed, state)
         )
@@ -384,7 +410,8 @@ def _store_log(
         outcomes.update((i, (classified[0][i], _delta(classified[1][i]))) for i in range(start))
     if len(log.rows) >= match.stored_rows:
         # A shorter read (a rewriter caught mid-write) leaves the session's state as it was.
-        bank.set_tracker_state(session_id, {**tracker.state(), "rows": len(log.rows)})
+        state = {**tracker.state(), "rows": len(log.rows), "file": _file_id(path)}
+        bank.set_tracker_state(session_id, state)
         bank.update_outcomes(session_id, outcomes)
     if progress is not None and len(log.rows) >= PROGRESS_ROWS:
         progress(log.path, len(log.rows), len(log.rows))
