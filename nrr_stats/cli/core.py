@@ -87,12 +87,31 @@ def _read_proposal_text(proposal: str | None, proposal_file: Path | None) -> str
                 f"cannot read the proposal: {reason}", path=str(proposal_file)
             ) from None
     if proposal is not None and proposal != "-":
-        return proposal
+        return _utf8_text(proposal, "the proposal argument")
     if proposal is None and proposal_file is None and sys.stdin.isatty():
         raise NrrInputError(
             "no proposal: give it as an argument, with --proposal-file F, or on stdin with -"
         )
-    return sys.stdin.read()
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream without bytes beneath (tests, embedding)
+        return _utf8_text(sys.stdin.read(), "stdin")
+    try:
+        return stream.read().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NrrInputError(
+            f"cannot read the proposal: not UTF-8 text (byte {error.start})", path="stdin"
+        ) from None
+
+
+def _utf8_text(text: str, where: str) -> str:
+    """`text` when it is valid Unicode (argv and stdin carry undecodable bytes as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise NrrInputError(
+            f"cannot read the proposal: not UTF-8 text (character {error.start})", path=where
+        ) from None
+    return text
 
 
 @app.command()
