@@ -26,7 +26,7 @@ from typing import Any
 
 from nrr_stats.bank import Bank, open_bank
 from nrr_stats.decide import DecisionRule, decide
-from nrr_stats.errors import NrrInputError
+from nrr_stats.errors import BankStorageError, NrrInputError
 from nrr_stats.models.evidence import Evidence
 from nrr_stats.models.posterior import (
     UpdatedPosterior,
@@ -36,6 +36,7 @@ from nrr_stats.models.posterior import (
     predict_keep,
     update_posterior,
 )
+from nrr_stats.notices import collecting, warn
 from nrr_stats.parser import ConfigTracker, ParsedChange, Rules
 from nrr_stats.proposal import proposal_change, read_proposal
 
@@ -193,8 +194,9 @@ def answering_posterior(bank: Bank, *, use_population_prior: bool = True) -> Any
     if stored.exists():
         try:
             return _load_cached(stored, load_posterior)
-        except (NrrInputError, OSError):
-            pass
+        except (NrrInputError, OSError) as error:
+            instead = "the population prior" if use_population_prior else "the conjugate form"
+            warn(f"{error}; answering from {instead} instead until `nrr fit` stores a new fit")
     if use_population_prior:
         from nrr_stats.models.population import load_prior, population_prior_path
 
@@ -233,14 +235,17 @@ def check_proposal(
     if not proposal_text or not proposal_text.strip():
         raise NrrInputError("the proposal is empty")
     owns_bank = not isinstance(bank, Bank)
-    opened = open_bank(bank) if owns_bank else bank
-    try:
-        return _check(
-            opened, proposal_text, session, rules, decision_rule, record, use_population_prior
-        )
-    finally:
-        if owns_bank:
-            opened.close()
+    with collecting() as warnings:
+        opened = open_bank(bank) if owns_bank else bank
+        try:
+            result = _check(
+                opened, proposal_text, session, rules, decision_rule, record, use_population_prior
+            )
+        finally:
+            if owns_bank:
+                opened.close()
+        result["warnings"] = list(warnings)
+    return result
 
 
 def _check(
@@ -319,18 +324,30 @@ def _check(
         },
         "fit": {
             "source": answer.source,
-            "fitted_at": getattr(posterior, "created_at", None) if posterior else None,
-            "n_experiments": getattr(posterior, "n_experiments", None) if posterior else None,
+            "fitted_at": posterior.meta.get("created_at") if posterior else None,
+            "n_experiments": posterior.meta.get("n_experiments") if posterior else None,
             "n_new": answer.n_new,
             "stale": answer.stale,
             "ess_share": _rounded(answer.ess_share),
         },
     }
     if record:
-        result["decision_id"] = bank.record_decision(
+        result["decision_id"] = _record(bank, proposal_text, session_row, result)
+    return result
+
+
+def _record(
+    bank: Bank, proposal_text: str, session_row: Mapping[str, Any] | None, result: dict
+) -> int | None:
+    """Record the decision; when the bank cannot take it (locked behind a writer, full,
+    read-only) the answer still stands, with a warning instead of a decision id."""
+    try:
+        return bank.record_decision(
             proposal_text, session_row["id"] if session_row else None, result
         )
-    return result
+    except BankStorageError as error:
+        warn(f"the decision was not recorded: {error.one_line()}")
+        return None
 
 
 def is_population_prior(posterior: Any) -> bool:

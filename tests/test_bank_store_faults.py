@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,155 @@ def test_a_proposal_on_stdin_that_is_not_utf8_is_one_line_exit_3(tmp_path: Path)
     with sqlite3.connect(bank_path) as connection:
         assert connection.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0
     connection.close()
+
+
+# -- a check's record never costs its answer (10) ----------------------------------------------
+
+
+def _ingested(bank_url: str, tmp_path: Path) -> None:
+    log = write_log(tmp_path / "results.tsv", GOOD_ROWS)
+    assert run_nrr("ingest", str(log), "--bank", bank_url).code == 0
+
+
+@contextmanager
+def _writer_holding_the_lock(bank_url: str):
+    """Another process's open write transaction on the bank (the decisions table for PostgreSQL)."""
+    if bank_url.startswith("sqlite:///"):
+        holder = sqlite3.connect(bank_url[len("sqlite:///") :], isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    import psycopg
+
+    with psycopg.connect(bank_url) as holder:
+        holder.execute("LOCK TABLE decisions IN EXCLUSIVE MODE")
+        yield
+        holder.rollback()
+
+
+def test_a_check_behind_a_writer_answers_in_seconds_with_a_warning(bank_url, tmp_path: Path):
+    _ingested(bank_url, tmp_path)
+    with _writer_holding_the_lock(bank_url):
+        started = time.monotonic()
+        result = run_nrr("check", "increase LR to 0.1", "--bank", bank_url)
+        elapsed = time.monotonic() - started
+    assert result.code in (0, 1, 2), result.err
+    assert elapsed < 20  # was 61 s, then `database is locked` and no answer
+    answer = json.loads(result.out)
+    assert answer["decision_id"] is None
+    assert any("not recorded" in w for w in answer["warnings"])
+    assert "warning: the decision was not recorded" in result.err
+    # With the lock free again the same check is recorded.
+    again = json.loads(run_nrr("check", "increase LR to 0.1", "--bank", bank_url).out)
+    assert isinstance(again["decision_id"], int) and again["warnings"] == []
+
+
+def test_a_check_on_a_full_disk_still_answers(tmp_path: Path, monkeypatch):
+    bank_path = tmp_path / "bank.db"
+    _ingested(str(bank_path), tmp_path)
+    with sqlite3.connect(bank_path) as connection:
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.close()
+    real_connect = sqlite3.connect
+
+    def full(*args, **kwargs):
+        connection = real_connect(*args, **kwargs)
+        connection.execute(f"PRAGMA max_page_count={pages}")
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", full)
+    result = run_nrr("check", "increase LR " + "x" * 20000, "--bank", str(bank_path))
+    monkeypatch.undo()
+    assert result.code in (0, 1, 2), result.err
+    answer = json.loads(result.out)
+    assert answer["decision_id"] is None and "full" in " ".join(answer["warnings"])
+
+
+@contextmanager
+def _read_only(directory: Path):
+    """`directory` read-only for this process: a read-only bind mount as root, else chmod."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [directory, *directory.iterdir()]}
+        for path in modes:
+            path.chmod(stat.S_IMODE(modes[path]) & ~0o222)
+        try:
+            yield directory
+        finally:
+            for path, mode in modes.items():
+                path.chmod(stat.S_IMODE(mode))
+        return
+    mount = directory.parent / (directory.name + "-ro")
+    mount.mkdir()
+    bound = subprocess.run(["mount", "--bind", str(directory), str(mount)], capture_output=True)
+    if bound.returncode != 0:
+        pytest.skip(f"cannot make a read-only mount here: {bound.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], check=True)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_read_only_bank_can_be_read(tmp_path: Path):
+    home = tmp_path / "banks"
+    home.mkdir()
+    _ingested(str(home / "bank.db"), tmp_path)
+    before = (home / "bank.db").read_bytes()
+    with _read_only(home) as readable:
+        bank = str(readable / "bank.db")
+        assert run_nrr("export", "results.tsv", "--bank", bank).code == 0
+        assert run_nrr("patterns", "--bank", bank).code == 0
+        assert run_nrr("similar", "increase LR", "--bank", bank).code == 0
+        report = run_nrr("report", "--html", str(tmp_path / "r.html"), "--bank", bank)
+        assert report.code == 0, report.err
+        quiet = run_nrr("check", "increase LR to 0.1", "--no-record", "--bank", bank)
+        assert quiet.code in (0, 1, 2) and quiet.err == ""
+        recorded = run_nrr("check", "increase LR to 0.1", "--bank", bank)
+        assert recorded.code in (0, 1, 2), recorded.err
+        assert json.loads(recorded.out)["decision_id"] is None
+        assert "read-only" in recorded.err
+        refused = run_nrr("ingest", str(tmp_path / "results.tsv"), "--bank", bank)
+        assert refused.code == 3 and "read-only" in refused.err
+        assert len(refused.err.strip().splitlines()) == 1
+    assert (home / "bank.db").read_bytes() == before
+
+
+# -- what a decision stores (14) ---------------------------------------------------------------
+
+
+def test_a_decision_stores_a_capped_proposal(tmp_path: Path):
+    bank_path = tmp_path / "bank.db"
+    _ingested(str(bank_path), tmp_path)
+    huge = "increase LR to 0.1 " + "padding " * 50_000
+    result = run_nrr("check", huge, "--bank", str(bank_path))
+    assert result.code in (0, 1, 2)
+    with sqlite3.connect(bank_path) as connection:
+        proposal, answer = connection.execute(
+            "SELECT proposal, answer_json FROM decisions"
+        ).fetchone()
+    connection.close()
+    assert len(proposal) + len(answer) < 25_000
+    assert proposal.startswith("increase LR to 0.1") and f"{len(huge)} characters" in proposal
+
+
+def test_a_check_on_a_fitted_bank_says_when_and_on_how_much_it_was_fitted(bank_url, tmp_path):
+    import numpy as np
+    from test_models_posterior import draws_posterior
+
+    from nrr_stats.models.posterior import npz_path_for
+
+    _ingested(bank_url, tmp_path)
+    with open_bank(bank_url) as bank:
+        fitted = draws_posterior(bank.experiment_table())
+        fitted.meta.update(n_experiments=4)
+        target = npz_path_for(bank.posterior_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(target, **fitted.to_npz_arrays())
+    answer = json.loads(run_nrr("check", "increase LR to 0.1", "--bank", bank_url).out)
+    assert answer["fit"]["source"] == "posterior"
+    assert answer["fit"]["fitted_at"] == "2026-01-01T00:00:00+00:00"
+    assert answer["fit"]["n_experiments"] == 4

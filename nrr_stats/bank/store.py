@@ -458,7 +458,7 @@ def _open_sqlite(location: BankLocation, *, create: bool, timeout: float, upgrad
             if kind != "bank" or not _read_only_fault(error):
                 raise
             return _open_sqlite_read_only(location, timeout)
-        bank = Bank(location, _AutoCommitSqlite(connection, location.display, timeout))
+        bank = Bank(location, _AutoCommitSqlite(connection, str(path), timeout))
         version = _sqlite_schema_version(connection)
         if version != SCHEMA_VERSION:
             if 0 < version < SCHEMA_VERSION:
@@ -473,8 +473,7 @@ def _sqlite_kind(path: Path) -> str:
     """ "new" (absent, empty, or a database without tables), "bank" or "foreign", read-only."""
     if not path.exists() or path.stat().st_size == 0:
         return "new"
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    connection = sqlite3.connect(uri, uri=True, timeout=5.0)
+    connection = _read_only_connection(path, 5.0)
     try:
         tables = {
             name
@@ -490,6 +489,22 @@ def _sqlite_kind(path: Path) -> str:
         return "bank" if row is not None and str(row[0]).isdigit() else "foreign"
     finally:
         connection.close()
+
+
+def _read_only_connection(path: Path, timeout: float) -> sqlite3.Connection:
+    """A connection that cannot write the file (nor create a journal beside it)."""
+    base = f"file:{quote(str(path.resolve()))}?mode=ro"
+    connection = sqlite3.connect(base, uri=True, timeout=timeout, isolation_level=None)
+    try:
+        connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError as error:
+        connection.close()
+        if "unable to open" not in str(error):
+            raise
+    # A WAL bank on a read-only mount whose shared-memory file is absent: nothing can write
+    # it from here, so read the database file as it stands.
+    return sqlite3.connect(base + "&immutable=1", uri=True, timeout=timeout, isolation_level=None)
 
 
 def _configure_sqlite(connection: sqlite3.Connection, timeout: float) -> None:
@@ -509,8 +524,7 @@ def _open_sqlite_read_only(location: BankLocation, timeout: float) -> Bank:
     write fails with one line naming the bank (a check answers and skips its record)."""
     path = location.path
     assert path is not None
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
-    connection = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    connection = _read_only_connection(path, timeout)
     _configure_sqlite(connection, timeout)
     if _sqlite_schema_version(connection) != SCHEMA_VERSION:
         connection.close()
@@ -518,7 +532,7 @@ def _open_sqlite_read_only(location: BankLocation, timeout: float) -> Bank:
             "the bank is read-only and of another schema version; this nrr-stats cannot use it",
             path=str(path),
         )
-    return Bank(location, _AutoCommitSqlite(connection, location.display, timeout, read_only=True))
+    return Bank(location, _AutoCommitSqlite(connection, str(path), timeout, read_only=True))
 
 
 def _say_upgrade(location: BankLocation, version: int, *, allowed: bool) -> None:

@@ -24,6 +24,7 @@ from nrr_stats.cli import (
 )
 from nrr_stats.cli.app import app  # noqa: E402
 from nrr_stats.errors import NrrInputError  # noqa: E402
+from nrr_stats.secrets import redact_text  # noqa: E402
 
 EXIT_INPUT_ERROR = 3
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, standalone_mode=False)
     except NrrInputError as error:
-        print(f"nrr: {error.one_line()}", file=sys.stderr)
+        print(f"nrr: {redact_text(error.one_line())}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except typer.Exit as done:
         return done.exit_code
@@ -49,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("NRR_DEBUG"):
             raise
         print(
-            f"nrr: internal error: {error.__class__.__name__}: {error} (set NRR_DEBUG=1 for the traceback)",
+            redact_text(
+                f"nrr: internal error: {error.__class__.__name__}: {' '.join(str(error).split())}"
+                " (set NRR_DEBUG=1 for the traceback)"
+            ),
             file=sys.stderr,
         )
         return EXIT_INPUT_ERROR

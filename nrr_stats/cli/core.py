@@ -10,6 +10,7 @@ import typer
 
 from nrr_stats.cli.app import BankOption, app
 from nrr_stats.errors import NrrInputError
+from nrr_stats.secrets import redact_text
 
 RulesOption = typer.Option(None, "--rules", help="A TOML rules file adding categories and words.")
 NoPriorOption = typer.Option(
@@ -17,6 +18,12 @@ NoPriorOption = typer.Option(
 )
 SessionOption = typer.Option(
     None, "--session", help="Session id or log name; default the most recent."
+)
+LockTimeoutOption = typer.Option(
+    None,
+    "--lock-timeout",
+    help="Seconds to wait for another process's lock on the bank before giving up (default 60).",
+    show_default=False,
 )
 
 
@@ -51,6 +58,7 @@ def ingest(
     ),
     rules: Path = RulesOption,
     as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON lines."),
+    lock_timeout: float = LockTimeoutOption,
 ) -> None:
     """Store results logs in the bank (idempotent; one transaction for all files)."""
     from nrr_stats.bank import open_bank
@@ -60,7 +68,7 @@ def ingest(
     if direction is not None and direction not in ("lower", "higher"):
         raise NrrInputError(f"--direction must be lower or higher, not {direction!r}")
     parsed_rules = _rules(rules)
-    with open_bank(bank) as opened:
+    with open_bank(bank, lock_timeout=lock_timeout) as opened:
         summaries = ingest_logs(
             opened, logs, strict=strict, metric=metric, direction=direction, rules=parsed_rules
         )
@@ -124,6 +132,9 @@ def check(
     session: str = SessionOption,
     rules: Path = RulesOption,
     no_population_prior: bool = NoPriorOption,
+    no_record: bool = typer.Option(
+        False, "--no-record", help="Do not record the decision in the bank (read only)."
+    ),
 ) -> None:
     """Answer a proposal with one JSON object; exit 0 proceed, 1 caution, 2 avoid, 3 input error."""
     from nrr_stats.check import check_proposal
@@ -136,8 +147,9 @@ def check(
         session=session,
         rules=_rules(rules),
         use_population_prior=not no_population_prior,
+        record=not no_record,
     )
-    print(json.dumps(answer, ensure_ascii=False))
+    print(redact_text(json.dumps(answer, ensure_ascii=False)))
     raise typer.Exit(VERDICT_EXIT_CODES[answer["verdict"]])
 
 
@@ -298,3 +310,19 @@ def _cell_option(text: str) -> tuple[str, str]:
             f" (e.g. learning_rate/increase)"
         )
     return category, direction
+
+
+@app.command()
+def migrate(
+    bank: str = BankOption,
+    lock_timeout: float = LockTimeoutOption,
+) -> None:
+    """Upgrade an older bank's schema to this nrr-stats (agents on older versions are then
+    refused by it): a shared PostgreSQL bank is upgraded only by this command."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.bank.schema import SCHEMA_VERSION
+
+    with open_bank(bank, create=False, lock_timeout=lock_timeout, upgrade=True) as opened:
+        print(
+            f"{opened.location.display}: schema v{opened.schema_version()} (current v{SCHEMA_VERSION})"
+        )
