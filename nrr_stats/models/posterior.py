@@ -152,9 +152,10 @@ def load_posterior(path: str | Path) -> StoredPosterior:
     source = npz_path_for(Path(path))
     if not source.is_file():
         raise NrrInputError("no stored posterior here; run `nrr fit`", path=str(source))
+    from nrr_stats.files import DerivedFileError, load_npz
+
     try:
-        with np.load(source, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
+        arrays = load_npz(source)  # bounded, CRC-checked: a crafted or torn file is refused
         meta = json.loads(str(arrays["meta"]))
         draws = {k.removeprefix("draw__"): v for k, v in arrays.items() if k.startswith("draw__")}
         cells = tuple(
@@ -176,7 +177,8 @@ def load_posterior(path: str | Path) -> StoredPosterior:
         missing = [n for n in KEEP_DRAWS + KEEP_EFFECTS if n not in draws]
         if missing:
             raise KeyError(", ".join(missing))
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+        _check_shapes(draws, arrays, len(cells), len(parameters))
+    except (OSError, ValueError, KeyError, TypeError, DerivedFileError) as error:
         raise NrrInputError(
             f"stored posterior is unreadable ({error}); run `nrr fit` again", path=str(source)
         ) from None
@@ -194,6 +196,24 @@ def load_posterior(path: str | Path) -> StoredPosterior:
 
 # ---------------------------------------------------------------------------------------------
 # Posterior path
+
+
+def _check_shapes(draws: dict, arrays: dict, n_cells: int, n_parameters: int) -> None:
+    """Draws of one length, and effect matrices as wide as their level coding."""
+    n_draws = int(np.asarray(draws["alpha"]).shape[0]) if np.ndim(draws["alpha"]) else -1
+    widths = {
+        "a_cat": len(arrays["coding__categories"]),
+        "b_cell": n_cells,
+        "e_param": n_parameters,
+        "u_sess": len(arrays["coding__sessions"]),
+        "crash_a_cat": len(arrays["coding__categories"]),
+        "crash_u_sess": len(arrays["coding__sessions"]),
+    }
+    for name, values in draws.items():
+        shape = np.shape(values)
+        want = (n_draws, widths[name]) if name in widths else (n_draws,)
+        if n_draws < 1 or shape != want or not np.issubdtype(np.asarray(values).dtype, np.number):
+            raise ValueError(f"draws {name} of shape {shape}, not {want}")
 
 
 def standard_normal(key: str, size: int) -> np.ndarray:
