@@ -207,3 +207,114 @@ def _damage(path: Path, fault: str) -> None:
         with zipfile.ZipFile(path, "w") as archive:
             for member, content in members.items():
                 archive.writestr(member, content)
+
+
+# -- a fit published as one unit, its staging cleaned (9) ----------------------------------------
+
+
+def _fake_fit(seed: int = 0):
+    """A FitResult without sampling: prior draws and an InferenceData built from them."""
+    import arviz as az
+    from test_models_fit import tiny_table as table
+    from test_models_posterior import draws_posterior
+
+    from nrr_stats.models.fit import FitResult
+
+    posterior = draws_posterior(table(), seed=seed)
+    meta = {
+        **posterior.meta,
+        "model_version": "hier-bb-1",
+        "n_experiments": 9,
+        "data_hash": f"hash{seed}",
+        "diagnostics": {"divergences": 0},
+    }
+    from dataclasses import replace
+
+    posterior = replace(posterior, meta=meta)
+    idata = az.from_dict(posterior={k: v[None, ...] for k, v in posterior.draws.items()})
+    return FitResult(posterior=posterior, idata=idata, diagnostics={}, passed=True)
+
+
+def test_a_fit_is_published_whole_and_names_its_netcdf(tmp_path: Path):
+    from nrr_stats.models.fit import save_fit
+    from nrr_stats.models.posterior import load_posterior, netcdf_path_for, npz_path_for
+
+    logical = tmp_path / "bank.posterior.nc"
+    first = save_fit(_fake_fit(0), logical)
+    second = save_fit(_fake_fit(1), logical)
+    assert first != second and not first.exists() and second.is_file()
+    assert netcdf_path_for(logical) == second
+    assert load_posterior(logical).meta["data_hash"] == "hash1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [npz_path_for(logical).name, second.name, "bank.posterior.npz.lock"]
+    )
+
+
+def test_a_fit_killed_between_its_renames_leaves_the_last_fit_paired(tmp_path, monkeypatch):
+    import nrr_stats.models.fit as fit_module
+    from nrr_stats.models.fit import save_fit
+    from nrr_stats.models.posterior import load_posterior, netcdf_path_for
+
+    logical = tmp_path / "bank.posterior.nc"
+    good = save_fit(_fake_fit(0), logical)
+    real_replace = os.replace
+
+    def killed(source, target):
+        if str(target).endswith(".npz"):
+            raise KeyboardInterrupt  # as if killed after the netCDF's rename
+        return real_replace(source, target)
+
+    monkeypatch.setattr(fit_module.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_fit(_fake_fit(1), logical)
+    monkeypatch.undo()
+    # The published fit is still the first, with its own netCDF (hash checked).
+    assert load_posterior(logical).meta["data_hash"] == "hash0"
+    assert netcdf_path_for(logical) == good
+    # The next save removes the orphan netCDF.
+    third = save_fit(_fake_fit(2), logical)
+    assert sorted(tmp_path.glob("*.nc")) == [third]
+
+
+def test_stale_staging_of_a_killed_fit_is_removed_and_a_live_one_kept(tmp_path: Path):
+    import fcntl
+
+    from nrr_stats.models.fit import save_fit
+
+    logical = tmp_path / "bank.posterior.nc"
+    dead = tmp_path / ".bank.posterior.npz.dead.staging"
+    dead.mkdir()
+    (dead / "bank.posterior.npz").write_bytes(b"\0" * 1_000_000)
+    legacy = tmp_path / "bank.posterior.ncx1y2z3.tmp"  # an older nrr-stats' staging name
+    legacy.write_bytes(b"\0" * 1_000_000)
+    live = tmp_path / ".bank.posterior.npz.live.staging"
+    live.mkdir()
+    holder = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        save_fit(_fake_fit(0), logical)
+        assert not dead.exists() and not legacy.exists()
+        assert live.exists()  # another fit is writing it
+    finally:
+        os.close(holder)
+
+
+def test_a_bank_fitted_and_saved_files_follow_the_umask(tmp_path: Path, monkeypatch):
+    from nrr_stats.models.fit import save_fit
+    from nrr_stats.models.posterior import npz_path_for
+
+    monkeypatch.setattr(evidence_file, "MIN_LEAVES", 0)
+    old = os.umask(0o027)
+    try:
+        bank = _bank(tmp_path)
+        assert run_nrr("check", "increase LR to 0.2", "--bank", str(bank)).code in (0, 1, 2)
+        netcdf = save_fit(_fake_fit(0), tmp_path / "bank.posterior.nc")
+    finally:
+        os.umask(old)
+    for path in (
+        tmp_path / "bank.evidence.npz",
+        npz_path_for(netcdf),
+        netcdf,
+        tmp_path / "bank.features.state.npz",
+    ):
+        assert oct(path.stat().st_mode & 0o777) == oct(0o640), path

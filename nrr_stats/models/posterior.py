@@ -10,6 +10,7 @@ posterior it answers from the conjugate form (empirical-Bayes Beta per cell).
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -136,9 +137,51 @@ def _str_array(values) -> np.ndarray:
 
 
 def npz_path_for(path: Path) -> Path:
-    """The compact draws file written beside a `.posterior.nc` file."""
+    """The compact draws file of a `.posterior.nc` path: the published unit of a fit, which
+    names its netCDF (`x.posterior.<fit id>.nc`, see `netcdf_path_for`)."""
     path = Path(path)
-    return path.with_suffix(".npz") if path.suffix == ".nc" else path
+    if path.suffix != ".nc":
+        return path
+    return path.with_name(_FIT_ID.sub("", path.name).removesuffix(".nc") + ".npz")
+
+
+# A fit's netCDF carries its fit id in its name: `bank.posterior.<16 hex>.nc`.
+_FIT_ID = re.compile(r"\.[0-9a-f]{16}(?=\.nc$)")
+
+
+def netcdf_path_for(path: Path, *, verify: bool = True) -> Path | None:
+    """The ArviZ netCDF of the fit published at `path` (its .npz names it, with its sha256),
+    or None when the npz names none (a fit stored by an older nrr-stats: `x.posterior.nc`).
+    With `verify` the file must exist and match its hash, so an .npz is never paired with
+    another fit's .nc."""
+    from nrr_stats.files import load_npz
+
+    source = npz_path_for(Path(path))
+    meta = json.loads(str(load_npz(source, names=("meta",))["meta"]))
+    name = meta.get("netcdf")
+    if not name:
+        return None
+    netcdf = source.with_name(name)
+    if verify and meta.get("netcdf_sha256") != file_sha256(netcdf):
+        raise NrrInputError(
+            "the fit's netCDF is missing or is not the one its draws were stored with",
+            path=str(netcdf),
+        )
+    return netcdf
+
+
+def file_sha256(path: Path) -> str | None:
+    """The sha256 of a file's bytes (None when it cannot be read)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def failed_path_for(path: Path) -> Path:
