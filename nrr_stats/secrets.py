@@ -16,9 +16,12 @@ _KNOWN: set[str] = set()
 # Shorter strings would mask ordinary words.
 _MIN_SECRET = 4
 
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#\s]*", re.IGNORECASE)
-_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s'&]+)", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(://[^:/@\s]*):[^\s]*@")
+# A masked span never takes a `"` or a `\`: text that is JSON stays valid JSON.
+_QUERY_PASSWORD = re.compile(r'([?&]password=)[^&#\s"\\]*', re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(
+    r"""(\bpassword\s*=\s*)('(?:[^'\\"]|\\')*'?|[^\s'&"\\]+)""", re.IGNORECASE
+)
+_URL_USERINFO = re.compile(r'(://[^:/@\s"]*):[^\s"]*@')
 _API_KEY = re.compile(r"\b(sk-ant-)[A-Za-z0-9_\-]{6,}")
 
 
