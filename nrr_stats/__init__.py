@@ -1,3 +1,3 @@
 """nrr-stats: calibrated proceed / caution / avoid decisions for autoresearch loops."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

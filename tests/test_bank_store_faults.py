@@ -273,3 +273,81 @@ def test_a_check_on_a_fitted_bank_says_when_and_on_how_much_it_was_fitted(bank_u
     assert answer["fit"]["source"] == "posterior"
     assert answer["fit"]["fitted_at"] == "2026-01-01T00:00:00+00:00"
     assert answer["fit"]["n_experiments"] == 4
+
+
+# -- bounded lock waits (12) -------------------------------------------------------------------
+
+
+@contextmanager
+def _stuck_ingest(bank_url: str):
+    """An agent stuck inside its ingest transaction: it holds the bank's insert lock."""
+    if bank_url.startswith("sqlite:///"):
+        with _writer_holding_the_lock(bank_url):
+            yield
+        return
+    import psycopg
+
+    from nrr_stats.bank.schema import INSERT_LOCK_KEY
+
+    with psycopg.connect(bank_url) as holder:
+        holder.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", (INSERT_LOCK_KEY,)
+        )
+        yield
+        holder.rollback()
+
+
+def test_an_ingest_behind_a_stuck_agent_gives_up_at_its_lock_timeout(bank_url, tmp_path):
+    _ingested(bank_url, tmp_path)
+    more = write_log(tmp_path / "more.tsv", [r.replace("a", "b", 1) for r in GOOD_ROWS])
+    with _stuck_ingest(bank_url):
+        started = time.monotonic()
+        result = run_nrr("ingest", str(more), "--bank", bank_url, "--lock-timeout", "1.5")
+        elapsed = time.monotonic() - started
+    assert result.code == 3
+    assert 1.0 < elapsed < 15
+    last = result.err.strip().splitlines()[-1]
+    assert "gave up after 1.5 s waiting for" in last and "--lock-timeout" in last
+    assert ("insert lock" if "postgresql" in bank_url else "write lock") in last
+    if "postgresql" in bank_url:
+        assert "waiting up to 1.5 s for the bank's insert lock" in result.err
+    with open_bank(bank_url) as bank:
+        assert bank.count_sessions() == 1  # nothing half written
+    assert run_nrr("ingest", str(more), "--bank", bank_url).code == 0  # and it goes through
+
+
+# -- upgrades of a shared bank (14) ------------------------------------------------------------
+
+
+def test_the_package_version_moved_past_the_one_that_could_not_tell_banks_apart():
+    import nrr_stats
+
+    assert tuple(int(x) for x in nrr_stats.__version__.split(".")[:2]) >= (0, 2)
+
+
+def test_a_shared_bank_is_upgraded_only_by_nrr_migrate(bank_url, tmp_path, monkeypatch):
+    from nrr_stats.bank import postgres as postgres_backend
+    from nrr_stats.bank import store
+    from nrr_stats.bank.schema import MIGRATIONS, SCHEMA_VERSION
+
+    _ingested(bank_url, tmp_path)
+    target = SCHEMA_VERSION + 1
+    monkeypatch.setitem(MIGRATIONS, target, ["CREATE TABLE reviewers (name TEXT)"])
+    monkeypatch.setattr(store, "SCHEMA_VERSION", target)
+    monkeypatch.setattr(postgres_backend, "SCHEMA_VERSION", target)
+    checked = run_nrr("check", "increase LR to 0.1", "--bank", bank_url)
+    if "postgresql" in bank_url:
+        assert checked.code == 3 and "nrr migrate" in checked.err
+        assert len(checked.err.strip().splitlines()) == 1
+        migrated = run_nrr("migrate", "--bank", bank_url)
+        assert migrated.code == 0, migrated.err
+        assert f"schema v{target}" in migrated.out
+    else:  # a local bank is upgraded with a notice saying what the upgrade does
+        assert checked.code in (0, 1, 2)
+        assert f"v{SCHEMA_VERSION} -> v{target}" in checked.err
+    with open_bank(bank_url) as bank:
+        assert bank.schema_version() == target
+        versions = bank.query("SELECT value FROM meta WHERE key = 'nrr_version'")
+        import nrr_stats
+
+        assert versions == [{"value": nrr_stats.__version__}]
