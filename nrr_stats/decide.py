@@ -10,12 +10,17 @@ The rule (documented in README.md, "How the verdict is made"):
 - **caution** when the rate is probably below base (P >= `caution_prob_below`), the
   crash probability is high, or a near-repeat of a failure exists;
 - **proceed** otherwise.
+
+An adopted NK record for exactly this route whose recommended action is `abandon_route` or
+`change_method` makes the verdict at least caution (`heed_adopted_records`); a rejected one
+does not.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 VERDICT_EXIT_CODES = {"proceed": 0, "caution": 1, "avoid": 2}
 
@@ -78,3 +83,26 @@ def decide(
     if near_repeats:
         return "caution", f"{near_repeats} similar change(s) already failed; " + summary
     return "proceed", "no strong evidence against this change: " + summary
+
+
+def heed_adopted_records(
+    verdict: str,
+    reason: str,
+    adopted: Sequence[Mapping[str, Any]],
+    rejected: Sequence[Mapping[str, Any]] = (),
+) -> tuple[str, str]:
+    """The verdict at least caution when the agent adopted a record saying to abandon this
+    route or change method (its id and rationale join the reason); rejected ones are named
+    with the rejection's reason and change nothing."""
+    notes = [
+        f"adopted NK record {r['id']} says {r['action']}: {r['rationale']}" for r in adopted
+    ] + [
+        f"NK record {r['id']} ({r['action']}) was rejected by {r['decided_by']}:"
+        f" {r['decision_reason']}"
+        for r in rejected
+    ]
+    if not notes:
+        return verdict, reason
+    if adopted and verdict == "proceed":
+        return "caution", "; ".join(notes) + "; " + reason
+    return verdict, reason + "; " + "; ".join(notes)

@@ -19,58 +19,16 @@ import numpy as np
 from nrr_stats.backtest.metrics import Scores, running_laplace_rate, score
 from nrr_stats.decide import DecisionRule, decide
 from nrr_stats.errors import NrrInputError
+from nrr_stats.models.engine import DEFAULT_DYNAMICS, Dynamics, EvidenceWeights, SessionEngine
 from nrr_stats.models.posterior import StoredPosterior
+from nrr_stats.similarity.repeats import repeat_flags
+
+__all__ = ["BacktestOptions", "Dynamics", "backtest_logs", "default_options", "walk_log"]
 
 PREDICTED = ("keep", "discard", "crash")
 ENGINE = "engine"
 CONSTANT = "constant"
 LAPLACE = "running_laplace"
-
-
-# Centre of the phase term: the mean of log(1 + position) over the dev corpus's predicted rows,
-# so the term averages to about zero over a session and the fitted global rate keeps its meaning.
-PHASE_CENTRE = 3.95
-# Centre of the plateau term: the mean of log(1 + rows since the last keep) over the same rows.
-PLATEAU_CENTRE = 2.2
-
-
-@dataclass(frozen=True)
-class Dynamics:
-    """Session dynamics of the engine (models/README.md): evidence discounts and a phase term."""
-
-    # weight of a row = keep_discount ** (configuration moves since it ran); 1 = off
-    keep_discount: float = 1.0
-    # weight of a row = forgetting ** (rows since it ran); 1 = off (a drifting session rate)
-    forgetting: float = 1.0
-    # prior centre of the session offset at position t: phase * (PHASE_CENTRE - log(1 + t))
-    phase: float = 0.0
-    # ... plus plateau * (PLATEAU_CENTRE - log(1 + rows since the last keep))
-    plateau: float = 0.0
-
-    def weights(self, kept: Sequence[bool]) -> np.ndarray:
-        """Evidence weight of each history row: a row ran under the configuration before it, so
-        every keep at or after it (itself included) moved the configuration away from that one;
-        and a row `a` rows old counts forgetting ** a."""
-        kept_arr = np.asarray(kept, dtype=bool)
-        weights = np.ones(kept_arr.shape[0])
-        if self.keep_discount < 1.0 and kept_arr.size:
-            moves = np.cumsum(kept_arr[::-1])[::-1]
-            weights *= self.keep_discount**moves
-        if self.forgetting < 1.0 and kept_arr.size:
-            age = np.arange(kept_arr.shape[0], 0, -1)
-            weights *= self.forgetting**age
-        return np.maximum(weights, 1e-6)
-
-    def prior_centre(self, kept: Sequence[bool]) -> float:
-        """Centre of the session offset's prior before the next row, given the rows so far:
-        the phase term (position) plus the plateau term (rows since the last keep)."""
-        centre = 0.0
-        if self.phase:
-            centre += self.phase * (PHASE_CENTRE - float(np.log1p(len(kept))))
-        if self.plateau:
-            since = next((i for i, k in enumerate(reversed(kept)) if k), len(kept))
-            centre += self.plateau * (PLATEAU_CENTRE - float(np.log1p(since)))
-        return centre
 
 
 @dataclass(frozen=True)
@@ -80,8 +38,18 @@ class BacktestOptions:
     dynamics: Dynamics = field(default_factory=Dynamics)
     decision_rule: DecisionRule = field(default_factory=DecisionRule)
     # history rows (dicts) -> evidence weight per row in (0, 1]; None: all 1 (no curator)
-    curator_weights: Callable[[list[dict[str, Any]]], np.ndarray] | None = None
-    update: str = "grid"  # "grid" (new-session offset integrated) or "importance"
+    curator_weights: EvidenceWeights | None = None
+
+
+def default_options(*, dynamics: bool = True, curator_weights: bool = True) -> BacktestOptions:
+    """The full engine's options (models.engine.DEFAULT_DYNAMICS, the offline curator's
+    weights); each switch turns one ablated part off."""
+    from nrr_stats.backtest.curation import OfflineCuratorWeights
+
+    return BacktestOptions(
+        dynamics=DEFAULT_DYNAMICS if dynamics else Dynamics(),
+        curator_weights=OfflineCuratorWeights() if curator_weights else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -211,45 +179,24 @@ class WalkItem:
 
 
 def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
-    """The rows of a read log in order; the proposal of row t is parsed from its scrubbed
-    description under the configuration kept before t, so it depends on rows <= t only."""
-    from nrr_stats.bank.ingest import leading_reference_rows
-    from nrr_stats.ingest import classify_outcomes, metric_deltas
+    """The rows of a read log in order: each row's history record is the row ingest would store
+    (bank.ingest.experiment_rows, the one log-to-rows function), and its proposal is parsed from
+    its scrubbed description under the configuration kept before it (rows <= t only)."""
+    from nrr_stats.bank.ingest import experiment_rows
     from nrr_stats.parser import ConfigTracker, strip_result_words
 
-    descriptions = [row.description for row in log.rows]
-    statuses = [row.status for row in log.rows]
-    metrics = np.array([np.nan if r.metric is None else r.metric for r in log.rows], dtype=float)
-    outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
-    deltas = metric_deltas(metrics, statuses, log.metric_direction, descriptions)
-    references = leading_reference_rows(descriptions)
     tracker = ConfigTracker(rules)
     items = []
-    for index, (row, outcome, delta) in enumerate(zip(log.rows, outcomes, deltas, strict=True)):
+    for row, stored in zip(log.rows, experiment_rows(log, rules), strict=True):
         config_before = dict(tracker.current)
         scrubbed = strip_result_words(row.description)
         proposal = tracker.parse(scrubbed)
-        parsed = tracker.parse(row.description)
-        status = "other" if index < references else row.status
-        tracker.observe(parsed, kept=status == "keep")
-        record = {
-            "id": row.row_number,
-            "row_number": row.row_number,
-            "status": status,
-            "description": row.description,
-            **parsed.bank_fields(),
-            "outcome": outcome,
-            "delta": None if not np.isfinite(delta) else float(delta),
-            "metric": row.metric,
-            "experiment_id": row.experiment_id,
-            "session": log.session_key,
-            "log": str(log.path),
-            "config_before": json.dumps(config_before, sort_keys=True, ensure_ascii=False),
-        }
+        tracker.observe(tracker.parse(row.description), kept=row.status == "keep")
+        record = {**stored, "id": row.row_number, "session": log.session_key, "log": str(log.path)}
         items.append(
             WalkItem(
                 row=row.row_number,
-                status=status,
+                status=stored["status"],
                 proposal=proposal,
                 description=scrubbed,
                 config_before=config_before,
@@ -257,71 +204,6 @@ def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
             )
         )
     return items
-
-
-# ---------------------------------------------------------------------------------------------
-# The engine over one session
-
-
-class SessionEngine:
-    """Predicts proposals of one session from its history under a prior (or none)."""
-
-    def __init__(self, prior: StoredPosterior | None, session: str, options: BacktestOptions):
-        self.prior, self.session, self.options = prior, session, options
-        self.grid = None
-        if prior is not None and options.update == "grid":
-            from nrr_stats.models.session_grid import SessionGrid
-
-            self.grid = SessionGrid(prior)
-
-    def weights(self, history: list[dict[str, Any]]) -> np.ndarray:
-        kept = [r["status"] == "keep" for r in history]
-        weights = self.options.dynamics.weights(kept)
-        if self.options.curator_weights is not None and history:
-            weights = weights * np.asarray(self.options.curator_weights(history), dtype=float)
-        return np.clip(weights, 1e-6, 1.0)
-
-    def predict(self, history: list[dict[str, Any]], proposal: Any) -> Any:
-        from nrr_stats.models.data import ExperimentTable
-        from nrr_stats.models.posterior import predict_keep
-
-        weights = self.weights(history)
-        if self.grid is not None:
-            leaves: dict[tuple[str, str, str], list[float]] = {}
-            crashes: dict[str, list[float]] = {}
-            for row, w in zip(history, weights, strict=True):
-                key = (row["category"], row["direction"], row["parameter"] or "")
-                leaf = leaves.setdefault(key, [0.0, 0.0])
-                leaf[0] += w * (row["status"] == "keep")
-                leaf[1] += w
-                crash = crashes.setdefault(row["category"], [0.0, 0.0])
-                crash[0] += w * (row["status"] == "crash")
-                crash[1] += w
-            self.grid.set_all({k: (v[0], v[1]) for k, v in leaves.items()})
-            self.grid.set_crash_counts({k: (v[0], v[1]) for k, v in crashes.items()})
-            kept = [row["status"] == "keep" for row in history]
-            self.grid.set_phase(self.options.dynamics.prior_centre(kept))
-            return self.grid.answer(proposal.category, proposal.direction, proposal.parameter)
-        table = ExperimentTable.from_records(
-            {
-                "session": self.session,
-                "category": row["category"],
-                "direction": row["direction"],
-                "parameter": row["parameter"],
-                "status": row["status"],
-                "weight": float(w),
-            }
-            for row, w in zip(history, weights, strict=True)
-        )
-        answer = predict_keep(
-            self.prior,
-            table,
-            self.session,
-            proposal.category,
-            proposal.direction,
-            proposal.parameter,
-        )
-        return answer
 
 
 def walk_log(
@@ -334,12 +216,11 @@ def walk_log(
     log: Any = None,
 ) -> LogWalk:
     """Predict every keep/discard/crash row of one log from the rows before it (EVALUATION.md)."""
-    from nrr_stats.check import repeat_flags
     from nrr_stats.ingest import read_results_log
 
     log = log if log is not None else read_results_log(path)
     items = walk_items(log)
-    engine = SessionEngine(prior, log.session_key, options)
+    engine = SessionEngine(prior, log.session_key, options.dynamics, options.curator_weights)
     history: list[dict[str, Any]] = []
     predicted: list[PredictedRow] = []
     outcomes_seen: list[int] = []

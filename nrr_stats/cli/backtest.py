@@ -35,9 +35,8 @@ def backtest(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Walk each log in order, predict every experiment from the rows before it, and score."""
-    from nrr_stats.backtest.engine import default_options
     from nrr_stats.backtest.summary import log_loss_ratio_interval, score_rows
-    from nrr_stats.backtest.walk import backtest_logs
+    from nrr_stats.backtest.walk import backtest_logs, default_options
 
     for path in logs:
         if not path.is_file():
