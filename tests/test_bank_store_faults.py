@@ -270,7 +270,7 @@ def test_a_check_on_a_fitted_bank_says_when_and_on_how_much_it_was_fitted(bank_u
         target.parent.mkdir(parents=True, exist_ok=True)
         np.savez(target, **fitted.to_npz_arrays())
     answer = json.loads(run_nrr("check", "increase LR to 0.1", "--bank", bank_url).out)
-    assert answer["fit"]["source"] == "posterior"
+    assert answer["fit"]["source"] == "fit"
     assert answer["fit"]["fitted_at"] == "2026-01-01T00:00:00+00:00"
     assert answer["fit"]["n_experiments"] == 4
 
