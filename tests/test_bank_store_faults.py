@@ -351,3 +351,14 @@ def test_a_shared_bank_is_upgraded_only_by_nrr_migrate(bank_url, tmp_path, monke
         import nrr_stats
 
         assert versions == [{"value": nrr_stats.__version__}]
+
+
+def test_a_sqlite_ingest_says_what_it_waits_for(tmp_path):
+    bank_url = f"sqlite:///{tmp_path / 'bank.db'}"
+    _ingested(bank_url, tmp_path)
+    more = write_log(tmp_path / "more.tsv", [r.replace("a", "c", 1) for r in GOOD_ROWS])
+    with _stuck_ingest(bank_url):
+        result = run_nrr("ingest", str(more), "--bank", bank_url, "--lock-timeout", "8")
+    assert result.code == 3
+    assert "waiting up to 8 s for the bank's write lock" in result.err
+    assert "gave up after 8 s" in result.err.strip().splitlines()[-1]

@@ -448,8 +448,11 @@ def capped_decision(proposal: str, answer: Mapping[str, Any]) -> tuple[str, str]
     return text, stored
 
 
-# How long a write waits for another process's lock before giving up (`--lock-timeout`).
-DEFAULT_LOCK_TIMEOUT = 60.0
+# How long a write waits for another process's lock before giving up (`--lock-timeout`):
+# ingests into one bank queue on its write (insert) lock, so many agents' ingests on a busy
+# machine can wait minutes behind each other (benchmarks/load_test.py: > 60 s with 8 agents);
+# the wait is said on stderr as soon as it starts.
+DEFAULT_LOCK_TIMEOUT = 600.0
 
 
 def open_bank(
@@ -676,6 +679,10 @@ class _SqliteCursor:
         return self.raw.fetchone()
 
 
+# A write first tries for the lock this long before saying that it waits.
+_FIRST_TRY = 1.0
+
+
 class _AutoCommitSqlite:
     """A sqlite3 connection in autocommit mode whose commit/rollback end an explicit BEGIN."""
 
@@ -722,6 +729,22 @@ class _AutoCommitSqlite:
             raise BankStorageError(
                 "the bank is read-only here: it can be read, not written", path=self._bank
             )
+        if self._timeout <= 5 * _FIRST_TRY:  # a short wait (a check's record) is not said
+            self._run("BEGIN IMMEDIATE")
+            return
+        with self.waiting_at_most(_FIRST_TRY):
+            try:
+                self._run("BEGIN IMMEDIATE")
+                return
+            except BankStorageError as error:
+                if "write lock" not in error.message:
+                    raise
+        from nrr_stats.notices import say
+
+        say(
+            f"{self._bank}: waiting up to {self._timeout:g} s for the bank's write lock"
+            " (another process is writing; --lock-timeout sets the wait)"
+        )
         self._run("BEGIN IMMEDIATE")
 
     def begin_read(self) -> None:

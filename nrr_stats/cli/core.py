@@ -22,7 +22,7 @@ SessionOption = typer.Option(
 LockTimeoutOption = typer.Option(
     None,
     "--lock-timeout",
-    help="Seconds to wait for another process's lock on the bank before giving up (default 60).",
+    help="Seconds to wait for another process's lock on the bank before giving up (default 600).",
     show_default=False,
 )
 
