@@ -118,7 +118,8 @@ class Checker:
         use_population_prior: bool = True,
     ):
         self._owns_bank = not isinstance(bank, Bank)
-        self.bank: Bank = open_bank(bank) if self._owns_bank else bank  # type: ignore[assignment]
+        # Never creates a bank: a missing one is an input error saying how to make it.
+        self.bank: Bank = open_bank(bank, create=False) if self._owns_bank else bank  # type: ignore[assignment]
         self.rules, self.decision_rule = rules, decision_rule
         self.use_population_prior = use_population_prior
         self._reading: BankReading | None = None
@@ -485,7 +486,9 @@ def session_tracker(
 
 def applicable_nk_records(bank: Bank, change: Any, session_row: Mapping | None) -> list[dict]:
     """The curated NK records on this route, with their adoption history."""
-    from nrr_stats.curator import applicable_records
+    if not bank.has_nk_records():  # most banks: the curator's code need not even load
+        return []
+    from nrr_stats.curator.store import applicable_records
 
     return applicable_records(
         bank,
@@ -498,6 +501,8 @@ def applicable_nk_records(bank: Bank, change: Any, session_row: Mapping | None) 
 
 def binding_nk_records(records: list[dict], change: Any) -> tuple[list, list]:
     """(adopted, rejected) records on exactly this route that say abandon_route or change_method."""
+    if not records:
+        return [], []
     from nrr_stats.curator.adoption import binding_records
 
     return binding_records(records, change.category, change.direction, change.parameter)

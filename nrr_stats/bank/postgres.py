@@ -74,7 +74,7 @@ def _migrate(bank: Bank, *, create: bool, upgrade: bool) -> None:
         return
     if not exists and not create:
         raise NrrInputError(
-            "no bank here yet (run `nrr ingest LOG.tsv` first)", path=bank.location.display
+            "no bank here yet: make one with `nrr ingest results.tsv`", path=bank.location.display
         )
     if (
         not exists

@@ -10,7 +10,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,9 @@ EXPERIMENT_COLUMNS = (
     "fields_json",
     "ingested_at",
 )
+
+# What a parse of a description sets on its row (`Bank.update_parsed`).
+PARSED_COLUMNS = ("category", "direction", "parameter", "from_value", "to_value", "config_before")
 
 
 def utc_now() -> str:
@@ -224,6 +227,34 @@ class Bank:
                 (outcome, delta, session_id, ordinal),
             )
 
+    def update_parsed(self, session_id: int, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store a new parse of rows (by ordinal): category, direction, parameter, from, to and
+        the kept configuration before each; return how many rows were written."""
+        statement = (
+            "UPDATE experiments SET category = ?, direction = ?, parameter = ?, from_value = ?,"
+            " to_value = ?, config_before = ? WHERE session_id = ? AND ordinal = ?"
+        )
+        for row in rows:
+            self.execute(
+                statement,
+                [row[c] for c in PARSED_COLUMNS] + [session_id, row["ordinal"]],
+            )
+        return len(rows)
+
+    def cached_parses(self) -> dict[str, dict[str, str]]:
+        """The model parser's cached answers, by description key (`nrr_stats.parser.llm`)."""
+        rows = self.query("SELECT key, value FROM meta WHERE key LIKE 'parse:%'")
+        return {row["key"][len("parse:") :]: json.loads(row["value"]) for row in rows}
+
+    def store_parses(self, answers: Mapping[str, Mapping[str, str]]) -> None:
+        """Cache model parser answers (an empty answer records that the model gave none)."""
+        for key, fields in answers.items():
+            self.execute("DELETE FROM meta WHERE key = ?", (f"parse:{key}",))
+            self.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                (f"parse:{key}", json.dumps(dict(fields), sort_keys=True, ensure_ascii=False)),
+            )
+
     def set_tracker_state(self, session_id: int, state: Mapping[str, Any]) -> None:
         """Store what the config tracker knew after the session's last row."""
         self.execute(
@@ -323,18 +354,79 @@ class Bank:
                 )
 
     def find_session(self, reference: str | int) -> dict[str, Any] | None:
-        """The session whose id, name or key is `reference` (id first, then name, then key)."""
-        text = str(reference)
-        for column in ("id", "name", "session_key"):
-            if column == "id" and not text.isdigit():
-                continue
-            rows = self.query(
-                f"SELECT * FROM sessions WHERE {column} = ? ORDER BY id LIMIT 1",
-                (int(text) if column == "id" else text,),
+        """The session `reference` names: an id, a name, a log's path or a session key.
+
+        None when nothing matches; an input error listing the candidates when several do (two
+        loops' `results.tsv`: give the id, the path or the name set with --session-name).
+        """
+        found = self.find_sessions(reference)
+        if len(found) > 1:
+            listed = "; ".join(
+                f"id {row['id']} {row['name']!r} ({row['source_path']})" for row in found[:10]
             )
+            raise NrrInputError(
+                f"--session {str(reference)!r} is ambiguous: {len(found)} sessions match"
+                f" ({listed}); give the id or the path",
+                path=self.location.display,
+            )
+        return found[0] if found else None
+
+    def find_sessions(self, reference: str | int) -> list[dict[str, Any]]:
+        """Every session `reference` could name, the most exact kind of match first: an id; else
+        the log path as given or resolved; else the session name or key; else the file name."""
+        text = str(reference).strip()
+        if text.isdigit():
+            rows = self.query("SELECT * FROM sessions WHERE id = ?", (int(text),))
             if rows:
-                return rows[0]
-        return None
+                return rows
+        paths = {text}
+        with suppress(OSError, RuntimeError):
+            paths.add(str(Path(text).expanduser().resolve()))
+        marks = ", ".join("?" for _ in paths)
+        for statement, params in (
+            (f"SELECT * FROM sessions WHERE source_path IN ({marks}) ORDER BY id", tuple(paths)),
+            ("SELECT * FROM sessions WHERE name = ? OR session_key = ? ORDER BY id", (text, text)),
+        ):
+            rows = self.query(statement, params)
+            if rows:
+                return rows
+        return [
+            row
+            for row in self.query(
+                "SELECT * FROM sessions WHERE source_path LIKE ? ORDER BY id",
+                (f"%{Path(text).name}",),
+            )
+            if Path(row["source_path"]).name == text
+        ]
+
+    def session_summaries(self) -> list[dict[str, Any]]:
+        """Per session: id, name, path, rows, counted experiments, keeps, crashes, last update."""
+        return self.query(
+            "SELECT s.id, s.name, s.source_path, s.session_key, s.updated_at,"
+            " COUNT(e.id) AS rows,"
+            " SUM(CASE WHEN e.status IN ('keep', 'discard', 'crash') THEN 1 ELSE 0 END) AS experiments,"
+            " SUM(CASE WHEN e.status = 'keep' THEN 1 ELSE 0 END) AS keeps,"
+            " SUM(CASE WHEN e.status = 'crash' THEN 1 ELSE 0 END) AS crashes,"
+            " MAX(e.ingested_at) AS last_row_at"
+            " FROM sessions s LEFT JOIN experiments e ON e.session_id = s.id"
+            " GROUP BY s.id, s.name, s.source_path, s.session_key, s.updated_at ORDER BY s.id"
+        )
+
+    def experiment_notes(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """By experiment row id: the log's experiment id (the commit hash), outcome, delta and
+        the newest depth-1 NK record's JSON (None when not curated)."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self.query(
+            "SELECT e.id, e.experiment_id, e.outcome, e.delta,"
+            " (SELECT r.record_json FROM nk_records r WHERE r.experiment_id = e.id AND r.depth = 1"
+            "  ORDER BY r.id DESC LIMIT 1) AS record_json"
+            f" FROM experiments e WHERE e.id IN ({marks})",
+            ids,
+        )
+        return {int(row["id"]): row for row in rows}
 
     def latest_session(self) -> dict[str, Any] | None:
         """The most recently updated session (ties: the newest)."""
@@ -343,6 +435,10 @@ class Bank:
 
     def count_sessions(self) -> int:
         return int(self.query("SELECT COUNT(*) AS n FROM sessions")[0]["n"])
+
+    def has_nk_records(self) -> bool:
+        """Whether any NK record is stored (a check skips the curator's code when none is)."""
+        return bool(self.query("SELECT 1 AS x FROM nk_records LIMIT 1"))
 
     def count_experiments(self) -> int:
         return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
@@ -413,6 +509,12 @@ class Bank:
             "SELECT id FROM experiments WHERE category = ? AND direction = ?", (category, direction)
         )
         return [int(row["id"]) for row in rows]
+
+    def experiments_where(self, column: str, value: Any) -> list[dict[str, Any]]:
+        """Whole experiment rows whose `column` (id or experiment_id) equals `value`."""
+        if column not in ("id", "experiment_id"):
+            raise ValueError(f"experiments are looked up by id or experiment_id, not {column}")
+        return self.query(f"SELECT * FROM experiments WHERE {column} = ? ORDER BY id", (value,))
 
     def recent_decisions(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last recorded `nrr check` answers, newest first."""
@@ -488,7 +590,10 @@ def _open_sqlite(location: BankLocation, *, create: bool, timeout: float, upgrad
     if path.is_dir():
         raise NrrInputError("bank path is a directory, not a database file", path=str(path))
     if not path.exists() and not create:
-        raise NrrInputError("no bank here yet (run `nrr ingest LOG.tsv` first)", path=str(path))
+        raise NrrInputError(
+            "no bank here yet: make one with `nrr ingest results.tsv` (or name yours with --bank or $NRR_BANK)",
+            path=str(path),
+        )
     try:
         kind = _sqlite_kind(path)  # read-only look first: nothing is written to a foreign file
         if kind == "foreign":

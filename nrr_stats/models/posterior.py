@@ -18,13 +18,13 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from scipy.special import betaln, digamma, expit
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models import conjugate
 from nrr_stats.models.data import ExperimentTable
 from nrr_stats.models.evidence import Evidence, as_evidence
 from nrr_stats.models.rate import CONFIDENCE, BetaMixture
+from nrr_stats.models.special import betaln, digamma, expit
 
 MODEL_VERSION = "hier-bb-1"
 # Below this effective-sample-size share of the importance weights the fit is called stale.
