@@ -437,7 +437,10 @@ def migrate(
     lock_timeout: float = LockTimeoutOption,
 ) -> None:
     """Upgrade an older bank's schema to this nrr-stats (agents on older versions are then
-    refused by it): a shared PostgreSQL bank is upgraded only by this command."""
+    refused by it): a shared PostgreSQL bank is upgraded only by this command.
+
+    Example: nrr migrate --bank postgresql://agent@db.lab/nrr
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.bank.schema import SCHEMA_VERSION
 
