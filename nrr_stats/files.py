@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import struct
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -51,12 +52,36 @@ def open_lock(path: Path) -> int:
         raise
 
 
+class LockWaitTimeout(OSError):
+    """A lock beside the bank was not free within the wait allowed (it names what it waited on)."""
+
+
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on the lock file at `path` (see open_lock)."""
+def locked(path: Path, *, timeout: float | None = None, what: str = "the lock") -> Iterator[None]:
+    """Hold an exclusive flock on the lock file at `path` (see open_lock).
+
+    With `timeout`, wait at most that many seconds, then raise LockWaitTimeout naming `what`
+    and the file; without it, wait until the lock is free.
+    """
     fd = open_lock(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + max(float(timeout), 0.0)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockWaitTimeout(
+                            errno.EAGAIN,
+                            f"gave up after {timeout:g} s waiting for {what}"
+                            " (another process holds it)",
+                            str(path),
+                        ) from None
+                    time.sleep(0.02)
         yield
     finally:
         os.close(fd)

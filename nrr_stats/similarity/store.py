@@ -30,6 +30,7 @@ import numpy as np
 
 from nrr_stats.files import (
     DerivedFileError,
+    LockWaitTimeout,
     create_exclusive,
     fsync_directory,
     load_npz,
@@ -53,6 +54,11 @@ FEATURE_VERSION = 1
 # geometric between rebuilds, so rebuilding costs O(1) amortised per appended row.
 DRIFT_THRESHOLD = 0.10
 COMMIT_BATCH = 8192
+# How long a sync waits for another process's sync of the same store (the store's own file
+# lock): an ingest waits long, a check briefly, then answers without updating the store.
+SYNC_LOCK_TIMEOUT = 600.0
+CHECK_LOCK_TIMEOUT = 2.0
+_LOCK_WHAT = "the similarity store's lock (another nrr is updating the store)"
 _HEADER_BYTES = 128
 _MAGIC = b"\x93NUMPY\x01\x00"
 
@@ -292,16 +298,20 @@ class FeatureStore:
     # -- writing ----------------------------------------------------------------------------
 
     def sync(
-        self, rows: Iterable[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]]
+        self,
+        rows: Iterable[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]],
+        *,
+        lock_timeout: float = SYNC_LOCK_TIMEOUT,
     ) -> SyncSummary:
         """Make the store hold exactly one row per bank experiment row given, in id order.
 
         Appends new rows, recomputes rows whose inputs changed, and rebuilds everything when
         the store is missing, damaged, of another version, out of step with the bank's ids,
-        or when the idf has drifted past DRIFT_THRESHOLD.
+        or when the idf has drifted past DRIFT_THRESHOLD. Waits at most `lock_timeout` for
+        another process's sync, then raises LockWaitTimeout (an OSError).
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with locked(self._lock_path):
+        with locked(self._lock_path, timeout=lock_timeout, what=_LOCK_WHAT):
             return self._sync_locked(*_sorted_rows(rows() if callable(rows) else rows))
 
     def sync_recent(
@@ -316,7 +326,7 @@ class FeatureStore:
         the last stored id). Falls back to the whole `sync` over `all_rows()` when the store
         does not hold exactly the bank's other `bank_rows - len(fresh)` rows."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with locked(self._lock_path):
+        with locked(self._lock_path, timeout=SYNC_LOCK_TIMEOUT, what=_LOCK_WHAT):
             self._clean_staging()
             state = self._load_state()
             fresh_rows, fresh_ids = _sorted_rows(fresh)
@@ -606,7 +616,13 @@ def bank_features(bank: Any) -> Snapshot:
         _AGREED[store.path] = state
         return snapshot
     try:
-        store.sync(lambda: _feature_rows(bank))
+        store.sync(lambda: _feature_rows(bank), lock_timeout=CHECK_LOCK_TIMEOUT)
+    except LockWaitTimeout as error:
+        from nrr_stats.notices import warn
+
+        # Never wait without end behind an ingest's sync: answer without updating the store.
+        warn(f"{store.path}: store not updated: {error.strerror}; features computed in memory")
+        return _in_memory(_feature_rows(bank))
     except OSError as error:
         from nrr_stats.notices import warn
 
