@@ -376,12 +376,12 @@ class Bank:
         the log path as given or resolved; else the session name or key; else the file name."""
         text = str(reference).strip()
         # Only ASCII digits in a bank id's range are an id ('²', '9' * 20 are names).
-        if text.isascii() and text.isdigit() and int(text) < 2**63:
+        if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 2**63:
             rows = self.query("SELECT * FROM sessions WHERE id = ?", (int(text),))
             if rows:
                 return rows
         paths = {text}
-        with suppress(OSError, RuntimeError):
+        with suppress(OSError, RuntimeError, ValueError):  # ValueError: a NUL in it
             paths.add(str(Path(text).expanduser().resolve()))
         marks = ", ".join("?" for _ in paths)
         for statement, params in (
