@@ -285,6 +285,7 @@ def _check(
     similar, exact_repeat, near_repeats = similar_failures(
         bank, proposal.description, change, config, history
     )
+    answer = _with_similarity_evidence(answer, history, proposal.description, change)
     verdict, reason = decide(
         answer,
         exact_repeat=exact_repeat,
@@ -331,6 +332,21 @@ def _check(
             proposal_text, session_row["id"] if session_row else None, result
         )
     return result
+
+
+def _with_similarity_evidence(answer: Any, history, description: str, change) -> Any:
+    """P(keep), its interval and the verdict's inputs from the shipped similarity-evidence model
+    (models/similarity_evidence.py), as `nrr backtest` scores it; the cell answer otherwise."""
+    from nrr_stats.models.similarity_evidence import (
+        AnswerWithEvidence,
+        evidence_answer,
+        shipped_evidence,
+    )
+
+    shipped = shipped_evidence()
+    if shipped is None:
+        return answer
+    return AnswerWithEvidence(answer, evidence_answer(shipped.params, history, description, change))
 
 
 def is_population_prior(posterior: Any) -> bool:

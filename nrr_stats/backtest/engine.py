@@ -13,11 +13,18 @@ from nrr_stats.backtest.walk import BacktestOptions, Dynamics
 DEFAULT_DYNAMICS = Dynamics(keep_discount=0.7, plateau=0.3)
 
 
-def default_options(*, dynamics: bool = True, curator_weights: bool = True) -> BacktestOptions:
-    """The full engine's options; each switch turns one ablated part off."""
+def default_options(
+    *, dynamics: bool = True, curator_weights: bool = True, evidence: bool = True
+) -> BacktestOptions:
+    """The full engine's options; each switch turns one ablated part off. With the shipped
+    similarity-evidence model (models/similarity_evidence.json) it gives P(keep) and the
+    verdict; `evidence=False` (or no shipped model) walks the cell engine instead."""
     from nrr_stats.backtest.curation import OfflineCuratorWeights, curator_available
+    from nrr_stats.models.similarity_evidence import load_params
 
     curator = OfflineCuratorWeights() if curator_weights and curator_available() else None
     return BacktestOptions(
-        dynamics=DEFAULT_DYNAMICS if dynamics else Dynamics(), curator_weights=curator
+        dynamics=DEFAULT_DYNAMICS if dynamics else Dynamics(),
+        curator_weights=curator,
+        evidence=load_params() if evidence else None,
     )

@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from nrr_stats.backtest.metrics import Scores, running_laplace_rate, score
+from nrr_stats.backtest.metrics import (
+    DISCOUNTED_AVOID_BELOW,
+    Scores,
+    discounted_running_rate,
+    running_laplace_rate,
+    score,
+)
 from nrr_stats.decide import DecisionRule, decide
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models.posterior import StoredPosterior
@@ -25,6 +31,7 @@ PREDICTED = ("keep", "discard", "crash")
 ENGINE = "engine"
 CONSTANT = "constant"
 LAPLACE = "running_laplace"
+DISCOUNTED = "discounted_rate"
 
 
 # Centre of the phase term: the mean of log(1 + position) over the dev corpus's predicted rows,
@@ -82,6 +89,9 @@ class BacktestOptions:
     # history rows (dicts) -> evidence weight per row in (0, 1]; None: all 1 (no curator)
     curator_weights: Callable[[list[dict[str, Any]]], np.ndarray] | None = None
     update: str = "grid"  # "grid" (new-session offset integrated) or "importance"
+    # the similarity-weighted evidence model (models/similarity_evidence.py); when set, it gives
+    # P(keep), the interval and the verdict, and the cell engine above is not run
+    evidence: Any = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,7 @@ class PredictedRow:
     p_crash: float = 0.0
     exact_repeat: bool = False
     near_repeats: int = 0
+    p_discounted: float = float("nan")
 
     def jsonl_fields(self) -> dict[str, Any]:
         """The EVALUATION.md record of this row."""
@@ -173,6 +184,7 @@ class BacktestResult:
         if self.constant_rate is not None:
             out[CONSTANT] = (np.array([r.p_constant for r in rows]), y)
         out[LAPLACE] = (np.array([r.p_laplace for r in rows]), y)
+        out[DISCOUNTED] = (np.array([r.p_discounted for r in rows]), y)
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -212,16 +224,14 @@ class WalkItem:
 
 def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
     """The rows of a read log in order; the proposal of row t is parsed from its scrubbed
-    description under the configuration kept before t, so it depends on rows <= t only."""
+    description under the configuration kept before t, and each record's outcome and delta come
+    from rows up to it (backtest/prefix.py), so nothing at row t depends on rows after t."""
+    from nrr_stats.backtest.prefix import prefix_outcomes
     from nrr_stats.bank.ingest import leading_reference_rows
-    from nrr_stats.ingest import classify_outcomes, metric_deltas
     from nrr_stats.parser import ConfigTracker, strip_result_words
 
     descriptions = [row.description for row in log.rows]
-    statuses = [row.status for row in log.rows]
-    metrics = np.array([np.nan if r.metric is None else r.metric for r in log.rows], dtype=float)
-    outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
-    deltas = metric_deltas(metrics, statuses, log.metric_direction, descriptions)
+    outcomes, deltas = prefix_outcomes(log)
     references = leading_reference_rows(descriptions)
     tracker = ConfigTracker(rules)
     items = []
@@ -334,11 +344,28 @@ def walk_log(
     log: Any = None,
 ) -> LogWalk:
     """Predict every keep/discard/crash row of one log from the rows before it (EVALUATION.md)."""
-    from nrr_stats.check import repeat_flags
     from nrr_stats.ingest import read_results_log
 
     log = log if log is not None else read_results_log(path)
     items = walk_items(log)
+    if options.evidence is not None:
+        predicted = _evidence_rows(path, items, options, constant_rate)
+    else:
+        predicted = _engine_rows(path, items, prior, log, options, constant_rate)
+    return LogWalk(
+        file=Path(path).name,
+        path=str(path),
+        session_key=log.session_key,
+        prior=prior_label,
+        rows=predicted,
+        unreadable_rows=len(log.bad_rows),
+    )
+
+
+def _engine_rows(path, items, prior, log, options, constant_rate) -> list[PredictedRow]:
+    """The cell engine's predictions, row by row (the form before the similarity evidence)."""
+    from nrr_stats.check import repeat_flags
+
     engine = SessionEngine(prior, log.session_key, options)
     history: list[dict[str, Any]] = []
     predicted: list[PredictedRow] = []
@@ -365,6 +392,7 @@ def walk_log(
                     y=int(item.status == "keep"),
                     p_constant=constant_rate,
                     p_laplace=running_laplace_rate(outcomes_seen),
+                    p_discounted=discounted_running_rate(outcomes_seen),
                     source=getattr(answer, "source", "conjugate"),
                     ess_share=float(getattr(answer, "ess_share", 1.0)),
                     stale=bool(getattr(answer, "stale", False)),
@@ -379,14 +407,63 @@ def walk_log(
             outcomes_seen.append(int(item.status == "keep"))
         if item.status in PREDICTED:
             history.append(item.record)
-    return LogWalk(
-        file=Path(path).name,
-        path=str(path),
-        session_key=log.session_key,
-        prior=prior_label,
-        rows=predicted,
-        unreadable_rows=len(log.bad_rows),
-    )
+    return predicted
+
+
+def _evidence_rows(path, items, options, constant_rate) -> list[PredictedRow]:
+    """The similarity-weighted evidence model's predictions: one vectorised pass over the
+    session, row t from rows < t (models/similarity_evidence.py), verdicts from decide.py."""
+    from nrr_stats.backtest.evidence_rows import evidence_rows
+    from nrr_stats.check import repeat_flags
+    from nrr_stats.models.similarity_evidence import answer_fields, predict_session
+
+    rows = evidence_rows(items)
+    params, _ = options.evidence.for_log(Path(path).name)
+    prediction = predict_session(rows.session, params)
+    answers = answer_fields(prediction)
+    history: list[dict[str, Any]] = []
+    predicted: list[PredictedRow] = []
+    outcomes_seen: list[int] = []
+    index = 0
+    for item in items:
+        if item.status not in PREDICTED:
+            continue
+        answer = answers[index]
+        index += 1
+        exact, near = repeat_flags(item.proposal, item.description, item.config_before, history)
+        verdict, _ = decide(
+            answer, exact_repeat=exact, near_repeats=near, rule=options.decision_rule
+        )
+        predicted.append(
+            PredictedRow(
+                file=Path(path).name,
+                row=item.row,
+                status=item.status,
+                p_keep=answer.p_keep,
+                interval=answer.interval,
+                verdict=verdict,
+                category=item.proposal.category,
+                direction=item.proposal.direction,
+                outcome=item.record["outcome"],
+                parameter=item.proposal.parameter,
+                y=int(item.status == "keep"),
+                p_constant=constant_rate,
+                p_laplace=running_laplace_rate(outcomes_seen),
+                source="similarity_evidence",
+                ess_share=1.0,
+                stale=False,
+                prob_below_base=answer.prob_below_base,
+                base_rate=answer.base_rate,
+                n_weighted=answer.n_weighted,
+                p_crash=answer.p_crash,
+                exact_repeat=bool(exact),
+                near_repeats=int(near),
+                p_discounted=discounted_running_rate(outcomes_seen),
+            )
+        )
+        outcomes_seen.append(int(item.status == "keep"))
+        history.append(item.record)
+    return predicted
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,10 +583,15 @@ def backtest_logs(
     else:
         resolver = None
         note = "no population prior: conjugate form" if prior is None else "given prior"
+    if options.evidence is not None:
+        resolver = None
+        note = "similarity-weighted evidence (held-out fold parameters for logs it was fitted on)"
     walks = []
     for path in paths:
         log = read_results_log(path)
-        if resolver is not None:
+        if options.evidence is not None:
+            choice = PriorChoice(None, options.evidence.for_log(Path(path).name)[1])
+        elif resolver is not None:
             choice = resolver.for_log(Path(path).name, log.session_key)
         else:
             choice = PriorChoice(prior, "none" if prior is None else "given")
@@ -548,6 +630,9 @@ def score_result(result: BacktestResult) -> dict[str, Scores]:
     if result.constant_rate is not None:
         scores[CONSTANT] = score(CONSTANT, [result.constant_rate] * len(rows), y, None, n_logs)
     scores[LAPLACE] = score(LAPLACE, [r.p_laplace for r in rows], y, None, n_logs)
+    discounted = [r.p_discounted for r in rows]
+    verdicts = ["avoid" if p < DISCOUNTED_AVOID_BELOW else "proceed" for p in discounted]
+    scores[DISCOUNTED] = score(DISCOUNTED, discounted, y, verdicts, n_logs)
     return scores
 
 
