@@ -27,7 +27,7 @@ from nrr_stats.backtest.ablation import (
     run_config,
     verdict_rates,
 )
-from nrr_stats.backtest.curation import OfflineCuratorWeights, curator_available
+from nrr_stats.backtest.curation import OfflineCuratorWeights
 from nrr_stats.backtest.metrics import Scores
 from nrr_stats.backtest.summary import log_loss_ratio_interval, markdown_table
 from nrr_stats.backtest.walk import BacktestOptions, Dynamics
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
         return 3
     folds = fold_assignment([tuple(p) for p in shipped.meta["training_logs"]])
     fold_of_log = {p.name: folds[p.name] for p in paths}
-    curator = OfflineCuratorWeights() if curator_available() else None
+    curator = OfflineCuratorWeights()
     base = BacktestOptions(curator_weights=curator)
     started = time.perf_counter()
     walls: dict[str, float] = {}

@@ -166,16 +166,13 @@ class WithoutFit:
 def in_process_latency(
     path: Path, texts: Sequence[str], **options: object
 ) -> tuple[list[float], str]:
-    """Seconds per `check_proposal` over texts (one warm-up first), and the answer's source."""
+    """Seconds per `Checker.check` over texts (one warm-up first), and the answer's source."""
     from nrr_stats.bank import open_bank
-    from nrr_stats.check import check_proposal
+    from nrr_stats.check import Checker
 
-    with open_bank(path, create=False) as bank:
-        answer = check_proposal(texts[0], bank=bank, record=False, **options)
-        times = [
-            timed(lambda t=text: check_proposal(t, bank=bank, record=False, **options))
-            for text in texts
-        ]
+    with open_bank(path, create=False) as bank, Checker(bank, **options) as checker:
+        answer = checker.check(texts[0], record=False)
+        times = [timed(lambda t=text: checker.check(t, record=False)) for text in texts]
     return times, answer["fit"]["source"]
 
 
@@ -184,7 +181,7 @@ def loop_latency(path: Path, texts: Sequence[str], steps: int) -> tuple[list[flo
     open bank, then `check_proposal` on it. (ingest seconds, check seconds) per step."""
     from nrr_stats.bank import open_bank
     from nrr_stats.bank.ingest import ingest_log
-    from nrr_stats.check import check_proposal
+    from nrr_stats.check import Checker
 
     with tempfile.TemporaryDirectory(dir=OUT) as tmp:
         copy = Path(tmp) / path.name
@@ -197,8 +194,8 @@ def loop_latency(path: Path, texts: Sequence[str], steps: int) -> tuple[list[flo
             "base\t1.000000\t1.0\tkeep\tbaseline",
         ]
         ingest_times, check_times = [], []
-        with open_bank(copy, create=False) as bank:
-            check_proposal(texts[0], bank=bank, record=False)  # the loop's process is warm
+        with open_bank(copy, create=False) as bank, Checker(bank) as checker:
+            checker.check(texts[0], record=False)  # the loop's process is warm
             for step in range(steps):
                 status = "keep" if step % 5 == 4 else "discard"
                 description = texts[(step + 1) % len(texts)].replace("\t", " ")
@@ -207,11 +204,7 @@ def loop_latency(path: Path, texts: Sequence[str], steps: int) -> tuple[list[flo
                 ingest_times.append(timed(lambda: ingest_log(bank, log)))
                 text = texts[(step + 2) % len(texts)]
                 check_times.append(
-                    timed(
-                        lambda t=text: check_proposal(
-                            t, bank=bank, session="results.tsv", record=False
-                        )
-                    )
+                    timed(lambda t=text: checker.check(t, session="results.tsv", record=False))
                 )
     return ingest_times, check_times
 

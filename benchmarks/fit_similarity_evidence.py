@@ -30,11 +30,12 @@ from nrr_stats.models import similarity_evidence as se  # noqa: E402
 OUT = Path(__file__).resolve().parents[1] / "models" / "similarity_evidence.json"
 
 
-def pytensor_logp(stacked: cv.Stacked, form: cv.Form):
-    """(logp(x) as a PyTensor graph, x variable) of the same model as Stacked.evaluate."""
+def pytensor_logp(stacked: cv.Stacked, form: cv.Form, x=None):
+    """(logp(x) as a PyTensor graph, x) of the same model as Stacked.evaluate; x is a new
+    vector variable unless given (the model's parameter vector)."""
     import pytensor.tensor as pt
 
-    x = pt.vector("x")
+    x = pt.vector("x") if x is None else x
     y = stacked.y
     n = y.shape[0]
     # pairs (t, i), i < t in the same log within the window: the discounted session sums
@@ -113,16 +114,19 @@ def main() -> None:
         numpy_value = -cv.nll(stacked, params)
         assert abs(check - numpy_value) < 1e-6 * max(1.0, abs(numpy_value)), (check, numpy_value)
         sd = form.penalty_sd()
+        ridged = np.isfinite(sd)
         with pm.Model():
-            free = pm.Flat("x_free", shape=int((~np.isfinite(sd)).sum()))
-            ridge = pm.Normal("x_ridge", 0.0, sd[np.isfinite(sd)], shape=int(np.isfinite(sd).sum()))
             import pytensor.tensor as pt
 
+            free = pm.Flat("x_free", shape=int((~ridged).sum()))
             full = pt.zeros(sd.shape[0])
-            full = pt.set_subtensor(full[np.flatnonzero(~np.isfinite(sd))], free)
-            full = pt.set_subtensor(full[np.flatnonzero(np.isfinite(sd))], ridge)
-            pm.Potential("prequential", pytensor.clone_replace(logp, {xvar: full}))
-            start = {"x_free": x_map[~np.isfinite(sd)], "x_ridge": x_map[np.isfinite(sd)]}
+            full = pt.set_subtensor(full[np.flatnonzero(~ridged)], free)
+            start = {"x_free": x_map[~ridged]}
+            if ridged.any():
+                ridge = pm.Normal("x_ridge", 0.0, sd[ridged], shape=int(ridged.sum()))
+                full = pt.set_subtensor(full[np.flatnonzero(ridged)], ridge)
+                start["x_ridge"] = x_map[ridged]
+            pm.Potential("prequential", pytensor_logp(stacked, form, full)[0])
             trace = pm.sample(
                 draws=args.draws,
                 tune=args.tune,
@@ -134,11 +138,11 @@ def main() -> None:
                 compute_convergence_checks=False,
             )
         post = trace.posterior
-        draws_free = post["x_free"].values.reshape(-1, int((~np.isfinite(sd)).sum()))
-        draws_ridge = post["x_ridge"].values.reshape(-1, int(np.isfinite(sd).sum()))
+        draws_free = post["x_free"].values.reshape(-1, int((~ridged).sum()))
         xs = np.zeros((draws_free.shape[0], sd.shape[0]))
-        xs[:, ~np.isfinite(sd)] = draws_free
-        xs[:, np.isfinite(sd)] = draws_ridge
+        xs[:, ~ridged] = draws_free
+        if ridged.any():
+            xs[:, ridged] = post["x_ridge"].values.reshape(-1, int(ridged.sum()))
         mean_params = form.params(xs.mean(axis=0))
         summary = {}
         for name in (
@@ -175,9 +179,10 @@ def main() -> None:
         ess = az.ess(trace)
         out["params"] = mean_params.as_dict()
         out["posterior"] = summary
+        names = ["x_free"] + (["x_ridge"] if ridged.any() else [])
         out["diagnostics"] = {
-            "max_rhat": float(max(float(rhat[v].max()) for v in ("x_free", "x_ridge"))),
-            "min_ess_bulk": float(min(float(ess[v].min()) for v in ("x_free", "x_ridge"))),
+            "max_rhat": float(max(float(rhat[v].max()) for v in names)),
+            "min_ess_bulk": float(min(float(ess[v].min()) for v in names)),
             "divergences": int(trace.sample_stats["diverging"].values.sum()),
             "chains": 2,
             "draws": args.draws,

@@ -27,8 +27,7 @@ def run_demo(bank_url: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """Ingest the seed log, print its cells and the checks of the five seed proposals; return the checks."""
     from nrr_stats.bank import open_bank
     from nrr_stats.bank.ingest import ingest_logs
-    from nrr_stats.check import answering_posterior, bank_reading, check_proposal
-    from nrr_stats.models.posterior import cell_table
+    from nrr_stats.check import Checker
     from nrr_stats.report.tables import cell_table as render_cells
     from nrr_stats.report.tables import check_table, ingest_table, print_table
 
@@ -39,11 +38,10 @@ def run_demo(bank_url: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     ):
         summaries = ingest_logs(bank, [seed_log_path()])
         print_table(ingest_table(summaries))
-        session_key = bank.sessions()[0]["session_key"]
-        evidence = bank_reading(bank).evidence
-        cells = cell_table(answering_posterior(bank), evidence, session=session_key)
-        print_table(render_cells([cell for cell in cells if cell.n > 0]))
-        checks = [(text, check_proposal(text, bank=bank, record=False)) for text in SEED_PROPOSALS]
+        with Checker(bank) as checker:
+            cells = checker.patterns(bank.sessions()[0]["id"])
+            print_table(render_cells([cell for cell in cells if cell.n > 0]))
+            checks = [(text, checker.check(text, record=False)) for text in SEED_PROPOSALS]
     print_table(check_table(checks))
     for text, answer in checks:
         console.print(f"[bold]{text}[/]: {answer['verdict']}: {answer['reason']}")

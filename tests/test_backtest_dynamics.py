@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nrr_stats.backtest.ablation import nested_choice, verdict_rates
-from nrr_stats.backtest.curation import OfflineCuratorWeights, curator_available
+from nrr_stats.backtest.curation import OfflineCuratorWeights
 from nrr_stats.backtest.walk import BacktestOptions, Dynamics, walk_items, walk_log
 from nrr_stats.decide import DecisionRule
 from nrr_stats.ingest import read_results_log
@@ -45,7 +45,6 @@ def _history(path: Path) -> list[dict]:
     return [i.record for i in items if i.status in ("keep", "discard", "crash")]
 
 
-@pytest.mark.skipif(not curator_available(), reason="no offline curator")
 def test_curator_weights_keep_kept_rows_whole_and_failures_in_unit_interval():
     history = _history(FIXTURES / "Chang-Han-Chen__autoresearch-moe.tsv")
     weights = OfflineCuratorWeights()(history)
@@ -54,7 +53,6 @@ def test_curator_weights_keep_kept_rows_whole_and_failures_in_unit_interval():
     assert np.all((weights > 0) & (weights <= 1))
 
 
-@pytest.mark.skipif(not curator_available(), reason="no offline curator")
 def test_walk_with_dynamics_and_curator_ignores_later_rows(tmp_path: Path):
     options = BacktestOptions(
         dynamics=Dynamics(keep_discount=0.7, plateau=0.3),
@@ -79,7 +77,7 @@ def test_stored_evidence_reproduces_the_walks_verdicts():
     rates = verdict_rates(rows, DecisionRule())
     avoids = sum(r.verdict == "avoid" for r in rows)
     assert rates["avoids"] == avoids
-    strict = verdict_rates(rows, DecisionRule(avoid_prob_below=1.01))
+    strict = verdict_rates(rows, DecisionRule(avoid_below=0.0, caution_below=0.0))
     assert strict["avoids"] == sum(r.verdict == "avoid" and r.exact_repeat for r in rows)
 
 

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nrr_stats.backtest.engine import default_options
-from nrr_stats.backtest.walk import walk_log
+from nrr_stats.backtest.walk import default_options, walk_log
 from nrr_stats.ingest import read_results_log
 from nrr_stats.models.population import load_population_prior
 

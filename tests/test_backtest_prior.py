@@ -109,18 +109,19 @@ def test_grid_failure_never_raises_and_keep_never_lowers(keeps, fails, other_kee
 
     def p_keep(k: float, n: float) -> float:
         grid.set_counts(leaf, k, n)
-        return grid.answer(*leaf).p_keep
+        return grid.rate(*leaf).mean()
 
     base = p_keep(keeps, keeps + fails)
     assert p_keep(keeps, keeps + fails + 1) <= base + 1e-12
     assert p_keep(keeps + 1, keeps + fails + 1) >= base - 1e-12
-    answer = grid.answer(*leaf)
-    assert 0 < answer.interval[0] <= answer.p_keep <= answer.interval[1] < 1
+    rate = grid.rate(*leaf)
+    low, high = rate.interval(0.9)
+    assert 0 < low <= rate.mean() <= high < 1
 
 
 def test_grid_without_data_has_full_ess_and_set_all_matches_incremental():
     grid = SessionGrid(tiny_posterior(), grid_points=31, max_draws=100)
-    assert grid.answer("learning_rate", "increase").ess_share == pytest.approx(1.0)
+    assert grid.ess_share() == pytest.approx(1.0)
     counts = {
         ("learning_rate", "increase", ""): (2.0, 7.0),
         ("regularization", "add", ""): (1.0, 3.0),
@@ -129,18 +130,18 @@ def test_grid_without_data_has_full_ess_and_set_all_matches_incremental():
     fresh = SessionGrid(tiny_posterior(), grid_points=31, max_draws=100)
     for key, (k, n) in counts.items():
         fresh.set_counts(key, k, n)
-    assert grid.answer("learning_rate", "increase").p_keep == pytest.approx(
-        fresh.answer("learning_rate", "increase").p_keep, rel=1e-10
+    assert grid.rate("learning_rate", "increase").mean() == pytest.approx(
+        fresh.rate("learning_rate", "increase").mean(), rel=1e-10
     )
 
 
 def test_phase_term_shifts_a_fresh_session_up_early():
     grid = SessionGrid(tiny_posterior(), grid_points=41, max_draws=100)
-    neutral = grid.answer("learning_rate", "increase").p_keep
+    neutral = grid.rate("learning_rate", "increase").mean()
     grid.set_phase(0.8)
-    assert grid.answer("learning_rate", "increase").p_keep > neutral
+    assert grid.rate("learning_rate", "increase").mean() > neutral
     grid.set_phase(0.0)
-    assert grid.answer("learning_rate", "increase").p_keep == pytest.approx(neutral)
+    assert grid.rate("learning_rate", "increase").mean() == pytest.approx(neutral)
 
 
 def test_a_grid_kept_across_updates_answers_as_a_fresh_one():
@@ -154,7 +155,7 @@ def test_a_grid_kept_across_updates_answers_as_a_fresh_one():
         ({("regularization", "add", ""): (1.0, 3.0)}, {"learning_rate": (2.0, 4.0)}, 0.3),
     ]
     for counts, crashes, phase in steps:
-        kept.answer(*leaf)  # cache an answer of the old state
+        kept.rate(*leaf)  # cache an answer of the old state
         kept.set_all(counts)
         kept.set_crash_counts(crashes)
         kept.set_phase(phase)
@@ -163,8 +164,8 @@ def test_a_grid_kept_across_updates_answers_as_a_fresh_one():
         fresh.set_crash_counts(crashes)
         fresh.set_phase(phase)
         for key in (leaf, ("regularization", "add", "")):
-            got, want = kept.answer(*key), fresh.answer(*key)
-            assert got.p_keep == pytest.approx(want.p_keep, rel=1e-9)
-            assert got.p_crash == pytest.approx(want.p_crash, rel=1e-9)
-            assert got.interval == pytest.approx(want.interval, rel=1e-7)
-            assert got.prob_below_base == pytest.approx(want.prob_below_base, rel=1e-7)
+            got, want = kept.rate(*key), fresh.rate(*key)
+            assert got.mean() == pytest.approx(want.mean(), rel=1e-9)
+            assert kept.p_crash(key[0]) == pytest.approx(fresh.p_crash(key[0]), rel=1e-9)
+            assert got.interval() == pytest.approx(want.interval(), rel=1e-7)
+            assert got.prob_below_base() == pytest.approx(want.prob_below_base(), rel=1e-7)

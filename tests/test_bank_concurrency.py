@@ -222,18 +222,19 @@ print("done", flush=True)
 def test_a_reading_followed_during_concurrent_writers_equals_a_fresh_one(bank_url):
     """The open bank's reading grows by the rows past the last id it read: that holds only if
     no row ever commits after one with a higher id (PostgreSQL: the insert lock, schema v3)."""
-    from nrr_stats.check import bank_reading
+    from nrr_stats.check import Checker
     from nrr_stats.models.data import LEVEL_KEYS
     from nrr_stats.models.evidence import SUM_FIELDS, Evidence
 
     with open_bank(bank_url) as bank:
+        checker = Checker(bank)
         writers = [_spawn(WRITING_CHILD, bank_url, f"log-{i}", "8") for i in range(4)]
         while any(writer.poll() is None for writer in writers):
-            bank_reading(bank)
+            checker.reading()
         for writer in writers:
             out, err = writer.communicate(timeout=120)
             assert writer.returncode == 0 and out.strip() == "done", err
-        followed = bank_reading(bank).evidence
+        followed = checker.reading().evidence
         with open_bank(bank_url, create=False) as fresh:
             whole = Evidence.from_leaf_sums(fresh.evidence_sums())
     assert len(followed) == len(whole) == 4 * 8 * 40

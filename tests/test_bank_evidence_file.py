@@ -15,7 +15,7 @@ import nrr_stats.bank.evidence_file as evidence_file
 from nrr_stats.bank import open_bank
 from nrr_stats.bank.evidence_file import load_evidence, save_evidence, saved_state
 from nrr_stats.bank.ingest import ingest_log
-from nrr_stats.check import _READINGS, bank_reading
+from nrr_stats.check import Checker
 from nrr_stats.models.data import LEVEL_KEYS
 from nrr_stats.models.evidence import SUM_FIELDS, Evidence
 
@@ -60,7 +60,7 @@ def _new_process_reading(url: str, reads: list[int]):
         return original(after_id)
 
     bank.evidence_sums = noted  # type: ignore[method-assign]
-    return bank, bank_reading(bank)
+    return bank, Checker(bank).reading()
 
 
 def test_a_new_process_starts_from_the_saved_sums_and_reads_only_newer_rows(
@@ -68,7 +68,7 @@ def test_a_new_process_starts_from_the_saved_sums_and_reads_only_newer_rows(
 ):
     with open_bank(bank_url) as bank:
         ingest_log(bank, SEED_LOG)
-        bank_reading(bank)  # reads everything and saves it
+        Checker(bank).reading()  # reads everything and saves it
         assert bank.evidence_path.exists()
         saved_last = saved_state(bank.evidence_path)[1]
         ingest_log(bank, write_log(tmp_path / "more.tsv", MORE_ROWS))
@@ -78,7 +78,6 @@ def test_a_new_process_starts_from_the_saved_sums_and_reads_only_newer_rows(
         assert reads == [saved_last]  # only the rows past what was saved
         assert_same_sums(reading.evidence, _fresh(bank_url))
     finally:
-        _READINGS.pop(bank, None)
         bank.close()
 
 
@@ -86,7 +85,7 @@ def test_a_new_process_starts_from_the_saved_sums_and_reads_only_newer_rows(
 def test_saved_sums_of_another_revision_or_damaged_are_ignored(bank_url, large, fault):
     with open_bank(bank_url) as bank:
         ingest_log(bank, SEED_LOG)
-        bank_reading(bank)
+        Checker(bank).reading()
         if fault == "weights lowered":
             with bank.transaction():
                 bank.execute("UPDATE experiments SET evidence_weight = 0.5")
@@ -98,7 +97,6 @@ def test_saved_sums_of_another_revision_or_damaged_are_ignored(bank_url, large, 
         assert reads == [0]  # everything read again
         assert_same_sums(reading.evidence, _fresh(bank_url))
     finally:
-        _READINGS.pop(bank, None)
         bank.close()
 
 

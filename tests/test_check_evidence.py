@@ -9,8 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nrr_stats.backtest.engine import default_options
-from nrr_stats.backtest.walk import walk_log
+from nrr_stats.backtest.walk import default_options, walk_log
 from nrr_stats.check import check_proposal
 from nrr_stats.ingest import read_results_log
 from nrr_stats.models.similarity_evidence import shipped_evidence

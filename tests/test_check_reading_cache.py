@@ -102,7 +102,7 @@ def test_rows_added_to_an_open_bank_answer_as_a_fresh_reading(
             ingest_log(bank, log)  # the same log, grown: its session gains rows
             again = _answer(bank, "more.tsv")
             assert again == _answer(bank_url, "more.tsv")
-    assert first["fit"]["source"] == ("posterior" if fitted else "conjugate")
+    assert first["fit"]["source"] == ("fit" if fitted else "conjugate")
     counted = len(MORE_ROWS) - 1  # a log's first row is its baseline, never counted
     assert again["bank"]["experiments"] == first["bank"]["experiments"] + counted
     assert fitted is False or again["fit"]["n_new"] == counted
@@ -120,8 +120,8 @@ def test_a_lowered_evidence_weight_rereads_the_whole_bank(bank_url: str, fitted:
         after = _answer(bank)
         assert after == _answer(bank_url)
     assert after != before
-    # The fit saw weight 1: evidence it counted is gone, which the importance update cannot undo.
-    assert after["fit"]["stale"] is fitted
+    # The session's rows now count a quarter each: its cell holds a quarter of the weight.
+    assert after["n_weighted"] == pytest.approx(before["n_weighted"] / 4, abs=0.01)
 
 
 def test_the_evidence_revision_moves_on_changes_to_counted_rows_only(bank) -> None:

@@ -153,8 +153,7 @@ def test_check_never_imports_pymc(seed_bank: Path) -> None:
 
 def test_check_answers_what_the_backtest_engine_predicts(tmp_path: Path) -> None:
     """Without a fit of its own, a bank answers with the engine `nrr backtest` scores."""
-    from nrr_stats.backtest.engine import default_options
-    from nrr_stats.backtest.walk import walk_log
+    from nrr_stats.backtest.walk import default_options, walk_log
     from nrr_stats.models.population import load_population_prior
 
     prior = load_population_prior()

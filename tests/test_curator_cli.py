@@ -49,7 +49,7 @@ def bank_path(tmp_path):
 def test_validate_accepts_the_nk_papers_records():
     for name in ("paper_sample_depth1.json", "paper_shape_depth3.json"):
         run = nrr("validate", FIXTURES / name)
-        assert run.code == 0 and "1 valid record(s)" in run.out
+        assert run.code == 0 and "1 record(s) in 1 file(s): 1 valid, 0 invalid" in run.out
 
 
 def test_curate_records_validate_round_trip(bank_path, tmp_path):
@@ -62,7 +62,7 @@ def test_curate_records_validate_round_trip(bank_path, tmp_path):
     exported = tmp_path / "records.json"
     exported.write_text(json.dumps([row["record"] for row in listed]))
     run = nrr("validate", exported)
-    assert run.code == 0 and "7 valid record(s)" in run.out
+    assert run.code == 0 and "7 record(s) in 1 file(s): 7 valid, 0 invalid" in run.out
     jsonl = tmp_path / "records.jsonl"
     jsonl.write_text("\n".join(json.dumps(row["record"]) for row in listed) + "\n")
     assert nrr("validate", jsonl).code == 0
@@ -115,17 +115,16 @@ def write(tmp_path, name, text):
 def test_validate_errors(tmp_path):
     invalid = good_record(rationale="x" * 301)
     invalid["failure"]["degree"] = "probably"
+    run = nrr("validate", write(tmp_path, "bad.json", json.dumps(invalid)))
+    assert_input_error(run, "1 invalid", "bad.json:record 1: failure.degree 'probably'")
+    assert "bad.json:record 1: error: failure.degree 'probably'" in run.out
+    assert "bad.json:record 1: warning: rationale is 301 characters" in run.out
+    two = json.dumps([good_record(), {**good_record(), "depth": 2}])
+    run = nrr("validate", write(tmp_path, "two.json", two))
     assert_input_error(
-        nrr("validate", write(tmp_path, "bad.json", json.dumps(invalid))),
-        "bad.json",
-        "2 violation(s)",
-        "rationale is 301 characters",
-        "failure.degree 'probably'",
+        run, "1 valid, 1 invalid", "two.json:record 2: missing field: rounds_summary"
     )
-    two = json.dumps([good_record(), {**good_record(), "ruled_out_routes": ["one"]}])
-    assert_input_error(
-        nrr("validate", write(tmp_path, "two.json", two)), "record 2: 1 violation(s)"
-    )
+    assert "two.json:record 1: valid" in run.out
     assert_input_error(
         nrr("validate", write(tmp_path, "broken.json", '{\n "task_id": ')),
         "broken.json:2: not JSON",

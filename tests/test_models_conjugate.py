@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models.conjugate import (
-    CellPosterior,
     beta_binomial_logpmf,
     beta_posterior,
     cell_posteriors,
@@ -93,24 +92,26 @@ def test_beta_binomial_logpmf_matches_scipy_for_integer_counts():
     assert np.allclose(beta_binomial_logpmf(k, 10, 2.5, 4.0), betabinom.logpmf(k, 10, 2.5, 4.0))
 
 
-def test_cell_posterior_agrees_with_scipy_beta():
+def test_one_beta_rate_agrees_with_scipy_beta():
     from scipy.stats import beta as beta_dist
 
-    cell = CellPosterior(a=3.5, b=9.0, k=2, n=10)
+    from nrr_stats.models.rate import BetaMixture
+
+    cell = BetaMixture.of([3.5], [9.0], base=0.3)
     frozen = beta_dist(3.5, 9.0)
     assert cell.mean() == pytest.approx(frozen.mean())
-    assert cell.var() == pytest.approx(frozen.var())
     assert cell.interval(0.9) == pytest.approx(frozen.interval(0.9))
-    assert cell.prob_below(0.3) == pytest.approx(frozen.cdf(0.3))
+    assert cell.ppf(0.25) == pytest.approx(frozen.ppf(0.25))
+    assert cell.cdf(0.3) == pytest.approx(frozen.cdf(0.3))
+    assert cell.prob_below_base() == pytest.approx(frozen.cdf(0.3))
     assert prob_below(3.5, 9.0, 0.3) == pytest.approx(frozen.cdf(0.3))
 
 
 def test_cell_with_few_data_borrows_from_the_rest():
     keeps = np.array([2, 3, 1, 2, 0])
     trials = np.array([10, 12, 9, 8, 1])
-    _, cells = cell_posteriors(keeps, trials, keeps, trials)
-    sparse = cells[-1]
-    assert sparse.n == 1 and sparse.k == 0
+    _, cells = cell_posteriors(keeps, trials)
+    sparse = cells[-1]  # one experiment, no keep
     # One failure alone would give a mean of 1/3 under a flat prior; the pooled prior pulls it
     # toward the other cells' rate (about 0.2) and keeps the interval wide.
     assert 0.1 < sparse.mean() < 0.3
@@ -211,12 +212,12 @@ def test_leave_one_out_cells_obey_the_failure_and_success_laws(cells, data):
     keeps = np.array([k for k, _ in cells], dtype=float)
     trials = np.array([n for _, n in cells], dtype=float)
     i = data.draw(st.integers(min_value=0, max_value=len(cells) - 1))
-    _, before = cell_posteriors(keeps, trials, keeps, trials)
+    _, before = cell_posteriors(keeps, trials)
     failed_trials = trials.copy()
     failed_trials[i] += 1
-    _, after_failure = cell_posteriors(keeps, failed_trials, keeps, failed_trials)
+    _, after_failure = cell_posteriors(keeps, failed_trials)
     success_keeps = keeps.copy()
     success_keeps[i] += 1
-    _, after_success = cell_posteriors(success_keeps, failed_trials, success_keeps, failed_trials)
+    _, after_success = cell_posteriors(success_keeps, failed_trials)
     assert after_failure[i].mean() <= before[i].mean() + 1e-12
     assert after_success[i].mean() >= before[i].mean() - 1e-12

@@ -6,7 +6,6 @@ The stored posteriors here hold draws of the hyperparameters taken from the mode
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -20,11 +19,10 @@ from nrr_stats.models.data import ExperimentTable
 from nrr_stats.models.fit import PRIOR_ALPHA, PRIOR_LOG_NU, model_data, stored_posterior
 from nrr_stats.models.posterior import (
     STALE_ESS_SHARE,
-    _mixture_quantiles,
-    cell_table,
     load_posterior,
     predict_keep,
 )
+from nrr_stats.models.rate import mixture_quantiles
 
 N_DRAWS = 400
 
@@ -196,7 +194,7 @@ def test_mixture_quantiles_match_a_monte_carlo_reference():
     rng = np.random.default_rng(2)
     a, b = rng.uniform(0.5, 20, 300), rng.uniform(0.5, 60, 300)
     w = rng.dirichlet(np.ones(300))
-    low, high = _mixture_quantiles(a, b, w, (0.05, 0.95))
+    low, high = mixture_quantiles(a, b, w, (0.05, 0.95))
     component = rng.choice(300, size=200_000, p=w)
     samples = rng.beta(a[component], b[component])
     assert low == pytest.approx(np.quantile(samples, 0.05), abs=0.005)
@@ -220,7 +218,7 @@ def test_a_large_unequal_mixture_keeps_its_quantiles_when_light_components_are_d
             low, high = (mid, high) if np.sum(w * betainc(a, b, mid)) < q else (low, mid)
         return 0.5 * (low + high)
 
-    low, high = _mixture_quantiles(a, b, w, (0.05, 0.95))
+    low, high = mixture_quantiles(a, b, w, (0.05, 0.95))
     assert low == pytest.approx(whole_mixture_quantile(0.05), abs=1e-5)
     assert high == pytest.approx(whole_mixture_quantile(0.95), abs=1e-5)
 
@@ -240,7 +238,7 @@ def test_mixture_quantiles_invert_the_mixture_cdf(seed, a_scale, b_scale, q):
     n = int(rng.integers(1, 1200))
     a, b = rng.uniform(0.3, 1.0, n) * a_scale, rng.uniform(0.3, 1.0, n) * b_scale
     w = rng.dirichlet(np.ones(n))
-    (x,) = _mixture_quantiles(a, b, w, (q,))
+    (x,) = mixture_quantiles(a, b, w, (q,))
     assert 0.0 < x < 1.0
     assert float(np.sum(w * betainc(a, b, x))) == pytest.approx(q, abs=1e-6)
 
@@ -299,18 +297,6 @@ def test_a_new_session_is_reweighted_by_its_own_data():
     assert p_good.p_keep > p_bad.p_keep
 
 
-def test_cell_table_lists_every_cell_sorted_by_evidence_of_badness():
-    for posterior in (BASE_POSTERIOR, None):
-        rows = cell_table(posterior, BASE_TABLE, session="s1")
-        assert {(r.category, r.direction) for r in rows} == {(c, d) for _, c, d, _, _ in BASE_ROWS}
-        below = [r.prob_below_base for r in rows]
-        assert below == sorted(below, reverse=True)
-        assert sum(r.n for r in rows) == len(BASE_TABLE)
-        for r in rows:
-            assert r.interval[0] <= r.mean <= r.interval[1]
-            json.dumps(r.to_dict())
-
-
 def test_stored_posterior_round_trips_through_npz(tmp_path):
     import numpy as np
 
@@ -338,12 +324,11 @@ def test_fast_path_imports_no_pymc_pytensor_arviz_or_xarray(tmp_path):
     script = f"""
 import sys
 from nrr_stats.models.data import ExperimentTable
-from nrr_stats.models.posterior import load_posterior, predict_keep, cell_table
+from nrr_stats.models.posterior import load_posterior, predict_keep
 table = ExperimentTable.from_records({records(BASE_ROWS)!r})
 posterior = load_posterior({str(tmp_path / "b.posterior.nc")!r})
 predict_keep(posterior, table, "s1", "data", "add")
 predict_keep(None, table, "s1", "data", "add")
-cell_table(posterior, table)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("pymc", "pytensor", "arviz", "xarray"))
 print(",".join(heavy))
 """

@@ -49,13 +49,3 @@ class OfflineCuratorWeights:
                 self._cache[key] = float(self.table.weight(record["failure"]))
             weights[index] = self._cache[key]
         return weights
-
-
-def curator_available() -> bool:
-    """True when the curator package offers the offline rules and the weight table."""
-    try:
-        from nrr_stats.curator import load_weights  # noqa: F401
-        from nrr_stats.curator.offline import curate_offline  # noqa: F401
-    except ImportError:
-        return False
-    return True

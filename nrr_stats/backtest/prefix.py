@@ -43,7 +43,7 @@ def prefix_outcomes(log: Any) -> tuple[list[str | None], np.ndarray]:
     value before it, and the noise band of the discards up to it."""
     rows = log.rows
     descriptions = [r.description for r in rows]
-    statuses = [r.status for r in rows]
+    statuses = [r.raw_status for r in rows]  # a `BASELINE` status sets the reference, as ingest
     metrics = np.array([np.nan if r.metric is None else r.metric for r in rows], dtype=float)
     directions = prefix_directions(log)
     by_direction = {

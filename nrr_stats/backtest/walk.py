@@ -25,59 +25,17 @@ from nrr_stats.backtest.metrics import (
 )
 from nrr_stats.decide import DecisionRule, decide
 from nrr_stats.errors import NrrInputError
+from nrr_stats.models.engine import DEFAULT_DYNAMICS, Dynamics, EvidenceWeights, SessionEngine
 from nrr_stats.models.posterior import StoredPosterior
+from nrr_stats.similarity.repeats import repeat_flags
+
+__all__ = ["BacktestOptions", "Dynamics", "backtest_logs", "default_options", "walk_log"]
 
 PREDICTED = ("keep", "discard", "crash")
 ENGINE = "engine"
 CONSTANT = "constant"
 LAPLACE = "running_laplace"
 DISCOUNTED = "discounted_rate"
-
-
-# Centre of the phase term: the mean of log(1 + position) over the dev corpus's predicted rows,
-# so the term averages to about zero over a session and the fitted global rate keeps its meaning.
-PHASE_CENTRE = 3.95
-# Centre of the plateau term: the mean of log(1 + rows since the last keep) over the same rows.
-PLATEAU_CENTRE = 2.2
-
-
-@dataclass(frozen=True)
-class Dynamics:
-    """Session dynamics of the engine (models/README.md): evidence discounts and a phase term."""
-
-    # weight of a row = keep_discount ** (configuration moves since it ran); 1 = off
-    keep_discount: float = 1.0
-    # weight of a row = forgetting ** (rows since it ran); 1 = off (a drifting session rate)
-    forgetting: float = 1.0
-    # prior centre of the session offset at position t: phase * (PHASE_CENTRE - log(1 + t))
-    phase: float = 0.0
-    # ... plus plateau * (PLATEAU_CENTRE - log(1 + rows since the last keep))
-    plateau: float = 0.0
-
-    def weights(self, kept: Sequence[bool]) -> np.ndarray:
-        """Evidence weight of each history row: a row ran under the configuration before it, so
-        every keep at or after it (itself included) moved the configuration away from that one;
-        and a row `a` rows old counts forgetting ** a."""
-        kept_arr = np.asarray(kept, dtype=bool)
-        weights = np.ones(kept_arr.shape[0])
-        if self.keep_discount < 1.0 and kept_arr.size:
-            moves = np.cumsum(kept_arr[::-1])[::-1]
-            weights *= self.keep_discount**moves
-        if self.forgetting < 1.0 and kept_arr.size:
-            age = np.arange(kept_arr.shape[0], 0, -1)
-            weights *= self.forgetting**age
-        return np.maximum(weights, 1e-6)
-
-    def prior_centre(self, kept: Sequence[bool]) -> float:
-        """Centre of the session offset's prior before the next row, given the rows so far:
-        the phase term (position) plus the plateau term (rows since the last keep)."""
-        centre = 0.0
-        if self.phase:
-            centre += self.phase * (PHASE_CENTRE - float(np.log1p(len(kept))))
-        if self.plateau:
-            since = next((i for i, k in enumerate(reversed(kept)) if k), len(kept))
-            centre += self.plateau * (PLATEAU_CENTRE - float(np.log1p(since)))
-        return centre
 
 
 @dataclass(frozen=True)
@@ -87,11 +45,26 @@ class BacktestOptions:
     dynamics: Dynamics = field(default_factory=Dynamics)
     decision_rule: DecisionRule = field(default_factory=DecisionRule)
     # history rows (dicts) -> evidence weight per row in (0, 1]; None: all 1 (no curator)
-    curator_weights: Callable[[list[dict[str, Any]]], np.ndarray] | None = None
-    update: str = "grid"  # "grid" (new-session offset integrated) or "importance"
+    curator_weights: EvidenceWeights | None = None
     # the similarity-weighted evidence model (models/similarity_evidence.py); when set, it gives
-    # P(keep), the interval and the verdict, and the cell engine above is not run
+    # P(keep), the interval and the verdict, and the cell engine is not run
     evidence: Any = None
+
+
+def default_options(
+    *, dynamics: bool = True, curator_weights: bool = True, evidence: bool = True
+) -> BacktestOptions:
+    """The full engine's options (models.engine.DEFAULT_DYNAMICS, the offline curator's
+    weights, the shipped similarity-evidence model, models/similarity_evidence.json); each
+    switch turns one ablated part off (`evidence=False`: walk the cell engine instead)."""
+    from nrr_stats.backtest.curation import OfflineCuratorWeights
+    from nrr_stats.models.similarity_evidence import shipped_evidence
+
+    return BacktestOptions(
+        dynamics=DEFAULT_DYNAMICS if dynamics else Dynamics(),
+        curator_weights=OfflineCuratorWeights() if curator_weights else None,
+        evidence=shipped_evidence() if evidence else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -223,43 +196,35 @@ class WalkItem:
 
 
 def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
-    """The rows of a read log in order; the proposal of row t is parsed from its scrubbed
-    description under the configuration kept before t, and each record's outcome and delta come
-    from rows up to it (backtest/prefix.py), so nothing at row t depends on rows after t."""
+    """The rows of a read log in order: each row's history record is the row ingest would store
+    (bank.ingest.experiment_rows, the one log-to-rows function) with its outcome and delta from
+    rows up to it (backtest/prefix.py: ingest's noise band and inferred direction read the whole
+    log), and its proposal is parsed from its scrubbed description under the configuration kept
+    before it; nothing at row t depends on rows after t."""
     from nrr_stats.backtest.prefix import prefix_outcomes
-    from nrr_stats.bank.ingest import leading_reference_rows
+    from nrr_stats.bank.ingest import experiment_rows
     from nrr_stats.parser import ConfigTracker, strip_result_words
 
-    descriptions = [row.description for row in log.rows]
     outcomes, deltas = prefix_outcomes(log)
-    references = leading_reference_rows(descriptions)
     tracker = ConfigTracker(rules)
     items = []
-    for index, (row, outcome, delta) in enumerate(zip(log.rows, outcomes, deltas, strict=True)):
+    for index, (row, stored) in enumerate(zip(log.rows, experiment_rows(log, rules), strict=True)):
         config_before = dict(tracker.current)
         scrubbed = strip_result_words(row.description)
         proposal = tracker.parse(scrubbed)
-        parsed = tracker.parse(row.description)
-        status = "other" if index < references else row.status
-        tracker.observe(parsed, kept=status == "keep")
+        tracker.observe(tracker.parse(row.description), kept=row.status == "keep")
         record = {
+            **stored,
+            "outcome": outcomes[index] if stored["status"] in PREDICTED else stored["outcome"],
+            "delta": None if not np.isfinite(deltas[index]) else float(deltas[index]),
             "id": row.row_number,
-            "row_number": row.row_number,
-            "status": status,
-            "description": row.description,
-            **parsed.bank_fields(),
-            "outcome": outcome,
-            "delta": None if not np.isfinite(delta) else float(delta),
-            "metric": row.metric,
-            "experiment_id": row.experiment_id,
             "session": log.session_key,
             "log": str(log.path),
-            "config_before": json.dumps(config_before, sort_keys=True, ensure_ascii=False),
         }
         items.append(
             WalkItem(
                 row=row.row_number,
-                status=status,
+                status=stored["status"],
                 proposal=proposal,
                 description=scrubbed,
                 config_before=config_before,
@@ -267,71 +232,6 @@ def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
             )
         )
     return items
-
-
-# ---------------------------------------------------------------------------------------------
-# The engine over one session
-
-
-class SessionEngine:
-    """Predicts proposals of one session from its history under a prior (or none)."""
-
-    def __init__(self, prior: StoredPosterior | None, session: str, options: BacktestOptions):
-        self.prior, self.session, self.options = prior, session, options
-        self.grid = None
-        if prior is not None and options.update == "grid":
-            from nrr_stats.models.session_grid import SessionGrid
-
-            self.grid = SessionGrid(prior)
-
-    def weights(self, history: list[dict[str, Any]]) -> np.ndarray:
-        kept = [r["status"] == "keep" for r in history]
-        weights = self.options.dynamics.weights(kept)
-        if self.options.curator_weights is not None and history:
-            weights = weights * np.asarray(self.options.curator_weights(history), dtype=float)
-        return np.clip(weights, 1e-6, 1.0)
-
-    def predict(self, history: list[dict[str, Any]], proposal: Any) -> Any:
-        from nrr_stats.models.data import ExperimentTable
-        from nrr_stats.models.posterior import predict_keep
-
-        weights = self.weights(history)
-        if self.grid is not None:
-            leaves: dict[tuple[str, str, str], list[float]] = {}
-            crashes: dict[str, list[float]] = {}
-            for row, w in zip(history, weights, strict=True):
-                key = (row["category"], row["direction"], row["parameter"] or "")
-                leaf = leaves.setdefault(key, [0.0, 0.0])
-                leaf[0] += w * (row["status"] == "keep")
-                leaf[1] += w
-                crash = crashes.setdefault(row["category"], [0.0, 0.0])
-                crash[0] += w * (row["status"] == "crash")
-                crash[1] += w
-            self.grid.set_all({k: (v[0], v[1]) for k, v in leaves.items()})
-            self.grid.set_crash_counts({k: (v[0], v[1]) for k, v in crashes.items()})
-            kept = [row["status"] == "keep" for row in history]
-            self.grid.set_phase(self.options.dynamics.prior_centre(kept))
-            return self.grid.answer(proposal.category, proposal.direction, proposal.parameter)
-        table = ExperimentTable.from_records(
-            {
-                "session": self.session,
-                "category": row["category"],
-                "direction": row["direction"],
-                "parameter": row["parameter"],
-                "status": row["status"],
-                "weight": float(w),
-            }
-            for row, w in zip(history, weights, strict=True)
-        )
-        answer = predict_keep(
-            self.prior,
-            table,
-            self.session,
-            proposal.category,
-            proposal.direction,
-            proposal.parameter,
-        )
-        return answer
 
 
 def walk_log(
@@ -349,7 +249,7 @@ def walk_log(
     log = log if log is not None else read_results_log(path)
     items = walk_items(log)
     if options.evidence is not None:
-        predicted = _evidence_rows(path, items, options, constant_rate)
+        predicted = _evidence_rows(path, items, prior, log, options, constant_rate)
     else:
         predicted = _engine_rows(path, items, prior, log, options, constant_rate)
     return LogWalk(
@@ -364,9 +264,7 @@ def walk_log(
 
 def _engine_rows(path, items, prior, log, options, constant_rate) -> list[PredictedRow]:
     """The cell engine's predictions, row by row (the form before the similarity evidence)."""
-    from nrr_stats.check import repeat_flags
-
-    engine = SessionEngine(prior, log.session_key, options)
+    engine = SessionEngine(prior, log.session_key, options.dynamics, options.curator_weights)
     history: list[dict[str, Any]] = []
     predicted: list[PredictedRow] = []
     outcomes_seen: list[int] = []
@@ -410,11 +308,15 @@ def _engine_rows(path, items, prior, log, options, constant_rate) -> list[Predic
     return predicted
 
 
-def _evidence_rows(path, items, options, constant_rate) -> list[PredictedRow]:
+def _evidence_rows(path, items, prior, log, options, constant_rate) -> list[PredictedRow]:
     """The similarity-weighted evidence model's predictions: one vectorised pass over the
-    session, row t from rows < t (models/similarity_evidence.py), verdicts from decide.py."""
+    session, row t from rows < t (models/similarity_evidence.py), verdicts from decide.py. The
+    cell fields (crash probability, weighted count) come from the cell engine under `prior`,
+    as `nrr check` reports them beside the evidence model's P(keep)."""
+    from dataclasses import replace
+
+    engine = SessionEngine(prior, log.session_key, options.dynamics, options.curator_weights)
     from nrr_stats.backtest.evidence_rows import evidence_rows
-    from nrr_stats.check import repeat_flags
     from nrr_stats.models.similarity_evidence import answer_fields, predict_session
 
     rows = evidence_rows(items)
@@ -428,7 +330,8 @@ def _evidence_rows(path, items, options, constant_rate) -> list[PredictedRow]:
     for item in items:
         if item.status not in PREDICTED:
             continue
-        answer = answers[index]
+        cell = engine.predict(history, item.proposal)
+        answer = replace(answers[index], p_crash=float(cell.p_crash))
         index += 1
         exact, near = repeat_flags(item.proposal, item.description, item.config_before, history)
         verdict, _ = decide(
@@ -454,7 +357,7 @@ def _evidence_rows(path, items, options, constant_rate) -> list[PredictedRow]:
                 stale=False,
                 prob_below_base=answer.prob_below_base,
                 base_rate=answer.base_rate,
-                n_weighted=answer.n_weighted,
+                n_weighted=float(cell.n_weighted),
                 p_crash=answer.p_crash,
                 exact_repeat=bool(exact),
                 near_repeats=int(near),
@@ -590,7 +493,12 @@ def backtest_logs(
     for path in paths:
         log = read_results_log(path)
         if options.evidence is not None:
-            choice = PriorChoice(None, options.evidence.for_log(Path(path).name)[1])
+            # the cell fields beside P(keep): the shipped prior where it never saw the log
+            seen = shipped is None or log.session_key in set(
+                shipped.meta.get("training_session_keys", [])
+            )
+            cell_prior = (None if seen else shipped) if isinstance(prior, str) else prior
+            choice = PriorChoice(cell_prior, options.evidence.for_log(Path(path).name)[1])
         elif resolver is not None:
             choice = resolver.for_log(Path(path).name, log.session_key)
         else:

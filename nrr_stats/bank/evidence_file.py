@@ -1,6 +1,6 @@
 """The bank's evidence sums saved beside it, so a new process need not read every row again.
 
-A check reads the bank's leaf sums once per process (`check.bank_reading`): on a large bank
+A check reads the bank's leaf sums once per process (`check.Checker.reading`): on a large bank
 that one `GROUP BY` is most of a whole `nrr check` process. The sums are saved here with the
 evidence state they were read at (Bank.evidence_state: revision, last id). They stay true while
 the revision stands; rows past the last id are then all that is new, read from the bank.

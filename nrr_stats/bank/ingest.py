@@ -88,7 +88,7 @@ def experiment_rows(
     )
     descriptions = [row.description for row in log.rows]
     outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
-    deltas = metric_deltas(metrics, statuses, log.metric_direction)
+    deltas = metric_deltas(metrics, statuses, log.metric_direction, descriptions)
     tracker = tracker if tracker is not None else ConfigTracker(rules)
     now = utc_now()
     references = leading_reference_rows(descriptions, statuses)

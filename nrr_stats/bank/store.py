@@ -351,6 +351,51 @@ class Bank:
             )
             return int(inserted[0]["id"])
 
+    # -- reads for the similarity store, the search and the report -------------------------
+
+    def experiment_id_range(self) -> tuple[int | None, int]:
+        """(last experiment id or None, number of experiments)."""
+        row = self.query("SELECT MAX(id) AS last_id, COUNT(*) AS n FROM experiments")[0]
+        return (None if row["last_id"] is None else int(row["last_id"])), int(row["n"])
+
+    def feature_rows(
+        self, *, session_ids: Sequence[int] | None = None, after_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The columns the similarity store reads, in id order: every row, one set of
+        sessions' rows, or the rows past an id."""
+        where, params = "", ()
+        if session_ids is not None:
+            ids = [int(s) for s in session_ids]
+            where, params = f" WHERE session_id IN ({', '.join('?' * len(ids))})", tuple(ids)
+        elif after_id is not None:
+            where, params = " WHERE id > ?", (int(after_id),)
+        return self.query(
+            "SELECT id, session_id, description, category, direction, parameter, from_value,"
+            " to_value, outcome, status FROM experiments" + where + " ORDER BY id",
+            params,
+        )
+
+    def experiment_details(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """What a similar failure shows, for these experiment ids."""
+        if not ids:
+            return []
+        return self.query(
+            "SELECT id, session_id, description, category, direction, parameter, to_value,"
+            f" status, outcome, delta FROM experiments WHERE id IN ({', '.join('?' * len(ids))})",
+            [int(i) for i in ids],
+        )
+
+    def experiment_ids_in_cell(self, category: str, direction: str) -> list[int]:
+        """Ids of the experiments in one (category, direction) cell."""
+        rows = self.query(
+            "SELECT id FROM experiments WHERE category = ? AND direction = ?", (category, direction)
+        )
+        return [int(row["id"]) for row in rows]
+
+    def recent_decisions(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The last recorded `nrr check` answers, newest first."""
+        return self.query("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (int(limit),))
+
 
 def open_bank(url: str | Path | None = None, *, create: bool = True) -> Bank:
     """Open (and create or migrate) the bank at `url`, `$NRR_BANK` or `.nrr/bank.db`."""

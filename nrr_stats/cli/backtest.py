@@ -32,12 +32,16 @@ def backtest(
     no_curator_weights: bool = typer.Option(
         False, "--no-curator-weights", help="Weigh every failure 1 (ablation)."
     ),
+    no_similarity: bool = typer.Option(
+        False,
+        "--no-similarity",
+        help="Walk the cell engine instead of the similarity-evidence model (ablation).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Walk each log in order, predict every experiment from the rows before it, and score."""
-    from nrr_stats.backtest.engine import default_options
     from nrr_stats.backtest.summary import log_loss_ratio_interval, score_rows
-    from nrr_stats.backtest.walk import backtest_logs
+    from nrr_stats.backtest.walk import backtest_logs, default_options
 
     for path in logs:
         if not path.is_file():
@@ -45,7 +49,11 @@ def backtest(
     for target, what in ((jsonl, "JSONL"), (plot, "plot")):
         if target is not None and not target.parent.is_dir():
             raise NrrInputError(f"the {what}'s folder does not exist", path=str(target))
-    options = default_options(dynamics=not no_dynamics, curator_weights=not no_curator_weights)
+    options = default_options(
+        dynamics=not no_dynamics,
+        curator_weights=not no_curator_weights,
+        evidence=not no_similarity,
+    )
     result = backtest_logs(
         logs,
         prior=None if no_population_prior else "shipped",

@@ -122,21 +122,16 @@ def check(
     raise typer.Exit(VERDICT_EXIT_CODES[answer["verdict"]])
 
 
-def _cells(bank: str | None, session: str | None, no_population_prior: bool):
-    """The bank's cells against the chosen session, from the posterior that answers checks."""
+def _cells(bank: str | None, session: str | None, no_population_prior: bool, prior_cells: bool):
+    """The bank's cells against the chosen session, as that session's checks answer them."""
     from nrr_stats.bank import open_bank
-    from nrr_stats.check import answering_posterior, bank_reading, pick_session
-    from nrr_stats.models.posterior import cell_table
+    from nrr_stats.check import Checker
 
-    with open_bank(bank, create=False) as opened:
-        session_row = pick_session(opened, session)
-        posterior = answering_posterior(opened, use_population_prior=not no_population_prior)
-        cells = cell_table(
-            posterior,
-            bank_reading(opened).evidence,
-            session=session_row["session_key"] if session_row else None,
-        )
-    return cells, posterior
+    with (
+        open_bank(bank, create=False) as opened,
+        Checker(opened, use_population_prior=not no_population_prior) as checker,
+    ):
+        return checker.patterns(session, prior_cells=prior_cells), checker.prior()
 
 
 @app.command()
@@ -145,16 +140,18 @@ def patterns(
     session: str = SessionOption,
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
     no_population_prior: bool = NoPriorOption,
-    show_all: bool = typer.Option(False, "--all", help="Also the prior's cells with no data here."),
+    show_all: bool = typer.Option(
+        False, "--all", help="Also the prior's fitted cells with no data in the bank."
+    ),
 ) -> None:
     """Per cell: count, weighted count, posterior mean, 90% interval, P(rate < base rate)."""
+    from nrr_stats.check import cell_json
     from nrr_stats.report.tables import cell_table, print_table
 
-    cells, _ = _cells(bank, session, no_population_prior)
-    cells = cells if show_all else [cell for cell in cells if cell.n > 0]
+    cells, _ = _cells(bank, session, no_population_prior, show_all)
     if as_json:
         for cell in cells:
-            print(json.dumps(cell.to_dict()))
+            print(json.dumps(cell_json(cell)))
     else:
         print_table(cell_table(cells))
 
@@ -171,14 +168,15 @@ def suggest(
     no_population_prior: bool = NoPriorOption,
 ) -> None:
     """The kinds of change most likely to be kept next, with intervals and counts."""
+    from nrr_stats.check import cell_json
     from nrr_stats.report.tables import cell_table, print_table
     from nrr_stats.suggest import suggest_cells
 
-    cells, _ = _cells(bank, session, no_population_prior)
+    cells, _ = _cells(bank, session, no_population_prior, True)  # the prior's cells too
     best = suggest_cells(cells, count, min_experiments)
     if as_json:
         for cell in best:
-            print(json.dumps(cell.to_dict()))
+            print(json.dumps(cell_json(cell)))
     else:
         print_table(cell_table(best, title="Most promising cells"))
 
@@ -196,7 +194,7 @@ def report(
     from nrr_stats.bank import open_bank
     from nrr_stats.report.html import render_report
 
-    cells, posterior = _cells(bank, session, no_population_prior)
+    cells, posterior = _cells(bank, session, no_population_prior, False)
     fit = dict(posterior.meta) if posterior is not None else None
     with open_bank(bank, create=False) as opened:
         page = render_report(opened, cells, fit, base_rate=None)

@@ -31,7 +31,9 @@ def curate(
     artifacts: Path = typer.Option(
         None,
         "--artifacts",
-        help="Directory of <id>.log / <id>.diff / <id>.reasoning.md files (read capped, redacted).",
+        help="Directory of per-experiment folders <id>/ in NK's layout (exec.log, eval.log,"
+        " candidate.py, reasoning.md) or flat <id>.log / <id>.diff / <id>.reasoning.md files"
+        " (read capped, redacted); records curated before their artifacts arrived are redone.",
     ),
     weights: Path = typer.Option(
         None, "--weights", help="A TOML weight table laid over the built-in one."
@@ -80,15 +82,28 @@ def curate(
             progress=progress,
         )
         reweighted = apply_weights(opened, table) if weights is not None else None
+    for name in summary.unmatched_artifacts:
+        print(
+            f"nrr: warning: {artifacts_dir / name}: artifacts that match no experiment of the"
+            " session(s) curated (named after an experiment's id in its log?)",
+            file=sys.stderr,
+        )
     if as_json:
         print(json.dumps(summary.as_dict() | {"reweighted": reweighted}))
     else:
+        for name, files in summary.artifacts_used.items():
+            print(f"artifacts of {name}: {', '.join(files)}")
         print(
             f"{summary.source}: {summary.written} record(s) written, {summary.already_done} already done"
             f" (of {summary.failures} failures); depth-N: {summary.deep_written} written,"
             f" {summary.deep_already_done} already done; model fallbacks {summary.model_fallbacks},"
             f" retries {summary.retries}, tokens in/out {summary.input_tokens}/{summary.output_tokens}"
             + (f"; stopped at --limit {limit}" if summary.limited else "")
+            + (
+                f"; {summary.rediagnosed} re-diagnosed with artifacts that arrived after them"
+                if summary.rediagnosed
+                else ""
+            )
             + (
                 f"; {reweighted} stored record(s) re-weighted with {weights}"
                 if reweighted is not None
@@ -128,6 +143,11 @@ class _progress:
 def records(
     bank: str = BankOption,
     as_json: bool = typer.Option(False, "--json", help="Print the records as one JSON list."),
+    output_format: str = typer.Option(
+        "table",
+        "--format",
+        help="table, json (the --json envelopes) or nk (bare NK records, one per line).",
+    ),
     session: int = typer.Option(None, "--session", help="Only this session (bank id)."),
     experiment: int = typer.Option(None, "--experiment", help="Only this experiment (bank id)."),
     source: str = typer.Option(None, "--source", help="Only this source: rules or llm:<model>."),
@@ -138,6 +158,20 @@ def records(
     from nrr_stats.curator import fetch_records
     from nrr_stats.curator.store import events_for
 
+    if output_format not in ("table", "json", "nk"):
+        raise NrrInputError(f"--format must be table, json or nk, not {output_format!r}")
+    if output_format == "nk":
+        from nrr_stats.curator.exchange import export_records
+        from nrr_stats.curator.nk_files import canonical_json
+
+        with open_bank(bank, create=False) as opened:
+            bare = export_records(
+                opened, session_id=session, experiment_pk=experiment, source=source, depth=depth
+            )
+        for record in bare:
+            print(canonical_json(record))
+        return
+    as_json = as_json or output_format == "json"
     with open_bank(bank, create=False) as opened:
         rows = fetch_records(
             opened, session_id=session, experiment_pk=experiment, source=source, depth=depth
@@ -171,7 +205,7 @@ def records(
         events = history.get(row["id"], [])
         table.add_row(
             str(row["id"]),
-            str(row["experiment_id"]),
+            "-" if row["experiment_id"] is None else str(row["experiment_id"]),
             str(row["depth"]),
             row["source"],
             f"{failure['layer']} / {failure['scope']} / {failure['degree']}",
@@ -201,51 +235,153 @@ def _record_json(row: dict, history: list[dict]) -> dict:
 
 @app.command("validate")
 def validate_command(
-    file: Path = typer.Argument(
-        ..., help="A JSON record, a JSON list of records, or JSON lines (.jsonl)."
+    files: list[Path] = typer.Argument(
+        ...,
+        help="JSON records (one, or a list), JSON lines (.jsonl), or directories of them.",
     ),
+    strict: bool = typer.Option(
+        False, "--strict", help="Count NK's length guidance (warnings) as errors too."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per record."),
 ) -> None:
-    """Check NK records (nrr-stats' or the NK paper's own) against the schema."""
-    from nrr_stats.curator import validate
+    """Check NK records (nrr-stats' or the NK paper's own) as NK's validator does.
 
-    records = _read_records(file)
-    for index, record in enumerate(records, start=1):
-        problems = validate(record)
-        if problems:
-            where = f"record {index}: " if len(records) > 1 else ""
-            raise NrrInputError(
-                f"{where}{len(problems)} violation(s): " + "; ".join(problems), path=str(file)
+    Every record of every file is reported (`file:record N: ...`), then a summary line. Errors
+    (structure, vocabulary) make a record invalid and the exit code 3; NK's length guidance
+    is a warning (exit 0) unless --strict.
+    """
+    from nrr_stats.curator.nk_files import read_records
+    from nrr_stats.curator.schema import check_record
+
+    items, faults = read_records(files)
+    invalid = warned = 0
+    first_fault = faults[0].one_line() if faults else None
+    for fault in faults:
+        print(
+            json.dumps({"file": fault.path, "fault": fault.one_line()})
+            if as_json
+            else fault.one_line()
+        )
+    for item in items:
+        checked = check_record(item.record)
+        errors = checked.errors + (checked.warnings if strict else [])
+        warnings = [] if strict else checked.warnings
+        invalid += bool(errors)
+        warned += bool(warnings)
+        if errors and first_fault is None:
+            first_fault = f"{item.where}: {errors[0]}"
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "file": item.path,
+                        "record": item.number,
+                        "valid": not errors,
+                        "errors": errors,
+                        "warnings": warnings,
+                    },
+                    ensure_ascii=False,
+                )
             )
-    print(f"{file}: {len(records)} valid record(s)")
+            continue
+        for problem in errors:
+            print(f"{item.where}: error: {problem}")
+        for problem in warnings:
+            print(f"{item.where}: warning: {problem}")
+        if not errors and not warnings:
+            print(f"{item.where}: valid")
+    summary = (
+        f"{len(items)} record(s) in {len({i.path for i in items} | {f.path for f in faults})}"
+        f" file(s): {len(items) - invalid} valid,"
+        f" {invalid} invalid, {warned} with warnings"
+        + (f"; {len(faults)} file(s) unreadable" if faults else "")
+    )
+    if not as_json:
+        print(summary)
+    if invalid or faults:
+        raise NrrInputError(f"{summary} (first: {first_fault})")
 
 
-def _read_records(file: Path) -> list:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise NrrInputError(f"cannot read: {reason}", path=str(file)) from None
-    if file.suffix == ".jsonl":
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise NrrInputError(
-                        f"not JSON ({error.msg})", path=str(file), line=number
-                    ) from None
-        if not records:
-            raise NrrInputError("no records in the file", path=str(file))
-        return records
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise NrrInputError(f"not JSON ({error.msg})", path=str(file), line=error.lineno) from None
-    records = data if isinstance(data, list) else [data]
-    if not records:
-        raise NrrInputError("no records in the file", path=str(file))
-    return records
+@app.command("export-records")
+def export_records_command(
+    out: Path = typer.Argument(
+        ..., help="A directory (one JSON file per record, NK's layout) or a .jsonl file."
+    ),
+    bank: str = BankOption,
+    session: int = typer.Option(None, "--session", help="Only this session (bank id)."),
+    source: str = typer.Option(None, "--source", help="Only this source: rules or llm:<model>."),
+    depth: int = typer.Option(None, "--depth", help="Only records of this depth."),
+) -> None:
+    """Write the bank's records as bare NK records (NK's validator accepts them as written)."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.curator.exchange import export_records
+    from nrr_stats.curator.nk_files import write_records
+
+    with open_bank(bank, create=False) as opened:
+        records = export_records(opened, session_id=session, source=source, depth=depth)
+    written = write_records(records, out)
+    print(f"{len(records)} NK record(s) written to {out} ({len(written)} file(s))")
+
+
+@app.command("import-records")
+def import_records_command(
+    paths: list[Path] = typer.Argument(
+        ..., help="NK record files (.json, .jsonl) or directories of them (e.g. NK's nk_records/)."
+    ),
+    bank: str = BankOption,
+    route: str = typer.Option(
+        None,
+        "--route",
+        help="CATEGORY/DIRECTION[/PARAMETER] for every record (default: each record's own, "
+        "else the parser's reading of its attempted route).",
+    ),
+    weights: Path = typer.Option(
+        None, "--weights", help="A TOML weight table laid over the built-in one."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the import's summary as JSON."),
+) -> None:
+    """Store NK records in the bank (once each, by content), on their routes and experiments."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.curator import load_weights
+    from nrr_stats.curator.exchange import import_records
+    from nrr_stats.curator.nk_files import read_records
+
+    table = load_weights(weights)
+    forced = _route(route) if route is not None else None
+    items, faults = read_records(paths)
+    if faults:
+        raise NrrInputError(
+            faults[0].message
+            + (f" (and {len(faults) - 1} more file fault(s))" if len(faults) > 1 else "")
+            + "; nothing imported",
+            path=faults[0].path,
+            line=faults[0].line,
+        )
+    with open_bank(bank) as opened:
+        summary = import_records(opened, items, weights=table, route=forced)
+    if as_json:
+        print(json.dumps(summary.as_dict()))
+        return
+    routes = ", ".join(f"{name} {count}" for name, count in sorted(summary.routes.items()))
+    print(
+        f"{summary.stored} NK record(s) imported, {summary.already_stored} already in the bank"
+        f" (of {summary.read}); {summary.attached} attached to an experiment of this bank"
+        + (f"; {summary.rerouted} moved onto --route {route}" if summary.rerouted else "")
+        + (f"; routes: {routes}" if routes else "")
+    )
+
+
+def _route(text: str) -> tuple[str, str, str]:
+    from nrr_stats.curator.schema import _CATEGORY_NAME
+    from nrr_stats.taxonomy import DIRECTIONS
+
+    parts = text.split("/", 2)
+    if len(parts) < 2 or not _CATEGORY_NAME.match(parts[0]) or parts[1] not in DIRECTIONS:
+        raise NrrInputError(
+            f"--route {text!r} must be CATEGORY/DIRECTION[/PARAMETER] with a snake_case category"
+            f" and a direction among {', '.join(DIRECTIONS)}"
+        )
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else ""
 
 
 def _actor(actor: str | None) -> str:

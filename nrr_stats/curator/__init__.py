@@ -2,7 +2,20 @@
 their diagnoses give the hierarchy's fit (offline rules by default, an Anthropic model on request)."""
 
 from nrr_stats.curator.pipeline import CurationSummary, curate, find_experiment
-from nrr_stats.curator.schema import validate
+from nrr_stats.curator.schema import (
+    DEGREES,
+    FAILURE_SUBFIELDS,
+    LAYERS,
+    RECOMMENDED_ACTIONS,
+    RISKS,
+    SCHEMA_BASE_FIELDS,
+    SCHEMA_DEEP_EXTRA,
+    SCOPES,
+    RecordCheck,
+    check_record,
+    validate,
+    validate_nk,
+)
 from nrr_stats.curator.store import (
     applicable_records,
     apply_weights,
@@ -13,10 +26,20 @@ from nrr_stats.curator.store import (
 from nrr_stats.curator.weights import WeightTable, load_weights
 
 __all__ = [
+    "DEGREES",
+    "FAILURE_SUBFIELDS",
+    "LAYERS",
+    "RECOMMENDED_ACTIONS",
+    "RISKS",
+    "SCHEMA_BASE_FIELDS",
+    "SCHEMA_DEEP_EXTRA",
+    "SCOPES",
     "CurationSummary",
+    "RecordCheck",
     "WeightTable",
     "applicable_records",
     "apply_weights",
+    "check_record",
     "curate",
     "fetch_records",
     "find_experiment",
@@ -24,4 +47,5 @@ __all__ = [
     "load_weights",
     "record_event",
     "validate",
+    "validate_nk",
 ]

@@ -1,11 +1,18 @@
 """Artifacts of one experiment, read only from the directory the user names, capped and redacted.
 
-Layout of `--artifacts DIR` (flat; `<id>` is the experiment's id in its log, usually the
-commit, e.g. `a1b2c3d`):
+`--artifacts DIR` holds, per experiment (`<id>` is its id in the log, usually the commit, e.g.
+`a1b2c3d`), either a folder in the NK reference implementation's layout of one round:
 
-    <id>.log           the run's output; its last LOG_TAIL_CAP characters are used
-    <id>.diff          the change (or <id>.patch); its first DIFF_CAP characters
-    <id>.reasoning.md  the agent's reasoning (or <id>.md); its first REASONING_CAP characters
+    <id>/exec.log      the run's output; its last LOG_TAIL_CAP characters are used
+    <id>/eval.log      the evaluator's output, when it ran; its last LOG_TAIL_CAP characters
+    <id>/candidate.py  the program that ran; its first DIFF_CAP characters
+    <id>/reasoning.md  the agent's reasoning; its first REASONING_CAP characters
+
+or flat files (used where the folder has no file of that kind):
+
+    <id>.log           the run's output
+    <id>.diff          the change (or <id>.patch)
+    <id>.reasoning.md  the agent's reasoning (or <id>.md)
 
 Files that are missing are simply absent; nothing outside DIR is ever read (no symlink escapes).
 """
@@ -25,27 +32,37 @@ REASONING_CAP = 3000
 # around the part that is kept.
 _READ_MARGIN = 4096
 
-_KINDS: dict[str, tuple[tuple[str, ...], int, bool]] = {
-    # kind: (file suffixes in order of preference, cap, keep the tail rather than the head)
-    "log_tail": ((".log",), LOG_TAIL_CAP, True),
-    "diff": ((".diff", ".patch"), DIFF_CAP, False),
-    "reasoning": ((".reasoning.md", ".md"), REASONING_CAP, False),
+_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], int, bool]] = {
+    # kind: (names in an NK round folder, flat-file suffixes in order of preference, cap,
+    # keep the tail rather than the head)
+    "log_tail": (("exec.log",), (".log",), LOG_TAIL_CAP, True),
+    "eval_log": (("eval.log",), (), LOG_TAIL_CAP, True),
+    "diff": (("candidate.py",), (".diff", ".patch"), DIFF_CAP, False),
+    "reasoning": (("reasoning.md",), (".reasoning.md", ".md"), REASONING_CAP, False),
 }
+FOLDER_FILES: tuple[str, ...] = tuple(name for names, *_ in _KINDS.values() for name in names)
+FLAT_SUFFIXES: tuple[str, ...] = tuple(
+    suffix for _, suffixes, *_ in _KINDS.values() for suffix in suffixes
+)
 
 
 @dataclass(frozen=True)
 class Artifacts:
-    """Redacted, capped texts of one experiment; empty strings when absent."""
+    """Redacted, capped texts of one experiment (empty strings when absent), and the files
+    they were read from, relative to the artifacts directory."""
 
     log_tail: str = ""
     diff: str = ""
     reasoning: str = ""
+    eval_log: str = ""
+    files: tuple[str, ...] = ()
 
     def present(self) -> dict[str, str]:
         return {
             k: v
             for k, v in (
                 ("log_tail", self.log_tail),
+                ("eval_log", self.eval_log),
                 ("diff", self.diff),
                 ("reasoning", self.reasoning),
             )
@@ -66,13 +83,37 @@ def load_artifacts(directory: Path | None, experiment_id: str) -> Artifacts:
     if directory is None or not _safe_name(experiment_id):
         return Artifacts()
     texts: dict[str, str] = {}
-    for kind, (suffixes, cap, tail) in _KINDS.items():
-        for suffix in suffixes:
-            path = directory / f"{experiment_id}{suffix}"
+    files: list[str] = []
+    for kind, (names, suffixes, cap, tail) in _KINDS.items():
+        candidates = [directory / experiment_id / name for name in names]
+        candidates += [directory / f"{experiment_id}{suffix}" for suffix in suffixes]
+        for path in candidates:
             if _inside(path, directory):
                 texts[kind] = _read_capped(path, cap, tail=tail)
+                files.append(path.relative_to(directory).as_posix())
                 break
-    return Artifacts(**texts)
+    return Artifacts(**texts, files=tuple(files))
+
+
+def artifact_names(directory: Path) -> set[str]:
+    """The experiment ids the directory has artifacts for: its folders holding a round file,
+    and the stems of its flat artifact files."""
+    names: set[str] = set()
+    try:
+        entries = list(directory.iterdir())
+    except OSError as error:
+        raise NrrInputError(
+            f"cannot list the artifacts directory ({error.strerror})", path=str(directory)
+        ) from None
+    for entry in entries:
+        if entry.is_dir() and any(_inside(entry / name, directory) for name in FOLDER_FILES):
+            names.add(entry.name)
+        elif entry.is_file():
+            for suffix in sorted(FLAT_SUFFIXES, key=len, reverse=True):
+                if entry.name.endswith(suffix) and len(entry.name) > len(suffix):
+                    names.add(entry.name[: -len(suffix)])
+                    break
+    return names
 
 
 def _safe_name(name: str) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nrr_stats.bank.store import Bank
-from nrr_stats.curator.artifacts import Artifacts, load_artifacts
+from nrr_stats.curator.artifacts import Artifacts, artifact_names, load_artifacts
 from nrr_stats.curator.deep import Route, curate_deep, failed_routes
 from nrr_stats.curator.offline import (
     MARGINAL_FRACTION,
@@ -31,6 +31,8 @@ from nrr_stats.curator.schema import validate
 from nrr_stats.curator.store import (
     curated_keys,
     experiment_key,
+    fits_bank_id,
+    record_artifacts,
     route_key,
     save_record,
 )
@@ -60,7 +62,12 @@ class CurationSummary:
     output_tokens: int = 0
     interrupted: bool = False
     limited: bool = False  # stopped at the run's --limit
+    rediagnosed: int = 0  # records redone because their artifacts arrived after them
     record_ids: list[int] = field(default_factory=list)
+    # --artifacts: the files read per experiment (its id in the log), and the folders or flat
+    # files of the directory that name no experiment of the sessions curated.
+    artifacts_used: dict[str, list[str]] = field(default_factory=dict)
+    unmatched_artifacts: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "record_ids"} | {
@@ -80,7 +87,7 @@ class Job:
 def find_experiment(bank: Bank, ident: str) -> dict[str, Any]:
     """An experiment by bank id (digits) or by its id in the log (e.g. the commit); one-line errors otherwise."""
     rows: list[dict[str, Any]] = []
-    if ident.isdigit():
+    if ident.isascii() and ident.isdigit() and fits_bank_id(int(ident)):
         rows = bank.query("SELECT * FROM experiments WHERE id = ?", (int(ident),))
     if not rows:
         rows = bank.query("SELECT * FROM experiments WHERE experiment_id = ?", (ident,))
@@ -111,7 +118,7 @@ def _session_jobs(
         artifacts = load_artifacts(artifacts_dir, str(row["experiment_id"]))
         context = FailureContext(
             experiment=row,
-            task_id=str(session["name"]),
+            task_id=str(session["session_key"]),
             metric_name=str(session["metric_name"] or "metric"),
             scale=scale,
             history=route_history(experiments, index),
@@ -179,11 +186,16 @@ def curate(
             raise NrrInputError(f"no session {session_id} in the bank")
 
     plan: list[tuple[str, Any]] = []
+    known_ids: set[str] = set()
     for session in sessions:
         experiments, jobs = _session_jobs(bank, session, artifacts_dir)
+        known_ids.update(str(e["experiment_id"]) for e in experiments)
         for pk, job in jobs.items():
             if target is None or pk == target["id"]:
                 plan.append(("depth1", job))
+                if job.artifacts.files:
+                    name = str(job.context.experiment["experiment_id"])
+                    summary.artifacts_used[name] = list(job.artifacts.files)
         if deep:
             routes = failed_routes(experiments)
             kept = Counter(str(e["category"]) for e in experiments if e["status"] == "keep")
@@ -191,10 +203,18 @@ def curate(
                 if target is None or any(f["id"] == target["id"] for f in route.failures):
                     plan.append(("deep", (route, routes, kept, jobs)))
     summary.failures = sum(1 for kind, _ in plan if kind == "depth1")
+    if artifacts_dir is not None:
+        summary.unmatched_artifacts = sorted(artifact_names(artifacts_dir) - known_ids)
 
     done_depth1 = set() if redo else curated_keys(bank, source, 1)
     if model is not None and not redo:
         done_depth1 |= _model_fallbacks(bank, source)
+    arrived = (
+        _artifacts_arrived(bank, plan, done_depth1, source)
+        if artifacts_dir is not None and not redo
+        else set()
+    )
+    done_depth1 -= arrived
     # Rules are fast: commit them in batches. A model's records commit one by one, and no
     # transaction stays open (holding the bank's write lock) while the API is called.
     batch = 1 if model is not None else OFFLINE_BATCH
@@ -209,7 +229,9 @@ def curate(
                     if progress:
                         progress(index, len(plan), _label(kind, item))
                     if kind == "depth1":
-                        _depth1(bank, item, model, table, source, redo, done_depth1, summary)
+                        _depth1(
+                            bank, item, model, table, source, redo, done_depth1, summary, arrived
+                        )
                     else:
                         _deep(
                             bank,
@@ -227,6 +249,26 @@ def curate(
     except KeyboardInterrupt:
         summary.interrupted = True
     return summary
+
+
+def _artifacts_arrived(
+    bank: Bank, plan: Sequence[tuple[str, Any]], done: set[str], source: str
+) -> set[str]:
+    """Keys of finished depth-1 records curated without the artifacts their experiment has now
+    (the files differ from those the record names): they are diagnosed again."""
+    wanted = {
+        experiment_key(int(job.context.experiment["id"])): job.artifacts.files
+        for kind, job in plan
+        if kind == "depth1" and job.artifacts.files
+    }
+    wanted = {key: files for key, files in wanted.items() if key in done}
+    if not wanted:
+        return set()
+    used = record_artifacts(bank, wanted, source)
+    if source != "rules":  # a rules record standing in for a failed model answer counts too
+        for key, files in record_artifacts(bank, wanted, "rules").items():
+            used[key] = sorted(set(used.get(key, [])) | set(files))
+    return {key for key, files in wanted.items() if set(used.get(key, ())) != set(files)}
 
 
 def _label(kind: str, item: Any) -> str:
@@ -255,15 +297,20 @@ def _depth1(
     redo: bool,
     done: set[str],
     summary: CurationSummary,
+    arrived: set[str] = frozenset(),
 ) -> None:
     row = job.context.experiment
     key = experiment_key(int(row["id"]))
     if key in done:
         summary.already_done += 1
         return
+    if key in arrived:
+        summary.rediagnosed += 1
+        redo = True
+    seen = {"artifacts": list(job.artifacts.files)} if job.artifacts.files else None
     draft = curate_offline(job.context)
     if model is None:
-        record_id = _store(bank, draft, row, "rules", table, key, replace=redo)
+        record_id = _store(bank, draft, row, "rules", table, key, replace=redo, extra=seen)
         _count(summary, record_id, deep=False)
         return
     from nrr_stats.curator.llm import build_prompt
@@ -284,6 +331,7 @@ def _depth1(
             replace=redo,
             input_tokens=answer.input_tokens,
             output_tokens=answer.output_tokens,
+            extra=seen,
         )
         _count(summary, record_id, deep=False)
         return
@@ -299,6 +347,7 @@ def _depth1(
         note=answer.note,
         input_tokens=answer.input_tokens,
         output_tokens=answer.output_tokens,
+        extra=seen,
     )
     _count(summary, record_id, deep=False)
 

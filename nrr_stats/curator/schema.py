@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from nrr_stats.taxonomy import DIRECTIONS
@@ -34,15 +35,18 @@ FAILURE_VOCABULARY: dict[str, tuple[str, ...]] = {
     "risk": RISKS,
 }
 
-# Hard caps (characters) that `validate` enforces.
+# The NK paper's length guidance (characters): its schema description and curator prompts ask
+# for these, its validator does not enforce them, and its own published records exceed them. So
+# `check_record` reports a longer text as a warning; `validate` (what nrr-stats' own curators
+# must keep to) counts it as a violation. The deep-curation prompt allows 400 characters for
+# `recommended_alternative`.
 CAPS: dict[str, int] = {
     "rationale": 300,
     "recommended_alternative": 300,
     "synthesised_diagnosis": 400,
 }
-# The paper's prompt asks for at most 200 characters here; the curators keep to it, but the
-# paper's own records do not always, so `validate` does not enforce it.
-ROUTE_TEXT_CAP = 200
+DEEP_ALTERNATIVE_CAP = 400
+ROUTE_TEXT_CAP = 200  # attempted_route and observation
 
 BASE_FIELDS: tuple[str, ...] = (
     "task_id",
@@ -76,51 +80,165 @@ def route_text_key(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+(?:\.[a-z0-9]+)*", text.casefold()))
 
 
-def validate(record: Any, *, depth: int | None = None) -> list[str]:
-    """Return the record's violations (empty when valid); `depth` forces the expected depth."""
+# The NK reference implementation's names for the same schema, for a user of that project.
+SCHEMA_BASE_FIELDS = BASE_FIELDS
+SCHEMA_DEEP_EXTRA = DEEP_FIELDS
+FAILURE_SUBFIELDS: tuple[str, ...] = tuple(FAILURE_VOCABULARY)
+RECOMMENDED_ACTIONS = ACTIONS
+
+
+def validate_nk(record: Any, depth: int = 1) -> list[str]:
+    """The NK reference validator's verdict on `record` at `depth`: its violations, [] when valid.
+
+    Same rules as hch-wang/Negative_Knowledge's `validate_nk`: depth 1 requires the six base
+    fields; depth >= 2 drops the top-level attempted_route and observation and requires `depth`
+    (equal to `depth`), `rounds_summary` (`depth` objects with attempted_route and observation),
+    `ruled_out_routes` (a list of at least two) and `synthesised_diagnosis`; the failure block's
+    five fields must come from the closed vocabularies. Extra keys anywhere are allowed, text
+    types and lengths are not checked. (Where the reference would crash, on a record that is
+    not an object, this returns one violation instead.)
+    """
     if not isinstance(record, Mapping):
-        return [f"record must be a JSON object, not {type(record).__name__}"]
-    problems: list[str] = []
+        return [f"record is not a dict ({type(record).__name__})"]
+    required = (
+        BASE_FIELDS
+        if depth == 1
+        else tuple(name for name in BASE_FIELDS if name not in ("attempted_route", "observation"))
+    )
+    issues = [f"missing base field: {name}" for name in required if name not in record]
+    failure = record.get("failure", {})
+    if isinstance(failure, Mapping):
+        issues += [f"failure.{name} missing" for name in FAILURE_VOCABULARY if name not in failure]
+        for name, vocabulary in FAILURE_VOCABULARY.items():
+            if failure.get(name) not in vocabulary:
+                issues.append(f"failure.{name} not in {vocabulary}: {failure.get(name)!r}")
+    else:
+        issues.append("failure block is not a dict")
+    if depth >= 2:
+        issues += [f"missing deep field: {name}" for name in DEEP_FIELDS if name not in record]
+        if record.get("depth") != depth:
+            issues.append(f"depth field {record.get('depth')!r} != expected {depth}")
+        rounds = record.get("rounds_summary")
+        if not isinstance(rounds, list) or len(rounds) != depth:
+            issues.append(f"rounds_summary should be a list of {depth} entries")
+        else:
+            for index, entry in enumerate(rounds):
+                if not isinstance(entry, Mapping):
+                    issues.append(f"rounds_summary[{index}] not a dict")
+                    continue
+                issues += [
+                    f"rounds_summary[{index}].{name} missing"
+                    for name in ("attempted_route", "observation")
+                    if name not in entry
+                ]
+        routes = record.get("ruled_out_routes")
+        if not isinstance(routes, list) or len(routes) < 2:
+            issues.append("ruled_out_routes should be a list of >= 2 entries")
+    return issues
+
+
+def record_depth(record: Any) -> int:
+    """The depth a record declares (1 when it declares none or an unusable one)."""
+    declared = record.get("depth", 1) if isinstance(record, Mapping) else 1
+    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
+        return 1
+    return declared
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    """One record's verdict: errors (structure, vocabulary) make it invalid; warnings (NK's
+    length guidance, empty texts, a recommended alternative among the ruled-out routes) do not."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+
+def check_record(record: Any, *, depth: int | None = None) -> RecordCheck:
+    """Check an NK record (nrr-stats' or the NK paper's own) as the NK reference does, and more.
+
+    Errors are everything the reference validator rejects, at the depth the record declares,
+    plus what no reader can use: a text field that is not a string, a `depth` that is not an
+    integer >= 1, a depth other than `depth` when it is given, and malformed nrr-stats fields
+    on a record nrr-stats wrote (one with a `source` of rules or llm:<model>). Extra keys are
+    allowed, inside `failure` too. NK's length guidance and the rest are warnings.
+    """
+    if not isinstance(record, Mapping):
+        return RecordCheck(errors=[f"record must be a JSON object, not {type(record).__name__}"])
+    errors: list[str] = []
+    warnings: list[str] = []
     declared = record.get("depth", 1)
     if isinstance(declared, bool) or not isinstance(declared, int) or declared < 1:
-        problems.append(f"depth must be an integer >= 1, not {declared!r}")
-        declared = 1
-    if depth is not None and declared != depth:
-        problems.append(f"depth is {declared}, expected {depth}")
+        errors.append(f"depth must be an integer >= 1, not {declared!r}")
+    if depth is not None and record_depth(record) != depth:
+        errors.append(f"depth is {record_depth(record)}, expected {depth}")
+    declared = record_depth(record)
     deep = declared >= 2
 
-    # The paper moves attempted_route / observation into rounds_summary for depth-N records.
     required = [f for f in BASE_FIELDS if not (deep and f in ("attempted_route", "observation"))]
-    for name in required:
-        if name not in record:
-            problems.append(f"missing field: {name}")
-    for name in ("attempted_route", "observation", "rationale", "recommended_alternative"):
+    errors += [f"missing field: {name}" for name in required if name not in record]
+    texts = ["attempted_route", "observation", "rationale", "recommended_alternative"]
+    if deep:
+        texts.append("synthesised_diagnosis")
+        errors += [f"missing field: {name}" for name in DEEP_FIELDS if name not in record]
+    for name in texts:
         if name in record:
-            problems.extend(_text(record[name], name))
-    if "task_id" in record and not isinstance(record["task_id"], str | int):
-        problems.append("task_id must be a string")
-    for name, cap in CAPS.items():
+            _text(record[name], name, errors, warnings)
+    if "task_id" in record and (
+        isinstance(record["task_id"], bool) or not isinstance(record["task_id"], str | int)
+    ):
+        errors.append("task_id must be a string")
+    caps = {**CAPS, "attempted_route": ROUTE_TEXT_CAP, "observation": ROUTE_TEXT_CAP}
+    if deep:
+        caps["recommended_alternative"] = DEEP_ALTERNATIVE_CAP
+    for name, cap in caps.items():
         value = record.get(name)
         if isinstance(value, str) and len(value) > cap:
-            problems.append(f"{name} is {len(value)} characters, at most {cap} allowed")
+            warnings.append(f"{name} is {len(value)} characters, NK's guidance is at most {cap}")
 
     if "failure" in record:
-        problems.extend(_failure(record["failure"]))
+        errors += _failure(record["failure"])
     if deep:
-        problems.extend(_deep(record, declared))
-    elif "ruled_out_routes" in record:
-        problems.extend(_ruled_out(record))
-    if any(name in record for name in NRR_FIELDS):
-        problems.extend(_nrr_fields(record))
+        _rounds(record, declared, errors, warnings)
+    if "ruled_out_routes" in record:
+        # At depth 1 the reference ignores the key, so a malformed list is only a warning there.
+        _ruled_out(record, errors if deep else warnings, warnings)
+    if _written_by_nrr(record):
+        errors += _nrr_fields(record)
+    return RecordCheck(errors, warnings)
+
+
+def validate(record: Any, *, depth: int | None = None) -> list[str]:
+    """The violations of a record nrr-stats writes (empty when valid): `check_record`'s errors
+    and its warnings, so nrr-stats' own curators keep to NK's length guidance; `depth` forces
+    the expected depth. A record with one nrr-stats field must carry them all."""
+    checked = check_record(record, depth=depth)
+    problems = checked.errors + checked.warnings
+    if isinstance(record, Mapping) and any(name in record for name in NRR_FIELDS):
+        problems += [
+            f"missing field: {name}"
+            for name in NRR_FIELDS
+            if name not in record and name != "experiment_id"
+        ]
+        if not _written_by_nrr(record):
+            problems += _nrr_fields(record)
     return problems
 
 
-def _text(value: Any, name: str) -> list[str]:
+def _written_by_nrr(record: Mapping[str, Any]) -> bool:
+    source = record.get("source")
+    return isinstance(source, str) and (source == "rules" or source.startswith("llm:"))
+
+
+def _text(value: Any, name: str, errors: list[str], warnings: list[str]) -> None:
     if not isinstance(value, str):
-        return [f"{name} must be a string"]
-    if not value.strip():
-        return [f"{name} is empty"]
-    return []
+        errors.append(f"{name} must be a string")
+    elif not value.strip():
+        warnings.append(f"{name} is empty")
 
 
 def _failure(failure: Any) -> list[str]:
@@ -130,68 +248,60 @@ def _failure(failure: Any) -> list[str]:
     for name, vocabulary in FAILURE_VOCABULARY.items():
         if name not in failure:
             problems.append(f"missing field: failure.{name}")
-        elif failure[name] not in vocabulary:
+        elif not isinstance(failure[name], str) or failure[name] not in vocabulary:
             problems.append(
                 f"failure.{name} {failure[name]!r} is not one of {', '.join(vocabulary)}"
             )
-    for name in failure:
-        if name not in FAILURE_VOCABULARY:
-            problems.append(f"failure.{name} is not a field of the failure block")
     return problems
 
 
-def _deep(record: Mapping[str, Any], depth: int) -> list[str]:
-    problems = [f"missing field: {name}" for name in DEEP_FIELDS if name not in record]
-    rounds = record.get("rounds_summary")
-    if "rounds_summary" in record:
-        if not isinstance(rounds, list) or len(rounds) != depth:
-            problems.append(
-                f"rounds_summary must list {depth} rounds (one per round of depth {depth})"
-            )
-        else:
-            for index, entry in enumerate(rounds):
-                if not isinstance(entry, Mapping):
-                    problems.append(f"rounds_summary[{index}] must be an object")
-                    continue
-                for name in ("attempted_route", "observation"):
-                    if name not in entry:
-                        problems.append(f"missing field: rounds_summary[{index}].{name}")
-                    else:
-                        problems.extend(_text(entry[name], f"rounds_summary[{index}].{name}"))
-    if "synthesised_diagnosis" in record:
-        problems.extend(_text(record["synthesised_diagnosis"], "synthesised_diagnosis"))
-    if "ruled_out_routes" in record:
-        problems.extend(_ruled_out(record))
-    return problems
+def _rounds(record: Mapping[str, Any], depth: int, errors: list[str], warnings: list[str]) -> None:
+    if "rounds_summary" not in record:
+        return
+    rounds = record["rounds_summary"]
+    if not isinstance(rounds, list) or len(rounds) != depth:
+        errors.append(f"rounds_summary must list {depth} rounds (one per round of depth {depth})")
+        return
+    for index, entry in enumerate(rounds):
+        if not isinstance(entry, Mapping):
+            errors.append(f"rounds_summary[{index}] must be an object")
+            continue
+        for name in ("attempted_route", "observation"):
+            if name not in entry:
+                errors.append(f"missing field: rounds_summary[{index}].{name}")
+            else:
+                _text(entry[name], f"rounds_summary[{index}].{name}", errors, warnings)
 
 
-def _ruled_out(record: Mapping[str, Any]) -> list[str]:
+def _ruled_out(record: Mapping[str, Any], errors: list[str], warnings: list[str]) -> None:
     routes = record["ruled_out_routes"]
     if not isinstance(routes, list) or not all(isinstance(r, str) and r.strip() for r in routes):
-        return ["ruled_out_routes must be a list of non-empty strings"]
+        errors.append("ruled_out_routes must be a list of non-empty strings")
+        return
     if len(routes) < 2:
-        return [f"ruled_out_routes lists {len(routes)} route(s), at least 2 required"]
+        errors.append(f"ruled_out_routes lists {len(routes)} route(s), at least 2 required")
+        return
     alternative = record.get("recommended_alternative")
     if isinstance(alternative, str):
         ruled_out = {route_text_key(r) for r in routes}
         if route_text_key(alternative) in ruled_out:
-            return ["recommended_alternative is one of the ruled_out_routes"]
-    return []
+            warnings.append("recommended_alternative is one of the ruled_out_routes")
 
 
 def _nrr_fields(record: Mapping[str, Any]) -> list[str]:
-    problems = [f"missing field: {name}" for name in NRR_FIELDS if name not in record]
-    experiment_id = record.get("experiment_id")
+    """The nrr-stats fields a record holds, each checked (none is required here)."""
+    problems = []
+    value = record.get("experiment_id")
     if "experiment_id" in record and (
-        isinstance(experiment_id, bool) or not isinstance(experiment_id, int) or experiment_id < 1
+        isinstance(value, bool) or not isinstance(value, int) or value < 1
     ):
-        problems.append(
-            f"experiment_id must be a positive integer (bank id), not {experiment_id!r}"
-        )
+        problems.append(f"experiment_id must be a positive integer (bank id), not {value!r}")
     category = record.get("category")
     if "category" in record and not (isinstance(category, str) and _CATEGORY_NAME.match(category)):
         problems.append(f"category {category!r} is not a snake_case category name")
-    if "direction" in record and record["direction"] not in DIRECTIONS:
+    if "direction" in record and (
+        not isinstance(record["direction"], str) or record["direction"] not in DIRECTIONS
+    ):
         problems.append(f"direction {record['direction']!r} is not one of {', '.join(DIRECTIONS)}")
     if "parameter" in record and not isinstance(record["parameter"], str):
         problems.append("parameter must be a string (empty when none)")
@@ -229,7 +339,7 @@ def model_fields_schema(depth: int) -> dict[str, Any]:
         },
         "recommended_alternative": {
             **text,
-            "maxLength": CAPS["recommended_alternative"],
+            "maxLength": DEEP_ALTERNATIVE_CAP if depth >= 2 else CAPS["recommended_alternative"],
             "description": "one specific, concrete next step; never one of the ruled-out routes",
         },
     }

@@ -1,7 +1,9 @@
 """NK records and their adoption events in the bank (tables nk_records and record_events).
 
 Keys: a depth-1 record's route_key is `exp/<experiment pk>`; a depth-N record's is
-`route/<session id>/<category>/<direction>/<parameter>`. (route_key, depth, source) is unique,
+`route/<session id>/<category>/<direction>/<parameter>`; an imported record's is
+`nk/<category>/<direction>/<parameter>#<content hash>` (its experiment, when this bank holds
+the one it names, in experiment_id; NULL otherwise). (route_key, depth, source) is unique,
 so a finished record is never curated twice. An experiment's evidence weight follows its own
 depth-1 record, a model's record preferred over the rules' one.
 """
@@ -13,12 +15,19 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nrr_stats.bank.store import Bank, utc_now
+from nrr_stats.curator.schema import record_depth
 from nrr_stats.errors import NrrInputError
 
 if TYPE_CHECKING:
     from nrr_stats.curator.weights import WeightTable
 
 ACTIONS = ("adopt", "reject")
+
+
+def fits_bank_id(value: Any) -> bool:
+    """True for an integer a bank id can be (a positive signed 64-bit integer): anything else
+    names no row, and must not reach the database driver (which overflows)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
 
 
 def experiment_key(experiment_pk: int) -> str:
@@ -35,26 +44,31 @@ def save_record(
     bank: Bank,
     record: Mapping[str, Any],
     *,
-    experiment_pk: int,
+    experiment_pk: int | None,
     key: str,
     note: str = "",
     input_tokens: int = 0,
     output_tokens: int = 0,
     replace: bool = False,
+    source: str | None = None,
+    evidence_weight: float | None = None,
 ) -> int | None:
     """Store a record and set its experiment's evidence weight, in one transaction.
 
-    Returns the record id, or None when a record with the same key, depth and source exists and
-    `replace` is false (it is left as it was).
+    `experiment_pk` is None for a record imported without an experiment in this bank; `source`
+    and `evidence_weight` default to the record's own fields. Returns the record id, or None
+    when a record with the same key, depth and source exists and `replace` is false (it is left
+    as it was).
     """
-    depth = int(record.get("depth", 1))
+    depth = record_depth(record)
+    source = source if source is not None else record["source"]
     values = (
         experiment_pk,
         key,
         depth,
-        record["source"],
+        source,
         json.dumps(record, ensure_ascii=False, sort_keys=True),
-        float(record["evidence_weight"]),
+        float(evidence_weight if evidence_weight is not None else record["evidence_weight"]),
         note,
         int(input_tokens),
         int(output_tokens),
@@ -77,11 +91,11 @@ def save_record(
         ).rowcount
         if not written:
             return None
-        if depth == 1:
+        if depth == 1 and experiment_pk is not None:
             _refresh_experiment_weight(bank, experiment_pk)
         rows = bank.query(
             "SELECT id FROM nk_records WHERE route_key = ? AND depth = ? AND source = ?",
-            (key, depth, record["source"]),
+            (key, depth, source),
         )
         return int(rows[0]["id"])
 
@@ -110,17 +124,17 @@ def apply_weights(bank: Bank, table: WeightTable | None = None) -> int:
         rows = bank.query("SELECT id, record_json FROM nk_records ORDER BY id")
         for row in rows:
             record = json.loads(row["record_json"])
-            record["evidence_weight"] = table.weight(record["failure"])
+            weight = table.weight(record["failure"])
+            if "evidence_weight" in record:  # a bare imported NK record keeps its content
+                record["evidence_weight"] = weight
             bank.execute(
                 "UPDATE nk_records SET record_json = ?, evidence_weight = ? WHERE id = ?",
-                (
-                    json.dumps(record, ensure_ascii=False, sort_keys=True),
-                    record["evidence_weight"],
-                    row["id"],
-                ),
+                (json.dumps(record, ensure_ascii=False, sort_keys=True), weight, row["id"]),
             )
         bank.execute("UPDATE experiments SET evidence_weight = 1.0")
-        for row in bank.query("SELECT DISTINCT experiment_id FROM nk_records WHERE depth = 1"):
+        for row in bank.query(
+            "SELECT DISTINCT experiment_id FROM nk_records WHERE depth = 1 AND experiment_id IS NOT NULL"
+        ):
             _refresh_experiment_weight(bank, int(row["experiment_id"]))
     return len(rows)
 
@@ -141,6 +155,8 @@ def fetch_records(
 ) -> list[dict[str, Any]]:
     """Stored records (row columns plus the parsed `record`), oldest first, optionally filtered."""
     where, params = [], []
+    if any(v is not None and not fits_bank_id(v) for v in (session_id, experiment_pk, depth)):
+        return []  # no row has such an id (or depth)
     for column, value in (
         ("e.session_id", session_id),
         ("r.experiment_id", experiment_pk),
@@ -152,8 +168,10 @@ def fetch_records(
             params.append(value)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     rows = bank.query(
-        "SELECT r.*, e.session_id AS session_id FROM nk_records r JOIN experiments e ON e.id = r.experiment_id"
-        f"{clause} ORDER BY r.id",
+        "SELECT r.*, e.session_id AS session_id, e.experiment_id AS log_experiment_id,"
+        " s.session_key AS session_key FROM nk_records r"
+        " LEFT JOIN experiments e ON e.id = r.experiment_id"
+        f" LEFT JOIN sessions s ON s.id = e.session_id{clause} ORDER BY r.id",
         params,
     )
     return [_decode(row) for row in rows]
@@ -161,7 +179,9 @@ def fetch_records(
 
 def get_record(bank: Bank, record_id: int) -> dict[str, Any]:
     """One stored record by id, with its adoption history; a one-line error when there is none."""
-    rows = bank.query("SELECT * FROM nk_records WHERE id = ?", (record_id,))
+    rows = []
+    if fits_bank_id(record_id):
+        rows = bank.query("SELECT * FROM nk_records WHERE id = ?", (record_id,))
     if not rows:
         raise NrrInputError(f"no NK record with id {record_id} (see `nrr records`)")
     out = _decode(rows[0])
@@ -223,6 +243,7 @@ def applicable_records(
     A route that names no one thing (category other or multiple, or direction other, without a
     parameter) has no applicable records: those cells hold unrelated changes. At most `limit`.
     """
+    from nrr_stats.curator.adoption import standing
     from nrr_stats.curator.offline import identifiable_route
 
     if not identifiable_route(category, direction, parameter or ""):
@@ -235,13 +256,36 @@ def applicable_records(
     if session_id is not None:
         where.append("e.session_id = ?")
         params.append(session_id)
+    columns = (
+        "r.id, r.experiment_id, r.depth, r.source, r.record_json, r.evidence_weight, r.note,"
+        " r.created_at"
+    )
     rows = bank.query(
-        "SELECT r.id, r.experiment_id, r.depth, r.source, r.record_json, r.evidence_weight, r.note,"
-        " r.created_at, e.session_id FROM nk_records r JOIN experiments e ON e.id = r.experiment_id"
+        f"SELECT {columns}, e.session_id, e.category, e.direction, e.parameter FROM nk_records r"
+        " JOIN experiments e ON e.id = r.experiment_id"
         f" WHERE {' AND '.join(where)} ORDER BY r.depth DESC, r.id DESC"
         + (f" LIMIT {int(limit)}" if limit is not None else ""),
         params,
     )
+    # Records imported without an experiment here apply to their route in every session.
+    if parameter:
+        prefixes = [imported_route_prefix(category, direction, parameter) + "#"]
+        prefixes.append(imported_route_prefix(category, direction, "") + "#")
+    else:
+        prefixes = [imported_route_prefix(category, direction, None)]
+    conditions = [_starts_with(bank, "r.route_key", prefix) for prefix in prefixes]
+    for row in bank.query(
+        f"SELECT {columns}, r.route_key FROM nk_records r WHERE r.experiment_id IS NULL AND ("
+        + " OR ".join(sql for sql, _ in conditions)
+        + ")",
+        [value for _, values in conditions for value in values],
+    ):
+        route = imported_route(row["route_key"])
+        if route is not None:
+            rows.append({**row, "session_id": None, **route})
+    rows.sort(key=lambda row: (-int(row["depth"]), -int(row["id"])))
+    if limit is not None:
+        rows = rows[: int(limit)]
     history = events_for(bank, [row["id"] for row in rows])
     out = []
     for row in rows:
@@ -250,17 +294,121 @@ def applicable_records(
             {
                 **record,
                 "id": int(row["id"]),
-                "experiment_pk": int(row["experiment_id"]),
-                "session_id": int(row["session_id"]),
+                "experiment_pk": None
+                if row["experiment_id"] is None
+                else int(row["experiment_id"]),
+                "session_id": None if row["session_id"] is None else int(row["session_id"]),
+                "route": {
+                    "category": row["category"],
+                    "direction": row["direction"],
+                    "parameter": row["parameter"] or "",
+                },
                 "depth": int(row["depth"]),
                 "source": row["source"],
                 "evidence_weight": float(row["evidence_weight"]),
                 "note": row["note"],
                 "created_at": row["created_at"],
                 "history": history.get(int(row["id"]), []),
+                **standing(history.get(int(row["id"]), [])),
             }
         )
     return out
+
+
+IMPORTED_PREFIX = "nk/"
+
+
+def imported_route_prefix(category: str, direction: str, parameter: str | None) -> str:
+    """The start of the route_key of records imported onto a route (any parameter when None)."""
+    return f"{IMPORTED_PREFIX}{category}/{direction}/" + ("" if parameter is None else parameter)
+
+
+def _starts_with(bank: Bank, column: str, prefix: str) -> tuple[str, list[str]]:
+    """SQL true when `column` starts with `prefix`, as a range the route_key index serves (in
+    byte order: PostgreSQL compares in the "C" collation, whatever the database's)."""
+    collate = ' COLLATE "C"' if bank.location.backend == "postgresql" else ""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return f"({column}{collate} >= ? AND {column}{collate} < ?)", [prefix, upper]
+
+
+def imported_key(category: str, direction: str, parameter: str, digest: str) -> str:
+    """route_key of an imported record: its route, then the hash of its content."""
+    return f"{imported_route_prefix(category, direction, parameter)}#{digest}"
+
+
+def imported_route(key: str) -> dict[str, str] | None:
+    """The route an imported record's route_key names (None for any other key)."""
+    if not key.startswith(IMPORTED_PREFIX) or "#" not in key:
+        return None
+    route, _, _ = key[len(IMPORTED_PREFIX) :].rpartition("#")
+    parts = route.split("/", 2)
+    if len(parts) != 3:
+        return None
+    return {"category": parts[0], "direction": parts[1], "parameter": parts[2]}
+
+
+def imported_digests(bank: Bank) -> set[str]:
+    """Content hashes of every record imported into the bank (an import stores each once)."""
+    rows = bank.query(
+        "SELECT route_key FROM nk_records WHERE substr(route_key, 1, ?) = ?",
+        (len(IMPORTED_PREFIX), IMPORTED_PREFIX),
+    )
+    return {row["route_key"].rpartition("#")[2] for row in rows if "#" in row["route_key"]}
+
+
+def reroute_imported(bank: Bank, digest: str, key: str) -> bool:
+    """Move the imported record with this content hash onto `key`'s route; True if it moved."""
+    rows = bank.query(
+        "SELECT id, route_key FROM nk_records WHERE substr(route_key, 1, ?) = ?",
+        (len(IMPORTED_PREFIX), IMPORTED_PREFIX),
+    )
+    moved = [r for r in rows if r["route_key"].endswith("#" + digest) and r["route_key"] != key]
+    for row in moved:
+        bank.execute("UPDATE nk_records SET route_key = ? WHERE id = ?", (key, row["id"]))
+    return bool(moved)
+
+
+def find_named_experiment(bank: Bank, task_id: str, experiment: str) -> int | None:
+    """The bank id of the experiment a record names: `experiment` (its id in the log) within the
+    session whose key is `task_id`; None unless exactly one experiment matches."""
+    rows = bank.query(
+        "SELECT e.id FROM experiments e JOIN sessions s ON s.id = e.session_id"
+        " WHERE s.session_key = ? AND e.experiment_id = ?",
+        (task_id, experiment),
+    )
+    return int(rows[0]["id"]) if len(rows) == 1 else None
+
+
+def experiment_names(bank: Bank, experiment_pks: Iterable[int]) -> dict[int, str]:
+    """The log's own id of each experiment (bank id -> experiment_id)."""
+    ids = sorted(set(int(i) for i in experiment_pks))
+    if not ids:
+        return {}
+    rows = bank.query(
+        f"SELECT id, experiment_id FROM experiments WHERE id IN ({', '.join('?' for _ in ids)})",
+        ids,
+    )
+    return {int(row["id"]): str(row["experiment_id"]) for row in rows}
+
+
+def record_artifacts(
+    bank: Bank, keys: Iterable[str], source: str, depth: int = 1
+) -> dict[str, list[str]]:
+    """The artifact files each stored record of these route_keys was curated with (a record
+    names them in its `artifacts` field; one curated from the log alone names none)."""
+    keys = sorted(set(keys))
+    used: dict[str, list[str]] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        rows = bank.query(
+            "SELECT route_key, record_json FROM nk_records WHERE depth = ? AND source = ?"
+            f" AND route_key IN ({', '.join('?' for _ in chunk)}) ORDER BY id",
+            [depth, source, *chunk],
+        )
+        for row in rows:
+            files = json.loads(row["record_json"]).get("artifacts") or []
+            used[row["route_key"]] = sorted(set(used.get(row["route_key"], [])) | set(files))
+    return used
 
 
 def curated_keys(bank: Bank, source: str, depth: int = 1) -> set[str]:

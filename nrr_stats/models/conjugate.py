@@ -7,8 +7,6 @@ Only numpy and scipy.special are imported at module level (the fast path uses th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy.special import betainc, betaincinv, betaln, digamma
 
@@ -125,36 +123,6 @@ def prob_below(a: np.ndarray, b: np.ndarray, threshold: float | np.ndarray) -> n
     return betainc(a, b, np.clip(threshold, 0.0, 1.0))
 
 
-@dataclass(frozen=True)
-class CellPosterior:
-    """The Beta posterior of one cell's rate, shaped like a frozen scipy.stats distribution."""
-
-    a: float
-    b: float
-    k: float  # raw successes seen
-    n: float  # raw trials seen
-
-    def mean(self) -> float:
-        return float(self.a / (self.a + self.b))
-
-    def var(self) -> float:
-        total = self.a + self.b
-        return float(self.a * self.b / (total**2 * (total + 1.0)))
-
-    def interval(self, confidence: float = 0.9) -> tuple[float, float]:
-        low, high = credible_interval(self.a, self.b, confidence)
-        return float(low), float(high)
-
-    def cdf(self, x: float) -> float:
-        return float(prob_below(self.a, self.b, x))
-
-    def ppf(self, q: float) -> float:
-        return float(betaincinv(self.a, self.b, q))
-
-    def prob_below(self, x: float) -> float:
-        return self.cdf(x)
-
-
 def leave_one_out_posteriors(
     keeps: np.ndarray, trials: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -169,15 +137,11 @@ def leave_one_out_posteriors(
     return a_post, b_post
 
 
-def cell_posteriors(
-    keeps_w: np.ndarray, trials_w: np.ndarray, keeps: np.ndarray, trials: np.ndarray
-) -> tuple[tuple[float, float], list[CellPosterior]]:
+def cell_posteriors(keeps_w: np.ndarray, trials_w: np.ndarray) -> tuple[tuple[float, float], list]:
     """The empirical-Bayes prior of all cells (the answer for a cell with no data) and each
-    cell's leave-one-out posterior (its prior fitted on the other cells)."""
+    cell's leave-one-out posterior (its prior fitted on the other cells), as rate distributions."""
+    from nrr_stats.models.rate import BetaMixture
+
     prior = fit_beta_prior(keeps_w, trials_w)
     a_post, b_post = leave_one_out_posteriors(keeps_w, trials_w)
-    cells = [
-        CellPosterior(float(a), float(b), float(k), float(n))
-        for a, b, k, n in zip(a_post, b_post, keeps, trials, strict=True)
-    ]
-    return prior, cells
+    return prior, [BetaMixture.of([a], [b]) for a, b in zip(a_post, b_post, strict=True)]

@@ -12,20 +12,20 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from scipy.special import betainc, betaincinv, betaln, digamma, expit
+from scipy.special import betaln, digamma, expit
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models import conjugate
-from nrr_stats.models.data import ExperimentTable, GroupCounts
+from nrr_stats.models.data import ExperimentTable
 from nrr_stats.models.evidence import Evidence, as_evidence
+from nrr_stats.models.rate import CONFIDENCE, BetaMixture
 
 MODEL_VERSION = "hier-bb-1"
-CONFIDENCE = 0.9
 # Below this effective-sample-size share of the importance weights the fit is called stale.
 STALE_ESS_SHARE = 0.3
 
@@ -55,9 +55,24 @@ class KeepAnswer:
     ess_share: float
     n_new: int  # experiments in the table that the fit did not see
     base_rate: float = float("nan")  # the session's base keep rate (posterior mean)
+    rate: BetaMixture | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, rate: BetaMixture, **counts) -> KeepAnswer:
+        """The answer whose p_keep, interval, P(rate < base) and base rate are read from `rate`
+        (the one place they come from); `counts` are the other fields."""
+        return cls(
+            p_keep=rate.mean(),
+            mean=rate.mean(),
+            interval=rate.interval(CONFIDENCE),
+            prob_below_base=rate.prob_below_base(),
+            base_rate=rate.base_rate(),
+            rate=rate,
+            **counts,
+        )
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "rate"}
         out["interval"] = list(self.interval)
         return out
 
@@ -76,11 +91,6 @@ class CellSummary:
     prob_below_base: float
     level: str
     source: str
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["interval"] = list(self.interval)
-        return out
 
 
 @dataclass(frozen=True)
@@ -334,69 +344,6 @@ def _crash_eta(draws: dict, effects: dict, keys: list[tuple[str, str]]) -> np.nd
     )
 
 
-# Components a mixture interval always keeps, and the weight it may leave out beyond them.
-MIXTURE_COMPONENTS = 1000
-MIXTURE_MASS_LEFT = 1e-6
-# A Halley step shorter than this share of min(x, 1 - x) is taken as the quantile without one
-# more CDF evaluation (relative: near 0 or 1 the CDF of a Beta with a or b < 1 is steep).
-HALLEY_ACCEPT = 1e-3
-
-
-def _mixture_quantiles(
-    a: np.ndarray, b: np.ndarray, weights: np.ndarray, quantiles: tuple[float, ...]
-) -> list[float]:
-    """Quantiles of the mixture sum_i w_i Beta(a_i, b_i), by safeguarded Halley steps.
-
-    Of many unequal components only the heaviest holding all but MIXTURE_MASS_LEFT of the
-    weight are kept (a new session's draws x quadrature nodes are mostly negligible).
-    """
-    if weights.shape[0] > MIXTURE_COMPONENTS and np.ptp(weights) > 0:
-        order = np.argsort(weights)[::-1]
-        count = int(np.searchsorted(np.cumsum(weights[order]), 1.0 - MIXTURE_MASS_LEFT)) + 1
-        keep = order[: max(count, MIXTURE_COMPONENTS)]
-        a, b, weights = a[keep], b[keep], weights[keep] / weights[keep].sum()
-    log_norm = betaln(a, b)
-    mean = float(np.sum(weights * a / (a + b)))
-    second = float(np.sum(weights * a * (a + 1.0) / ((a + b) * (a + b + 1.0))))
-    var = max(second - mean**2, 1e-12)
-    concentration = max(mean * (1.0 - mean) / var - 1.0, 1e-3)
-    results = []
-    for q in quantiles:
-        x = float(betaincinv(mean * concentration, (1.0 - mean) * concentration, q))
-        low, high = 0.0, 1.0
-        for _ in range(40):
-            x = min(max(x, 1e-12), 1.0 - 1e-12)
-            gap = float(np.sum(weights * betainc(a, b, x))) - q
-            if abs(gap) < 1e-7:
-                break
-            if gap > 0:
-                high = x
-            else:
-                low = x
-            pieces = weights * np.exp((a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - log_norm)
-            density = float(np.sum(pieces))
-            if density > 0:
-                # Halley's step: the density's slope is cheap (no Beta CDF), and the error
-                # cubes each step, so a step this small is already exact to ~1e-10.
-                slope = float(np.sum(pieces * ((a - 1.0) / x - (b - 1.0) / (1.0 - x))))
-                newton = gap / density
-                step = x - newton / max(1.0 - 0.5 * newton * slope / density, 0.5)
-            else:
-                step = -1.0
-            if low < step < high and abs(step - x) < HALLEY_ACCEPT * min(x, 1.0 - x):
-                x = step
-                break
-            x = step if low < step < high else 0.5 * (low + high)
-        results.append(x)
-    return results
-
-
-def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, quantiles) -> list[float]:
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order]) - 0.5 * weights[order]
-    return [float(np.interp(q, cumulative, values[order])) for q in quantiles]
-
-
 # ---------------------------------------------------------------------------------------------
 # The stored posterior brought up to date with the evidence
 
@@ -497,7 +444,6 @@ class UpdatedPosterior:
         self.n_new = 0
         self._views: dict[str | None, _View] = {}
         self._answers: dict[tuple, KeepAnswer] = {}  # by query, until the next refresh
-        self._cells: dict[tuple, list[CellSummary]] = {}  # likewise
         self.version = -1
         self.refresh(evidence.keys("leaf"))
 
@@ -512,7 +458,6 @@ class UpdatedPosterior:
         keys = list(dict.fromkeys(leaves))
         self._views.clear()
         self._answers.clear()
-        self._cells.clear()
         self.version = self.evidence.version
         if not keys:
             return
@@ -711,10 +656,8 @@ class UpdatedPosterior:
         m = expit(_leaf_eta(d, view.effects, [key])[:, 0])
         a = m * d["nu"] + kw
         b = (1.0 - m) * d["nu"] + nw - kw
-        mean = float(np.sum(w * a / (a + b)))
-        tail = (1.0 - CONFIDENCE) / 2.0
-        low, high = _mixture_quantiles(a, b, w, (tail, 1.0 - tail))
         base = expit(d["alpha"] + view.effects["sess"].column(session))
+        rate = BetaMixture.of(a, b, w, base)
 
         crash_sums = evidence.sums("session_category", (session, category))
         cw, cn = float(crash_sums[1]), float(crash_sums[2])
@@ -723,12 +666,9 @@ class UpdatedPosterior:
         bc = (1.0 - mc) * d["crash_nu"] + cn - cw
 
         n, k, n_weighted = _query_counts(evidence, category, direction, parameter)
-        return KeepAnswer(
-            p_keep=mean,
-            mean=mean,
-            interval=(low, high),
+        return KeepAnswer.of(
+            rate,
             p_crash=float(np.sum(view.crash_weights * ac / (ac + bc))),
-            prob_below_base=float(np.sum(w * betainc(a, b, base))),
             n=n,
             k=k,
             n_weighted=n_weighted,
@@ -737,61 +677,7 @@ class UpdatedPosterior:
             stale=view.stale,
             ess_share=view.ess_share,
             n_new=self.n_new,
-            base_rate=float(np.sum(w * base)),
         )
-
-    def cells(
-        self, session: str | None = None, categories: Sequence[str] | None = None
-    ) -> list[CellSummary]:
-        """Every (category, direction) cell with data or fitted (of `categories`, when given):
-        counts, mean rate, 90% interval and P(rate < base rate), surest-bad first.
-
-        The cell rate is expit(alpha + a_cat + b_cell + u_session) per draw (the mean rate of
-        the cell's changes; u = 0 without a session) and the base rate expit(alpha + u).
-        """
-        query = (session, None if categories is None else tuple(sorted(set(categories))))
-        view = self._view(session)  # also refuses evidence changed without a refresh
-        if query not in self._cells:
-            self._cells[query] = self._cell_rows(view, session, categories)
-        return list(self._cells[query])
-
-    def _cell_rows(
-        self, view: _View, session: str | None, categories: Sequence[str] | None
-    ) -> list[CellSummary]:
-        evidence = self.evidence
-        d, w = view.draws, view.keep_weights
-        cells = sorted(set(self.posterior.cells) | set(evidence.keys("cell")))
-        if categories is not None:
-            wanted = set(categories)
-            cells = [cell for cell in cells if cell[0] in wanted]
-        u = (
-            view.effects["sess"].column(session)
-            if session is not None
-            else np.zeros(d["alpha"].shape[0])
-        )
-        tail = (1.0 - CONFIDENCE) / 2.0
-        rows = []
-        for c, dr in cells:
-            effect = view.effects["cat"].column(c) + view.effects["cell"].column((c, dr))
-            rate = expit(d["alpha"] + effect + u)
-            low, high = _weighted_quantiles(rate, w, (tail, 1.0 - tail))
-            sums = evidence.sums("cell", (c, dr))
-            observed = evidence.has("cell", (c, dr))
-            rows.append(
-                CellSummary(
-                    category=c,
-                    direction=dr,
-                    n=int(round(sums[5])),
-                    k=int(round(sums[3])),
-                    n_weighted=float(sums[2]),
-                    mean=float(np.sum(w * rate)),
-                    interval=(low, high),
-                    prob_below_base=float(np.sum(w * (effect < 0.0))),
-                    level="cell" if observed or (c, dr) in self.posterior.cells else "category",
-                    source="posterior",
-                )
-            )
-        return _sorted_cells(rows)
 
 
 def update_posterior(
@@ -836,23 +722,6 @@ def predict_keep(
     return update_posterior(posterior, evidence).answer(session, category, direction, parameter)
 
 
-def cell_table(
-    posterior: StoredPosterior | None,
-    table: ExperimentTable | Evidence,
-    session: str | None = None,
-) -> list[CellSummary]:
-    """Every (category, direction) cell with data: counts, mean rate, 90% interval and
-    P(rate < base rate), sorted with the cells the engine is surest are bad first."""
-    evidence = as_evidence(table)
-    if posterior is None:
-        return _conjugate_cells(evidence, session)
-    return update_posterior(posterior, evidence).cells(session)
-
-
-def _sorted_cells(rows: list[CellSummary]) -> list[CellSummary]:
-    return sorted(rows, key=lambda r: (-r.prob_below_base, r.mean, r.category, r.direction))
-
-
 # ---------------------------------------------------------------------------------------------
 # Conjugate path (no stored posterior)
 
@@ -868,26 +737,6 @@ def _session_base_rate(evidence: Evidence, session: str | None) -> float:
     if sums is not None and evidence.has("session", (session,)):
         return float((alpha + sums[0]) / (alpha + beta + sums[2]))
     return float(alpha / (alpha + beta))
-
-
-def _conjugate_level_posteriors(
-    evidence: Evidence, level: str, numerator: str = "keeps_w"
-) -> tuple[GroupCounts, tuple[float, float], np.ndarray, np.ndarray]:
-    """Per group at `level`: leave-one-out empirical-Bayes posteriors, and the all-group prior."""
-    counts = evidence.counts(level)
-    successes = getattr(counts, numerator)
-    if len(evidence) == 0:
-        prior = conjugate.fit_beta_prior([], [])
-        return counts, prior, np.zeros(0), np.zeros(0)
-    # One prior fit per group (leave-one-out): kept until the evidence changes.
-    prior, a, b = evidence.derived(
-        ("leave-one-out", level, numerator),
-        lambda: (
-            conjugate.fit_beta_prior(successes, counts.trials_w),
-            *conjugate.leave_one_out_posteriors(successes, counts.trials_w),
-        ),
-    )
-    return counts, prior, a, b
 
 
 def _conjugate_group(
@@ -922,16 +771,11 @@ def _conjugate_answer(
     comes from the other cells, and a cell without data gets the prior of all ("global")."""
     a, b, has_data = _conjugate_group(evidence, "cell", (category, direction))
     ac, bc, _ = _conjugate_group(evidence, "category", (category,), "crashes_w")
-    low, high = conjugate.credible_interval(a, b, CONFIDENCE)
-    mean = float(conjugate.posterior_mean(a, b))
     n, k, n_weighted = _query_counts(evidence, category, direction, "")
-    base_rate = _session_base_rate(evidence, session)
-    return KeepAnswer(
-        p_keep=mean,
-        mean=mean,
-        interval=(float(low), float(high)),
+    rate = BetaMixture.of([a], [b], base=_session_base_rate(evidence, session))
+    return KeepAnswer.of(
+        rate,
         p_crash=float(ac / (ac + bc)),
-        prob_below_base=float(conjugate.prob_below(a, b, base_rate)),
         n=n,
         k=k,
         n_weighted=n_weighted,
@@ -940,28 +784,4 @@ def _conjugate_answer(
         stale=False,
         ess_share=1.0,
         n_new=len(evidence),
-        base_rate=base_rate,
     )
-
-
-def _conjugate_cells(evidence: Evidence, session: str | None) -> list[CellSummary]:
-    cells, _, a, b = _conjugate_level_posteriors(evidence, "cell")
-    base = _session_base_rate(evidence, session)
-    low, high = conjugate.credible_interval(a, b, CONFIDENCE)
-    below = conjugate.prob_below(a, b, base)
-    rows = [
-        CellSummary(
-            category=c,
-            direction=d,
-            n=int(cells.trials[i]),
-            k=int(cells.keeps[i]),
-            n_weighted=float(cells.trials_w[i]),
-            mean=float(a[i] / (a[i] + b[i])),
-            interval=(float(low[i]), float(high[i])),
-            prob_below_base=float(below[i]),
-            level="cell",
-            source="conjugate",
-        )
-        for i, (c, d) in enumerate(cells.key_tuples())
-    ]
-    return _sorted_cells(rows)

@@ -10,40 +10,15 @@ Numpy and scipy.special only (the fast path).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from scipy.special import betainc, betaln, expit
+from scipy.special import betaln, expit
 
-from nrr_stats.models.posterior import (
-    CONFIDENCE,
-    STALE_ESS_SHARE,
-    EffectColumns,
-    StoredPosterior,
-    _mixture_quantiles,
-    standard_normal,
-)
+from nrr_stats.models.posterior import EffectColumns, StoredPosterior, standard_normal
+from nrr_stats.models.rate import BetaMixture, heaviest_components
 
 GRID_POINTS = 61
 MAX_DRAWS = 500  # evenly thinned draws: the grid multiplies the cost by GRID_POINTS
 GRID_SIGMAS = 5.0  # the grid spans this many (high-quantile) sigma_sess either side of 0
-MIXTURE_COMPONENTS = 600  # the interval's Beta mixture keeps the heaviest components
-
-
-@dataclass(frozen=True)
-class GridAnswer:
-    """One proposal's answer from the grid path (the fields `decide` reads, and more)."""
-
-    p_keep: float
-    mean: float
-    interval: tuple[float, float]
-    p_crash: float
-    prob_below_base: float
-    base_rate: float
-    n_weighted: float
-    ess_share: float
-    stale: bool
-    source: str = "population-grid"
 
 
 class SessionGrid:
@@ -82,7 +57,7 @@ class SessionGrid:
         self.total = np.zeros((self.alpha.shape[0], grid_points))
         self._weights: tuple[np.ndarray, float] | None = None  # posterior_weights, until a change
         self._heavy: tuple[np.ndarray, tuple] | None = None  # _mass() of those weights
-        self._answers: dict[tuple[str, str, str], GridAnswer] = {}  # until a change
+        self._answers: dict[tuple[str, str, str], BetaMixture] = {}  # until a change
         self.crash_counts: dict[str, tuple[float, float]] = {}
 
     def _log_prior(self, centre: float) -> np.ndarray:
@@ -163,55 +138,34 @@ class SessionGrid:
         ess = float(1.0 / np.sum(per_draw**2) / per_draw.shape[0])
         return weights, ess
 
-    def answer(self, category: str, direction: str, parameter: str = "") -> GridAnswer:
-        """p_keep, 90% interval and P(rate < base) of a proposal's leaf in this session
-        (kept until the session's counts or phase change)."""
+    def ess_share(self) -> float:
+        """Effective-sample-size share of the prior's draws under the session's rows."""
+        return self.posterior_weights()[1]
+
+    def rate(self, category: str, direction: str, parameter: str = "") -> BetaMixture:
+        """The distribution of a leaf's keep rate in this session, with the session's base
+        rate per component (kept until the session's counts or phase change)."""
         key = (category, direction, parameter or "")
         if key not in self._answers:
-            self._answers[key] = self._answer(key)
+            keeps, trials = self.leaves.get(key, (0.0, 0.0))
+            weights, _ = self.posterior_weights()
+            a, b = self._shape(key, keeps, trials)
+            keep, base = self._mass()
+            self._answers[key] = BetaMixture.of(a, b, weights, base, keep=keep)
         return self._answers[key]
 
-    def _answer(self, key: tuple[str, str, str]) -> GridAnswer:
-        category, direction, parameter = key
-        keeps, trials = self.leaves.get(key, (0.0, 0.0))
-        weights, ess = self.posterior_weights()
-        a, b = self._shape(key, keeps, trials)
-        mean = float(np.sum(weights * a / (a + b)))
-        heavy, w, base_rate, base = self._mass()
-        a, b = a.ravel()[heavy], b.ravel()[heavy]
-        below = float(np.sum(w * betainc(a, b, base)))
-        tail = (1.0 - CONFIDENCE) / 2.0
-        low, high = mixture_interval(a, b, w, tail)
-        cell_trials = sum(
-            t for (c, d, _), (_, t) in self.leaves.items() if (c, d) == (category, direction)
-        )
-        n_weighted = trials if parameter else cell_trials
-        return GridAnswer(
-            p_keep=mean,
-            mean=mean,
-            interval=(low, high),
-            p_crash=self._p_crash(category),
-            prob_below_base=below,
-            base_rate=base_rate,
-            n_weighted=float(n_weighted),
-            ess_share=ess,
-            stale=ess < STALE_ESS_SHARE,
-        )
-
-    def _mass(self) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-        """Where the joint weights' mass is, shared by every answer until the state changes:
-        the heaviest components holding 1 - 1e-5 of it (Beta CDFs are evaluated only there),
-        their renormalised weights, the base rate and the base rate at those components."""
+    def _mass(self) -> tuple[np.ndarray, np.ndarray]:
+        """Shared by every answer until the state changes: the components the mixture-size
+        rule keeps and the base rate expit(alpha + u) per component."""
         weights, _ = self.posterior_weights()
         if self._heavy is None or self._heavy[0] is not weights:
             base = expit(self.alpha[:, None] + self.u[None, :])
-            heavy = _heaviest(weights.ravel(), 1.0 - 1e-5)
-            w = weights.ravel()[heavy]
-            self._heavy = (
-                weights,
-                (heavy, w / w.sum(), float(np.sum(weights * base)), base.ravel()[heavy]),
-            )
+            self._heavy = (weights, (heaviest_components(weights), base))
         return self._heavy[1]
+
+    def p_crash(self, category: str) -> float:
+        """P(crash) of a change in this category, in this session."""
+        return self._p_crash(category)
 
     def _p_crash(self, category: str) -> float:
         crashes, trials = self.crash_counts.get(category, (0.0, 0.0))
@@ -221,25 +175,6 @@ class SessionGrid:
         return float(np.mean(a / (a + b)))
 
 
-def _heaviest(weights: np.ndarray, mass: float) -> np.ndarray:
-    """Indices of the fewest heaviest weights whose sum reaches `mass` (weights sum to 1)."""
-    order = np.argsort(weights)[::-1]
-    count = int(np.searchsorted(np.cumsum(weights[order]), mass)) + 1
-    return order[: min(count, order.shape[0])]
-
-
 def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     top = np.max(x, axis=axis, keepdims=True)
     return (top + np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True))).squeeze(axis)
-
-
-def mixture_interval(
-    a: np.ndarray, b: np.ndarray, weights: np.ndarray, tail: float
-) -> tuple[float, float]:
-    """Equal-tailed interval of sum_i w_i Beta(a_i, b_i), on the heaviest components, by
-    safeguarded Newton steps (posterior._mixture_quantiles)."""
-    if weights.shape[0] > MIXTURE_COMPONENTS:
-        top = np.argpartition(weights, -MIXTURE_COMPONENTS)[-MIXTURE_COMPONENTS:]
-        a, b, weights = a[top], b[top], weights[top] / weights[top].sum()
-    low, high = _mixture_quantiles(a, b, weights, (tail, 1.0 - tail))
-    return low, high

@@ -106,8 +106,8 @@ class EvidencePrediction:
     """P(keep) of each row of a session from the rows before it, and its Beta posterior."""
 
     p_keep: np.ndarray
-    alpha: np.ndarray
-    beta: np.ndarray
+    alpha: np.ndarray  # the interval's Beta: p x (n0 + sum g^a + sum K)
+    beta: np.ndarray  # ... and (1 - p) x the same
     centre: np.ndarray  # c_t: the session's (cell-adjusted) rate before the kernel
     session_rate: np.ndarray  # m_t: the discounted session rate
     kernel_trials: np.ndarray  # sum_i K_ti
@@ -311,13 +311,16 @@ def kernel_sums(nb: Neighbours, params: EvidenceParams) -> tuple[np.ndarray, np.
 
 
 def _posterior(centre, m, trials, k_keep, k_trial, nb, params) -> EvidencePrediction:
+    """P(keep) and the Beta the interval is read from. The prior strength and the kernel's
+    weight are identified only through their ratio (module docstring), so the Beta's
+    concentration is not kappa + sum K: it is the evidence the mean rests on, the session
+    rate's trials n0 + sum g^a plus the kernel's trials sum K, around the predictive mean."""
     if np.isfinite(params.strength):
-        alpha = params.strength * centre + k_keep
-        beta = params.strength * (1.0 - centre) + (k_trial - k_keep)
-        p = alpha / (alpha + beta)
-    else:  # no kernel: the centre itself, as a Beta on the session rate's own trials
-        total = params.prior_trials + trials
-        alpha, beta, p = centre * total, (1.0 - centre) * total, centre
+        p = (params.strength * centre + k_keep) / (params.strength + k_trial)
+    else:
+        p = centre
+    total = params.prior_trials + trials + k_trial
+    alpha, beta = p * total, (1.0 - p) * total
     return EvidencePrediction(p, alpha, beta, centre, m, k_trial, k_keep, nb.max_fail, nb.max_keep)
 
 
@@ -383,7 +386,7 @@ class EvidenceAnswer:
     """One row's answer in the fields decide.py and the reports read."""
 
     p_keep: float
-    interval: tuple[float, float]  # 90% credible interval of the proposal's rate
+    interval: tuple[float, float]  # 90% interval of the proposal's rate (see _posterior)
     prob_below_base: float  # P(rate < the session's discounted rate)
     base_rate: float  # the session's discounted rate m_t
     session_rate: float  # the same, by the name decide.py reads
@@ -391,29 +394,36 @@ class EvidenceAnswer:
     history_rows: int  # earlier experiments in the session
     max_fail_similarity: float
     p_crash: float = 0.0  # the evidence model does not predict crashes
+    rate: Any = field(default=None, compare=False, repr=False)  # the rate's BetaMixture
 
 
 def answer_fields(prediction: EvidencePrediction, first_row: int = 0) -> list[EvidenceAnswer]:
-    """Per-row answers from a prediction (`first_row`: the history length of its first row)."""
-    from scipy.special import betainc, betaincinv
+    """Per-row answers from a prediction (`first_row`: the history length of its first row);
+    P(keep), the interval and P(rate < base) are read from the one rate object (models/rate.py)
+    of each row, as every other answer's are."""
+    from nrr_stats.models.rate import BetaMixture
 
-    a = np.maximum(prediction.alpha, 1e-9)
-    b = np.maximum(prediction.beta, 1e-9)
-    low, high = betaincinv(a, b, 0.05), betaincinv(a, b, 0.95)
-    below = betainc(a, b, np.clip(prediction.session_rate, 0.0, 1.0))
-    return [
-        EvidenceAnswer(
-            p_keep=float(prediction.p_keep[i]),
-            interval=(float(low[i]), float(high[i])),
-            prob_below_base=float(below[i]),
-            base_rate=float(prediction.session_rate[i]),
-            session_rate=float(prediction.session_rate[i]),
-            n_weighted=float(prediction.kernel_trials[i]),
-            history_rows=first_row + i,
-            max_fail_similarity=float(prediction.max_fail_similarity[i]),
+    out = []
+    for i in range(prediction.p_keep.shape[0]):
+        rate = BetaMixture.of(
+            [max(float(prediction.alpha[i]), 1e-9)],
+            [max(float(prediction.beta[i]), 1e-9)],
+            base=float(prediction.session_rate[i]),
         )
-        for i in range(prediction.p_keep.shape[0])
-    ]
+        out.append(
+            EvidenceAnswer(
+                p_keep=rate.mean(),
+                interval=rate.interval(0.9),
+                prob_below_base=rate.prob_below_base(),
+                base_rate=rate.base_rate(),
+                session_rate=rate.base_rate(),
+                n_weighted=float(prediction.kernel_trials[i]),
+                history_rows=first_row + i,
+                max_fail_similarity=float(prediction.max_fail_similarity[i]),
+                rate=rate,
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -562,6 +572,8 @@ EVIDENCE_FIELDS = frozenset(
         "session_rate",
         "history_rows",
         "max_fail_similarity",
+        "rate",
+        "mean",
     }
 )
 
@@ -574,6 +586,8 @@ class AnswerWithEvidence:
         self.cell_answer, self.evidence = answer, evidence
 
     def __getattr__(self, name: str) -> Any:
+        if name == "mean":
+            return self.evidence.p_keep
         if name in EVIDENCE_FIELDS:
             return getattr(self.evidence, name)
         return getattr(self.cell_answer, name)

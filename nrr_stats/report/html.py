@@ -61,7 +61,7 @@ def render_report(
         )
         image = base64.b64encode(png.read_bytes()).decode() if png else ""
     sessions = bank.sessions()
-    decisions = bank.query("SELECT * FROM decisions ORDER BY id DESC LIMIT 50")
+    decisions = bank.recent_decisions(50)
     n_experiments = bank.count_experiments()
     fit_text = (
         html.escape(json.dumps(fit, indent=1, default=str))

@@ -10,7 +10,7 @@ configuration that differs or was not recorded. A pure function: rows in, a dict
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,3 +153,46 @@ def _value(value: Any) -> str:
     text = field_text(value)
     number = parse_number(text)
     return repr(number) if number is not None else text
+
+
+def under_current_config(
+    history: Sequence[Mapping[str, Any]], config: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The session's rows, those after its last kept row marked as run under the config in force now.
+
+    Only a kept row moves the configuration; a discarded row's `from` value teaches the tracker a
+    value without changing it, so the partial record stored with such a row must not hide a repeat.
+    """
+    now = json.dumps(dict(config), sort_keys=True)
+    last_keep = max((i for i, row in enumerate(history) if row["status"] == "keep"), default=-1)
+    return [
+        {**row, "config_before": now} if i > last_keep else dict(row)
+        for i, row in enumerate(history)
+    ]
+
+
+def change_fields(change: Any, description: str) -> dict[str, Any]:
+    """The fields of a parsed change that repeats are judged on."""
+    return {
+        "category": change.category,
+        "direction": change.direction,
+        "parameter": change.parameter,
+        "to": change.to_value,
+        "description": description,
+    }
+
+
+def repeat_flags(
+    change: Any,
+    description: str,
+    config: Mapping[str, str],
+    history: Sequence[Mapping[str, Any]],
+) -> tuple[bool, int]:
+    """(exact repeat, near repeats of the same change) from the session's rows alone, no kernel.
+
+    The backtest uses this: it is what `nrr check` decides on, less text-similarity near-repeats.
+    """
+    found = find_repeats(
+        change_fields(change, description), under_current_config(history, config), config
+    )
+    return found["exact_repeat"], len(found["near"])

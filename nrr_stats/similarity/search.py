@@ -58,17 +58,18 @@ def similar_failures_in_bank(
     history: Sequence[Mapping[str, Any]],
     *,
     k: int = 5,
+    search: FailureSearch | None = None,
 ) -> tuple[list[dict[str, Any]], bool, int]:
     """The k failures most like the proposal, whether it repeats one exactly, how many nearly.
 
     `change` has category, direction, parameter, from_value, to_value; `history` is the
-    session's rows (exact repeats are judged within the session, under `config`).
+    session's rows (exact repeats are judged within the session, under `config`). `search`
+    is the state a loop keeps between checks (see FailureSearch); None: a fresh one.
     """
-    from nrr_stats.similarity.store import bank_features
-
-    snapshot = bank_features(bank)
+    search = search if search is not None else FailureSearch()
+    snapshot = search.snapshot(bank)
     query = proposal_vector(snapshot.space, description, change)
-    failed = failure_mask(snapshot)
+    failed = search.failure_mask()
     rows, scores = top_k(snapshot.matrix, query, max(k, NEAR_CANDIDATES), mask=failed)
     similarity = {
         int(snapshot.ids[r]): float(np.clip(s, -1.0, 1.0))
@@ -77,7 +78,7 @@ def similar_failures_in_bank(
 
     # The session's failures that could repeat the proposal: the same cell (exact or near
     # repeats) or a similarity at the near-repeat threshold; only those reach find_repeats.
-    session = _session_rows(snapshot, history)
+    session = search.session_rows(history)
     session_scores = np.clip(session.matrix @ query, -1.0, 1.0)
     cell = (field_text(change.category), field_text(change.direction))
     possible = session.failed & (
@@ -88,7 +89,7 @@ def similar_failures_in_bank(
         for i in np.flatnonzero(possible)
     ]
     in_session = set(session.ids.tolist())
-    details = _rows_by_id(bank, snapshot, list(similarity))
+    details = search.rows_by_id(bank, list(similarity))
     for row_id in similarity:
         if row_id not in in_session and row_id in details:  # another session: never exact
             candidates.append(
@@ -138,30 +139,12 @@ def row_filter(
     `mask`: the matrix itself is never copied. A cell's rows come from the bank by id."""
     masks = []
     if failures_only:
-        masks.append(failure_mask(snapshot))
+        masks.append(snapshot.status_mask(*FAILED_STATUSES))
     if session_id is not None:
         masks.append(snapshot.session_id == int(session_id))
     if cell is not None:
-        ids = bank.query(
-            "SELECT id FROM experiments WHERE category = ? AND direction = ?", tuple(cell)
-        )
-        masks.append(np.isin(snapshot.ids, [int(row["id"]) for row in ids]))
+        masks.append(np.isin(snapshot.ids, bank.experiment_ids_in_cell(*cell)))
     return np.logical_and.reduce(masks) if masks else None
-
-
-# The failure mask of the last snapshots seen (by their status column's identity).
-_FAILURE_MASKS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def failure_mask(snapshot: Any) -> np.ndarray:
-    """Rows of the snapshot that are failures (discard, crash), computed once per snapshot."""
-    entry = _FAILURE_MASKS.get(id(snapshot.status))
-    if entry is None or entry[0] is not snapshot.status:
-        if len(_FAILURE_MASKS) > 8:
-            _FAILURE_MASKS.clear()
-        entry = (snapshot.status, snapshot.status_mask(*FAILED_STATUSES))
-        _FAILURE_MASKS[id(snapshot.status)] = entry
-    return entry[1]
 
 
 class _SessionRows(NamedTuple):
@@ -174,26 +157,54 @@ class _SessionRows(NamedTuple):
     cells: np.ndarray  # hash of the normalised (category, direction)
 
 
-# The prepared rows of the last sessions seen, by (snapshot, rows list) identity.
-_SESSIONS: dict[tuple[int, int], tuple[Any, Any, _SessionRows]] = {}
+class FailureSearch:
+    """What the failure search keeps between checks, for one similarity snapshot at a time:
+    the snapshot's failure mask, the session rows prepared against it and bank rows read by
+    id. A new snapshot (a commit of the store) drops them all."""
 
+    def __init__(self) -> None:
+        self._snapshot: Any = None
+        self._failed: np.ndarray | None = None
+        self._session: tuple[Sequence, int, _SessionRows] | None = None
+        self._details: dict[int, dict[str, Any]] = {}
 
-def _session_rows(snapshot: Any, history: Sequence[Mapping[str, Any]]) -> _SessionRows:
-    key = (id(snapshot), id(history))
-    entry = _SESSIONS.get(key)
-    if (
-        entry is not None
-        and entry[0] is snapshot
-        and entry[1] is history
-        and entry[2].ids.size == len(history)  # a list grown in place is prepared again
-    ):
+    def snapshot(self, bank: Any) -> Any:
+        """The bank's current feature snapshot (synced first when the bank has new rows)."""
+        from nrr_stats.similarity.store import bank_features
+
+        snapshot = bank_features(bank)
+        if snapshot is not self._snapshot:
+            self._snapshot, self._failed, self._session, self._details = snapshot, None, None, {}
+        return snapshot
+
+    def failure_mask(self) -> np.ndarray:
+        """Rows of the snapshot that are failures (discard, crash)."""
+        if self._failed is None:
+            self._failed = self._snapshot.status_mask(*FAILED_STATUSES)
+        return self._failed
+
+    def session_rows(self, history: Sequence[Mapping[str, Any]]) -> _SessionRows:
+        """The session's rows prepared against the snapshot (again when the list changed)."""
+        entry = self._session
+        if entry is None or entry[0] is not history or entry[1] != len(history):
+            entry = self._session = (history, len(history), _prepare(self._snapshot, history))
         return entry[2]
+
+    def rows_by_id(self, bank: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Bank rows by id (a row's details change only with a new commit of the store)."""
+        missing = [i for i in ids if i not in self._details]
+        if missing:
+            self._details.update((int(row["id"]), row) for row in bank.experiment_details(missing))
+        return {i: self._details[i] for i in ids if i in self._details}
+
+
+def _prepare(snapshot: Any, history: Sequence[Mapping[str, Any]]) -> _SessionRows:
     ids = np.array([int(row["id"]) for row in history], dtype=np.int64)
     positions = np.minimum(np.searchsorted(snapshot.ids, ids), max(snapshot.ids.size - 1, 0))
     known = snapshot.ids[positions] == ids if snapshot.ids.size else np.zeros(ids.size, bool)
     matrix = np.zeros((ids.size, snapshot.matrix.shape[1]), dtype=np.float32)
     matrix[known] = np.asarray(snapshot.matrix[positions[known]])
-    prepared = _SessionRows(
+    return _SessionRows(
         ids=ids,
         known=known,
         matrix=matrix,
@@ -208,32 +219,6 @@ def _session_rows(snapshot: Any, history: Sequence[Mapping[str, Any]]) -> _Sessi
             dtype=np.int64,
         ),
     )
-    if len(_SESSIONS) > 8:
-        _SESSIONS.clear()
-    _SESSIONS[key] = (snapshot, history, prepared)
-    return prepared
-
-
-# Bank rows by id, per snapshot: a row's details change only with a new commit of the store.
-_DETAILS: dict[int, tuple[Any, dict[int, dict[str, Any]]]] = {}
-
-
-def _rows_by_id(bank: Any, snapshot: Any, ids: list[int]) -> dict[int, dict[str, Any]]:
-    entry = _DETAILS.get(id(snapshot))
-    if entry is None or entry[0] is not snapshot:
-        _DETAILS.clear()
-        entry = _DETAILS[id(snapshot)] = (snapshot, {})
-    known = entry[1]
-    missing = [i for i in ids if i not in known]
-    if missing:
-        marks = ", ".join("?" * len(missing))
-        rows = bank.query(
-            "SELECT id, session_id, description, category, direction, parameter, to_value,"
-            f" status, outcome, delta FROM experiments WHERE id IN ({marks})",
-            missing,
-        )
-        known.update((int(row["id"]), row) for row in rows)
-    return {i: known[i] for i in ids if i in known}
 
 
 def similar_experiments_in_bank(
@@ -249,14 +234,14 @@ def similar_experiments_in_bank(
     """The k stored experiments most like a description, best first, with their similarity;
     only failures, one session's rows or one (category, direction) cell's rows when asked."""
     from nrr_stats.parser import parse_description
-    from nrr_stats.similarity.store import bank_features
 
-    snapshot = bank_features(bank)
+    search = FailureSearch()
+    snapshot = search.snapshot(bank)
     change = parse_description(description, rules=rules)
     query = proposal_vector(snapshot.space, description, change)
     mask = row_filter(bank, snapshot, failures_only=failures_only, session_id=session_id, cell=cell)
     rows, scores = top_k(snapshot.matrix, query, k, mask=mask)
-    details = _rows_by_id(bank, snapshot, [int(snapshot.ids[r]) for r in rows])
+    details = search.rows_by_id(bank, [int(snapshot.ids[r]) for r in rows])
     return [
         {
             "id": int(snapshot.ids[r]),

@@ -507,10 +507,9 @@ def bank_features(bank: Any) -> Snapshot:
     if _agrees(_AGREED.get(store.path), state, snapshot):
         _AGREED[store.path] = (state, id(snapshot))
         return snapshot
-    stats = bank.query("SELECT MAX(id) AS last_id, COUNT(*) AS n FROM experiments")[0]
+    last, count = bank.experiment_id_range()
     stored_last = int(snapshot.ids[-1]) if snapshot.ids.size else None
-    last = None if stats["last_id"] is None else int(stats["last_id"])
-    if _whole(snapshot) and last == stored_last and int(stats["n"]) == snapshot.ids.size:
+    if _whole(snapshot) and last == stored_last and count == snapshot.ids.size:
         _AGREED[store.path] = (state, id(snapshot))
         return snapshot
     try:
@@ -556,22 +555,14 @@ def sync_bank_features(bank: Any, session_ids: Iterable[int] | None = None) -> S
     sessions = sorted({int(s) for s in session_ids})
     stored = store.snapshot().ids
     last = int(stored[-1]) if stored.size else 0
-    marks = ", ".join("?" * len(sessions))
-    touched = _feature_rows(bank, f"session_id IN ({marks})", sessions) if sessions else []
-    fresh = _feature_rows(bank, "id > ?", [last])
-    count = int(bank.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
-    return store.sync_recent(touched, fresh, count, lambda: _feature_rows(bank))
+    touched = bank.feature_rows(session_ids=sessions) if sessions else []
+    fresh = bank.feature_rows(after_id=last)
+    return store.sync_recent(touched, fresh, bank.count_experiments(), lambda: _feature_rows(bank))
 
 
-def _feature_rows(bank: Any, where: str = "", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    """Only the columns the store reads, in id order (lighter than whole experiment rows)."""
-    return bank.query(
-        "SELECT id, session_id, description, category, direction, parameter, from_value,"
-        " to_value, outcome, status FROM experiments"
-        + (f" WHERE {where}" if where else "")
-        + " ORDER BY id",
-        params,
-    )
+def _feature_rows(bank: Any) -> list[dict[str, Any]]:
+    """Every row's columns the store reads, in id order (Bank.feature_rows)."""
+    return bank.feature_rows()
 
 
 def _in_memory(rows: list[Mapping[str, Any]]) -> Snapshot:

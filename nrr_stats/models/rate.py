@@ -1,0 +1,169 @@
+"""The distribution of a keep rate: a weighted mixture of Beta distributions, frozen.
+
+Every answer path ends here (the grid over a session's offset, the fitted draws, the conjugate
+Beta): the rate of a leaf or cell is sum_i w_i Beta(a_i, b_i), with the scipy.stats shape
+(`mean()`, `interval(0.9)`, `cdf(x)`, `ppf(q)`). p_keep, the interval and P(rate < base) of an
+answer are read from it and nowhere else. Numpy and scipy.special only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import betainc, betaincinv, betaln
+
+CONFIDENCE = 0.9
+# The one mixture-size rule: the CDF and the quantiles are evaluated on the fewest heaviest
+# components holding all but MASS_LEFT of the weight, at most MAX_COMPONENTS - 1 of them, and
+# the components left beyond MAX_COMPONENTS - 1 merged into one Beta of the same mean and
+# variance (a session's draws x grid points are many, mostly light); the mean is exact.
+MASS_LEFT = 1e-5
+MAX_COMPONENTS = 500
+# A Halley step shorter than this share of min(x, 1 - x) is taken as the quantile without one
+# more CDF evaluation (relative: near 0 or 1 the CDF of a Beta with a or b < 1 is steep).
+HALLEY_ACCEPT = 1e-3
+
+
+def heaviest_components(weights: np.ndarray) -> np.ndarray:
+    """Indices of the components the mixture-size rule keeps as they are (weights sum to 1)."""
+    weights = np.asarray(weights).ravel()
+    if weights.shape[0] >= MAX_COMPONENTS:
+        top = np.argpartition(weights, -(MAX_COMPONENTS - 1))[-(MAX_COMPONENTS - 1) :]
+    else:
+        top = np.arange(weights.shape[0])
+    order = top[np.argsort(weights[top])[::-1]]
+    count = int(np.searchsorted(np.cumsum(weights[order]), 1.0 - MASS_LEFT)) + 1
+    return order[: min(count, order.shape[0])]
+
+
+@dataclass(frozen=True, eq=False)
+class BetaMixture:
+    """sum_i w_i Beta(a_i, b_i): the posterior (predictive) distribution of one rate.
+
+    `base`, when given, is the base rate paired with each component (the session's rate under
+    the same draw), so P(rate < base) integrates over both. Build with `BetaMixture.of`.
+    """
+
+    a: np.ndarray  # the kept components (mixture-size rule)
+    b: np.ndarray
+    weights: np.ndarray  # renormalised over the kept components
+    base: np.ndarray | None
+    _mean: float
+    _base_rate: float
+
+    @classmethod
+    def of(
+        cls,
+        a: np.ndarray,
+        b: np.ndarray,
+        weights: np.ndarray | None = None,
+        base: np.ndarray | float | None = None,
+        keep: np.ndarray | None = None,
+    ) -> BetaMixture:
+        """The mixture of Beta(a_i, b_i) with weights (default equal), with the base rate per
+        component; `keep` is heaviest_components(weights) when the caller already has it."""
+        a = np.asarray(a, dtype=np.float64).ravel()
+        b = np.asarray(b, dtype=np.float64).ravel()
+        w = np.full(a.shape, 1.0 / a.shape[0]) if weights is None else np.ravel(weights)
+        w = w / w.sum()
+        mean = float(np.sum(w * a / (a + b)))
+        base_all = None if base is None else np.broadcast_to(np.ravel(base), a.shape)
+        base_rate = float("nan") if base_all is None else float(np.sum(w * base_all))
+        keep = heaviest_components(w) if keep is None else keep
+        if keep.shape[0] < a.shape[0]:
+            rest = np.ones(a.shape[0], dtype=bool)
+            rest[keep] = False
+            held = float(w[keep].sum())
+            if held < 1.0 - MASS_LEFT:  # the rest is merged into one moment-matched Beta
+                merged = _moment_matched(a[rest], b[rest], w[rest])
+                if base_all is not None:
+                    rest_base = float(np.sum(w[rest] * base_all[rest]) / np.sum(w[rest]))
+                    base_all = np.append(base_all[keep], rest_base)
+                a, b = np.append(a[keep], merged[0]), np.append(b[keep], merged[1])
+                w = np.append(w[keep], 1.0 - held)
+            else:
+                a, b, w = a[keep], b[keep], w[keep] / held
+                base_all = None if base_all is None else base_all[keep]
+        return cls(a, b, w, base_all, mean, base_rate)
+
+    def mean(self) -> float:
+        """The mean rate; also the predictive probability that one more experiment is kept."""
+        return self._mean
+
+    def cdf(self, x: float) -> float:
+        """P(rate <= x)."""
+        return float(np.sum(self.weights * betainc(self.a, self.b, min(max(x, 0.0), 1.0))))
+
+    def ppf(self, q: float) -> float:
+        """The q-quantile of the rate."""
+        return mixture_quantiles(self.a, self.b, self.weights, (q,))[0]
+
+    def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
+        """The equal-tailed credible interval holding `confidence` of the probability."""
+        tail = (1.0 - confidence) / 2.0
+        low, high = mixture_quantiles(self.a, self.b, self.weights, (tail, 1.0 - tail))
+        return low, high
+
+    def base_rate(self) -> float:
+        """The session's base rate (mean over every component); nan without one."""
+        return self._base_rate
+
+    def prob_below_base(self) -> float:
+        """P(rate < base rate), the base rate uncertain with the same draws; nan without one."""
+        if self.base is None:
+            return float("nan")
+        return float(np.sum(self.weights * betainc(self.a, self.b, self.base)))
+
+
+def _moment_matched(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """The Beta with the mean and variance of the mixture sum_i w_i Beta(a_i, b_i)."""
+    w = w / w.sum()
+    mean = float(np.sum(w * a / (a + b)))
+    second = float(np.sum(w * a * (a + 1.0) / ((a + b) * (a + b + 1.0))))
+    var = max(second - mean**2, 1e-12)
+    concentration = max(mean * (1.0 - mean) / var - 1.0, 1e-3)
+    return mean * concentration, (1.0 - mean) * concentration
+
+
+def mixture_quantiles(
+    a: np.ndarray, b: np.ndarray, weights: np.ndarray, quantiles: tuple[float, ...]
+) -> list[float]:
+    """Quantiles of the mixture sum_i w_i Beta(a_i, b_i) (weights sum to 1), by safeguarded
+    Halley steps from the moment-matched Beta's quantile; one component is inverted exactly."""
+    if a.shape[0] == 1:
+        return [float(betaincinv(a[0], b[0], q)) for q in quantiles]
+    log_norm = betaln(a, b)
+    mean = float(np.sum(weights * a / (a + b)))
+    second = float(np.sum(weights * a * (a + 1.0) / ((a + b) * (a + b + 1.0))))
+    var = max(second - mean**2, 1e-12)
+    concentration = max(mean * (1.0 - mean) / var - 1.0, 1e-3)
+    results = []
+    for q in quantiles:
+        x = float(betaincinv(mean * concentration, (1.0 - mean) * concentration, q))
+        low, high = 0.0, 1.0
+        for _ in range(40):
+            x = min(max(x, 1e-12), 1.0 - 1e-12)
+            gap = float(np.sum(weights * betainc(a, b, x))) - q
+            if abs(gap) < 1e-7:
+                break
+            if gap > 0:
+                high = x
+            else:
+                low = x
+            pieces = weights * np.exp((a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - log_norm)
+            density = float(np.sum(pieces))
+            if density > 0:
+                # Halley's step: the density's slope is cheap (no Beta CDF), and the error
+                # cubes each step, so a step this small is already exact to ~1e-10.
+                slope = float(np.sum(pieces * ((a - 1.0) / x - (b - 1.0) / (1.0 - x))))
+                newton = gap / density
+                step = x - newton / max(1.0 - 0.5 * newton * slope / density, 0.5)
+            else:
+                step = -1.0
+            if low < step < high and abs(step - x) < HALLEY_ACCEPT * min(x, 1.0 - x):
+                x = step
+                break
+            x = step if low < step < high else 0.5 * (low + high)
+        results.append(x)
+    return results
