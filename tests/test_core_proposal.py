@@ -62,9 +62,10 @@ def test_avoid_needs_a_low_probability_on_the_sessions_own_rows(p_keep, below, b
 
 
 @given(unit, unit, st.floats(0.01, 1.0), unit, st.floats(0.0, 200.0))
-def test_an_exact_repeat_is_always_avoided(p_keep, below, base, crash, n) -> None:
-    verdict, _ = decide(Evidence(p_keep, below, base, crash, n), exact_repeat=True)
-    assert verdict == "avoid"
+def test_an_exact_repeat_is_never_proceed_and_says_so(p_keep, below, base, crash, n) -> None:
+    verdict, reason = decide(Evidence(p_keep, below, base, crash, n), exact_repeat=True)
+    assert verdict in ("caution", "avoid") and "same change already failed" in reason
+    assert verdict == decide(Evidence(p_keep, below, base, crash, n))[0] or verdict == "caution"
 
 
 @given(unit, unit, st.floats(0.01, 1.0), st.floats(0.0, 0.3), st.floats(0.0, 200.0))

@@ -96,3 +96,11 @@ def test_the_kernel_reads_only_the_window_and_the_nearest_rows():
     assert np.all(nb.age[nb.valid] >= 0)
     assert nb.valid.sum(axis=1)[0] == 0
     assert np.all(nb.valid.sum(axis=1)[se.TOP_K :] == se.TOP_K)
+
+
+@given(st.lists(st.booleans(), max_size=40))
+def test_rows_since_keep_counts_back_to_the_last_earlier_keep(kept: list[bool]):
+    since = se.rows_since_keep(np.array(kept, dtype=float))
+    for t in range(len(kept)):
+        earlier = [i for i in range(t) if kept[i]]
+        assert since[t] == (t - earlier[-1] - 1 if earlier else t)

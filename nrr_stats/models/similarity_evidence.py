@@ -129,13 +129,11 @@ def discounted_sums(y: np.ndarray, discount: float) -> tuple[np.ndarray, np.ndar
 
 def rows_since_keep(y: np.ndarray) -> np.ndarray:
     """For each t, the rows since the last keep before t (t when none)."""
-    out = np.zeros(y.shape[0])
-    last = -1
-    for t in range(y.shape[0]):
-        out[t] = t - last - 1 if last >= 0 else t
-        if y[t]:
-            last = t
-    return out
+    y = np.asarray(y)
+    index = np.arange(y.shape[0])
+    last = np.maximum.accumulate(np.where(y == 1, index, -1)) if y.size else index
+    before = np.concatenate([[-1], last[:-1]]) if y.size else index
+    return np.where(before >= 0, index - before - 1, index).astype(float)
 
 
 BLOCK = 32  # proposals per block of the kernel pass (bounds memory at BLOCK x (BLOCK + WINDOW))
@@ -346,7 +344,8 @@ def predict_next(
     params: EvidenceParams,
 ) -> EvidencePrediction:
     """The prediction for one new proposal after this history (length-1 arrays): the same
-    numbers as the last row of predict_session over history + proposal, in O(n + WINDOW d)."""
+    numbers as the last row of predict_session over history + proposal, in O(n + WINDOW d).
+    `categories_history` is accepted for symmetry; only the proposal's category is read."""
     y = np.append(np.asarray(y_history, dtype=float), 0.0)  # the proposal's own y is never read
     n = y.shape[0]
     h0 = max(0, n - 1 - WINDOW)
@@ -360,7 +359,7 @@ def predict_next(
         ages,
         params.features,
     )
-    cats = tuple(categories_history) + (proposal_category,)
+    cats = ("",) * (n - 1) + (proposal_category,)  # only the proposal's category is read
     pad = np.full(n - 1, -1.0)
     features = np.zeros((n, d))
     features[-1] = np.asarray(proposal_feature, dtype=np.float32).reshape(d)
@@ -509,6 +508,9 @@ _FEATURE_CACHE: dict[tuple, np.ndarray] = {}
 _FEATURE_CACHE_LIMIT = 1 << 16
 
 
+_KEY_FIELDS = ("id", "description", "category", "direction", "parameter", "from_value", "to_value")
+
+
 def history_feature_rows(history: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Feature rows of history rows (scrubbed description + stored parse), cached by content."""
     from nrr_stats.parser import strip_result_words
@@ -516,16 +518,16 @@ def history_feature_rows(history: Sequence[Mapping[str, Any]]) -> np.ndarray:
     out = np.zeros((len(history), _SPACE().dim), dtype=np.float32)
     missing = []
     for index, row in enumerate(history):
-        fields = history_fields(row)
-        key = (row.get("description") or "", *fields.values())
+        key = tuple(row.get(name) for name in _KEY_FIELDS)
         cached = _FEATURE_CACHE.get(key)
         if cached is None:
-            missing.append((index, key, fields))
+            missing.append((index, key, history_fields(row)))
         else:
             out[index] = cached
     if missing:
         rows = evidence_features(
-            [strip_result_words(key[0]) for _, key, _ in missing], [f for _, _, f in missing]
+            [strip_result_words(key[1] or "") for _, key, _ in missing],
+            [fields for _, _, fields in missing],
         )
         if len(_FEATURE_CACHE) + len(missing) > _FEATURE_CACHE_LIMIT:
             _FEATURE_CACHE.clear()
@@ -550,11 +552,11 @@ def evidence_answer(
     y = np.array([row["status"] == "keep" for row in rows], dtype=float)
     start = max(0, len(rows) - WINDOW)  # the kernel reads only the last WINDOW rows
     features = np.zeros((len(rows), _SPACE().dim), dtype=np.float32)
-    features[start:] = history_feature_rows(rows[start:])
+    features[start:] = history_feature_rows(rows[start:])  # older rows are never read
     proposal = evidence_features([strip_result_words(proposal_text)], [proposal_fields(change)])[0]
     prediction = predict_next(
         y,
-        tuple(row.get("category") or "" for row in rows),
+        (),
         features,
         change.category,
         proposal,
