@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--tune", type=int, default=300)
     parser.add_argument("--no-pymc", action="store_true")
+    parser.add_argument("--out", default=str(OUT))
     parser.add_argument(
         "--cv", default=str(Path(__file__).with_name("similarity_evidence_cv.json"))
     )
@@ -202,7 +203,7 @@ def main() -> None:
         # each fold's parameters, so `nrr backtest` walks a dev log with the fold that held it out
         out["folds"] = {str(c["fold"]): c["params"] for c in cv_out["chosen"][args.kind]}
         out["held_out"] = {log.file: cv.fold_of(log.file) for log in logs}
-    OUT.write_text(json.dumps(out, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps({k: v for k, v in out.items() if k not in ("params", "map_params")}, indent=1))
 
 
