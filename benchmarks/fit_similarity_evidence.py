@@ -27,7 +27,7 @@ from evidence_data import load_corpus  # noqa: E402
 
 from nrr_stats.models import similarity_evidence as se  # noqa: E402
 
-OUT = Path(__file__).resolve().parents[1] / "models" / "similarity_evidence.json"
+OUT = Path(__file__).resolve().parents[1] / "nrr_stats" / "models_data" / "similarity_evidence.json"
 
 
 def pytensor_logp(stacked: cv.Stacked, form: cv.Form, x=None):

@@ -1,6 +1,6 @@
 """Rewrite every dev log in each dialect quirk and check the reader still reads the same rows.
 
-Usage: python benchmarks/ingest_dialect_robustness.py [DEV_DIR]
+Usage: python benchmarks/ingest_dialect_robustness.py [FOLDER ...]   (default: dev and dev2)
 For each log and quirk: the share of rows whose (status, description, metric) match the reading of
 the original file; a baseline column shows the same figure for naive `line.split('\\t')` parsing.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from nrr_stats.errors import NrrInputError
 from nrr_stats.ingest import read_results_log
 from nrr_stats.ingest.columns import normalise_name
+from nrr_stats.ingest.status import map_status
 
 DEFAULT_DEV = Path(__file__).resolve().parents[1].parent / "shared/data/autoresearch-logs/dev"
 
@@ -115,6 +116,53 @@ def ragged(text: str, rng: random.Random, keep: set[int]) -> str:
     return "\n".join(head + out) + "\n"
 
 
+def _status_index(original) -> int:
+    return original.header.index(original.columns["status"])
+
+
+def wider(text: str, rng: random.Random, original, share: float = 1.0) -> str:
+    """A field added just before the status on `share` of the data rows, the header untouched."""
+    head, body = _lines(text)
+    at = _status_index(original)
+    out = [body[0]]
+    for line in body[1:]:
+        cells = line.split("\t")
+        if len(cells) > at and rng.random() < share:
+            cells = cells[:at] + [str(rng.randint(100, 9999))] + cells[at:]
+        out.append("\t".join(cells))
+    return "\n".join(head + out) + "\n"
+
+
+def wider_some(text: str, rng: random.Random, original) -> str:
+    return wider(text, rng, original, 0.3)
+
+
+def run_and_decision(text: str, rng: random.Random, original) -> str:
+    """The status split into `run_status` (ok / crash) and `decision` (promote / reject)."""
+    if "\t" not in text.splitlines()[0] or original.columns.get("decision"):
+        return text
+    head, body = _lines(text)
+    at = _status_index(original)
+    mapped = {"keep": "promote", "discard": "reject"}
+    out = []
+    for index, line in enumerate(body):
+        cells = line.split("\t")
+        if index == 0:
+            pair = ["run_status", "decision"]
+        elif len(cells) > at:
+            raw = cells[at].strip()
+            status = map_status(raw)
+            pair = ["crash", ""] if status == "crash" else ["ok", mapped.get(status, raw)]
+        else:
+            out.append(line)
+            continue
+        out.append("\t".join(cells[:at] + pair + cells[at + 1 :]))
+    return "\n".join(head + out) + "\n"
+
+
+NEEDS_LOG = {"wider": wider, "wider_some": wider_some, "run_decision": run_and_decision}
+ENCODED = {"cp1252"}
+
 QUIRKS = {
     "ragged": ragged,
     "trailing_tab": trailing_tabs,
@@ -126,6 +174,8 @@ QUIRKS = {
     "comments": comments,
     "csv": as_csv,
     "padded": padded,
+    **NEEDS_LOG,
+    "cp1252": lambda text, rng: text,  # the same text, written in Windows-1252
 }
 
 
@@ -145,26 +195,38 @@ def _naive(text: str) -> list[tuple]:
     return rows
 
 
-def main(dev: Path) -> int:
+def _read_text(path: Path, content: str):
+    path.write_bytes(content.encode("utf-8"))
+    return read_results_log(path)
+
+
+def main(folders: list[Path]) -> int:
     rng = random.Random(0)
     matched: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     naive_matched: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     failures: list[str] = []
     with tempfile.TemporaryDirectory() as folder:
-        for path in sorted(dev.glob("*.tsv")):
+        for path in sorted(p for dev in folders for p in dev.glob("*.tsv")):
             if path.name == "MANIFEST.tsv":
                 continue
             original = read_results_log(path)
-            want = _signature(original)
             text = path.read_bytes().decode("utf-8").replace("\r\n", "\n")
             for quirk, rewrite in QUIRKS.items():
                 mutated = Path(folder) / f"{quirk}-{path.name}"
                 if rewrite is ragged:
                     roles = {original.header.index(c) for c in original.columns.values() if c}
                     content = ragged(text, rng, roles)
+                elif quirk in NEEDS_LOG:
+                    content = rewrite(text, rng, original)
                 else:
                     content = rewrite(text, rng)
-                mutated.write_bytes(content.encode("utf-8"))
+                if quirk in ENCODED:
+                    content = content.encode("cp1252", errors="replace").decode("cp1252")
+                    want = _signature(_read_text(Path(folder) / "utf8.tsv", content))
+                    mutated.write_bytes(content.encode("cp1252"))
+                else:
+                    want = _signature(original)
+                    mutated.write_bytes(content.encode("utf-8"))
                 try:
                     got = _signature(read_results_log(mutated))
                 except NrrInputError as error:
@@ -199,4 +261,4 @@ def main(dev: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_DEV))
+    sys.exit(main([Path(a) for a in sys.argv[1:]] or [DEFAULT_DEV, DEFAULT_DEV.parent / "dev2"]))

@@ -91,7 +91,7 @@ def test_report_to_an_unwritable_place_exits_3(seed_bank: Path, tmp_path: Path) 
 def test_commands_on_a_missing_bank_exit_3(tmp_path: Path, command: str) -> None:
     args = {"similar": ("x",), "export": ("1",)}.get(command, ())
     run = run_nrr(command, *args, "--bank", str(tmp_path / "none.db"))
-    assert run.code == 3 and "no bank here yet" in run.err
+    assert run.code == 3 and "no bank here" in run.err and "nrr ingest results.tsv" in run.err
     assert not (tmp_path / "none.db").exists()
 
 

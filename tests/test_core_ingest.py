@@ -152,7 +152,7 @@ FILE_FAULTS = {
     "no_status_column": b"commit\tval_bpb\tdescription\na1\t1.0\tbaseline\na2\t0.9\tincrease LR\n",
     "no_description_column": b"commit\tval_bpb\tstatus\na1\t1.0\tkeep\na2\t0.9\tdiscard\n",
     "no_columns_found": b"alpha,beta\n1,2\n3,4\n",
-    "undecodable": HEADER.encode() + b"a1\t1.0\t1.0\tkeep\tbase\xff\xfeline\n",
+    "undecodable": HEADER.encode() + b"a1\t1.0\t1.0\tkeep\tbase\x00\x01line\n",
 }
 
 
@@ -172,7 +172,6 @@ def test_file_fault_is_refused(tmp_path: Path, seeded_bank, fault: str) -> None:
 
 ROW_FAULTS = {
     "ragged_row": ("a9\t0.98\t44.0", 5),
-    "non_numeric_metric": ("a9\tfast\t44.0\tdiscard\ttry something", 5),
     "huge_description": ("a9\t0.98\t44.0\tdiscard\t" + "x" * 1_000_000, 5),
 }
 
@@ -261,4 +260,26 @@ def test_two_rows_run_together_are_both_stored(tmp_path: Path) -> None:
     assert [row["description"] for row in stored][2:] == [
         "switch to GeLU activation",
         "double model width",
+    ]
+
+
+def test_repairs_are_stored_and_said(tmp_path: Path, seeded_bank) -> None:
+    """A discard with a non-numeric metric and a Latin-1 line are stored, each repair named in
+    the summary and warned on stderr, and nothing is skipped (issue 13)."""
+    bank, _ = seeded_bank
+    path = write_log(tmp_path / "repaired.tsv", [*GOOD_ROWS[:3], "a9\tfast\t44.0\tdiscard\ttry"])
+    path.write_bytes(path.read_bytes().replace(b"try", b"try the caf\xe9 schedule"))
+    run = run_nrr("ingest", str(path), "--bank", str(bank), "--json")
+    assert run.code == 0, run.err
+    summary = json.loads(run.out)
+    assert summary["rows_added"] == 4 and summary["rows_skipped"] == []
+    assert summary["columns"]["status"] == "status"
+    repairs = summary["repairs"]
+    assert any("without a metric" in r for r in repairs), repairs
+    assert any("not valid UTF-8" in r and "cp1252" in r for r in repairs), repairs
+    assert run.err.count("warning:") == 2
+    with open_bank(str(bank)) as opened:
+        stored = [e for e in opened.experiments() if e["description"].startswith("try the")]
+    assert [(e["description"], e["metric"], e["status"]) for e in stored] == [
+        ("try the café schedule", None, "discard")
     ]

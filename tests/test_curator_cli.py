@@ -145,7 +145,7 @@ def test_curate_errors(bank_path, tmp_path, monkeypatch):
     assert_input_error(
         nrr("curate", "--bank", bank_path, "--experiment", "nope"), "no experiment 'nope'"
     )
-    assert_input_error(nrr("curate", "--bank", bank_path, "--session", "42"), "no session 42")
+    assert_input_error(nrr("curate", "--bank", bank_path, "--session", "42"), "no session '42'")
     assert_input_error(
         nrr("curate", "--bank", bank_path, "--artifacts", tmp_path / "none"),
         "artifacts directory not found",

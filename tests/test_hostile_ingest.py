@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nrr_stats.bank import open_bank
-from nrr_stats.ingest.status import is_status_word
 
 SQL_LOOKING = (
     "'; DROP TABLE experiments; --",
@@ -61,7 +60,8 @@ column_name = st.text(
     min_size=1,
     max_size=8,
 ).map(lambda name: f"~{name}~")
-# Status cells: words the reader knows, or hostile text (a row whose status it cannot read is skipped).
+# Status cells: words the reader knows, or hostile text (a full row whose status it cannot read is
+# stored as 'other').
 status_cell = st.one_of(
     st.sampled_from(
         ["keep", "discard", "crash", "KEEP", "Discard", "crash ", "kept", "reverted", "OOM"]
@@ -74,7 +74,11 @@ NOTES = "~notes~"
 large_cell = st.tuples(
     st.sampled_from(["é", "字", "x", "🙂", "'", "\x01"]), st.integers(1000, 60_000)
 ).map(lambda pair: f"[{pair[0] * (min(pair[1], (MAX_FIELD_BYTES - 8) // len(pair[0].encode())))}]")
-BAD_KINDS = ("nul", "undecodable", "enormous", "non_numeric_metric", "empty_status")
+# Rows the reader must skip, then rows it must store after a stated repair: a stray non-UTF-8
+# byte read as Windows-1252, a keep/discard row without a metric, a status it does not know
+# ('other').
+BAD_KINDS = ("nul", "enormous", "empty_status")
+REPAIRED_KINDS = ("undecodable", "non_numeric_metric")
 
 
 @dataclass
@@ -92,7 +96,7 @@ def hostile_logs(draw):
     )
     rows = []
     for index in range(draw(st.integers(1, 6))):
-        bad = draw(st.none() | st.sampled_from(BAD_KINDS))
+        bad = draw(st.none() | st.sampled_from(BAD_KINDS + REPAIRED_KINDS))
         cells = {
             "commit": f"c{index:03d}",
             "val_bpb": f"{draw(st.floats(0.5, 2.0)):.6f}",
@@ -114,11 +118,13 @@ def hostile_logs(draw):
             cells["val_bpb"] = draw(hostile_cell)
         elif bad == "empty_status":
             cells["status"] = ""
-        if bad is None and not is_status_word(cells["status"]):
-            bad = "unreadable_status"
         line = "\t".join(cells[c] for c in columns).encode("utf-8")
         if bad == "undecodable":
             raw = line.replace(b"[", b"[\xff\xfe", 1)
+            first = next(c for c in columns if "[" in cells[c])
+            cells[first] = cells[first].replace("[", "[\u00ff\u00fe", 1)  # as read: cp1252
+        if bad in REPAIRED_KINDS:
+            bad = None
         rows.append(Row(cells, bad, raw or line))
     strict = draw(st.booleans())
     return columns, rows, strict

@@ -58,12 +58,6 @@ def _raises(path: Path, line: int | None) -> NrrInputError:
         ),
         ("no_columns.csv", b"alpha,beta\n1,2\n3,4\n", 1, "status"),
         ("empty_pipe_header.md", b"|\na|b\n", 1, "no columns"),
-        (
-            "undecodable_header.tsv",
-            b"com\xffmit\tval\xfe_bpb\tstatus\n" + GOOD[0],
-            1,
-            "undecodable",
-        ),
         ("binary.tsv", b"\x00\x01\x02\xff\xfe\x80\x81\n\x90\x91", 1, "undecodable"),
     ],
 )
@@ -97,10 +91,9 @@ def _bad_rows(tmp_path: Path, bad_line: bytes, **kwargs):
     [
         (b"e5f6a7b\t0.98\t44.0\n", "ragged"),  # the status and description are missing
         (b"e5f6a7b\t0.98\n", "ragged"),
-        (b"e5f6a7b\tfast\t44.0\tdiscard\ttry something\n", "non-numeric metric"),
         (b"e5f6a7b\t0.98x1\t44.0\tkeep\ttry\n", None),  # leading number: read as 0.98, not bad
         (b"e5f6a7b\t0.98\t44.0\tdiscard\t" + b"x" * 1_000_000 + b"\n", "over the 65536-byte limit"),
-        (b"e5f6a7b\t0.98\t44.0\tdiscard\tbad \xff\xfe bytes\n", "undecodable"),
+        (b"e5f6a7b\t0.98\t44.0\tdiscard\tbad \x00\x01 bytes\n", "undecodable"),
     ],
 )
 def test_row_level_faults_become_bad_rows(
@@ -115,6 +108,17 @@ def test_row_level_faults_become_bad_rows(
     assert words in log.bad_rows[0].reason and "\n" not in log.bad_rows[0].reason
     assert [r.line_number for r in log.rows] == [2, 3, 5, 6]
     assert [r.row_number for r in log.rows] == [1, 2, 4, 5]  # the bad row still counts
+
+
+def test_non_numeric_metric_on_a_decision_row_is_stored_without_a_metric(tmp_path: Path) -> None:
+    """A keep or discard row is an outcome even when its metric cell is garbage: it is stored
+    with no metric and the repair is said, never skipped (issue 13)."""
+    log = _bad_rows(tmp_path, b"e5f6a7b\tfast\t44.0\tdiscard\ttry something\n")
+    assert log.bad_rows == []
+    assert [r.status for r in log.rows] == ["keep", "keep", "discard", "discard", "crash"]
+    assert log.rows[2].metric is None and log.rows[2].description == "try something"
+    assert log.metric_name == "val_bpb"
+    assert any("without a metric" in note and "line(s) 4" in note for note in log.repairs)
 
 
 def test_non_numeric_metric_on_crash_or_other_row_is_read_as_none(tmp_path: Path) -> None:
@@ -150,5 +154,5 @@ def test_a_metric_column_named_as_such_stays_the_metric_when_its_cells_are_garba
     path = _write(tmp_path, "garbage.tsv", HEADER + b"a1b2c3d\t[]\t12.1\tkeep\tbaseline\n")
     log = read_results_log(path)
     assert log.metric_name == "val_bpb"
-    assert [(b.line_number, b.row_number) for b in log.bad_rows] == [(2, 1)]
-    assert "non-numeric metric" in log.bad_rows[0].reason
+    assert log.bad_rows == [] and log.rows[0].metric is None
+    assert "'val_bpb' cell is not a number" in log.repairs[0]

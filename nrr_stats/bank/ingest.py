@@ -39,6 +39,8 @@ class IngestSummary:
     metric_direction: str = ""
     direction_source: str = ""
     columns: dict[str, str | None] = field(default_factory=dict)
+    repairs: list[str] = field(default_factory=list)
+    other_statuses: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,10 +56,19 @@ class IngestSummary:
             "metric_direction": self.metric_direction,
             "direction_source": self.direction_source,
             "columns": self.columns,
+            "repairs": self.repairs,
+            "other_statuses": self.other_statuses,
         }
 
 
 _BASELINE = re.compile(r"^\W*baseline\b", re.IGNORECASE)
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Log text shown in a summary: control and line-separator characters escaped, so a JSON
+    line stays one line for any reader; long text cut."""
+    shown = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
 
 
 def leading_reference_rows(descriptions: Sequence[str], raw_statuses: Sequence[str] = ()) -> int:
@@ -81,8 +92,9 @@ def experiment_rows(
     experiments, so they never count as keeps (their raw status is kept as written).
     Pass a `tracker` to read what it knows after the last row.
     """
-    # Raw statuses: a `BASELINE` status sets the reference as a baseline description does.
-    statuses = [row.raw_status for row in log.rows]
+    # Raw statuses: a `BASELINE` status sets the reference as a baseline description does; a
+    # status the reader inferred for this log ('1' in a 'kept' column) is passed as read.
+    statuses = [row.raw_status if row.status == "other" else row.status for row in log.rows]
     metrics = np.array(
         [np.nan if row.metric is None else row.metric for row in log.rows], dtype=float
     )
@@ -151,12 +163,16 @@ def ingest_logs(
     metric: str | None = None,
     direction: str | None = None,
     rules: Rules | None = None,
+    session_name: str | None = None,
 ) -> list[IngestSummary]:
     """Ingest several logs as ONE transaction: a fatal fault in any file writes nothing.
 
     With `strict`, any bad row is fatal; otherwise good rows are stored and each bad row is
-    reported by line in its summary.
+    reported by line in its summary. `session_name` names the session (one log only): a log
+    ingested under a name is its own session, never merged with another loop's log.
     """
+    if session_name is not None and len(paths) != 1:
+        raise NrrInputError("--session-name names one log's session: give one log")
     prepared = []
     for path in paths:
         log = read_results_log(path, metric=metric, direction=direction)
@@ -177,12 +193,13 @@ def ingest_logs(
     with bank.transaction():
         bank.lock_inserts()  # before any session row lock: two ingests never wait on each other
         for log, rows, tracker_state in prepared:
-            session_key = matching_session_key(bank, log.session_key, rows)
+            key = log.session_key if session_name is None else f"{log.session_key}@{session_name}"
+            session_key = matching_session_key(bank, key, rows)
             session_id, created = bank.upsert_session(
                 {
                     "session_key": session_key,
-                    "name": Path(log.path).name,
-                    "source_path": str(log.path),
+                    "name": session_name or Path(log.path).name,
+                    "source_path": str(Path(log.path).resolve()),
                     "metric_name": log.metric_name,
                     "metric_direction": log.metric_direction,
                     "direction_source": log.direction_source,
@@ -210,6 +227,10 @@ def ingest_logs(
                     metric_direction=log.metric_direction,
                     direction_source=log.direction_source,
                     columns=dict(log.columns),
+                    repairs=[_printable(note) for note in log.repairs],
+                    other_statuses=dict(
+                        Counter(_printable(r["raw_status"]) for r in rows if r["status"] == "other")
+                    ),
                 )
             )
     _sync_features(bank, [summary.session_id for summary in summaries])

@@ -10,14 +10,15 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from nrr_stats.bank.location import BankLocation, resolve_bank
 from nrr_stats.bank.schema import MIGRATIONS, SCHEMA_VERSION
-from nrr_stats.errors import NrrInputError
+from nrr_stats.errors import BankStorageError, NrrInputError
 
 EXPERIMENT_COLUMNS = (
     "session_id",
@@ -41,6 +42,9 @@ EXPERIMENT_COLUMNS = (
     "fields_json",
     "ingested_at",
 )
+
+# What a parse of a description sets on its row (`Bank.update_parsed`).
+PARSED_COLUMNS = ("category", "direction", "parameter", "from_value", "to_value", "config_before")
 
 
 def utc_now() -> str:
@@ -165,10 +169,12 @@ class Bank:
                 for statement in statements:
                     self.execute(statement.format(id=id_type))
             if current != SCHEMA_VERSION:
-                self.execute("DELETE FROM meta WHERE key = 'schema_version'")
+                from nrr_stats import __version__
+
+                self.execute("DELETE FROM meta WHERE key IN ('schema_version', 'nrr_version')")
                 self.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('nrr_version', ?)",
+                    (str(SCHEMA_VERSION), __version__),
                 )
 
     # -- sessions and experiments -----------------------------------------------------------
@@ -219,6 +225,34 @@ class Bank:
             self.execute(
                 "UPDATE experiments SET outcome = ?, delta = ? WHERE session_id = ? AND ordinal = ?",
                 (outcome, delta, session_id, ordinal),
+            )
+
+    def update_parsed(self, session_id: int, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store a new parse of rows (by ordinal): category, direction, parameter, from, to and
+        the kept configuration before each; return how many rows were written."""
+        statement = (
+            "UPDATE experiments SET category = ?, direction = ?, parameter = ?, from_value = ?,"
+            " to_value = ?, config_before = ? WHERE session_id = ? AND ordinal = ?"
+        )
+        for row in rows:
+            self.execute(
+                statement,
+                [row[c] for c in PARSED_COLUMNS] + [session_id, row["ordinal"]],
+            )
+        return len(rows)
+
+    def cached_parses(self) -> dict[str, dict[str, str]]:
+        """The model parser's cached answers, by description key (`nrr_stats.parser.llm`)."""
+        rows = self.query("SELECT key, value FROM meta WHERE key LIKE 'parse:%'")
+        return {row["key"][len("parse:") :]: json.loads(row["value"]) for row in rows}
+
+    def store_parses(self, answers: Mapping[str, Mapping[str, str]]) -> None:
+        """Cache model parser answers (an empty answer records that the model gave none)."""
+        for key, fields in answers.items():
+            self.execute("DELETE FROM meta WHERE key = ?", (f"parse:{key}",))
+            self.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                (f"parse:{key}", json.dumps(dict(fields), sort_keys=True, ensure_ascii=False)),
             )
 
     def set_tracker_state(self, session_id: int, state: Mapping[str, Any]) -> None:
@@ -302,23 +336,97 @@ class Bank:
         if self.location.backend == "postgresql":
             from nrr_stats.bank.schema import INSERT_LOCK_KEY
 
-            self.execute(
-                "SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))", (INSERT_LOCK_KEY,)
-            )
+            got = self.query(
+                "SELECT pg_try_advisory_xact_lock(?, hashtext(current_schema())) AS got",
+                (INSERT_LOCK_KEY,),
+            )[0]["got"]
+            if not got:
+                from nrr_stats.notices import say
+
+                say(
+                    f"{self.location.display}: waiting up to"
+                    f" {self._connection.lock_timeout:g} s for the bank's insert lock"
+                    " (another agent is ingesting; --lock-timeout sets the wait)"
+                )
+                self.execute(
+                    "SELECT pg_advisory_xact_lock(?, hashtext(current_schema()))",
+                    (INSERT_LOCK_KEY,),
+                )
 
     def find_session(self, reference: str | int) -> dict[str, Any] | None:
-        """The session whose id, name or key is `reference` (id first, then name, then key)."""
-        text = str(reference)
-        for column in ("id", "name", "session_key"):
-            if column == "id" and not text.isdigit():
-                continue
-            rows = self.query(
-                f"SELECT * FROM sessions WHERE {column} = ? ORDER BY id LIMIT 1",
-                (int(text) if column == "id" else text,),
+        """The session `reference` names: an id, a name, a log's path or a session key.
+
+        None when nothing matches; an input error listing the candidates when several do (two
+        loops' `results.tsv`: give the id, the path or the name set with --session-name).
+        """
+        found = self.find_sessions(reference)
+        if len(found) > 1:
+            listed = "; ".join(
+                f"id {row['id']} {row['name']!r} ({row['source_path']})" for row in found[:10]
             )
+            raise NrrInputError(
+                f"--session {str(reference)!r} is ambiguous: {len(found)} sessions match"
+                f" ({listed}); give the id or the path",
+                path=self.location.display,
+            )
+        return found[0] if found else None
+
+    def find_sessions(self, reference: str | int) -> list[dict[str, Any]]:
+        """Every session `reference` could name, the most exact kind of match first: an id; else
+        the log path as given or resolved; else the session name or key; else the file name."""
+        text = str(reference).strip()
+        if text.isdigit():
+            rows = self.query("SELECT * FROM sessions WHERE id = ?", (int(text),))
             if rows:
-                return rows[0]
-        return None
+                return rows
+        paths = {text}
+        with suppress(OSError, RuntimeError):
+            paths.add(str(Path(text).expanduser().resolve()))
+        marks = ", ".join("?" for _ in paths)
+        for statement, params in (
+            (f"SELECT * FROM sessions WHERE source_path IN ({marks}) ORDER BY id", tuple(paths)),
+            ("SELECT * FROM sessions WHERE name = ? OR session_key = ? ORDER BY id", (text, text)),
+        ):
+            rows = self.query(statement, params)
+            if rows:
+                return rows
+        return [
+            row
+            for row in self.query(
+                "SELECT * FROM sessions WHERE source_path LIKE ? ORDER BY id",
+                (f"%{Path(text).name}",),
+            )
+            if Path(row["source_path"]).name == text
+        ]
+
+    def session_summaries(self) -> list[dict[str, Any]]:
+        """Per session: id, name, path, rows, counted experiments, keeps, crashes, last update."""
+        return self.query(
+            "SELECT s.id, s.name, s.source_path, s.session_key, s.updated_at,"
+            " COUNT(e.id) AS rows,"
+            " SUM(CASE WHEN e.status IN ('keep', 'discard', 'crash') THEN 1 ELSE 0 END) AS experiments,"
+            " SUM(CASE WHEN e.status = 'keep' THEN 1 ELSE 0 END) AS keeps,"
+            " SUM(CASE WHEN e.status = 'crash' THEN 1 ELSE 0 END) AS crashes,"
+            " MAX(e.ingested_at) AS last_row_at"
+            " FROM sessions s LEFT JOIN experiments e ON e.session_id = s.id"
+            " GROUP BY s.id, s.name, s.source_path, s.session_key, s.updated_at ORDER BY s.id"
+        )
+
+    def experiment_notes(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """By experiment row id: the log's experiment id (the commit hash), outcome, delta and
+        the newest depth-1 NK record's JSON (None when not curated)."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ", ".join("?" for _ in ids)
+        rows = self.query(
+            "SELECT e.id, e.experiment_id, e.outcome, e.delta,"
+            " (SELECT r.record_json FROM nk_records r WHERE r.experiment_id = e.id AND r.depth = 1"
+            "  ORDER BY r.id DESC LIMIT 1) AS record_json"
+            f" FROM experiments e WHERE e.id IN ({marks})",
+            ids,
+        )
+        return {int(row["id"]): row for row in rows}
 
     def latest_session(self) -> dict[str, Any] | None:
         """The most recently updated session (ties: the newest)."""
@@ -328,25 +436,35 @@ class Bank:
     def count_sessions(self) -> int:
         return int(self.query("SELECT COUNT(*) AS n FROM sessions")[0]["n"])
 
+    def has_nk_records(self) -> bool:
+        """Whether any NK record is stored (a check skips the curator's code when none is)."""
+        return bool(self.query("SELECT 1 AS x FROM nk_records LIMIT 1"))
+
     def count_experiments(self) -> int:
         return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
 
     def record_decision(
         self, proposal: str, session_id: int | None, answer: Mapping[str, Any]
     ) -> int:
-        """Keep what `nrr check` answered, for audit and later calibration."""
-        with self.transaction():
+        """Keep what `nrr check` answered, for audit and later calibration.
+
+        Waits at most DECISION_LOCK_TIMEOUT for the write lock (a check must not wait on an
+        ingest for its bookkeeping); raises BankStorageError when the decision cannot be
+        written (locked, full, read-only). What is stored is capped (`capped_decision`).
+        """
+        stored_proposal, stored_answer = capped_decision(proposal, answer)
+        with self._connection.waiting_at_most(DECISION_LOCK_TIMEOUT), self.transaction():
             # RETURNING, not MAX(id): on PostgreSQL another agent's decision may commit meanwhile.
             inserted = self.query(
                 "INSERT INTO decisions (created_at, proposal, session_id, verdict, p_keep, answer_json)"
                 " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     utc_now(),
-                    proposal,
+                    stored_proposal,
                     session_id,
                     answer["verdict"],
                     float(answer["p_keep"]),
-                    json.dumps(answer, ensure_ascii=False),
+                    stored_answer,
                 ),
             )
             return int(inserted[0]["id"])
@@ -392,40 +510,203 @@ class Bank:
         )
         return [int(row["id"]) for row in rows]
 
+    def experiments_where(self, column: str, value: Any) -> list[dict[str, Any]]:
+        """Whole experiment rows whose `column` (id or experiment_id) equals `value`."""
+        if column not in ("id", "experiment_id"):
+            raise ValueError(f"experiments are looked up by id or experiment_id, not {column}")
+        return self.query(f"SELECT * FROM experiments WHERE {column} = ? ORDER BY id", (value,))
+
     def recent_decisions(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last recorded `nrr check` answers, newest first."""
         return self.query("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (int(limit),))
 
 
-def open_bank(url: str | Path | None = None, *, create: bool = True) -> Bank:
-    """Open (and create or migrate) the bank at `url`, `$NRR_BANK` or `.nrr/bank.db`."""
+# A decision's record waits this long for the bank's write lock, then the check answers anyway.
+DECISION_LOCK_TIMEOUT = 2.0
+# What one decision stores at most: the proposal's first characters and the answer's JSON.
+DECISION_PROPOSAL_CHARS = 4000
+DECISION_ANSWER_CHARS = 16000
+
+
+def capped_decision(proposal: str, answer: Mapping[str, Any]) -> tuple[str, str]:
+    """The proposal and answer JSON a decision stores: a long proposal is cut (with its length
+    and sha256, so repeats are still told apart) and the answer's bulky lists dropped past
+    DECISION_ANSWER_CHARS, so one check never writes more than ~20 KB."""
+    import hashlib
+
+    text = proposal
+    if len(text) > DECISION_PROPOSAL_CHARS:
+        digest = hashlib.sha256(proposal.encode("utf-8", "surrogatepass")).hexdigest()
+        text = (
+            proposal[:DECISION_PROPOSAL_CHARS]
+            + f" [... cut: {len(proposal)} characters, sha256 {digest}]"
+        )
+    stored = json.dumps(answer, ensure_ascii=False)
+    if len(stored) > DECISION_ANSWER_CHARS:
+        slim = {k: v for k, v in answer.items() if not isinstance(v, (list, dict)) or k == "fit"}
+        slim = {k: (v[:500] if isinstance(v, str) else v) for k, v in slim.items()}
+        slim["cut"] = "similar_failures, patterns and nk_records dropped: over the size cap"
+        stored = json.dumps(slim, ensure_ascii=False)
+    return text, stored
+
+
+# How long a write waits for another process's lock before giving up (`--lock-timeout`):
+# ingests into one bank queue on its write (insert) lock, so many agents' ingests on a busy
+# machine can wait minutes behind each other (benchmarks/load_test.py: > 60 s with 8 agents);
+# the wait is said on stderr as soon as it starts.
+DEFAULT_LOCK_TIMEOUT = 600.0
+
+
+def open_bank(
+    url: str | Path | None = None,
+    *,
+    create: bool = True,
+    lock_timeout: float | None = None,
+    upgrade: bool | None = None,
+) -> Bank:
+    """Open (and create or migrate) the bank at `url`, `$NRR_BANK` or `.nrr/bank.db`.
+
+    `lock_timeout`: seconds a write waits behind another process (default 60). `upgrade`:
+    whether an older schema may be upgraded in place; by default a SQLite bank is (with a
+    notice) and a PostgreSQL bank, shared by agents that may run older nrr-stats, is not
+    (`nrr migrate` upgrades it).
+    """
     location = resolve_bank(url)
+    timeout = DEFAULT_LOCK_TIMEOUT if lock_timeout is None else float(lock_timeout)
+    if not timeout > 0:
+        raise NrrInputError(f"--lock-timeout must be a positive number of seconds, not {timeout}")
     if location.backend == "postgresql":
         from nrr_stats.bank.postgres import connect_postgres
 
-        return connect_postgres(location, create=create)
-    return _open_sqlite(location, create=create)
+        return connect_postgres(
+            location, create=create, lock_timeout=timeout, upgrade=bool(upgrade)
+        )
+    return _open_sqlite(location, create=create, timeout=timeout, upgrade=upgrade is not False)
 
 
-def _open_sqlite(location: BankLocation, *, create: bool) -> Bank:
+def _open_sqlite(location: BankLocation, *, create: bool, timeout: float, upgrade: bool) -> Bank:
     path = location.path
     assert path is not None
     if path.is_dir():
         raise NrrInputError("bank path is a directory, not a database file", path=str(path))
     if not path.exists() and not create:
-        raise NrrInputError("no bank here yet (run `nrr ingest LOG.tsv` first)", path=str(path))
+        raise NrrInputError(
+            "no bank here yet: make one with `nrr ingest results.tsv` (or name yours with --bank or $NRR_BANK)",
+            path=str(path),
+        )
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-        _enable_wal(connection)
-        connection.execute("PRAGMA busy_timeout=60000")
-        connection.execute("PRAGMA foreign_keys=ON")
-        bank = Bank(location, _AutoCommitSqlite(connection))
-        if not _sqlite_schema_is_current(connection):
+        kind = _sqlite_kind(path)  # read-only look first: nothing is written to a foreign file
+        if kind == "foreign":
+            raise NrrInputError(
+                "not an nrr bank (the database holds other tables and no nrr metadata);"
+                " it was left untouched: give another --bank path",
+                path=str(path),
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            _configure_sqlite(connection, timeout)
+            _enable_wal(connection, timeout)
+        except (sqlite3.OperationalError, OSError) as error:
+            if kind != "bank" or not _read_only_fault(error):
+                raise
+            return _open_sqlite_read_only(location, timeout)
+        bank = Bank(location, _AutoCommitSqlite(connection, str(path), timeout))
+        version = _sqlite_schema_version(connection)
+        if version != SCHEMA_VERSION:
+            if 0 < version < SCHEMA_VERSION:
+                _say_upgrade(location, version, allowed=upgrade)
             bank.migrate("INTEGER PRIMARY KEY AUTOINCREMENT")
     except (sqlite3.OperationalError, sqlite3.DatabaseError, OSError) as error:
         raise NrrInputError(f"cannot open bank for writing ({error})", path=str(path)) from None
     return bank
+
+
+def _sqlite_kind(path: Path) -> str:
+    """ "new" (absent, empty, or a database without tables), "bank" or "foreign", read-only."""
+    if not path.exists() or path.stat().st_size == 0:
+        return "new"
+    connection = _read_only_connection(path, 5.0)
+    try:
+        tables = {
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if not tables:
+            return "new"
+        if "meta" not in tables or not {"sessions", "experiments"} <= tables:
+            return "foreign"
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return "bank" if row is not None and str(row[0]).isdigit() else "foreign"
+    finally:
+        connection.close()
+
+
+def _read_only_connection(path: Path, timeout: float) -> sqlite3.Connection:
+    """A connection that cannot write the file (nor create a journal beside it)."""
+    base = f"file:{quote(str(path.resolve()))}?mode=ro"
+    connection = sqlite3.connect(base, uri=True, timeout=timeout, isolation_level=None)
+    try:
+        connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError as error:
+        connection.close()
+        if "unable to open" not in str(error):
+            raise
+    # A WAL bank on a read-only mount whose shared-memory file is absent: nothing can write
+    # it from here, so read the database file as it stands.
+    return sqlite3.connect(base + "&immutable=1", uri=True, timeout=timeout, isolation_level=None)
+
+
+def _configure_sqlite(connection: sqlite3.Connection, timeout: float) -> None:
+    connection.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    connection.execute("PRAGMA foreign_keys=ON")
+
+
+def _read_only_fault(error: BaseException) -> bool:
+    text = str(error).lower()
+    return isinstance(error, PermissionError) or any(
+        word in text for word in ("readonly", "read-only", "unable to open", "permission")
+    )
+
+
+def _open_sqlite_read_only(location: BankLocation, timeout: float) -> Bank:
+    """A bank this process cannot write (read-only file, directory or mount): read it; every
+    write fails with one line naming the bank (a check answers and skips its record)."""
+    path = location.path
+    assert path is not None
+    connection = _read_only_connection(path, timeout)
+    _configure_sqlite(connection, timeout)
+    if _sqlite_schema_version(connection) != SCHEMA_VERSION:
+        connection.close()
+        raise NrrInputError(
+            "the bank is read-only and of another schema version; this nrr-stats cannot use it",
+            path=str(path),
+        )
+    return Bank(location, _AutoCommitSqlite(connection, str(path), timeout, read_only=True))
+
+
+def _say_upgrade(location: BankLocation, version: int, *, allowed: bool) -> None:
+    """Say what upgrading an older bank does, or refuse when upgrading is not allowed."""
+    from nrr_stats import __version__
+    from nrr_stats.bank.schema import upgrade_summary
+
+    what = upgrade_summary(version, SCHEMA_VERSION)
+    if not allowed:
+        raise NrrInputError(
+            f"bank schema v{version} is older than this nrr-stats {__version__} (v{SCHEMA_VERSION});"
+            f" upgrading it ({what}) locks out agents running older nrr-stats:"
+            " run `nrr migrate --bank ...` to upgrade",
+            path=location.display,
+        )
+    from nrr_stats.notices import warn
+
+    warn(
+        f"{location.display}: upgrading the bank's schema v{version} -> v{SCHEMA_VERSION}"
+        f" ({what}); nrr-stats older than {__version__} can no longer open it"
+    )
 
 
 def _enable_wal(connection: sqlite3.Connection, timeout: float = 60.0) -> None:
@@ -443,28 +724,105 @@ def _enable_wal(connection: sqlite3.Connection, timeout: float = 60.0) -> None:
             time.sleep(0.02)
 
 
-def _sqlite_schema_is_current(connection: sqlite3.Connection) -> bool:
-    """True when the bank is already at SCHEMA_VERSION: opening it then takes no write lock."""
+def _sqlite_schema_version(connection: sqlite3.Connection) -> int:
+    """The bank's schema version (0 for a new file); reading it takes no write lock."""
     if not connection.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
     ).fetchone():
-        return False
+        return 0
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    return row is not None and int(row[0]) == SCHEMA_VERSION
+    return int(row[0]) if row is not None else 0
+
+
+def _storage_fault(error: sqlite3.Error, bank: str, timeout: float) -> BankStorageError:
+    """A SQLite failure as one line naming the bank and what to do."""
+    text = str(error)
+    if "locked" in text or "busy" in text:
+        message = (
+            f"gave up after {timeout:g} s waiting for the bank's write lock (another process"
+            " is writing to it); try again, or wait longer with --lock-timeout"
+        )
+    elif "readonly" in text or "read-only" in text:
+        message = "the bank is read-only here: it can be read, not written"
+    else:
+        message = f"cannot read or write the bank ({' '.join(text.split())})"
+    return BankStorageError(message, path=bank)
+
+
+class _SqliteCursor:
+    """A sqlite3 cursor whose storage failures (full disk, lock timeout, read-only file) are
+    one line naming the bank, never an internal error."""
+
+    def __init__(self, raw: sqlite3.Cursor, bank: str, timeout: float):
+        self.raw, self._bank, self._timeout = raw, bank, timeout
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> _SqliteCursor:
+        try:
+            self.raw.execute(statement, params)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise
+        except sqlite3.DatabaseError as error:
+            raise _storage_fault(error, self._bank, self._timeout) from None
+        except UnicodeEncodeError as error:
+            raise NrrInputError(
+                f"text that is not valid Unicode cannot be stored ({error.reason})"
+            ) from None
+        return self
+
+    @property
+    def description(self) -> Any:
+        return self.raw.description
+
+    @property
+    def rowcount(self) -> int:
+        return self.raw.rowcount
+
+    def fetchall(self) -> list[Any]:
+        return self.raw.fetchall()
+
+    def fetchone(self) -> Any:
+        return self.raw.fetchone()
+
+
+# A write first tries for the lock this long before saying that it waits.
+_FIRST_TRY = 1.0
 
 
 class _AutoCommitSqlite:
     """A sqlite3 connection in autocommit mode whose commit/rollback end an explicit BEGIN."""
 
-    def __init__(self, connection: sqlite3.Connection):
+    def __init__(
+        self, connection: sqlite3.Connection, bank: str, timeout: float, *, read_only: bool = False
+    ):
         self.raw = connection
+        self.read_only = read_only
+        self._bank, self._timeout = bank, timeout
 
-    def cursor(self) -> sqlite3.Cursor:
-        return self.raw.cursor()
+    def cursor(self) -> _SqliteCursor:
+        return _SqliteCursor(self.raw.cursor(), self._bank, self._timeout)
+
+    def _run(self, statement: str) -> None:
+        self.cursor().execute(statement)
+
+    @contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Writes inside wait at most `seconds` for another process's lock."""
+        previous = self._timeout
+        self._timeout = min(previous, seconds)
+        self.raw.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+        try:
+            yield
+        finally:
+            self._timeout = previous
+            self.raw.execute(f"PRAGMA busy_timeout={int(previous * 1000)}")
 
     def commit(self) -> None:
         if self.raw.in_transaction:
-            self.raw.execute("COMMIT")
+            try:
+                self._run("COMMIT")
+            except BankStorageError:
+                self.rollback()  # e.g. a full disk at commit: nothing half written stays open
+                raise
 
     def rollback(self) -> None:
         if self.raw.in_transaction:
@@ -472,11 +830,31 @@ class _AutoCommitSqlite:
 
     def begin(self) -> None:
         # IMMEDIATE takes the write lock now, so two writers queue instead of deadlocking.
-        self.raw.execute("BEGIN IMMEDIATE")
+        if self.read_only:
+            raise BankStorageError(
+                "the bank is read-only here: it can be read, not written", path=self._bank
+            )
+        if self._timeout <= 5 * _FIRST_TRY:  # a short wait (a check's record) is not said
+            self._run("BEGIN IMMEDIATE")
+            return
+        with self.waiting_at_most(_FIRST_TRY):
+            try:
+                self._run("BEGIN IMMEDIATE")
+                return
+            except BankStorageError as error:
+                if "write lock" not in error.message:
+                    raise
+        from nrr_stats.notices import say
+
+        say(
+            f"{self._bank}: waiting up to {self._timeout:g} s for the bank's write lock"
+            " (another process is writing; --lock-timeout sets the wait)"
+        )
+        self._run("BEGIN IMMEDIATE")
 
     def begin_read(self) -> None:
         # In WAL mode a deferred transaction reads one snapshot, taken at its first read.
-        self.raw.execute("BEGIN DEFERRED")
+        self._run("BEGIN DEFERRED")
 
     def close(self) -> None:
         self.raw.close()

@@ -12,28 +12,84 @@ import sys
 # wake-up costs more than it saves (benchmarks/similarity_bench.py). Set before numpy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import typer  # noqa: E402
-
-# Each module registers its commands on `app` when imported.
-from nrr_stats.cli import (
-    backtest,  # noqa: F401, E402
-    core,  # noqa: F401, E402
-    curate,  # noqa: F401, E402
-    models,  # noqa: F401, E402
-    parse,  # noqa: F401, E402
-)
-from nrr_stats.cli.app import app  # noqa: E402
 from nrr_stats.errors import NrrInputError  # noqa: E402
+from nrr_stats.secrets import redact_text  # noqa: E402
 
 EXIT_INPUT_ERROR = 3
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run `nrr` and return its exit code; every usage or input error exits 3 with one line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["check"]:  # the in-loop command: no typer application to build
+        from nrr_stats.cli.fast import fast_check
+
+        try:
+            code = fast_check(args[1:])
+        except NrrInputError as error:
+            print(f"nrr: {redact_text(error.one_line())}", file=sys.stderr)
+            return EXIT_INPUT_ERROR
+        except (KeyboardInterrupt, BrokenPipeError):
+            return EXIT_INPUT_ERROR
+        except Exception as error:
+            return _internal_error(error)
+        if code is not None:
+            return code
+    return _typer_main(args)
+
+
+def _internal_error(error: Exception) -> int:
+    """A bug: still one line and code 3, never a verdict's code."""
+    if os.environ.get("NRR_DEBUG"):
+        raise error
+    print(
+        redact_text(
+            f"nrr: internal error: {error.__class__.__name__}: {' '.join(str(error).split())}"
+            " (set NRR_DEBUG=1 for the traceback)"
+        ),
+        file=sys.stderr,
+    )
+    return EXIT_INPUT_ERROR
+
+
+def _quiet_third_parties() -> None:
+    """Keep libraries' warnings and log chatter (PyTensor's BLAS notice, deprecations) off the
+    terminal: nrr's own lines are the output. NRR_DEBUG=1 shows them."""
+    if os.environ.get("NRR_DEBUG"):
+        return
+    import logging
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings(
+        "ignore", module=r"(pymc|pytensor|arviz|xarray|nutpie|matplotlib|numba)(\.|$)"
+    )
+    warnings.filterwarnings("ignore", message=".*BLAS.*")
+    for name in ("pytensor", "pymc", "arviz", "nutpie", "matplotlib", "httpx", "anthropic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _typer_main(argv: list[str]) -> int:
+    import typer
+
+    _quiet_third_parties()
+
+    # Each module registers its commands on `app` when imported.
+    from nrr_stats.cli import (  # noqa: F401
+        backtest,
+        core,
+        curate,
+        loop,
+        models,
+        parse,
+    )
+    from nrr_stats.cli.app import app
+
     try:
         result = app(args=argv, standalone_mode=False)
     except NrrInputError as error:
-        print(f"nrr: {error.one_line()}", file=sys.stderr)
+        print(f"nrr: {redact_text(error.one_line())}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except typer.Exit as done:
         return done.exit_code
@@ -46,13 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nrr: {error.format_message()}".replace("\n", " "), file=sys.stderr)
         return EXIT_INPUT_ERROR
     except Exception as error:  # a bug: still one line and code 3, never a verdict's code
-        if os.environ.get("NRR_DEBUG"):
-            raise
-        print(
-            f"nrr: internal error: {error.__class__.__name__}: {error} (set NRR_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_INPUT_ERROR
+        return _internal_error(error)
     return result if isinstance(result, int) else 0
 
 

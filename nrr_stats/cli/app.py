@@ -14,6 +14,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Example: nrr ingest results.tsv && git diff | nrr check -",
 )
 
 BankOption = typer.Option(
@@ -24,6 +26,39 @@ BankOption = typer.Option(
 )
 
 
+FormatOption = typer.Option(
+    "table", "--format", help="table, json, jsonl, csv or tsv.", show_default=True
+)
+JsonOption = typer.Option(False, "--json", help="Same as --format jsonl.")
+
+
+def output_format(fmt: str, as_json: bool) -> str:
+    """The chosen --format (--json is --format jsonl), checked."""
+    from nrr_stats.report.listing import check_format
+
+    return check_format("jsonl" if as_json else fmt)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from nrr_stats import __version__
+
+        print(f"nrr-stats {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
-    """Calibrated proceed / caution / avoid decisions for autoresearch loops."""
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        "-V",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Calibrated proceed / caution / avoid decisions for autoresearch loops.
+
+    Exit codes: 0 proceed / success, 1 caution, 2 avoid, 3 usage or input error.
+    """

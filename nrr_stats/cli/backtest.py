@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -38,8 +39,17 @@ def backtest(
         help="Walk the cell engine instead of the similarity-evidence model (ablation).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    progress: bool = typer.Option(
+        None,
+        "--progress/--no-progress",
+        help="A line per log on stderr (default: when stderr is a terminal).",
+        show_default=False,
+    ),
 ) -> None:
-    """Walk each log in order, predict every experiment from the rows before it, and score."""
+    """Walk each log in order, predict every experiment from the rows before it, and score.
+
+    Example: nrr backtest results.tsv --jsonl backtest.jsonl --plot reliability.png
+    """
     from nrr_stats.backtest.summary import log_loss_ratio_interval, score_rows
     from nrr_stats.backtest.walk import backtest_logs, default_options
 
@@ -59,6 +69,9 @@ def backtest(
         prior=None if no_population_prior else "shipped",
         options=options,
         corpus_dir=corpus,
+        progress=(lambda line: print(f"nrr: {line}", file=sys.stderr, flush=True))
+        if (sys.stderr.isatty() if progress is None else progress)
+        else None,
     )
     result.write_jsonl(jsonl)
     rows = result.rows()

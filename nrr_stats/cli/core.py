@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from nrr_stats.cli.app import BankOption, app
+from nrr_stats.cli.app import BankOption, FormatOption, JsonOption, app, output_format
 from nrr_stats.errors import NrrInputError
 
 RulesOption = typer.Option(None, "--rules", help="A TOML rules file adding categories and words.")
@@ -16,19 +16,43 @@ NoPriorOption = typer.Option(
     False, "--no-population-prior", help="Without a fit of the bank's own, use the conjugate form."
 )
 SessionOption = typer.Option(
-    None, "--session", help="Session id or log name; default the most recent."
+    None,
+    "--session",
+    help="Session id, name or log path (`nrr sessions` lists them); default the most recent.",
+)
+LockTimeoutOption = typer.Option(
+    None,
+    "--lock-timeout",
+    help="Seconds to wait for another process's lock on the bank before giving up (default 600).",
+    show_default=False,
 )
 
 
-def _rules(path: Path | None):
-    from nrr_stats.parser import load_rules
+def _progress(what: str):
+    """A spinner on stderr while a long step runs, when stderr is a terminal (never in pipes)."""
+    from contextlib import nullcontext
 
-    return load_rules(path) if path is not None else None
+    if not sys.stderr.isatty():
+        return nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(f"nrr: {what}...")
+
+
+def _rules(path: Path | None, bank: str | None = None):
+    """`--rules`, else $NRR_RULES, else the rules named in nrr.toml beside the bank; else None."""
+    from nrr_stats.parser.rules import configured_rules_path, load_rules
+
+    chosen = configured_rules_path(path, bank)
+    return load_rules(chosen) if chosen is not None else None
 
 
 @app.command()
 def version() -> None:
-    """Print the nrr-stats version."""
+    """Print the nrr-stats version.
+
+    Example: nrr version (or nrr --version)
+    """
     from nrr_stats import __version__
 
     print(__version__)
@@ -50,21 +74,76 @@ def ingest(
         None, "--direction", help="lower or higher: which way the metric improves."
     ),
     rules: Path = RulesOption,
+    llm_parse: bool = typer.Option(
+        False, "--llm-parse", help="Ask an Anthropic model about what the rules leave at other."
+    ),
+    session_name: str = typer.Option(
+        None,
+        "--session-name",
+        help="Name this log's session (one log): two loops' results.tsv stay apart by name.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON lines."),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        help="Keep following the log: ingest each appended row within a second (Ctrl-C stops).",
+    ),
+    lock_timeout: float = LockTimeoutOption,
 ) -> None:
-    """Store results logs in the bank (idempotent; one transaction for all files)."""
+    """Store results logs in the bank (idempotent; one transaction for all files).
+
+    Example: nrr ingest results.tsv --session-name lr-sweep ; nrr ingest --follow results.tsv
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.bank.ingest import ingest_logs
     from nrr_stats.report.tables import ingest_table, print_table
 
     if direction is not None and direction not in ("lower", "higher"):
         raise NrrInputError(f"--direction must be lower or higher, not {direction!r}")
-    parsed_rules = _rules(rules)
-    with open_bank(bank) as opened:
+    parsed_rules = _rules(rules, bank)
+    model = None
+    if llm_parse:  # before anything is written: without a key, one line and exit 3
+        from nrr_stats.cli.parse import model_parser
+        from nrr_stats.parser import load_rules
+
+        parsed_rules = parsed_rules or load_rules()
+        model = model_parser(parsed_rules)
+    if follow:
+        from nrr_stats.follow import follow_forever
+
+        if len(logs) != 1:
+            raise NrrInputError("--follow follows one log")
+        with open_bank(bank, lock_timeout=lock_timeout) as opened:
+            follow_forever(
+                opened,
+                logs[0],
+                metric=metric,
+                direction=direction,
+                rules=parsed_rules,
+                session_name=session_name,
+            )
+        return
+    with (
+        _progress(f"ingesting {len(logs)} log(s)"),
+        open_bank(bank, lock_timeout=lock_timeout) as opened,
+    ):
         summaries = ingest_logs(
-            opened, logs, strict=strict, metric=metric, direction=direction, rules=parsed_rules
+            opened,
+            logs,
+            strict=strict,
+            metric=metric,
+            direction=direction,
+            rules=parsed_rules,
+            session_name=session_name,
         )
+        if model is not None:
+            from nrr_stats.bank.reparse import reparse_with_model
+
+            ingested = {summary.session_id for summary in summaries}
+            reparse_with_model(opened, parsed_rules, model, session_ids=ingested)
     for summary in summaries:
+        for repair in summary.repairs:
+            print(f"nrr: {summary.path}: warning: {repair}", file=sys.stderr)
         for line, reason in summary.bad_rows:
             print(f"nrr: {summary.path}:{line}: skipped: {reason}", file=sys.stderr)
     if as_json:
@@ -74,52 +153,51 @@ def ingest(
         print_table(ingest_table(summaries))
 
 
-def _read_proposal_text(proposal: str | None, proposal_file: Path | None) -> str:
-    """The proposal from an argument, a file, or stdin (`-`, or piped with no argument)."""
-    if proposal is not None and proposal_file is not None:
-        raise NrrInputError("give the proposal as an argument or with --proposal-file, not both")
-    if proposal_file is not None and str(proposal_file) != "-":
-        try:
-            return proposal_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise NrrInputError(
-                f"cannot read the proposal: {reason}", path=str(proposal_file)
-            ) from None
-    if proposal is not None and proposal != "-":
-        return proposal
-    if proposal is None and proposal_file is None and sys.stdin.isatty():
-        raise NrrInputError(
-            "no proposal: give it as an argument, with --proposal-file F, or on stdin with -"
-        )
-    return sys.stdin.read()
-
-
 @app.command()
 def check(
     proposal: str = typer.Argument(None, help="The proposal text, or - for stdin."),
     proposal_file: Path = typer.Option(
         None, "--proposal-file", "-f", help="Read the proposal from a file (- for stdin)."
     ),
+    description: str = typer.Option(
+        None,
+        "--description",
+        help="The change in words, replacing the proposal's own description lines (NRR's flag).",
+    ),
     bank: str = BankOption,
     session: str = SessionOption,
     rules: Path = RulesOption,
     no_population_prior: bool = NoPriorOption,
+    brief: bool = typer.Option(
+        False, "--brief", help="A few lines under 1 KB for an LLM's context instead of JSON."
+    ),
+    no_record: bool = typer.Option(
+        False, "--no-record", help="Do not record the decision in the bank (read only)."
+    ),
 ) -> None:
-    """Answer a proposal with one JSON object; exit 0 proceed, 1 caution, 2 avoid, 3 input error."""
-    from nrr_stats.check import check_proposal
-    from nrr_stats.decide import VERDICT_EXIT_CODES
+    """Answer a proposal with one JSON object; exit 0 proceed, 1 caution, 2 avoid, 3 input error.
 
-    text = _read_proposal_text(proposal, proposal_file)
-    answer = check_proposal(
-        text,
-        bank=bank,
-        session=session,
-        rules=_rules(rules),
-        use_population_prior=not no_population_prior,
+    The proposal is a description, KEY = value lines and/or a unified diff (any context width:
+    only its +/- lines are read). Several changed values: the answer is for the riskiest, and
+    `changes_checked` lists them all. The bank must exist (`nrr ingest results.tsv` makes it).
+
+    Example: git diff | nrr check - ; nrr check --proposal-file proposal.txt --brief
+    """
+    from nrr_stats.cli.check_command import run_check
+
+    raise typer.Exit(
+        run_check(
+            proposal,
+            proposal_file,
+            description,
+            bank,
+            session,
+            rules,
+            no_population_prior,
+            brief,
+            no_record,
+        )
     )
-    print(json.dumps(answer, ensure_ascii=False))
-    raise typer.Exit(VERDICT_EXIT_CODES[answer["verdict"]])
 
 
 def _cells(bank: str | None, session: str | None, no_population_prior: bool, prior_cells: bool):
@@ -134,26 +212,32 @@ def _cells(bank: str | None, session: str | None, no_population_prior: bool, pri
         return checker.patterns(session, prior_cells=prior_cells), checker.prior()
 
 
+WideOption = typer.Option(False, "--wide", help="Also the weighted count and the level used.")
+
+
 @app.command()
 def patterns(
     bank: str = BankOption,
     session: str = SessionOption,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+    fmt: str = FormatOption,
+    as_json: bool = JsonOption,
+    wide: bool = WideOption,
     no_population_prior: bool = NoPriorOption,
     show_all: bool = typer.Option(
         False, "--all", help="Also the prior's fitted cells with no data in the bank."
     ),
 ) -> None:
-    """Per cell: count, weighted count, posterior mean, 90% interval, P(rate < base rate)."""
-    from nrr_stats.check import cell_json
-    from nrr_stats.report.tables import cell_table, print_table
+    """Per cell: count, keeps, posterior mean, 90% interval, P(rate < base rate).
 
+    Example: nrr patterns --session results.tsv --format csv
+    """
+    from nrr_stats.check import cell_json
+    from nrr_stats.report.listing import emit
+    from nrr_stats.report.tables import cell_table
+
+    chosen = output_format(fmt, as_json)
     cells, _ = _cells(bank, session, no_population_prior, show_all)
-    if as_json:
-        for cell in cells:
-            print(json.dumps(cell_json(cell)))
-    else:
-        print_table(cell_table(cells))
+    emit([cell_json(cell) for cell in cells], chosen, table=lambda: cell_table(cells, wide=wide))
 
 
 @app.command()
@@ -164,21 +248,28 @@ def suggest(
     min_experiments: int = typer.Option(
         0, "--min-experiments", min=0, help="Only cells with this many runs."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+    fmt: str = FormatOption,
+    as_json: bool = JsonOption,
+    wide: bool = WideOption,
     no_population_prior: bool = NoPriorOption,
 ) -> None:
-    """The kinds of change most likely to be kept next, with intervals and counts."""
+    """The kinds of change most likely to be kept next, with intervals and counts.
+
+    Example: nrr suggest -n 3 --min-experiments 2
+    """
     from nrr_stats.check import cell_json
-    from nrr_stats.report.tables import cell_table, print_table
+    from nrr_stats.report.listing import emit
+    from nrr_stats.report.tables import cell_table
     from nrr_stats.suggest import suggest_cells
 
+    chosen = output_format(fmt, as_json)
     cells, _ = _cells(bank, session, no_population_prior, True)  # the prior's cells too
     best = suggest_cells(cells, count, min_experiments)
-    if as_json:
-        for cell in best:
-            print(json.dumps(cell_json(cell)))
-    else:
-        print_table(cell_table(best, title="Most promising cells"))
+    emit(
+        [cell_json(cell) for cell in best],
+        chosen,
+        table=lambda: cell_table(best, title="Most promising cells", wide=wide),
+    )
 
 
 @app.command()
@@ -190,7 +281,10 @@ def report(
     session: str = SessionOption,
     no_population_prior: bool = NoPriorOption,
 ) -> None:
-    """Write a self-contained HTML report: cells with a forest plot, the fit, recent decisions."""
+    """Write a self-contained HTML report: cells with a forest plot, the fit, recent decisions.
+
+    Example: nrr report --html report.html --session results.tsv
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.report.html import render_report
 
@@ -213,7 +307,10 @@ def demo(
         None, "--bank", help="Keep the demo bank here instead of a temporary one."
     ),
 ) -> None:
-    """Ingest the bundled 21-experiment seed log and check five proposals."""
+    """Ingest the bundled 21-experiment seed log and check five proposals.
+
+    Example: nrr demo
+    """
     from nrr_stats.demo import run_demo
 
     run_demo(bank)
@@ -224,7 +321,10 @@ def export(
     session: str = typer.Argument(..., help="Session id or log name."),
     bank: str = BankOption,
 ) -> None:
-    """Print a stored session as a results log (TSV, original header)."""
+    """Print a stored session as a results log (TSV, original header).
+
+    Example: nrr export 1 > results.tsv
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.bank.export import export_session_tsv
     from nrr_stats.check import pick_session
@@ -244,25 +344,36 @@ def similar(
         None, "--cell", help="Only this cell's rows, as CATEGORY/DIRECTION (TAXONOMY.md)."
     ),
     rules: Path = RulesOption,
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (default), json, table, csv or tsv."),
 ) -> None:
-    """The past experiments most like a description (cosine similarity), as JSON lines."""
+    """The past experiments most like a description (cosine similarity), as JSON lines.
+
+    Example: nrr similar "increase LR" --cell learning_rate/increase --format table
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.check import pick_session
+    from nrr_stats.report.listing import check_format, emit
     from nrr_stats.similarity.search import similar_experiments_in_bank
 
+    check_format(fmt)
     cell_key = _cell_option(cell) if cell is not None else None
     with open_bank(bank, create=False) as opened:
         session_id = pick_session(opened, session)["id"] if session is not None else None
-        for row in similar_experiments_in_bank(
+        rows = similar_experiments_in_bank(
             opened,
             description,
             count,
             failures_only=failures_only,
             session_id=session_id,
             cell=cell_key,
-            rules=_rules(rules),
-        ):
-            print(json.dumps(row, ensure_ascii=False))
+            rules=_rules(rules, bank),
+        )
+    emit(
+        rows,
+        fmt,
+        columns=["id", "similarity", "status", "category", "direction", "description"],
+        title="Most similar experiments",
+    )
 
 
 def _cell_option(text: str) -> tuple[str, str]:
@@ -277,3 +388,62 @@ def _cell_option(text: str) -> tuple[str, str]:
             f" (e.g. learning_rate/increase)"
         )
     return category, direction
+
+
+@app.command()
+def sessions(
+    bank: str = BankOption,
+    fmt: str = FormatOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The bank's sessions: id, name, log path, rows, keep rate with its 90% interval, last update.
+
+    Example: nrr sessions --format csv > sessions.csv
+    """
+    from nrr_stats.bank import open_bank
+    from nrr_stats.report.listing import emit
+    from nrr_stats.report.tables import session_table
+    from nrr_stats.sessions import list_sessions
+
+    with open_bank(bank, create=False) as opened:
+        rows = list_sessions(opened)
+    emit(rows, output_format(fmt, as_json), table=lambda: session_table(rows))
+
+
+@app.command()
+def doctor(
+    bank: str = BankOption,
+    fmt: str = FormatOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Where the bank, the population prior, the fit and the caches are, and whether each is
+    usable; exit 1 when something needed is not.
+
+    Example: nrr doctor --bank .nrr/bank.db
+    """
+    from nrr_stats.doctor import diagnose
+    from nrr_stats.report.listing import emit
+
+    chosen = output_format(fmt, as_json)
+    items = diagnose(bank)
+    emit(items, chosen, columns=["item", "status", "where", "detail"], title="nrr doctor")
+    if any(item["status"] == "problem" for item in items):
+        raise typer.Exit(1)
+
+
+@app.command()
+def migrate(
+    bank: str = BankOption,
+    lock_timeout: float = LockTimeoutOption,
+) -> None:
+    """Upgrade an older bank's schema to this nrr-stats (agents on older versions are then
+    refused by it): a shared PostgreSQL bank is upgraded only by this command.
+
+    Example: nrr migrate --bank postgresql://agent@db.lab/nrr
+    """
+    from nrr_stats.bank import open_bank
+    from nrr_stats.bank.schema import SCHEMA_VERSION
+
+    with open_bank(bank, create=False, lock_timeout=lock_timeout, upgrade=True) as opened:
+        version = opened.schema_version()
+        print(f"{opened.location.display}: schema v{version} (current v{SCHEMA_VERSION})")

@@ -27,7 +27,9 @@ def curate(
     experiment: str = typer.Option(
         None, "--experiment", help="Curate only this experiment (bank id or its id in the log)."
     ),
-    session: int = typer.Option(None, "--session", help="Curate only this session (bank id)."),
+    session: str = typer.Option(
+        None, "--session", help="Curate only this session (id, name or log path)."
+    ),
     artifacts: Path = typer.Option(
         None,
         "--artifacts",
@@ -53,6 +55,8 @@ def curate(
     """Turn failed experiments into NK records and set their evidence weights (resumable).
 
     With --weights, every stored record (not only the new ones) is re-weighted with that table.
+
+    Example: nrr curate --deep
     """
     from nrr_stats.bank import open_bank
     from nrr_stats.curator import apply_weights, load_weights
@@ -74,7 +78,7 @@ def curate(
             model=curator,
             deep=deep,
             experiment=experiment,
-            session_id=session,
+            session_id=_session_id(opened, session),
             artifacts_dir=artifacts_dir,
             weights=table,
             redo=redo,
@@ -148,12 +152,15 @@ def records(
         "--format",
         help="table, json (the --json envelopes) or nk (bare NK records, one per line).",
     ),
-    session: int = typer.Option(None, "--session", help="Only this session (bank id)."),
+    session: str = typer.Option(None, "--session", help="Only this session (id, name or path)."),
     experiment: int = typer.Option(None, "--experiment", help="Only this experiment (bank id)."),
     source: str = typer.Option(None, "--source", help="Only this source: rules or llm:<model>."),
     depth: int = typer.Option(None, "--depth", help="Only records of this depth."),
 ) -> None:
-    """List stored NK records with their weights and adoption history."""
+    """List stored NK records with their weights and adoption history.
+
+    Example: nrr records --session 1 --json
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.curator import fetch_records
     from nrr_stats.curator.store import events_for
@@ -166,7 +173,11 @@ def records(
 
         with open_bank(bank, create=False) as opened:
             bare = export_records(
-                opened, session_id=session, experiment_pk=experiment, source=source, depth=depth
+                opened,
+                session_id=_session_id(opened, session),
+                experiment_pk=experiment,
+                source=source,
+                depth=depth,
             )
         for record in bare:
             print(canonical_json(record))
@@ -174,7 +185,11 @@ def records(
     as_json = as_json or output_format == "json"
     with open_bank(bank, create=False) as opened:
         rows = fetch_records(
-            opened, session_id=session, experiment_pk=experiment, source=source, depth=depth
+            opened,
+            session_id=_session_id(opened, session),
+            experiment_pk=experiment,
+            source=source,
+            depth=depth,
         )
         history = events_for(opened, [r["id"] for r in rows])
     if as_json:
@@ -217,6 +232,15 @@ def records(
     Console().print(table)
 
 
+def _session_id(bank, session: str | None) -> int | None:
+    """The bank id of the session --session names (id, name or log path), if given."""
+    if session is None:
+        return None
+    from nrr_stats.check import pick_session
+
+    return int(pick_session(bank, session)["id"])
+
+
 def _record_json(row: dict, history: list[dict]) -> dict:
     return {
         "id": row["id"],
@@ -249,6 +273,8 @@ def validate_command(
     Every record of every file is reported (`file:record N: ...`), then a summary line. Errors
     (structure, vocabulary) make a record invalid and the exit code 3; NK's length guidance
     is a warning (exit 0) unless --strict.
+
+    Example: nrr validate records.jsonl
     """
     from nrr_stats.curator.nk_files import read_records
     from nrr_stats.curator.schema import check_record
@@ -308,17 +334,22 @@ def export_records_command(
         ..., help="A directory (one JSON file per record, NK's layout) or a .jsonl file."
     ),
     bank: str = BankOption,
-    session: int = typer.Option(None, "--session", help="Only this session (bank id)."),
+    session: str = typer.Option(None, "--session", help="Only this session (id, name or path)."),
     source: str = typer.Option(None, "--source", help="Only this source: rules or llm:<model>."),
     depth: int = typer.Option(None, "--depth", help="Only records of this depth."),
 ) -> None:
-    """Write the bank's records as bare NK records (NK's validator accepts them as written)."""
+    """Write the bank's records as bare NK records (NK's validator accepts them as written).
+
+    Example: nrr export-records nk_records/
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.curator.exchange import export_records
     from nrr_stats.curator.nk_files import write_records
 
     with open_bank(bank, create=False) as opened:
-        records = export_records(opened, session_id=session, source=source, depth=depth)
+        records = export_records(
+            opened, session_id=_session_id(opened, session), source=source, depth=depth
+        )
     written = write_records(records, out)
     print(f"{len(records)} NK record(s) written to {out} ({len(written)} file(s))")
 
@@ -332,7 +363,7 @@ def import_records_command(
     route: str = typer.Option(
         None,
         "--route",
-        help="CATEGORY/DIRECTION[/PARAMETER] for every record (default: each record's own, "
+        help="CATEGORY/DIRECTION\\[/PARAMETER] for every record (default: each record's own, "
         "else the parser's reading of its attempted route).",
     ),
     weights: Path = typer.Option(
@@ -340,7 +371,10 @@ def import_records_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the import's summary as JSON."),
 ) -> None:
-    """Store NK records in the bank (once each, by content), on their routes and experiments."""
+    """Store NK records in the bank (once each, by content), on their routes and experiments.
+
+    Example: nrr import-records ../Negative_Knowledge/nk_records/
+    """
     from nrr_stats.bank import open_bank
     from nrr_stats.curator import load_weights
     from nrr_stats.curator.exchange import import_records
@@ -395,7 +429,10 @@ def adopt(
     actor: str = ActorOption,
     reason: str = typer.Option("", "--reason", help="Why it is adopted."),
 ) -> None:
-    """Record that an agent adopts an NK record before its next proposal."""
+    """Record that an agent adopts an NK record before its next proposal.
+
+    Example: nrr adopt 12 --reason "same optimizer regime"
+    """
     _decide(bank, record_id, "adopt", _actor(actor), reason)
 
 
@@ -406,7 +443,10 @@ def reject(
     bank: str = BankOption,
     actor: str = ActorOption,
 ) -> None:
-    """Record that an agent rejects an NK record, and why."""
+    """Record that an agent rejects an NK record, and why.
+
+    Example: nrr reject 12 --reason "the crash was a typo, not the idea"
+    """
     _decide(bank, record_id, "reject", _actor(actor), reason)
 
 

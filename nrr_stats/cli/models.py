@@ -27,6 +27,8 @@ def fit(
 
     Exits 1 when the fit fails its diagnostics (R-hat <= 1.01, ESS >= 400, no divergences):
     the failed fit is stored marked, and `nrr check` keeps the last good fit.
+
+    Example: nrr fit --draws 1000 --chains 4
     """
     import warnings
 
@@ -38,6 +40,13 @@ def fit(
     with open_bank(bank, create=False) as opened:
         table = opened.experiment_table()
         target = opened.posterior_path
+    if progress and sys.stderr.isatty():  # a terminal: say what the first half-minute is
+        print(
+            f"nrr: fitting {len(table)} experiments with {sampler}: compiling the model first"
+            " (about half a minute), then sampling (progress below)",
+            file=sys.stderr,
+            flush=True,
+        )
     result, stored = fit_and_store(
         table,
         target,

@@ -6,10 +6,15 @@ Choices the issue left open (details in each module):
   first such line; unreadable rows, separator rules and repeated headers still take a number.
   Data rows above a late header (alessoh) are read with it; the very first line is row 0.
   Two rows glued on one line share its line and row number.
-- Statuses map as the dev MANIFEST counts them (size_violation is 'other'); an empty status
-  cell is a bad row; free text in the status column is 'other'.
+- Statuses map as the dev MANIFESTs count them (size_violation is 'other'); an empty status
+  cell is a bad row; a word no rule knows, on a full row, is 'other'. Per log, the status
+  column may be read with a separate decision column, as 1/0, or with one inferred word
+  (columns.find_statuses); every such inference is said in ResultsLog.repairs.
 - Missing-value markers in the metric ('', '-', 'N/A', 'OOM', 'ERR') read as None on any row;
-  other text on a keep or discard row is a bad row. Crash rows store None for 0.0.
+  other text on a keep or discard row stores the row without a metric (a repair). Crash rows
+  store None for 0.0.
+- Lines that are not UTF-8 read each stray byte as Windows-1252 (a repair); NUL bytes make a
+  line undecodable (a bad row).
 - Direction: flag > '# metric_direction' comment > strong name cue > kept rows > weak name cue
   ('score') > 'lower' (direction.py). The kept-rows source reads the whole log passed in.
 - session_key hashes the header and the first readable row only.

@@ -6,10 +6,12 @@ Precedence, first that decides wins:
 3. ``name``: a strong cue in the metric's name: a stated direction (``score (lower is better)``,
    ``loss↓``, ``acc [max]``), else a word (``val_bpb``, ``loss``, ``latency`` -> lower;
    ``acc``, ``auc``, ``sharpe``, ``tok_per_sec`` -> higher);
-4. ``kept-rows``: how the log moved: kept rows should improve on the running best kept value and
+4. ``kept-deltas``: for a metric that is itself a change (``tier1_delta_pct``), the sign of the
+   median kept value (at least two keeps);
+5. ``kept-rows``: how the log moved: kept rows should improve on the running best kept value and
    discarded rows should not; used when one direction explains clearly more rows than the other;
-5. ``name``: a weak cue (``score``, ``quality``, ``composite`` -> higher);
-6. ``default``: lower (the autoresearch default metric, val_bpb, is a loss).
+6. ``name``: a weak cue (``score``, ``quality``, ``composite`` -> higher);
+7. ``default``: lower (the autoresearch default metric, val_bpb, is a loss).
 Names come before the rows because a short log's kept rows are noisy (a keep for simplicity, a
 re-run baseline) while a name like ``val_loss`` is unambiguous; weak names come after because
 "score" is a latency in one log and an accuracy in the next.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections.abc import Iterable, Sequence
 
 from nrr_stats.ingest.status import map_status
@@ -138,6 +141,27 @@ def direction_from_rows(metrics: Sequence[float | None], statuses: Sequence[str]
     return None
 
 
+_DELTA_NAME = re.compile(r"(^|_)(delta|diff|change|gain|improvement)(_|$)")
+
+
+def direction_from_kept_deltas(
+    metric_name: str, metrics: Sequence[float | None], statuses: Sequence[str]
+) -> str | None:
+    """For a metric that is itself a change ('tier1_delta_pct'), the sign of what was kept: a
+    negative median kept change means lower is better. None below two keeps."""
+    if not _DELTA_NAME.search(metric_name.lower()):
+        return None
+    kept = [
+        v
+        for v, s in zip(metrics, statuses, strict=False)
+        if v is not None and math.isfinite(v) and v != 0 and map_status(s) == "keep"
+    ]
+    if len(kept) < 2:
+        return None
+    middle = statistics.median(kept)
+    return None if middle == 0 else ("lower" if middle < 0 else "higher")
+
+
 def infer_metric_direction(
     metric_name: str,
     metrics: Sequence[float | None],
@@ -155,6 +179,9 @@ def infer_metric_direction(
     named, strong = direction_from_name(metric_name)
     if named and strong:
         return named, "name"
+    from_deltas = direction_from_kept_deltas(metric_name, list(metrics), list(statuses))
+    if from_deltas:
+        return from_deltas, "kept-deltas"
     from_rows = direction_from_rows(list(metrics), list(statuses))
     if from_rows:
         return from_rows, "kept-rows"

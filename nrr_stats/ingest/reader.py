@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,13 +15,16 @@ from nrr_stats.ingest.columns import (
     find_id_column,
     find_metric_column,
     find_status_column,
+    find_statuses,
     header_score,
     normalise_name,
+    status_share,
 )
 from nrr_stats.ingest.direction import infer_metric_direction, normalise_direction
 from nrr_stats.ingest.repair import Aligner, RunTogetherSplitter, filled_length
-from nrr_stats.ingest.status import map_status
+from nrr_stats.ingest.status import StatusReading
 from nrr_stats.ingest.text import (
+    FALLBACK_ENCODING,
     LITERAL_NEWLINE,
     LITERAL_TAB,
     PhysicalLine,
@@ -74,6 +78,9 @@ class ResultsLog:
     rows: list[LogRow] = field(default_factory=list)
     bad_rows: list[BadRow] = field(default_factory=list)
     session_key: str = ""
+    repairs: list[str] = field(
+        default_factory=list
+    )  # what the reader inferred or mended, said plainly
 
 
 @dataclass
@@ -119,7 +126,9 @@ def _find_header(content: list[PhysicalLine], path: str) -> int:
     if first.text is None:
         if not any(line.text is not None for line in content[1:HEADER_SEARCH_LINES]):
             raise NrrInputError(
-                "undecodable bytes in the header (not UTF-8)", path=path, line=first.number
+                "undecodable bytes in the header (NUL bytes: binary, not text)",
+                path=path,
+                line=first.number,
             )
     else:
         cells = split_cells(first.text, sniff_delimiter(first.text))
@@ -133,7 +142,9 @@ def _find_header(content: list[PhysicalLine], path: str) -> int:
             return index
     if first.text is None:
         raise NrrInputError(
-            "undecodable bytes in the header (not UTF-8)", path=path, line=first.number
+            "undecodable bytes in the header (NUL bytes: binary, not text)",
+            path=path,
+            line=first.number,
         )
     return 0
 
@@ -181,12 +192,17 @@ def _join_quoted_lines(
 
 
 def _candidates(
-    content: list[PhysicalLine], header_index: int, header: list[str], delimiter: str
+    content: list[PhysicalLine],
+    header_index: int,
+    header: list[str],
+    delimiter: str,
+    written_header: list[str] | None = None,
 ) -> list[_Candidate]:
-    """Split every content line but the header into cells, numbering rows as EVALUATION.md does."""
+    """Split every content line but the header into cells, numbering rows as EVALUATION.md does.
+    `written_header` (the header as written, when `header` was widened) spots repeated headers."""
     width = len(header)
-    header_key = [normalise_name(h) for h in header]
-    first_name = header[0].strip().lower()
+    header_key = [normalise_name(h) for h in written_header or header]
+    first_name = (written_header or header)[0].strip().lower()
     candidates: list[_Candidate] = []
     ordinal = 0
     while ordinal < len(content):
@@ -227,24 +243,80 @@ def _candidates(
     return candidates
 
 
+WIDE_ROW_SHARE = 0.5  # rows wider than the header, as a share of the rows, before it is widened
+
+
+def _widen_header(
+    header: list[str], names: list[str], candidates: list[_Candidate]
+) -> tuple[list[str], str] | None:
+    """A header widened to the rows' width, when most rows are wider than it (a loop that added
+    a field without touching the header) and their status sits further right.
+
+    The status column is found by content in the wide rows; the header's names keep their order,
+    the fields without a name are placed just before the status (any left over at the end), each
+    named 'unnamed_<position>'.
+    """
+    rows = [c.cells for c in candidates if c.cells is not None and c.pieces is None]
+    widths = Counter(filled_length(cells) for cells in rows)
+    if not widths:
+        return None
+    wide, count = widths.most_common(1)[0]
+    if wide <= len(header) or wide >= 2 * len(header) - 1:
+        return None  # as wide as two rows: rows run together, not a wider dialect
+    if count < 3 or count <= WIDE_ROW_SHARE * len(rows):
+        return None
+    wide_rows = [cells[:wide] for cells in rows if filled_length(cells) == wide]
+    extra_fields = wide - len(header)
+    named_status = find_status_column(names, [])
+    if named_status is None:
+        # No column is named as the status: it is the column of status words in the wide rows,
+        # the unnamed fields just before it.
+        found = find_status_column([""] * wide, wide_rows)
+        if found is None or found < extra_fields:
+            return None
+        named_status = found - extra_fields
+    # The status moved right by one to `extra_fields` places: the column of status words there.
+    status_at, best = None, 0.0
+    for at in range(named_status + 1, named_status + extra_fields + 1):
+        share = status_share([row[at] for row in wide_rows])
+        if share > best:
+            status_at, best = at, share
+    if status_at is None or best < 0.6:
+        return None  # the status is where the header says: extra cells belong to the text
+    shift = status_at - named_status
+    # Names before the status keep their place; the status and the names after it move right.
+    placed = {index + (shift if index >= named_status else 0): n for index, n in enumerate(header)}
+    widened = [placed.get(p, f"unnamed_{p + 1}") for p in range(wide)]
+    extra = [p + 1 for p in range(wide) if p not in placed]
+    note = (
+        f"{count} of {len(rows)} rows have {wide} fields but the header names {len(header)}: "
+        f"status found in field {status_at + 1} by its content; field(s) "
+        f"{', '.join(map(str, extra))} added as unnamed columns"
+    )
+    return widened, note
+
+
 @dataclass(frozen=True)
 class _Roles:
-    """Column positions of the four roles in the header."""
+    """Column positions of the four roles in the header, and how the status cells read."""
 
     status: int
     description: int
     metric: int | None
     id: int | None
+    reading: StatusReading
 
     @classmethod
-    def of(cls, header: list[str], columns: dict[str, str | None]) -> _Roles:
+    def of(
+        cls, header: list[str], columns: dict[str, str | None], reading: StatusReading
+    ) -> _Roles:
         def position(role: str) -> int | None:
             name = columns[role]
             return header.index(name) if name is not None else None
 
         status, description = position("status"), position("description")
         assert status is not None and description is not None  # _choose_columns raises otherwise
-        return cls(status, description, position("metric"), position("id"))
+        return cls(status, description, position("metric"), position("id"), reading)
 
 
 def _read_rows(
@@ -255,18 +327,28 @@ def _read_rows(
     regular: list[list[str]],
     header_line: int,
     max_field_bytes: int,
+    repairs: list[str],
 ) -> tuple[list[LogRow], list[BadRow]]:
     """Fit each candidate line onto the columns and read it, or say why it cannot be read."""
     aligner = Aligner(
-        len(header), roles.status, roles.description, roles.metric, delimiter, regular
+        len(header),
+        roles.status,
+        roles.description,
+        roles.metric,
+        delimiter,
+        regular,
+        roles.reading.recognises,
     )
     splitter = RunTogetherSplitter(aligner, regular)
     rows: list[LogRow] = []
     bad: list[BadRow] = []
+    without_metric: list[int] = []
     for candidate in candidates:
         line, row_number = candidate.line, candidate.row_number
         if candidate.cells is None:
-            bad.append(BadRow(line.number, row_number, "undecodable bytes (not UTF-8)"))
+            bad.append(
+                BadRow(line.number, row_number, "undecodable bytes (NUL bytes: binary, not text)")
+            )
             continue
         oversized = _oversized(candidate.cells, header, max_field_bytes)
         if oversized:
@@ -290,9 +372,47 @@ def _read_rows(
                 bad.append(BadRow(line.number, row_number, reason))
                 continue
             splitter.remember(aligned)
-            result = _make_row(aligned, header, roles, line.number, row_number)
+            result = _make_row(aligned, header, roles, line.number, row_number, without_metric)
             (bad if isinstance(result, BadRow) else rows).append(result)
+    if aligner.dropped_fields:
+        repairs.append(
+            f"{aligner.dropped_fields} row(s) wider than the header read by dropping the fields "
+            f"it does not name, before the status column '{header[roles.status]}'"
+        )
+    if without_metric:
+        repairs.append(
+            f"{len(without_metric)} keep/discard row(s) stored without a metric: their "
+            f"'{header[roles.metric or 0]}' cell is not a number (line(s) {_lines(without_metric)})"
+        )
     return rows, bad
+
+
+def _status_notes(rows: list[LogRow], reading: StatusReading, column: str) -> list[str]:
+    """Say which statuses no rule knows (stored as 'other'), and when no row is an outcome."""
+
+    def listed(counts: Counter[str]) -> str:
+        shown = ", ".join(f"{word[:40]!r} ({n})" for word, n in counts.most_common(6))
+        return shown + (f" and {len(counts) - 6} more" if len(counts) > 6 else "")
+
+    notes = []
+    if reading.decision is None:
+        unknown = Counter(r.raw_status for r in rows if reading.group(r.raw_status) is None)
+        if unknown:
+            notes.append(
+                f"{sum(unknown.values())} row(s) stored as other: statuses in '{column}' that are "
+                f"not a keep, discard or crash word: {listed(unknown)}"
+            )
+    if rows and not any(r.status in ("keep", "discard", "crash") for r in rows):
+        notes.append(
+            f"no row reads as keep, discard or crash; is '{column}' the status column? It holds "
+            + listed(Counter(r.raw_status for r in rows))
+        )
+    return notes
+
+
+def _lines(numbers: list[int], limit: int = 8) -> str:
+    shown = ", ".join(str(n) for n in numbers[:limit])
+    return shown + (f", ... ({len(numbers)} in all)" if len(numbers) > limit else "")
 
 
 def read_results_log(
@@ -309,10 +429,17 @@ def read_results_log(
     with that header and numbered the same way (the very first line gets row 0).
     """
     shown = str(path)
+    repairs: list[str] = []
     data = _read_bytes(path)
     if not data.strip():
         raise NrrInputError("empty file", path=shown)
     lines = split_lines(data)
+    fallen_back = [line.number for line in lines if line.fallback]
+    if fallen_back:
+        repairs.append(
+            f"{len(fallen_back)} line(s) not valid UTF-8 (line(s) {_lines(fallen_back)}): "
+            f"their stray bytes read as {FALLBACK_ENCODING} (Windows-1252 / Latin-1)"
+        )
     content = [line for line in lines if not line.is_blank and not line.is_comment]
     if not content:
         raise NrrInputError("no header and no data rows (only comments)", path=shown)
@@ -333,17 +460,35 @@ def read_results_log(
     candidates = _candidates(content, header_index, header, delimiter)
     if not candidates:
         raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
+    separators = [
+        line.number
+        for line in content
+        if line is not header_line and line.text is not None and is_separator_row(line.text)
+    ]
+    if separators:
+        repairs.append(
+            f"{len(separators)} separator line(s) skipped (line(s) {_lines(separators)}): "
+            "rules between rows, not experiments"
+        )
+    widened = _widen_header(header, names, candidates)
+    if widened is not None:
+        wide_header, note = widened
+        repairs.append(note)
+        candidates = _candidates(content, header_index, wide_header, delimiter, header)
+        header, names = wide_header, [normalise_name(h) for h in wide_header]
 
     regular = [c.cells for c in candidates if c.cells is not None and len(c.cells) == len(header)]
     regular = regular[:: max(1, len(regular) // MAX_PROFILE_ROWS)]  # an even sample of long logs
-    columns = _choose_columns(header, names, regular, metric, shown, header_line.number)
-    roles = _Roles.of(header, columns)
+    columns, reading = _choose_columns(header, names, regular, metric, shown, header_line.number)
+    repairs.extend(reading.notes)
+    roles = _Roles.of(header, columns, reading)
     rows, bad = _read_rows(
-        candidates, header, roles, delimiter, regular, header_line.number, max_field_bytes
+        candidates, header, roles, delimiter, regular, header_line.number, max_field_bytes, repairs
     )
 
     if not rows and not bad:
         raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
+    repairs.extend(_status_notes(rows, reading, columns["status"] or ""))
     metric_name = columns["metric"] or ""
     if direction is not None:
         chosen = normalise_direction(direction)
@@ -368,6 +513,7 @@ def read_results_log(
         rows=rows,
         bad_rows=sorted(bad, key=lambda b: b.line_number),
         session_key=_session_key(header, first_cells),
+        repairs=repairs,
     )
 
 
@@ -378,12 +524,14 @@ def _choose_columns(
     metric: str | None,
     path: str,
     header_line: int,
-) -> dict[str, str | None]:
+) -> tuple[dict[str, str | None], StatusReading]:
     shown_header = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
-    status_i = find_status_column(names, regular)
-    if status_i is None:
+    found = find_status_column(names, regular)
+    if found is None:
         raise NrrInputError(f"no status column among: {shown_header}", path=path, line=header_line)
-    taken = {status_i}
+    reading = find_statuses(names, regular, found)
+    status_i = reading.column
+    taken = {status_i} | ({reading.decision} if reading.decision is not None else set())
     description_i = find_description_column(names, regular, taken)
     if description_i is None:
         raise NrrInputError(
@@ -403,13 +551,17 @@ def _choose_columns(
             )
         metric_i: int | None = names.index(wanted)
     else:
-        metric_i = find_metric_column(names, regular, taken)
-    return {
+        outcome_rows = [r for r in regular if reading.read(r)[0] in ("keep", "discard")]
+        metric_i = find_metric_column(names, regular, taken, outcome_rows)
+    columns = {
         "id": header[id_i] if id_i is not None else None,
         "metric": header[metric_i] if metric_i is not None else None,
         "status": header[status_i],
         "description": header[description_i],
     }
+    if reading.decision is not None:
+        columns["decision"] = header[reading.decision]
+    return columns, reading
 
 
 def _oversized(cells: list[str], header: list[str], limit: int) -> str | None:
@@ -424,23 +576,24 @@ def _oversized(cells: list[str], header: list[str], limit: int) -> str | None:
 
 
 def _make_row(
-    cells: list[str], header: list[str], roles: _Roles, line_number: int, row_number: int
+    cells: list[str],
+    header: list[str],
+    roles: _Roles,
+    line_number: int,
+    row_number: int,
+    without_metric: list[int],
 ) -> LogRow | BadRow:
-    """One aligned row read into a LogRow, or a BadRow for an empty status or a malformed metric."""
-    raw_status = cells[roles.status].strip()
+    """One aligned row read into a LogRow, or a BadRow for an empty status. A keep or discard
+    row whose metric cell is not a number is stored without a metric (its line is appended to
+    `without_metric`)."""
+    status, raw_status = roles.reading.read(cells)
     if not raw_status:
         return BadRow(line_number, row_number, f"empty status in column '{header[roles.status]}'")
-    status = map_status(raw_status)
     value: float | None = None
     if roles.metric is not None:
         value, malformed = _metric_value(cells[roles.metric])
         if malformed and status in ("keep", "discard"):
-            return BadRow(
-                line_number,
-                row_number,
-                f"non-numeric metric {cells[roles.metric].strip()[:40]!r} in column "
-                f"'{header[roles.metric]}' on a {raw_status} row",
-            )
+            without_metric.append(line_number)  # stored without a metric, said in the repairs
     if status == "crash" and value == 0.0:
         value = None  # crashed runs log 0.0 for 'no value'
     return LogRow(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nrr_stats.ingest.status import is_status_word
@@ -62,7 +63,10 @@ class Aligner:
         metric: int | None,
         delimiter: str,
         regular: list[list[str]],
+        is_status: Callable[[str], bool] = is_status_word,
     ):
+        self.is_status = is_status
+        self.dropped_fields = 0  # rows read by dropping fields the header does not name
         self.width = width
         self.status = status
         self.description = description
@@ -86,7 +90,7 @@ class Aligner:
         return 0
 
     def score(self, cells: list[str]) -> int:
-        score = 8 if is_status_word(cells[self.status]) else 0
+        score = 8 if self.is_status(cells[self.status]) else 0
         text = cells[self.description].strip()
         score += 2 if text and not is_status_word(text) else -2
         for column, cell in enumerate(cells):
@@ -101,7 +105,7 @@ class Aligner:
 
     def align(self, cells: list[str]) -> list[str] | None:
         """Cells fitted to the header width, or None when the status cannot be placed."""
-        if len(cells) == self.width and is_status_word(cells[self.status]):
+        if len(cells) == self.width and self.is_status(cells[self.status]):
             return cells
         options: list[list[str]] = [cells] if len(cells) == self.width else []
         core = list(cells)
@@ -109,7 +113,8 @@ class Aligner:
         keep = self.status + 1 if len(cells) == self.width else 1
         while len(core) > keep and not core[-1].strip():
             core.pop()
-        for candidate in {tuple(cells), tuple(core)}:
+        longer: list[list[str]] = []
+        for candidate in dict.fromkeys((tuple(cells), tuple(core))):  # ordered: ties resolve alike
             row = list(candidate)
             if len(row) < self.width:
                 options += self._short_options(row)
@@ -122,8 +127,24 @@ class Aligner:
                     row[:j] + [self.delimiter.join(row[j : j + extra + 1])] + row[j + extra + 1 :]
                 )
                 options.append(row[: self.width - 1] + [self.delimiter.join(row[self.width - 1 :])])
-        best = max(options, key=self.score)
-        return best if is_status_word(best[self.status]) else None
+                longer.append(row)
+        # Fields the header does not name, added before the status on some rows only (on most
+        # rows the header is widened instead): dropped where that fits the columns better than
+        # folding them into the description (a tie keeps the fold, which loses no text).
+        dropped = [
+            row[:at] + row[at + len(row) - self.width :]
+            for row in longer
+            for at in range(self.status, -1, -1)  # ties: the fields just before the status
+        ]
+        best = max(options + dropped, key=self.score)
+        if self.is_status(best[self.status]):
+            if any(best is option for option in dropped):
+                self.dropped_fields += 1
+            return best
+        # A full row whose status cell holds a word no rule knows ('ablate', 'INFO'): kept, as
+        # 'other', rather than lost. A number there is a shifted row, not a status.
+        unknown = cells[self.status].strip() if len(cells) == self.width else ""
+        return cells if unknown and not looks_numeric(unknown) else None
 
 
 def _char_class(char: str) -> str:
@@ -164,7 +185,9 @@ class RunTogetherSplitter:
             self.seen.add(cells[0].strip())
 
     def _readable(self, cells: list[str]) -> bool:
-        return len(cells) == self.aligner.width and is_status_word(cells[self.aligner.status])
+        return len(cells) == self.aligner.width and self.aligner.is_status(
+            cells[self.aligner.status]
+        )
 
     def split(self, cells: list[str]) -> list[list[str]] | None:
         """Two rows (aligned to the header) from one over-long line, or None when none fits."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import math
 import re
@@ -25,13 +26,43 @@ _MISSING = re.compile(
 _SEPARATOR_ROW = re.compile(r"^[\s|+:]*([-=_~*]{3,}[\s|+:]*)+$")
 
 
+FALLBACK_ENCODING = "cp1252"  # Windows-1252, a superset of Latin-1's printable characters
+
+
+def _single_byte_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: each byte that is not UTF-8 read as Windows-1252 (Latin-1 for the
+    five bytes Windows-1252 leaves undefined), so a line's valid UTF-8 stays as written."""
+    assert isinstance(error, UnicodeDecodeError)
+    bad = error.object[error.start : error.end]
+    text = "".join(
+        bytes([byte]).decode(FALLBACK_ENCODING, errors="ignore") or chr(byte) for byte in bad
+    )
+    return text, error.end
+
+
+codecs.register_error("nrr-single-byte-fallback", _single_byte_fallback)
+
+
+def decode_line(chunk: bytes) -> tuple[str | None, bool]:
+    """(text, fell back?): UTF-8, else UTF-8 with each stray byte read as Windows-1252;
+    None for a line holding NUL bytes (binary, not text)."""
+    if b"\x00" in chunk:
+        return None, False
+    try:
+        return chunk.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return chunk.decode("utf-8", errors="nrr-single-byte-fallback"), True
+
+
 @dataclass(frozen=True)
 class PhysicalLine:
-    """One line of the file: its 1-based number, its text (None when not UTF-8) and raw bytes."""
+    """One line of the file: its 1-based number, its text (None when it holds NUL bytes), raw
+    bytes, and whether its text needed the single-byte fallback (not UTF-8)."""
 
     number: int
     text: str | None
     raw: bytes
+    fallback: bool = False
 
     @property
     def is_blank(self) -> bool:
@@ -43,7 +74,7 @@ class PhysicalLine:
 
 
 def split_lines(data: bytes) -> list[PhysicalLine]:
-    """Split on LF, CRLF or lone CR (old Mac files) and decode each line as UTF-8 on its own."""
+    """Split on LF, CRLF or lone CR (old Mac files) and decode each line on its own (decode_line)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         # Undecodable UTF-16 is left as is: its lines then fail UTF-8 below and are reported.
         with contextlib.suppress(UnicodeDecodeError):
@@ -58,13 +89,8 @@ def split_lines(data: bytes) -> list[PhysicalLine]:
     lines = []
     for number, chunk in enumerate(chunks, start=1):
         chunk = chunk.rstrip(b"\r")
-        try:
-            text: str | None = chunk.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if text is not None and "\x00" in text:
-            text = None
-        lines.append(PhysicalLine(number, text, chunk))
+        text, fallback = decode_line(chunk)
+        lines.append(PhysicalLine(number, text, chunk, fallback))
     return lines
 
 

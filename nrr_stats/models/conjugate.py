@@ -8,7 +8,8 @@ Only numpy and scipy.special are imported at module level (the fast path uses th
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betainc, betaincinv, betaln, digamma
+
+from nrr_stats.models.special import betainc, betaincinv, betaln, digamma
 
 # Weak regulariser of the empirical-Bayes fit (a MAP, not a pure ML estimate): a normal prior
 # on logit(mean) and on log(concentration). It keeps a fit on zero, one or all-equal cells finite.

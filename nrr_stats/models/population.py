@@ -1,4 +1,4 @@
-"""The population prior: the hierarchy fitted on many autoresearch logs, shipped in `models/`.
+"""The population prior: the hierarchy fitted on many autoresearch logs, shipped as package data.
 
 A new bank starts from it. Only the hyperparameters and the category, cell and parameter effects
 are shipped; the training sessions' own offsets are dropped (a new session draws its offset from
@@ -36,8 +36,11 @@ SESSION_EFFECTS = ("u_sess", "crash_u_sess")
 
 
 def repo_models_dir() -> Path:
-    """The top-level `models/` folder of the checkout this package runs from."""
-    return Path(__file__).resolve().parents[2] / "models"
+    """The shipped model files: package data `nrr_stats/models_data` (read through
+    importlib.resources, so an installed wheel has them; the checkout's `models/` links here)."""
+    from importlib import resources
+
+    return Path(str(resources.files("nrr_stats") / "models_data"))
 
 
 def default_cache_dir() -> Path:

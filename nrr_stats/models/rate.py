@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betainc, betaincinv, betaln
+
+from nrr_stats.models.special import betainc, betaincinv, betaln
 
 CONFIDENCE = 0.9
 # The one mixture-size rule: the CDF and the quantiles are evaluated on the fewest heaviest

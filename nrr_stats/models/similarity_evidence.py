@@ -37,7 +37,7 @@ TOP_K = 32  # ... and of those, the TOP_K most similar to the proposal (ties: th
 TEXT_COLUMNS = slice(0, 84)  # words + char n-gram blocks of similarity/features.py
 FIELD_COLUMNS = slice(84, None)  # category, direction, parameter, change, outcome blocks
 CLIP = 1e-4
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "models" / "similarity_evidence.json"
+EVIDENCE_FILE = "similarity_evidence.json"  # package data nrr_stats/models_data (models/ links)
 
 
 @dataclass(frozen=True)
@@ -442,9 +442,15 @@ class ShippedEvidence:
         return self.params, "evidence shipped"
 
 
+def _default_path() -> Path:
+    from nrr_stats.models.population import repo_models_dir
+
+    return repo_models_dir() / EVIDENCE_FILE
+
+
 def load_params(path: str | Path | None = None) -> ShippedEvidence | None:
     """The shipped fitted model (models/similarity_evidence.json), or None."""
-    path = Path(path) if path is not None else DEFAULT_PATH
+    path = Path(path) if path is not None else _default_path()
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -600,7 +606,7 @@ _SHIPPED: dict[tuple, ShippedEvidence | None] = {}
 
 def shipped_evidence(path: str | Path | None = None) -> ShippedEvidence | None:
     """load_params, read once per file version (path, size, mtime)."""
-    path = Path(path) if path is not None else DEFAULT_PATH
+    path = Path(path) if path is not None else _default_path()
     try:
         stat = path.stat()
     except OSError:

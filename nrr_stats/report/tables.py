@@ -17,11 +17,15 @@ def _interval(low: float | None, high: float | None) -> str:
 
 
 def cell_table(
-    cells: Iterable[Any], title: str = "Keep rate per (category, direction) cell"
+    cells: Iterable[Any],
+    title: str = "Keep rate per (category, direction) cell",
+    *,
+    wide: bool = False,
 ) -> Table:
-    """Cells sorted as given: count, weighted count, keeps, mean, 90% interval, P(rate < base), level."""
+    """Cells sorted as given: count, keeps, mean, 90% interval, P(rate < base); `wide` adds the
+    weighted count and the level the cell borrows from."""
     table = Table(title=title, title_justify="left")
-    for name, justify in (
+    columns = [
         ("category", "left"),
         ("direction", "left"),
         ("n", "right"),
@@ -31,10 +35,12 @@ def cell_table(
         ("90% interval", "center"),
         ("P(< base)", "right"),
         ("borrows from", "left"),
-    ):
-        table.add_column(name, justify=justify)
+    ]
+    shown = [i for i, (name, _) in enumerate(columns) if wide or name not in _WIDE_ONLY]
+    for i in shown:
+        table.add_column(columns[i][0], justify=columns[i][1])
     for cell in cells:
-        table.add_row(
+        values = (
             cell.category,
             cell.direction,
             str(cell.n),
@@ -45,7 +51,11 @@ def cell_table(
             f"{cell.prob_below_base:.2f}",
             cell.level,
         )
+        table.add_row(*(values[i] for i in shown))
     return table
+
+
+_WIDE_ONLY = {"n (weighted)", "borrows from"}
 
 
 def check_table(checks: Sequence[tuple[str, Mapping[str, Any]]]) -> Table:
@@ -56,11 +66,12 @@ def check_table(checks: Sequence[tuple[str, Mapping[str, Any]]]) -> Table:
         ("verdict", "left"),
         ("P(keep)", "right"),
         ("90% interval", "center"),
-        ("P(crash)", "right"),
+        ("crash", "right"),
         ("cell", "left"),
         ("n", "right"),
     ):
-        table.add_column(name, justify=justify)
+        # The proposal folds; a cell's name stays whole.
+        table.add_column(name, justify=justify, overflow="fold", no_wrap=name == "cell")
     colours = {"proceed": "green", "caution": "yellow", "avoid": "red"}
     for text, answer in checks:
         verdict = answer["verdict"]
@@ -90,7 +101,9 @@ def ingest_table(summaries: Sequence[Any]) -> Table:
         "other",
         "metric",
     ):
-        table.add_column(name, justify="left" if name in ("log", "metric") else "right")
+        table.add_column(
+            name, justify="left" if name in ("log", "metric") else "right", overflow="fold"
+        )
     for summary in summaries:
         counts = summary.status_counts
         table.add_row(
@@ -99,10 +112,71 @@ def ingest_table(summaries: Sequence[Any]) -> Table:
             str(summary.rows_already_present),
             str(len(summary.bad_rows)),
             *(str(counts.get(status, 0)) for status in ("keep", "discard", "crash", "other")),
-            f"{summary.metric_name} ({summary.metric_direction} is better, from {summary.direction_source})",
+            f"{summary.metric_name} ({summary.metric_direction})",
+        )
+    # Which columns were read, and where the metric's direction came from, fold below the table.
+    table.caption = "; ".join(
+        f"{Path(summary.path).name}: {_columns_used(summary.columns)},"
+        f" {summary.metric_direction} is better (from {summary.direction_source})"
+        for summary in summaries
+    )
+    table.caption_justify = "left"
+    return table
+
+
+def _columns_used(columns: dict[str, str | None]) -> str:
+    """'status=status, decision=decision, text=description, id=commit': the columns ingest read."""
+    shown = {"status": "status", "decision": "decision", "description": "text", "id": "id"}
+    return ", ".join(
+        f"{label}={columns[role]}" for role, label in shown.items() if columns.get(role)
+    )
+
+
+def print_table(table: Table, *, stderr: bool = False) -> None:
+    """Print a table at the terminal's width (80 columns when piped, or $COLUMNS), in a compact
+    frame: numbers and intervals never wrap, text columns fold instead."""
+    from rich import box
+
+    table.box, table.pad_edge, table.collapse_padding = box.SIMPLE_HEAD, False, True
+    for column in table.columns:
+        if column.justify in ("right", "center"):
+            column.no_wrap = True
+    Console(stderr=stderr).print(table)
+
+
+def session_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """One row per session: id, name, path, rows, keep rate with its 90% interval, last update."""
+    table = Table(title="Sessions", title_justify="left")
+    for name, justify in (
+        ("id", "right"),
+        ("name", "left"),
+        ("folder", "left"),
+        ("rows", "right"),
+        ("kept/n", "right"),
+        ("keep rate, 90%", "center"),
+        ("updated, UTC", "left"),
+    ):
+        table.add_column(name, justify=justify, overflow="fold")
+    for row in rows:
+        rate = row["keep_rate"]
+        table.add_row(
+            str(row["id"]),
+            row["name"],
+            short_dir(row["path"]),
+            str(row["rows"]),
+            f"{row['keeps']}/{row['experiments']}",
+            "-" if rate is None else f"{rate:.2f} {_interval(*row['interval'])}",
+            row["updated_at"][5:16].replace("T", " "),
         )
     return table
 
 
-def print_table(table: Table, *, stderr: bool = False) -> None:
-    Console(stderr=stderr, width=max(120, Console().width)).print(table)
+def short_dir(path: str, keep: int = 2) -> str:
+    """The folder of a log for a table: relative to the working directory when under it, else
+    its last `keep` parts after an ellipsis (the full path is in --format json/csv)."""
+    folder = Path(path).parent
+    try:
+        return str(folder.relative_to(Path.cwd())) or "."
+    except ValueError:
+        parts = folder.parts
+        return str(folder) if len(parts) <= keep + 1 else str(Path("…", *parts[-keep:]))

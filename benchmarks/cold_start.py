@@ -1,0 +1,121 @@
+"""Whole-process `nrr check` against `python -c "import numpy"`, side by side, on a 1k bank.
+
+Builds a bank of 1,000 experiments (50 logs of the bundled seed log's 20 experiments, each
+with its own commits and metrics), then alternates the two processes `--repeats` times and
+prints the median of each, the ratio of the medians, and the spread of the per-pair ratios
+(the machine may be loaded by others: the pairs share its load). With `--importtime` it also
+lists the check's slowest imports (`python -X importtime`). Target: ratio <= 2.5.
+
+nrr_stats' bytecode is compiled first (`compileall`, as `pip install` does for an installed
+package): with $PYTHONDONTWRITEBYTECODE set, an editable checkout would otherwise recompile
+every module from source in every process (~0.25 s here).
+
+    python benchmarks/cold_start.py [--repeats 21] [--importtime]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SEED = Path(__file__).resolve().parents[1] / "nrr_stats" / "data" / "seed_results.tsv"
+PROPOSAL = "Increase LR to 0.02"
+
+
+def build_bank(folder: Path, logs: int = 50) -> Path:
+    """A SQLite bank of `logs` x 20 experiments."""
+    from nrr_stats.bank import open_bank
+    from nrr_stats.bank.ingest import ingest_logs
+
+    header, *rows = SEED.read_text(encoding="utf-8").splitlines()
+    rng = random.Random(0)
+    paths = []
+    for number in range(logs):
+        lines = [header]
+        for row in rows:
+            commit, metric, memory, status, description = row.split("\t")
+            shifted = float(metric) + rng.uniform(-0.01, 0.01)
+            lines.append(
+                f"{number:03d}{commit[3:]}\t{shifted:.6f}\t{memory}\t{status}\t{description}"
+            )
+        path = folder / f"loop{number:02d}" / "results.tsv"
+        path.parent.mkdir()
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        paths.append(path)
+    bank = folder / "bank.db"
+    with open_bank(bank) as opened:
+        ingest_logs(opened, paths)
+        assert opened.count_experiments() == logs * len(rows)
+    return bank
+
+
+def wall(argv: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if done.returncode not in (0, 1, 2):
+        raise SystemExit(f"{argv[0]} failed: {done.stderr[-500:]}")
+    return took
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--importtime", action="store_true")
+    args = parser.parse_args(argv)
+    import compileall
+
+    import nrr_stats
+
+    compileall.compile_dir(Path(nrr_stats.__file__).parent, quiet=1)
+    nrr = Path(sys.executable).with_name("nrr")
+    with tempfile.TemporaryDirectory(prefix="nrr-cold-") as scratch:
+        bank = build_bank(Path(scratch))
+        check = [str(nrr), "check", PROPOSAL, "--bank", str(bank)]
+        numpy_only = [sys.executable, "-c", "import numpy"]
+        wall(check), wall(numpy_only)  # warm the page cache and the bank's saved files
+        pairs = [(wall(numpy_only), wall(check)) for _ in range(args.repeats)]
+        numpy_s = statistics.median(p[0] for p in pairs)
+        check_s = statistics.median(p[1] for p in pairs)
+        ratios = sorted(c / n for n, c in pairs)
+        quartiles = statistics.quantiles(ratios, n=4)
+        print(f"bank: 1,000 experiments; {args.repeats} alternated pairs")
+        print(f"python -c 'import numpy': median {numpy_s * 1e3:.0f} ms")
+        print(f"nrr check (whole process): median {check_s * 1e3:.0f} ms")
+        print(
+            f"ratio of medians {check_s / numpy_s:.2f}x (target 2.5x); per-pair ratios: median "
+            f"{statistics.median(ratios):.2f}, quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}, "
+            f"range {ratios[0]:.2f}-{ratios[-1]:.2f}"
+        )
+        if args.importtime:
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-X",
+                    "importtime",
+                    "-c",
+                    "import sys; from nrr_stats.cli import main; sys.exit(main(sys.argv[1:]))",
+                    *check[1:],
+                ],
+                capture_output=True,
+                text=True,
+            )
+            rows = []
+            for line in done.stderr.splitlines():
+                if line.startswith("import time:") and "|" in line and "cumulative" not in line:
+                    _, cumulative, name = line.split("|")
+                    rows.append((int(cumulative), name.rstrip()))
+            print("slowest imports of the check (cumulative us):")
+            for cumulative, name in sorted(rows, reverse=True)[:15]:
+                print(f"  {cumulative:>8} {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""What a cold `nrr check` process loads: no typer application, no pydantic, not the
+`scipy.special` package (its compiled ufuncs only: the same functions), never PyMC; and the
+fast path answers exactly as the typer command does."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from core_helpers import SEED_LOG, run_nrr
+
+
+@pytest.fixture(scope="module")
+def seed_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    bank = tmp_path_factory.mktemp("cold") / "bank.db"
+    assert run_nrr("ingest", str(SEED_LOG), "--bank", str(bank)).code == 0
+    return bank
+
+
+def test_a_cold_check_loads_no_typer_pydantic_or_scipy_special(seed_bank: Path) -> None:
+    code = (
+        "import sys\n"
+        "from nrr_stats.cli import main\n"
+        f"code = main(['check', 'Increase LR to 0.02', '--bank', {str(seed_bank)!r}])\n"
+        "heavy = ('typer', 'click', 'pydantic', 'scipy.special', 'scipy.stats', 'pymc', 'arviz')\n"
+        "print('LOADED', sorted(m for m in heavy if m in sys.modules), code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "LOADED [] " in done.stdout, done.stdout + done.stderr
+
+
+def test_the_ufuncs_are_scipy_specials_own_and_scipy_still_imports() -> None:
+    code = (
+        "import sys\n"
+        "from nrr_stats.models import special\n"
+        "assert 'scipy.special' not in sys.modules\n"
+        "import scipy.special, scipy.stats\n"
+        "assert special.betainc is scipy.special.betainc and special.digamma is scipy.special.digamma\n"
+        "assert special.betaincinv is scipy.special.betaincinv and special.expit is scipy.special.expit\n"
+        "print('OK', round(float(scipy.stats.beta(2, 3).ppf(0.5)), 6), special.betaln(2.0, 3.0))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("OK 0.385728"), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["Switch to AdamW"],
+        ["Increase LR to 0.02", "--brief"],
+        ["Increase LR to 0.02", "--no-population-prior"],
+        ["--description", "Reduce batch size to 64", "--session", "1"],
+    ],
+)
+def test_the_fast_path_answers_as_the_typer_command(seed_bank: Path, args: list[str]) -> None:
+    from nrr_stats.cli import _typer_main, main
+
+    fast = run_nrr("check", *args, "--bank", str(seed_bank))
+    import io
+    from contextlib import redirect_stdout
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = _typer_main(["check", *args, "--bank", str(seed_bank)])
+    assert fast.code == code and main is not None
+    if "--brief" in args:
+        assert fast.out == out.getvalue()
+    else:
+        a, b = json.loads(fast.out), json.loads(out.getvalue())
+        a.pop("decision_id"), b.pop("decision_id")
+        assert a == b
+
+
+def test_help_and_bad_options_fall_back_to_typer(seed_bank: Path) -> None:
+    helped = run_nrr("check", "-h")
+    assert helped.code == 0 and "--proposal-file" in helped.out and "Example" in helped.out
+    bad = run_nrr("check", "x", "--bank", str(seed_bank), "--no-such-option")
+    assert bad.code == 3 and "no-such-option" in bad.err
