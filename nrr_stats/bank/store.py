@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nrr_stats.bank.location import BankLocation, resolve_bank
+from nrr_stats.bank.nk_records import NkRecordTables
 from nrr_stats.bank.schema import MIGRATIONS, SCHEMA_VERSION
 from nrr_stats.errors import NrrInputError
 
@@ -51,7 +52,7 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class Bank:
+class Bank(NkRecordTables):
     """A connection to one bank, with the queries every part of nrr-stats shares."""
 
     def __init__(self, location: BankLocation, connection: Any, *, placeholder: str = "?"):

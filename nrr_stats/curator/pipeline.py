@@ -281,11 +281,7 @@ def _label(kind: str, item: Any) -> str:
 
 def _model_fallbacks(bank: Bank, source: str, depth: int = 1) -> set[str]:
     """route_keys of rules records that stand in for this model's failed answers (finished too)."""
-    rows = bank.query(
-        "SELECT route_key FROM nk_records WHERE source = 'rules' AND depth = ? AND note LIKE ?",
-        (depth, f"{source} answer invalid%"),
-    )
-    return {row["route_key"] for row in rows}
+    return bank.nk_route_keys("rules", depth, note_starting=f"{source} answer invalid")
 
 
 def _depth1(
