@@ -19,7 +19,6 @@ from nrr_stats.bank.store import Bank
 from nrr_stats.curator.artifacts import Artifacts, artifact_names, load_artifacts
 from nrr_stats.curator.deep import Route, curate_deep, failed_routes
 from nrr_stats.curator.offline import (
-    MARGINAL_FRACTION,
     FailureContext,
     curate_offline,
     is_failure,
@@ -141,6 +140,8 @@ def nrr_fields(experiment: Mapping[str, Any], source: str, weight: float) -> dic
 
 
 def _facts(job: Job) -> dict[str, Any]:
+    from nrr_stats.ingest.outcomes import MARGINAL_FRACTION  # ingest's noise band
+
     row, context, session = job.context.experiment, job.context, job.session
     band = f"±{MARGINAL_FRACTION * context.scale:.4g}" if context.scale else "unknown"
     return {
