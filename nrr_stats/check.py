@@ -30,10 +30,11 @@ from typing import Any
 import nrr_stats.answer_fields as fields
 from nrr_stats.bank import Bank, open_bank
 from nrr_stats.decide import DecisionRule, decide, heed_adopted_records
-from nrr_stats.errors import NrrInputError
+from nrr_stats.errors import BankStorageError, NrrInputError
 from nrr_stats.models.engine import SessionEngine, stored_evidence_weights
 from nrr_stats.models.evidence import Evidence
 from nrr_stats.models.posterior import CellSummary, KeepAnswer, load_posterior, npz_path_for
+from nrr_stats.notices import collecting, warn
 from nrr_stats.parser import ConfigTracker, Rules
 from nrr_stats.proposal import Proposal, proposal_change, read_proposal
 from nrr_stats.similarity.repeats import under_current_config
@@ -200,8 +201,12 @@ class Checker:
             identity = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
             if self._prior is None or self._prior[0] != identity:
                 self._prior = (identity, load(path))
-        except (NrrInputError, OSError):
-            if load is load_posterior:  # an unreadable fit: fall back as if there were none
+        except (NrrInputError, OSError) as error:
+            if load is load_posterior:  # an unreadable fit: fall back, and say so
+                instead = (
+                    "the population prior" if self.use_population_prior else "the conjugate form"
+                )
+                warn(f"{error}; answering from {instead} until `nrr fit` stores a new fit")
                 return self._fallback_prior()
             raise
         return self._prior[1]
@@ -298,12 +303,29 @@ class Checker:
     ) -> dict[str, Any]:
         """Answer a proposal (text, `KEY = value` lines, a unified diff): verdict, reason,
         p_keep with its 90% interval, similar failures, the patterns of its category, how it
-        was read, NRR's field names (the README's JSON contract). A proposal changing several
-        values is answered for its riskiest change, every change listed in `changes_checked`.
+        was read, NRR's field names (the README's JSON contract), and `warnings`: what the
+        answer was given despite (a file beside the bank that did not verify, a decision that
+        could not be recorded), also said on stderr. A proposal changing several values is
+        answered for its riskiest change, every change listed in `changes_checked`.
 
         `description` replaces the proposal's own description lines (NRR's `--description`);
         `record` stores the answer in the bank's decisions (its id in `decision_id`).
         """
+        with collecting() as warnings:
+            result = self._check(
+                proposal_text, session=session, description=description, record=record
+            )
+            result["warnings"] = list(warnings)
+        return result
+
+    def _check(
+        self,
+        proposal_text: str,
+        *,
+        session: str | int | None,
+        description: str | None,
+        record: bool,
+    ) -> dict[str, Any]:
         if not proposal_text or not proposal_text.strip():
             if not description:
                 raise NrrInputError("the proposal is empty")
@@ -343,9 +365,8 @@ class Checker:
         )
         fields.add_nrr_fields(answer, proposal, self.bank)
         if record:
-            session_row = pick_session(self.bank, session)
-            answer["decision_id"] = self.bank.record_decision(
-                text, session_row["id"] if session_row else None, answer
+            answer["decision_id"] = _record(
+                self.bank, text, pick_session(self.bank, session), answer
             )
         return answer
 
@@ -436,6 +457,20 @@ class Checker:
             k=SIMILAR_FAILURES,
             search=self._search,
         )
+
+
+def _record(
+    bank: Bank, proposal_text: str, session_row: Mapping[str, Any] | None, result: dict
+) -> int | None:
+    """Record the decision; when the bank cannot take it (locked behind a writer, full,
+    read-only) the answer still stands, with a warning instead of a decision id."""
+    try:
+        return bank.record_decision(
+            proposal_text, session_row["id"] if session_row else None, result
+        )
+    except BankStorageError as error:
+        warn(f"the decision was not recorded: {error.one_line()}")
+        return None
 
 
 def check_proposal(
