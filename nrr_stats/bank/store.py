@@ -373,7 +373,8 @@ class Bank(NkRecordTables):
         """Every session `reference` could name, the most exact kind of match first: an id; else
         the log path as given or resolved; else the session name or key; else the file name."""
         text = str(reference).strip()
-        if text.isdigit():
+        # Only ASCII digits in a bank id's range are an id ('²', '9' * 20 are names).
+        if text.isascii() and text.isdigit() and int(text) < 2**63:
             rows = self.query("SELECT * FROM sessions WHERE id = ?", (int(text),))
             if rows:
                 return rows
