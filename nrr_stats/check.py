@@ -11,7 +11,10 @@ A loop holds one `Checker(bank)`; it keeps, for as long as it is open:
 - per session, its rows (reread when the session or the bank's evidence moves) and its
   engine (rebuilt when the prior changes; otherwise it recomputes the leaves that moved);
 - the similarity search's state for the store's current snapshot.
-`check_proposal(...)` is the one-shot form: a Checker for one answer, closed after it.
+`check_proposal(...)` is the one-shot form: a Checker for one answer, closed after it. `nrr
+check`, the MCP server, the demo and the benchmarks all answer through `Checker.check`; what it
+adds around one change's answer (several changes, `read_as`, NRR's field names) is in
+answer_fields.py.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import nrr_stats.answer_fields as fields
 from nrr_stats.bank import Bank, open_bank
 from nrr_stats.decide import DecisionRule, decide, heed_adopted_records
 from nrr_stats.errors import BankStorageError, NrrInputError
@@ -32,7 +36,7 @@ from nrr_stats.models.evidence import Evidence
 from nrr_stats.models.posterior import CellSummary, KeepAnswer, load_posterior, npz_path_for
 from nrr_stats.notices import collecting, warn
 from nrr_stats.parser import ConfigTracker, Rules
-from nrr_stats.proposal import proposal_change, read_proposal
+from nrr_stats.proposal import Proposal, proposal_change, read_proposal
 from nrr_stats.similarity.repeats import under_current_config
 
 SIMILAR_FAILURES = 5
@@ -294,28 +298,85 @@ class Checker:
         proposal_text: str,
         *,
         session: str | int | None = None,
+        description: str | None = None,
         record: bool = True,
     ) -> dict[str, Any]:
-        """Answer one proposal: verdict, reason, p_keep with its 90% interval, similar
-        failures, the patterns of its category (the README's JSON contract), and `warnings`:
-        what the answer was given despite (a file beside the bank that did not verify, a
-        decision that could not be recorded), also said on stderr."""
+        """Answer a proposal (text, `KEY = value` lines, a unified diff): verdict, reason,
+        p_keep with its 90% interval, similar failures, the patterns of its category, how it
+        was read, NRR's field names (the README's JSON contract), and `warnings`: what the
+        answer was given despite (a file beside the bank that did not verify, a decision that
+        could not be recorded), also said on stderr. A proposal changing several values is
+        answered for its riskiest change, every change listed in `changes_checked`.
+
+        `description` replaces the proposal's own description lines (NRR's `--description`);
+        `record` stores the answer in the bank's decisions (its id in `decision_id`).
+        """
         with collecting() as warnings:
-            result = self._check(proposal_text, session=session, record=record)
+            result = self._check(
+                proposal_text, session=session, description=description, record=record
+            )
             result["warnings"] = list(warnings)
         return result
 
     def _check(
-        self, proposal_text: str, *, session: str | int | None, record: bool
+        self,
+        proposal_text: str,
+        *,
+        session: str | int | None,
+        description: str | None,
+        record: bool,
     ) -> dict[str, Any]:
         if not proposal_text or not proposal_text.strip():
-            raise NrrInputError("the proposal is empty")
+            if not description:
+                raise NrrInputError("the proposal is empty")
+            proposal_text = ""
+        text = fields.with_description(proposal_text, description)
+        proposal = read_proposal(text)
+        changes = proposal.changes
+        if len(changes) <= 1:
+            answer = self._answer_change(proposal, session)
+            answer["changes_checked"] = []
+        else:
+            answers = [
+                (change, self._answer_change(read_proposal(change.text()), session))
+                for change in changes
+            ]
+            riskiest_change, riskiest = max(
+                answers,
+                key=lambda pair: (fields.SEVERITY[pair[1]["verdict"]], -(pair[1]["p_keep"] or 0.0)),
+            )
+            answer = dict(riskiest)
+            answer["reason"] = (
+                f"the riskiest of {len(changes)} changes ({riskiest_change.text()}): "
+                + answer["reason"]
+            )
+            answer["changes_checked"] = [fields.change_summary(c, a) for c, a in answers]
+        answer["read_as"] = {"description": proposal.description, **proposal.read_as()}
+        answer["empty_bank"] = not answer["bank"]["experiments"]
+        if answer["empty_bank"]:
+            answer["reason"] += f"; {fields.EMPTY_BANK_NOTE}"
+        answer["recommended_alternative"] = next(
+            (
+                r.get("recommended_alternative")
+                for r in answer["nk_records"]
+                if r.get("recommended_alternative")
+            ),
+            None,
+        )
+        fields.add_nrr_fields(answer, proposal, self.bank)
+        if record:
+            answer["decision_id"] = _record(
+                self.bank, text, pick_session(self.bank, session), answer
+            )
+        return answer
+
+    def _answer_change(self, proposal: Proposal, session: str | int | None) -> dict[str, Any]:
+        """The engine's answer to a proposal read as one change (the core of `check`)."""
         bank = self.bank
         reading = self.reading()
         session_row = pick_session(bank, session)
         tracker = session_tracker(bank, session_row, self.rules)
         config = tracker.current
-        proposal = read_proposal(proposal_text)
         change = proposal_change(proposal, tracker)
         kept = self._session(session_row)
         answer = self._answer(kept, change.category, change.direction, change.parameter)
@@ -376,8 +437,6 @@ class Checker:
                 "ess_share": _rounded(answer.ess_share),
             },
         }
-        if record:
-            result["decision_id"] = _record(bank, proposal_text, session_row, result)
         return result
 
     def _similar_failures(
@@ -435,6 +494,7 @@ def check_proposal(
     *,
     bank: Bank | str | Path | None = None,
     session: str | int | None = None,
+    description: str | None = None,
     rules: Rules | None = None,
     decision_rule: DecisionRule = DecisionRule(),
     record: bool = True,
@@ -444,7 +504,7 @@ def check_proposal(
     with Checker(
         bank, rules=rules, decision_rule=decision_rule, use_population_prior=use_population_prior
     ) as checker:
-        return checker.check(proposal_text, session=session, record=record)
+        return checker.check(proposal_text, session=session, description=description, record=record)
 
 
 def patterns(

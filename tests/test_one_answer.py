@@ -226,3 +226,34 @@ def test_the_public_api_is_importable_and_lazy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# Within the bank: `open_bank` (connect.py) stands above both backends, each backend above the
+# `Bank` they return (store.py), and nothing below imports what stands above it.
+BANK_LAYERS = {
+    "store.py": ("nrr_stats.bank.connect", "nrr_stats.bank.sqlite", "nrr_stats.bank.postgres"),
+    "nk_records.py": (
+        "nrr_stats.bank.connect",
+        "nrr_stats.bank.sqlite",
+        "nrr_stats.bank.postgres",
+        "nrr_stats.bank.store",
+    ),
+    "sqlite.py": ("nrr_stats.bank.connect", "nrr_stats.bank.postgres"),
+    "postgres.py": ("nrr_stats.bank.connect", "nrr_stats.bank.sqlite"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(BANK_LAYERS))
+def test_the_bank_backends_stand_between_bank_and_open_bank(module: str) -> None:
+    imported = _imports(PACKAGE / "bank" / module)
+    # `nrr_stats.bank` itself is above too: its __init__ imports connect.py.
+    bad = [m for m in imported if m.startswith(BANK_LAYERS[module]) or m == "nrr_stats.bank"]
+    assert not bad, f"bank/{module} imports {bad}"
+
+
+def test_open_bank_is_above_both_backends() -> None:
+    imported = _imports(PACKAGE / "bank" / "connect.py")
+    assert {"nrr_stats.bank.sqlite", "nrr_stats.bank.postgres"} <= imported
+    assert (PACKAGE / "bank" / "sqlite.py").exists() and "sqlite3" not in _imports(
+        PACKAGE / "bank" / "store.py"
+    )

@@ -1,25 +1,28 @@
 """Store results logs in the bank: read, parse, classify, then write in one transaction.
 
 Re-ingesting a log adds nothing twice (a log is keyed by its header and first row, a row by
-its number in the log), and a log that grew adds only its new rows.
+its number in the log), and a log that grew adds only its new rows (without parsing the rows
+already stored again). A last line without its newline is not yet a row; a changed last row is
+an update of that row; forks are told apart by their rows and their files (`match_session`).
 """
 
 from __future__ import annotations
 
 import json
-import re
+import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nrr_stats.bank.store import Bank, utc_now
+from nrr_stats.bank.store import EXPERIMENT_COLUMNS, Bank, utc_now
 from nrr_stats.errors import NrrInputError
 from nrr_stats.ingest import ResultsLog, classify_outcomes, metric_deltas, read_results_log
+from nrr_stats.ingest.outcomes import BASELINE_ROW
 from nrr_stats.parser import ConfigTracker, Rules
 
 
@@ -41,6 +44,8 @@ class IngestSummary:
     columns: dict[str, str | None] = field(default_factory=dict)
     repairs: list[str] = field(default_factory=list)
     other_statuses: dict[str, int] = field(default_factory=dict)
+    rows_updated: int = 0  # stored rows this log changed (its last row, finished since)
+    pending_line: int | None = None  # a last line with no newline yet: read next time
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +55,8 @@ class IngestSummary:
             "rows_read": self.rows_read,
             "rows_added": self.rows_added,
             "rows_already_present": self.rows_already_present,
+            "rows_updated": self.rows_updated,
+            "pending_line": self.pending_line,
             "rows_skipped": [{"line": line, "reason": reason} for line, reason in self.bad_rows],
             "status_counts": self.status_counts,
             "metric": self.metric_name,
@@ -59,9 +66,6 @@ class IngestSummary:
             "repairs": self.repairs,
             "other_statuses": self.other_statuses,
         }
-
-
-_BASELINE = re.compile(r"^\W*baseline\b", re.IGNORECASE)
 
 
 def _printable(text: str, limit: int = 200) -> str:
@@ -76,8 +80,8 @@ def leading_reference_rows(descriptions: Sequence[str], raw_statuses: Sequence[s
     description or raw status says `baseline`."""
     count = 1 if descriptions else 0
     while count < len(descriptions) and (
-        _BASELINE.match(descriptions[count])
-        or (count < len(raw_statuses) and _BASELINE.match(raw_statuses[count]))
+        BASELINE_ROW.match(descriptions[count])
+        or (count < len(raw_statuses) and BASELINE_ROW.match(raw_statuses[count]))
     ):
         count += 1
     return count
@@ -92,6 +96,12 @@ def experiment_rows(
     experiments, so they never count as keeps (their raw status is kept as written).
     Pass a `tracker` to read what it knows after the last row.
     """
+    tracker = tracker if tracker is not None else ConfigTracker(rules)
+    return list(_experiment_rows(log, tracker, 0))
+
+
+def _classified(log: ResultsLog) -> tuple[list[str | None], np.ndarray, int]:
+    """(outcome, delta per row, leading reference rows) of the whole log."""
     # Raw statuses: a `BASELINE` status sets the reference as a baseline description does; a
     # status the reader inferred for this log ('1' in a 'kept' column) is passed as read.
     statuses = [row.raw_status if row.status == "other" else row.status for row in log.rows]
@@ -101,58 +111,185 @@ def experiment_rows(
     descriptions = [row.description for row in log.rows]
     outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
     deltas = metric_deltas(metrics, statuses, log.metric_direction, descriptions)
-    tracker = tracker if tracker is not None else ConfigTracker(rules)
+    return list(outcomes), deltas, leading_reference_rows(descriptions, statuses)
+
+
+def _delta(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _experiment_rows(
+    log: ResultsLog,
+    tracker: ConfigTracker,
+    start: int,
+    classified: tuple[list[str | None], np.ndarray, int] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Bank rows of the log from position `start` on, made one at a time (the tracker has seen
+    the rows before `start`); outcomes and deltas use the whole log."""
+    outcomes, deltas, references = classified or _classified(log)
     now = utc_now()
-    references = leading_reference_rows(descriptions, statuses)
-    rows = []
-    for index, (row, outcome, delta) in enumerate(zip(log.rows, outcomes, deltas, strict=True)):
+    for index in range(start, len(log.rows)):
+        row, outcome, delta = log.rows[index], outcomes[index], deltas[index]
         config_before = json.dumps(tracker.current, sort_keys=True, ensure_ascii=False)
         parsed = tracker.parse(row.description)
         tracker.observe(parsed, kept=row.status == "keep")
-        rows.append(
-            {
-                "ordinal": index,
-                "row_number": row.row_number,
-                "line_number": row.line_number,
-                "experiment_id": row.experiment_id,
-                "metric": row.metric,
-                "status": "other" if index < references else row.status,
-                "raw_status": row.raw_status,
-                "description": row.description,
-                **parsed.bank_fields(),
-                "outcome": outcome,
-                "delta": None if delta is None or not np.isfinite(delta) else float(delta),
-                "config_before": config_before,
-                "evidence_weight": 1.0,
-                "fields_json": json.dumps(row.fields, ensure_ascii=False),
-                "ingested_at": now,
-            }
-        )
-    return rows
+        yield {
+            "ordinal": index,
+            "row_number": row.row_number,
+            "line_number": row.line_number,
+            "experiment_id": row.experiment_id,
+            "metric": row.metric,
+            "status": "other" if index < references else row.status,
+            "raw_status": row.raw_status,
+            "description": row.description,
+            **parsed.bank_fields(),
+            "outcome": outcome,
+            "delta": _delta(delta),
+            "config_before": config_before,
+            "evidence_weight": 1.0,
+            "fields_json": _fields_json(row.fields),
+            "ingested_at": now,
+        }
 
 
-def matching_session_key(bank: Bank, session_key: str, rows: Sequence[dict[str, Any]]) -> str:
-    """The key of the stored session this log continues, or a fresh one for a fork.
+def _fields_json(fields: dict[str, str]) -> str:
+    return json.dumps(fields, ensure_ascii=False)
 
-    Two logs can share a header and first row (a fork of the same baseline). A stored session is
-    this log only if every row they both hold is the same; otherwise the log is stored as a new
-    session under `key#2`, `key#3`, ... (found again, identically, when it is re-ingested).
+
+@dataclass
+class _Stored:
+    """A stored session of the log's key family, compared row by row with the log."""
+
+    key: str
+    session_id: int
+    source_path: str
+    rows: int  # rows stored
+    agrees: bool  # every row both hold is the same, but perhaps the stored last one
+    changed_last: int | None  # the ordinal of the stored last row, when the log changes it
+    tracker_state: dict[str, Any]
+
+
+@dataclass
+class SessionMatch:
+    """Where a log goes: a stored session (its id) or a new one (id None) under `key`."""
+
+    key: str
+    session_id: int | None = None
+    stored_rows: int = 0
+    update_ordinal: int | None = None  # the stored last row this log rewrote
+    moved_from: str | None = None  # the stored session's old path, when the log was moved
+    tracker_state: dict[str, Any] = field(default_factory=dict)
+
+
+def _compare(
+    bank: Bank, session_id: int, fields: Sequence[str]
+) -> tuple[int, bool, int | None, str]:
+    """(rows stored, agrees, changed last ordinal, its stored fields) of a stored session
+    against the log's rows, read in order a batch at a time."""
+    count, changed, after, was = 0, None, -1, ""
+    agrees = True
+    while batch := bank.query(
+        "SELECT ordinal, fields_json FROM experiments WHERE session_id = ? AND ordinal > ?"
+        " ORDER BY ordinal LIMIT 2000",
+        (session_id, after),
+    ):
+        for row in batch:
+            ordinal, stored = row["ordinal"], row["fields_json"]
+            count += 1
+            if changed is not None:
+                agrees = False  # a changed row that is not the last
+            if ordinal < len(fields) and fields[ordinal] != stored:
+                changed, was = ordinal, stored
+        after = batch[-1]["ordinal"]
+    return count, agrees, changed, was
+
+
+def _file_id(path: Path) -> list[int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return [status.st_dev, status.st_ino]
+
+
+def _is_torn(stored: str, now: str) -> bool:
+    """True when a stored row reads as the log's row cut short (each field as stored is the
+    start of the field now): a line read while it was being written."""
+    before, after = json.loads(stored), json.loads(now)
+    return before.keys() == after.keys() and all(
+        after[name].startswith(value) for name, value in before.items()
+    )
+
+
+def _source_path(path: Path) -> str:
+    """Where a session's log is, as stored: the path resolved (`nrr check --session PATH`)."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return os.path.abspath(path)
+
+
+def _same_file(stored: str, path: Path) -> bool:
+    if os.path.abspath(stored) in (os.path.abspath(path), _source_path(path)):
+        return True
+    try:
+        return os.path.samefile(stored, path)
+    except OSError:
+        return False
+
+
+def match_session(bank: Bank, session_key: str, fields: Sequence[str], path: Path) -> SessionMatch:
+    """The stored session this log continues, or a fresh key for a new one (a fork).
+
+    Logs that share a header and first row (forks of one baseline) share a key; sessions with it
+    are `key`, `key#2`, ... A stored session is this log's when the rows both hold are the same
+    and one of: it was read from this file (then a changed last row is an update of that row
+    when it was stored cut short by a writer, or the file is the one it was read from, rewritten
+    in place by its loop; a new file at the path is another log); the log adds nothing to it (a
+    copy or an export); or its file is gone (the log was moved). A log at another path that extends a
+    session whose file still exists is a sibling fork, stored as its own session.
     """
-    fields = {row["ordinal"]: row["fields_json"] for row in rows}
+    stored: list[_Stored] = []
     suffix = 1
     while True:
-        candidate = session_key if suffix == 1 else f"{session_key}#{suffix}"
-        found = bank.query("SELECT id FROM sessions WHERE session_key = ?", (candidate,))
-        if not found:
-            return candidate
-        stored = bank.query(
-            "SELECT ordinal, fields_json FROM experiments WHERE session_id = ?", (found[0]["id"],)
+        key = session_key if suffix == 1 else f"{session_key}#{suffix}"
+        found = bank.query(
+            "SELECT id, source_path, tracker_state FROM sessions WHERE session_key = ?", (key,)
         )
-        if all(
-            fields.get(row["ordinal"], row["fields_json"]) == row["fields_json"] for row in stored
+        if not found:
+            break
+        count, agrees, changed, was = _compare(bank, found[0]["id"], fields)
+        state = json.loads(found[0]["tracker_state"] or "{}")
+        if changed is not None and not (
+            _is_torn(was, fields[changed]) or state.get("file") == _file_id(path)
         ):
-            return candidate
+            # Not the same file rewritten in place (a new log at the path, the old one rotated
+            # away) and not a row cut short: the changed row makes it another log.
+            agrees = False
+        stored.append(
+            _Stored(key, found[0]["id"], found[0]["source_path"], count, agrees, changed, state)
+        )
         suffix += 1
+
+    def chosen(entry: _Stored, **extra: Any) -> SessionMatch:
+        return SessionMatch(
+            entry.key, entry.session_id, entry.rows, tracker_state=entry.tracker_state, **extra
+        )
+
+    for entry in stored:
+        if entry.agrees and _same_file(entry.source_path, path):
+            return chosen(entry, update_ordinal=entry.changed_last)
+    for entry in stored:
+        if entry.agrees and entry.changed_last is None and len(fields) <= entry.rows:
+            return chosen(entry)
+    for entry in stored:
+        if entry.agrees and entry.changed_last is None and not os.path.lexists(entry.source_path):
+            return chosen(entry, moved_from=entry.source_path)
+    return SessionMatch(key)
+
+
+INSERT_BATCH = 1000
+PROGRESS_ROWS = 20_000  # logs with more rows report progress
 
 
 def ingest_logs(
@@ -163,19 +300,26 @@ def ingest_logs(
     metric: str | None = None,
     direction: str | None = None,
     rules: Rules | None = None,
+    finished: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
     session_name: str | None = None,
 ) -> list[IngestSummary]:
     """Ingest several logs as ONE transaction: a fatal fault in any file writes nothing.
 
     With `strict`, any bad row is fatal; otherwise good rows are stored and each bad row is
-    reported by line in its summary. `session_name` names the session (one log only): a log
-    ingested under a name is its own session, never merged with another loop's log.
+    reported by line in its summary. A last line without its newline is not read (a loop may be
+    writing it; it is read on the next ingest) unless `finished` says the logs are complete.
+    `progress(path, rows done, rows)` is called now and then on logs of many rows.
+    `session_name` names the session (one log only): a log ingested under a name is its own
+    session, never merged with another loop's log.
     """
     if session_name is not None and len(paths) != 1:
         raise NrrInputError("--session-name names one log's session: give one log")
     prepared = []
     for path in paths:
-        log = read_results_log(path, metric=metric, direction=direction)
+        log = read_results_log(
+            path, metric=metric, direction=direction, hold_unterminated=not finished
+        )
         if strict and log.bad_rows:
             first = log.bad_rows[0]
             more = f" (and {len(log.bad_rows) - 1} more bad rows)" if len(log.bad_rows) > 1 else ""
@@ -186,55 +330,123 @@ def ingest_logs(
             )
         if not log.rows:
             raise NrrInputError("no readable rows", path=str(path))
-        tracker = ConfigTracker(rules)
-        prepared.append((log, experiment_rows(log, rules, tracker), tracker.state()))
+        prepared.append(log)
 
     summaries = []
     with bank.transaction():
         bank.lock_inserts()  # before any session row lock: two ingests never wait on each other
-        for log, rows, tracker_state in prepared:
-            key = log.session_key if session_name is None else f"{log.session_key}@{session_name}"
-            session_key = matching_session_key(bank, key, rows)
-            session_id, created = bank.upsert_session(
-                {
-                    "session_key": session_key,
-                    "name": session_name or Path(log.path).name,
-                    "source_path": str(Path(log.path).resolve()),
-                    "metric_name": log.metric_name,
-                    "metric_direction": log.metric_direction,
-                    "direction_source": log.direction_source,
-                    "header": log.header,
-                }
-            )
-            for row in rows:
-                row["session_id"] = session_id
-            added = bank.insert_experiments(rows)
-            bank.set_tracker_state(session_id, tracker_state)
-            bank.update_outcomes(
-                session_id, {r["ordinal"]: (r["outcome"], r["delta"]) for r in rows}
-            )
-            summaries.append(
-                IngestSummary(
-                    path=str(log.path),
-                    session_id=session_id,
-                    session_created=created,
-                    rows_read=len(rows),
-                    rows_added=added,
-                    rows_already_present=len(rows) - added,
-                    bad_rows=[(bad.line_number, bad.reason) for bad in log.bad_rows],
-                    status_counts=dict(Counter(r["status"] for r in rows)),
-                    metric_name=log.metric_name,
-                    metric_direction=log.metric_direction,
-                    direction_source=log.direction_source,
-                    columns=dict(log.columns),
-                    repairs=[_printable(note) for note in log.repairs],
-                    other_statuses=dict(
-                        Counter(_printable(r["raw_status"]) for r in rows if r["status"] == "other")
-                    ),
-                )
-            )
+        for log in prepared:
+            summaries.append(_store_log(bank, log, rules, progress, session_name))
     _sync_features(bank, [summary.session_id for summary in summaries])
     return summaries
+
+
+def _store_log(
+    bank: Bank,
+    log: ResultsLog,
+    rules: Rules | None,
+    progress: Callable[[str, int, int], None] | None,
+    session_name: str | None = None,
+) -> IngestSummary:
+    """Write one read log into its session, inside the caller's transaction."""
+    path = Path(log.path)
+    key = log.session_key if session_name is None else f"{log.session_key}@{session_name}"
+    if bank.query("SELECT id FROM sessions WHERE session_key = ?", (key,)):
+        fields = [_fields_json(row.fields) for row in log.rows]
+        match = match_session(bank, key, fields, path)
+        del fields
+    else:
+        match = SessionMatch(key)  # a log never seen: nothing to compare
+    session_id, created = bank.upsert_session(
+        {
+            "session_key": match.key,
+            "name": session_name or path.name,
+            "source_path": _source_path(path),
+            "metric_name": log.metric_name,
+            "metric_direction": log.metric_direction,
+            "direction_source": log.direction_source,
+            "header": log.header,
+        }
+    )
+    if match.moved_from is not None:
+        bank.execute(
+            "UPDATE sessions SET source_path = ?, name = ? WHERE id = ?",
+            (_source_path(path), session_name or path.name, session_id),
+        )
+    # Rows already stored are not parsed again: the tracker resumes from the state it was
+    # stored with after them (unless a row changed, or the state predates this record).
+    start = 0
+    tracker = ConfigTracker(rules)
+    if (
+        match.update_ordinal is None
+        and match.stored_rows
+        and match.tracker_state.get("rows") == match.stored_rows
+        and match.stored_rows <= len(log.rows)
+    ):
+        start = match.stored_rows
+        tracker = ConfigTracker.from_state(match.tracker_state, rules)
+    added = updated = 0
+    outcomes: dict[int, tuple[str | None, float | None]] = {}
+    batch: list[dict[str, Any]] = []
+    classified = _classified(log)
+    for row in _experiment_rows(log, tracker, start, classified):
+        row["session_id"] = session_id
+        if row["ordinal"] < match.stored_rows:  # inserted rows carry theirs already
+            outcomes[row["ordinal"]] = (row["outcome"], row["delta"])
+        if row["ordinal"] == match.update_ordinal:
+            updated += _replace_row(bank, row)
+            continue
+        batch.append(row)
+        if len(batch) >= INSERT_BATCH:
+            added += bank.insert_experiments(batch)
+            batch = []
+            if progress is not None and len(log.rows) >= PROGRESS_ROWS:
+                progress(log.path, row["ordinal"] + 1, len(log.rows))
+    added += bank.insert_experiments(batch)
+    if start:
+        outcomes.update((i, (classified[0][i], _delta(classified[1][i]))) for i in range(start))
+    if len(log.rows) >= match.stored_rows:
+        # A shorter read (a rewriter caught mid-write) leaves the session's state as it was.
+        state = {**tracker.state(), "rows": len(log.rows), "file": _file_id(path)}
+        bank.set_tracker_state(session_id, state)
+        bank.update_outcomes(session_id, outcomes)
+    if progress is not None and len(log.rows) >= PROGRESS_ROWS:
+        progress(log.path, len(log.rows), len(log.rows))
+    references = classified[2]
+    statuses = ["other" if i < references else row.status for i, row in enumerate(log.rows)]
+    others = (
+        _printable(r.raw_status) for r, s in zip(log.rows, statuses, strict=True) if s == "other"
+    )
+    return IngestSummary(
+        path=str(log.path),
+        session_id=session_id,
+        session_created=created,
+        rows_read=len(log.rows),
+        rows_added=added,
+        rows_already_present=len(log.rows) - added - updated,
+        bad_rows=[(bad.line_number, bad.reason) for bad in log.bad_rows],
+        status_counts=dict(Counter(statuses)),
+        metric_name=log.metric_name,
+        metric_direction=log.metric_direction,
+        direction_source=log.direction_source,
+        columns=dict(log.columns),
+        repairs=[_printable(note) for note in log.repairs],
+        other_statuses=dict(Counter(others)),
+        rows_updated=updated,
+        pending_line=log.pending_line,
+    )
+
+
+_UPDATED_COLUMNS = [c for c in EXPERIMENT_COLUMNS if c not in ("session_id", "ordinal")]
+
+
+def _replace_row(bank: Bank, row: dict[str, Any]) -> int:
+    """Rewrite a stored row in place (its id, and the records that cite it, stay)."""
+    assignments = ", ".join(f"{column} = ?" for column in _UPDATED_COLUMNS)
+    return bank.execute(
+        f"UPDATE experiments SET {assignments} WHERE session_id = ? AND ordinal = ?",
+        [row[c] for c in _UPDATED_COLUMNS] + [row["session_id"], row["ordinal"]],
+    ).rowcount
 
 
 def _sync_features(bank: Bank, session_ids: list[int]) -> None:

@@ -83,6 +83,12 @@ def ingest(
         help="Name this log's session (one log): two loops' results.tsv stay apart by name.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summaries as JSON lines."),
+    finished: bool = typer.Option(
+        False,
+        "--finished",
+        help="The logs are complete: read a last line that has no newline (by default it is "
+        "read on the next ingest, as the loop may still be writing it).",
+    ),
     follow: bool = typer.Option(
         False,
         "--follow",
@@ -134,6 +140,8 @@ def ingest(
             metric=metric,
             direction=direction,
             rules=parsed_rules,
+            finished=finished,
+            progress=_ingest_progress(),
             session_name=session_name,
         )
         if model is not None:
@@ -146,11 +154,35 @@ def ingest(
             print(f"nrr: {summary.path}: warning: {repair}", file=sys.stderr)
         for line, reason in summary.bad_rows:
             print(f"nrr: {summary.path}:{line}: skipped: {reason}", file=sys.stderr)
+        if summary.pending_line is not None:
+            print(
+                f"nrr: {summary.path}:{summary.pending_line}: not read yet: the last line has no"
+                " newline (still being written?); it is read on the next ingest (--finished: now)",
+                file=sys.stderr,
+            )
     if as_json:
         for summary in summaries:
             print(json.dumps(summary.as_dict(), ensure_ascii=False))
     else:
         print_table(ingest_table(summaries))
+
+
+def _ingest_progress(every: float = 5.0):
+    """A progress callback printing to stderr at most every `every` seconds, and at the end."""
+    import time
+
+    started = time.monotonic()
+    last = [started]
+
+    def report(path: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < every:
+            return
+        last[0] = now
+        rate = done / max(now - started, 1e-9)
+        print(f"nrr: {path}: {done:,} of {total:,} rows ({rate:,.0f} rows/s)", file=sys.stderr)
+
+    return report
 
 
 @app.command()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.ingest.columns import (
@@ -28,6 +29,7 @@ from nrr_stats.ingest.text import (
     LITERAL_NEWLINE,
     LITERAL_TAB,
     PhysicalLine,
+    ends_unterminated,
     has_open_quote,
     is_missing,
     is_number,
@@ -40,6 +42,9 @@ from nrr_stats.ingest.text import (
 
 HEADER_SEARCH_LINES = 20
 MAX_PROFILE_ROWS = 2000  # rows read to choose columns and learn their shapes
+# Fields beyond two rows' worth that a line may hold (delimiters inside a description); more is a
+# bad row, never folded into one enormous description.
+MAX_EXTRA_FIELDS = 32
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class ResultsLog:
     repairs: list[str] = field(
         default_factory=list
     )  # what the reader inferred or mended, said plainly
+    pending_line: int | None = None  # an unterminated last line held back (hold_unterminated)
 
 
 @dataclass
@@ -93,16 +99,54 @@ class _Candidate:
     pieces: list[list[str]] | None = None  # rows run together on one line via a literal '\n'
 
 
+_NOT_REGULAR = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
 def _read_bytes(path: str | os.PathLike[str]) -> bytes:
-    target = Path(path)
-    if not target.exists():
-        raise NrrInputError("no such file", path=str(path))
-    if target.is_dir():
-        raise NrrInputError("is a directory, not a results log", path=str(path))
+    """The file's bytes; anything but a regular file is refused at once (reading a FIFO with no
+    writer, or a device, may never end)."""
+    shown = str(path)
     try:
-        return target.read_bytes()
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as error:
-        raise NrrInputError(f"cannot read: {error.strerror or error}", path=str(path)) from None
+        raise NrrInputError(_open_fault(error, path), path=shown) from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        if stat.S_ISDIR(mode):
+            raise NrrInputError("is a directory, not a results log", path=shown)
+        kind = _NOT_REGULAR.get(stat.S_IFMT(mode), "a special file")
+        raise NrrInputError(f"not a regular file ({kind}): refused", path=shown)
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            return handle.read()
+        except OSError as error:
+            raise NrrInputError(f"cannot read: {error.strerror or error}", path=shown) from None
+
+
+def _open_fault(error: OSError, path: str | os.PathLike[str]) -> str:
+    if error.errno == errno.ELOOP:
+        return "symlink loop (too many levels of symbolic links)"
+    if error.errno == errno.ENOENT:
+        return "symlink to a missing file" if os.path.islink(path) else "no such file"
+    if error.errno == errno.EISDIR:
+        return "is a directory, not a results log"
+    return f"cannot read: {error.strerror or error}"
+
+
+def _hold_unterminated(data: bytes) -> tuple[bytes, bool]:
+    """(the bytes up to the last line end, whether a non-blank unterminated last line was cut):
+    a last line without its newline may be a row still being written, so it is not yet a row."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or not ends_unterminated(data):
+        return data, False  # UTF-16 line ends are two bytes; such logs are read whole
+    cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    return data[:cut], bool(data[cut:].strip())
 
 
 def _unique_names(cells: list[str]) -> list[str]:
@@ -354,6 +398,13 @@ def _read_rows(
         if oversized:
             bad.append(BadRow(line.number, row_number, oversized))
             continue
+        if len(candidate.cells) > 2 * len(header) + MAX_EXTRA_FIELDS:
+            reason = (
+                f"ragged row: {len(candidate.cells)} fields for {len(header)} columns"
+                f" (over {2 * len(header) + MAX_EXTRA_FIELDS} cannot be one or two rows)"
+            )
+            bad.append(BadRow(line.number, row_number, reason))
+            continue
         if candidate.pieces is not None:
             groups = candidate.pieces
         elif len(candidate.cells) > len(header) and len(candidate.cells) >= 2 * len(header) - 3:
@@ -421,8 +472,12 @@ def read_results_log(
     metric: str | None = None,
     direction: str | None = None,
     max_field_bytes: int = 65536,
+    hold_unterminated: bool = False,
 ) -> ResultsLog:
     """Read a results log; file-level faults raise NrrInputError, row-level faults become BadRows.
+
+    With `hold_unterminated` a last line without its line end is not read (a loop may be writing
+    it): its number is `pending_line`, and it is read once its newline is written.
 
     Row numbers follow EVALUATION.md: the index among non-blank, non-comment lines after the first
     such line. Data rows written before the real header (a log whose header is on line 3) are read
@@ -431,8 +486,12 @@ def read_results_log(
     shown = str(path)
     repairs: list[str] = []
     data = _read_bytes(path)
+    held = False
+    if hold_unterminated:
+        data, held = _hold_unterminated(data)
     if not data.strip():
-        raise NrrInputError("empty file", path=shown)
+        fault = "only an unfinished first line (no newline yet)" if held else "empty file"
+        raise NrrInputError(fault, path=shown)
     lines = split_lines(data)
     fallen_back = [line.number for line in lines if line.fallback]
     if fallen_back:
@@ -514,6 +573,7 @@ def read_results_log(
         bad_rows=sorted(bad, key=lambda b: b.line_number),
         session_key=_session_key(header, first_cells),
         repairs=repairs,
+        pending_line=len(lines) + 1 if held else None,
     )
 
 

@@ -23,7 +23,15 @@ _MISSING = re.compile(
     r"fail(ed)?|timeout|killed|skip(ped)?|tbd|pending|x)$",
     re.IGNORECASE,
 )
+# One line end: LF with any CRs before it (CRLF, and CR CR LF from a CRLF file converted twice),
+# or a lone CR.
+_LINE_END = re.compile(rb"\r*\n|\r")
 _SEPARATOR_ROW = re.compile(r"^[\s|+:]*([-=_~*]{3,}[\s|+:]*)+$")
+
+
+def ends_unterminated(data: bytes) -> bool:
+    """True when the last line has no line end: a writer may still be appending to it."""
+    return bool(data) and not data.endswith((b"\n", b"\r"))
 
 
 FALLBACK_ENCODING = "cp1252"  # Windows-1252, a superset of Latin-1's printable characters
@@ -74,21 +82,19 @@ class PhysicalLine:
 
 
 def split_lines(data: bytes) -> list[PhysicalLine]:
-    """Split on LF, CRLF or lone CR (old Mac files) and decode each line on its own (decode_line)."""
+    """Split on LF, CRLF or lone CR (old Mac files), mixed in any way, and decode each line on
+    its own (decode_line)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         # Undecodable UTF-16 is left as is: its lines then fail UTF-8 below and are reported.
         with contextlib.suppress(UnicodeDecodeError):
             data = data.decode("utf-16").encode("utf-8")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if b"\n" not in data and b"\r" in data:
-        data = data.replace(b"\r", b"\n")
-    chunks = data.split(b"\n")
+    chunks = _LINE_END.split(data)
     if chunks and chunks[-1] == b"":
         chunks.pop()
     lines = []
     for number, chunk in enumerate(chunks, start=1):
-        chunk = chunk.rstrip(b"\r")
         text, fallback = decode_line(chunk)
         lines.append(PhysicalLine(number, text, chunk, fallback))
     return lines
