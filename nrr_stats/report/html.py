@@ -162,7 +162,8 @@ def _fit_section(fit: FitSection, prior_source: str) -> str:
     return f"""<h2>Fit</h2>
 <p>{said} <code>{esc(fit.path)}</code>: {summary}.
 {"Failures: " + esc("; ".join(map(str, failures))) + "." if failures else ""}</p>
-<p class="note">As <code>az.summary</code> gives it (logit scale; 90% HDI).</p>
+<p class="note">As <code>az.summary</code> gives it (90% HDI): alpha and the effects on the logit
+scale, nu the leaf concentration.</p>
 <h3>Hyperparameters</h3>{_fit_table(fit.hyperparameters, "fit-summary")}
 <details><summary>Group effects ({len(fit.effects)})</summary>
 {_fit_table(fit.effects, "fit-effects")}</details>"""
