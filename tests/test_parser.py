@@ -109,7 +109,7 @@ def test_seed_descriptions_parse_to_category_and_direction(
         ("increase _DELTA_WEIGHT from 1.0 to 3.0", "other", "increase"),
         ("阶段 2 切块数 48→24", "other", "decrease"),
         ("revert LR to 0.04", "other", "other"),
-        ("recapture extension at depth>=3", "other", "other"),
+        ("recapture extension at depth>=3", "other", "add"),  # a named technique proposes adding it
         ("enable cooldown 2 bars", "other", "add"),
         ("raise freshness_weight 0.30->0.38 (reward newer articles)", "other", "increase"),
         ("Add a fourth convolutional block with 256 filters", "model_depth", "increase"),
@@ -119,7 +119,7 @@ def test_seed_descriptions_parse_to_category_and_direction(
         ("raise TOTAL_BATCH_SIZE from 2**16 to 2**17", "batch_size", "increase"),
         ("U-net skip connections: add skip from early layers", "architecture_other", "add"),
         ("stop loss 2% -> 1.5%", "other", "decrease"),
-        ("num_warps 4->8", "other", "increase"),
+        ("num_warps 4->8", "systems", "increase"),  # issue 13: warps are systems words
         ("enable torch.compile", "systems", "add"),
         ("MLP 6x->8x", "model_width", "increase"),
         ("Auto-research iteration", "other", "other"),
@@ -313,7 +313,8 @@ def test_parse_log_descriptions_is_prefix_safe() -> None:
     full = parse_log_descriptions(descriptions, statuses)
     for t in range(len(descriptions)):
         changed_future = descriptions[: t + 1] + ["LR 9.0"] * (len(descriptions) - t - 1)
-        again = parse_log_descriptions(changed_future, ["keep"] * len(descriptions))
+        future_statuses = statuses[: t + 1] + ["keep"] * (len(descriptions) - t - 1)
+        again = parse_log_descriptions(changed_future, future_statuses)
         assert again[t] == full[t]
     assert [p.direction for p in full[2:4]] == ["increase", "decrease"]
 

@@ -78,10 +78,13 @@ TEXT = st.one_of(st.text(max_size=300), st.lists(WORDS, max_size=40).map(" ".joi
 
 
 def in_vocabulary(parsed) -> bool:
+    fields = {k: v for k, v in parsed.as_dict().items() if k != "parts"}
     return (
         parsed.category in CATEGORIES
         and parsed.direction in DIRECTIONS
-        and all(isinstance(value, str) for value in parsed.as_dict().values())
+        and all(isinstance(value, str) for value in fields.values())
+        and (parsed.category == "multiple") == bool(parsed.parts)
+        and all(in_vocabulary(part) and part.category != "multiple" for part in parsed.parts)
     )
 
 

@@ -42,6 +42,9 @@ EXPERIMENT_COLUMNS = (
     "ingested_at",
 )
 
+# What a parse of a description sets on its row (`Bank.update_parsed`).
+PARSED_COLUMNS = ("category", "direction", "parameter", "from_value", "to_value", "config_before")
+
 
 def utc_now() -> str:
     """The current time as an ISO-8601 UTC string, the bank's one time format."""
@@ -219,6 +222,34 @@ class Bank:
             self.execute(
                 "UPDATE experiments SET outcome = ?, delta = ? WHERE session_id = ? AND ordinal = ?",
                 (outcome, delta, session_id, ordinal),
+            )
+
+    def update_parsed(self, session_id: int, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store a new parse of rows (by ordinal): category, direction, parameter, from, to and
+        the kept configuration before each; return how many rows were written."""
+        statement = (
+            "UPDATE experiments SET category = ?, direction = ?, parameter = ?, from_value = ?,"
+            " to_value = ?, config_before = ? WHERE session_id = ? AND ordinal = ?"
+        )
+        for row in rows:
+            self.execute(
+                statement,
+                [row[c] for c in PARSED_COLUMNS] + [session_id, row["ordinal"]],
+            )
+        return len(rows)
+
+    def cached_parses(self) -> dict[str, dict[str, str]]:
+        """The model parser's cached answers, by description key (`nrr_stats.parser.llm`)."""
+        rows = self.query("SELECT key, value FROM meta WHERE key LIKE 'parse:%'")
+        return {row["key"][len("parse:") :]: json.loads(row["value"]) for row in rows}
+
+    def store_parses(self, answers: Mapping[str, Mapping[str, str]]) -> None:
+        """Cache model parser answers (an empty answer records that the model gave none)."""
+        for key, fields in answers.items():
+            self.execute("DELETE FROM meta WHERE key = ?", (f"parse:{key}",))
+            self.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                (f"parse:{key}", json.dumps(dict(fields), sort_keys=True, ensure_ascii=False)),
             )
 
     def set_tracker_state(self, session_id: int, state: Mapping[str, Any]) -> None:
@@ -456,6 +487,12 @@ class Bank:
             "SELECT id FROM experiments WHERE category = ? AND direction = ?", (category, direction)
         )
         return [int(row["id"]) for row in rows]
+
+    def experiments_where(self, column: str, value: Any) -> list[dict[str, Any]]:
+        """Whole experiment rows whose `column` (id or experiment_id) equals `value`."""
+        if column not in ("id", "experiment_id"):
+            raise ValueError(f"experiments are looked up by id or experiment_id, not {column}")
+        return self.query(f"SELECT * FROM experiments WHERE {column} = ? ORDER BY id", (value,))
 
     def recent_decisions(self, limit: int = 50) -> list[dict[str, Any]]:
         """The last recorded `nrr check` answers, newest first."""

@@ -50,11 +50,10 @@ def run_check(
         text = ""
     else:
         text = read_proposal_text(proposal, proposal_file)
-    parsed_rules = None
-    if rules is not None:
-        from nrr_stats.parser import load_rules
+    from nrr_stats.parser.rules import configured_rules_path, load_rules
 
-        parsed_rules = load_rules(rules)
+    chosen = configured_rules_path(rules, bank)  # --rules, $NRR_RULES, nrr.toml beside the bank
+    parsed_rules = load_rules(chosen) if chosen is not None else None
     with LoopChecker(
         bank, rules=parsed_rules, use_population_prior=not no_population_prior
     ) as checker:

@@ -33,10 +33,12 @@ def _progress(what: str):
     return Console(stderr=True).status(f"nrr: {what}...")
 
 
-def _rules(path: Path | None):
-    from nrr_stats.parser import load_rules
+def _rules(path: Path | None, bank: str | None = None):
+    """`--rules`, else $NRR_RULES, else the rules named in nrr.toml beside the bank; else None."""
+    from nrr_stats.parser.rules import configured_rules_path, load_rules
 
-    return load_rules(path) if path is not None else None
+    chosen = configured_rules_path(path, bank)
+    return load_rules(chosen) if chosen is not None else None
 
 
 @app.command()
@@ -66,6 +68,9 @@ def ingest(
         None, "--direction", help="lower or higher: which way the metric improves."
     ),
     rules: Path = RulesOption,
+    llm_parse: bool = typer.Option(
+        False, "--llm-parse", help="Ask an Anthropic model about what the rules leave at other."
+    ),
     session_name: str = typer.Option(
         None,
         "--session-name",
@@ -88,7 +93,14 @@ def ingest(
 
     if direction is not None and direction not in ("lower", "higher"):
         raise NrrInputError(f"--direction must be lower or higher, not {direction!r}")
-    parsed_rules = _rules(rules)
+    parsed_rules = _rules(rules, bank)
+    model = None
+    if llm_parse:  # before anything is written: without a key, one line and exit 3
+        from nrr_stats.cli.parse import model_parser
+        from nrr_stats.parser import load_rules
+
+        parsed_rules = parsed_rules or load_rules()
+        model = model_parser(parsed_rules)
     if follow:
         from nrr_stats.follow import follow_forever
 
@@ -114,6 +126,11 @@ def ingest(
             rules=parsed_rules,
             session_name=session_name,
         )
+        if model is not None:
+            from nrr_stats.bank.reparse import reparse_with_model
+
+            ingested = {summary.session_id for summary in summaries}
+            reparse_with_model(opened, parsed_rules, model, session_ids=ingested)
     for summary in summaries:
         for repair in summary.repairs:
             print(f"nrr: {summary.path}: warning: {repair}", file=sys.stderr)
@@ -347,7 +364,7 @@ def similar(
             failures_only=failures_only,
             session_id=session_id,
             cell=cell_key,
-            rules=_rules(rules),
+            rules=_rules(rules, bank),
         )
     emit(
         rows,

@@ -88,9 +88,9 @@ def find_experiment(bank: Bank, ident: str) -> dict[str, Any]:
     """An experiment by bank id (digits) or by its id in the log (e.g. the commit); one-line errors otherwise."""
     rows: list[dict[str, Any]] = []
     if ident.isascii() and ident.isdigit() and fits_bank_id(int(ident)):
-        rows = bank.query("SELECT * FROM experiments WHERE id = ?", (int(ident),))
+        rows = bank.experiments_where("id", int(ident))
     if not rows:
-        rows = bank.query("SELECT * FROM experiments WHERE experiment_id = ?", (ident,))
+        rows = bank.experiments_where("experiment_id", ident)
     if not rows:
         raise NrrInputError(
             f"no experiment {ident!r} in the bank (give its bank id or its id in the log)"

@@ -14,7 +14,7 @@ import numpy as np
 
 from nrr_stats.models.posterior import EffectColumns, StoredPosterior, standard_normal
 from nrr_stats.models.rate import BetaMixture, WeightedPoints, heaviest_components
-from nrr_stats.models.special import betaln, expit
+from nrr_stats.models.special import expit, gammaln
 
 GRID_POINTS = 61
 MAX_DRAWS = 500  # evenly thinned draws: the grid multiplies the cost by GRID_POINTS
@@ -30,7 +30,13 @@ class SessionGrid:
     ):
         total = prior.n_draws
         keep = np.linspace(0, total - 1, min(max_draws, total)).round().astype(int)
-        d = {name: np.asarray(values)[keep] for name, values in prior.draws.items()}
+        # Scalar draws are thinned here; effect matrices column by column when read (never copied).
+        d = {
+            name: np.asarray(values)[keep]
+            for name, values in prior.draws.items()
+            if np.ndim(values) == 1
+        }
+        m = prior.draws
         self.alpha = np.asarray(d["alpha"], dtype=np.float64)
         self.nu = np.asarray(d["nu"], dtype=np.float64)
         sigma = np.maximum(np.asarray(d["sigma_sess"], dtype=np.float64), 1e-3)
@@ -40,13 +46,15 @@ class SessionGrid:
         self.phase = 0.0
         self.log_prior = self._log_prior(0.0)
         names = prior.column_index
-        self.cat = EffectColumns(d["a_cat"], names["categories"], d["sigma_cat"], "cat")
-        self.cell = EffectColumns(d["b_cell"], names["cells"], d["sigma_cell"], "cell")
-        self.param = EffectColumns(d["e_param"], names["parameters"], d["sigma_param"], "param")
+        self.cat = EffectColumns(m["a_cat"], names["categories"], d["sigma_cat"], "cat", rows=keep)
+        self.cell = EffectColumns(m["b_cell"], names["cells"], d["sigma_cell"], "cell", rows=keep)
+        self.param = EffectColumns(
+            m["e_param"], names["parameters"], d["sigma_param"], "param", rows=keep
+        )
         self.crash_alpha = d["crash_alpha"]
         self.crash_nu = d["crash_nu"]
         self.crash_cat = EffectColumns(
-            d["crash_a_cat"], names["categories"], d["crash_sigma_cat"], "crash_cat"
+            m["crash_a_cat"], names["categories"], d["crash_sigma_cat"], "crash_cat", rows=keep
         )
         # A new session's crash offset: one draw per hyperparameter draw, fixed by a name.
         self.crash_u = d["crash_sigma_sess"] * standard_normal(
@@ -92,7 +100,12 @@ class SessionGrid:
             self.total -= old
         if trials > 0:
             a, b = self._shape(key, 0.0, 0.0)
-            table = betaln(a + keeps, b + trials - keeps) - betaln(a, b)
+            # log B(a + k, b + n - k) - log B(a, b) with a + b = nu per draw: four gammaln
+            # tables and one per-draw term instead of two betaln tables (~25% less work).
+            nu_term = gammaln(self.nu + trials) - gammaln(self.nu)
+            table = (
+                gammaln(a + keeps) - gammaln(a) + gammaln(b + trials - keeps) - gammaln(b)
+            ) - nu_term[:, None]
             self._loglik[key] = table
             self.total += table
             self.leaves[key] = (keeps, trials)

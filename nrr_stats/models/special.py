@@ -58,14 +58,15 @@ def _ufuncs() -> Any:
 
 try:
     _loaded = _ufuncs()
-    betainc, betaincinv, betaln, expit = (
+    betainc, betaincinv, betaln, expit, gammaln = (
         _loaded.betainc,
         _loaded.betaincinv,
         _loaded.betaln,
         _loaded.expit,
+        _loaded.gammaln,
     )
     digamma = _loaded.psi
 except Exception:  # any other layout: the package, as usual
-    from scipy.special import betainc, betaincinv, betaln, digamma, expit
+    from scipy.special import betainc, betaincinv, betaln, digamma, expit, gammaln
 
-__all__ = ["betainc", "betaincinv", "betaln", "digamma", "expit"]
+__all__ = ["betainc", "betaincinv", "betaln", "digamma", "expit", "gammaln"]

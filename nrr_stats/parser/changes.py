@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 
 from nrr_stats.parser.rules import Rules
+from nrr_stats.parser.values import to_number
 
-NUM = r"[-+]?(?:\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?:(?:\^|\*\*)\d+)?(?:[kmbgKMBG](?![a-zA-Z]))?(?:x(?![a-zA-Z]))?%?(?:-way)?"
+NUM = r"[-+]?(?:\d+(?:[x×]\d+)+(?![\w.])|\d+(?:[.,]\d+)*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?(?:(?:\^|\*\*)\d+)?(?:[kmbgKMBG](?![a-zA-Z]))?(?:x(?![a-zA-Z]))?%?(?:-way)?"
 
 
 TUPLE = r"\((?:[^()]{1,60})\)"
@@ -38,7 +39,23 @@ NUM_FROM_NUM = re.compile(
 )
 
 
-INSTEAD = re.compile(rf"(?P<b>{TOKEN})\s+(?:[a-z]+\s+)?instead\s+of\s+(?P<a>{TOKEN})", re.I)
+INSTEAD = re.compile(
+    rf"(?P<b>{TOKEN})(?:\s+(?P<b2>[A-Za-z][\w.\-]*))?\s+instead\s+of\s+(?P<a>{TOKEN})", re.I
+)
+# "try Y instead of X", "use Y instead of X": the verb is not the new value.
+LEAD_VERBS = frozenset(
+    {"try", "trying", "tried", "use", "using", "used", "switch", "switched", "adopt", "apply"}
+    | {"pick", "choose", "prefer", "select", "keep", "go", "test", "testing"}
+)
+_PHRASE = r"[^\s,;:()]+(?:\s+(?!(?:with|by|for|to|and|in|on|at|of|so|because)\b)[^\s,;:()]+){0,2}?"
+# "replace X with Y", "swap X for Y": from X to Y (X may be a short phrase: "cosine schedule").
+REPLACE_WITH = re.compile(
+    r"\b(?:replace[ds]?|replacing|swap(?:s|ped|ping)?|substitute[ds]?)\s+(?:the\s+|a\s+|an\s+)?"
+    rf"(?P<a>{_PHRASE})\s+(?:with|by|for)\s+(?:the\s+|a\s+|an\s+)?"
+    r"(?P<b>[^\s,;:()]+(?:\s+(?!(?:with|by|for|to|and|in|on|at|of|so|because|instead)\b)"
+    r"[A-Za-z][\w\-]*)?)",
+    re.I,
+)
 
 
 ASSIGN = re.compile(
@@ -48,6 +65,10 @@ ASSIGN = re.compile(
 
 
 TO_VALUE = re.compile(rf"\b(?:to|at|of|=)\s+(?P<val>{NUM})(?![\w.])", re.I)
+
+
+# "LR x0.5", "width ×2": a multiplier written before its factor
+MULTIPLIER = re.compile(r"(?<![\w.])(?P<val>[x×]\d+(?:\.\d+)?)(?![\w.])")
 
 
 BARE_NUM = re.compile(rf"(?<![\w.^/<>])(?<![<>]=)(?P<val>{NUM}(?:/{NUM})*)(?![\w.^/])")
@@ -153,13 +174,15 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
     def free(start: int, end: int) -> bool:
         return all(end <= s or start >= e for s, e in used)
 
-    for pattern in (ARROW_PAIR, FROM_TO, INSTEAD, NUM_FROM_NUM, NUM_TO_NUM):
+    for pattern in (ARROW_PAIR, FROM_TO, INSTEAD, NUM_FROM_NUM, NUM_TO_NUM, REPLACE_WITH):
         for match in pattern.finditer(text):
             if not free(match.start(), match.end()):
                 continue
             groups = match.groupdict()
             a = (groups.get("a") or groups.get("n") or groups.get("w") or "").strip()
             b = groups["b"].strip()
+            if pattern is INSTEAD and groups.get("b2") and b.lower() in LEAD_VERBS:
+                b = groups["b2"]
             if pattern is ARROW_PAIR:
                 key_match = ASSIGN.fullmatch(a)
                 if key_match:
@@ -172,8 +195,14 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
                 IDENTIFIER.match(key) or key.lower() in rules.parameters or alias_of(key, rules)
             ):
                 parameter = ""
+            if pattern is REPLACE_WITH:
+                parameter = ""  # the word before "replace" is not what is replaced
+                number = re.search(rf"(?<![\w.]){NUM}$", a)
+                if number and to_number(b) is not None:
+                    a = number.group(0)  # "replace dropout 0.1 with 0.2"
             used.append((match.start(), match.end()))
-            changes.append(Change(parameter, a, b, match.start(), True, strength=3))
+            start = match.start("a") if pattern is REPLACE_WITH else match.start()
+            changes.append(Change(parameter, a, b, start, True, strength=3))
     for match in ASSIGN.finditer(text):
         if not free(match.start(), match.end()):
             continue
@@ -196,11 +225,22 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
             changes.append(
                 Change(key, "", match.group("val"), match.start("val"), False, strength=1)
             )
+    for match in MULTIPLIER.finditer(text):
+        if free(match.start(), match.end()):
+            used.append((match.start(), match.end()))
+            changes.append(Change("", "", match.group("val"), match.start(), False))
     for match in BARE_NUM.finditer(text):
         if free(match.start(), match.end()):
             used.append((match.start(), match.end()))
             key = identifier_before(text, match.start())
             changes.append(Change(key, "", match.group("val"), match.start(), False))
+    if any(c.explicit_pair for c in changes):
+        # "increased X by 1 from 3 to 4": the step is not a value of X
+        changes = [
+            c
+            for c in changes
+            if c.explicit_pair or not re.search(r"\bby\s+$", text[: c.position], re.I)
+        ]
     changes.sort(key=lambda c: c.position)
     return changes
 

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from nrr_stats.parser.changes import (
     ARROW_PAIR,
@@ -63,6 +64,8 @@ class ParsedChange:
     ambiguous: bool = field(default=False, compare=False, repr=False)
     # The text uses words of another domain (trades, chess moves, games).
     foreign: bool = field(default=False, compare=False, repr=False)
+    # A `multiple` change: the parse of each change it names, in the order written.
+    parts: tuple[ParsedChange, ...] = field(default=(), compare=False, repr=False)
 
     def bank_fields(self) -> dict[str, str]:
         """The change as the bank's experiment columns store it."""
@@ -74,15 +77,19 @@ class ParsedChange:
             "to_value": self.to_value,
         }
 
-    def as_dict(self) -> dict[str, str]:
-        """The JSON form: keys category, direction, parameter, from, to."""
-        return {
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form: keys category, direction, parameter, from, to (and, for a `multiple`
+        change, parts: the same keys for each change it names)."""
+        out: dict[str, Any] = {
             "category": self.category,
             "direction": self.direction,
             "parameter": self.parameter,
             "from": self.from_value,
             "to": self.to_value,
         }
+        if self.parts:
+            out["parts"] = [part.as_dict() for part in self.parts]
+        return out
 
 
 OTHER = ParsedChange("other", "other", "", "", "")
@@ -123,6 +130,8 @@ def _find_mentions(text: str, rules: Rules) -> list[Mention]:
         if term.probe and term.probe not in norm:
             continue
         for match in term.regex.finditer(norm):
+            if term.is_pattern and _starts_a_value(norm, match.start()):
+                continue  # "depth=10 dim=256": "10 dim" is DEPTH's value and the next key
             if match.end() > match.start():
                 user_first = 0 if term.category in rules.user_categories else 1
                 found.append((match.start(), match.end(), user_first, term))
@@ -133,6 +142,11 @@ def _find_mentions(text: str, rules: Rules) -> list[Mention]:
             taken.append(Mention(start, end, term))
     taken.sort(key=lambda m: m.start)
     return taken
+
+
+def _starts_a_value(norm: str, start: int) -> bool:
+    """True when a match opens with the number assigned by a KEY=V or KEY: V before it."""
+    return norm[start : start + 1].isdigit() and re.search(r"[=:]\s*$", norm[:start]) is not None
 
 
 def _clauses(text: str) -> list[Clause]:
@@ -230,6 +244,10 @@ _WORD_CACHE: dict[str, re.Pattern[str]] = {}
 # Words that are verbs of a change only when they open the description ("skip X", "new game: ...").
 CLAUSE_START_VERBS = frozenset(
     {"skip", "cut", "trim", "narrow", "boost", "bump", "grow", "new", "require"}
+    # verbs of building something, in logs of software and systems work ("Recognize cones ...")
+    | {"recognize", "recognise", "bind", "cache", "dedupe", "deduplicate", "deduplicated", "reuse"}
+    | {"memoize", "precompute", "precomputed", "implement", "implemented", "support", "detect"}
+    | {"standardise", "standardize", "standardised", "standardized"}
 )
 
 
@@ -257,12 +275,27 @@ def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> di
         before = [index for index, (_, end) in enumerate(spans) if end <= change.key_start]
         after = [index for index, (start, _) in enumerate(spans) if start >= change.position]
         target: int | None = None
+        value_end = change.position + len(change.to_value)
+        counts_next = (
+            bool(after)
+            and not change.explicit_pair
+            and re.fullmatch(r"\s{1,2}", text[value_end : spans[after[0]][0]]) is not None
+        )
         if keyed:
             target = keyed[-1]
         elif (
             before
             and change.key_start == change.position  # "KEY=V" belongs to its own KEY
-            and re.fullmatch(r"[^,;\d]{0,30}", text[spans[before[-1]][1] : change.key_start])
+            and re.fullmatch(
+                r"[^,;\d]{0,30}",
+                STEP.sub(
+                    " ", text[spans[before[-1]][1] : change.key_start]
+                ),  # "X by 1 from 3 to 4"
+            )
+            # "a block with 256 filters": the number counts the noun after it, not the block
+            and not (
+                counts_next and DETAIL_WORD.search(text[spans[before[-1]][1] : change.key_start])
+            )
         ):
             target = before[-1]
         elif after and re.fullmatch(
@@ -282,6 +315,10 @@ def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> di
     for target, change in nearest.items():
         linked.setdefault(target, change)
     return linked
+
+
+STEP = re.compile(r"\bby\s+[\d.]+[x%]?(?=\s)", re.I)
+DETAIL_WORD = re.compile(r"\b(?:with|using|via|of)\b", re.I)
 
 
 def _bracket_detail(text: str, change: Change, target_start: int) -> bool:
@@ -429,11 +466,11 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     verbs_all = [
         v
         for v in _direction_words(text, rules)
-        if not any(s <= v[0] < e and e - s > len(v[2]) for s, e in spans)
+        if v[1] in ("increase", "decrease")  # "fewer layers": a comparative still says which way
+        or not any(s <= v[0] < e and e - s > len(v[2]) for s, e in spans)
     ]
     proposals: list[tuple[str, Mention | None, Change | None, Clause]] = []
     fallback: list[tuple[str, Mention, Clause]] = []
-    restated: set[int] = set()
     named_values: list[tuple[str, str, str]] = []  # values linked to a named thing, for the tracker
     for clause in clauses:
         mentions = [
@@ -455,6 +492,7 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         linked = _attach(local_changes, groups, text)
         detail_from = _detail_start(text, clause)
         counted = False
+        restated: set[int] = set()  # indices into this clause's heads (never id(): ids are reused)
         for index, head in enumerate(heads):
             change = linked.get(index)
             valued = change is not None or bool(re.search(r"\d", text[head.start : head.end]))
@@ -469,14 +507,14 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
             if change is not None and parameter and not change.parameter:
                 named_values.append((parameter, change.from_value, change.to_value))
             if change and parameter and _same_as_config(change, parameter, config):
-                restated.add(id(head))
+                restated.add(index)
                 continue  # restates the kept configuration: not a change
             if head.start >= detail_from and heads[0].start < detail_from:
                 continue  # "add a block with 256 filters": the filters are a detail of the block
             if valued or (not counted and clause_verbs):
                 proposals.append((head.term.category, head, change, clause))
                 counted = True
-        fresh = [h for h in heads if id(h) not in restated]
+        fresh = [h for i, h in enumerate(heads) if i not in restated]
         if fresh:
             fallback.append((fresh[0].term.category, fresh[0], clause))
         if not counted and not heads and (local_changes or clause_verbs):
@@ -488,12 +526,16 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     settings += tuple(v for v in named_values if v not in settings)
     named = [p for p in proposals if p[0] != "other"]
     if len({p[0] for p in named}) >= 2:
-        return ParsedChange("multiple", "other", "", "", "", settings)
+        parts = tuple(
+            _finish(cat, m, c, cl, clauses, text, rules, config, verbs_all, settings)
+            for cat, m, c, cl in named
+        )
+        return ParsedChange("multiple", "other", "", "", "", settings, parts=parts)
     change: Change | None
     named_fallback = [f for f in fallback if f[0] != "other"]
     if named:
         category, mention, change, clause = named[0]
-    elif named_fallback and all(p[1] is None and p[2] is None for p in proposals):
+    elif named_fallback and all(p[1] is None and _bare(p[2]) for p in proposals):
         category, mention, clause = named_fallback[0]
         change = None
     elif proposals:
@@ -502,10 +544,33 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         category, mention, clause = fallback[0]
         change = None
     else:
-        return ParsedChange("other", "other", "", "", "", settings)
+        direction = "add" if _names_a_new_thing(text) else "other"
+        return ParsedChange("other", direction, "", "", "", settings)
     return _finish(
         category, mention, change, clause, clauses, text, rules, config, verbs_all, settings
     )
+
+
+# Words of a row that re-checks what is there rather than proposing something new.
+NOT_NEW = re.compile(
+    r"\b(?:seeds?|confirm\w*|verif\w*|iterations?|reproduc\w*|re-?runs?|diagnostics?|sanity|"
+    r"repeat\w*|retry|retries|noise|variance|checks?|current|best)\b",
+    re.I,
+)
+
+
+def _names_a_new_thing(text: str) -> bool:
+    """True when a description with no verb, value or category names something of several
+    words ("crash regime filter", "scratch buffer reuse"): in a log, naming a technique proposes
+    adding it. Short labels ("H8: phase diagram") and re-runs stay `other`."""
+    if NOT_NEW.search(text) or SWEEP.search(text):
+        return False
+    return len(re.findall(r"[A-Za-z][A-Za-z'\-]+", text)) >= 3
+
+
+def _bare(change: Change | None) -> bool:
+    """No value, or a bare number of nothing named ("..., 1373 steps"): context, not a change."""
+    return change is None or (change.strength == 0 and not change.parameter)
 
 
 CONTEXT_BEFORE = re.compile(r"\b(?:at|during|when|under|whenever)\s+(?:the\s+)?$", re.I)
@@ -564,6 +629,15 @@ def _finish(
         words = [w for w in words if len(w) > 1 and w.lower() not in STOP]
         if words and len("".join(words)) >= 3:
             parameter = parameter_name("_".join(words), rules)
+    if (
+        not parameter
+        and change is not None
+        and mention is not None
+        and mention.end <= change.key_start
+        and re.fullmatch(r"[A-Za-z\s\-=:]{0,30}", text[mention.end : change.key_start])
+    ):
+        # "increase the FC hidden layer size from 256 to 512": the words before the value name it
+        parameter = noun_phrase_before(text, change.key_start, rules)
     numeric_change = change is not None and to_number(change.to_value) is not None
     explicit_key = change is not None and change.key_start != change.position
     if mention is not None and numeric_change and not explicit_key:
@@ -591,6 +665,9 @@ def _finish(
     direction = ""
     if change is not None and change.from_value:
         direction = compare(change.from_value, change.to_value)
+        mixed = (to_number(change.from_value) is None) != (to_number(change.to_value) is None)
+        if direction == "other" and mixed:
+            direction = ""  # "X 0.5 -> Y": a number against a word says nothing; the verb decides
         early = [v for v in plain_verbs if v[0] < change.key_start and v[1] in ("add", "remove")]
         if direction == "replace" and early and early[0][2] not in WEAK_VERBS:
             direction = early[0][1]  # "disable VH->Low rescue": the pair names the thing removed
@@ -623,6 +700,8 @@ def _finish(
             direction = (
                 "add"  # a technique named with no verb or value: "SmearGate", "weight tying"
             )
+        elif category == "other" and change is None and _names_a_new_thing(text):
+            direction = "add"  # "depth-3 negamax search at eval"
         else:
             direction = "other"  # "depth" alone says nothing about which way
     if category in rules.quantities and direction in ("add", "remove"):
@@ -633,6 +712,15 @@ def _finish(
         parameter = rules.default_parameters[category]
     if category == "other" and direction == "other":
         parameter, from_value, to_value = "", "", ""
+    known = config.get(parameter) if parameter else None
+    if (
+        known
+        and to_value
+        and not from_value
+        and direction in ("increase", "decrease", "replace")
+        and compare(known, to_value) == direction
+    ):
+        from_value = known  # the text gives only the target: the kept value is where it starts
     stated = (parameter, from_value, to_value)
     if change is not None and parameter and (from_value or to_value) and stated not in settings:
         settings = settings + (stated,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class Term:
     is_head: bool = False
     is_pattern: bool = False
     probe: str = ""  # a word the text must contain for the term to match (a cheap pre-check)
+    phrase: str = ""  # the word or alias as the rules file writes it ("" for a pattern)
 
     @cached_property
     def regex(self) -> re.Pattern[str]:
@@ -205,11 +207,13 @@ def _build(data: dict[str, Any], user_names: set[str]) -> Rules:
         heads = {normalise(word) for word in body.get("heads", [])}
         for alias, parameter in body.get("parameters", {}).items():
             probe = normalise(alias).split(" ")[0]
-            terms.append(Term(name, phrase_regex(alias), parameter, True, probe=probe))
+            terms.append(
+                Term(name, phrase_regex(alias), parameter, True, probe=probe, phrase=alias)
+            )
         for word in list(body.get("words", [])) + sorted(heads):
             is_head = normalise(word) in heads or name == "other"
             probe = normalise(word).split(" ")[0]
-            terms.append(Term(name, phrase_regex(word), "", is_head, probe=probe))
+            terms.append(Term(name, phrase_regex(word), "", is_head, probe=probe, phrase=word))
         for pattern in body.get("patterns", []):
             terms.append(Term(name, pattern, is_pattern=True))
         if body.get("default_parameter"):
@@ -258,3 +262,57 @@ def load_rules(extra: str | Path | None = None) -> Rules:
     base = builtin_rules_document()
     user_names = set(user.get("categories", {})) - set(base.get("categories", {})) - set(CATEGORIES)
     return _build(_merge(base, user), user_names)
+
+
+# --- which rules file a command uses ------------------------------------------------------------
+RULES_ENV = "NRR_RULES"
+CONFIG_NAME = "nrr.toml"  # beside the bank: [parser] rules = "path/to/rules.toml"
+EXAMPLES = ("trading", "systems")  # shipped in nrr_stats/parser/examples/
+
+
+def example_rules_path(name: str) -> Path:
+    """The path of a rules file shipped with the package ("trading", "systems")."""
+    return Path(str(resources.files("nrr_stats.parser").joinpath("examples", f"{name}.toml")))
+
+
+def _named(value: str, base: Path | None) -> Path:
+    """A rules file named in $NRR_RULES or a config file: a path (relative to the config file's
+    folder), or the name of a shipped example."""
+    path = Path(value).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    if not path.exists() and value in EXAMPLES:
+        return example_rules_path(value)
+    return path
+
+
+def configured_rules_path(
+    explicit: str | Path | None = None, bank: str | None = None
+) -> Path | None:
+    """The rules file a command uses: `--rules`, else `$NRR_RULES`, else `rules` under `[parser]`
+    in `nrr.toml` beside the bank; None for the built-in rules alone."""
+    if explicit is not None and str(explicit) != "":
+        return _named(str(explicit), None)
+    from_env = os.environ.get(RULES_ENV, "").strip()
+    if from_env:
+        return _named(from_env, None)
+    from nrr_stats.bank.location import resolve_bank
+
+    config = resolve_bank(bank).artifacts_stem.parent / CONFIG_NAME
+    if not config.is_file():
+        return None
+    document = _read_toml(config)
+    parser = document.get("parser", {})
+    value = parser.get("rules") if isinstance(parser, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise NrrInputError(
+            "bad config file: [parser] rules must name a rules file", path=str(config)
+        )
+    return _named(value.strip(), config.parent)
+
+
+def load_configured_rules(explicit: str | Path | None = None, bank: str | None = None) -> Rules:
+    """The rules of `configured_rules_path` (the built-in rules when none is named)."""
+    return load_rules(configured_rules_path(explicit, bank))

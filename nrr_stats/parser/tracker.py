@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from nrr_stats.parser.parse import ParsedChange, parse_description
 from nrr_stats.parser.rules import Rules, load_rules
 
+Fallback = Callable[[str, ParsedChange, Mapping[str, str]], ParsedChange]
 KEPT_STATUSES = frozenset({"keep", "kept", "baseline", "best", "accepted", "improved"})
 
 
 class ConfigTracker:
     """Tracks the kept configuration as a log advances."""
 
-    def __init__(self, rules: Rules | None = None):
+    def __init__(self, rules: Rules | None = None, fallback: Fallback | None = None):
         self.rules = rules or load_rules()
+        # Asked after the rules (text, their parse, the kept configuration): the model parser.
+        self.fallback = fallback
         self.current: dict[str, str] = {}
         self.training_rows = 0  # earlier rows that plainly change an ML-training setting
         self.foreign_rows = 0  # earlier rows in the words of another domain (trades, moves, games)
@@ -41,6 +44,8 @@ class ConfigTracker:
         """Parse a description against the configuration kept so far and the log's domain so far:
         in a trading or game log, "momentum" or "cooldown" alone does not make an ML category."""
         parsed = parse_description(text, rules=self.rules, config=self.current)
+        if self.fallback is not None:
+            parsed = self.fallback(text, parsed, self.current)
         if parsed.ambiguous and self.foreign_rows > self.training_rows:
             parsed = replace(parsed, category="other")
         return parsed

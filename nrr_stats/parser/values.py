@@ -46,8 +46,14 @@ def to_number(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+SHAPE = re.compile(r"\d+(?:\s?[x×]\s?\d+)+")
+
+
 def to_numbers(value: str) -> list[float] | None:
-    """All numbers of a tuple-like value "(0.8, 0.95)" or "64/64/32"; None when any part is not numeric."""
+    """All numbers of a tuple-like value "(0.8, 0.95)", "64/64/32" or a shape "3x3"; None when any
+    part is not numeric."""
+    if SHAPE.fullmatch(value.strip()):
+        return [float(part) for part in re.split(r"\s?[x×]\s?", value.strip())]
     parts = [part for part in TUPLE_SPLIT.split(value.strip().strip("()[]")) if part.strip()]
     if not parts:
         return None

@@ -505,12 +505,12 @@ def bank_features(bank: Any) -> Snapshot:
     # agreed and the store ends at its last id; otherwise compare last ids and counts.
     state = bank.evidence_state()
     if _agrees(_AGREED.get(store.path), state, snapshot):
-        _AGREED[store.path] = (state, id(snapshot))
+        _AGREED[store.path] = state
         return snapshot
     last, count = bank.experiment_id_range()
     stored_last = int(snapshot.ids[-1]) if snapshot.ids.size else None
     if _whole(snapshot) and last == stored_last and count == snapshot.ids.size:
-        _AGREED[store.path] = (state, id(snapshot))
+        _AGREED[store.path] = state
         return snapshot
     try:
         store.sync(lambda: _feature_rows(bank))
@@ -521,8 +521,8 @@ def bank_features(bank: Any) -> Snapshot:
     return snapshot if _whole(snapshot) else _in_memory(_feature_rows(bank))
 
 
-# Per store path: the bank's evidence state and the snapshot (by id) last found in agreement.
-_AGREED: dict[Path, tuple[tuple, int]] = {}
+# Per store path: the bank's evidence state when bank and store last agreed.
+_AGREED: dict[Path, tuple[int, int]] = {}
 
 
 def _agrees(agreed: tuple | None, state: tuple, snapshot: Snapshot) -> bool:
@@ -535,7 +535,7 @@ def _agrees(agreed: tuple | None, state: tuple, snapshot: Snapshot) -> bool:
     if not _whole(snapshot):
         return False
     stored_last = int(snapshot.ids[-1]) if snapshot.ids.size else 0
-    return stored_last == state[1] and agreed is not None and agreed[0][0] == state[0]
+    return stored_last == state[1] and agreed is not None and agreed[0] == state[0]
 
 
 def _whole(snapshot: Snapshot) -> bool:
