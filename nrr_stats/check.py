@@ -28,10 +28,11 @@ import numpy as np
 
 from nrr_stats.bank import Bank, open_bank
 from nrr_stats.decide import DecisionRule, decide, heed_adopted_records
-from nrr_stats.errors import NrrInputError
+from nrr_stats.errors import BankStorageError, NrrInputError
 from nrr_stats.models.engine import SessionEngine, stored_evidence_weights
 from nrr_stats.models.evidence import Evidence
 from nrr_stats.models.posterior import CellSummary, KeepAnswer, load_posterior, npz_path_for
+from nrr_stats.notices import collecting, warn
 from nrr_stats.parser import ConfigTracker, Rules
 from nrr_stats.proposal import proposal_change, read_proposal
 from nrr_stats.similarity.repeats import under_current_config
@@ -223,8 +224,12 @@ class Checker:
             identity = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
             if self._prior is None or self._prior[0] != identity:
                 self._prior = (identity, load(path))
-        except (NrrInputError, OSError):
-            if load is load_posterior:  # an unreadable fit: fall back as if there were none
+        except (NrrInputError, OSError) as error:
+            if load is load_posterior:  # an unreadable fit: fall back, and say so
+                instead = (
+                    "the population prior" if self.use_population_prior else "the conjugate form"
+                )
+                warn(f"{error}; answering from {instead} until `nrr fit` stores a new fit")
                 return self._fallback_prior()
             raise
         return self._prior[1]
@@ -342,7 +347,17 @@ class Checker:
         record: bool = True,
     ) -> dict[str, Any]:
         """Answer one proposal: verdict, reason, p_keep with its 90% interval, similar
-        failures, the patterns of its category (the README's JSON contract)."""
+        failures, the patterns of its category (the README's JSON contract), and `warnings`:
+        what the answer was given despite (a file beside the bank that did not verify, a
+        decision that could not be recorded), also said on stderr."""
+        with collecting() as warnings:
+            result = self._check(proposal_text, session=session, record=record)
+            result["warnings"] = list(warnings)
+        return result
+
+    def _check(
+        self, proposal_text: str, *, session: str | int | None, record: bool
+    ) -> dict[str, Any]:
         if not proposal_text or not proposal_text.strip():
             raise NrrInputError("the proposal is empty")
         bank = self.bank
@@ -411,9 +426,7 @@ class Checker:
             },
         }
         if record:
-            result["decision_id"] = bank.record_decision(
-                proposal_text, session_row["id"] if session_row else None, result
-            )
+            result["decision_id"] = _record(bank, proposal_text, session_row, result)
         return result
 
     def _similar_failures(
@@ -435,6 +448,20 @@ class Checker:
             k=SIMILAR_FAILURES,
             search=self._search,
         )
+
+
+def _record(
+    bank: Bank, proposal_text: str, session_row: Mapping[str, Any] | None, result: dict
+) -> int | None:
+    """Record the decision; when the bank cannot take it (locked behind a writer, full,
+    read-only) the answer still stands, with a warning instead of a decision id."""
+    try:
+        return bank.record_decision(
+            proposal_text, session_row["id"] if session_row else None, result
+        )
+    except BankStorageError as error:
+        warn(f"the decision was not recorded: {error.one_line()}")
+        return None
 
 
 def check_proposal(

@@ -31,7 +31,7 @@ def run_demo(bank_url: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     from nrr_stats.report.tables import cell_table as render_cells
     from nrr_stats.report.tables import check_table, ingest_table, print_table
 
-    console = Console(width=max(120, Console().width))
+    console = Console()
     with (
         tempfile.TemporaryDirectory(prefix="nrr-demo-") as scratch,
         open_bank(bank_url or Path(scratch) / "demo.db") as bank,

@@ -21,3 +21,8 @@ class NrrInputError(Exception):
         if self.path is not None:
             where = f"{self.path}:{self.line}: " if self.line is not None else f"{self.path}: "
         return (where + self.message).replace("\n", " ")
+
+
+class BankStorageError(NrrInputError):
+    """The bank could not be read or written (full disk, read-only file, a lock not granted in
+    time): one line naming the bank, exit code 3, like any input error."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from nrr_stats.bank import Bank, open_bank
 from nrr_stats.errors import NrrInputError
+from nrr_stats.notices import collecting
 from nrr_stats.proposal import Proposal, read_proposal
 
 # Worst first: the riskiest change of a multi-change proposal is the first in this order.
@@ -131,12 +132,13 @@ class LoopChecker:
         )
         add_nrr_fields(answer, proposal, self.bank)
         if record:
-            from nrr_stats.check import pick_session
+            from nrr_stats.check import _record, pick_session
 
-            session_row = pick_session(self.bank, session)
-            answer["decision_id"] = self.bank.record_decision(
-                text, session_row["id"] if session_row else None, answer
-            )
+            with collecting() as warnings:
+                answer["decision_id"] = _record(
+                    self.bank, text, pick_session(self.bank, session), answer
+                )
+            answer["warnings"] = sorted(set(answer.get("warnings", [])) | set(warnings))
         return answer
 
 

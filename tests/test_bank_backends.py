@@ -181,7 +181,11 @@ def test_an_older_bank_is_upgraded_in_place(bank_url, next_schema_version):
     target = next_schema_version(
         ["ALTER TABLE experiments ADD COLUMN reviewer TEXT NOT NULL DEFAULT 'none'"]
     )
-    with open_bank(bank_url) as bank:
+    if bank_url.startswith("postgresql"):
+        # A shared bank is upgraded only when asked (`nrr migrate`): older agents share it.
+        with pytest.raises(NrrInputError, match="nrr migrate"):
+            open_bank(bank_url)
+    with open_bank(bank_url, upgrade=True) as bank:
         assert bank.schema_version() == target
         after = bank.experiments(session_id)
         assert [{k: r[k] for k in store.EXPERIMENT_COLUMNS} for r in after] == before
@@ -199,7 +203,7 @@ def test_a_failing_upgrade_leaves_the_old_bank_intact(bank_url, next_schema_vers
         ]
     )
     with pytest.raises(NrrInputError):
-        open_bank(bank_url)
+        open_bank(bank_url, upgrade=True)
     monkeypatch.undo()  # this nrr-stats again
     with open_bank(bank_url) as bank:
         assert bank.schema_version() == SCHEMA_VERSION

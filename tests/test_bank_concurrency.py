@@ -95,7 +95,7 @@ def test_processes_creating_one_bank_at_once_all_succeed(bank_url, tmp_path):
     assert outputs == [str(SCHEMA_VERSION)] * 4
     with open_bank(bank_url) as bank:
         keys = [row["key"] for row in bank.query("SELECT key FROM meta ORDER BY key")]
-        assert keys == ["evidence_revision", "schema_version"]
+        assert keys == ["evidence_revision", "nrr_version", "schema_version"]
 
 
 def test_agents_ingesting_the_same_log_at_once_store_it_once(bank_url, tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from nrr_stats.models.data import ExperimentTable
-from nrr_stats.models.posterior import load_posterior, predict_keep
+from nrr_stats.models.posterior import load_posterior, npz_path_for, predict_keep
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def test_stored_fit_round_trips_and_carries_its_metadata(fitted, tmp_path):
     from nrr_stats.models.fit import save_fit
 
     path = save_fit(fitted, tmp_path / "bank.posterior.nc")
-    assert path.is_file() and path.with_suffix(".npz").is_file()
+    assert path.is_file() and npz_path_for(path).is_file()
     assert not list(tmp_path.glob("*.tmp"))
     loaded = load_posterior(path)
     for name, values in fitted.posterior.draws.items():

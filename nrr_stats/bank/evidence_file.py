@@ -10,13 +10,11 @@ A file of another revision, or one that cannot be read, is ignored and written a
 from __future__ import annotations
 
 import os
-import tempfile
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from nrr_stats.files import DerivedFileError, load_npz, published
 from nrr_stats.models.evidence import LEAF, SUM_FIELDS, Evidence
 
 FORMAT_VERSION = 2
@@ -36,52 +34,54 @@ def save_evidence(path: Path, evidence: Evidence, state: tuple[int, int]) -> boo
         columns[f"{name}_codes"] = codes.astype(np.int32)
     sums = np.asarray(evidence.leaves.sums, dtype=np.float64).reshape(-1, len(SUM_FIELDS))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    except OSError:
-        return False
-    try:
-        with os.fdopen(handle, "wb") as out:
+        with published(path) as fd, os.fdopen(os.dup(fd), "wb") as out:
             state_array = np.array(state, dtype=np.int64)
             np.savez(out, version=np.int64(FORMAT_VERSION), state=state_array, sums=sums, **columns)
-        os.chmod(temporary, 0o644)  # like the other files beside the bank
-        os.replace(temporary, path)
     except OSError:
-        Path(temporary).unlink(missing_ok=True)
         return False
     return True
 
 
 def saved_state(path: Path) -> tuple[int, int] | None:
     """The evidence state the saved sums were read at, without reading the sums."""
+    if not path.exists():
+        return None
     try:
-        with np.load(path, allow_pickle=False) as saved:
-            if int(saved["version"]) != FORMAT_VERSION:
-                return None
-            revision, last = (int(x) for x in saved["state"])
-    except (OSError, KeyError, ValueError, EOFError, zlib.error, zipfile.BadZipFile):
+        saved = load_npz(path, names=("version", "state"))
+        if int(saved["version"]) != FORMAT_VERSION:
+            return None
+        revision, last = (int(x) for x in saved["state"])
+    except (OSError, DerivedFileError, ValueError, TypeError) as error:
+        from nrr_stats.notices import warn
+
+        warn(f"{path}: saved evidence sums ignored ({error}); read from the bank instead")
         return None
     return revision, last
 
 
 def load_evidence(path: Path) -> tuple[Evidence, tuple[int, int]] | None:
-    """The saved sums and the evidence state they were read at; None when absent or unusable."""
+    """The saved sums and the evidence state they were read at; None when absent or unusable
+    (a file that exists but does not verify is said on stderr and in a check's warnings; the
+    sums are then read from the bank and saved again)."""
+    if not path.exists():
+        return None
     try:
-        with np.load(path, allow_pickle=False) as saved:
-            if int(saved["version"]) != FORMAT_VERSION:
-                return None
-            revision, last = (int(x) for x in saved["state"])
-            sums = np.asarray(saved["sums"], dtype=np.float64)
-            values, codes = [], []
-            for name in LEAF:
-                values.append(saved[f"{name}_values"].reshape(-1).tolist())
-                codes.append(saved[f"{name}_codes"].astype(np.int64))
-    except (OSError, KeyError, ValueError, EOFError, zlib.error, zipfile.BadZipFile):
-        return None
-    if sums.ndim != 2 or sums.shape[1] != len(SUM_FIELDS):
-        return None
-    for column, code in zip(values, codes, strict=True):
-        in_range = not code.size or (code.min() >= 0 and code.max() < len(column))
-        if code.shape != (sums.shape[0],) or not in_range:
+        saved = load_npz(path)
+        if int(saved["version"]) != FORMAT_VERSION:
             return None
+        revision, last = (int(x) for x in saved["state"])
+        sums = np.asarray(saved["sums"], dtype=np.float64)
+        values = [saved[f"{name}_values"].reshape(-1).tolist() for name in LEAF]
+        codes = [saved[f"{name}_codes"].astype(np.int64) for name in LEAF]
+        if sums.ndim != 2 or sums.shape[1] != len(SUM_FIELDS):
+            raise DerivedFileError(f"sums of shape {sums.shape}")
+        for column, code in zip(values, codes, strict=True):
+            in_range = not code.size or (code.min() >= 0 and code.max() < len(column))
+            if code.shape != (sums.shape[0],) or not in_range:
+                raise DerivedFileError("leaf codes out of step with the sums")
+    except (OSError, DerivedFileError, KeyError, ValueError, TypeError) as error:
+        from nrr_stats.notices import warn
+
+        warn(f"{path}: saved evidence sums ignored ({error}); read from the bank instead")
+        return None
     return Evidence.from_codes(values, codes, sums), (revision, last)

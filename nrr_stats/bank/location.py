@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from nrr_stats.secrets import redact_url, register_secret
+
 DEFAULT_BANK_PATH = Path(".nrr") / "bank.db"
 
 
@@ -38,16 +40,34 @@ class BankLocation:
         return stem.with_name(stem.name + suffix)
 
 
-def redact_url(url: str) -> str:
-    """Hide the password of a URL: `user:password@` (even an empty user or an unescaped `@`) and `password=`."""
-    url = re.sub(r"([?&]password=)[^&#\s]*", r"\1***", url)
-    return re.sub(r"(://[^:/@\s]*):[^\s]*@", r"\1:***@", url)
+# libpq's keyword/value connection strings (`host=db dbname=bank password=...`): PostgreSQL.
+_KEYWORD_DSN = re.compile(
+    r"^\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|options"
+    r"|connect_timeout|application_name|target_session_attrs)\s*=",
+    re.IGNORECASE,
+)
+
+
+def _register_password(raw: str) -> None:
+    """Remember the address's password, so no message prints it whatever it holds."""
+    for match in re.finditer(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&]+)", raw, re.I):
+        value = match.group(1)
+        register_secret(value)
+        if value.startswith("'"):
+            register_secret(re.sub(r"\\(.)", r"\1", value[1:-1]))
+    scheme = raw.find("://")
+    at = raw.rfind("@")
+    if scheme >= 0 and at > scheme:
+        userinfo = raw[scheme + 3 : at]
+        if ":" in userinfo:
+            register_secret(userinfo.split(":", 1)[1])
 
 
 def resolve_bank(url: str | os.PathLike[str] | None = None) -> BankLocation:
     """Resolve a bank argument (URL, bare path or None) to a location."""
     raw = str(url) if url is not None else os.environ.get("NRR_BANK") or str(DEFAULT_BANK_PATH)
-    if raw.startswith(("postgresql://", "postgres://")):
+    if raw.startswith(("postgresql://", "postgres://")) or _KEYWORD_DSN.match(raw):
+        _register_password(raw)
         return BankLocation("postgresql", None, raw)
     if raw.startswith("sqlite:///"):
         path = Path(raw[len("sqlite:///") :])

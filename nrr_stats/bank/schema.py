@@ -12,6 +12,21 @@ SCHEMA_VERSION = 3
 # as (this key, hash of the bank's schema): banks in other schemas of the database do not wait.
 INSERT_LOCK_KEY = 0x6E727269
 
+# What each migration does, said before an older bank is upgraded (SQLite) or refused
+# (PostgreSQL, until `nrr migrate`): agents on an older nrr-stats cannot open it afterwards.
+MIGRATION_NOTES = {
+    1: "creates the bank's tables",
+    2: "adds each session's stored config-tracker state",
+    3: "adds the evidence revision, its triggers, a sessions index and the insert lock",
+}
+
+
+def upgrade_summary(version: int, target: int = SCHEMA_VERSION) -> str:
+    """What upgrading a bank of schema `version` to `target` does, in one phrase."""
+    notes = (MIGRATION_NOTES.get(v, f"schema v{v}") for v in range(version + 1, target + 1))
+    return "; ".join(notes)
+
+
 MIGRATIONS: dict[int, list[str] | dict[str, list[str]]] = {
     1: [
         """CREATE TABLE sessions (

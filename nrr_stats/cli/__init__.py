@@ -13,6 +13,7 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from nrr_stats.errors import NrrInputError  # noqa: E402
+from nrr_stats.secrets import redact_text  # noqa: E402
 
 EXIT_INPUT_ERROR = 3
 
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             code = fast_check(args[1:])
         except NrrInputError as error:
-            print(f"nrr: {error.one_line()}", file=sys.stderr)
+            print(f"nrr: {redact_text(error.one_line())}", file=sys.stderr)
             return EXIT_INPUT_ERROR
         except (KeyboardInterrupt, BrokenPipeError):
             return EXIT_INPUT_ERROR
@@ -42,7 +43,10 @@ def _internal_error(error: Exception) -> int:
     if os.environ.get("NRR_DEBUG"):
         raise error
     print(
-        f"nrr: internal error: {error.__class__.__name__}: {error} (set NRR_DEBUG=1 for the traceback)",
+        redact_text(
+            f"nrr: internal error: {error.__class__.__name__}: {' '.join(str(error).split())}"
+            " (set NRR_DEBUG=1 for the traceback)"
+        ),
         file=sys.stderr,
     )
     return EXIT_INPUT_ERROR
@@ -85,7 +89,7 @@ def _typer_main(argv: list[str]) -> int:
     try:
         result = app(args=argv, standalone_mode=False)
     except NrrInputError as error:
-        print(f"nrr: {error.one_line()}", file=sys.stderr)
+        print(f"nrr: {redact_text(error.one_line())}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except typer.Exit as done:
         return done.exit_code

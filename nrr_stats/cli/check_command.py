@@ -23,12 +23,31 @@ def read_proposal_text(proposal: str | None, proposal_file: Path | None) -> str:
                 f"cannot read the proposal: {reason}", path=str(proposal_file)
             ) from None
     if proposal is not None and proposal != "-":
-        return proposal
+        return _utf8_text(proposal, "the proposal argument")
     if proposal is None and proposal_file is None and sys.stdin.isatty():
         raise NrrInputError(
             "no proposal: give it as an argument, with --proposal-file F, or on stdin with -"
         )
-    return sys.stdin.read()
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream without bytes beneath (tests, embedding)
+        return _utf8_text(sys.stdin.read(), "stdin")
+    try:
+        return stream.read().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NrrInputError(
+            f"cannot read the proposal: not UTF-8 text (byte {error.start})", path="stdin"
+        ) from None
+
+
+def _utf8_text(text: str, where: str) -> str:
+    """`text` when it is valid Unicode (argv and stdin carry undecodable bytes as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise NrrInputError(
+            f"cannot read the proposal: not UTF-8 text (character {error.start})", path=where
+        ) from None
+    return text
 
 
 def run_check(
@@ -40,6 +59,7 @@ def run_check(
     rules: Path | None = None,
     no_population_prior: bool = False,
     brief: bool = False,
+    no_record: bool = False,
 ) -> int:
     """Print the answer (JSON, or the brief text) and return the verdict's exit code."""
     from nrr_stats.decide import VERDICT_EXIT_CODES
@@ -57,8 +77,10 @@ def run_check(
     with LoopChecker(
         bank, rules=parsed_rules, use_population_prior=not no_population_prior
     ) as checker:
-        answer = checker.check(text, session=session, description=description)
+        answer = checker.check(text, session=session, description=description, record=not no_record)
     if answer["empty_bank"]:
         print(f"nrr: warning: {EMPTY_BANK_NOTE}", file=sys.stderr)
-    print(brief_text(answer) if brief else json.dumps(answer, ensure_ascii=False))
+    from nrr_stats.secrets import redact_text
+
+    print(redact_text(brief_text(answer) if brief else json.dumps(answer, ensure_ascii=False)))
     return VERDICT_EXIT_CODES[answer["verdict"]]

@@ -20,6 +20,12 @@ SessionOption = typer.Option(
     "--session",
     help="Session id, name or log path (`nrr sessions` lists them); default the most recent.",
 )
+LockTimeoutOption = typer.Option(
+    None,
+    "--lock-timeout",
+    help="Seconds to wait for another process's lock on the bank before giving up (default 600).",
+    show_default=False,
+)
 
 
 def _progress(what: str):
@@ -82,6 +88,7 @@ def ingest(
         "--follow",
         help="Keep following the log: ingest each appended row within a second (Ctrl-C stops).",
     ),
+    lock_timeout: float = LockTimeoutOption,
 ) -> None:
     """Store results logs in the bank (idempotent; one transaction for all files).
 
@@ -106,7 +113,7 @@ def ingest(
 
         if len(logs) != 1:
             raise NrrInputError("--follow follows one log")
-        with open_bank(bank) as opened:
+        with open_bank(bank, lock_timeout=lock_timeout) as opened:
             follow_forever(
                 opened,
                 logs[0],
@@ -116,7 +123,10 @@ def ingest(
                 session_name=session_name,
             )
         return
-    with _progress(f"ingesting {len(logs)} log(s)"), open_bank(bank) as opened:
+    with (
+        _progress(f"ingesting {len(logs)} log(s)"),
+        open_bank(bank, lock_timeout=lock_timeout) as opened,
+    ):
         summaries = ingest_logs(
             opened,
             logs,
@@ -161,6 +171,9 @@ def check(
     brief: bool = typer.Option(
         False, "--brief", help="A few lines under 1 KB for an LLM's context instead of JSON."
     ),
+    no_record: bool = typer.Option(
+        False, "--no-record", help="Do not record the decision in the bank (read only)."
+    ),
 ) -> None:
     """Answer a proposal with one JSON object; exit 0 proceed, 1 caution, 2 avoid, 3 input error.
 
@@ -182,6 +195,7 @@ def check(
             rules,
             no_population_prior,
             brief,
+            no_record,
         )
     )
 
@@ -427,3 +441,21 @@ def doctor(
     emit(items, chosen, columns=["item", "status", "where", "detail"], title="nrr doctor")
     if any(item["status"] == "problem" for item in items):
         raise typer.Exit(1)
+
+
+@app.command()
+def migrate(
+    bank: str = BankOption,
+    lock_timeout: float = LockTimeoutOption,
+) -> None:
+    """Upgrade an older bank's schema to this nrr-stats (agents on older versions are then
+    refused by it): a shared PostgreSQL bank is upgraded only by this command.
+
+    Example: nrr migrate --bank postgresql://agent@db.lab/nrr
+    """
+    from nrr_stats.bank import open_bank
+    from nrr_stats.bank.schema import SCHEMA_VERSION
+
+    with open_bank(bank, create=False, lock_timeout=lock_timeout, upgrade=True) as opened:
+        version = opened.schema_version()
+        print(f"{opened.location.display}: schema v{version} (current v{SCHEMA_VERSION})")

@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rules", type=Path)
     parser.add_argument("--no-population-prior", action="store_true")
     parser.add_argument("--brief", action="store_true")
+    parser.add_argument("--no-record", action="store_true")
     return parser
 
 

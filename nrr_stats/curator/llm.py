@@ -112,6 +112,9 @@ class ModelCurator:
     ):
         import anthropic
 
+        from nrr_stats.secrets import register_secret
+
+        register_secret(settings.api_key)  # an error body that echoes the key never prints it
         self.settings = settings
         self._anthropic = anthropic
         self._client = anthropic.Anthropic(
@@ -281,7 +284,9 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _short(error: Exception) -> str:
-    return " ".join(str(error).split())[:160]
+    from nrr_stats.secrets import redact_text
+
+    return redact_text(" ".join(str(error).split()))[:160]
 
 
 def build_prompt(

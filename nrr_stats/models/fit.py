@@ -5,8 +5,13 @@ Heavy: imports PyMC, PyTensor and ArviZ inside functions. `nrr check` never impo
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import re
+import secrets
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from nrr_stats.errors import NrrInputError
+from nrr_stats.files import fsync_directory, locked, remove_stale
 from nrr_stats.models.data import ExperimentTable, cell_counts, table_hash
 from nrr_stats.models.posterior import (
     CRASH_DRAWS,
@@ -28,6 +34,8 @@ from nrr_stats.models.posterior import (
     SEEN_COUNTS,
     StoredPosterior,
     failed_path_for,
+    file_sha256,
+    netcdf_path_for,
     npz_path_for,
 )
 
@@ -470,21 +478,16 @@ def fit_model_data(
     )
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_fit(result: FitResult, path: str | Path) -> Path:
-    """Store the fit as ArviZ netCDF at `path` (attrs: metadata and level coding) and the compact
-    `.npz` the fast path reads beside it; each file is written whole, then moved into place."""
+    """Publish the fit at `path` (`x.posterior.nc`) as one unit; return its netCDF's path.
+
+    The ArviZ netCDF goes to `x.posterior.<fit id>.nc` (attrs: metadata and level coding) and
+    the compact `.npz` the fast path reads to `x.posterior.npz`, naming that netCDF with its
+    sha256. Both are written in a private staging directory (flocked while written); the
+    netCDF is moved to its new name (replacing nothing), then the npz is renamed into place:
+    that one rename publishes the fit, so a kill at any moment leaves the last fit whole and
+    paired. The next save removes a killed fit's staging and every netCDF no fit names.
+    """
     path = Path(path)
     posterior = result.posterior
     meta = dict(posterior.meta)
@@ -502,17 +505,76 @@ def save_fit(result: FitResult, path: str | Path) -> Path:
     }
     idata = result.idata
     idata.posterior.attrs.update(attrs)
+    fit_id = secrets.token_hex(8)
+    npz = npz_path_for(path)
+    netcdf = npz.with_name(npz.name.removesuffix(".npz") + f".{fit_id}.nc")
+    with _staging_directory(npz) as staging:
+        staged_nc = staging / netcdf.name
+        idata.to_netcdf(str(staged_nc), engine="h5netcdf")
+        _fsync_file(staged_nc)
+        arrays = posterior.to_npz_arrays()
+        arrays["meta"] = np.array(
+            json.dumps(
+                {
+                    **meta,
+                    "fit_id": fit_id,
+                    "netcdf": netcdf.name,
+                    "netcdf_sha256": file_sha256(staged_nc),
+                }
+            )
+        )
+        staged_npz = staging / npz.name
+        with open(staged_npz, "xb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with locked(npz.with_name(npz.name + ".lock")):
+            os.rename(staged_nc, netcdf)
+            os.replace(staged_npz, npz)  # the fit is published here, whole
+            fsync_directory(npz.parent)
+            remove_unnamed_netcdf(npz)
+    return netcdf
 
-    def write_netcdf(target: str) -> None:
-        idata.to_netcdf(target, engine="h5netcdf")
 
-    def write_npz(target: str) -> None:
-        with open(target, "wb") as handle:
-            np.savez(handle, **posterior.to_npz_arrays())
+def remove_unnamed_netcdf(npz: Path) -> None:
+    """Remove the netCDFs of `npz`'s stem that its fit does not name (older fits, a fit killed
+    before it was published, and the unversioned file of an older nrr-stats)."""
+    try:
+        named = netcdf_path_for(npz, verify=False) if npz.exists() else None
+    except (NrrInputError, ValueError):
+        named = None
+    stem = npz.name.removesuffix(".npz")
+    pattern = re.compile(re.escape(stem) + r"(\.[0-9a-f]{16})?\.nc$")
+    for candidate in npz.parent.glob(f"{stem}*.nc"):
+        if pattern.fullmatch(candidate.name) and candidate != named:
+            candidate.unlink(missing_ok=True)
 
-    _atomic_write(npz_path_for(path), write_npz)
-    _atomic_write(path, write_netcdf)
-    return path
+
+@contextlib.contextmanager
+def _staging_directory(target: Path):
+    """A private directory beside `target` for a fit's files, flocked while they are written;
+    stale ones (a killed fit's: their flock is free) and older staging files are removed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for name in (target, target.with_suffix(".nc")):
+        remove_stale(name)
+    staging = Path(
+        tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".staging")
+    )
+    fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fit_and_store(
@@ -537,10 +599,11 @@ def fit_and_store(
     )
     target = Path(posterior_path) if result.passed else failed_path_for(Path(posterior_path))
     try:
-        save_fit(result, target)
+        stored = save_fit(result, target)
     except OSError as error:
         raise NrrInputError(f"cannot write the posterior ({error})", path=str(target)) from None
     if result.passed:
-        for stale in (failed_path_for(target), npz_path_for(failed_path_for(target))):
-            stale.unlink(missing_ok=True)
-    return result, target
+        failed = npz_path_for(failed_path_for(Path(posterior_path)))
+        failed.unlink(missing_ok=True)
+        remove_unnamed_netcdf(failed)
+    return result, stored

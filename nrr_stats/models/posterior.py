@@ -10,6 +10,7 @@ posterior it answers from the conjugate form (empirical-Bayes Beta per cell).
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -146,9 +147,51 @@ def _str_array(values) -> np.ndarray:
 
 
 def npz_path_for(path: Path) -> Path:
-    """The compact draws file written beside a `.posterior.nc` file."""
+    """The compact draws file of a `.posterior.nc` path: the published unit of a fit, which
+    names its netCDF (`x.posterior.<fit id>.nc`, see `netcdf_path_for`)."""
     path = Path(path)
-    return path.with_suffix(".npz") if path.suffix == ".nc" else path
+    if path.suffix != ".nc":
+        return path
+    return path.with_name(_FIT_ID.sub("", path.name).removesuffix(".nc") + ".npz")
+
+
+# A fit's netCDF carries its fit id in its name: `bank.posterior.<16 hex>.nc`.
+_FIT_ID = re.compile(r"\.[0-9a-f]{16}(?=\.nc$)")
+
+
+def netcdf_path_for(path: Path, *, verify: bool = True) -> Path | None:
+    """The ArviZ netCDF of the fit published at `path` (its .npz names it, with its sha256),
+    or None when the npz names none (a fit stored by an older nrr-stats: `x.posterior.nc`).
+    With `verify` the file must exist and match its hash, so an .npz is never paired with
+    another fit's .nc."""
+    from nrr_stats.files import load_npz
+
+    source = npz_path_for(Path(path))
+    meta = json.loads(str(load_npz(source, names=("meta",))["meta"]))
+    name = meta.get("netcdf")
+    if not name:
+        return None
+    netcdf = source.with_name(name)
+    if verify and meta.get("netcdf_sha256") != file_sha256(netcdf):
+        raise NrrInputError(
+            "the fit's netCDF is missing or is not the one its draws were stored with",
+            path=str(netcdf),
+        )
+    return netcdf
+
+
+def file_sha256(path: Path) -> str | None:
+    """The sha256 of a file's bytes (None when it cannot be read)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def failed_path_for(path: Path) -> Path:
@@ -162,9 +205,10 @@ def load_posterior(path: str | Path) -> StoredPosterior:
     source = npz_path_for(Path(path))
     if not source.is_file():
         raise NrrInputError("no stored posterior here; run `nrr fit`", path=str(source))
+    from nrr_stats.files import DerivedFileError, load_npz
+
     try:
-        with np.load(source, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
+        arrays = load_npz(source)  # bounded, CRC-checked: a crafted or torn file is refused
         meta = json.loads(str(arrays["meta"]))
         draws = {k.removeprefix("draw__"): v for k, v in arrays.items() if k.startswith("draw__")}
         cells = tuple(
@@ -186,7 +230,8 @@ def load_posterior(path: str | Path) -> StoredPosterior:
         missing = [n for n in KEEP_DRAWS + KEEP_EFFECTS if n not in draws]
         if missing:
             raise KeyError(", ".join(missing))
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+        _check_shapes(draws, arrays, len(cells), len(parameters))
+    except (OSError, ValueError, KeyError, TypeError, DerivedFileError) as error:
         raise NrrInputError(
             f"stored posterior is unreadable ({error}); run `nrr fit` again", path=str(source)
         ) from None
@@ -204,6 +249,24 @@ def load_posterior(path: str | Path) -> StoredPosterior:
 
 # ---------------------------------------------------------------------------------------------
 # Posterior path
+
+
+def _check_shapes(draws: dict, arrays: dict, n_cells: int, n_parameters: int) -> None:
+    """Draws of one length, and effect matrices as wide as their level coding."""
+    n_draws = int(np.asarray(draws["alpha"]).shape[0]) if np.ndim(draws["alpha"]) else -1
+    widths = {
+        "a_cat": len(arrays["coding__categories"]),
+        "b_cell": n_cells,
+        "e_param": n_parameters,
+        "u_sess": len(arrays["coding__sessions"]),
+        "crash_a_cat": len(arrays["coding__categories"]),
+        "crash_u_sess": len(arrays["coding__sessions"]),
+    }
+    for name, values in draws.items():
+        shape = np.shape(values)
+        want = (n_draws, widths[name]) if name in widths else (n_draws,)
+        if n_draws < 1 or shape != want or not np.issubdtype(np.asarray(values).dtype, np.number):
+            raise ValueError(f"draws {name} of shape {shape}, not {want}")
 
 
 def standard_normal(key: str, size: int) -> np.ndarray:

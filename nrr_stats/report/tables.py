@@ -66,11 +66,12 @@ def check_table(checks: Sequence[tuple[str, Mapping[str, Any]]]) -> Table:
         ("verdict", "left"),
         ("P(keep)", "right"),
         ("90% interval", "center"),
-        ("P(crash)", "right"),
+        ("crash", "right"),
         ("cell", "left"),
         ("n", "right"),
     ):
-        table.add_column(name, justify=justify)
+        # The proposal folds; a cell's name stays whole.
+        table.add_column(name, justify=justify, overflow="fold", no_wrap=name == "cell")
     colours = {"proceed": "green", "caution": "yellow", "avoid": "red"}
     for text, answer in checks:
         verdict = answer["verdict"]
@@ -99,9 +100,10 @@ def ingest_table(summaries: Sequence[Any]) -> Table:
         "crash",
         "other",
         "metric",
-        "columns",
     ):
-        table.add_column(name, justify="left" if name in ("log", "metric", "columns") else "right")
+        table.add_column(
+            name, justify="left" if name in ("log", "metric") else "right", overflow="fold"
+        )
     for summary in summaries:
         counts = summary.status_counts
         table.add_row(
@@ -110,9 +112,15 @@ def ingest_table(summaries: Sequence[Any]) -> Table:
             str(summary.rows_already_present),
             str(len(summary.bad_rows)),
             *(str(counts.get(status, 0)) for status in ("keep", "discard", "crash", "other")),
-            f"{summary.metric_name} ({summary.metric_direction} is better, from {summary.direction_source})",
-            _columns_used(summary.columns),
+            f"{summary.metric_name} ({summary.metric_direction})",
         )
+    # Which columns were read, and where the metric's direction came from, fold below the table.
+    table.caption = "; ".join(
+        f"{Path(summary.path).name}: {_columns_used(summary.columns)},"
+        f" {summary.metric_direction} is better (from {summary.direction_source})"
+        for summary in summaries
+    )
+    table.caption_justify = "left"
     return table
 
 

@@ -17,10 +17,9 @@ description, fields or outcome changed, or rebuilds when ids no longer match.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
 import struct
-import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from nrr_stats.files import (
+    DerivedFileError,
+    create_exclusive,
+    fsync_directory,
+    load_npz,
+    locked,
+    published,
+    remove_stale,
+)
 from nrr_stats.similarity.features import (
     FEATURE_DIM,
     FINE_SIZE,
@@ -128,18 +136,30 @@ class _RowFile:
         return _MAGIC + struct.pack("<H", len(body)) + body
 
     def create(self, capacity: int) -> None:
-        with open(self.path, "wb") as handle:
-            handle.write(self.header(0))
-            handle.truncate(_HEADER_BYTES + capacity * self.row_bytes)
+        """Create the file afresh (a staging file: whatever was at its path, a stale file or a
+        planted symlink, is removed, never written through)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        fd = create_exclusive(self.path)
+        try:
+            os.write(fd, self.header(0))
+            os.ftruncate(fd, _HEADER_BYTES + capacity * self.row_bytes)
+        finally:
+            os.close(fd)
 
     def rows_available(self) -> int:
         """Rows the file can hold (valid header and size), or -1 when it is missing or foreign."""
         try:
-            with open(self.path, "rb") as handle:
-                head = handle.read(_HEADER_BYTES)
-                size = os.fstat(handle.fileno()).st_size
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return -1
+        try:
+            head = os.pread(fd, _HEADER_BYTES, 0)
+            size = os.fstat(fd).st_size
+        except OSError:
+            return -1
+        finally:
+            os.close(fd)
         if (
             len(head) < _HEADER_BYTES
             or head[:8] != _MAGIC
@@ -151,7 +171,7 @@ class _RowFile:
     def write(self, start: int, rows: np.ndarray, *, extend_header: bool) -> None:
         data = np.ascontiguousarray(rows, dtype=self.dtype).reshape(-1, self.width)
         end = start + data.shape[0]
-        fd = os.open(self.path, os.O_RDWR)
+        fd = os.open(self.path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             size = os.fstat(fd).st_size
             needed = _HEADER_BYTES + end * self.row_bytes
@@ -216,6 +236,8 @@ class FeatureStore:
         self._keys = _RowFile(Path(stem + ".keys.npy"), np.int64, len(KEY_COLUMNS))
         self._state_path = Path(stem + ".state.npz")
         self._lock_path = Path(stem + ".lock")
+        self._crcs: tuple | None = None  # (committed, data CRCs, key CRCs) of the last record
+        self.fault = ""  # why the last load found no consistent store ("" when none was there)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -279,8 +301,7 @@ class FeatureStore:
         or when the idf has drifted past DRIFT_THRESHOLD.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self._lock_path):
             return self._sync_locked(*_sorted_rows(rows() if callable(rows) else rows))
 
     def sync_recent(
@@ -295,8 +316,8 @@ class FeatureStore:
         the last stored id). Falls back to the whole `sync` over `all_rows()` when the store
         does not hold exactly the bank's other `bank_rows - len(fresh)` rows."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self._lock_path):
+            self._clean_staging()
             state = self._load_state()
             fresh_rows, fresh_ids = _sorted_rows(fresh)
             if state is not None:
@@ -317,10 +338,20 @@ class FeatureStore:
                         return summary
             return self._sync_locked(*_sorted_rows(all_rows()))
 
+    def _clean_staging(self) -> None:
+        """Under the store's lock every staging file of it is stale (a killed rebuild's)."""
+        for target in (self._data.path, self._keys.path, self._state_path):
+            remove_stale(target)
+
     def _sync_locked(self, rows: list[Mapping[str, Any]], ids: np.ndarray) -> SyncSummary:
+        self._clean_staging()
         state = self._load_state()
         if state is None:
-            return self._rebuild(rows, ids, "no consistent store")
+            if self.fault:
+                from nrr_stats.notices import warn
+
+                warn(f"{self.path}: the similarity store is rebuilt: {self.fault}")
+            return self._rebuild(rows, ids, self.fault or "no consistent store")
         keys = np.array(self._keys.read(state.committed))
         if state.committed > ids.size or not np.array_equal(keys[:, 0], ids[: state.committed]):
             return self._rebuild(rows, ids, "stored ids differ from the bank's")
@@ -359,9 +390,10 @@ class FeatureStore:
             self._keys.write(position, self._key_rows([row]), extend_header=False)
 
         committed, df_now, n_now = state.committed, state.df_now.copy(), state.n_now
+        dirty = [int(positions[index]) for index in changed]
         if changed.size and not fresh:
             # Rows rewritten in place: a new commit record tells cached readers to reread.
-            self._commit(state)
+            self._commit(state, dirty)
         for start in range(0, len(fresh), COMMIT_BATCH):
             batch = fresh[start : start + COMMIT_BATCH]
             batch_df, batch_n = document_frequencies(row.get("description") or "" for row in batch)
@@ -370,12 +402,14 @@ class FeatureStore:
             committed += len(batch)
             df_now += batch_df
             n_now += batch_n
-            self._commit(_State(committed, state.df_used, state.n_used, df_now, n_now))
+            self._commit(_State(committed, state.df_used, state.n_used, df_now, n_now), dirty)
+            dirty = []
         return SyncSummary(len(fresh), int(changed.size), False, "", committed, drift)
 
     def _rebuild(self, rows: list[Mapping[str, Any]], ids: np.ndarray, reason: str) -> SyncSummary:
         self._state_path.unlink(missing_ok=True)  # from here until the commit: no store
-        _fsync_dir(self._state_path.parent)
+        fsync_directory(self._state_path.parent)
+        self._crcs = None
         df, n_docs = document_frequencies(row.get("description") or "" for row in rows)
         space = FeatureSpace(df=df, n_docs=n_docs)
         for target in (self._data, self._keys):
@@ -411,10 +445,13 @@ class FeatureStore:
 
     # -- the commit record ------------------------------------------------------------------
 
-    def _commit(self, state: _State) -> None:
-        staging = self._state_path.with_name(self._state_path.name + ".tmp")
+    def _commit(self, state: _State, dirty: Iterable[int] = ()) -> None:
+        """Publish the commit record of `state`: the rows' per-chunk CRC-32s are carried over
+        from the last record, recomputed for chunks holding `dirty` rows and past its end."""
+        previous = self._crcs if self._crcs is not None else None
+        crcs = self._chunk_crcs(state.committed, previous, dirty)
         used_at, now_at = np.flatnonzero(state.df_used), np.flatnonzero(state.df_now)
-        with open(staging, "wb") as handle:
+        with published(self._state_path) as fd, os.fdopen(os.dup(fd), "wb") as handle:
             np.savez(
                 handle,
                 version=np.int64(FEATURE_VERSION),
@@ -427,40 +464,104 @@ class FeatureStore:
                 used_df=state.df_used[used_at].astype(np.int64),
                 now_at=now_at.astype(np.int64),
                 now_df=state.df_now[now_at].astype(np.int64),
+                data_crc=crcs[0],
+                keys_crc=crcs[1],
             )
             handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(staging, self._state_path)
-        _fsync_dir(self._state_path.parent)
+        self._crcs = (state.committed, crcs[0], crcs[1])
+
+    def _chunk_crcs(
+        self, committed: int, previous: tuple | None, dirty: Iterable[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """CRC-32 of each CHECK_CHUNK rows of the data and key files, as written on disk."""
+        chunks = -(-committed // CHECK_CHUNK)
+        out = []
+        for index, target in enumerate((self._data, self._keys)):
+            crcs = np.zeros(chunks, dtype=np.int64)
+            start = 0
+            if previous is not None:
+                kept = min(previous[0] // CHECK_CHUNK, chunks, len(previous[index + 1]))
+                crcs[:kept] = previous[index + 1][:kept]
+                start = kept
+            todo = set(range(start, chunks)) | {r // CHECK_CHUNK for r in dirty}
+            rows = target.read(committed) if todo else None
+            for chunk in sorted(c for c in todo if c < chunks):
+                block = rows[chunk * CHECK_CHUNK : (chunk + 1) * CHECK_CHUNK]
+                crcs[chunk] = zlib.crc32(np.ascontiguousarray(block))
+            out.append(crcs)
+        return out[0], out[1]
+
+    def _verified(self, committed: int, data_crc: np.ndarray, keys_crc: np.ndarray) -> bool:
+        """The committed rows of both files match the commit record's CRCs (checked once per
+        version of the three files in this process)."""
+        try:
+            versions = tuple(
+                (st.st_ino, st.st_size, st.st_mtime_ns)
+                for st in (os.stat(p) for p in (self._state_path, self._data.path, self._keys.path))
+            )
+        except OSError:
+            return False
+        key = (self._state_path, versions)
+        if _VERIFIED.get(self._state_path) == key:
+            return True
+        if len(data_crc) != -(-committed // CHECK_CHUNK) or len(keys_crc) != len(data_crc):
+            return False
+        for target, expected in ((self._data, data_crc), (self._keys, keys_crc)):
+            rows = target.read(committed)
+            for chunk, crc in enumerate(expected):
+                block = rows[chunk * CHECK_CHUNK : (chunk + 1) * CHECK_CHUNK]
+                if zlib.crc32(np.ascontiguousarray(block)) != int(crc):
+                    return False
+        _VERIFIED[self._state_path] = key
+        return True
 
     def _load_state(self, *, today: bool = True) -> _State | None:
         """The commit record if it and the files it describes are whole, else None.
 
-        Without `today` the df counts of today are not read (a reader needs only the counts
-        the rows were built with); the state then holds the used counts in their place.
+        Whole means: the record reads (bounded, CRC-checked npz), the files hold the rows it
+        commits, and those rows match its per-chunk CRC-32s (so corrupted rows under an intact
+        header are never trusted; `fault` says why a store was not). Without `today` the df
+        counts of today are not read (a reader needs only the counts the rows were built
+        with); the state then holds the used counts in their place.
         """
+        self.fault = ""
+        if not self._state_path.exists():
+            return None
         try:
-            with np.load(self._state_path) as saved:
-                if (int(saved["version"]), int(saved["dim"]), int(saved["fine_size"])) != (
-                    FEATURE_VERSION,
-                    FEATURE_DIM,
-                    FINE_SIZE,
-                ):
-                    return None
-                committed = int(saved["committed"])
-                df_used = np.zeros(FINE_SIZE, dtype=np.int64)
-                df_used[saved["used_at"]] = saved["used_df"]
-                n_used = int(saved["n_used"])
-                df_now, n_now = df_used, n_used
-                if today:
-                    df_now = np.zeros(FINE_SIZE, dtype=np.int64)
-                    df_now[saved["now_at"]] = saved["now_df"]
-                    n_now = int(saved["n_now"])
-        except (OSError, KeyError, ValueError, EOFError, zlib.error, zipfile.BadZipFile):
+            saved = load_npz(self._state_path)
+            if (int(saved["version"]), int(saved["dim"]), int(saved["fine_size"])) != (
+                FEATURE_VERSION,
+                FEATURE_DIM,
+                FINE_SIZE,
+            ):
+                return None
+            committed = int(saved["committed"])
+            df_used = np.zeros(FINE_SIZE, dtype=np.int64)
+            df_used[saved["used_at"]] = saved["used_df"]
+            n_used = int(saved["n_used"])
+            df_now, n_now = df_used, n_used
+            if today:
+                df_now = np.zeros(FINE_SIZE, dtype=np.int64)
+                df_now[saved["now_at"]] = saved["now_df"]
+                n_now = int(saved["n_now"])
+            data_crc, keys_crc = saved["data_crc"], saved["keys_crc"]
+        except (DerivedFileError, KeyError, ValueError, IndexError) as error:
+            self.fault = f"its commit record does not read ({error})"
             return None
         if self._data.rows_available() < committed or self._keys.rows_available() < committed:
+            self.fault = "its row files are shorter than their commit record"
             return None
+        if not self._verified(committed, data_crc, keys_crc):
+            self.fault = "its rows do not match their checksums"
+            return None
+        self._crcs = (committed, data_crc, keys_crc)
         return _State(committed, df_used, n_used, df_now, n_now)
+
+
+# Commit records whose rows this process has verified, by record path: (path, file versions).
+_VERIFIED: dict[Path, tuple] = {}
+# Rows per CRC-32 in the commit record: an append re-checksums at most this many old rows.
+CHECK_CHUNK = 4096
 
 
 _SPACES: list[FeatureSpace] = []  # the last space built: its idf is reused while df is the same
@@ -485,14 +586,6 @@ def _sorted_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, A
     return ordered, ids
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def bank_features(bank: Any) -> Snapshot:
     """The bank's feature snapshot, synced first when the bank has rows the store lacks.
 
@@ -514,7 +607,10 @@ def bank_features(bank: Any) -> Snapshot:
         return snapshot
     try:
         store.sync(lambda: _feature_rows(bank))
-    except OSError:
+    except OSError as error:
+        from nrr_stats.notices import warn
+
+        warn(f"{store.path}: similarity store not usable ({error}); features computed in memory")
         return _in_memory(_feature_rows(bank))
     snapshot = store.snapshot()
     # Another process may be rebuilding the files under us: then answer from memory.
