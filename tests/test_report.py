@@ -197,3 +197,13 @@ def test_weighted_points_read_their_quantiles_and_mean(values, draw):
         assert rate.cdf(x) == pytest.approx(float(np.sum(w[np.array(values) <= x])), abs=1e-9)
     low, high = rate.interval(0.9)
     assert low <= high and low == rate.ppf(0.05) and high == rate.ppf(0.95)
+
+
+def test_an_unreadable_stored_fit_is_said_and_the_rest_is_shown(tmp_path):
+    bank_path = tmp_path / "bank.db"
+    with open_bank(bank_path) as bank:
+        ingest_logs(bank, [SEED_LOG])
+        bank.posterior_path.write_bytes(b"not a netCDF file")
+    page, data = report(bank_path, tmp_path)
+    assert data["fit"]["error"] and "cannot be read" in page
+    assert 'id="fit-summary"' not in page and data["cells"] and data["base_rate"]

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from nrr_stats.check import BaseRate, Checker, cell_json, pick_session
-from nrr_stats.models.posterior import CellSummary, failed_path_for
+from nrr_stats.models.posterior import (
+    CellSummary,
+    failed_path_for,
+    netcdf_path_for,
+    npz_path_for,
+)
 from nrr_stats.sessions import observed_keep_rate
 
 TRAJECTORY_POINTS = 60
@@ -165,25 +170,31 @@ def _decisions(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def fit_section(posterior_path: Path) -> FitSection:
-    """The stored fit's az.summary tables: the good fit at `posterior_path`, else a failed
-    one stored marked beside it, else none."""
+    """The stored fit's az.summary tables: the fit published at `posterior_path` (its .npz
+    names its netCDF), else a failed one stored marked beside it, else none."""
     stored = [
-        (status, Path(path))
-        for status, path in (("fit", posterior_path), ("failed", failed_path_for(posterior_path)))
-        if Path(path).is_file()
+        (status, path)
+        for status, path in (
+            ("fit", Path(posterior_path)),
+            ("failed", failed_path_for(Path(posterior_path))),
+        )
+        if npz_path_for(path).is_file() or path.is_file()
     ]
     if not stored:
         return FitSection(status="none")
-    status, path = stored[0]
+    status, published = stored[0]
+    path = published
     try:
         import arviz as az
 
         from nrr_stats.report.tables import fit_summary
 
+        if npz_path_for(published).is_file():
+            path = netcdf_path_for(published) or published  # None: the older x.posterior.nc
         idata = az.from_netcdf(str(path))
         hyperparameters, effects = fit_summary(idata)
         meta = {k: _plain(v) for k, v in idata.posterior.attrs.items() if k in _META}
-    except Exception as error:  # an unreadable file: say so in the report, show the rest
+    except Exception as error:  # an unreadable fit: say so in the report, show the rest
         return FitSection(status=status, path=str(path), error=f"{type(error).__name__}: {error}")
     return FitSection(status, str(path), meta, hyperparameters, effects)
 
