@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import nrr_stats.answer_fields as fields
 from nrr_stats.bank import Bank, open_bank
 from nrr_stats.decide import DecisionRule, decide, heed_adopted_records
@@ -71,6 +73,31 @@ class _Session:
     rows: list[dict[str, Any]]
     engine: SessionEngine
     marked: tuple[str, list[dict[str, Any]]] | None = None  # (config, under_current_config)
+
+
+@dataclass(frozen=True)
+class BaseRate:
+    """A session's base keep rate as its answers use it (the `base_rate` of `nrr check`), with
+    its 90% interval and the counted rows behind it."""
+
+    mean: float
+    interval: tuple[float, float]
+    n: int  # counted experiments (keep, discard, crash)
+    k: int  # keeps among them
+    crashes: int
+    n_weighted: float  # their evidence-weighted count (the engine's discounts)
+    source: str  # "fit" | "population-prior" | "conjugate"
+
+
+def base_rate_of(engine: SessionEngine) -> BaseRate:
+    """The base rate of a session's engine under its last update."""
+    from nrr_stats.models.rate import CONFIDENCE
+
+    rate = engine.base_rate()
+    n, k, crashes, n_weighted = engine.totals()
+    return BaseRate(
+        rate.mean(), rate.interval(CONFIDENCE), n, k, crashes, n_weighted, engine.source
+    )
 
 
 def cell_json(cell: CellSummary) -> dict[str, Any]:
@@ -227,7 +254,7 @@ class Checker:
         key = (session_row["id"], session_row["updated_at"], state) if session_row else (state,)
         kept = self._sessions.pop(name, None)
         if kept is None or kept.engine.prior is not prior:
-            engine = SessionEngine(prior, name, evidence_weights=stored_evidence_weights)
+            engine = _engine(prior, name)
             kept = _Session(key=None, rows=[], engine=engine)  # type: ignore[arg-type]
         if kept.key != key:
             kept.rows = self.bank.experiments(session_row["id"]) if session_row else []
@@ -259,6 +286,29 @@ class Checker:
         if prior is None or "trials" not in prior.seen:
             return total
         return max(total - int(round(float(prior.seen["trials"].sum()))), 0)
+
+    def base_rate(self, session: str | int | None = None) -> BaseRate:
+        """The session's base keep rate, as its answers compare with (`nrr check`'s base_rate)."""
+        self.reading()
+        return base_rate_of(self._session(pick_session(self.bank, session)).engine)
+
+    def base_rate_trajectory(
+        self, session: str | int | None = None, max_points: int = 60
+    ) -> list[tuple[int, BaseRate]]:
+        """(rows read, base rate after them) along the session's rows, from 0 (the prior alone)
+        to all of them, at most `max_points` evenly spaced positions (the last always): what
+        `nrr check` would have compared a proposal with after each of those rows."""
+        self.reading()
+        kept = self._session(pick_session(self.bank, session))
+        total = len(kept.rows)
+        count = max(min(max_points, total + 1), 2)
+        positions = sorted({int(round(p)) for p in np.linspace(0, total, count)})
+        engine = _engine(kept.engine.prior, kept.engine.session)
+        out = []
+        for position in positions:
+            engine.update(kept.rows[:position])
+            out.append((position, base_rate_of(engine)))
+        return out
 
     def patterns(
         self,
@@ -540,6 +590,11 @@ def _save_large(bank: Bank, reading: BankReading) -> None:
 
     if len(reading.evidence.leaves.index) >= MIN_LEAVES:
         save_evidence(bank.evidence_path, reading.evidence, reading.state)
+
+
+def _engine(prior: Any, session_key: str) -> SessionEngine:
+    """A session's engine under a prior, with the curated evidence weights stored in the bank."""
+    return SessionEngine(prior, session_key, evidence_weights=stored_evidence_weights)
 
 
 def pick_session(bank: Bank, session: str | int | None) -> dict[str, Any] | None:
