@@ -522,7 +522,8 @@ def _with_similarity_evidence(answer: Any, history, description: str, change: An
     shipped = shipped_evidence()
     if shipped is None:
         return answer
-    return AnswerWithEvidence(answer, evidence_answer(shipped.params, history, description, change))
+    evidence = evidence_answer(shipped.params, history, description, change, answer.base_rate)
+    return AnswerWithEvidence(answer, evidence)
 
 
 def _record(

@@ -112,7 +112,7 @@ def test_a_checks_numbers_come_from_the_one_rate_and_its_patterns_from_patterns(
     # similarity-evidence model answers (models/similarity_evidence.py), else its cell's.
     rate = keep.rate
     if shipped_evidence() is not None:
-        rate = _evidence_rate(bank_rows, text, answer)
+        rate = _evidence_rate(bank_rows, text, answer, keep.base_rate)
     assert isinstance(rate, BetaMixture)
     low, high = rate.interval(0.9)
     assert answer["p_keep"] == round(rate.mean(), 4)
@@ -130,7 +130,7 @@ def test_a_checks_numbers_come_from_the_one_rate_and_its_patterns_from_patterns(
     assert rate.ppf(0.5) == pytest.approx(_bisect_median(rate), abs=1e-5)
 
 
-def _evidence_rate(rows: list[dict], text: str, answer: dict) -> BetaMixture:
+def _evidence_rate(rows: list[dict], text: str, answer: dict, base: float) -> BetaMixture:
     from nrr_stats.parser import ParsedChange
 
     change = ParsedChange(
@@ -140,7 +140,7 @@ def _evidence_rate(rows: list[dict], text: str, answer: dict) -> BetaMixture:
         from_value=answer["from"],
         to_value=answer["to"],
     )
-    return evidence_answer(shipped_evidence().params, rows, text, change).rate
+    return evidence_answer(shipped_evidence().params, rows, text, change, base).rate
 
 
 def listed_key(answer: dict) -> tuple[str, str]:

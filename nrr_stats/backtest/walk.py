@@ -317,12 +317,11 @@ def _evidence_rows(path, items, prior, log, options, constant_rate) -> list[Pred
 
     engine = SessionEngine(prior, log.session_key, options.dynamics, options.curator_weights)
     from nrr_stats.backtest.evidence_rows import evidence_rows
-    from nrr_stats.models.similarity_evidence import answer_fields, predict_session
+    from nrr_stats.models.similarity_evidence import answer_at, predict_session
 
     rows = evidence_rows(items)
     params, _ = options.evidence.for_log(Path(path).name)
     prediction = predict_session(rows.session, params)
-    answers = answer_fields(prediction)
     history: list[dict[str, Any]] = []
     predicted: list[PredictedRow] = []
     outcomes_seen: list[int] = []
@@ -331,7 +330,9 @@ def _evidence_rows(path, items, prior, log, options, constant_rate) -> list[Pred
         if item.status not in PREDICTED:
             continue
         cell = engine.predict(history, item.proposal)
-        answer = replace(answers[index], p_crash=float(cell.p_crash))
+        answer = replace(
+            answer_at(prediction, index, index, float(cell.base_rate)), p_crash=float(cell.p_crash)
+        )
         index += 1
         exact, near = repeat_flags(item.proposal, item.description, item.config_before, history)
         verdict, _ = decide(

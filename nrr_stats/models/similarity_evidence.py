@@ -396,33 +396,37 @@ class EvidenceAnswer:
     rate: Any = field(default=None, compare=False, repr=False)  # the rate's BetaMixture
 
 
-def answer_fields(prediction: EvidencePrediction, first_row: int = 0) -> list[EvidenceAnswer]:
-    """Per-row answers from a prediction (`first_row`: the history length of its first row);
-    P(keep), the interval and P(rate < base) are read from the one rate object (models/rate.py)
-    of each row, as every other answer's are."""
+def answer_at(
+    prediction: EvidencePrediction, i: int, history_rows: int, base_rate: float | None = None
+) -> EvidenceAnswer:
+    """Row i's answer; P(keep), the interval and P(rate < base) are read from the one rate
+    object (models/rate.py). `base_rate` is the base the answer compares with (the cell
+    engine's session base rate, as `nrr check` reports it); the discounted session rate m_t
+    when not given."""
     from nrr_stats.models.rate import BetaMixture
 
-    out = []
-    for i in range(prediction.p_keep.shape[0]):
-        rate = BetaMixture.of(
-            [max(float(prediction.alpha[i]), 1e-9)],
-            [max(float(prediction.beta[i]), 1e-9)],
-            base=float(prediction.session_rate[i]),
-        )
-        out.append(
-            EvidenceAnswer(
-                p_keep=rate.mean(),
-                interval=rate.interval(0.9),
-                prob_below_base=rate.prob_below_base(),
-                base_rate=rate.base_rate(),
-                session_rate=rate.base_rate(),
-                n_weighted=float(prediction.kernel_trials[i]),
-                history_rows=first_row + i,
-                max_fail_similarity=float(prediction.max_fail_similarity[i]),
-                rate=rate,
-            )
-        )
-    return out
+    session_rate = float(prediction.session_rate[i])
+    rate = BetaMixture.of(
+        [max(float(prediction.alpha[i]), 1e-9)],
+        [max(float(prediction.beta[i]), 1e-9)],
+        base=session_rate if base_rate is None else float(base_rate),
+    )
+    return EvidenceAnswer(
+        p_keep=rate.mean(),
+        interval=rate.interval(0.9),
+        prob_below_base=rate.prob_below_base(),
+        base_rate=rate.base_rate(),
+        session_rate=session_rate,
+        n_weighted=float(prediction.kernel_trials[i]),
+        history_rows=history_rows,
+        max_fail_similarity=float(prediction.max_fail_similarity[i]),
+        rate=rate,
+    )
+
+
+def answer_fields(prediction: EvidencePrediction, first_row: int = 0) -> list[EvidenceAnswer]:
+    """Per-row answers of a prediction (`first_row`: the history length of its first row)."""
+    return [answer_at(prediction, i, first_row + i) for i in range(prediction.p_keep.shape[0])]
 
 
 @dataclass(frozen=True)
@@ -548,6 +552,7 @@ def evidence_answer(
     history: Sequence[Mapping[str, Any]],
     proposal_text: str,
     change: Any,
+    base_rate: float | None = None,
 ) -> EvidenceAnswer:
     """The answer for one proposal after a session's rows (bank experiment rows in order): the
     same numbers as the backtest's row for the same history. Only keep/discard/crash rows count
@@ -568,7 +573,7 @@ def evidence_answer(
         proposal,
         params,
     )
-    return answer_fields(prediction, first_row=len(rows))[0]
+    return answer_at(prediction, 0, len(rows), base_rate)
 
 
 EVIDENCE_FIELDS = frozenset(
