@@ -55,12 +55,12 @@ CANDIDATES = {
     "keep discount 0.7 + plateau 0.3": Dynamics(keep_discount=0.7, plateau=0.3),
     "keep discount 0.7 + forgetting 0.97": Dynamics(keep_discount=0.7, forgetting=0.97),
 }
+# The verdict is "avoid when P(keep) < floor" (nrr_stats/decide.py); the cell engine's rows are
+# scored over the same floors (the similarity-evidence model's own curve is in
+# benchmarks/similarity_evidence_cv.py).
 RULES = {
-    f"p>={pb} ratio<={ra} n>={me}": DecisionRule(
-        avoid_prob_below=pb, avoid_ratio=ra, min_evidence=me
-    )
-    for pb in (0.9, 0.95)
-    for ra in (0.5, 0.6, 0.75)
+    f"P(keep)<{floor} n>={me}": DecisionRule(avoid_below=floor, min_history=me)
+    for floor in (0.03, 0.04, 0.05, 0.06, 0.08)
     for me in (2.0, 3.0, 5.0)
 }
 MAX_KEEP_BLOCK = 0.05

@@ -8,8 +8,8 @@ What a loop needs, imported on first use (`import nrr_stats` stays as cheap as `
     check_proposal(text, bank=...)      one answer (a Checker for one check)
     patterns(bank, session=...)         every cell as the session's checks answer it
     backtest_logs(paths)                the prequential backtest of EVALUATION.md
-    validate_nk_record(record)          problems of an NK record (empty list: valid)
-    validate_nk(record, depth=1)        the NK reference validator's verdict, under its name
+    validate_nk(record, depth=1)        NK's validator: its violations (empty list: valid)
+    validate_nk_record(record)          the stricter check of records nrr-stats writes
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ A loop holds one `Checker(bank)`; it keeps, for as long as it is open:
 - per session, its rows (reread when the session or the bank's evidence moves) and its
   engine (rebuilt when the prior changes; otherwise it recomputes the leaves that moved);
 - the similarity search's state for the store's current snapshot.
-`check_proposal(...)` is the one-shot form: a Checker for one answer, closed after it.
+`check_proposal(...)` is the one-shot form: a Checker for one answer, closed after it. `nrr
+check`, the MCP server, the demo and the benchmarks all answer through `Checker.check`; what it
+adds around one change's answer (several changes, `read_as`, NRR's field names) is in
+answer_fields.py.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+import nrr_stats.answer_fields as fields
 from nrr_stats.bank import Bank, open_bank
 from nrr_stats.decide import DecisionRule, decide, heed_adopted_records
 from nrr_stats.errors import BankStorageError, NrrInputError
@@ -32,7 +38,7 @@ from nrr_stats.models.evidence import Evidence
 from nrr_stats.models.posterior import CellSummary, KeepAnswer, load_posterior, npz_path_for
 from nrr_stats.notices import collecting, warn
 from nrr_stats.parser import ConfigTracker, Rules
-from nrr_stats.proposal import proposal_change, read_proposal
+from nrr_stats.proposal import Proposal, proposal_change, read_proposal
 from nrr_stats.similarity.repeats import under_current_config
 
 SIMILAR_FAILURES = 5
@@ -67,6 +73,31 @@ class _Session:
     rows: list[dict[str, Any]]
     engine: SessionEngine
     marked: tuple[str, list[dict[str, Any]]] | None = None  # (config, under_current_config)
+
+
+@dataclass(frozen=True)
+class BaseRate:
+    """A session's base keep rate as its answers use it (the `base_rate` of `nrr check`), with
+    its 90% interval and the counted rows behind it."""
+
+    mean: float
+    interval: tuple[float, float]
+    n: int  # counted experiments (keep, discard, crash)
+    k: int  # keeps among them
+    crashes: int
+    n_weighted: float  # their evidence-weighted count (the engine's discounts)
+    source: str  # "fit" | "population-prior" | "conjugate"
+
+
+def base_rate_of(engine: SessionEngine) -> BaseRate:
+    """The base rate of a session's engine under its last update."""
+    from nrr_stats.models.rate import CONFIDENCE
+
+    rate = engine.base_rate()
+    n, k, crashes, n_weighted = engine.totals()
+    return BaseRate(
+        rate.mean(), rate.interval(CONFIDENCE), n, k, crashes, n_weighted, engine.source
+    )
 
 
 def cell_json(cell: CellSummary) -> dict[str, Any]:
@@ -223,7 +254,7 @@ class Checker:
         key = (session_row["id"], session_row["updated_at"], state) if session_row else (state,)
         kept = self._sessions.pop(name, None)
         if kept is None or kept.engine.prior is not prior:
-            engine = SessionEngine(prior, name, evidence_weights=stored_evidence_weights)
+            engine = _engine(prior, name)
             kept = _Session(key=None, rows=[], engine=engine)  # type: ignore[arg-type]
         if kept.key != key:
             kept.rows = self.bank.experiments(session_row["id"]) if session_row else []
@@ -255,6 +286,29 @@ class Checker:
         if prior is None or "trials" not in prior.seen:
             return total
         return max(total - int(round(float(prior.seen["trials"].sum()))), 0)
+
+    def base_rate(self, session: str | int | None = None) -> BaseRate:
+        """The session's base keep rate, as its answers compare with (`nrr check`'s base_rate)."""
+        self.reading()
+        return base_rate_of(self._session(pick_session(self.bank, session)).engine)
+
+    def base_rate_trajectory(
+        self, session: str | int | None = None, max_points: int = 60
+    ) -> list[tuple[int, BaseRate]]:
+        """(rows read, base rate after them) along the session's rows, from 0 (the prior alone)
+        to all of them, at most `max_points` evenly spaced positions (the last always): what
+        `nrr check` would have compared a proposal with after each of those rows."""
+        self.reading()
+        kept = self._session(pick_session(self.bank, session))
+        total = len(kept.rows)
+        count = max(min(max_points, total + 1), 2)
+        positions = sorted({int(round(p)) for p in np.linspace(0, total, count)})
+        engine = _engine(kept.engine.prior, kept.engine.session)
+        out = []
+        for position in positions:
+            engine.update(kept.rows[:position])
+            out.append((position, base_rate_of(engine)))
+        return out
 
     def patterns(
         self,
@@ -294,28 +348,85 @@ class Checker:
         proposal_text: str,
         *,
         session: str | int | None = None,
+        description: str | None = None,
         record: bool = True,
     ) -> dict[str, Any]:
-        """Answer one proposal: verdict, reason, p_keep with its 90% interval, similar
-        failures, the patterns of its category (the README's JSON contract), and `warnings`:
-        what the answer was given despite (a file beside the bank that did not verify, a
-        decision that could not be recorded), also said on stderr."""
+        """Answer a proposal (text, `KEY = value` lines, a unified diff): verdict, reason,
+        p_keep with its 90% interval, similar failures, the patterns of its category, how it
+        was read, NRR's field names (the README's JSON contract), and `warnings`: what the
+        answer was given despite (a file beside the bank that did not verify, a decision that
+        could not be recorded), also said on stderr. A proposal changing several values is
+        answered for its riskiest change, every change listed in `changes_checked`.
+
+        `description` replaces the proposal's own description lines (NRR's `--description`);
+        `record` stores the answer in the bank's decisions (its id in `decision_id`).
+        """
         with collecting() as warnings:
-            result = self._check(proposal_text, session=session, record=record)
+            result = self._check(
+                proposal_text, session=session, description=description, record=record
+            )
             result["warnings"] = list(warnings)
         return result
 
     def _check(
-        self, proposal_text: str, *, session: str | int | None, record: bool
+        self,
+        proposal_text: str,
+        *,
+        session: str | int | None,
+        description: str | None,
+        record: bool,
     ) -> dict[str, Any]:
         if not proposal_text or not proposal_text.strip():
-            raise NrrInputError("the proposal is empty")
+            if not description:
+                raise NrrInputError("the proposal is empty")
+            proposal_text = ""
+        text = fields.with_description(proposal_text, description)
+        proposal = read_proposal(text)
+        changes = proposal.changes
+        if len(changes) <= 1:
+            answer = self._answer_change(proposal, session)
+            answer["changes_checked"] = []
+        else:
+            answers = [
+                (change, self._answer_change(read_proposal(change.text()), session))
+                for change in changes
+            ]
+            riskiest_change, riskiest = max(
+                answers,
+                key=lambda pair: (fields.SEVERITY[pair[1]["verdict"]], -(pair[1]["p_keep"] or 0.0)),
+            )
+            answer = dict(riskiest)
+            answer["reason"] = (
+                f"the riskiest of {len(changes)} changes ({riskiest_change.text()}): "
+                + answer["reason"]
+            )
+            answer["changes_checked"] = [fields.change_summary(c, a) for c, a in answers]
+        answer["read_as"] = {"description": proposal.description, **proposal.read_as()}
+        answer["empty_bank"] = not answer["bank"]["experiments"]
+        if answer["empty_bank"]:
+            answer["reason"] += f"; {fields.EMPTY_BANK_NOTE}"
+        answer["recommended_alternative"] = next(
+            (
+                r.get("recommended_alternative")
+                for r in answer["nk_records"]
+                if r.get("recommended_alternative")
+            ),
+            None,
+        )
+        fields.add_nrr_fields(answer, proposal, self.bank)
+        if record:
+            answer["decision_id"] = _record(
+                self.bank, text, pick_session(self.bank, session), answer
+            )
+        return answer
+
+    def _answer_change(self, proposal: Proposal, session: str | int | None) -> dict[str, Any]:
+        """The engine's answer to a proposal read as one change (the core of `check`)."""
         bank = self.bank
         reading = self.reading()
         session_row = pick_session(bank, session)
         tracker = session_tracker(bank, session_row, self.rules)
         config = tracker.current
-        proposal = read_proposal(proposal_text)
         change = proposal_change(proposal, tracker)
         kept = self._session(session_row)
         answer = self._answer(kept, change.category, change.direction, change.parameter)
@@ -325,6 +436,7 @@ class Checker:
         similar, exact_repeat, near_repeats = self._similar_failures(
             kept, proposal.description, change, config
         )
+        answer = _with_similarity_evidence(answer, kept.rows, proposal.description, change)
         verdict, reason = decide(
             answer, exact_repeat=exact_repeat, near_repeats=near_repeats, rule=self.decision_rule
         )
@@ -375,8 +487,6 @@ class Checker:
                 "ess_share": _rounded(answer.ess_share),
             },
         }
-        if record:
-            result["decision_id"] = _record(bank, proposal_text, session_row, result)
         return result
 
     def _similar_failures(
@@ -400,6 +510,22 @@ class Checker:
         )
 
 
+def _with_similarity_evidence(answer: Any, history, description: str, change: Any) -> Any:
+    """P(keep), its interval and the verdict's inputs from the shipped similarity-evidence model
+    (models/similarity_evidence.py), as `nrr backtest` scores it; the cell answer otherwise."""
+    from nrr_stats.models.similarity_evidence import (
+        AnswerWithEvidence,
+        evidence_answer,
+        shipped_evidence,
+    )
+
+    shipped = shipped_evidence()
+    if shipped is None:
+        return answer
+    evidence = evidence_answer(shipped.params, history, description, change, answer.base_rate)
+    return AnswerWithEvidence(answer, evidence)
+
+
 def _record(
     bank: Bank, proposal_text: str, session_row: Mapping[str, Any] | None, result: dict
 ) -> int | None:
@@ -419,6 +545,7 @@ def check_proposal(
     *,
     bank: Bank | str | Path | None = None,
     session: str | int | None = None,
+    description: str | None = None,
     rules: Rules | None = None,
     decision_rule: DecisionRule = DecisionRule(),
     record: bool = True,
@@ -428,7 +555,7 @@ def check_proposal(
     with Checker(
         bank, rules=rules, decision_rule=decision_rule, use_population_prior=use_population_prior
     ) as checker:
-        return checker.check(proposal_text, session=session, record=record)
+        return checker.check(proposal_text, session=session, description=description, record=record)
 
 
 def patterns(
@@ -464,6 +591,11 @@ def _save_large(bank: Bank, reading: BankReading) -> None:
 
     if len(reading.evidence.leaves.index) >= MIN_LEAVES:
         save_evidence(bank.evidence_path, reading.evidence, reading.state)
+
+
+def _engine(prior: Any, session_key: str) -> SessionEngine:
+    """A session's engine under a prior, with the curated evidence weights stored in the bank."""
+    return SessionEngine(prior, session_key, evidence_weights=stored_evidence_weights)
 
 
 def pick_session(bank: Bank, session: str | int | None) -> dict[str, Any] | None:

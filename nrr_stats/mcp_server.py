@@ -48,10 +48,10 @@ def _answering(tool: Any, tool_error: type[Exception]) -> Any:
 
 def build_server(bank: Any = None, *, rules: Any = None) -> Any:
     """The MCP server over one bank (URL, path or open Bank; it must exist)."""
-    from nrr_stats.loop import LoopChecker
+    from nrr_stats.check import Checker
 
     server_class, tool_error = _sdk()
-    checker = LoopChecker(bank, rules=rules)
+    checker = Checker(bank, rules=rules)
     opened = checker.bank
     server = server_class(
         "nrr-stats",
@@ -72,7 +72,7 @@ def build_server(bank: Any = None, *, rules: Any = None) -> Any:
         """Answer a proposal before running it: verdict (proceed / caution / avoid), reason,
         p_keep with its 90% interval and counts, similar failures, patterns, NK records.
         `session`: id, name or log path. `brief`: also a text under 1 KB in `brief`."""
-        from nrr_stats.loop import brief as brief_text
+        from nrr_stats.answer_fields import brief as brief_text
 
         answer = checker.check(proposal, session=session, description=description)
         if brief:
@@ -110,7 +110,7 @@ def build_server(bank: Any = None, *, rules: Any = None) -> Any:
         P(rate below the session's base rate); `include_empty` adds the prior's cells."""
         from nrr_stats.check import cell_json
 
-        cells = checker.engine.patterns(session, prior_cells=include_empty)
+        cells = checker.patterns(session, prior_cells=include_empty)
         return {"cells": [cell_json(cell) for cell in cells]}
 
     @_tool(server, tool_error)

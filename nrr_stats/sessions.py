@@ -23,13 +23,20 @@ def keep_rate_interval(keeps: int, experiments: int) -> tuple[float | None, floa
     return round(low, 4), round(high, 4)
 
 
+def observed_keep_rate(keeps: int, experiments: int) -> tuple[float | None, tuple]:
+    """The observed keep rate keeps / experiments (None without experiments) and its 90%
+    Jeffreys interval, as `nrr sessions` lists it."""
+    rate = round(keeps / experiments, 4) if experiments else None
+    return rate, keep_rate_interval(keeps, experiments)
+
+
 def list_sessions(bank: Bank) -> list[dict[str, Any]]:
     """Per session: id, name, path, rows stored, experiments counted (keep, discard, crash),
     keeps, keep rate with its 90% interval, crashes, last update."""
     out = []
     for row in bank.session_summaries():
         experiments, keeps = int(row["experiments"] or 0), int(row["keeps"] or 0)
-        low, high = keep_rate_interval(keeps, experiments)
+        rate, (low, high) = observed_keep_rate(keeps, experiments)
         out.append(
             {
                 "id": int(row["id"]),
@@ -39,7 +46,7 @@ def list_sessions(bank: Bank) -> list[dict[str, Any]]:
                 "experiments": experiments,
                 "keeps": keeps,
                 "crashes": int(row["crashes"] or 0),
-                "keep_rate": round(keeps / experiments, 4) if experiments else None,
+                "keep_rate": rate,
                 "interval": [low, high],
                 "updated_at": row["updated_at"],
             }

@@ -23,9 +23,18 @@ def _json_run(capsys, *args: str) -> dict:
 
 @needs_prior
 def test_no_population_prior_changes_the_source(capsys, tmp_path: Path):
-    with_prior = _json_run(capsys, str(SEED), "--jsonl", str(tmp_path / "a.jsonl"))
+    default = _json_run(capsys, str(SEED), "--jsonl", str(tmp_path / "c.jsonl"))
+    assert [log["prior"] for log in default["logs"]] == ["evidence shipped"]
+    with_prior = _json_run(
+        capsys, str(SEED), "--jsonl", str(tmp_path / "a.jsonl"), "--no-similarity"
+    )
     without = _json_run(
-        capsys, str(SEED), "--jsonl", str(tmp_path / "b.jsonl"), "--no-population-prior"
+        capsys,
+        str(SEED),
+        "--jsonl",
+        str(tmp_path / "b.jsonl"),
+        "--no-population-prior",
+        "--no-similarity",
     )
     assert [log["prior"] for log in with_prior["logs"]] == ["shipped"]
     assert [log["prior"] for log in without["logs"]] == ["none"]
@@ -99,7 +108,15 @@ def test_unreadable_log_exits_3_naming_it(capsys, tmp_path: Path):
 def test_seen_log_without_corpus_exits_3(capsys, tmp_path: Path):
     err = _error(
         capsys,
-        ["backtest", str(DEV_LOG), "--jsonl", str(tmp_path / "o"), "--corpus", str(tmp_path)],
+        [
+            "backtest",
+            str(DEV_LOG),
+            "--jsonl",
+            str(tmp_path / "o"),
+            "--corpus",
+            str(tmp_path),
+            "--no-similarity",
+        ],
     )
     assert "corpus" in err and DEV_LOG.name in err
 

@@ -77,8 +77,8 @@ def test_stored_evidence_reproduces_the_walks_verdicts():
     rates = verdict_rates(rows, DecisionRule())
     avoids = sum(r.verdict == "avoid" for r in rows)
     assert rates["avoids"] == avoids
-    strict = verdict_rates(rows, DecisionRule(avoid_prob_below=1.01))
-    assert strict["avoids"] == sum(r.verdict == "avoid" and r.exact_repeat for r in rows)
+    strict = verdict_rates(rows, DecisionRule(avoid_below=0.0, caution_below=0.0))
+    assert strict["avoids"] == 0  # with no floor nothing is avoided, exact repeats included
 
 
 def test_nested_choice_never_uses_the_folds_own_logs():

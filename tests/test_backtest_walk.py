@@ -152,6 +152,23 @@ def test_running_laplace_is_the_logs_own_smoothed_rate(path: Path):
         assert row.y == (row.status == "keep")
 
 
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.stem)
+def test_discounted_rate_weighs_each_earlier_row_by_its_age(path: Path):
+    result = backtest_logs([path], prior=None)
+    rows = result.rows()
+    kept = [r.y for r in rows]
+    for i, row in enumerate(rows):
+        weights = [0.9 ** (i - 1 - j) for j in range(i)]  # the latest earlier row weighs 1
+        expected = (0.5 + sum(w * y for w, y in zip(weights, kept[:i], strict=True))) / (
+            2 + sum(weights)
+        )
+        assert row.p_discounted == pytest.approx(expected, rel=1e-12)
+    scores = result.scores["discounted_rate"]
+    assert scores.rows == result.scores["engine"].rows
+    avoided = [r.p_discounted < 0.05 for r in rows if not r.y]
+    assert scores.avoid_recall == pytest.approx(sum(avoided) / len(avoided))
+
+
 @needs_prior
 def test_constant_baseline_is_the_training_corpus_keep_rate():
     meta = PRIOR.meta

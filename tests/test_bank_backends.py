@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nrr_stats.bank.postgres as postgres_backend
+import nrr_stats.bank.sqlite as sqlite_backend
 import nrr_stats.bank.store as store
 from nrr_stats.bank import open_bank
 from nrr_stats.bank.schema import MIGRATIONS, SCHEMA_VERSION
@@ -167,6 +168,7 @@ def next_schema_version(monkeypatch):
     def define(statements):
         monkeypatch.setitem(MIGRATIONS, target, statements)
         monkeypatch.setattr(store, "SCHEMA_VERSION", target)
+        monkeypatch.setattr(sqlite_backend, "SCHEMA_VERSION", target)
         monkeypatch.setattr(postgres_backend, "SCHEMA_VERSION", target)
         return target
 

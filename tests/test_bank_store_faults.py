@@ -327,6 +327,7 @@ def test_the_package_version_moved_past_the_one_that_could_not_tell_banks_apart(
 
 def test_a_shared_bank_is_upgraded_only_by_nrr_migrate(bank_url, tmp_path, monkeypatch):
     from nrr_stats.bank import postgres as postgres_backend
+    from nrr_stats.bank import sqlite as sqlite_backend
     from nrr_stats.bank import store
     from nrr_stats.bank.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -334,6 +335,7 @@ def test_a_shared_bank_is_upgraded_only_by_nrr_migrate(bank_url, tmp_path, monke
     target = SCHEMA_VERSION + 1
     monkeypatch.setitem(MIGRATIONS, target, ["CREATE TABLE reviewers (name TEXT)"])
     monkeypatch.setattr(store, "SCHEMA_VERSION", target)
+    monkeypatch.setattr(sqlite_backend, "SCHEMA_VERSION", target)
     monkeypatch.setattr(postgres_backend, "SCHEMA_VERSION", target)
     checked = run_nrr("check", "increase LR to 0.1", "--bank", bank_url)
     if "postgresql" in bank_url:

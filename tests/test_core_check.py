@@ -111,7 +111,7 @@ def test_unknown_session_exits_3(seed_bank: Path) -> None:
     assert run.code == 3 and "no-such-log" in run.err
 
 
-def test_repeating_a_failed_change_under_the_same_config_is_avoided(tmp_path: Path) -> None:
+def test_repeating_a_failed_change_under_the_same_config_is_flagged(tmp_path: Path) -> None:
     log = tmp_path / "results.tsv"
     log.write_text(
         "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
@@ -122,7 +122,8 @@ def test_repeating_a_failed_change_under_the_same_config_is_avoided(tmp_path: Pa
     bank = tmp_path / "bank.db"
     assert run_nrr("ingest", str(log), "--bank", str(bank)).code == 0
     answer = check_proposal("increase MATRIX_LR from 0.04 to 0.08", bank=bank)
-    assert answer["exact_repeat"] is True and answer["verdict"] == "avoid"
+    assert answer["exact_repeat"] is True and answer["verdict"] in ("caution", "avoid")
+    assert "same change already failed" in answer["reason"]
 
 
 def test_check_records_its_decision(tmp_path: Path) -> None:

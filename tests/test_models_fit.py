@@ -181,3 +181,49 @@ def test_fit_command_input_errors_exit_three_with_one_line(tmp_path, capsys):
     assert "no keep/discard/crash experiments" in err and len(err.strip().splitlines()) == 1
     assert main(["fit", "--bank", str(empty), "--sampler", "bogus"]) == 3
     assert "unknown sampler" in capsys.readouterr().err
+
+
+def test_report_of_a_fitted_bank_shows_the_stored_fit_as_an_az_summary(fitted, tmp_path):
+    """`nrr report` on a bank with a stored fit: the az.summary table (r_hat, ESS) read from
+    the netCDF, and the base rate the fit answers with."""
+    import re
+
+    import arviz as az
+    from core_helpers import SEED_LOG, run_nrr
+
+    from nrr_stats.bank import open_bank
+    from nrr_stats.bank.ingest import ingest_logs
+    from nrr_stats.check import Checker
+    from nrr_stats.models.fit import save_fit
+
+    bank_path = tmp_path / "bank.db"
+    with open_bank(bank_path) as bank:
+        ingest_logs(bank, [SEED_LOG])
+        stored = save_fit(fitted, bank.posterior_path)
+    out = tmp_path / "report.html"
+    run = run_nrr("report", "--bank", str(bank_path), "--html", str(out))
+    assert run.code == 0, run.err
+    page = out.read_text(encoding="utf-8")
+    found = re.search(r'<script type="application/json" id="nrr-report-data">(.*?)</script>', page)
+    data = json.loads(found.group(1))
+    assert data["prior_source"] == "fit" and data["fit"]["status"] == "fit"
+    table = re.search(r'<table id="fit-summary">(.*?)</table>', page).group(1)
+    header = re.findall(r"<th[^>]*>(.*?)</th>", table)
+    assert header[0] == "parameter" and header[-3:] == ["ess_bulk", "ess_tail", "r_hat"]
+    assert {"mean", "sd", "hdi_5%", "hdi_95%"} <= set(header)
+    expected = az.summary(
+        az.from_netcdf(stored),
+        var_names=["alpha", "sigma_sess", "nu"],
+        hdi_prob=0.9,
+        round_to="none",
+    )
+    for name in expected.index:
+        row = re.search(rf'<tr><td class="text">{name}</td>(.*?)</tr>', table).group(1)
+        values = dict(zip(header[1:], re.findall(r"<td>(.*?)</td>", row), strict=True))
+        assert float(values["mean"]) == pytest.approx(expected.loc[name, "mean"], abs=1.5e-3)
+        assert float(values["r_hat"]) == pytest.approx(expected.loc[name, "r_hat"], abs=1.5e-3)
+        assert float(values["ess_bulk"]) == pytest.approx(expected.loc[name, "ess_bulk"], abs=1)
+    assert "b_cell[learning_rate/increase]" in page  # the group effects, by the fit's names
+    with Checker(bank_path) as checker:
+        answer = checker.answer(None, "learning_rate", "increase")
+    assert answer.source == "fit" and answer.base_rate == data["base_rate"]["mean"]

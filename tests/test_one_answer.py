@@ -28,6 +28,7 @@ from nrr_stats.check import Checker, cell_json, check_proposal, patterns
 from nrr_stats.models.population import load_population_prior
 from nrr_stats.models.posterior import npz_path_for
 from nrr_stats.models.rate import BetaMixture
+from nrr_stats.models.similarity_evidence import evidence_answer, shipped_evidence
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nrr_stats"
 DESCRIPTIONS = [
@@ -90,6 +91,7 @@ def test_a_checks_numbers_come_from_the_one_rate_and_its_patterns_from_patterns(
                 None, answer["category"], answer["direction"], answer["parameter"] or ""
             )
             own_cell = checker.answer(None, answer["category"], answer["direction"], "")
+            bank_rows = checker.bank.experiments()
     assert (
         answer["fit"]["source"]
         == {
@@ -106,8 +108,11 @@ def test_a_checks_numbers_come_from_the_one_rate_and_its_patterns_from_patterns(
     listed = {(e["category"], e["direction"]) for e in answer["patterns"]}
     assert listed >= {k for k in every_cell if k[0] == answer["category"]}
     assert (answer["category"], answer["direction"]) in listed
-    # Its numbers are the rate distribution's.
+    # Its numbers are the rate distribution's: the proposal's own rate when the shipped
+    # similarity-evidence model answers (models/similarity_evidence.py), else its cell's.
     rate = keep.rate
+    if shipped_evidence() is not None:
+        rate = _evidence_rate(bank_rows, text, answer, keep.base_rate)
     assert isinstance(rate, BetaMixture)
     low, high = rate.interval(0.9)
     assert answer["p_keep"] == round(rate.mean(), 4)
@@ -123,6 +128,19 @@ def test_a_checks_numbers_come_from_the_one_rate_and_its_patterns_from_patterns(
     # The distribution is one: its quantiles invert its CDF, its interval holds 90%.
     assert rate.cdf(high) - rate.cdf(low) == pytest.approx(0.9, abs=1e-5)
     assert rate.ppf(0.5) == pytest.approx(_bisect_median(rate), abs=1e-5)
+
+
+def _evidence_rate(rows: list[dict], text: str, answer: dict, base: float) -> BetaMixture:
+    from nrr_stats.parser import ParsedChange
+
+    change = ParsedChange(
+        category=answer["category"],
+        direction=answer["direction"],
+        parameter=answer["parameter"],
+        from_value=answer["from"],
+        to_value=answer["to"],
+    )
+    return evidence_answer(shipped_evidence().params, rows, text, change, base).rate
 
 
 def listed_key(answer: dict) -> tuple[str, str]:
@@ -208,3 +226,34 @@ def test_the_public_api_is_importable_and_lazy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# Within the bank: `open_bank` (connect.py) stands above both backends, each backend above the
+# `Bank` they return (store.py), and nothing below imports what stands above it.
+BANK_LAYERS = {
+    "store.py": ("nrr_stats.bank.connect", "nrr_stats.bank.sqlite", "nrr_stats.bank.postgres"),
+    "nk_records.py": (
+        "nrr_stats.bank.connect",
+        "nrr_stats.bank.sqlite",
+        "nrr_stats.bank.postgres",
+        "nrr_stats.bank.store",
+    ),
+    "sqlite.py": ("nrr_stats.bank.connect", "nrr_stats.bank.postgres"),
+    "postgres.py": ("nrr_stats.bank.connect", "nrr_stats.bank.sqlite"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(BANK_LAYERS))
+def test_the_bank_backends_stand_between_bank_and_open_bank(module: str) -> None:
+    imported = _imports(PACKAGE / "bank" / module)
+    # `nrr_stats.bank` itself is above too: its __init__ imports connect.py.
+    bad = [m for m in imported if m.startswith(BANK_LAYERS[module]) or m == "nrr_stats.bank"]
+    assert not bad, f"bank/{module} imports {bad}"
+
+
+def test_open_bank_is_above_both_backends() -> None:
+    imported = _imports(PACKAGE / "bank" / "connect.py")
+    assert {"nrr_stats.bank.sqlite", "nrr_stats.bank.postgres"} <= imported
+    assert (PACKAGE / "bank" / "sqlite.py").exists() and "sqlite3" not in _imports(
+        PACKAGE / "bank" / "store.py"
+    )

@@ -114,3 +114,43 @@ def score(
 def running_laplace_rate(y_history: Sequence[int]) -> float:
     """The running-rate baseline: (keeps + 1) / (n + 2) over the log's rows so far."""
     return (sum(y_history) + 1) / (len(y_history) + 2)
+
+
+DISCOUNT = 0.9  # the discounted running rate's g (EVALUATION.md)
+DISCOUNTED_AVOID_BELOW = 0.05  # its verdict baseline: avoid when the rate is below this
+
+
+def discounted_running_rate(y_history: Sequence[int], discount: float = DISCOUNT) -> float:
+    """The discounted running rate (0.5 + sum g^a y) / (2 + sum g^a) over the log's rows so far,
+    a Beta(0.5, 1.5) prior; `a` counts the rows run after that one (0 for the latest row)."""
+    y = np.asarray(y_history, dtype=float)
+    weights = discount ** np.arange(y.size - 1, -1, -1, dtype=float)
+    return float((0.5 + weights @ y) / (2.0 + weights.sum()))
+
+
+TRADEOFF_FLOORS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.10, 0.12, 0.15, 0.20)
+
+
+def tradeoff_curve(
+    p: Sequence[float],
+    y: Sequence[int],
+    eligible: Sequence[bool] | None = None,
+    floors: Sequence[float] = TRADEOFF_FLOORS,
+) -> list[dict[str, float]]:
+    """Avoid recall and keep-block rate of "avoid when P(keep) < floor" over a range of floors;
+    `eligible` marks rows where the rule may say avoid at all (enough history of its own)."""
+    p_arr, y_arr = np.asarray(p, dtype=float), np.asarray(y, dtype=int)
+    ok = np.ones(p_arr.shape, bool) if eligible is None else np.asarray(eligible, dtype=bool)
+    kept = y_arr == 1
+    out = []
+    for floor in floors:
+        avoid = (p_arr < floor) & ok
+        out.append(
+            {
+                "floor": float(floor),
+                "avoid_recall": float(avoid[~kept].mean()) if (~kept).any() else float("nan"),
+                "keep_block_rate": float(avoid[kept].mean()) if kept.any() else float("nan"),
+                "avoids": int(avoid.sum()),
+            }
+        )
+    return out

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from nrr_stats.backtest.metrics import CLIP, Scores
+from nrr_stats.models.rate import CONFIDENCE
 
 BOOTSTRAP = 1000
-CONFIDENCE = 0.9
 
 
 def log_loss_ratio_interval(

@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from nrr_stats.backtest.metrics import Scores, running_laplace_rate, score
+from nrr_stats.backtest.metrics import (
+    DISCOUNTED_AVOID_BELOW,
+    Scores,
+    discounted_running_rate,
+    running_laplace_rate,
+    score,
+)
 from nrr_stats.decide import DecisionRule, decide
 from nrr_stats.errors import NrrInputError
 from nrr_stats.models.engine import DEFAULT_DYNAMICS, Dynamics, EvidenceWeights, SessionEngine
@@ -29,6 +35,7 @@ PREDICTED = ("keep", "discard", "crash")
 ENGINE = "engine"
 CONSTANT = "constant"
 LAPLACE = "running_laplace"
+DISCOUNTED = "discounted_rate"
 
 
 @dataclass(frozen=True)
@@ -39,16 +46,24 @@ class BacktestOptions:
     decision_rule: DecisionRule = field(default_factory=DecisionRule)
     # history rows (dicts) -> evidence weight per row in (0, 1]; None: all 1 (no curator)
     curator_weights: EvidenceWeights | None = None
+    # the similarity-weighted evidence model (models/similarity_evidence.py); when set, it gives
+    # P(keep), the interval and the verdict, and the cell engine is not run
+    evidence: Any = None
 
 
-def default_options(*, dynamics: bool = True, curator_weights: bool = True) -> BacktestOptions:
+def default_options(
+    *, dynamics: bool = True, curator_weights: bool = True, evidence: bool = True
+) -> BacktestOptions:
     """The full engine's options (models.engine.DEFAULT_DYNAMICS, the offline curator's
-    weights); each switch turns one ablated part off."""
+    weights, the shipped similarity-evidence model, models/similarity_evidence.json); each
+    switch turns one ablated part off (`evidence=False`: walk the cell engine instead)."""
     from nrr_stats.backtest.curation import OfflineCuratorWeights
+    from nrr_stats.models.similarity_evidence import shipped_evidence
 
     return BacktestOptions(
         dynamics=DEFAULT_DYNAMICS if dynamics else Dynamics(),
         curator_weights=OfflineCuratorWeights() if curator_weights else None,
+        evidence=shipped_evidence() if evidence else None,
     )
 
 
@@ -79,6 +94,7 @@ class PredictedRow:
     p_crash: float = 0.0
     exact_repeat: bool = False
     near_repeats: int = 0
+    p_discounted: float = float("nan")
 
     def jsonl_fields(self) -> dict[str, Any]:
         """The EVALUATION.md record of this row."""
@@ -141,6 +157,7 @@ class BacktestResult:
         if self.constant_rate is not None:
             out[CONSTANT] = (np.array([r.p_constant for r in rows]), y)
         out[LAPLACE] = (np.array([r.p_laplace for r in rows]), y)
+        out[DISCOUNTED] = (np.array([r.p_discounted for r in rows]), y)
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -180,19 +197,30 @@ class WalkItem:
 
 def walk_items(log: Any, rules: Any = None) -> list[WalkItem]:
     """The rows of a read log in order: each row's history record is the row ingest would store
-    (bank.ingest.experiment_rows, the one log-to-rows function), and its proposal is parsed from
-    its scrubbed description under the configuration kept before it (rows <= t only)."""
+    (bank.ingest.experiment_rows, the one log-to-rows function) with its outcome and delta from
+    rows up to it (backtest/prefix.py: ingest's noise band and inferred direction read the whole
+    log), and its proposal is parsed from its scrubbed description under the configuration kept
+    before it; nothing at row t depends on rows after t."""
+    from nrr_stats.backtest.prefix import prefix_outcomes
     from nrr_stats.bank.ingest import experiment_rows
     from nrr_stats.parser import ConfigTracker, strip_result_words
 
+    outcomes, deltas = prefix_outcomes(log)
     tracker = ConfigTracker(rules)
     items = []
-    for row, stored in zip(log.rows, experiment_rows(log, rules), strict=True):
+    for index, (row, stored) in enumerate(zip(log.rows, experiment_rows(log, rules), strict=True)):
         config_before = dict(tracker.current)
         scrubbed = strip_result_words(row.description)
         proposal = tracker.parse(scrubbed)
         tracker.observe(tracker.parse(row.description), kept=row.status == "keep")
-        record = {**stored, "id": row.row_number, "session": log.session_key, "log": str(log.path)}
+        record = {
+            **stored,
+            "outcome": outcomes[index] if stored["status"] in PREDICTED else stored["outcome"],
+            "delta": None if not np.isfinite(deltas[index]) else float(deltas[index]),
+            "id": row.row_number,
+            "session": log.session_key,
+            "log": str(log.path),
+        }
         items.append(
             WalkItem(
                 row=row.row_number,
@@ -220,6 +248,22 @@ def walk_log(
 
     log = log if log is not None else read_results_log(path)
     items = walk_items(log)
+    if options.evidence is not None:
+        predicted = _evidence_rows(path, items, prior, log, options, constant_rate)
+    else:
+        predicted = _engine_rows(path, items, prior, log, options, constant_rate)
+    return LogWalk(
+        file=Path(path).name,
+        path=str(path),
+        session_key=log.session_key,
+        prior=prior_label,
+        rows=predicted,
+        unreadable_rows=len(log.bad_rows),
+    )
+
+
+def _engine_rows(path, items, prior, log, options, constant_rate) -> list[PredictedRow]:
+    """The cell engine's predictions, row by row (the form before the similarity evidence)."""
     engine = SessionEngine(prior, log.session_key, options.dynamics, options.curator_weights)
     history: list[dict[str, Any]] = []
     predicted: list[PredictedRow] = []
@@ -246,6 +290,7 @@ def walk_log(
                     y=int(item.status == "keep"),
                     p_constant=constant_rate,
                     p_laplace=running_laplace_rate(outcomes_seen),
+                    p_discounted=discounted_running_rate(outcomes_seen),
                     source=getattr(answer, "source", "conjugate"),
                     ess_share=float(getattr(answer, "ess_share", 1.0)),
                     stale=bool(getattr(answer, "stale", False)),
@@ -260,14 +305,69 @@ def walk_log(
             outcomes_seen.append(int(item.status == "keep"))
         if item.status in PREDICTED:
             history.append(item.record)
-    return LogWalk(
-        file=Path(path).name,
-        path=str(path),
-        session_key=log.session_key,
-        prior=prior_label,
-        rows=predicted,
-        unreadable_rows=len(log.bad_rows),
-    )
+    return predicted
+
+
+def _evidence_rows(path, items, prior, log, options, constant_rate) -> list[PredictedRow]:
+    """The similarity-weighted evidence model's predictions: one vectorised pass over the
+    session, row t from rows < t (models/similarity_evidence.py), verdicts from decide.py. The
+    cell fields (crash probability, weighted count) come from the cell engine under `prior`,
+    as `nrr check` reports them beside the evidence model's P(keep)."""
+    from dataclasses import replace
+
+    engine = SessionEngine(prior, log.session_key, options.dynamics, options.curator_weights)
+    from nrr_stats.backtest.evidence_rows import evidence_rows
+    from nrr_stats.models.similarity_evidence import answer_at, predict_session
+
+    rows = evidence_rows(items)
+    params, _ = options.evidence.for_log(Path(path).name)
+    prediction = predict_session(rows.session, params)
+    history: list[dict[str, Any]] = []
+    predicted: list[PredictedRow] = []
+    outcomes_seen: list[int] = []
+    index = 0
+    for item in items:
+        if item.status not in PREDICTED:
+            continue
+        cell = engine.predict(history, item.proposal)
+        answer = replace(
+            answer_at(prediction, index, index, float(cell.base_rate)), p_crash=float(cell.p_crash)
+        )
+        index += 1
+        exact, near = repeat_flags(item.proposal, item.description, item.config_before, history)
+        verdict, _ = decide(
+            answer, exact_repeat=exact, near_repeats=near, rule=options.decision_rule
+        )
+        predicted.append(
+            PredictedRow(
+                file=Path(path).name,
+                row=item.row,
+                status=item.status,
+                p_keep=answer.p_keep,
+                interval=answer.interval,
+                verdict=verdict,
+                category=item.proposal.category,
+                direction=item.proposal.direction,
+                outcome=item.record["outcome"],
+                parameter=item.proposal.parameter,
+                y=int(item.status == "keep"),
+                p_constant=constant_rate,
+                p_laplace=running_laplace_rate(outcomes_seen),
+                source="similarity_evidence",
+                ess_share=1.0,
+                stale=False,
+                prob_below_base=answer.prob_below_base,
+                base_rate=answer.base_rate,
+                n_weighted=float(cell.n_weighted),
+                p_crash=answer.p_crash,
+                exact_repeat=bool(exact),
+                near_repeats=int(near),
+                p_discounted=discounted_running_rate(outcomes_seen),
+            )
+        )
+        outcomes_seen.append(int(item.status == "keep"))
+        history.append(item.record)
+    return predicted
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,10 +487,20 @@ def backtest_logs(
     else:
         resolver = None
         note = "no population prior: conjugate form" if prior is None else "given prior"
+    if options.evidence is not None:
+        resolver = None
+        note = "similarity-weighted evidence (held-out fold parameters for logs it was fitted on)"
     walks = []
     for path in paths:
         log = read_results_log(path)
-        if resolver is not None:
+        if options.evidence is not None:
+            # the cell fields beside P(keep): the shipped prior where it never saw the log
+            seen = shipped is None or log.session_key in set(
+                shipped.meta.get("training_session_keys", [])
+            )
+            cell_prior = (None if seen else shipped) if isinstance(prior, str) else prior
+            choice = PriorChoice(cell_prior, options.evidence.for_log(Path(path).name)[1])
+        elif resolver is not None:
             choice = resolver.for_log(Path(path).name, log.session_key)
         else:
             choice = PriorChoice(prior, "none" if prior is None else "given")
@@ -429,6 +539,9 @@ def score_result(result: BacktestResult) -> dict[str, Scores]:
     if result.constant_rate is not None:
         scores[CONSTANT] = score(CONSTANT, [result.constant_rate] * len(rows), y, None, n_logs)
     scores[LAPLACE] = score(LAPLACE, [r.p_laplace for r in rows], y, None, n_logs)
+    discounted = [r.p_discounted for r in rows]
+    verdicts = ["avoid" if p < DISCOUNTED_AVOID_BELOW else "proceed" for p in discounted]
+    scores[DISCOUNTED] = score(DISCOUNTED, discounted, y, verdicts, n_logs)
     return scores
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +22,7 @@ import numpy as np
 from nrr_stats.bank.store import EXPERIMENT_COLUMNS, Bank, utc_now
 from nrr_stats.errors import NrrInputError
 from nrr_stats.ingest import ResultsLog, classify_outcomes, metric_deltas, read_results_log
+from nrr_stats.ingest.outcomes import BASELINE_ROW
 from nrr_stats.parser import ConfigTracker, Rules
 
 
@@ -68,9 +68,6 @@ class IngestSummary:
         }
 
 
-_BASELINE = re.compile(r"^\W*baseline\b", re.IGNORECASE)
-
-
 def _printable(text: str, limit: int = 200) -> str:
     """Log text shown in a summary: control and line-separator characters escaped, so a JSON
     line stays one line for any reader; long text cut."""
@@ -83,8 +80,8 @@ def leading_reference_rows(descriptions: Sequence[str], raw_statuses: Sequence[s
     description or raw status says `baseline`."""
     count = 1 if descriptions else 0
     while count < len(descriptions) and (
-        _BASELINE.match(descriptions[count])
-        or (count < len(raw_statuses) and _BASELINE.match(raw_statuses[count]))
+        BASELINE_ROW.match(descriptions[count])
+        or (count < len(raw_statuses) and BASELINE_ROW.match(raw_statuses[count]))
     ):
         count += 1
     return count

@@ -89,9 +89,9 @@ def _migrate(bank: Bank, *, create: bool, upgrade: bool) -> None:
             path=bank.location.display,
         )
     if 0 < version < SCHEMA_VERSION:
-        from nrr_stats.bank.store import _say_upgrade
+        from nrr_stats.bank.store import say_upgrade
 
-        _say_upgrade(bank.location, version, allowed=upgrade)
+        say_upgrade(bank.location, version, allowed=upgrade)
     with bank.transaction():
         # Held until this transaction ends: a second process waits here, then finds the schema current.
         bank.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_KEY,))

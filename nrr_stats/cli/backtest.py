@@ -33,6 +33,11 @@ def backtest(
     no_curator_weights: bool = typer.Option(
         False, "--no-curator-weights", help="Weigh every failure 1 (ablation)."
     ),
+    no_similarity: bool = typer.Option(
+        False,
+        "--no-similarity",
+        help="Walk the cell engine instead of the similarity-evidence model (ablation).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     progress: bool = typer.Option(
         None,
@@ -54,10 +59,15 @@ def backtest(
     for target, what in ((jsonl, "JSONL"), (plot, "plot")):
         if target is not None and not target.parent.is_dir():
             raise NrrInputError(f"the {what}'s folder does not exist", path=str(target))
+    options = default_options(
+        dynamics=not no_dynamics,
+        curator_weights=not no_curator_weights,
+        evidence=not no_similarity,
+    )
     result = backtest_logs(
         logs,
         prior=None if no_population_prior else "shipped",
-        options=default_options(dynamics=not no_dynamics, curator_weights=not no_curator_weights),
+        options=options,
         corpus_dir=corpus,
         progress=(lambda line: print(f"nrr: {line}", file=sys.stderr, flush=True))
         if (sys.stderr.isatty() if progress is None else progress)
@@ -80,17 +90,45 @@ def backtest(
             raise NrrInputError(
                 f"cannot write the plot ({error.strerror})", path=str(plot)
             ) from None
+    discounted = log_loss_ratio_interval(
+        [r.p_keep for r in rows],
+        [r.p_discounted for r in rows],
+        [r.y for r in rows],
+        [r.file for r in rows],
+    )
+    curve = _tradeoff(rows, options.decision_rule)
     stale = sum(r.stale for r in rows)
     if as_json:
         out = result.as_dict()
         out["log_loss_ratio_vs_running_laplace"] = {"ratio": ratio[0], "interval": ratio[1:]}
+        out["log_loss_ratio_vs_discounted_rate"] = {
+            "ratio": discounted[0],
+            "interval": discounted[1:],
+        }
+        out["tradeoff_curve"] = curve
         out["stale_rows"] = stale
         print(json.dumps(out, indent=2))
         return
-    _print_summary(score_rows(result.scores), result, ratio, stale)
+    _print_summary(score_rows(result.scores), result, ratio, stale, discounted, curve)
 
 
-def _print_summary(rows, result, ratio, stale: int) -> None:
+def _tradeoff(rows, rule) -> list[dict]:
+    """Avoid recall against keep-block rate over floors of P(keep) (rows with enough history)."""
+    from nrr_stats.backtest.metrics import TRADEOFF_FLOORS, tradeoff_curve
+
+    floors = sorted(set(TRADEOFF_FLOORS) | {rule.avoid_below})
+    history: dict[str, int] = {}
+    eligible = []
+    for row in rows:
+        eligible.append(history.get(row.file, 0) >= rule.min_history)
+        history[row.file] = history.get(row.file, 0) + 1
+    curve = tradeoff_curve([r.p_keep for r in rows], [r.y for r in rows], eligible, floors)
+    for point in curve:
+        point["shipped"] = point["floor"] == rule.avoid_below
+    return curve
+
+
+def _print_summary(rows, result, ratio, stale: int, discounted=None, curve=()) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -127,6 +165,22 @@ def _print_summary(rows, result, ratio, stale: int) -> None:
         f" {ratio[1]:.3f}..{ratio[2]:.3f}); constant baseline {constant};"
         " running Laplace = (keeps+1)/(n+2) over the log's predicted rows so far"
     )
+    if discounted is not None:
+        console.print(
+            f"engine log loss / discounted running rate: {discounted[0]:.3f} (90% log-bootstrap"
+            f" interval {discounted[1]:.3f}..{discounted[2]:.3f}); discounted rate ="
+            " (0.5 + sum 0.9^a y) / (2 + sum 0.9^a), its verdict: avoid below 0.05"
+        )
+    if curve:
+        points = "  ".join(
+            f"{c['floor']:.2f}{'*' if c['shipped'] else ''}:"
+            f" {c['avoid_recall']:.2f}/{c['keep_block_rate']:.3f}"
+            for c in curve
+        )
+        console.print(
+            "trade-off, avoid when P(keep) < floor (floor: avoid recall / keep-block rate;"
+            f" * = shipped floor, exact repeats aside): {points}"
+        )
     console.print(
         f"priors used: {', '.join(priors)}; stale rows (ESS share < 0.3): {stale};"
         f" wall time {result.wall_s:.1f} s"

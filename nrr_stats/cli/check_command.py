@@ -62,9 +62,10 @@ def run_check(
     no_record: bool = False,
 ) -> int:
     """Print the answer (JSON, or the brief text) and return the verdict's exit code."""
+    from nrr_stats.answer_fields import EMPTY_BANK_NOTE
+    from nrr_stats.answer_fields import brief as brief_text
+    from nrr_stats.check import Checker
     from nrr_stats.decide import VERDICT_EXIT_CODES
-    from nrr_stats.loop import EMPTY_BANK_NOTE, LoopChecker
-    from nrr_stats.loop import brief as brief_text
 
     if description is not None and proposal is None and proposal_file is None:
         text = ""
@@ -74,9 +75,7 @@ def run_check(
 
     chosen = configured_rules_path(rules, bank)  # --rules, $NRR_RULES, nrr.toml beside the bank
     parsed_rules = load_rules(chosen) if chosen is not None else None
-    with LoopChecker(
-        bank, rules=parsed_rules, use_population_prior=not no_population_prior
-    ) as checker:
+    with Checker(bank, rules=parsed_rules, use_population_prior=not no_population_prior) as checker:
         answer = checker.check(text, session=session, description=description, record=not no_record)
     if answer["empty_bank"]:
         print(f"nrr: warning: {EMPTY_BANK_NOTE}", file=sys.stderr)

@@ -312,18 +312,30 @@ def report(
     bank: str = BankOption,
     session: str = SessionOption,
     no_population_prior: bool = NoPriorOption,
+    show_all: bool = typer.Option(
+        False, "--all", help="Also the prior's fitted cells with no data in the bank."
+    ),
+    points: int = typer.Option(
+        60, "--trajectory-points", min=2, help="Positions of the base-rate trajectory."
+    ),
 ) -> None:
-    """Write a self-contained HTML report: cells with a forest plot, the fit, recent decisions.
+    """Write a self-contained HTML report for a session: its base rate and keep-rate trajectory,
+    the cells' forest plot by category (prior-only greyed), the fit's az.summary, decisions.
 
     Example: nrr report --html report.html --session results.tsv
     """
     from nrr_stats.bank import open_bank
+    from nrr_stats.check import Checker
+    from nrr_stats.report.data import report_data
     from nrr_stats.report.html import render_report
 
-    cells, posterior = _cells(bank, session, no_population_prior, False)
-    fit = dict(posterior.meta) if posterior is not None else None
-    with open_bank(bank, create=False) as opened:
-        page = render_report(opened, cells, fit, base_rate=None)
+    with (
+        _progress("writing the report"),
+        open_bank(bank, create=False) as opened,
+        Checker(opened, use_population_prior=not no_population_prior) as checker,
+    ):
+        data = report_data(checker, session, prior_cells=show_all, trajectory_points=points)
+        page = render_report(data)
     try:
         output.write_text(page, encoding="utf-8")
     except OSError as error:

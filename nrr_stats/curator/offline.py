@@ -17,11 +17,6 @@ from typing import Any
 from nrr_stats.curator.redact import redact
 from nrr_stats.curator.schema import ROUTE_TEXT_CAP
 
-# The noise band and regression margin, as multiples of the log's scale (the median absolute
-# delta of its discards): the same split the ingest outcome classifier uses.
-MARGINAL_FRACTION = 0.25
-REGRESSION_MULTIPLE = 3.0
-
 FAILED_STATUSES = ("discard", "crash")
 
 
@@ -382,6 +377,10 @@ def _discard(context: FailureContext) -> tuple[dict[str, str], str, str, str]:
     scale = context.scale if context.scale and context.scale > 0 else None
     metric = context.metric_name or "metric"
     history = context.history
+    # The noise band and regression margin of ingest's outcome classifier (imported here: a
+    # check that reads NK records never loads the ingest package).
+    from nrr_stats.ingest.outcomes import MARGINAL_FRACTION, REGRESSION_MULTIPLE
+
     outcome = experiment.get("outcome")
     if outcome not in ("marginal", "no_improvement", "regression") and delta is not None and scale:
         outcome = (

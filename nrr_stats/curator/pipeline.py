@@ -19,7 +19,6 @@ from nrr_stats.bank.store import Bank
 from nrr_stats.curator.artifacts import Artifacts, artifact_names, load_artifacts
 from nrr_stats.curator.deep import Route, curate_deep, failed_routes
 from nrr_stats.curator.offline import (
-    MARGINAL_FRACTION,
     FailureContext,
     curate_offline,
     is_failure,
@@ -141,6 +140,8 @@ def nrr_fields(experiment: Mapping[str, Any], source: str, weight: float) -> dic
 
 
 def _facts(job: Job) -> dict[str, Any]:
+    from nrr_stats.ingest.outcomes import MARGINAL_FRACTION  # ingest's noise band
+
     row, context, session = job.context.experiment, job.context, job.session
     band = f"±{MARGINAL_FRACTION * context.scale:.4g}" if context.scale else "unknown"
     return {
@@ -281,11 +282,7 @@ def _label(kind: str, item: Any) -> str:
 
 def _model_fallbacks(bank: Bank, source: str, depth: int = 1) -> set[str]:
     """route_keys of rules records that stand in for this model's failed answers (finished too)."""
-    rows = bank.query(
-        "SELECT route_key FROM nk_records WHERE source = 'rules' AND depth = ? AND note LIKE ?",
-        (depth, f"{source} answer invalid%"),
-    )
-    return {row["route_key"] for row in rows}
+    return bank.nk_route_keys("rules", depth, note_starting=f"{source} answer invalid")
 
 
 def _depth1(

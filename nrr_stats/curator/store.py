@@ -62,56 +62,21 @@ def save_record(
     """
     depth = record_depth(record)
     source = source if source is not None else record["source"]
-    values = (
-        experiment_pk,
-        key,
-        depth,
-        source,
-        json.dumps(record, ensure_ascii=False, sort_keys=True),
-        float(evidence_weight if evidence_weight is not None else record["evidence_weight"]),
-        note,
-        int(input_tokens),
-        int(output_tokens),
-        utc_now(),
-    )
-    conflict = (
-        " DO UPDATE SET experiment_id = excluded.experiment_id, record_json = excluded.record_json,"
-        " evidence_weight = excluded.evidence_weight, note = excluded.note,"
-        " input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,"
-        " created_at = excluded.created_at"
-        if replace
-        else " DO NOTHING"
-    )
-    with bank.transaction():
-        written = bank.execute(
-            "INSERT INTO nk_records (experiment_id, route_key, depth, source, record_json, evidence_weight,"
-            " note, input_tokens, output_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            f" ON CONFLICT (route_key, depth, source){conflict}",
-            values,
-        ).rowcount
-        if not written:
-            return None
-        if depth == 1 and experiment_pk is not None:
-            _refresh_experiment_weight(bank, experiment_pk)
-        rows = bank.query(
-            "SELECT id FROM nk_records WHERE route_key = ? AND depth = ? AND source = ?",
-            (key, depth, source),
-        )
-        return int(rows[0]["id"])
-
-
-def _refresh_experiment_weight(bank: Bank, experiment_pk: int) -> None:
-    rows = bank.query(
-        "SELECT source, evidence_weight, id FROM nk_records WHERE experiment_id = ? AND depth = 1",
-        (experiment_pk,),
-    )
-    if not rows:
-        return
-    preferred = max(rows, key=lambda r: (r["source"] != "rules", r["id"]))
-    bank.execute(
-        "UPDATE experiments SET evidence_weight = ? WHERE id = ?",
-        (float(preferred["evidence_weight"]), experiment_pk),
-    )
+    row = {
+        "experiment_id": experiment_pk,
+        "route_key": key,
+        "depth": depth,
+        "source": source,
+        "record_json": json.dumps(record, ensure_ascii=False, sort_keys=True),
+        "evidence_weight": float(
+            evidence_weight if evidence_weight is not None else record["evidence_weight"]
+        ),
+        "note": note,
+        "input_tokens": int(input_tokens),
+        "output_tokens": int(output_tokens),
+        "created_at": utc_now(),
+    }
+    return bank.save_nk_record(row, replace=replace)
 
 
 def apply_weights(bank: Bank, table: WeightTable | None = None) -> int:
@@ -120,23 +85,15 @@ def apply_weights(bank: Bank, table: WeightTable | None = None) -> int:
     from nrr_stats.curator.weights import load_weights
 
     table = table or load_weights()
-    with bank.transaction():
-        rows = bank.query("SELECT id, record_json FROM nk_records ORDER BY id")
-        for row in rows:
-            record = json.loads(row["record_json"])
-            weight = table.weight(record["failure"])
-            if "evidence_weight" in record:  # a bare imported NK record keeps its content
-                record["evidence_weight"] = weight
-            bank.execute(
-                "UPDATE nk_records SET record_json = ?, evidence_weight = ? WHERE id = ?",
-                (json.dumps(record, ensure_ascii=False, sort_keys=True), weight, row["id"]),
-            )
-        bank.execute("UPDATE experiments SET evidence_weight = 1.0")
-        for row in bank.query(
-            "SELECT DISTINCT experiment_id FROM nk_records WHERE depth = 1 AND experiment_id IS NOT NULL"
-        ):
-            _refresh_experiment_weight(bank, int(row["experiment_id"]))
-    return len(rows)
+
+    def reweigh(record_id: int, record_json: str) -> tuple[int, str, float]:
+        record = json.loads(record_json)
+        weight = table.weight(record["failure"])
+        if "evidence_weight" in record:  # a bare imported NK record keeps its content
+            record["evidence_weight"] = weight
+        return record_id, json.dumps(record, ensure_ascii=False, sort_keys=True), weight
+
+    return bank.reweigh_nk_records(reweigh)
 
 
 def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,37 +111,20 @@ def fetch_records(
     depth: int | None = None,
 ) -> list[dict[str, Any]]:
     """Stored records (row columns plus the parsed `record`), oldest first, optionally filtered."""
-    where, params = [], []
     if any(v is not None and not fits_bank_id(v) for v in (session_id, experiment_pk, depth)):
         return []  # no row has such an id (or depth)
-    for column, value in (
-        ("e.session_id", session_id),
-        ("r.experiment_id", experiment_pk),
-        ("r.source", source),
-        ("r.depth", depth),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    rows = bank.query(
-        "SELECT r.*, e.session_id AS session_id, e.experiment_id AS log_experiment_id,"
-        " s.session_key AS session_key FROM nk_records r"
-        " LEFT JOIN experiments e ON e.id = r.experiment_id"
-        f" LEFT JOIN sessions s ON s.id = e.session_id{clause} ORDER BY r.id",
-        params,
+    rows = bank.nk_records(
+        session_id=session_id, experiment_pk=experiment_pk, source=source, depth=depth
     )
     return [_decode(row) for row in rows]
 
 
 def get_record(bank: Bank, record_id: int) -> dict[str, Any]:
     """One stored record by id, with its adoption history; a one-line error when there is none."""
-    rows = []
-    if fits_bank_id(record_id):
-        rows = bank.query("SELECT * FROM nk_records WHERE id = ?", (record_id,))
-    if not rows:
+    row = bank.nk_record(record_id) if fits_bank_id(record_id) else None
+    if row is None:
         raise NrrInputError(f"no NK record with id {record_id} (see `nrr records`)")
-    out = _decode(rows[0])
+    out = _decode(row)
     out["history"] = events_for(bank, [record_id]).get(record_id, [])
     return out
 
@@ -201,11 +141,7 @@ def record_event(
         raise NrrInputError("a rejection needs a reason (--reason)")
     get_record(bank, record_id)
     event = {"action": action, "actor": actor, "reason": reason, "created_at": utc_now()}
-    with bank.transaction():
-        bank.execute(
-            "INSERT INTO record_events (record_id, action, actor, reason, created_at) VALUES (?, ?, ?, ?, ?)",
-            (record_id, action, actor, reason, event["created_at"]),
-        )
+    bank.add_record_event(record_id, action, actor, reason, event["created_at"])
     return {"record_id": record_id, **event}
 
 
@@ -214,11 +150,7 @@ def events_for(bank: Bank, record_ids: Iterable[int]) -> dict[int, list[dict[str
     ids = sorted(set(int(i) for i in record_ids))
     if not ids:
         return {}
-    rows = bank.query(
-        f"SELECT record_id, action, actor, reason, created_at FROM record_events"
-        f" WHERE record_id IN ({', '.join('?' for _ in ids)}) ORDER BY id",
-        ids,
-    )
+    rows = bank.record_events(ids)
     history: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         history.setdefault(int(row["record_id"]), []).append(
@@ -248,38 +180,14 @@ def applicable_records(
 
     if not identifiable_route(category, direction, parameter or ""):
         return []
-    where = ["e.category = ?", "e.direction = ?"]
-    params: list[Any] = [category, direction]
-    if parameter:
-        where.append("(e.parameter = ? OR e.parameter = '')")
-        params.append(parameter)
-    if session_id is not None:
-        where.append("e.session_id = ?")
-        params.append(session_id)
-    columns = (
-        "r.id, r.experiment_id, r.depth, r.source, r.record_json, r.evidence_weight, r.note,"
-        " r.created_at"
-    )
-    rows = bank.query(
-        f"SELECT {columns}, e.session_id, e.category, e.direction, e.parameter FROM nk_records r"
-        " JOIN experiments e ON e.id = r.experiment_id"
-        f" WHERE {' AND '.join(where)} ORDER BY r.depth DESC, r.id DESC"
-        + (f" LIMIT {int(limit)}" if limit is not None else ""),
-        params,
-    )
+    rows = bank.nk_records_in_cell(category, direction, parameter, session_id, limit)
     # Records imported without an experiment here apply to their route in every session.
     if parameter:
         prefixes = [imported_route_prefix(category, direction, parameter) + "#"]
         prefixes.append(imported_route_prefix(category, direction, "") + "#")
     else:
         prefixes = [imported_route_prefix(category, direction, None)]
-    conditions = [_starts_with(bank, "r.route_key", prefix) for prefix in prefixes]
-    for row in bank.query(
-        f"SELECT {columns}, r.route_key FROM nk_records r WHERE r.experiment_id IS NULL AND ("
-        + " OR ".join(sql for sql, _ in conditions)
-        + ")",
-        [value for _, values in conditions for value in values],
-    ):
+    for row in bank.imported_nk_records(prefixes):
         route = imported_route(row["route_key"])
         if route is not None:
             rows.append({**row, "session_id": None, **route})
@@ -323,14 +231,6 @@ def imported_route_prefix(category: str, direction: str, parameter: str | None) 
     return f"{IMPORTED_PREFIX}{category}/{direction}/" + ("" if parameter is None else parameter)
 
 
-def _starts_with(bank: Bank, column: str, prefix: str) -> tuple[str, list[str]]:
-    """SQL true when `column` starts with `prefix`, as a range the route_key index serves (in
-    byte order: PostgreSQL compares in the "C" collation, whatever the database's)."""
-    collate = ' COLLATE "C"' if bank.location.backend == "postgresql" else ""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return f"({column}{collate} >= ? AND {column}{collate} < ?)", [prefix, upper]
-
-
 def imported_key(category: str, direction: str, parameter: str, digest: str) -> str:
     """route_key of an imported record: its route, then the hash of its content."""
     return f"{imported_route_prefix(category, direction, parameter)}#{digest}"
@@ -349,46 +249,29 @@ def imported_route(key: str) -> dict[str, str] | None:
 
 def imported_digests(bank: Bank) -> set[str]:
     """Content hashes of every record imported into the bank (an import stores each once)."""
-    rows = bank.query(
-        "SELECT route_key FROM nk_records WHERE substr(route_key, 1, ?) = ?",
-        (len(IMPORTED_PREFIX), IMPORTED_PREFIX),
-    )
+    rows = bank.nk_route_keys_starting(IMPORTED_PREFIX)
     return {row["route_key"].rpartition("#")[2] for row in rows if "#" in row["route_key"]}
 
 
 def reroute_imported(bank: Bank, digest: str, key: str) -> bool:
     """Move the imported record with this content hash onto `key`'s route; True if it moved."""
-    rows = bank.query(
-        "SELECT id, route_key FROM nk_records WHERE substr(route_key, 1, ?) = ?",
-        (len(IMPORTED_PREFIX), IMPORTED_PREFIX),
-    )
+    rows = bank.nk_route_keys_starting(IMPORTED_PREFIX)
     moved = [r for r in rows if r["route_key"].endswith("#" + digest) and r["route_key"] != key]
     for row in moved:
-        bank.execute("UPDATE nk_records SET route_key = ? WHERE id = ?", (key, row["id"]))
+        bank.set_nk_route_key(int(row["id"]), key)
     return bool(moved)
 
 
 def find_named_experiment(bank: Bank, task_id: str, experiment: str) -> int | None:
     """The bank id of the experiment a record names: `experiment` (its id in the log) within the
     session whose key is `task_id`; None unless exactly one experiment matches."""
-    rows = bank.query(
-        "SELECT e.id FROM experiments e JOIN sessions s ON s.id = e.session_id"
-        " WHERE s.session_key = ? AND e.experiment_id = ?",
-        (task_id, experiment),
-    )
-    return int(rows[0]["id"]) if len(rows) == 1 else None
+    ids = bank.experiments_named(task_id, experiment)
+    return ids[0] if len(ids) == 1 else None
 
 
 def experiment_names(bank: Bank, experiment_pks: Iterable[int]) -> dict[int, str]:
     """The log's own id of each experiment (bank id -> experiment_id)."""
-    ids = sorted(set(int(i) for i in experiment_pks))
-    if not ids:
-        return {}
-    rows = bank.query(
-        f"SELECT id, experiment_id FROM experiments WHERE id IN ({', '.join('?' for _ in ids)})",
-        ids,
-    )
-    return {int(row["id"]): str(row["experiment_id"]) for row in rows}
+    return bank.experiment_log_ids(sorted(set(int(i) for i in experiment_pks)))
 
 
 def record_artifacts(
@@ -398,22 +281,12 @@ def record_artifacts(
     names them in its `artifacts` field; one curated from the log alone names none)."""
     keys = sorted(set(keys))
     used: dict[str, list[str]] = {}
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        rows = bank.query(
-            "SELECT route_key, record_json FROM nk_records WHERE depth = ? AND source = ?"
-            f" AND route_key IN ({', '.join('?' for _ in chunk)}) ORDER BY id",
-            [depth, source, *chunk],
-        )
-        for row in rows:
-            files = json.loads(row["record_json"]).get("artifacts") or []
-            used[row["route_key"]] = sorted(set(used.get(row["route_key"], [])) | set(files))
+    for row in bank.nk_record_bodies(keys, source, depth):
+        files = json.loads(row["record_json"]).get("artifacts") or []
+        used[row["route_key"]] = sorted(set(used.get(row["route_key"], [])) | set(files))
     return used
 
 
 def curated_keys(bank: Bank, source: str, depth: int = 1) -> set[str]:
     """route_keys that already hold a record of this source and depth (finished work, for resuming)."""
-    rows = bank.query(
-        "SELECT route_key FROM nk_records WHERE source = ? AND depth = ?", (source, depth)
-    )
-    return {row["route_key"] for row in rows}
+    return bank.nk_route_keys(source, depth)

@@ -21,7 +21,10 @@ MARGINAL_FRACTION = 0.25
 REGRESSION_MULTIPLE = 3.0
 ROUNDING_SLACK = 1e-9
 
-_BASELINE = re.compile(r"^\s*baseline\b", re.IGNORECASE)
+# A row that says it is a baseline (its description or raw status starts with the word, after
+# any markup: "baseline", "**Baseline**", "[baseline] run"): a reference row (EVALUATION.md).
+# Ingest (bank/ingest.py) and the deltas here read reference rows with this one pattern.
+BASELINE_ROW = re.compile(r"^\W*baseline\b", re.IGNORECASE)
 _INFRA = re.compile(
     r"\bLLM\b.{0,20}\b(error|fail|failed|failure|timeout)|expecting value|json ?decode|"
     r"\bapi\b.{0,12}\b(error|failure|timeout|down)|rate.?limit|quota (exceeded|error)|overloaded|"
@@ -65,7 +68,7 @@ def metric_deltas(
             deltas[t] = sign * (value - best)
         kept = map_status(raw_status) == "keep"
         text = descriptions[t] if descriptions is not None else ""
-        baseline = t == 0 or bool(_BASELINE.match(text) or _BASELINE.match(raw_status))
+        baseline = t == 0 or bool(BASELINE_ROW.match(text) or BASELINE_ROW.match(raw_status))
         if kept or (baseline and not seen_keep):
             best = (
                 value

@@ -107,6 +107,7 @@ class SessionEngine:
         self._cells: dict[tuple[str, str], tuple[int, int, float]] = {}
         self._leaves: dict[tuple[str, str, str], tuple[int, int, float]] = {}
         self._counted = 0
+        self._totals: tuple[int, int, int, float] = (0, 0, 0, 0.0)
         self._answers: dict[tuple[str, str, str], Any] = {}  # until the next update
 
     def weights(self, history: list[dict[str, Any]]) -> np.ndarray:
@@ -140,6 +141,13 @@ class SessionEngine:
             crash = crashes.setdefault(row["category"], [0.0, 0.0])
             crash[0] += w * (row["status"] == "crash")
             crash[1] += w
+        statuses = [row["status"] for row in history]
+        self._totals = (
+            len(history),
+            statuses.count("keep"),
+            statuses.count("crash"),
+            float(np.sum(weights)) if history else 0.0,
+        )
         self._cells = {k: (v[0], v[1], v[2]) for k, v in cells.items()}
         self._leaves = {k: (v[0], v[1], v[2]) for k, v in leaves.items()}
         if self.grid is None:
@@ -153,6 +161,23 @@ class SessionEngine:
     def counts(self, category: str, direction: str) -> tuple[int, int, float]:
         """This session's (experiments, keeps, weighted experiments) in a cell."""
         return self._cells.get((category, direction), (0, 0, 0.0))
+
+    def totals(self) -> tuple[int, int, int, float]:
+        """This session's counted (experiments, keeps, crashes, weighted experiments)."""
+        return self._totals
+
+    def base_rate(self) -> Any:
+        """The distribution of the session's base keep rate (the base of every answer's
+        P(rate < base)) under the last `update`: over the grid, or the conjugate Beta."""
+        if self.grid is not None:
+            return self.grid.base_rate()
+        from nrr_stats.models.posterior import session_base_beta
+        from nrr_stats.models.rate import BetaMixture
+
+        if self._table is None:
+            self.update([])
+        a, b = session_base_beta(self._table, self.session)
+        return BetaMixture.of([a], [b])
 
     def answer(self, category: str, direction: str, parameter: str = "") -> Any:
         """The answer (a KeepAnswer) for a change, under the counts of the last `update`

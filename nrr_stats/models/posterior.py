@@ -791,6 +791,13 @@ def predict_keep(
 
 def _session_base_rate(evidence: Evidence, session: str | None) -> float:
     """The session's keep rate (empirical-Bayes posterior mean over sessions); pooled without one."""
+    a, b = session_base_beta(evidence, session)
+    return float(a / (a + b))
+
+
+def session_base_beta(evidence: Evidence, session: str | None) -> tuple[float, float]:
+    """The Beta(a, b) of the session's keep rate (empirical Bayes over sessions); the pooled
+    prior when the session has no evidence."""
     counts = evidence.counts("session")
     alpha, beta = evidence.derived(
         ("beta prior", "session"),
@@ -798,8 +805,8 @@ def _session_base_rate(evidence: Evidence, session: str | None) -> float:
     )
     sums = evidence.sums("session", (session,)) if session is not None else None
     if sums is not None and evidence.has("session", (session,)):
-        return float((alpha + sums[0]) / (alpha + beta + sums[2]))
-    return float(alpha / (alpha + beta))
+        return float(alpha + sums[0]), float(beta + sums[2] - sums[0])
+    return float(alpha), float(beta)
 
 
 def _conjugate_group(

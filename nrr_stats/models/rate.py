@@ -117,6 +117,44 @@ class BetaMixture:
         return float(np.sum(self.weights * betainc(self.a, self.b, self.base)))
 
 
+@dataclass(frozen=True, eq=False)
+class WeightedPoints:
+    """A rate known exactly under each component (the session's base rate per draw and grid
+    point of the offset): weighted point masses, read like a BetaMixture. Build with `of`."""
+
+    values: np.ndarray  # sorted
+    cumulative: np.ndarray  # cumulative weight of the sorted values (the last is 1)
+    _mean: float
+
+    @classmethod
+    def of(cls, values: np.ndarray, weights: np.ndarray) -> WeightedPoints:
+        """The distribution putting weight w_i on value v_i (weights need not sum to 1)."""
+        v = np.asarray(values, dtype=np.float64).ravel()
+        w = np.broadcast_to(np.ravel(weights), v.shape)
+        w = w / w.sum()
+        mean = float(np.sum(w * v))  # as BetaMixture.of averages its per-component base
+        order = np.argsort(v, kind="stable")
+        return cls(v[order], np.cumsum(w[order]), mean)
+
+    def mean(self) -> float:
+        return self._mean
+
+    def cdf(self, x: float) -> float:
+        """P(rate <= x)."""
+        index = int(np.searchsorted(self.values, x, side="right")) - 1
+        return 0.0 if index < 0 else float(min(self.cumulative[index], 1.0))
+
+    def ppf(self, q: float) -> float:
+        """The smallest value whose cumulative weight reaches q."""
+        index = int(np.searchsorted(self.cumulative, q * self.cumulative[-1], side="left"))
+        return float(self.values[min(index, self.values.shape[0] - 1)])
+
+    def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
+        """The equal-tailed interval holding `confidence` of the weight."""
+        tail = (1.0 - confidence) / 2.0
+        return self.ppf(tail), self.ppf(1.0 - tail)
+
+
 def _moment_matched(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """The Beta with the mean and variance of the mixture sum_i w_i Beta(a_i, b_i)."""
     w = w / w.sum()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from nrr_stats.models.posterior import EffectColumns, StoredPosterior, standard_normal
-from nrr_stats.models.rate import BetaMixture, heaviest_components
+from nrr_stats.models.rate import BetaMixture, WeightedPoints, heaviest_components
 from nrr_stats.models.special import expit, gammaln
 
 GRID_POINTS = 61
@@ -166,6 +166,12 @@ class SessionGrid:
             keep, base = self._mass()
             self._answers[key] = BetaMixture.of(a, b, weights, base, keep=keep)
         return self._answers[key]
+
+    def base_rate(self) -> WeightedPoints:
+        """The distribution of the session's base rate expit(alpha + u) over (draw, grid point),
+        under the same weights as every answer's rate (its mean is their base_rate())."""
+        weights, _ = self.posterior_weights()
+        return WeightedPoints.of(self._mass()[1], weights)
 
     def _mass(self) -> tuple[np.ndarray, np.ndarray]:
         """Shared by every answer until the state changes: the components the mixture-size

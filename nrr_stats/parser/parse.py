@@ -32,7 +32,9 @@ PREFIX_TAG = re.compile(
     r"^\s*(?:\[[^\]]{0,40}\]\s*|(?:s\d+\s+)?(?:exp|experiment|iter|iteration|run|trial|v)\s?[-#_]?\d+[a-z]?\b\s*[:.)\-—]*\s*)+",
     re.I,
 )
-CLAUSE_SPLIT = re.compile(
+# Separators between two changes of one description ("lr 0.02, wd 0.1", "A and B"); not the
+# result-word cutter's (results.RESULT_CLAUSE_SPLIT), which also cuts at ". ", ": ", " - ".
+CHANGE_CLAUSE_SPLIT = re.compile(
     r";|,\s+|\s\+\s|(?<=[a-z0-9])\+(?=[a-z])|\s+and\s+|\s+plus\s+|\s&\s", re.I
 )
 # A discarded row often says which value is still best: "softcap 30 (15 is better)", "(WD=0.2 better)".
@@ -154,7 +156,7 @@ def _clauses(text: str) -> list[Clause]:
     pieces: list[Clause] = []
     depth, start = 0, 0
     cuts: list[tuple[int, int]] = []
-    for match in CLAUSE_SPLIT.finditer(text):
+    for match in CHANGE_CLAUSE_SPLIT.finditer(text):
         depth = text.count("(", 0, match.start()) - text.count(")", 0, match.start())
         depth += text.count("[", 0, match.start()) - text.count("]", 0, match.start())
         if depth <= 0:

@@ -13,8 +13,9 @@ from nrr_stats.parser.rules import Rules, load_rules
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 INNER_GROUP = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]|（([^（）]*)）")
-# Separators between clauses; a result word cuts its clause to the end, never a neighbour.
-CLAUSE_SPLIT = re.compile(r"(;|\s[—–]+\s?|[—–]+\s|\s--+\s|\s-\s|,\s|:\s|\.\s|\|)")
+# Separators between clauses; a result word cuts its clause to the end, never a neighbour (wider
+# than parse.CHANGE_CLAUSE_SPLIT: a result often follows ". ", ": " or " - ").
+RESULT_CLAUSE_SPLIT = re.compile(r"(;|\s[—–]+\s?|[—–]+\s|\s--+\s|\s-\s|,\s|:\s|\.\s|\|)")
 SIGNED_PERCENT = re.compile(r"(?<![\w.])[-+±]\s?\d+(?:\.\d+)?\s?%")
 METRIC_FIGURE = re.compile(
     r"\b(?:val[_ ]?bpb|bpb|val[_ ]?loss|val[_ ]?acc(?:uracy)?|accuracy|auc|sharpe|ppl|perplexity|mfu|"
@@ -90,7 +91,7 @@ def _first_result(clause: str, result: re.Pattern[str]) -> re.Match[str] | None:
 
 def _cut_clauses(text: str, result: re.Pattern[str]) -> str:
     """In each clause, remove everything from the first result word to the clause's end."""
-    pieces = CLAUSE_SPLIT.split(text)
+    pieces = RESULT_CLAUSE_SPLIT.split(text)
     kept: list[str] = []
     for index in range(0, len(pieces), 2):
         clause = pieces[index]

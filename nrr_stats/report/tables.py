@@ -180,3 +180,37 @@ def short_dir(path: str, keep: int = 2) -> str:
     except ValueError:
         parts = folder.parts
         return str(folder) if len(parts) <= keep + 1 else str(Path("…", *parts[-keep:]))
+
+
+# The columns of a fit summary, as az.summary names them (90% HDI).
+FIT_SUMMARY_COLUMNS = (
+    "mean",
+    "sd",
+    "hdi_5%",
+    "hdi_95%",
+    "mcse_mean",
+    "mcse_sd",
+    "ess_bulk",
+    "ess_tail",
+    "r_hat",
+)
+
+
+def fit_summary(idata: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """az.summary (90% HDI) of a stored fit: rows of the hyperparameters, then of the group
+    effects (per category, cell, parameter and session), each row {"name", column: value}."""
+    import arviz as az
+
+    from nrr_stats.models.posterior import CRASH_DRAWS, CRASH_EFFECTS, KEEP_DRAWS, KEEP_EFFECTS
+
+    def rows(names: Sequence[str]) -> list[dict[str, Any]]:
+        present = [name for name in names if name in idata.posterior]
+        if not present:
+            return []
+        frame = az.summary(idata, var_names=present, hdi_prob=0.9, round_to="none")
+        return [
+            {"name": str(label), **{c: float(frame.loc[label, c]) for c in FIT_SUMMARY_COLUMNS}}
+            for label in frame.index
+        ]
+
+    return rows(KEEP_DRAWS + CRASH_DRAWS), rows(KEEP_EFFECTS + CRASH_EFFECTS)

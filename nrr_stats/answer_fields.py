@@ -1,25 +1,21 @@
-"""The loop's side of a check: what `nrr check`, the MCP server and a Python loop call.
+"""What `Checker.check` adds around one change's answer (check.py calls these; nothing else).
 
-`LoopChecker` keeps one bank open across a loop's checks and adds what an agent's answer needs
-around the engine's single-change answer (`check.check_proposal`): a proposal that changes
-several values is answered for its riskiest change with every change listed, the answer says
-how the proposal was read, an empty bank says it answers from the prior alone, and the JSON
-carries the Negative Result Repository prototype's field names beside nrr-stats' own.
+A proposal that changes several values is answered for its riskiest change with every change
+listed, the answer says how the proposal was read, an empty bank says it answers from the prior
+alone, and the JSON carries the Negative Result Repository prototype's field names beside
+nrr-stats' own. `brief` renders an answer in a few lines for an LLM's context.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from nrr_stats.bank import Bank, open_bank
-from nrr_stats.errors import NrrInputError
-from nrr_stats.notices import collecting
+from nrr_stats.bank import Bank
 from nrr_stats.proposal import Proposal, read_proposal
 
 # Worst first: the riskiest change of a multi-change proposal is the first in this order.
-_SEVERITY = {"avoid": 2, "caution": 1, "proceed": 0}
+SEVERITY = {"avoid": 2, "caution": 1, "proceed": 0}
 
 EMPTY_BANK_NOTE = (
     "the bank holds no experiments yet, so this answer is the prior alone"
@@ -42,121 +38,7 @@ NRR_SIMILAR_FAILURE_ALIASES: dict[str, str] = {
 }
 
 
-class LoopChecker:
-    """Checks against one open bank, kept open across a loop (the first check reads the bank's
-    sums once, each later one only the rows ingested since).
-
-    The bank must exist: a missing bank is an input error saying how to make one, never an
-    empty bank answering from nothing.
-    """
-
-    def __init__(
-        self,
-        bank: Bank | str | Path | None = None,
-        *,
-        rules: Any = None,
-        use_population_prior: bool = True,
-    ) -> None:
-        from nrr_stats.check import Checker
-
-        self._owns_bank = not isinstance(bank, Bank)
-        self.bank: Bank = open_bank(bank, create=False) if self._owns_bank else bank
-        # The engine's state a loop keeps (sums, prior, sessions, similarity search).
-        self.engine = Checker(self.bank, rules=rules, use_population_prior=use_population_prior)
-
-    def close(self) -> None:
-        self.engine.close()
-        if self._owns_bank:
-            self.bank.close()
-
-    def __enter__(self) -> LoopChecker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _engine_answer(self, text: str, session: str | int | None) -> dict[str, Any]:
-        """The engine's answer to one change."""
-        return self.engine.check(text, session=session, record=False)
-
-    def patterns(self, session: str | int | None = None) -> list[Any]:
-        """The bank's cells as the session's checks answer them (`Checker.patterns`)."""
-        return self.engine.patterns(session)
-
-    def check(
-        self,
-        proposal_text: str,
-        *,
-        session: str | int | None = None,
-        description: str | None = None,
-        record: bool = True,
-    ) -> dict[str, Any]:
-        """Answer a proposal (text, `KEY = value` lines, a unified diff): verdict, reason, P(keep)
-        with its interval, similar failures, patterns, how it was read, NRR's field names.
-
-        `description` replaces the proposal's own description lines (NRR's `--description`).
-        """
-        if not proposal_text or not proposal_text.strip():
-            if not description:
-                raise NrrInputError("the proposal is empty")
-            proposal_text = ""
-        text = _with_description(proposal_text, description)
-        proposal = read_proposal(text)
-        changes = proposal.changes
-        if len(changes) <= 1:
-            answer = self._engine_answer(text, session)
-            answer["changes_checked"] = []
-        else:
-            answers = [(change, self._engine_answer(change.text(), session)) for change in changes]
-            riskiest_change, riskiest = max(
-                answers,
-                key=lambda pair: (_SEVERITY[pair[1]["verdict"]], -(pair[1]["p_keep"] or 0.0)),
-            )
-            answer = dict(riskiest)
-            answer["reason"] = (
-                f"the riskiest of {len(changes)} changes ({riskiest_change.text()}): "
-                + answer["reason"]
-            )
-            answer["changes_checked"] = [_change_summary(change, a) for change, a in answers]
-        answer["read_as"] = {"description": proposal.description, **proposal.read_as()}
-        answer["empty_bank"] = not answer["bank"]["experiments"]
-        if answer["empty_bank"]:
-            answer["reason"] += f"; {EMPTY_BANK_NOTE}"
-        answer["recommended_alternative"] = next(
-            (
-                r.get("recommended_alternative")
-                for r in answer["nk_records"]
-                if r.get("recommended_alternative")
-            ),
-            None,
-        )
-        add_nrr_fields(answer, proposal, self.bank)
-        if record:
-            from nrr_stats.check import _record, pick_session
-
-            with collecting() as warnings:
-                answer["decision_id"] = _record(
-                    self.bank, text, pick_session(self.bank, session), answer
-                )
-            answer["warnings"] = sorted(set(answer.get("warnings", [])) | set(warnings))
-        return answer
-
-
-def check(
-    proposal_text: str,
-    *,
-    bank: Bank | str | Path | None = None,
-    session: str | int | None = None,
-    description: str | None = None,
-    record: bool = True,
-    **options: Any,
-) -> dict[str, Any]:
-    """One check (see `LoopChecker.check`); a loop keeps a `LoopChecker` open instead."""
-    with LoopChecker(bank, **options) as checker:
-        return checker.check(proposal_text, session=session, description=description, record=record)
-
-
-def _with_description(text: str, description: str | None) -> str:
+def with_description(text: str, description: str | None) -> str:
     """The proposal with its description lines replaced by `description` (when given)."""
     if not description:
         return text
@@ -165,7 +47,7 @@ def _with_description(text: str, description: str | None) -> str:
     return "\n".join([description.strip(), *kept])
 
 
-def _change_summary(change: Any, answer: Mapping[str, Any]) -> dict[str, Any]:
+def change_summary(change: Any, answer: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "parameter": change.key,
         "from": change.old,

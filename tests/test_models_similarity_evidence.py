@@ -1,0 +1,106 @@
+"""The similarity-weighted evidence model: its special cases and its one-row form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nrr_stats.backtest.metrics import discounted_running_rate
+from nrr_stats.models import similarity_evidence as se
+
+CATS = ("learning_rate", "architecture", "regularization")
+
+
+def _session(seed: int, n: int) -> se.SessionRows:
+    rng = np.random.default_rng(seed)
+    # few distinct directions so exact and near repeats occur
+    base = rng.normal(size=(5, se.FEATURE_DIM if hasattr(se, "FEATURE_DIM") else 128))
+    rows = base[rng.integers(0, 5, size=n)] + 0.3 * rng.normal(size=(n, base.shape[1]))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return se.SessionRows(
+        y=(rng.random(n) < 0.25).astype(float),
+        categories=tuple(CATS[i] for i in rng.integers(0, 3, size=n)),
+        proposal_features=rows.astype(np.float32),
+        history_features=rows.astype(np.float32),
+    )
+
+
+FITTED = se.EvidenceParams(
+    discount=0.85,
+    prior_keeps=0.7,
+    prior_trials=2.5,
+    strength=4.0,
+    temperature=0.08,
+    kernel_discount=0.97,
+    plateau=-0.2,
+    cells={"learning_rate": -0.3},
+    intercept=0.1,
+    position=-0.1,
+    fail_similarity=-0.5,
+    keep_similarity=0.4,
+    text_weights=tuple(np.linspace(-0.5, 0.5, 128)),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 60))
+def test_the_baseline_is_the_discounted_running_rate_exactly(seed: int, n: int):
+    session = _session(seed, n)
+    p = se.predict_session(session, se.BASELINE).p_keep
+    expected = [discounted_running_rate(session.y[:t]) for t in range(n)]
+    np.testing.assert_allclose(p, expected, rtol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 60),
+    features=st.sampled_from(["store", "text", "fields"]),
+)
+def test_one_row_form_equals_the_sessions_last_row(seed: int, n: int, features: str):
+    session = _session(seed, n)
+    params = se.EvidenceParams(**{**FITTED.__dict__, "features": features})
+    whole = se.predict_session(session, params)
+    one = se.predict_next(
+        session.y[:-1],
+        session.categories[:-1],
+        session.history_features[:-1],
+        session.categories[-1],
+        session.proposal_features[-1],
+        params,
+    )
+    names = ("p_keep", "alpha", "beta", "centre", "kernel_trials", "max_fail_similarity")
+    for name in names + ("max_keep_similarity",):
+        assert getattr(one, name)[0] == pytest.approx(getattr(whole, name)[-1], rel=1e-9, abs=1e-12)
+
+
+def test_a_proposal_like_earlier_failures_ranks_below_one_like_earlier_keeps():
+    n = 12
+    a, b = np.eye(128, dtype=np.float32)[:2]
+    rows = np.array([a if i % 2 == 0 else b for i in range(n)])
+    y = np.array([0.0 if i % 2 == 0 else 1.0 for i in range(n)])  # a failed, b was kept
+    cats = ("x",) * n
+    like_fail = se.predict_next(y, cats, rows, "x", a, FITTED).p_keep[0]
+    like_keep = se.predict_next(y, cats, rows, "x", b, FITTED).p_keep[0]
+    blind = se.predict_next(y, cats, rows, "x", a, FITTED.without(kernel=True)).p_keep[0]
+    assert like_fail < blind < like_keep
+
+
+def test_the_kernel_reads_only_the_window_and_the_nearest_rows():
+    session = _session(3, se.WINDOW + 50)
+    nb = se.session_neighbours(session, "store")
+    assert nb.similarity.shape == (session.y.shape[0], se.TOP_K)
+    assert np.all(nb.age[nb.valid] < se.WINDOW)
+    assert np.all(nb.age[nb.valid] >= 0)
+    assert nb.valid.sum(axis=1)[0] == 0
+    assert np.all(nb.valid.sum(axis=1)[se.TOP_K :] == se.TOP_K)
+
+
+@given(st.lists(st.booleans(), max_size=40))
+def test_rows_since_keep_counts_back_to_the_last_earlier_keep(kept: list[bool]):
+    since = se.rows_since_keep(np.array(kept, dtype=float))
+    for t in range(len(kept)):
+        earlier = [i for i in range(t) if kept[i]]
+        assert since[t] == (t - earlier[-1] - 1 if earlier else t)
