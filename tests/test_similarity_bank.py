@@ -120,7 +120,7 @@ def test_kept_configuration_change_turns_exact_into_near(bank):
 def test_unwritable_store_falls_back_to_memory(bank, monkeypatch):
     from nrr_stats.similarity import store as module
 
-    def refuse(self, rows):
+    def refuse(self, rows, **options):
         raise PermissionError("read-only")
 
     monkeypatch.setattr(module.FeatureStore, "sync", refuse)
