@@ -66,7 +66,9 @@ def decide(
     p = float(evidence.p_keep)
     session = float(getattr(evidence, "session_rate", evidence.base_rate))
     history = float(getattr(evidence, "history_rows", evidence.n_weighted))
-    summary = f"P(keep)={p:.3f} vs the session's recent keep rate {session:.3f}"
+    # The reason quotes the answer's own `base_rate` (what `nrr check` and `nrr patterns` print);
+    # `session` (the evidence model's shrunk discounted rate) only tells why P(keep) is low.
+    summary = f"P(keep)={p:.3f} vs the session's base rate {float(evidence.base_rate):.3f}"
     similar = getattr(evidence, "max_fail_similarity", None)
     if similar is not None and similar > 0:
         summary += f"; closest earlier failure at similarity {similar:.2f}"

@@ -104,3 +104,20 @@ def test_rows_since_keep_counts_back_to_the_last_earlier_keep(kept: list[bool]):
     for t in range(len(kept)):
         earlier = [i for i in range(t) if kept[i]]
         assert since[t] == (t - earlier[-1] - 1 if earlier else t)
+
+
+@given(
+    st.lists(st.sampled_from([0.0, 1.0]), max_size=300),
+    st.one_of(st.just(0.0), st.floats(1e-7, 1.0)),
+)
+def test_discounted_sums_follow_the_recursion(outcomes, discount):
+    """Blocked closed form = s_(t+1) = g s_t + y_t (and the trials' sums with y = 1), any g."""
+    from nrr_stats.models.similarity_evidence import discounted_sums
+
+    y = np.asarray(outcomes, dtype=float)
+    keeps, trials = discounted_sums(y, discount)
+    k = t = 0.0
+    for i, outcome in enumerate(y):
+        assert keeps[i] == pytest.approx(k, rel=1e-9, abs=1e-12)
+        assert trials[i] == pytest.approx(t, rel=1e-9, abs=1e-12)
+        k, t = discount * k + outcome, discount * t + 1.0

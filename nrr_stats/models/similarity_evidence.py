@@ -117,14 +117,36 @@ class EvidencePrediction:
 
 
 def discounted_sums(y: np.ndarray, discount: float) -> tuple[np.ndarray, np.ndarray]:
-    """(sum_i g^(t-1-i) y_i, sum_i g^(t-1-i)) over i < t, for every t (a first-order filter)."""
-    from scipy.signal import lfilter
+    """(sum_i g^(t-1-i) y_i, sum_i g^(t-1-i)) over i < t, for every t (a first-order filter).
 
+    Numpy in blocks of `_BLOCK` rows (closed form inside a block, the state carried between
+    blocks), so `nrr check` needs no scipy.signal; the blocks start at fixed rows, so a row's
+    sums never depend on rows after it."""
     y = np.asarray(y, dtype=float)
-    both = lfilter([1.0], [1.0, -discount], np.vstack([y, np.ones_like(y)]), axis=1)
-    shifted = np.zeros_like(both)
-    shifted[:, 1:] = both[:, :-1]
+    both = np.vstack([y, np.ones_like(y)])
+    filtered = np.empty_like(both)
+    g = float(discount)
+    if g < 1e-4:  # g^-_BLOCK would overflow: the plain recursion
+        carry = np.zeros(2)
+        for t in range(both.shape[1]):
+            carry = g * carry + both[:, t]
+            filtered[:, t] = carry
+    else:
+        powers = g ** np.arange(_BLOCK + 1)
+        state = np.zeros(2)
+        for start in range(0, both.shape[1], _BLOCK):
+            block = both[:, start : start + _BLOCK]
+            width = block.shape[1]
+            # f_(b+j) = g^(j+1) f_(b-1) + g^j sum_(i<=j) g^-i y_(b+i)
+            inside = np.cumsum(block / powers[:width], axis=1) * powers[:width]
+            filtered[:, start : start + width] = inside + np.outer(state, powers[1 : width + 1])
+            state = filtered[:, start + width - 1]
+    shifted = np.zeros_like(filtered)
+    shifted[:, 1:] = filtered[:, :-1]
     return shifted[0], shifted[1]
+
+
+_BLOCK = 64  # g^-64 stays finite for a discount of 1e-4 or more
 
 
 def rows_since_keep(y: np.ndarray) -> np.ndarray:
