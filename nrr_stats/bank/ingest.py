@@ -337,7 +337,7 @@ def ingest_logs(
         bank.lock_inserts()  # before any session row lock: two ingests never wait on each other
         for log in prepared:
             summaries.append(_store_log(bank, log, rules, progress, session_name))
-    _sync_features(bank, [summary.session_id for summary in summaries])
+    sync_features(bank, [summary.session_id for summary in summaries])
     return summaries
 
 
@@ -449,7 +449,7 @@ def _replace_row(bank: Bank, row: dict[str, Any]) -> int:
     ).rowcount
 
 
-def _sync_features(bank: Bank, session_ids: list[int]) -> None:
+def sync_features(bank: Bank, session_ids: list[int]) -> None:
     """Bring the similarity store beside the bank up to date at the cost of these sessions'
     rows; it is repaired on the next sync if this fails."""
     from nrr_stats.similarity.store import sync_bank_features

@@ -9,11 +9,11 @@ readings and saved sums are rebuilt by the next check.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from nrr_stats.bank.ingest import sync_features
 from nrr_stats.bank.store import PARSED_COLUMNS, Bank
 from nrr_stats.ingest.status import map_status
 from nrr_stats.parser import ConfigTracker, Rules, load_rules
@@ -104,20 +104,8 @@ def reparse_bank(
                 bank.update_parsed(session["id"], changed)
                 bank.set_tracker_state(session["id"], state)
     if touched and not dry_run:
-        _sync_features(bank, touched)
+        sync_features(bank, touched)
     return summary
-
-
-def _sync_features(bank: Bank, session_ids: list[int]) -> None:
-    from nrr_stats.similarity.store import sync_bank_features
-
-    try:
-        sync_bank_features(bank, session_ids)
-    except OSError as error:
-        print(
-            f"nrr: warning: similarity store not updated ({error.strerror}); the next check rebuilds it",
-            file=sys.stderr,
-        )
 
 
 def reparse_with_model(
