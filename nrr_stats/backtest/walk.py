@@ -248,10 +248,7 @@ def walk_log(
 
     log = log if log is not None else read_results_log(path)
     items = walk_items(log)
-    if options.evidence is not None:
-        predicted = _evidence_rows(path, items, prior, log, options, constant_rate)
-    else:
-        predicted = _engine_rows(path, items, prior, log, options, constant_rate)
+    predicted = _predicted_rows(path, items, prior, log, options, constant_rate)
     return LogWalk(
         file=Path(path).name,
         path=str(path),
@@ -262,78 +259,21 @@ def walk_log(
     )
 
 
-def _engine_rows(path, items, prior, log, options, constant_rate) -> list[PredictedRow]:
-    """The cell engine's predictions, row by row (the form before the similarity evidence)."""
+def _predicted_rows(path, items, prior, log, options, constant_rate) -> list[PredictedRow]:
+    """Every keep/discard/crash row predicted from the rows before it. The cell engine under
+    `prior` answers each row; with `options.evidence`, P(keep), its interval and P(rate < base)
+    come from the similarity-weighted evidence model instead (one vectorised pass over the
+    session, row t from rows < t), as `nrr check` reports them beside the cell's fields."""
     engine = SessionEngine(prior, log.session_key, options.dynamics, options.curator_weights)
+    evidence_at = _evidence_answers(path, items, options) if options.evidence else None
     history: list[dict[str, Any]] = []
     predicted: list[PredictedRow] = []
     outcomes_seen: list[int] = []
-    for item in items:
-        if item.status in PREDICTED:
-            answer = engine.predict(history, item.proposal)
-            exact, near = repeat_flags(item.proposal, item.description, item.config_before, history)
-            verdict, _ = decide(
-                answer, exact_repeat=exact, near_repeats=near, rule=options.decision_rule
-            )
-            predicted.append(
-                PredictedRow(
-                    file=Path(path).name,
-                    row=item.row,
-                    status=item.status,
-                    p_keep=float(answer.p_keep),
-                    interval=(float(answer.interval[0]), float(answer.interval[1])),
-                    verdict=verdict,
-                    category=item.proposal.category,
-                    direction=item.proposal.direction,
-                    outcome=item.record["outcome"],
-                    parameter=item.proposal.parameter,
-                    y=int(item.status == "keep"),
-                    p_constant=constant_rate,
-                    p_laplace=running_laplace_rate(outcomes_seen),
-                    p_discounted=discounted_running_rate(outcomes_seen),
-                    source=getattr(answer, "source", "conjugate"),
-                    ess_share=float(getattr(answer, "ess_share", 1.0)),
-                    stale=bool(getattr(answer, "stale", False)),
-                    prob_below_base=float(answer.prob_below_base),
-                    base_rate=float(answer.base_rate),
-                    n_weighted=float(answer.n_weighted),
-                    p_crash=float(answer.p_crash),
-                    exact_repeat=bool(exact),
-                    near_repeats=int(near),
-                )
-            )
-            outcomes_seen.append(int(item.status == "keep"))
-        if item.status in PREDICTED:
-            history.append(item.record)
-    return predicted
-
-
-def _evidence_rows(path, items, prior, log, options, constant_rate) -> list[PredictedRow]:
-    """The similarity-weighted evidence model's predictions: one vectorised pass over the
-    session, row t from rows < t (models/similarity_evidence.py), verdicts from decide.py. The
-    cell fields (crash probability, weighted count) come from the cell engine under `prior`,
-    as `nrr check` reports them beside the evidence model's P(keep)."""
-    from dataclasses import replace
-
-    engine = SessionEngine(prior, log.session_key, options.dynamics, options.curator_weights)
-    from nrr_stats.backtest.evidence_rows import evidence_rows
-    from nrr_stats.models.similarity_evidence import answer_at, predict_session
-
-    rows = evidence_rows(items)
-    params, _ = options.evidence.for_log(Path(path).name)
-    prediction = predict_session(rows.session, params)
-    history: list[dict[str, Any]] = []
-    predicted: list[PredictedRow] = []
-    outcomes_seen: list[int] = []
-    index = 0
     for item in items:
         if item.status not in PREDICTED:
             continue
         cell = engine.predict(history, item.proposal)
-        answer = replace(
-            answer_at(prediction, index, index, float(cell.base_rate)), p_crash=float(cell.p_crash)
-        )
-        index += 1
+        answer = cell if evidence_at is None else evidence_at(len(predicted), cell)
         exact, near = repeat_flags(item.proposal, item.description, item.config_before, history)
         verdict, _ = decide(
             answer, exact_repeat=exact, near_repeats=near, rule=options.decision_rule
@@ -343,8 +283,8 @@ def _evidence_rows(path, items, prior, log, options, constant_rate) -> list[Pred
                 file=Path(path).name,
                 row=item.row,
                 status=item.status,
-                p_keep=answer.p_keep,
-                interval=answer.interval,
+                p_keep=float(answer.p_keep),
+                interval=(float(answer.interval[0]), float(answer.interval[1])),
                 verdict=verdict,
                 category=item.proposal.category,
                 direction=item.proposal.direction,
@@ -353,21 +293,41 @@ def _evidence_rows(path, items, prior, log, options, constant_rate) -> list[Pred
                 y=int(item.status == "keep"),
                 p_constant=constant_rate,
                 p_laplace=running_laplace_rate(outcomes_seen),
-                source="similarity_evidence",
-                ess_share=1.0,
-                stale=False,
-                prob_below_base=answer.prob_below_base,
-                base_rate=answer.base_rate,
+                p_discounted=discounted_running_rate(outcomes_seen),
+                source="similarity_evidence"
+                if evidence_at is not None
+                else getattr(answer, "source", "conjugate"),
+                ess_share=float(getattr(answer, "ess_share", 1.0)),
+                stale=bool(getattr(answer, "stale", False)),
+                prob_below_base=float(answer.prob_below_base),
+                base_rate=float(answer.base_rate),
                 n_weighted=float(cell.n_weighted),
-                p_crash=answer.p_crash,
+                p_crash=float(answer.p_crash),
                 exact_repeat=bool(exact),
                 near_repeats=int(near),
-                p_discounted=discounted_running_rate(outcomes_seen),
             )
         )
         outcomes_seen.append(int(item.status == "keep"))
         history.append(item.record)
     return predicted
+
+
+def _evidence_answers(path, items, options) -> Callable[[int, Any], Any]:
+    """Row i's evidence-model answer, compared with the cell engine's base rate and carrying its
+    crash probability (the evidence model predicts no crashes)."""
+    from dataclasses import replace
+
+    from nrr_stats.backtest.evidence_rows import evidence_rows
+    from nrr_stats.models.similarity_evidence import answer_at, predict_session
+
+    params, _ = options.evidence.for_log(Path(path).name)
+    prediction = predict_session(evidence_rows(items).session, params)
+
+    def at(index: int, cell: Any) -> Any:
+        answer = answer_at(prediction, index, index, float(cell.base_rate))
+        return replace(answer, p_crash=float(cell.p_crash))
+
+    return at
 
 
 # ---------------------------------------------------------------------------------------------
