@@ -382,13 +382,14 @@ class Checker:
             proposal_text = ""
         text = fields.with_description(proposal_text, description)
         proposal = read_proposal(text)
+        session_row = pick_session(self.bank, session)  # one lookup for every change and the record
         changes = proposal.changes
         if len(changes) <= 1:
-            answer = self._answer_change(proposal, session)
+            answer = self._answer_change(proposal, session_row)
             answer["changes_checked"] = []
         else:
             answers = [
-                (change, self._answer_change(read_proposal(change.text()), session))
+                (change, self._answer_change(read_proposal(change.text()), session_row))
                 for change in changes
             ]
             riskiest_change, riskiest = max(
@@ -415,16 +416,15 @@ class Checker:
         )
         fields.add_nrr_fields(answer, proposal, self.bank)
         if record:
-            answer["decision_id"] = _record(
-                self.bank, text, pick_session(self.bank, session), answer
-            )
+            answer["decision_id"] = _record(self.bank, text, session_row, answer)
         return answer
 
-    def _answer_change(self, proposal: Proposal, session: str | int | None) -> dict[str, Any]:
+    def _answer_change(
+        self, proposal: Proposal, session_row: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         """The engine's answer to a proposal read as one change (the core of `check`)."""
         bank = self.bank
         reading = self.reading()
-        session_row = pick_session(bank, session)
         tracker = session_tracker(bank, session_row, self.rules)
         config = tracker.current
         change = proposal_change(proposal, tracker)
