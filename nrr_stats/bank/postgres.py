@@ -128,6 +128,18 @@ class PostgresConnection:
                 self.raw.execute(f"SET lock_timeout = '{int(previous * 1000)}ms'")
                 self.raw.execute("SET statement_timeout = 0")
 
+    @contextlib.contextmanager
+    def bookkeeping(self):
+        """Transactions inside commit without waiting for the server's WAL flush
+        (synchronous_commit off: a server crash may lose the last moment's commits, never
+        corrupts): a check's decision must not wait on the writers' I/O."""
+        self.raw.execute("SET synchronous_commit = off")
+        try:
+            yield
+        finally:
+            if not self.raw.closed and not self._in_error():
+                self.raw.execute("RESET synchronous_commit")
+
     def _in_error(self) -> bool:
         from psycopg.pq import TransactionStatus
 
