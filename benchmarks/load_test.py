@@ -148,10 +148,22 @@ def writer_main(url: str, logs: list[str], driver: str, batch: int) -> None:
 # -- where a check's time goes -------------------------------------------------------------
 
 # Phases of a check, timed by wrapping the functions that do them (wall and CPU, seconds):
-# opening the bank, reading the sums, the session's rows, the similarity snapshot (and the
-# wait for the store's lock inside it), recording the decision (and the wait for the bank's
-# write lock inside it). What is left of a check's time is the answer itself.
-PHASES = ("open", "sums", "session", "features", "store lock", "record", "write lock")
+# opening the bank, reading the sums, the session's rows, the similarity snapshot (inside it:
+# the wait for the store's lock, a sync of the rows past the store's last id or of all rows,
+# features computed in memory), recording the decision (inside it: the wait for the bank's
+# write lock). What is left of a check's time is the answer itself.
+PHASES = (
+    "open",
+    "sums",
+    "session",
+    "features",
+    "store lock",
+    "sync tail",
+    "sync all",
+    "in memory",
+    "record",
+    "write lock",
+)
 
 
 class PhaseTimer:
@@ -211,6 +223,9 @@ def instrument() -> PhaseTimer:
     timer.wrap(Bank, "experiments", "session")
     timer.wrap(store, "bank_features", "features")
     timer.wrap(store, "locked", "store lock", context=True)
+    timer.wrap(store.FeatureStore, "sync_recent", "sync tail")
+    timer.wrap(store.FeatureStore, "sync", "sync all")
+    timer.wrap(store, "_in_memory", "in memory")
     timer.wrap(Bank, "record_decision", "record")
     timer.wrap(sqlite._AutoCommitSqlite, "begin", "write lock")
     timer.wrap(postgres.PostgresConnection, "begin", "write lock")
@@ -612,7 +627,8 @@ def phases_lines(checks: Checks) -> list[str]:
         lines.append(
             f"    {phase:<11} wall p50 {np.median(wall) * 1e3:7.1f} ms  p99"
             f" {np.quantile(wall, 0.99) * 1e3:7.1f} ms  max {max(wall) * 1e3:7.1f} ms"
-            f"  CPU p50 {np.median(cpu) * 1e3:6.1f} ms  (in {sum(w > 0 for w in wall)} checks)"
+            f"  CPU p50 {np.median(cpu) * 1e3:6.1f} p99 {np.quantile(cpu, 0.99) * 1e3:6.1f} ms"
+            f"  (in {sum(w > 0 for w in wall)} checks)"
         )
     return lines
 
@@ -641,6 +657,9 @@ def report_load(backend: str, result: dict[str, Any], options: argparse.Namespac
     for error in result["check_errors"][:3]:
         print(f"    {error}")
     d = result["decisions"]
+    at_once = result["under_load"].decisions.get("recorded", 0)
+    queued = result["under_load"].decisions.get("queued", 0)
+    print(f"  held checks under load: decision recorded at once {at_once}, queued {queued}")
     print(
         f"  decisions requested {d['requested']}  recorded {d['recorded']}  still queued"
         f" {d['queued']}  lost {d['requested'] - d['recorded'] - d['queued']}"

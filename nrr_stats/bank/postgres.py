@@ -115,11 +115,14 @@ class PostgresConnection:
 
     @contextlib.contextmanager
     def waiting_at_most(self, seconds: float):
-        """Statements inside wait at most `seconds` for a lock, and run at most 2x that."""
+        """Statements inside wait at most `seconds` for a lock (at least 1 ms: 0 would mean no
+        limit), and run at most 2x that or 2 s, whichever is longer (a loaded server is slow
+        without any lock)."""
         previous = self.lock_timeout
         self.lock_timeout = min(previous, seconds)
-        self.raw.execute(f"SET lock_timeout = '{int(self.lock_timeout * 1000)}ms'")
-        self.raw.execute(f"SET statement_timeout = '{int(2 * self.lock_timeout * 1000)}ms'")
+        self.raw.execute(f"SET lock_timeout = '{max(int(self.lock_timeout * 1000), 1)}ms'")
+        statement = max(int(2 * self.lock_timeout * 1000), 2000)
+        self.raw.execute(f"SET statement_timeout = '{statement}ms'")
         try:
             yield
         finally:

@@ -439,8 +439,12 @@ class Bank(NkRecordTables):
         """Whether any NK record is stored (a check skips the curator's code when none is)."""
         return bool(self.query("SELECT 1 AS x FROM nk_records LIMIT 1"))
 
-    def count_experiments(self) -> int:
-        return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
+    def count_experiments(self, *, up_to_id: int | None = None) -> int:
+        """Experiment rows (with ids up to `up_to_id`, when given)."""
+        if up_to_id is None:
+            return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
+        where = "SELECT COUNT(*) AS n FROM experiments WHERE id <= ?"
+        return int(self.query(where, (int(up_to_id),))[0]["n"])
 
     def record_decision(
         self, proposal: str, session_id: int | None, answer: Mapping[str, Any]
@@ -598,9 +602,9 @@ class Bank(NkRecordTables):
         return self.query("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (int(limit),))
 
 
-# A decision's record waits this long for the bank's write lock (other checks' decisions take
-# milliseconds), then the decision is queued beside the bank (`Bank.record_decision`).
-DECISION_LOCK_TIMEOUT = 0.1
+# A decision's record waits this long for the bank's write lock (none), then the decision is queued
+# beside the bank (`Bank.record_decision`): queueing costs less than any wait.
+DECISION_LOCK_TIMEOUT = 0.0
 DECISION_COLUMNS = ("created_at", "proposal", "session_id", "verdict", "p_keep", "answer_json")
 # What one decision stores at most: the proposal's first characters and the answer's JSON.
 DECISION_PROPOSAL_CHARS = 4000

@@ -172,7 +172,10 @@ class FailureSearch:
         """The bank's current feature snapshot (synced first when the bank has new rows)."""
         from nrr_stats.similarity.store import bank_features
 
-        snapshot = bank_features(bank)
+        previous = self._snapshot
+        snapshot = bank_features(
+            bank, previous if previous is not None and previous.ids.size else None
+        )
         if snapshot is not self._snapshot:
             self._snapshot, self._failed, self._session, self._details = snapshot, None, None, {}
         return snapshot

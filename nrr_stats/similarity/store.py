@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -320,13 +321,15 @@ class FeatureStore:
         fresh: Iterable[Mapping[str, Any]],
         bank_rows: int,
         all_rows: Callable[[], Iterable[Mapping[str, Any]]],
+        *,
+        lock_timeout: float = SYNC_LOCK_TIMEOUT,
     ) -> SyncSummary:
         """`sync` at the cost of the rows that can have changed: `touched` (rows whose inputs
         may have moved, e.g. the sessions an ingest wrote) and `fresh` (the bank's rows past
         the last stored id). Falls back to the whole `sync` over `all_rows()` when the store
         does not hold exactly the bank's other `bank_rows - len(fresh)` rows."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with locked(self._lock_path, timeout=SYNC_LOCK_TIMEOUT, what=_LOCK_WHAT):
+        with locked(self._lock_path, timeout=lock_timeout, what=_LOCK_WHAT):
             self._clean_staging()
             state = self._load_state()
             fresh_rows, fresh_ids = _sorted_rows(fresh)
@@ -596,11 +599,13 @@ def _sorted_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, A
     return ordered, ids
 
 
-def bank_features(bank: Any) -> Snapshot:
+def bank_features(bank: Any, previous: Snapshot | None = None) -> Snapshot:
     """The bank's feature snapshot, synced first when the bank has rows the store lacks.
 
     `bank` is a nrr_stats.bank.Bank (features_path, experiments(), query()). When the files
     beside the bank cannot be written, the features are computed in memory instead.
+    `previous`: the caller's last snapshot (a held Checker's), answered from while another
+    process rebuilds the store.
     """
     store = FeatureStore(bank.features_path)
     snapshot = store.snapshot()
@@ -615,9 +620,35 @@ def bank_features(bank: Any) -> Snapshot:
     if _whole(snapshot) and last == stored_last and count == snapshot.ids.size:
         _AGREED[store.path] = state
         return snapshot
+    # A reader never does a writer's work, nor waits on it: while another process syncs the
+    # store (its lock is held), answer from the store as it stands, or from the caller's
+    # previous snapshot when a rebuild has the store torn.
+    fallback = snapshot if _whole(snapshot) and snapshot.ids.size else previous
+    wait = CHECK_LOCK_TIMEOUT if fallback is None else 0.0
+    if stored_last is not None and _whole(snapshot) and _appended_since(bank, snapshot, count):
+        # The bank only has rows past the store's last id. Many are an ingest's, which syncs
+        # them itself after its commit: answer from the store as it stands (unless it has
+        # lagged LAG_REPAIR_SECONDS); a few (a loop's own) are synced here.
+        fresh = count - snapshot.ids.size
+        if fresh > CHECK_SYNC_ROWS and not _lag_is_old(store.path, stored_last):
+            return snapshot
+        try:
+            store.sync_recent(
+                [],
+                bank.feature_rows(after_id=stored_last),
+                count,
+                lambda: _feature_rows(bank),
+                lock_timeout=0.0,
+            )
+        except LockWaitTimeout:
+            return snapshot
+        synced = store.snapshot()
+        return synced if _whole(synced) else snapshot
     try:
-        store.sync(lambda: _feature_rows(bank), lock_timeout=CHECK_LOCK_TIMEOUT)
+        store.sync(lambda: _feature_rows(bank), lock_timeout=wait)
     except LockWaitTimeout as error:
+        if fallback is not None:
+            return fallback
         from nrr_stats.notices import warn
 
         # Never wait without end behind an ingest's sync: answer without updating the store.
@@ -635,6 +666,28 @@ def bank_features(bank: Any) -> Snapshot:
 
 # Per store path: the bank's evidence state when bank and store last agreed.
 _AGREED: dict[Path, tuple[int, int]] = {}
+# A check syncs rows appended to the bank past the store's last id itself only up to this
+# many (a loop's own few rows), or once the store has lagged the bank this long (an ingest
+# killed between its commit and its sync); more are an ingest's to sync.
+CHECK_SYNC_ROWS = 200
+LAG_REPAIR_SECONDS = 30.0
+# Per store path: (the store's last id, when this process first saw the bank past it).
+_LAGGING: dict[Path, tuple[int, float]] = {}
+
+
+def _appended_since(bank: Any, snapshot: Snapshot, count: int) -> bool:
+    """The bank holds exactly the store's rows up to the store's last id, and rows past it."""
+    stored_last = int(snapshot.ids[-1])
+    return count > snapshot.ids.size == bank.count_experiments(up_to_id=stored_last)
+
+
+def _lag_is_old(path: Path, stored_last: int) -> bool:
+    """Whether this process has seen the store stuck at `stored_last` for LAG_REPAIR_SECONDS."""
+    seen = _LAGGING.get(path)
+    if seen is None or seen[0] != stored_last:
+        _LAGGING[path] = (stored_last, time.monotonic())
+        return False
+    return time.monotonic() - seen[1] > LAG_REPAIR_SECONDS
 
 
 def _agrees(agreed: tuple | None, state: tuple, snapshot: Snapshot) -> bool:
