@@ -66,6 +66,7 @@ def append(path: Path, entry: Mapping[str, Any]) -> None:
     """Queue one decision (a dict of the decisions table's columns); raises OSError when the
     directory beside the bank cannot be written."""
     line = (json.dumps(dict(entry), ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass")
+    path.parent.mkdir(parents=True, exist_ok=True)  # a PostgreSQL bank's: ./.nrr
     with _locked_queue(path) as fd:
         written = os.write(fd, line)
         if written != len(line):

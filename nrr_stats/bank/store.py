@@ -480,7 +480,6 @@ class Bank(NkRecordTables):
             if not error.message.startswith("gave up after"):  # not a lock wait: not queued
                 raise
             try:
-                self.decision_queue_path.parent.mkdir(parents=True, exist_ok=True)
                 decision_queue.append(self.decision_queue_path, entry)
             except OSError:
                 raise error from None
