@@ -324,9 +324,11 @@ class Bank(NkRecordTables):
         Both backends commit experiment ids in order (SQLite has one writer; on PostgreSQL
         every insert into experiments takes one transaction-scoped lock first, schema v3).
         """
-        revision = self.query("SELECT value FROM meta WHERE key = 'evidence_revision'")
-        last = self.query("SELECT MAX(id) AS last FROM experiments")[0]["last"]
-        return int(revision[0]["value"]), int(last or 0)
+        row = self.query(  # one statement: one round trip, one snapshot
+            "SELECT (SELECT value FROM meta WHERE key = 'evidence_revision') AS revision,"
+            " (SELECT MAX(id) FROM experiments) AS last"
+        )[0]
+        return int(row["revision"]), int(row["last"] or 0)
 
     def lock_inserts(self) -> None:
         """Inside a transaction: take the insert lock now, before any row lock (PostgreSQL; a

@@ -624,7 +624,10 @@ def bank_features(bank: Any, previous: Snapshot | None = None) -> Snapshot:
     # store (its lock is held), answer from the store as it stands, or from the caller's
     # previous snapshot when a rebuild has the store torn.
     fallback = snapshot if _whole(snapshot) and snapshot.ids.size else previous
-    wait = CHECK_LOCK_TIMEOUT if fallback is None else 0.0
+    deadline = time.monotonic() + CHECK_LOCK_TIMEOUT
+    if fallback is None and store._state_path.exists():
+        fallback = _published(store, deadline)  # a new process, while a rebuild publishes
+    wait = max(deadline - time.monotonic(), 0.0) if fallback is None else 0.0
     if stored_last is not None and _whole(snapshot) and _appended_since(bank, snapshot, count):
         # The bank only has rows past the store's last id. Many are an ingest's, which syncs
         # them itself after its commit: answer from the store as it stands (unless it has
@@ -673,6 +676,24 @@ CHECK_SYNC_ROWS = 200
 LAG_REPAIR_SECONDS = 30.0
 # Per store path: (the store's last id, when this process first saw the bank past it).
 _LAGGING: dict[Path, tuple[int, float]] = {}
+
+
+def _published(store: FeatureStore, deadline: float) -> Snapshot | None:
+    """A whole, non-empty snapshot once another process's sync has published its files (it
+    holds the store's lock meanwhile), read again every 20 ms until `deadline`; None as soon
+    as the lock is free (nobody is writing the store: it needs a sync)."""
+    while time.monotonic() < deadline:
+        try:
+            with locked(store._lock_path, timeout=0.0, what=_LOCK_WHAT):
+                return None
+        except LockWaitTimeout:
+            time.sleep(0.02)
+        except OSError:
+            return None
+        snapshot = store.snapshot()
+        if _whole(snapshot) and snapshot.ids.size:
+            return snapshot
+    return None
 
 
 def _appended_since(bank: Any, snapshot: Snapshot, count: int) -> bool:
