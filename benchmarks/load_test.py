@@ -3,9 +3,15 @@
     python benchmarks/load_test.py                       # load test, then the kill test, on both backends
     python benchmarks/load_test.py --kills 0 --backends sqlite --rows 2000
 
-Prints, per backend: rows expected / present / lost / duplicated, check calls and errors, and
-check latency p50 / p99 (with 95% order-statistic intervals and counts) idle before the load,
-under load, and idle after it on the full bank (the baseline for the load ratio).
+Prints, per backend: rows expected / present / lost / duplicated, check calls and errors,
+decisions requested / recorded / still queued, the load average, and check latency p50 / p99
+wall and CPU (with 95% order-statistic intervals and counts) idle before the load, under load,
+and idle after it on the full bank, with the time of each phase of a check (opening the bank,
+reading the sums, the session's rows, the similarity snapshot, the store's lock, recording the
+decision, the bank's write lock). The 4 checkers each hold one `nrr_stats.check.Checker` (what
+a loop, `nrr mcp` and the Python API hold) and ask about the seed log's session; one more
+process calls the one-shot `check_proposal` once a second (reported apart). Every process runs
+at the nice level the script was started at.
 PostgreSQL: `--postgres URL` or `$NRR_TEST_POSTGRES`; a throwaway schema is made and dropped.
 
 Writers use the real pipeline (`nrr_stats.bank.ingest.ingest_log`, `--driver ingest`) or put
