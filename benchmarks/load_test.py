@@ -58,6 +58,9 @@ DESCRIPTIONS = (
     "warmup steps {a}00 -> {b}00",
 )
 HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription"
+# Writers wait this long for the insert lock (`--lock-timeout 3600`): 8 ingests of 10k rows
+# queue on it, and on a 2-core machine loaded by other work the last waited over 600 s.
+WRITER_LOCK_TIMEOUT = 3600.0
 
 
 # -- logs ------------------------------------------------------------------------------------
@@ -105,7 +108,7 @@ def ingest(url: str, path: Path, driver: str, batch: int, announce: Callable[[],
     """Store one log in the bank with the chosen driver; return the rows it added."""
     from nrr_stats.bank import open_bank
 
-    with open_bank(url) as bank:
+    with open_bank(url, lock_timeout=WRITER_LOCK_TIMEOUT) as bank:
         if driver == "ingest":
             from nrr_stats.bank.ingest import ingest_log
 
