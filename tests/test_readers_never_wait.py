@@ -243,3 +243,24 @@ def test_a_check_leaves_an_ingests_rows_to_its_sync_and_never_waits_on_the_store
             holder.wait()
         # A lag older than LAG_REPAIR_SECONDS (an ingest killed before its sync) is repaired.
         assert feature_store.bank_features(bank).ids.size == 50 + many
+
+
+def test_a_fold_takes_a_bounded_share_of_a_long_queue(bank_url, monkeypatch):
+    _seeded(bank_url, rows=4)
+    monkeypatch.setattr(decision_queue, "SEGMENT_BYTES", 2000)
+    with open_bank(bank_url) as bank:
+        for n in range(40):
+            decision_queue.append(bank.decision_queue_path, _entry(f"queued {n:02d}"))
+        segments = len(decision_queue.claimed_files(bank.decision_queue_path))
+        assert segments >= 3 and bank.queued_decisions() == 40
+        per_fold = []
+        for n in range(segments + 2):
+            before = bank.queued_decisions()
+            bank.record_decision(f"own {n}", None, DECISION)
+            per_fold.append(before - bank.queued_decisions())
+        assert bank.queued_decisions() == 0
+    assert max(per_fold) <= 2000 // len(json.dumps(_entry("queued 00"))) + 1
+    recorded = _decisions(bank_url)
+    assert sorted(p for p in recorded if p.startswith("queued")) == [
+        f"queued {n:02d}" for n in range(40)
+    ]

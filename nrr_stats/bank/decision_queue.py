@@ -8,7 +8,9 @@ that gets the lock folds the queue into the bank's decisions table (Bank.record_
 Folding is exact: the folder claims the queue by renaming it (appenders holding the old file
 see the rename and reopen), inserts its lines and records the claim's token in the same
 transaction, then deletes the claimed file. A claim left by a folder killed before its commit
-is folded again; one left after its commit is recognised by its token and only deleted.
+is folded again; one left after its commit is recognised by its token and only deleted. A
+queue that reaches SEGMENT_BYTES is set aside as a claim by its appender, and each fold takes
+at most FOLD_SEGMENTS claims, so no decision pays for folding a whole load's queue.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from typing import Any
 from nrr_stats.files import file_mode
 
 CLAIMED = ".folding"
+# A queue this large is set aside whole as a claim when a decision is appended, and a fold takes
+# at most FOLD_SEGMENTS of them: the decision that folds pays for a bounded number of rows.
+SEGMENT_BYTES = 1 << 20
+FOLD_SEGMENTS = 1
 # meta keys of folded claims: this prefix, the queue's own tag, the claim's token.
 FOLDED_KEY = "decision_queue_folded:"
 
@@ -71,6 +77,8 @@ def append(path: Path, entry: Mapping[str, Any]) -> None:
         written = os.write(fd, line)
         if written != len(line):
             raise OSError(errno.ENOSPC, "decision queue write cut short", str(path))
+        if os.fstat(fd).st_size >= SEGMENT_BYTES:  # full: folded on its own, like a claim
+            os.rename(path, _claim_name(path))
 
 
 def claim(path: Path) -> Path | None:
@@ -78,13 +86,16 @@ def claim(path: Path) -> Path | None:
     nothing is queued."""
     if not path.exists():
         return None
-    tag = queue_tag(path)
-    claimed = path.with_name(f"{path.name}.{tag}.{secrets.token_hex(8)}{CLAIMED}")
+    claimed = _claim_name(path)
     with _locked_queue(path):
         if os.stat(path).st_size == 0:
             return None
         os.rename(path, claimed)
     return claimed
+
+
+def _claim_name(path: Path) -> Path:
+    return path.with_name(f"{path.name}.{queue_tag(path)}.{secrets.token_hex(8)}{CLAIMED}")
 
 
 def claimed_files(path: Path) -> list[Path]:

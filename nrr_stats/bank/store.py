@@ -530,7 +530,9 @@ class Bank(NkRecordTables):
             if not got:
                 return []
             claims = decision_queue.claimed_files(path)
-        fresh = decision_queue.claim(path)
+        listed = list(claims)
+        claims = claims[: decision_queue.FOLD_SEGMENTS]  # the rest: later decisions' folds
+        fresh = decision_queue.claim(path) if len(claims) < decision_queue.FOLD_SEGMENTS else None
         claims += [fresh] if fresh is not None else []
         prefix = decision_queue.FOLDED_KEY + decision_queue.queue_tag(path) + "."
         folded = {
@@ -547,6 +549,7 @@ class Bank(NkRecordTables):
             for entry in decision_queue.read_claimed(claimed):
                 self._insert_decision(entry)
             self.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, utc_now()))
+        keys |= {decision_queue.FOLDED_KEY + decision_queue.token_of(c) for c in listed}
         for key in folded - keys:  # their files were deleted after their fold committed
             self.execute("DELETE FROM meta WHERE key = ?", (key,))
         return claims
