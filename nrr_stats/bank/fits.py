@@ -70,6 +70,10 @@ class FitStore(ABC):
     def local_netcdf(self, fit: StoredFit) -> Path | None:
         """A local file holding the fit's ArviZ netCDF, verified (None for an older fit without one)."""
 
+    @abstractmethod
+    def describe(self) -> str:
+        """Where this store keeps fits, printable."""
+
     def load(self, fit: StoredFit) -> Any:
         """The fit's StoredPosterior (models/posterior.py), read safely from its verified npz."""
         from nrr_stats.models.posterior import load_posterior
@@ -127,6 +131,11 @@ class FileFitStore(FitStore):
             return None
         key = (str(npz), stat.st_ino, stat.st_size, stat.st_mtime_ns)
         return StoredFit(key=key, where=str(npz), passed=passed)
+
+    def describe(self) -> str:
+        from nrr_stats.models.posterior import npz_path_for
+
+        return str(npz_path_for(self.posterior_path))
 
     def newest_passing(self) -> StoredFit | None:
         return self._at(self.posterior_path, passed=True)
@@ -242,6 +251,9 @@ class BankFitStore(FitStore):
             sha256=sha,
             meta=meta,
         )
+
+    def describe(self) -> str:
+        return f"the bank's fit_posteriors table ({self.bank.location.display})"
 
     def newest_passing(self) -> StoredFit | None:
         now = time.monotonic()

@@ -1,0 +1,118 @@
+"""Issue 16, a bank that outgrows one machine: two machines (two working directories, two
+caches) sharing one PostgreSQL bank. The fit made on one answers the other's checks; the
+similarity store of each is derived from the bank alone and follows what the other changes.
+
+"Machine B" runs in a subprocess with its own working directory and `$NRR_CACHE_DIR`, so
+nothing of machine A's process (or files) can reach it but the bank.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import require_postgres
+from core_helpers import SEED_LOG, run_nrr
+
+from nrr_stats.bank import open_bank
+from nrr_stats.bank import testing as bank_testing
+
+pytestmark = pytest.mark.postgres
+
+# What machine B runs: its feature snapshot against features built afresh from the bank's rows.
+SIMILARITY_PROBE = """
+import json, sys, numpy as np
+from nrr_stats.bank import open_bank
+from nrr_stats.notices import collecting
+from nrr_stats.similarity.store import _in_memory, bank_features
+with open_bank(sys.argv[1], create=False) as bank, collecting() as said:
+    snapshot = bank_features(bank)
+    truth = _in_memory(bank.feature_rows())
+    print(json.dumps({
+        "rows": int(snapshot.ids.size),
+        "equal": bool(np.array_equal(snapshot.ids, truth.ids)
+                      and np.allclose(snapshot.matrix, truth.matrix)),
+        "path": str(bank.features_path.resolve()),
+        "warnings": [str(w) for w in said],
+    }))
+"""
+
+
+@pytest.fixture
+def shared_bank(tmp_path: Path):
+    """(URL of a throwaway PostgreSQL bank, machine A's directory, machine B's directory);
+    this process works in A's."""
+    server = require_postgres()
+    schema, url = bank_testing.create_schema(server)
+    machines = tmp_path / "a", tmp_path / "b"
+    for directory in machines:
+        (directory / "cache").mkdir(parents=True)
+    patch = pytest.MonkeyPatch()
+    patch.chdir(machines[0])
+    patch.setenv("NRR_CACHE_DIR", str(machines[0] / "cache"))
+    try:
+        yield url, *machines
+    finally:
+        patch.undo()
+        bank_testing.drop_schema(server, schema)
+
+
+def on_machine(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run `python args...` as another machine would: its own directory and cache."""
+    env = {**os.environ, "NRR_CACHE_DIR": str(directory / "cache")}
+    return subprocess.run(
+        [sys.executable, *args], cwd=directory, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def probe_similarity(directory: Path, url: str) -> dict:
+    run = on_machine(directory, "-c", SIMILARITY_PROBE, url)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_each_machine_derives_its_similarity_store_from_the_bank_and_follows_the_others_changes(
+    shared_bank,
+):
+    url, machine_a, machine_b = shared_bank
+    assert run_nrr("ingest", str(SEED_LOG), "--bank", url).code == 0
+    first = probe_similarity(machine_b, url)
+    # Built on first use on B, from the bank alone, in B's own directory.
+    assert first["equal"] and first["rows"] == 21
+    assert Path(first["path"]).is_relative_to(machine_b)
+    assert Path(first["path"]).is_file()
+
+    # Machine A changes stored parses (as `nrr reparse` does); no row is added.
+    with open_bank(url) as bank, bank.transaction():
+        rows = bank.experiments()
+        session_id = rows[0]["session_id"]
+        moved = [
+            {
+                "ordinal": row["ordinal"],
+                "category": "architecture",
+                "direction": "replace",
+                "parameter": "",
+                "from_value": "",
+                "to_value": "",
+                "config_before": row["config_before"],
+            }
+            for row in rows[:5]
+        ]
+        bank.update_parsed(session_id, moved)
+    followed = probe_similarity(machine_b, url)
+    assert followed["equal"], "B's store still holds the rows as they were before A's change"
+
+    # A torn local copy is rebuilt from the bank, never trusted; so is a missing one.
+    features = Path(first["path"])
+    features.write_bytes(features.read_bytes()[: features.stat().st_size // 2])
+    torn = probe_similarity(machine_b, url)
+    assert torn["equal"] and torn["rows"] == 21
+    assert any("rebuilt" in w for w in torn["warnings"]), torn["warnings"]
+    for path in features.parent.glob(features.name.removesuffix(".npy") + "*"):
+        path.unlink()
+    missing = probe_similarity(machine_b, url)
+    assert missing["equal"] and missing["rows"] == 21
