@@ -757,7 +757,8 @@ def fit_and_store(
         attempt = retry_settings(done, result.diagnostics)
         if on_retry is not None:
             on_retry(done, attempt)
-    meta = {**result.posterior.meta, "attempts": [dataclasses.asdict(a) for a in attempts]}
+    tried = [{**dataclasses.asdict(a), "failures": list(a.failures)} for a in attempts]
+    meta = {**result.posterior.meta, "attempts": tried}
     result = dataclasses.replace(result, posterior=dataclasses.replace(result.posterior, meta=meta))
     stored = store.publish(result, evidence_state)
     return result, stored
