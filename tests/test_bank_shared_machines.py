@@ -8,6 +8,7 @@ nothing of machine A's process (or files) can reach it but the bank.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from nrr_stats.bank import open_bank
 from nrr_stats.bank import testing as bank_testing
 
 pytestmark = pytest.mark.postgres
+NRR = str(Path(sys.executable).parent / "nrr")  # the installed command, run by this Python
 
 # What machine B runs: its feature snapshot against features built afresh from the bank's rows.
 SIMILARITY_PROBE = """
@@ -116,3 +118,44 @@ def test_each_machine_derives_its_similarity_store_from_the_bank_and_follows_the
         path.unlink()
     missing = probe_similarity(machine_b, url)
     assert missing["equal"] and missing["rows"] == 21
+
+
+@pytest.mark.slow
+def test_a_second_machine_answers_from_the_fit_made_on_the_first(shared_bank):
+    """Issue 16's "done when": `nrr fit` on machine A (a real, small PyMC fit) stores the fit
+    in the PostgreSQL bank; machine B, with another directory and another cache, answers
+    `nrr check` from it: the same numbers as A, naming the fit's hash, its bytes read once."""
+    url, machine_a, machine_b = shared_bank
+    assert run_nrr("ingest", str(SEED_LOG), "--bank", url).code == 0
+    fitted = run_nrr(
+        "fit", "--bank", url, "--draws", "1000", "--chains", "2", "--seed", "3", "--no-progress"
+    )
+    assert fitted.code == 0, fitted.err
+    with open_bank(url) as bank:
+        (row,) = bank.query("SELECT npz_sha256, passed, evidence_last_id FROM fit_posteriors")
+        assert row["passed"] == 1 and row["evidence_last_id"] == bank.evidence_state()[1]
+    sha = row["npz_sha256"]
+    assert sha in fitted.out
+    assert not list(machine_a.glob(".nrr/*posterior*"))  # nothing beside the bank on A
+
+    proposals = ["increase LR to 0.04", "switch optimizer to AdamW", "add dropout 0.1"]
+    on_a = [json.loads(run_nrr("check", p, "--bank", url, "--no-record").out) for p in proposals]
+    cached = machine_b / "cache" / "fits" / f"{sha}.npz"
+    assert not cached.exists()
+    for attempt in range(2):
+        for proposal, answer_a in zip(proposals, on_a, strict=True):
+            run = on_machine(machine_b, NRR, "check", proposal, "--bank", url)
+            assert run.returncode in (0, 1, 2), run.stderr
+            answer_b = json.loads(run.stdout)
+            assert answer_b["fit"]["source"] == "fit" and answer_b["fit"]["sha256"] == sha
+            for key in ("p_keep", "interval", "p_crash", "base_rate", "verdict"):
+                assert answer_b[key] == answer_a[key], key
+        if attempt == 0:
+            first_copy = cached.stat()
+    assert cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == sha
+    # Read once: the later checks used the cached copy (the same file, not fetched again).
+    assert (cached.stat().st_ino, cached.stat().st_mtime_ns) == (
+        first_copy.st_ino,
+        first_copy.st_mtime_ns,
+    )
+    assert not list(machine_b.glob(".nrr/*posterior*"))
