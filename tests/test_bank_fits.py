@@ -143,13 +143,39 @@ def test_the_newest_fit_is_the_one_fitted_at_the_newest_evidence_and_old_ones_ar
     assert len(kept) == fits.KEPT_PASSING_FITS and kept[-1]["npz_sha256"] == newest.sha256
     assert late_data.sha256 not in {row["npz_sha256"] for row in kept}
     row = bank.query(
-        "SELECT evidence_revision, evidence_last_id, npz_bytes, npz FROM fit_posteriors"
+        "SELECT evidence_revision, evidence_last_id, npz_bytes FROM fit_posteriors"
         " WHERE npz_sha256 = ?",
         (newest.sha256,),
     )[0]
     assert (row["evidence_revision"], row["evidence_last_id"]) == (1, 2 + fits.KEPT_PASSING_FITS)
-    assert row["npz_bytes"] == len(bytes(row["npz"]))
-    assert hashlib.sha256(bytes(row["npz"])).hexdigest() == newest.sha256
+    stored = _stored_bytes(bank, newest.sha256)
+    assert row["npz_bytes"] == len(stored) and hashlib.sha256(stored).hexdigest() == newest.sha256
+    chunks = bank.query("SELECT COUNT(DISTINCT posterior_id) AS n FROM fit_posterior_chunks")
+    assert chunks[0]["n"] == fits.KEPT_PASSING_FITS  # a pruned fit's chunks go with it
+
+
+def _stored_bytes(bank, sha: str, part: str = "npz") -> bytes:
+    rows = bank.query(
+        "SELECT c.data FROM fit_posterior_chunks c JOIN fit_posteriors f ON f.id = c.posterior_id"
+        " WHERE f.npz_sha256 = ? AND c.part = ? ORDER BY c.seq",
+        (sha, part),
+    )
+    return b"".join(bytes(row["data"]) for row in rows)
+
+
+def test_a_fit_larger_than_a_chunk_is_stored_and_read_back_in_chunks(
+    pg_seeded, tmp_path, monkeypatch
+):
+    _, bank = pg_seeded
+    monkeypatch.setattr(fits, "CHUNK_BYTES", 4096)
+    stored = publish_posterior(bank, _posterior(bank, 1))
+    (count,) = bank.query("SELECT COUNT(*) AS n FROM fit_posterior_chunks WHERE part = 'npz'")
+    assert count["n"] == -(-stored.meta["npz_bytes"] // 4096) > 1
+    reader = BankFitStore(bank, tmp_path / "elsewhere")
+    loaded = reader.load(reader.newest_passing())
+    assert reader.fetched == 1 and loaded.meta["data_hash"] == "seed1"
+    netcdf = reader.local_netcdf(reader.newest_passing())
+    assert hashlib.sha256(netcdf.read_bytes()).hexdigest() == stored.meta["netcdf_sha256"]
 
 
 def test_a_fit_is_read_from_the_bank_once_and_a_damaged_cached_copy_is_fetched_again(
@@ -191,7 +217,8 @@ def test_bytes_altered_in_the_bank_are_refused_and_the_check_says_so(pg_seeded, 
     (tmp_path / "cache" / "fits" / f"{stored.sha256}.npz").unlink()
     with bank.transaction():
         bank.execute(
-            "UPDATE fit_posteriors SET npz = ? WHERE npz_sha256 = ?",
+            "UPDATE fit_posterior_chunks SET data = ? WHERE part = 'npz' AND posterior_id ="
+            " (SELECT id FROM fit_posteriors WHERE npz_sha256 = ?)",
             (b"not the bytes this fit was stored with", stored.sha256),
         )
     store = BankFitStore(bank)

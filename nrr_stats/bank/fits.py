@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nrr_stats.errors import NrrInputError
+from nrr_stats.files import published
 
 # How long a BankFitStore trusts its last answer to "which fit is newest" (a new fit made on
 # another machine is used by a long-lived Checker at most this many seconds later).
@@ -33,6 +34,9 @@ FIT_RECHECK_SECONDS = 5.0
 # Passing fits a bank keeps (older ones are deleted when a fit is published); a failed fit is
 # kept only while it is the newest fit (for `nrr report` and `nrr doctor` to show).
 KEPT_PASSING_FITS = 3
+# A fit's bytes are stored and read in chunks of this size (bounded memory, under PostgreSQL's
+# 1 GB value limit).
+CHUNK_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,8 @@ class FileFitStore(FitStore):
 
 _HEAD_COLUMNS = (
     "id, created_at, model_version, evidence_revision, evidence_last_id, n_experiments,"
-    " data_hash, passed, diagnostics_json, fit_id, npz_sha256, npz_bytes, netcdf_sha256"
+    " data_hash, passed, diagnostics_json, fit_id, npz_sha256, npz_bytes, netcdf_sha256,"
+    " netcdf_bytes"
 )
 _NEWEST = " ORDER BY evidence_revision DESC, evidence_last_id DESC, id DESC LIMIT 1"
 
@@ -182,39 +187,51 @@ class BankFitStore(FitStore):
 
     def publish(self, result: Any, evidence_state: tuple[int, int]) -> StoredFit:
         from nrr_stats.models.fit import write_fit_files
+        from nrr_stats.models.posterior import file_sha256
 
         result = _with_state(result, evidence_state)
         meta = result.posterior.meta
         with tempfile.TemporaryDirectory(prefix="nrr-fit-") as folder:
             npz, netcdf = write_fit_files(result, Path(folder), "posterior.npz")
-            npz_bytes, netcdf_bytes = npz.read_bytes(), netcdf.read_bytes()
-        fit_id = netcdf.name.split(".")[-2]
-        row = {
-            "created_at": meta["created_at"],
-            "model_version": meta["model_version"],
-            "evidence_revision": int(evidence_state[0]),
-            "evidence_last_id": int(evidence_state[1]),
-            "n_experiments": int(meta["n_experiments"]),
-            "data_hash": meta["data_hash"],
-            "passed": int(bool(result.passed)),
-            "diagnostics_json": json.dumps(meta.get("diagnostics", {}), default=float),
-            "fit_id": fit_id,
-            "npz_sha256": hashlib.sha256(npz_bytes).hexdigest(),
-            "npz_bytes": len(npz_bytes),
-            "netcdf_sha256": hashlib.sha256(netcdf_bytes).hexdigest(),
-        }
-        columns = list(row) + ["npz", "netcdf"]
-        with self.bank.transaction():
-            self.bank.execute(
-                f"INSERT INTO fit_posteriors ({', '.join(columns)})"
-                f" VALUES ({', '.join('?' for _ in columns)})",
-                [*row.values(), npz_bytes, netcdf_bytes],
-            )
-            self._prune()
-        self._head = None
-        stored = self._stored(row)
-        with contextlib.suppress(OSError):  # the machine that fitted has the bytes: cache them
-            self._cache(stored.sha256, npz_bytes)
+            row = {
+                "created_at": meta["created_at"],
+                "model_version": meta["model_version"],
+                "evidence_revision": int(evidence_state[0]),
+                "evidence_last_id": int(evidence_state[1]),
+                "n_experiments": int(meta["n_experiments"]),
+                "data_hash": meta["data_hash"],
+                "passed": int(bool(result.passed)),
+                "diagnostics_json": json.dumps(meta.get("diagnostics", {}), default=float),
+                "fit_id": netcdf.name.split(".")[-2],
+                "npz_sha256": file_sha256(npz),
+                "npz_bytes": npz.stat().st_size,
+                "netcdf_sha256": file_sha256(netcdf),
+                "netcdf_bytes": netcdf.stat().st_size,
+            }
+            with self.bank.transaction():
+                row["id"] = self.bank.query(
+                    f"INSERT INTO fit_posteriors ({', '.join(row)})"
+                    f" VALUES ({', '.join('?' for _ in row)}) RETURNING id",
+                    list(row.values()),
+                )[0]["id"]
+                for part, path in (("npz", npz), ("netcdf", netcdf)):
+                    with open(path, "rb") as handle:
+                        for seq, chunk in enumerate(
+                            iter(lambda h=handle: h.read(CHUNK_BYTES), b"")
+                        ):
+                            self.bank.execute(
+                                "INSERT INTO fit_posterior_chunks (posterior_id, part, seq, data)"
+                                " VALUES (?, ?, ?, ?)",
+                                (row["id"], part, seq, chunk),
+                            )
+                self._prune()
+            self._head = None
+            stored = self._stored(row)
+            cached = self.cache_dir / f"{stored.sha256}.npz"
+            # The machine that fitted has the bytes: cache them (best effort).
+            with contextlib.suppress(OSError), published(cached) as fd, open(npz, "rb") as src:
+                for block in iter(lambda: src.read(CHUNK_BYTES), b""):
+                    _write_all(fd, block)
         return stored
 
     def _prune(self) -> None:
@@ -243,6 +260,8 @@ class BankFitStore(FitStore):
             "fit_id": str(row["fit_id"]),
             "npz_bytes": int(row["npz_bytes"]),
             "netcdf_sha256": str(row["netcdf_sha256"]),
+            "netcdf_bytes": int(row["netcdf_bytes"]),
+            "row_id": int(row["id"]),
         }
         return StoredFit(
             key=("bank", sha),
@@ -284,68 +303,78 @@ class BankFitStore(FitStore):
 
     def local_npz(self, fit: StoredFit) -> Path:
         assert fit.sha256 is not None
-        cached = self.cache_dir / f"{fit.sha256}.npz"
-        if _sha256_of(cached) == fit.sha256:
-            return cached
-        data = self._fetch(fit, "npz")
-        try:
-            return self._cache(fit.sha256, data)
-        except OSError:  # no writable cache: a private file, read once
-            return _private_copy(data, ".npz")
+        return self._local(fit, "npz", fit.sha256, fit.meta["npz_bytes"])
 
     def local_netcdf(self, fit: StoredFit) -> Path | None:
-        sha = fit.meta.get("netcdf_sha256")
-        cached = self.cache_dir / f"{sha}.nc"
+        return self._local(fit, "netcdf", fit.meta["netcdf_sha256"], fit.meta["netcdf_bytes"])
+
+    def _local(self, fit: StoredFit, part: str, sha: str, size: int) -> Path:
+        """The cached `<sha>.npz|.nc` when it verifies, else fetched from the bank into the
+        cache (or, with no writable cache, a private file the caller removes)."""
+        suffix = ".npz" if part == "npz" else ".nc"
+        cached = self.cache_dir / f"{sha}{suffix}"
         if _sha256_of(cached) == sha:
             return cached
-        data = self._fetch(fit, "netcdf")
         try:
-            return self._cache(sha, data, ".nc")
-        except OSError:
-            return _private_copy(data, ".nc")
+            with published(cached) as fd:
+                self._fetch(fit, part, sha, size, fd)
+            return cached
+        except OSError:  # no writable cache: a private file, read once
+            handle, name = tempfile.mkstemp(prefix="nrr-fit-", suffix=suffix)
+            try:
+                self._fetch(fit, part, sha, size, handle)
+            except BaseException:
+                os.unlink(name)
+                raise
+            finally:
+                os.close(handle)
+            return Path(name)
 
-    def _fetch(self, fit: StoredFit, column: str) -> bytes:
-        """The fit's bytes from the bank, verified against the hash they were stored with."""
-        rows = self.bank.query(
-            f"SELECT {column} AS data, {column}_sha256 AS sha FROM fit_posteriors"
-            " WHERE npz_sha256 = ?",
-            (fit.sha256,),
+    def _fetch(self, fit: StoredFit, part: str, sha: str, size: int, fd: int) -> None:
+        """Write the fit's `part` bytes from the bank to `fd` one chunk at a time, verified
+        against the size and sha256 they were stored with."""
+        where = self.bank.location.display
+        row_id = fit.meta["row_id"]
+        chunks = self.bank.query(
+            "SELECT seq FROM fit_posterior_chunks WHERE posterior_id = ? AND part = ? ORDER BY seq",
+            (row_id, part),
         )
-        if not rows:
+        if not chunks:
             self._head = None  # pruned meanwhile by a newer fit: look again next time
             raise NrrInputError(
                 f"the fit {fit.sha256} is no longer in the bank (a newer fit replaced it)",
-                path=self.bank.location.display,
+                path=where,
             )
-        data = bytes(rows[0]["data"])
-        if hashlib.sha256(data).hexdigest() != rows[0]["sha"]:
+        digest, written = hashlib.sha256(), 0
+        for expected, chunk in enumerate(chunks):
+            rows = self.bank.query(
+                "SELECT data FROM fit_posterior_chunks WHERE posterior_id = ? AND part = ?"
+                " AND seq = ?",
+                (row_id, part, chunk["seq"]),
+            )
+            if chunk["seq"] != expected or not rows:
+                raise NrrInputError(
+                    f"the fit {fit.sha256}'s {part} chunks are incomplete", path=where
+                )
+            data = bytes(rows[0]["data"])
+            digest.update(data)
+            written += len(data)
+            _write_all(fd, data)
+        if written != size or digest.hexdigest() != sha:
             raise NrrInputError(
-                f"the fit {fit.sha256}'s {column} bytes in the bank do not match their sha256",
-                path=self.bank.location.display,
+                f"the fit {fit.sha256}'s {part} bytes in the bank do not match their sha256",
+                path=where,
             )
-        self.fetched += 1
-        return data
+        self.fetched += part == "npz"
 
-    def _cache(self, sha: str | None, data: bytes, suffix: str = ".npz") -> Path:
-        """Write `data` whole into the cache as `<sha><suffix>` (one rename publishes it)."""
-        from nrr_stats.files import published
 
-        target = self.cache_dir / f"{sha}{suffix}"
-        with published(target) as fd:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        return target
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _sha256_of(path: Path) -> str | None:
     from nrr_stats.models.posterior import file_sha256
 
     return file_sha256(path)
-
-
-def _private_copy(data: bytes, suffix: str) -> Path:
-    handle, name = tempfile.mkstemp(prefix="nrr-fit-", suffix=suffix)
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    return Path(name)

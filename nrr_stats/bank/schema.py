@@ -166,9 +166,11 @@ MIGRATIONS: dict[int, list[str] | dict[str, list[str]]] = {
 }
 
 # A fitted posterior stored in the bank (bank/fits.py): the .npz a check reads and the netCDF
-# for ArviZ, with the evidence state it was fitted at; the newest passing row answers.
+# for ArviZ, with the evidence state it was fitted at; the newest passing row answers. The
+# bytes are kept in chunks (a large bank's draws pass PostgreSQL's 1 GB value limit, and one
+# chunk at a time bounds what a reader holds in memory).
 _FIT_POSTERIORS = """CREATE TABLE fit_posteriors (
-    id {{id}},
+    id {id},
     created_at TEXT NOT NULL,
     model_version TEXT NOT NULL,
     evidence_revision BIGINT NOT NULL,
@@ -180,21 +182,27 @@ _FIT_POSTERIORS = """CREATE TABLE fit_posteriors (
     fit_id TEXT NOT NULL,
     npz_sha256 TEXT NOT NULL UNIQUE,
     npz_bytes BIGINT NOT NULL,
-    npz {blob} NOT NULL,
     netcdf_sha256 TEXT NOT NULL,
-    netcdf {blob} NOT NULL
+    netcdf_bytes BIGINT NOT NULL
+)"""
+_FIT_CHUNKS = """CREATE TABLE fit_posterior_chunks (
+    posterior_id INTEGER NOT NULL REFERENCES fit_posteriors(id) ON DELETE CASCADE,
+    part TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data {blob} NOT NULL,
+    PRIMARY KEY (posterior_id, part, seq)
 )"""
 _FIT_POSTERIORS_NEWEST = (
     "CREATE INDEX fit_posteriors_newest"
     " ON fit_posteriors (passed, evidence_revision, evidence_last_id, id)"
 )
 MIGRATIONS[4] = {
-    "sqlite": [_FIT_POSTERIORS.format(blob="BLOB"), _FIT_POSTERIORS_NEWEST],
+    "sqlite": [_FIT_POSTERIORS, _FIT_CHUNKS.format(blob="BLOB"), _FIT_POSTERIORS_NEWEST],
     "postgresql": [
-        _FIT_POSTERIORS.format(blob="BYTEA"),
+        _FIT_POSTERIORS,
+        _FIT_CHUNKS.format(blob="BYTEA"),
         _FIT_POSTERIORS_NEWEST,
         # Draws are dense floats: out of line and uncompressed, read back at disk speed.
-        "ALTER TABLE fit_posteriors ALTER COLUMN npz SET STORAGE EXTERNAL",
-        "ALTER TABLE fit_posteriors ALTER COLUMN netcdf SET STORAGE EXTERNAL",
+        "ALTER TABLE fit_posterior_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
     ],
 }
