@@ -55,10 +55,8 @@ def synthetic_result(n_sessions: int, n_draws: int):
         "crash_a_cat": len(data.categories),
         "crash_u_sess": len(data.sessions),
     }
-    names = (
-        "alpha sigma_cat sigma_cell sigma_param sigma_sess nu crash_alpha crash_sigma_cat"
-        " crash_sigma_sess crash_nu"
-    ).split()
+    names = ["alpha", "sigma_cat", "sigma_cell", "sigma_param", "sigma_sess", "nu"]
+    names += ["crash_alpha", "crash_sigma_cat", "crash_sigma_sess", "crash_nu"]
     draws = {name: np.abs(rng.normal(0.5, 0.1, n_draws)) for name in names}
     draws.update({name: rng.normal(0, 0.5, (n_draws, k)) for name, k in sizes.items()})
     meta = {
@@ -117,23 +115,23 @@ def main() -> None:
                 files.publish(result, (0, 0))
                 npz = Path(files.newest_passing().where)
 
-                def head():
+                def head(root=root, stored=stored):
                     store = BankFitStore(bank, root / "x")
                     assert store.newest_passing().sha256 == stored.sha256
 
                 counter = iter(range(10**6))
 
-                def first_load():
+                def first_load(root=root, counter=counter):
                     store = BankFitStore(bank, root / f"machine{next(counter)}")
                     store.load(store.newest_passing())
                     assert store.fetched == 1
 
-                def cached_load():
+                def cached_load(root=root):
                     store = BankFitStore(bank, root / "machine0")
                     store.load(store.newest_passing())
                     assert store.fetched == 0
 
-                baseline = timed(lambda: load_posterior(npz), args.repeats)
+                baseline = timed(lambda npz=npz: load_posterior(npz), args.repeats)
                 rows = [
                     ("which fit is newest (query)", timed(head, args.repeats)),
                     ("first load on a new machine", timed(first_load, args.repeats)),
