@@ -104,7 +104,7 @@ def _fit_identity(fit: Any, prior: Any) -> dict[str, Any]:
     """Which stored fit answered: its id and the sha256 of its draws (a bank's fits; None for
     files beside a SQLite bank), and the evidence state it was fitted at."""
     if fit is None:
-        return {"fit_id": None, "sha256": None}
+        return {"fit_id": None, "sha256": None, "evidence_state": None}
     return {
         "fit_id": prior.meta.get("fit_id"),
         "sha256": fit.sha256,
