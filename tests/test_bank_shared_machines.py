@@ -25,20 +25,23 @@ from nrr_stats.bank import testing as bank_testing
 pytestmark = pytest.mark.postgres
 NRR = str(Path(sys.executable).parent / "nrr")  # the installed command, run by this Python
 
-# What machine B runs: its feature snapshot against features built afresh from the bank's rows.
+# What machine B runs: its feature snapshot against every bank row's features computed now in
+# the snapshot's own feature space (rows appended to a store keep the idf it was built with).
 SIMILARITY_PROBE = """
 import json, sys, numpy as np
 from nrr_stats.bank import open_bank
 from nrr_stats.notices import collecting
-from nrr_stats.similarity.store import _in_memory, bank_features
+from nrr_stats.similarity.store import FeatureStore, bank_features
 with open_bank(sys.argv[1], create=False) as bank, collecting() as said:
     snapshot = bank_features(bank)
-    truth = _in_memory(bank.feature_rows())
+    rows = bank.feature_rows()
+    truth = FeatureStore._features(snapshot.space, rows)
+    ids = np.array([row["id"] for row in rows])
     print(json.dumps({
         "rows": int(snapshot.ids.size),
-        "equal": bool(np.array_equal(snapshot.ids, truth.ids)
-                      and np.allclose(snapshot.matrix, truth.matrix)),
+        "equal": bool(np.array_equal(snapshot.ids, ids) and np.allclose(snapshot.matrix, truth)),
         "path": str(bank.features_path.resolve()),
+        "inode": bank.features_path.stat().st_ino,
         "warnings": [str(w) for w in said],
     }))
 """
@@ -107,17 +110,31 @@ def test_each_machine_derives_its_similarity_store_from_the_bank_and_follows_the
         bank.update_parsed(session_id, moved)
     followed = probe_similarity(machine_b, url)
     assert followed["equal"], "B's store still holds the rows as they were before A's change"
+    assert followed["inode"] == first["inode"]  # those rows recomputed in place, not rebuilt
+
+    # Machine A ingests more rows: B's store grows by them, in place.
+    more = [
+        "m1\t0.700000\t1.1\tdiscard\tIncrease learning rate from 0.01 to 0.02 with SGD",
+        "m2\t0.690000\t1.1\tdiscard\tReduce learning rate to 0.004 with SGD and cosine",
+        "m3\t0.710000\t1.1\tkeep\tSwitch optimizer from SGD to AdamW with cosine annealing",
+    ]
+    grown_log = machine_a / "grown.tsv"
+    grown_log.write_text(SEED_LOG.read_text(encoding="utf-8") + "\n".join(more) + "\n")
+    assert run_nrr("ingest", str(grown_log), "--bank", url).code == 0
+    grown = probe_similarity(machine_b, url)
+    assert grown["equal"] and grown["rows"] == 2 * 21 + len(more), grown  # a new session
+    assert grown["inode"] == first["inode"]
 
     # A torn local copy is rebuilt from the bank, never trusted; so is a missing one.
     features = Path(first["path"])
     features.write_bytes(features.read_bytes()[: features.stat().st_size // 2])
     torn = probe_similarity(machine_b, url)
-    assert torn["equal"] and torn["rows"] == 21
+    assert torn["equal"] and torn["rows"] == grown["rows"]
     assert any("rebuilt" in w for w in torn["warnings"]), torn["warnings"]
     for path in features.parent.glob(features.name.removesuffix(".npy") + "*"):
         path.unlink()
     missing = probe_similarity(machine_b, url)
-    assert missing["equal"] and missing["rows"] == 21
+    assert missing["equal"] and missing["rows"] == grown["rows"]
 
 
 @pytest.mark.slow
