@@ -7,7 +7,8 @@ the bank's own fit, else the shipped population prior, else none (the conjugate 
 A loop holds one `Checker(bank)`; it keeps, for as long as it is open:
 - the bank's evidence sums (`BankReading`): rows past the last id read are added; a moved
   evidence revision (any update or delete of a counted row) rereads everything;
-- the answering prior, reloaded when its file is replaced (every refit);
+- the answering prior, reloaded when a new fit is published (bank/fits.py; a PostgreSQL
+  bank's newest fit is looked up at most every FIT_RECHECK_SECONDS);
 - per session, its rows (reread when the session or the bank's evidence moves) and its
   engine (rebuilt when the prior changes; otherwise it recomputes the leaves that moved);
 - the similarity search's state for the store's current snapshot.
