@@ -242,3 +242,24 @@ def test_a_long_lived_checker_moves_to_a_new_fit_within_the_recheck_interval(
         assert checker.check(PROPOSAL, record=False)["fit"]["sha256"] == first.sha256
         monkeypatch.setattr(fits, "FIT_RECHECK_SECONDS", 0.0)
         assert checker.check(PROPOSAL, record=False)["fit"]["sha256"] == second.sha256
+
+
+def test_fetching_a_fit_evicts_cached_fits_unused_for_a_week_and_nothing_else(pg_seeded, tmp_path):
+    import os
+    import time
+
+    _, bank = pg_seeded
+    publish_posterior(bank, _posterior(bank, 1))
+    cache = tmp_path / "elsewhere"
+    cache.mkdir()
+    stale, recent = cache / f"{'a' * 64}.npz", cache / f"{'b' * 64}.nc"
+    foreign = cache / "notes.txt"
+    for path in (stale, recent, foreign):
+        path.write_bytes(b"x")
+    month_ago = time.time() - 30 * 86400
+    os.utime(stale, (month_ago, month_ago))
+    os.utime(foreign, (month_ago, month_ago))
+    store = BankFitStore(bank, cache)
+    store.load(store.newest_passing())
+    assert store.fetched == 1
+    assert not stale.exists() and recent.exists() and foreign.exists()

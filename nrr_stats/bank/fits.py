@@ -37,6 +37,8 @@ KEPT_PASSING_FITS = 3
 # A fit's bytes are stored and read in chunks of this size (bounded memory, under PostgreSQL's
 # 1 GB value limit).
 CHUNK_BYTES = 32 << 20
+# A cached fit not used for this many days is removed when another fit is fetched.
+CACHE_UNUSED_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -314,10 +316,13 @@ class BankFitStore(FitStore):
         suffix = ".npz" if part == "npz" else ".nc"
         cached = self.cache_dir / f"{sha}{suffix}"
         if _sha256_of(cached) == sha:
+            with contextlib.suppress(OSError):
+                os.utime(cached)  # used now: kept by the eviction below
             return cached
         try:
             with published(cached) as fd:
                 self._fetch(fit, part, sha, size, fd)
+            _evict_unused(self.cache_dir)
             return cached
         except OSError:  # no writable cache: a private file, read once
             handle, name = tempfile.mkstemp(prefix="nrr-fit-", suffix=suffix)
@@ -366,6 +371,20 @@ class BankFitStore(FitStore):
                 path=where,
             )
         self.fetched += part == "npz"
+
+
+def _evict_unused(cache_dir: Path) -> None:
+    """Remove cached fits (of any bank) not used for CACHE_UNUSED_DAYS: a machine keeps the
+    fits its checks read lately, never every fit ever made."""
+    import re
+
+    cutoff = time.time() - CACHE_UNUSED_DAYS * 86400
+    named = re.compile(r"[0-9a-f]{64}\.(npz|nc)")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(cache_dir):
+            with contextlib.suppress(OSError):
+                if named.fullmatch(entry.name) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
 
 
 def _write_all(fd: int, data: bytes) -> None:
