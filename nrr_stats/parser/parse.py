@@ -373,11 +373,26 @@ def _direction_from_value(change: Change, parameter: str, config: Mapping[str, s
     if lowered in ("true", "on", "enabled", "yes"):
         return "add"
     factor = multiplier(change.to_value)
-    if parameter and parameter in config and (factor is None or multiplier(config[parameter])):
-        return compare(config[parameter], change.to_value)
+    current = known_value(parameter, config)
+    if current is not None and (factor is None or multiplier(current)):
+        return compare(current, change.to_value)
     if factor is not None and factor != 1:
         return "increase" if factor > 1 else "decrease"
     return ""
+
+
+def known_value(parameter: str, config: Mapping[str, str]) -> str | None:
+    """The kept value of a parameter: its own entry, else the one entry whose name contains it or
+    is contained in it, word by word ("batch=32K" after "total_batch=65K"); None when unknown."""
+    if not parameter:
+        return None
+    if parameter in config:
+        return config[parameter]
+    words = set(parameter.split("_"))
+    related = [
+        key for key in config if (set(key.split("_")) >= words or set(key.split("_")) <= words)
+    ]
+    return config[related[0]] if len(related) == 1 else None
 
 
 SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\betc)\.\s+|[。！？]")
@@ -428,6 +443,11 @@ def parse_description(
     cleaned = strip_result_words_with(raw, rules)
     parsed = _parse_clean(cleaned, rules, config)
     extra = _revealed_current(raw, parsed.parameter)
+    if extra and parsed.direction == "other" and parsed.to_value and not parsed.from_value:
+        # "crop padding 8 (4 is optimal)": the value still best is where this one started from
+        moved = compare(extra[0][1], parsed.to_value)
+        if moved in ("increase", "decrease") and parsed.category not in ("other", "multiple"):
+            parsed = dataclasses.replace(parsed, direction=moved, from_value=extra[0][1])
     foreign = any(
         m.term.category == "other" and _span_norm(cleaned, m) not in GENERIC_OTHER_WORDS
         for m in _find_mentions(cleaned, rules)
@@ -714,7 +734,7 @@ def _finish(
         parameter = rules.default_parameters[category]
     if category == "other" and direction == "other":
         parameter, from_value, to_value = "", "", ""
-    known = config.get(parameter) if parameter else None
+    known = known_value(parameter, config)
     if (
         known
         and to_value
