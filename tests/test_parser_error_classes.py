@@ -47,3 +47,63 @@ def test_a_short_key_matching_two_kept_values_stays_unknown() -> None:
     tracker = ConfigTracker()
     tracker.observe(tracker.parse("total_batch=65K, device_batch=64"), kept=True)
     assert tracker.parse("batch=32K").direction == "other"
+
+
+def test_turn_on_is_a_verb_not_the_start_of_a_motive() -> None:
+    # " on X" opens a motive ("focus on ..."), but not after "turn" / "switch"
+    parsed = parse_description("turn on bf16")
+    assert (parsed.category, parsed.direction) == ("systems", "add")
+    assert parse_description("turn on bf16 on the attention path").category == "systems"
+
+
+@pytest.mark.parametrize(
+    ("text", "direction", "values"),
+    [
+        ("epochs: 10 → 20", "increase", ("10", "20")),
+        ("lr: 0.04 -> 0.02", "decrease", ("0.04", "0.02")),
+    ],
+)
+def test_a_short_name_before_a_colon_keeps_its_value(
+    text: str, direction: str, values: tuple[str, str]
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.direction, (parsed.from_value, parsed.to_value)) == (direction, values)
+
+
+def test_a_long_head_before_a_colon_still_drops_the_reported_numbers() -> None:
+    # dev/alessoh__autoresearch-connect4 (label data / add): what follows ": " reports the result
+    parsed = parse_description("mirror-flip half the training positions: 400/400 again")
+    assert parsed.to_value == "" and parsed.direction == "add"
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "direction", "parameter"),
+    [
+        # dev2/menzHSE__autoresearch-cifar10 (label architecture_other / replace / SHORTCUT)
+        ("1x1 conv shortcut instead of zero-padding", "architecture_other", "replace", "SHORTCUT"),
+        # dev2/MatthewCWeston__autoresearch (label architecture_other / replace / POOLING)
+        ("mean+max pool with projection", "architecture_other", "replace", "POOLING"),
+    ],
+)
+def test_shortcut_and_pool_are_architecture_words(
+    text: str, category: str, direction: str, parameter: str
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction, parsed.parameter) == (
+        category,
+        direction,
+        parameter,
+    )
+
+
+def test_a_step_before_a_stated_pair_does_not_hide_the_key() -> None:
+    # dev2/shubhamtaywade82__algo_scalper (label other / increase / ATR_RISING_LOOKBACK, 3 -> 4)
+    parsed = parse_description(
+        "Increased atr_rising_lookback by 1 from 3 to 4 to potentially increase profit_factor"
+    )
+    assert (parsed.direction, parsed.parameter, parsed.from_value, parsed.to_value) == (
+        "increase",
+        "ATR_RISING_LOOKBACK",
+        "3",
+        "4",
+    )

@@ -413,7 +413,8 @@ def _main_statement(text: str) -> str:
             ARROW_PAIR.search(head)
             or FROM_TO.search(head)
             or ASSIGN.search(head)
-            or re.match(r"\s*[\d.]", tail)
+            # "lr: 0.02" names a value; "mirror-flip half the positions: 400/400" reports one
+            or (re.match(r"\s*[\d.]", tail) and (re.search(r"\d", head) or len(head.split()) > 3))
         ):
             text = head
     return text.strip()
