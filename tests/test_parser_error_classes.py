@@ -107,3 +107,10 @@ def test_a_step_before_a_stated_pair_does_not_hide_the_key() -> None:
         "3",
         "4",
     )
+
+
+def test_a_number_in_an_aside_does_not_stop_a_named_technique_being_added() -> None:
+    # dev2/bjhardcastle__polars-vec-ops (label other / add)
+    text = "scratch buffer reuse in count_into_bins (avoid 100K per-row Vec allocs)"
+    parsed = parse_description(text)
+    assert (parsed.direction, parsed.to_value) == ("add", "")

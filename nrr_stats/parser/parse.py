@@ -563,6 +563,13 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         change = None
     elif proposals:
         category, mention, change, clause = proposals[0]
+        if (
+            mention is None
+            and _bare(change)
+            and change
+            and not _outside_brackets(text, change.position)
+        ):
+            change = None  # "buffer reuse in f (avoid 100K allocs)": a number in an aside
     elif fallback:
         category, mention, clause = fallback[0]
         change = None
