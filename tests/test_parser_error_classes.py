@@ -114,3 +114,33 @@ def test_a_number_in_an_aside_does_not_stop_a_named_technique_being_added() -> N
     text = "scratch buffer reuse in count_into_bins (avoid 100K per-row Vec allocs)"
     parsed = parse_description(text)
     assert (parsed.direction, parsed.to_value) == ("add", "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # dev2/Amadeus415__autoregen (a CAD-program log; labels other / add)
+        "Bind recognized length, depth, and height parameter names to the box extents.",
+        "bind base solid dimensions to matching parameter names (box width/depth/thickness or "
+        "cylinder radius/height)",
+    ],
+)
+def test_building_software_that_handles_an_ml_sounding_word_adds_it(text: str) -> None:
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction) == ("other", "add")
+
+
+def test_a_building_verb_with_an_ml_value_keeps_the_ml_reading() -> None:
+    parsed = parse_description("implement depth 8 to 12")
+    assert (parsed.category, parsed.direction) == ("model_depth", "increase")
+
+
+def test_a_single_capital_letter_before_a_stated_pair_names_the_parameter() -> None:
+    # dev/DediGadot__IMU-Parkinson (label data / decrease / FEATURE_K, 300 -> 200)
+    parsed = parse_description("MSE+K 200 from 300")
+    assert (parsed.direction, parsed.parameter, parsed.from_value, parsed.to_value) == (
+        "decrease",
+        "K",
+        "300",
+        "200",
+    )

@@ -194,7 +194,10 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
             key = word_before(text, step.start() if step else match.start())
             parameter = parameter_name(key, rules) if key else ""
             if parameter and not (
-                IDENTIFIER.match(key) or key.lower() in rules.parameters or alias_of(key, rules)
+                IDENTIFIER.match(key)
+                or re.fullmatch(r"[A-Z]", key)  # "K 200 from 300", "C 0.1 -> 1"
+                or key.lower() in rules.parameters
+                or alias_of(key, rules)
             ):
                 parameter = ""
             if pattern is REPLACE_WITH:

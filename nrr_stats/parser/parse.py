@@ -243,12 +243,15 @@ def _direction_words(text: str, rules: Rules) -> list[tuple[int, str, str]]:
 
 
 _WORD_CACHE: dict[str, re.Pattern[str]] = {}
+# Verbs of building something, in logs of software and systems work ("Recognize cones ...").
+BUILDING_VERBS = frozenset(
+    {"recognize", "recognise", "bind", "cache", "dedupe", "deduplicate", "deduplicated", "reuse"}
+    | {"memoize", "precompute", "precomputed", "implement", "implemented", "support", "detect"}
+)
 # Words that are verbs of a change only when they open the description ("skip X", "new game: ...").
 CLAUSE_START_VERBS = frozenset(
     {"skip", "cut", "trim", "narrow", "boost", "bump", "grow", "new", "require"}
-    # verbs of building something, in logs of software and systems work ("Recognize cones ...")
-    | {"recognize", "recognise", "bind", "cache", "dedupe", "deduplicate", "deduplicated", "reuse"}
-    | {"memoize", "precompute", "precomputed", "implement", "implemented", "support", "detect"}
+    | BUILDING_VERBS
     | {"standardise", "standardize", "standardised", "standardized"}
 )
 
@@ -760,6 +763,10 @@ def _finish(
         and category not in rules.user_categories
         and _span_norm(text, mention) in rules.ambiguous_words
     )
+    if ambiguous and plain_verbs and plain_verbs[0][2] in BUILDING_VERBS and not change:
+        # "Bind recognized length, depth, and height parameter names": software being built,
+        # the ML-sounding word is what it handles
+        return ParsedChange("other", "add", "", "", "", settings)
     return ParsedChange(
         category, direction, parameter, from_value, to_value, settings, ambiguous=ambiguous
     )
