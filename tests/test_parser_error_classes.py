@@ -144,3 +144,41 @@ def test_a_single_capital_letter_before_a_stated_pair_names_the_parameter() -> N
         "300",
         "200",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "direction", "from_value"),
+    [
+        # unlabelled rows of looked-at logs: AlexChen31337__qwen35-moe-offload,
+        # karpathy__autoresearch__pull-158-head, brentrockwood__autoresearch-strix-halo, reowens__autoresearch-mlx
+        ("VRAM_CACHE_FRACTION=0.5 — worse than 0.3", "increase", "0.3"),
+        ("MATRIX_LR=0.03 (small improvement over 0.04)", "decrease", "0.04"),
+        ("ADAM_BETAS beta1=0.85: 0.8 is still optimal", "increase", "0.8"),
+        ("x0_init 0.15 (increase x0 skip from 0.1 to 0.15; too strong)", "increase", "0.1"),
+    ],
+)
+def test_the_value_compared_with_in_a_result_aside_is_where_the_change_started(
+    text: str, direction: str, from_value: str
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.direction, parsed.from_value) == (direction, from_value)
+
+
+def test_higher_than_optimal_says_which_way_the_value_moved() -> None:
+    # Ishan-Sinha123__parameter-golf (unlabelled row of a looked-at log)
+    parsed = parse_description("Muon LR 0.06 (higher than optimal)")
+    assert (parsed.category, parsed.direction) == ("learning_rate", "increase")
+    assert parse_description("warmup 100 steps (fewer than default)").direction == "decrease"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "lr 0.03 - 1.23 better than 1.25",  # metrics compared, not settings
+        "lr 0.03 (worse than 0.9 bpb)",  # another unit
+        "lr 0.03 (worse than 3.0)",  # a tenfold jump is not the previous setting
+        "read align 2MB — slightly worse than 512KB",  # different units
+    ],
+)
+def test_a_compared_number_that_is_not_a_setting_gives_no_direction(text: str) -> None:
+    assert parse_description(text).direction in ("other", "add")

@@ -14,6 +14,7 @@ from nrr_stats.parser.changes import (
     FROM_TO,
     MOTIVE,
     NUM,
+    NUM_TO_NUM,
     STOP,
     Change,
     noun_phrase_before,
@@ -39,8 +40,10 @@ CHANGE_CLAUSE_SPLIT = re.compile(
 )
 # A discarded row often says which value is still best: "softcap 30 (15 is better)", "(WD=0.2 better)".
 STILL_BEST = re.compile(
-    rf"\(\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val>{NUM})\s+(?:is\s+|was\s+)?(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?"
-    r"(?:better|optimal|best)\b",
+    # "(15 is better)", "(WD=0.2 better)", "...: 0.8 is still optimal" (outside brackets with is/was)
+    rf"(?:\(\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val>{NUM})\s+(?:is\s+|was\s+)?"
+    rf"|(?:[:;,]|\s[—–-])\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val2>{NUM})\s+(?:is|was)\s+)"
+    r"(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?(?:better|optimal|best)\b",
     re.I,
 )
 BASELINE = re.compile(
@@ -423,12 +426,71 @@ def _main_statement(text: str) -> str:
     return text.strip()
 
 
-def _revealed_current(raw: str, parameter: str) -> tuple[tuple[str, str, str], ...]:
-    """A value a (raw, unscrubbed) row says is still best: the kept configuration's current value."""
+# "worse than 0.3", "no gain over 512KB": the value the new one is compared with (the one in force)
+COMPARED_WITH = re.compile(
+    r"\b(?:worse|better|gains?|improvements?|slower|faster)\s+(?:than|over)\s+"
+    r"(?P<val>[-+]?\.?\d[\w.]*?)(?=[\s,;:)]|$)",
+    re.I,
+)
+
+
+def _unit(value: str) -> str:
+    return re.sub(r"^[-+.\d,e]*", "", value.strip().lower())
+
+
+def _revealed_current(
+    raw: str, parameter: str, to_value: str = ""
+) -> tuple[tuple[str, str, str], ...]:
+    """A value a (raw, unscrubbed) row says is still best, or compares the new value with in the
+    same unit: the kept configuration's current value."""
     if not parameter:
         return ()
     found = STILL_BEST.search(raw)
-    return ((parameter, found.group("val"), ""),) if found else ()
+    if found:
+        return ((parameter, found.group("val") or found.group("val2"), ""),)
+    if to_value and to_number(to_value) is not None:
+        for match in COMPARED_WITH.finditer(raw):
+            value = match.group("val")
+            if re.search(r"\d\s*(?:\w+ly\s+|much\s+|a\s+bit\s+)?$", raw[: match.start()]):
+                continue  # "1.23 better than 1.25": metrics compared, not settings
+            old, new = to_number(value), to_number(to_value)
+            if old and new and _unit(value) == _unit(to_value) and 0.1 <= new / old <= 10:
+                return ((parameter, value, ""),)
+    return ()
+
+
+# "(higher than optimal)", "lower than default": the new value against the one in force
+THAN_CURRENT = re.compile(
+    r"\b(?P<word>higher|larger|bigger|more|longer|lower|smaller|fewer|less|shorter)\s+than\s+"
+    r"(?:the\s+)?(?:optimal|optimum|default|best|current|baseline|before|previous|usual|tuned)\b",
+    re.I,
+)
+MORE_WORDS = frozenset({"higher", "larger", "bigger", "more", "longer"})
+
+
+def _direction_from_aside(
+    raw: str, parsed: ParsedChange, revealed: tuple[tuple[str, str, str], ...]
+) -> ParsedChange:
+    """A direction the result words cut away still says: a value still best or compared with
+    ("crop padding 8 (4 is optimal)"), the stated pair ending at the new value ("x0_init 0.15
+    (increase x0 skip from 0.1 to 0.15; too strong)"), "higher than optimal"."""
+    to_value = parsed.to_value
+    if to_value and not parsed.from_value:
+        starts = [before for _, before, _ in revealed]
+        for pattern in (FROM_TO, ARROW_PAIR, NUM_TO_NUM):
+            for match in pattern.finditer(raw):
+                groups = match.groupdict()
+                if groups["b"].strip() == to_value:
+                    starts.append(groups.get("a") or groups.get("n") or groups.get("w") or "")
+        for before in starts:
+            moved = compare(before.strip(), to_value)
+            if moved in ("increase", "decrease"):
+                return dataclasses.replace(parsed, direction=moved, from_value=before.strip())
+    found = THAN_CURRENT.search(raw)
+    if found and parsed.parameter:
+        moved = "increase" if found.group("word").lower() in MORE_WORDS else "decrease"
+        return dataclasses.replace(parsed, direction=moved)
+    return parsed
 
 
 def parse_description(
@@ -446,12 +508,9 @@ def parse_description(
     raw = text[:MAX_CHARS]
     cleaned = strip_result_words_with(raw, rules)
     parsed = _parse_clean(cleaned, rules, config)
-    extra = _revealed_current(raw, parsed.parameter)
-    if extra and parsed.direction == "other" and parsed.to_value and not parsed.from_value:
-        # "crop padding 8 (4 is optimal)": the value still best is where this one started from
-        moved = compare(extra[0][1], parsed.to_value)
-        if moved in ("increase", "decrease") and parsed.category not in ("other", "multiple"):
-            parsed = dataclasses.replace(parsed, direction=moved, from_value=extra[0][1])
+    extra = _revealed_current(raw, parsed.parameter, parsed.to_value)
+    if parsed.direction == "other" and parsed.category not in ("other", "multiple"):
+        parsed = _direction_from_aside(raw, parsed, extra)
     foreign = any(
         m.term.category == "other" and _span_norm(cleaned, m) not in GENERIC_OTHER_WORDS
         for m in _find_mentions(cleaned, rules)
