@@ -182,3 +182,24 @@ def test_higher_than_optimal_says_which_way_the_value_moved() -> None:
 )
 def test_a_compared_number_that_is_not_a_setting_gives_no_direction(text: str) -> None:
     assert parse_description(text).direction in ("other", "add")
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        # unlabelled rows of the looked-at logs brentrockwood__autoresearch-strix-halo and
+        # Yang-Yiming__identify-meteorites
+        ("EMBEDDING_LR=0.4: lower embedding LR worse", "decrease"),
+        ("MATRIX_LR=0.06: higher Muon LR made it worse", "increase"),
+        ("DEVICE_BATCH_SIZE=6: 4422 steps but smaller batch hurts quality", "decrease"),
+        ("head_lr=3e-4 (0.3x default) improves val_f1", "decrease"),
+    ],
+)
+def test_a_comment_comparing_the_same_thing_gives_the_direction(text: str, direction: str) -> None:
+    assert parse_description(text).direction == direction
+
+
+def test_a_comment_comparing_another_thing_gives_no_direction() -> None:
+    # the steps are not the head dimension
+    text = "HEAD_DIM=64 (4 heads vs 2): more steps but marginally worse"
+    assert parse_description(text).direction == "other"

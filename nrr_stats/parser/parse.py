@@ -465,11 +465,11 @@ THAN_CURRENT = re.compile(
     r"(?:the\s+)?(?:optimal|optimum|default|best|current|baseline|before|previous|usual|tuned)\b",
     re.I,
 )
-MORE_WORDS = frozenset({"higher", "larger", "bigger", "more", "longer"})
+MORE_WORDS = frozenset({"higher", "larger", "bigger", "more", "longer", "wider", "deeper"})
 
 
 def _direction_from_aside(
-    raw: str, parsed: ParsedChange, revealed: tuple[tuple[str, str, str], ...]
+    raw: str, parsed: ParsedChange, revealed: tuple[tuple[str, str, str], ...], rules: Rules
 ) -> ParsedChange:
     """A direction the result words cut away still says: a value still best or compared with
     ("crop padding 8 (4 is optimal)"), the stated pair ending at the new value ("x0_init 0.15
@@ -490,7 +490,28 @@ def _direction_from_aside(
     if found and parsed.parameter:
         moved = "increase" if found.group("word").lower() in MORE_WORDS else "decrease"
         return dataclasses.replace(parsed, direction=moved)
+    factor = TIMES_DEFAULT.search(raw)
+    if factor and parsed.parameter and float(factor.group("f")) != 1:
+        moved = "increase" if float(factor.group("f")) > 1 else "decrease"
+        return dataclasses.replace(parsed, direction=moved)
+    for said in COMPARATIVE_OF.finditer(raw):
+        # "EMBEDDING_LR=0.4: lower embedding LR worse": the comment names the same thing
+        named = _find_mentions(said.group("what"), rules)
+        if named and named[0].term.category == parsed.category:
+            moved = "increase" if said.group("word").lower() in MORE_WORDS else "decrease"
+            return dataclasses.replace(parsed, direction=moved)
     return parsed
+
+
+# "(0.3x default)", "10x the default": a factor of the value in force
+TIMES_DEFAULT = re.compile(
+    r"(?<![\w.])(?P<f>\d+(?:\.\d+)?)\s?[x×]\s+(?:the\s+)?(?:default|baseline|current)\b", re.I
+)
+COMPARATIVE_OF = re.compile(
+    r"\b(?P<word>higher|larger|bigger|more|longer|wider|deeper|lower|smaller|fewer|less|shorter|"
+    r"narrower|shallower)\s+(?P<what>[A-Za-z][\w\-]*(?:\s+[A-Za-z][\w\-]*){0,2})",
+    re.I,
+)
 
 
 def parse_description(
@@ -510,7 +531,7 @@ def parse_description(
     parsed = _parse_clean(cleaned, rules, config)
     extra = _revealed_current(raw, parsed.parameter, parsed.to_value)
     if parsed.direction == "other" and parsed.category not in ("other", "multiple"):
-        parsed = _direction_from_aside(raw, parsed, extra)
+        parsed = _direction_from_aside(raw, parsed, extra, rules)
     foreign = any(
         m.term.category == "other" and _span_norm(cleaned, m) not in GENERIC_OTHER_WORDS
         for m in _find_mentions(cleaned, rules)
