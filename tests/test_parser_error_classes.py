@@ -203,3 +203,11 @@ def test_a_comment_comparing_another_thing_gives_no_direction() -> None:
     # the steps are not the head dimension
     text = "HEAD_DIM=64 (4 heads vs 2): more steps but marginally worse"
     assert parse_description(text).direction == "other"
+
+
+def test_a_short_key_never_borrows_a_kept_value_of_another_magnitude() -> None:
+    # dev2/karpathy__autoresearch__pull-158-head: TOTAL_BATCH_SIZE 2^18 is kept, then
+    # "DEPTH=12 BATCH=256 TOTAL=2^19": 256 is a device batch, not a smaller total batch
+    tracker = ConfigTracker()
+    tracker.observe(tracker.parse("TOTAL_BATCH_SIZE=2^18"), kept=True)
+    assert tracker.parse("BATCH=256").direction == "other"

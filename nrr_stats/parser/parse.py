@@ -379,7 +379,7 @@ def _direction_from_value(change: Change, parameter: str, config: Mapping[str, s
     if lowered in ("true", "on", "enabled", "yes"):
         return "add"
     factor = multiplier(change.to_value)
-    current = known_value(parameter, config)
+    current = known_value(parameter, config, change.to_value)
     if current is not None and (factor is None or multiplier(current)):
         return compare(current, change.to_value)
     if factor is not None and factor != 1:
@@ -387,9 +387,10 @@ def _direction_from_value(change: Change, parameter: str, config: Mapping[str, s
     return ""
 
 
-def known_value(parameter: str, config: Mapping[str, str]) -> str | None:
+def known_value(parameter: str, config: Mapping[str, str], to_value: str = "") -> str | None:
     """The kept value of a parameter: its own entry, else the one entry whose name contains it or
-    is contained in it, word by word ("batch=32K" after "total_batch=65K"); None when unknown."""
+    is contained in it, word by word ("batch=32K" after "total_batch=65K") and, when the new value
+    is a number, within a factor of ten of it; None when unknown."""
     if not parameter:
         return None
     if parameter in config:
@@ -398,7 +399,12 @@ def known_value(parameter: str, config: Mapping[str, str]) -> str | None:
     related = [
         key for key in config if (set(key.split("_")) >= words or set(key.split("_")) <= words)
     ]
-    return config[related[0]] if len(related) == 1 else None
+    if len(related) != 1:
+        return None
+    current, new = to_number(config[related[0]]), to_number(to_value) if to_value else None
+    if new is not None and not (current and 0.1 <= new / current <= 10):
+        return None  # "BATCH=256" is not the "TOTAL_BATCH_SIZE" of 2^18
+    return config[related[0]]
 
 
 SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\betc)\.\s+|[。！？]")
@@ -825,7 +831,7 @@ def _finish(
         parameter = rules.default_parameters[category]
     if category == "other" and direction == "other":
         parameter, from_value, to_value = "", "", ""
-    known = known_value(parameter, config)
+    known = known_value(parameter, config, to_value)
     if (
         known
         and to_value
