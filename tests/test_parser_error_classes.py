@@ -211,3 +211,9 @@ def test_a_short_key_never_borrows_a_kept_value_of_another_magnitude() -> None:
     tracker = ConfigTracker()
     tracker.observe(tracker.parse("TOTAL_BATCH_SIZE=2^18"), kept=True)
     assert tracker.parse("BATCH=256").direction == "other"
+
+
+def test_a_form_word_anywhere_in_the_statement_makes_a_bare_name_a_replacement() -> None:
+    # dev/reowens__autoresearch-mlx (label architecture_other / replace)
+    parsed = parse_description("parallel attn+MLP (PaLM-style shared norm per block)")
+    assert (parsed.category, parsed.direction) == ("architecture_other", "replace")

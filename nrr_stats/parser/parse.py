@@ -812,7 +812,7 @@ def _finish(
             and (category in rules.quantities or category == "learning_rate")
         )
         if (
-            option or _names_a_form(text[clause.start : clause.end], rules)
+            option or _names_a_form(text, rules)
         ) and category != "other":
             direction = "replace"
         elif mention is not None and category != "other" and not bare_quantity:
