@@ -217,3 +217,9 @@ def test_a_form_word_anywhere_in_the_statement_makes_a_bare_name_a_replacement()
     # dev/reowens__autoresearch-mlx (label architecture_other / replace)
     parsed = parse_description("parallel attn+MLP (PaLM-style shared norm per block)")
     assert (parsed.category, parsed.direction) == ("architecture_other", "replace")
+
+
+def test_standardising_the_inputs_is_data_preprocessing() -> None:
+    # dev2/maxwellgerber__carcassone (label data / add)
+    parsed = parse_description("standardise inputs (folded into layer 0 at export)")
+    assert (parsed.category, parsed.direction) == ("data", "add")
