@@ -223,3 +223,16 @@ def test_standardising_the_inputs_is_data_preprocessing() -> None:
     # dev2/maxwellgerber__carcassone (label data / add)
     parsed = parse_description("standardise inputs (folded into layer 0 at export)")
     assert (parsed.category, parsed.direction) == ("data", "add")
+
+
+def test_a_value_still_optimal_without_is_or_brackets_is_the_current_one() -> None:
+    # brentrockwood__autoresearch-strix-halo (unlabelled row of a looked-at log)
+    parsed = parse_description("UNEMBEDDING_LR 0.005: 0.004 still optimal")
+    assert (parsed.direction, parsed.from_value) == ("increase", "0.004")
+
+
+def test_a_still_best_metric_far_from_the_setting_is_not_its_current_value() -> None:
+    assert parse_description("lr 0.03: 1.23 still best").direction == "other"
+    # an explicit pair in the aside is not held to the factor-of-ten guard
+    parsed = parse_description("lr 1e-4 (from 1e-2 to 1e-4; too low)")
+    assert (parsed.direction, parsed.from_value) == ("decrease", "1e-2")

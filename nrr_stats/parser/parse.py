@@ -42,7 +42,7 @@ CHANGE_CLAUSE_SPLIT = re.compile(
 STILL_BEST = re.compile(
     # "(15 is better)", "(WD=0.2 better)", "...: 0.8 is still optimal" (outside brackets with is/was)
     rf"(?:\(\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val>{NUM})\s+(?:is\s+|was\s+)?"
-    rf"|(?:[:;,]|\s[—–-])\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val2>{NUM})\s+(?:is|was)\s+)"
+    rf"|(?:[:;,]|\s[—–-])\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val2>{NUM})\s+(?:is\s+|was\s+|(?=still\s)))"
     r"(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?(?:better|optimal|best)\b",
     re.I,
 )
@@ -482,14 +482,19 @@ def _direction_from_aside(
     (increase x0 skip from 0.1 to 0.15; too strong)"), "higher than optimal"."""
     to_value = parsed.to_value
     if to_value and not parsed.from_value:
-        starts = [before for _, before, _ in revealed]
+        starts = [(before, True) for _, before, _ in revealed]
         for pattern in (FROM_TO, ARROW_PAIR, NUM_TO_NUM):
             for match in pattern.finditer(raw):
                 groups = match.groupdict()
                 if groups["b"].strip() == to_value:
-                    starts.append(groups.get("a") or groups.get("n") or groups.get("w") or "")
-        for before in starts:
+                    starts.append(
+                        (groups.get("a") or groups.get("n") or groups.get("w") or "", False)
+                    )
+        for before, guarded in starts:
             moved = compare(before.strip(), to_value)
+            old, new = to_number(before), to_number(to_value)
+            if guarded and old and new and not 0.1 <= new / old <= 10:
+                continue  # "lr 0.03: 1.23 still best" names a metric, not the setting
             if moved in ("increase", "decrease"):
                 return dataclasses.replace(parsed, direction=moved, from_value=before.strip())
     found = THAN_CURRENT.search(raw)
@@ -811,9 +816,7 @@ def _finish(
             and bool(mention.term.parameter)
             and (category in rules.quantities or category == "learning_rate")
         )
-        if (
-            option or _names_a_form(text, rules)
-        ) and category != "other":
+        if (option or _names_a_form(text, rules)) and category != "other":
             direction = "replace"
         elif mention is not None and category != "other" and not bare_quantity:
             direction = (
