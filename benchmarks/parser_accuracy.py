@@ -11,6 +11,11 @@ its held-out rows are never printed (--misses prints looked-at misses only). Oth
 split to show its spread; their held-out parts include logs seed 0 let a rule writer read, so the
 clean figure is seed 0's, and "clean" shows each seed's held-out logs that seed 0 also held out.
 
+Seed 0's held-out COUNTS guided earlier sessions' choices of rules, so issue 13's second pass also
+split the looked-at logs BY REPOSITORY into two development folds (`development_fold`): rules were
+written from one fold's misses and scored on the other (`--misses --fold K` lists one fold's), and
+"held out, no sibling looked-at" scores the held-out logs none of whose sibling logs was read.
+
 Intervals: 90% percentile bootstrap over logs (the logs are resampled, rows stay with their log).
 Baseline in the same run: the majority answer (category "other", direction "increase").
 
