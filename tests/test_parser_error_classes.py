@@ -236,3 +236,16 @@ def test_a_still_best_metric_far_from_the_setting_is_not_its_current_value() -> 
     # an explicit pair in the aside is not held to the factor-of-ten guard
     parsed = parse_description("lr 1e-4 (from 1e-2 to 1e-4; too low)")
     assert (parsed.direction, parsed.from_value) == ("decrease", "1e-2")
+
+
+def test_a_count_word_demoted_by_the_log_domain_keeps_the_verb_add() -> None:
+    # In a trading / game log "depth" is not a model's depth: once the tracker reads it as
+    # `other`, "add" no longer means "one more layer" (dev2/Amadeus415__autoregen, a CAD log,
+    # labels such rows other / add)
+    tracker = ConfigTracker()
+    for text in ("tighten stop loss to 2%", "widen take profit to 3R", "add quiescence search"):
+        tracker.observe(tracker.parse(text), kept=False)
+    parsed = tracker.parse("add an extra depth of search")
+    assert (parsed.category, parsed.direction) == ("other", "add")
+    # in an ML log the same words still count a layer
+    assert ConfigTracker().parse("add an extra depth of search").direction == "increase"

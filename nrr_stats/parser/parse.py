@@ -71,6 +71,9 @@ class ParsedChange:
     foreign: bool = field(default=False, compare=False, repr=False)
     # A `multiple` change: the parse of each change it names, in the order written.
     parts: tuple[ParsedChange, ...] = field(default=(), compare=False, repr=False)
+    # "add" / "remove" read as increase / decrease because the category counts something
+    # ("add a block"): what the direction is when the category turns out not to apply.
+    uncounted: str = field(default="", compare=False, repr=False)
 
     def bank_fields(self) -> dict[str, str]:
         """The change as the bank's experiment columns store it."""
@@ -826,7 +829,9 @@ def _finish(
             direction = "add"  # "depth-3 negamax search at eval"
         else:
             direction = "other"  # "depth" alone says nothing about which way
+    uncounted = ""
     if category in rules.quantities and direction in ("add", "remove"):
+        uncounted = direction
         direction = "increase" if direction == "add" else "decrease"  # "add a fourth block"
     if direction == "replace" and option and not to_value:
         to_value = option
@@ -857,7 +862,14 @@ def _finish(
         # the ML-sounding word is what it handles
         return ParsedChange("other", "add", "", "", "", settings)
     return ParsedChange(
-        category, direction, parameter, from_value, to_value, settings, ambiguous=ambiguous
+        category,
+        direction,
+        parameter,
+        from_value,
+        to_value,
+        settings,
+        ambiguous=ambiguous,
+        uncounted=uncounted,
     )
 
 
