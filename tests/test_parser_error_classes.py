@@ -249,3 +249,21 @@ def test_a_count_word_demoted_by_the_log_domain_keeps_the_verb_add() -> None:
     assert (parsed.category, parsed.direction) == ("other", "add")
     # in an ML log the same words still count a layer
     assert ConfigTracker().parse("add an extra depth of search").direction == "increase"
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("PReLU", "activation"),
+        ("use adamax", "optimizer"),
+        ("NoPE", "attention"),
+        ("huber loss", "loss"),
+        ("polynomial decay", "lr_schedule"),
+        ("ScaleNorm", "normalization"),
+    ],
+)
+def test_more_ml_options_named_alone_replace_the_one_in_use(text: str, category: str) -> None:
+    # general ML vocabulary (activations, optimizers, positions, losses, schedules, norms), not
+    # taken from a log
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction) == (category, "replace")
