@@ -267,3 +267,13 @@ def test_more_ml_options_named_alone_replace_the_one_in_use(text: str, category:
     # taken from a log
     parsed = parse_description(text)
     assert (parsed.category, parsed.direction) == (category, "replace")
+
+
+def test_a_baseline_row_states_the_values_its_words_name() -> None:
+    # dev2/NotNANtoN__Roboro__autoresearch-campaign1 rows 1-2 (unlabelled): "baseline SAC
+    # 256-dim ..." then "HIDDEN_DIM=128 still timed out"
+    tracker = ConfigTracker()
+    tracker.observe(tracker.parse("baseline (depth 8, lr 0.04)"), kept=False)
+    assert tracker.current == {"DEPTH": "8", "LEARNING_RATE": "0.04"}
+    parsed = tracker.parse("depth 10")
+    assert (parsed.direction, parsed.from_value) == ("increase", "8")

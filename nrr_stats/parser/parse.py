@@ -572,8 +572,13 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     if REVERT.match(text):
         return ParsedChange("other", "other", "", "", "", settings)
     if BASELINE.search(first) and not ARROW_PAIR.search(first) and not FROM_TO.search(first):
-        # a baseline states the configuration as it is: its values are current, kept or not
-        current = tuple((name, after or before, "") for name, before, after in settings)
+        # a baseline states the configuration as it is: its values are current, kept or not,
+        # including those named by the words around them ("6-layer GPT, dim=384, 6 heads")
+        body = _parse_clean(BASELINE.sub(" ", text), rules, {})
+        stated = list(settings) + [v for v in body.settings if v not in settings]
+        if body.parameter and (body.from_value or body.to_value):
+            stated.append((body.parameter, body.from_value, body.to_value))
+        current = tuple((name, after or before, "") for name, before, after in stated)
         return ParsedChange("other", "other", "", "", "", current)
 
     # A clause changes its head mention when the mention carries a value, or the clause has a verb.
