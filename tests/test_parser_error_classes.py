@@ -271,9 +271,11 @@ def test_more_ml_options_named_alone_replace_the_one_in_use(text: str, category:
 
 def test_a_baseline_row_states_the_values_its_words_name() -> None:
     # dev2/NotNANtoN__Roboro__autoresearch-campaign1 rows 1-2 (unlabelled): "baseline SAC
-    # 256-dim ..." then "HIDDEN_DIM=128 still timed out"
+    # 256-dim, timed out on humanoid" then "HIDDEN_DIM=128 still timed out"
     tracker = ConfigTracker()
-    tracker.observe(tracker.parse("baseline (depth 8, lr 0.04)"), kept=False)
-    assert tracker.current == {"DEPTH": "8", "LEARNING_RATE": "0.04"}
-    parsed = tracker.parse("depth 10")
-    assert (parsed.direction, parsed.from_value) == ("increase", "8")
+    tracker.observe(tracker.parse("baseline SAC 256-dim, timed out on humanoid"), kept=False)
+    assert tracker.current == {"DIM": "256"}
+    parsed = tracker.parse("HIDDEN_DIM=128 still timed out, only 13pct faster")
+    assert (parsed.direction, parsed.from_value) == ("decrease", "256")
+    settings = parse_description("baseline: warmup 500 steps, weight decay 0.1").settings
+    assert ("WEIGHT_DECAY", "0.1", "") in settings

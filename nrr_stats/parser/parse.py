@@ -576,8 +576,9 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         # including those named by the words around them ("6-layer GPT, dim=384, 6 heads")
         body = _parse_clean(BASELINE.sub(" ", text), rules, {})
         stated = list(settings) + [v for v in body.settings if v not in settings]
-        if body.parameter and (body.from_value or body.to_value):
-            stated.append((body.parameter, body.from_value, body.to_value))
+        primary = (body.parameter, body.from_value, body.to_value)
+        if body.parameter and (body.from_value or body.to_value) and primary not in stated:
+            stated.append(primary)
         current = tuple((name, after or before, "") for name, before, after in stated)
         return ParsedChange("other", "other", "", "", "", current)
 
