@@ -458,7 +458,7 @@ class Bank(NkRecordTables):
         are folded in by the next decision that gets the lock. Raises BankStorageError when the
         decision can be neither written nor queued (full disk, read-only). What is stored is
         capped (`capped_decision`)."""
-        from nrr_stats.bank import decision_queue
+        import nrr_stats.bank.decision_queue as decision_queue
 
         stored_proposal, stored_answer = capped_decision(proposal, answer)
         entry = {
@@ -497,7 +497,7 @@ class Bank(NkRecordTables):
 
     def queued_decisions(self) -> int:
         """Decisions queued beside the bank (on this machine) and not yet folded in."""
-        from nrr_stats.bank import decision_queue
+        import nrr_stats.bank.decision_queue as decision_queue
 
         return decision_queue.pending(self.decision_queue_path)
 
@@ -514,7 +514,7 @@ class Bank(NkRecordTables):
         """Inside a decision's write transaction: insert the queued decisions, recording each
         claim's token in meta with them; return the claimed files to delete after the commit.
         SQLite folds under its write lock; PostgreSQL under a try-lock (one folder at a time)."""
-        from nrr_stats.bank import decision_queue
+        import nrr_stats.bank.decision_queue as decision_queue
 
         path = self.decision_queue_path
         claims = decision_queue.claimed_files(path)
