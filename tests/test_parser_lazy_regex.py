@@ -145,3 +145,21 @@ def test_needs_must_be_ascii_literals():
         lazy_compile("x", needs=("",))
     with pytest.raises(ValueError):
         lazy_compile("（", needs=("（",))
+
+
+def _normalise_by_regex(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[_\-]+", " ", text.lower())).strip()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list(" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000_-aZé9İß"))
+        | st.characters(),
+        max_size=30,
+    )
+)
+def test_normalise_is_the_regex_form(text):
+    from nrr_stats.parser.rules import normalise
+
+    assert normalise(text) == _normalise_by_regex(text)
