@@ -553,7 +553,7 @@ class FeatureStore:
         if not self._state_path.exists():
             return None
         try:
-            saved = load_npz(self._state_path)
+            saved = load_npz(self._state_path, names=None if today else _READER_MEMBERS)
             if (int(saved["version"]), int(saved["dim"]), int(saved["fine_size"])) != (
                 FEATURE_VERSION,
                 FEATURE_DIM,
@@ -583,6 +583,18 @@ class FeatureStore:
         return _State(committed, df_used, n_used, df_now, n_now)
 
 
+# The members of a commit record a reader needs (not today's df counts: half the file).
+_READER_MEMBERS = (
+    "version",
+    "dim",
+    "fine_size",
+    "committed",
+    "used_at",
+    "used_df",
+    "n_used",
+    "data_crc",
+    "keys_crc",
+)
 # Commit records whose rows this process has verified, by record path: (path, file versions).
 _VERIFIED: dict[Path, tuple] = {}
 # ... and the chunk CRCs it verified them against, with the record's version and the files' inodes.
