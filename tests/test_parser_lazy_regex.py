@@ -86,6 +86,7 @@ MATCHING = [
     "Swapped adam for lion",
     "substitute gelu for relu",
     "softcap 30 (15 is better)",
+    "momentum 0.9: 0.8 is still optimal",
     "width (+1 layer)",
     "depth 8 [was 6]",
 ]
