@@ -1,0 +1,190 @@
+"""The bounded fit: at most K sessions by hash, its cost bounded, and sessions outside it
+answered like any session the fit never saw (offset integrated on the session grid)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nrr_stats.models.data import ExperimentTable
+from nrr_stats.models.session_sample import (
+    MAX_FIT_SESSIONS,
+    bounded_table,
+    experiments_offered,
+    sample_sessions,
+)
+
+keys = st.lists(st.text(min_size=1, max_size=12), max_size=40)
+
+
+@given(keys, st.integers(1, 50))
+def test_the_sample_is_a_subset_of_the_asked_size_whatever_the_order(names, k):
+    sample = sample_sessions(names, k)
+    assert set(sample) <= set(names)
+    assert len(sample) == min(k, len(set(names)))
+    assert sample == sample_sessions(list(reversed(names)), k) == tuple(sorted(sample))
+
+
+@given(keys, keys, st.integers(1, 20))
+def test_new_sessions_only_displace_sampled_ones_never_bring_back_dropped_ones(old, new, k):
+    """A bottom-K sample: a session of the old bank is sampled in the grown bank only if it was
+    sampled in the old one, so refits of a growing bank keep most of their sessions."""
+    before = set(sample_sessions(old, k))
+    after = set(sample_sessions(old + new, k))
+    assert after & set(old) <= before
+
+
+def per_session_rows(session: str, lr_keeps: int = 1) -> list[dict]:
+    rows = (
+        [("learning_rate", "increase", "LR", "keep")] * lr_keeps
+        + [("learning_rate", "increase", "LR", "discard")] * (14 - lr_keeps)
+        + [("optimizer", "replace", "", "keep")] * 10
+        + [("optimizer", "replace", "", "discard")] * 3
+        + [("data", "add", "", "keep")] * 3
+        + [("data", "add", "", "crash")] * 2
+        + [("data", "add", "", "discard")] * 3
+    )
+    return [
+        {"session": session, "category": c, "direction": d, "parameter": p, "status": x}
+        for c, d, p, x in rows
+    ]
+
+
+def table_of(sessions: list[str]) -> ExperimentTable:
+    return ExperimentTable.from_records(row for s in sessions for row in per_session_rows(s))
+
+
+def test_bounded_table_keeps_the_sampled_sessions_rows_and_says_so():
+    names = [f"log-{i}" for i in range(9)]
+    table = table_of(names)
+    sampled, meta = bounded_table(table, 4)
+    chosen = sample_sessions(names, 4)
+    assert sorted(set(sampled.session_column().tolist())) == list(chosen)
+    assert len(sampled) == 4 * len(per_session_rows("x"))
+    assert meta == {
+        "max_sessions": 4,
+        "rule": meta["rule"],
+        "sessions": 9,
+        "sessions_fitted": 4,
+        "experiments": len(table),
+        "experiments_fitted": len(sampled),
+    }
+    assert experiments_offered({"session_sample": meta}) == len(table)
+    assert experiments_offered({}) is None
+    whole, meta = bounded_table(table, None)
+    assert whole is table and meta["sessions_fitted"] == 9
+
+
+def test_the_fit_default_bounds_the_sessions():
+    import inspect
+
+    from nrr_stats.models.fit import fit_hierarchy
+
+    assert inspect.signature(fit_hierarchy).parameters["max_sessions"].default == MAX_FIT_SESSIONS
+
+
+@pytest.mark.slow
+def test_the_compiled_models_size_does_not_grow_with_the_sessions():
+    """Free variables and likelihood terms (leaves) of the model the sampler runs stay fixed
+    as the bank's sessions grow from 4 to 64 (each session with the same structure)."""
+    from nrr_stats.models.fit import build_model, model_data
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    sizes = []
+    for n_sessions in (4, 16, 64):
+        sampled, _ = bounded_table(table_of([f"s{i}" for i in range(n_sessions)]), 4)
+        data = model_data(sampled)
+        model = build_model(data)
+        free = sum(int(np.prod(v.shape)) for v in model.initial_point().values())
+        sizes.append((free, len(data.keeps_w), len(data.crashes_w), len(data.sessions)))
+    assert sizes[0] == sizes[1] == sizes[2]
+    assert sizes[0][3] == 4 and sizes[0][1] == 4 * 3  # 4 sessions x 3 leaves
+
+
+@pytest.fixture(scope="module")
+def bounded_fit():
+    from nrr_stats.models.fit import fit_hierarchy
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    names = [f"log-{i}" for i in range(6)]
+    table = table_of(names)
+    result = fit_hierarchy(
+        table, draws=150, chains=2, tune=300, seed=3, progress=False, max_sessions=3
+    )
+    return names, table, result
+
+
+@pytest.mark.slow
+def test_the_fit_stores_only_the_sample_and_records_it(bounded_fit):
+    names, table, result = bounded_fit
+    sample = sample_sessions(names, 3)
+    posterior = result.posterior
+    assert posterior.sessions == sample
+    assert posterior.draws["u_sess"].shape == (posterior.n_draws, 3)
+    assert set(posterior.seen["session"].tolist()) == set(sample)
+    meta = posterior.meta["session_sample"]
+    assert (meta["sessions"], meta["sessions_fitted"], meta["max_sessions"]) == (6, 3, 3)
+    assert meta["experiments"] == len(table)
+    assert posterior.meta["n_experiments"] == meta["experiments_fitted"] == len(table) // 2
+
+
+@pytest.mark.slow
+def test_a_session_outside_the_sample_is_answered_from_its_own_rows_by_both_integrations(
+    bounded_fit,
+):
+    """A session the fit left out gets the new-session answer: its offset integrated per draw
+    on the session grid (what `nrr check` reads) agrees with the Gauss-Hermite quadrature of
+    `posterior.UpdatedPosterior`, and its own rows move the answer."""
+    from nrr_stats.models.engine import Dynamics, SessionEngine
+    from nrr_stats.models.posterior import predict_keep
+
+    names, table, result = bounded_fit
+    sample = sample_sessions(names, 3)
+    outside = next(name for name in names if name not in sample)
+    posterior = result.posterior
+    assert outside not in posterior.sessions
+    answers = {}
+    # The session's own rows (like the sampled ones), and a variant whose LR increases were
+    # kept 10 times of 14: each answered with only the sampled sessions besides it.
+    for lr_keeps in (1, 10):
+        rows = per_session_rows(outside, lr_keeps=lr_keeps)
+        engine = SessionEngine(posterior, outside, dynamics=Dynamics())
+        engine.update(rows)
+        grid = engine.answer("learning_rate", "increase", "LR")
+        quadrature = predict_keep(
+            posterior, _with_rows(table, sample, rows), outside, "learning_rate", "increase", "LR"
+        )
+        assert grid.source == "fit" and quadrature.source == "posterior"
+        assert grid.p_keep == pytest.approx(quadrature.p_keep, abs=0.01)
+        assert grid.interval == pytest.approx(quadrature.interval, abs=0.02)
+        answers[lr_keeps] = grid
+    # Rows like the fitted sessions' leave the draws' weights even; its own rows move it.
+    assert answers[1].ess_share > 0.5 and not answers[1].stale
+    assert answers[1].p_keep < 0.2 < 0.4 < answers[10].p_keep
+
+
+def _with_rows(table: ExperimentTable, sample: tuple[str, ...], rows: list[dict]):
+    kept = table.select(np.isin(table.session_column(), list(sample)))
+    records = [
+        {
+            "session": kept.session_names[s],
+            "category": c,
+            "direction": d,
+            "parameter": p,
+            "status": "keep" if k else ("crash" if x else "discard"),
+        }
+        for s, c, d, p, k, x in zip(
+            kept.session,
+            kept.category,
+            kept.direction,
+            kept.parameter,
+            kept.kept,
+            kept.crashed,
+            strict=True,
+        )
+    ]
+    return ExperimentTable.from_records(records + rows)
