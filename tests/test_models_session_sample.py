@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from core_helpers import write_log
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,16 +39,24 @@ def test_new_sessions_only_displace_sampled_ones_never_bring_back_dropped_ones(o
     assert after & set(old) <= before
 
 
+ROWS = (  # (category, direction, parameter, status, description) per row of every session
+    [("learning_rate", "increase", "LEARNING_RATE", "keep", "Increase learning rate from 0.01 to 0.1")]
+    + [("learning_rate", "increase", "LEARNING_RATE", "discard", "Increase learning rate from 0.01 to 0.2")] * 13
+    + [("optimizer", "replace", "OPTIMIZER", "keep", "Switch optimizer from SGD to AdamW")] * 10
+    + [("optimizer", "replace", "OPTIMIZER", "discard", "Switch optimizer from SGD to Lion")] * 3
+    + [("data", "add", "", "keep", "Add random crop data augmentation")] * 3
+    + [("data", "add", "", "crash", "Add random crop data augmentation")] * 2
+    + [("data", "add", "", "discard", "Add random crop data augmentation")] * 3
+)  # fmt: skip
+
+
 def per_session_rows(session: str, lr_keeps: int = 1) -> list[dict]:
-    rows = (
-        [("learning_rate", "increase", "LR", "keep")] * lr_keeps
-        + [("learning_rate", "increase", "LR", "discard")] * (14 - lr_keeps)
-        + [("optimizer", "replace", "", "keep")] * 10
-        + [("optimizer", "replace", "", "discard")] * 3
-        + [("data", "add", "", "keep")] * 3
-        + [("data", "add", "", "crash")] * 2
-        + [("data", "add", "", "discard")] * 3
-    )
+    rows = [r[:4] for r in ROWS]
+    lr = [i for i, r in enumerate(rows) if r[0] == "learning_rate"]
+    rows = [
+        (*r[:3], "keep" if i in lr[:lr_keeps] else ("discard" if i in lr else r[3]))
+        for i, r in enumerate(rows)
+    ]
     return [
         {"session": session, "category": c, "direction": d, "parameter": p, "status": x}
         for c, d, p, x in rows
@@ -105,22 +114,42 @@ def test_the_compiled_models_size_does_not_grow_with_the_sessions():
     assert sizes[0][3] == 4 and sizes[0][1] == 4 * 3  # 4 sessions x 3 leaves
 
 
+def write_logs(folder) -> list:
+    """Six logs (sessions) of the same rows, each with its own baseline row."""
+    logs = []
+    for i in range(6):
+        lines = [f"b{i:06d}\t0.9\t1.0\tkeep\tbaseline run {i}"]
+        for j, (*_, status, text) in enumerate(ROWS):
+            metric = "0.0" if status == "crash" else f"{0.9 - 0.001 * j:.4f}"
+            lines.append(f"c{i}{j:05d}\t{metric}\t1.0\t{status}\t{text}")
+        logs.append(write_log(folder / f"log-{i}.tsv", lines))
+    return logs
+
+
 @pytest.fixture(scope="module")
-def bounded_fit():
+def bounded_fit(tmp_path_factory):
+    """A SQLite bank of six sessions and a fit on three of them."""
+    from nrr_stats import ingest_log, open_bank
     from nrr_stats.models.fit import fit_hierarchy
 
     warnings.filterwarnings("ignore", category=FutureWarning)
-    names = [f"log-{i}" for i in range(6)]
-    table = table_of(names)
+    folder = tmp_path_factory.mktemp("bounded")
+    with open_bank(folder / "bank.db") as bank:
+        logs = write_logs(folder)
+        for log in logs:
+            ingest_log(bank, log)
+        table = bank.experiment_table()
+    names = sorted(set(table.session_column().tolist()))
+    assert len(names) == 6 and len(table) == 6 * len(ROWS)
     result = fit_hierarchy(
         table, draws=150, chains=2, tune=300, seed=3, progress=False, max_sessions=3
     )
-    return names, table, result
+    return folder / "bank.db", logs, names, table, result
 
 
 @pytest.mark.slow
 def test_the_fit_stores_only_the_sample_and_records_it(bounded_fit):
-    names, table, result = bounded_fit
+    _, _, names, table, result = bounded_fit
     sample = sample_sessions(names, 3)
     posterior = result.posterior
     assert posterior.sessions == sample
@@ -142,7 +171,7 @@ def test_a_session_outside_the_sample_is_answered_from_its_own_rows_by_both_inte
     from nrr_stats.models.engine import Dynamics, SessionEngine
     from nrr_stats.models.posterior import predict_keep
 
-    names, table, result = bounded_fit
+    _, _, names, table, result = bounded_fit
     sample = sample_sessions(names, 3)
     outside = next(name for name in names if name not in sample)
     posterior = result.posterior
@@ -154,9 +183,14 @@ def test_a_session_outside_the_sample_is_answered_from_its_own_rows_by_both_inte
         rows = per_session_rows(outside, lr_keeps=lr_keeps)
         engine = SessionEngine(posterior, outside, dynamics=Dynamics())
         engine.update(rows)
-        grid = engine.answer("learning_rate", "increase", "LR")
+        grid = engine.answer("learning_rate", "increase", "LEARNING_RATE")
         quadrature = predict_keep(
-            posterior, _with_rows(table, sample, rows), outside, "learning_rate", "increase", "LR"
+            posterior,
+            _with_rows(table, sample, rows),
+            outside,
+            "learning_rate",
+            "increase",
+            "LEARNING_RATE",
         )
         assert grid.source == "fit" and quadrature.source == "posterior"
         assert grid.p_keep == pytest.approx(quadrature.p_keep, abs=0.01)
@@ -188,3 +222,30 @@ def _with_rows(table: ExperimentTable, sample: tuple[str, ...], rows: list[dict]
         )
     ]
     return ExperimentTable.from_records(records + rows)
+
+
+@pytest.mark.slow
+def test_a_check_in_a_session_outside_the_sample_answers_from_the_fit(bounded_fit):
+    """Through the Checker on the bank: the stored bounded fit answers a session it left out
+    (source "fit", its own rows counted, nothing called new), as the engine does directly."""
+    from nrr_stats import Checker
+    from nrr_stats.models.engine import SessionEngine, stored_evidence_weights
+    from nrr_stats.models.fit import save_fit
+
+    bank_path, logs, names, _, result = bounded_fit
+    with Checker(bank_path) as checker:
+        save_fit(result, checker.bank.posterior_path)
+        sample = sample_sessions(names, 3)
+        by_key = {row["session_key"]: row for row in checker.bank.sessions()}
+        outside = next(name for name in names if name not in sample)
+        log = next(log for log in logs if str(log) == by_key[outside]["source_path"])
+        answer = checker.check("Increase learning rate from 0.01 to 0.3", session=str(log))
+        cell = checker.answer(str(log), "learning_rate", "increase", "LEARNING_RATE")
+        history = checker.bank.experiments(by_key[outside]["id"])
+    assert answer["fit"]["source"] == "fit" and answer["fit"]["n_new"] == 0
+    assert answer["n"] == 14 and answer["level"] == "parameter"
+    engine = SessionEngine(result.posterior, outside, evidence_weights=stored_evidence_weights)
+    engine.update(history)
+    direct = engine.answer("learning_rate", "increase", "LEARNING_RATE")
+    assert cell.p_keep == pytest.approx(direct.p_keep, rel=1e-6)
+    assert cell.p_keep < 0.2 and not cell.stale
