@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from nrr_stats.models.data import ExperimentTable
 from nrr_stats.models.session_sample import (
+    MAX_FIT_LEAVES,
     MAX_FIT_SESSIONS,
     bounded_table,
     experiments_offered,
@@ -37,6 +38,21 @@ def test_new_sessions_only_displace_sampled_ones_never_bring_back_dropped_ones(o
     before = set(sample_sessions(old, k))
     after = set(sample_sessions(old + new, k))
     assert after & set(old) <= before
+
+
+leaf_counts = st.dictionaries(st.text(min_size=1, max_size=8), st.integers(1, 50), max_size=30)
+
+
+@given(leaf_counts, leaf_counts, st.integers(1, 30), st.integers(1, 300))
+def test_the_leaf_bound_holds_and_keeps_the_bottom_k_law(old, new, k, max_leaves):
+    """At most k sessions holding at most max_leaves leaves (one session always, even a large
+    one: a fit needs data); growing the bank only displaces sampled sessions."""
+    grown = {**new, **old}
+    sample = sample_sessions(grown, k, grown, max_leaves)
+    assert 1 <= len(sample) <= k or not grown
+    assert len(sample) == 1 or sum(grown[s] for s in sample) <= max_leaves
+    before = set(sample_sessions(old, k, old, max_leaves))
+    assert set(sample) & set(old) <= before
 
 
 ROWS = (  # (category, direction, parameter, status, description) per row of every session
@@ -76,12 +92,18 @@ def test_bounded_table_keeps_the_sampled_sessions_rows_and_says_so():
     assert len(sampled) == 4 * len(per_session_rows("x"))
     assert meta == {
         "max_sessions": 4,
+        "max_leaves": MAX_FIT_LEAVES,
         "rule": meta["rule"],
         "sessions": 9,
         "sessions_fitted": 4,
+        "leaves": 9 * 3,
+        "leaves_fitted": 4 * 3,
         "experiments": len(table),
         "experiments_fitted": len(sampled),
     }
+    by_leaves, meta = bounded_table(table, None, 7)  # 3 leaves per session: 2 sessions
+    assert meta["sessions_fitted"] == 2 and meta["leaves_fitted"] == 6
+    assert len(by_leaves) == 2 * len(per_session_rows("x"))
     assert experiments_offered({"session_sample": meta}) == len(table)
     assert experiments_offered({}) is None
     whole, meta = bounded_table(table, None)
@@ -93,7 +115,9 @@ def test_the_fit_default_bounds_the_sessions():
 
     from nrr_stats.models.fit import fit_hierarchy
 
-    assert inspect.signature(fit_hierarchy).parameters["max_sessions"].default == MAX_FIT_SESSIONS
+    parameters = inspect.signature(fit_hierarchy).parameters
+    assert parameters["max_sessions"].default == MAX_FIT_SESSIONS
+    assert parameters["max_leaves"].default == MAX_FIT_LEAVES
 
 
 @pytest.mark.slow

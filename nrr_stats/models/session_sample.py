@@ -4,24 +4,30 @@ A NUTS fit costs per gradient one Beta-Binomial term per leaf (session x categor
 parameter), and leaves grow with the sessions. The population-level structure (global rate,
 category, cell and parameter effects, the scales, nu) is what answers new and unfitted sessions
 (every session's own offset is integrated on the session grid at answer time), and a bounded
-sample of sessions pins it down: `nrr fit` fits on the `max_sessions` sessions whose keys have
-the smallest sha256 (a bottom-K sample: deterministic, independent of row order, and a session
-enters or leaves it only when one with a smaller hash arrives). Numpy and hashlib only.
+sample of sessions pins it down: `nrr fit` fits on the sessions whose keys have the smallest
+sha256, at most `MAX_FIT_SESSIONS` of them holding at most `MAX_FIT_LEAVES` leaves (a bottom-K
+sample: deterministic, chosen from the keys and the design, never the outcomes, independent of
+row order, and a session leaves it only when sessions with a smaller hash arrive). Numpy and
+hashlib only.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from nrr_stats.models.data import ExperimentTable
+from nrr_stats.models.data import ExperimentTable, cell_counts
 
-# At most this many sessions enter a fit (benchmarks/fit_scaling.py: the 1M synthetic bank's
-# fit on this many sessions takes minutes, not hours; the dev corpus has 67, all fitted).
+# At most this many sessions, and this many leaves, enter a fit: the sessions are taken in hash
+# order while both bounds hold. A gradient costs one Beta-Binomial term per leaf, so the leaves
+# bound the fit's cost (benchmarks/fit_scaling.py); the dev corpus (66 sessions, 1,168 leaves)
+# is fitted whole.
 MAX_FIT_SESSIONS = 300
-SAMPLE_RULE = "the sessions with the smallest sha256 of their key"
+MAX_FIT_LEAVES = 10_000
+SAMPLE_RULE = "sessions in order of the sha256 of their key, while both bounds hold"
 
 
 def session_hash(key: str) -> bytes:
@@ -29,24 +35,45 @@ def session_hash(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
-def sample_sessions(keys: Iterable[str], max_sessions: int | None) -> tuple[str, ...]:
-    """The (at most `max_sessions`) sampled session keys, sorted by key; every key when
-    `max_sessions` is None."""
+def sample_sessions(
+    keys: Iterable[str],
+    max_sessions: int | None,
+    leaves: Mapping[str, int] | None = None,
+    max_leaves: int | None = None,
+) -> tuple[str, ...]:
+    """The sampled session keys, sorted: the longest prefix of the keys in hash order with at
+    most `max_sessions` sessions and (given each key's leaf count) at most `max_leaves` leaves,
+    and never fewer than one session. None lifts a bound."""
     distinct = sorted(set(keys))
-    if max_sessions is None or len(distinct) <= max_sessions:
-        return tuple(distinct)
-    if max_sessions < 1:
+    if max_sessions is not None and max_sessions < 1:
         raise ValueError("max_sessions must be at least 1")
-    return tuple(sorted(sorted(distinct, key=session_hash)[:max_sessions]))
+    if leaves is None or max_leaves is None:
+        if max_sessions is None or len(distinct) <= max_sessions:
+            return tuple(distinct)
+        return tuple(sorted(sorted(distinct, key=session_hash)[:max_sessions]))
+    chosen: list[str] = []
+    total = 0
+    for key in sorted(distinct, key=session_hash):
+        total += int(leaves.get(key, 0))
+        if chosen and (total > max_leaves or len(chosen) == (max_sessions or len(distinct))):
+            break
+        chosen.append(key)
+    return tuple(sorted(chosen))
 
 
 def bounded_table(
-    table: ExperimentTable, max_sessions: int | None = MAX_FIT_SESSIONS
+    table: ExperimentTable,
+    max_sessions: int | None = MAX_FIT_SESSIONS,
+    max_leaves: int | None = MAX_FIT_LEAVES,
 ) -> tuple[ExperimentTable, dict]:
     """The rows of the sampled sessions, and the sample as the fit's meta records it."""
     present = np.unique(table.session) if len(table) else np.zeros(0, dtype=np.int64)
     names = [table.session_names[i] for i in present.tolist()]
-    chosen = set(sample_sessions(names, max_sessions))
+    leaves = None
+    if max_leaves is not None:
+        sessions = cell_counts(table, "leaf").keys.get("session", np.zeros(0, dtype=object))
+        leaves = Counter(sessions.tolist())
+    chosen = set(sample_sessions(names, max_sessions, leaves, max_leaves))
     if len(chosen) < len(names):
         keep_codes = np.array(
             [code for code, name in zip(present.tolist(), names, strict=True) if name in chosen],
@@ -57,9 +84,12 @@ def bounded_table(
         sampled = table
     meta = {
         "max_sessions": max_sessions,
+        "max_leaves": max_leaves,
         "rule": SAMPLE_RULE,
         "sessions": len(names),
         "sessions_fitted": len(chosen),
+        "leaves": int(sum(leaves.values())) if leaves is not None else None,
+        "leaves_fitted": int(sum(leaves[name] for name in chosen)) if leaves is not None else None,
         "experiments": len(table),
         "experiments_fitted": len(sampled),
     }
