@@ -273,3 +273,15 @@ def test_a_check_in_a_session_outside_the_sample_answers_from_the_fit(bounded_fi
     direct = engine.answer("learning_rate", "increase", "LEARNING_RATE")
     assert cell.p_keep == pytest.approx(direct.p_keep, rel=1e-6)
     assert cell.p_keep < 0.2 and not cell.stale
+
+
+@pytest.mark.slow
+def test_nrr_fit_says_when_it_fitted_a_sample(bounded_fit, monkeypatch, capsys):
+    from nrr_stats.cli import main
+    from nrr_stats.models import fit as fit_module
+
+    bank_path, _, _, _, result = bounded_fit
+    monkeypatch.setattr(fit_module, "fit_hierarchy", lambda table, **kw: result)
+    main(["fit", "--bank", str(bank_path), "--no-progress"])
+    out = capsys.readouterr().out
+    assert f"sampled 3 of 6 sessions by hash ({3 * len(ROWS)} experiments)" in out
