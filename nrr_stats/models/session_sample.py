@@ -26,7 +26,7 @@ from nrr_stats.models.data import ExperimentTable, cell_counts
 # bound the fit's cost (benchmarks/fit_scaling.py); the dev corpus (66 sessions, 1,168 leaves)
 # is fitted whole.
 MAX_FIT_SESSIONS = 300
-MAX_FIT_LEAVES = 10_000
+MAX_FIT_LEAVES = 5_000
 SAMPLE_RULE = "sessions in order of the sha256 of their key, while both bounds hold"
 
 
