@@ -71,10 +71,9 @@ def similar_failures_in_bank(
     query = proposal_vector(snapshot.space, description, change)
     failed = search.failure_mask()
     rows, scores = top_k(snapshot.matrix, query, max(k, NEAR_CANDIDATES), mask=failed)
-    similarity = {
-        int(snapshot.ids[r]): float(np.clip(s, -1.0, 1.0))
-        for r, s in zip(rows, scores, strict=True)
-    }
+    similarity = dict(
+        zip(snapshot.ids[rows].tolist(), np.clip(scores, -1.0, 1.0).tolist(), strict=True)
+    )
 
     # The session's failures that could repeat the proposal: the same cell (exact or near
     # repeats) or a similarity at the near-repeat threshold; only those reach find_repeats.
