@@ -56,8 +56,8 @@ FEATURE_DIM = _start
 _WORD = re.compile(r"\w+(?:[.\-]\w+)*")
 _NUMBER = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*([kmbgt]?)$")
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-_TRANSFORM_BATCH = 8192
-_CACHE_LIMIT = 1 << 20
+_TRANSFORM_BATCH = 2048  # rows hashed at a time: ~16 MB of transient arrays per batch
+_CACHE_LIMIT = 1 << 16  # n-grams and words whose hashes are kept (~20 MB at most)
 
 
 def _fold(fine: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
