@@ -283,12 +283,13 @@ def _field_key(fields: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(str(fields.get(key) or "") for key in _FIELD_KEYS)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 12)
 def _field_part(key: tuple[str, ...]) -> np.ndarray:
-    """The field blocks (category onwards) of a row, cached: field tuples repeat a lot."""
+    """The field blocks (category onwards) of a row, cached: field tuples repeat a lot (but a
+    long log's from/to values are many: a bounded cache of the blocks alone, not whole rows)."""
     row = np.zeros(FEATURE_DIM)
     _field_blocks(row, dict(zip(_FIELD_KEYS, key, strict=True)))
-    part = row[_FIELDS_START:]
+    part = row[_FIELDS_START:].copy()
     part.flags.writeable = False
     return part
 
