@@ -104,7 +104,9 @@ def fit_bank(path: Path, draws: int, chains: int) -> tuple[float | None, str]:
     warnings.filterwarnings("ignore", message=".*BLAS.*")
 
     started = time.perf_counter()
-    result, _ = fit_and_store(table, target, draws=draws, chains=chains, progress=False)
+    result, _ = fit_and_store(
+        table, target, draws=draws, chains=chains, progress=False, retries=0
+    )  # one try: a failed fit is used anyway below
     elapsed = time.perf_counter() - started
     if not result.passed:
         # A failed fit never answers; the latency of a current posterior is still what we measure.

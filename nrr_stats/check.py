@@ -7,7 +7,8 @@ the bank's own fit, else the shipped population prior, else none (the conjugate 
 A loop holds one `Checker(bank)`; it keeps, for as long as it is open:
 - the bank's evidence sums (`BankReading`): rows past the last id read are added; a moved
   evidence revision (any update or delete of a counted row) rereads everything;
-- the answering prior, reloaded when its file is replaced (every refit);
+- the answering prior, reloaded when a new fit is published (bank/fits.py; a PostgreSQL
+  bank's newest fit is looked up at most every FIT_RECHECK_SECONDS);
 - per session, its rows (reread when the session or the bank's evidence moves) and its
   engine (rebuilt when the prior changes; otherwise it recomputes the leaves that moved);
 - the similarity search's state for the store's current snapshot.
@@ -35,7 +36,7 @@ from nrr_stats.decide import DecisionRule, decide, heed_adopted_records
 from nrr_stats.errors import BankStorageError, NrrInputError
 from nrr_stats.models.engine import SessionEngine, stored_evidence_weights
 from nrr_stats.models.evidence import Evidence
-from nrr_stats.models.posterior import CellSummary, KeepAnswer, load_posterior, npz_path_for
+from nrr_stats.models.posterior import CellSummary, KeepAnswer
 from nrr_stats.notices import collecting, warn
 from nrr_stats.parser import ConfigTracker, Rules
 from nrr_stats.proposal import Proposal, proposal_change, read_proposal
@@ -100,6 +101,18 @@ def base_rate_of(engine: SessionEngine) -> BaseRate:
     )
 
 
+def _fit_identity(fit: Any, prior: Any) -> dict[str, Any]:
+    """Which stored fit answered: its id and the sha256 of its draws (a bank's fits; None for
+    files beside a SQLite bank), and the evidence state it was fitted at."""
+    if fit is None:
+        return {"fit_id": None, "sha256": None, "evidence_state": None}
+    return {
+        "fit_id": prior.meta.get("fit_id"),
+        "sha256": fit.sha256,
+        "evidence_state": prior.meta.get("evidence_state"),
+    }
+
+
 def cell_json(cell: CellSummary) -> dict[str, Any]:
     """One `patterns` entry as JSON (the README's contract), as every command prints it."""
     return {
@@ -154,7 +167,10 @@ class Checker:
         self.rules, self.decision_rule = rules, decision_rule
         self.use_population_prior = use_population_prior
         self._reading: BankReading | None = None
-        self._prior: tuple[tuple, Any] | None = None  # (file identity, loaded prior)
+        self._prior: tuple[tuple, Any] | None = None  # (fit or file identity, loaded prior)
+        self._fits: Any = None  # the bank's FitStore (bank/fits.py), made on first use
+        self.fit: Any = None  # the StoredFit answers come from (None: no fit of the bank)
+        self._unreadable: tuple[tuple, str] | None = None  # (fit key, why) it did not load
         self._sessions: dict[str, _Session] = {}
         from nrr_stats.similarity.search import FailureSearch
 
@@ -210,32 +226,45 @@ class Checker:
         return reading
 
     def prior(self) -> Any:
-        """The prior answers come from: the bank's own fit, else the shipped population prior
-        (unless turned off), else None (the conjugate form). A fit that failed its diagnostics
-        is stored apart and never answers. Reloaded when its file is replaced."""
-        path, load = npz_path_for(self.bank.posterior_path), load_posterior
-        if not path.exists():
-            path, load = None, None
-            if self.use_population_prior:
-                from nrr_stats.models.population import load_prior, population_prior_path
+        """The prior answers come from: the bank's own newest passing fit (bank/fits.py: in
+        the bank for PostgreSQL, beside it for SQLite), else the shipped population prior
+        (unless turned off), else None (the conjugate form). A fit that failed its
+        diagnostics never answers. Reloaded when a new fit is published."""
+        if self._fits is None:
+            from nrr_stats.bank.fits import fit_store
 
-                path, load = population_prior_path(), load_prior
+            self._fits = fit_store(self.bank)
+        try:
+            fit = self._fits.newest_passing()
+            if fit is not None:
+                if self._unreadable is not None and self._unreadable[0] == fit.key:
+                    raise NrrInputError(self._unreadable[1])  # said again, not read again
+                if self._prior is None or self._prior[0] != fit.key:
+                    try:
+                        self._prior = (fit.key, self._fits.load(fit))
+                    except (NrrInputError, OSError) as error:
+                        self._unreadable = (fit.key, str(error))
+                        raise
+                    self.fit = fit
+                return self._prior[1]
+        except (NrrInputError, OSError) as error:  # an unreadable fit: fall back, and say so
+            instead = "the population prior" if self.use_population_prior else "the conjugate form"
+            warn(f"{error}; answering from {instead} until `nrr fit` stores a new fit")
+            self._prior, self.fit = None, None
+            return self._fallback_prior()
+        self.fit = None
+        path = None
+        if self.use_population_prior:
+            from nrr_stats.models.population import load_prior, population_prior_path
+
+            path = population_prior_path()
         if path is None:
             self._prior = None
             return None
-        try:
-            stat = os.stat(path)
-            identity = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-            if self._prior is None or self._prior[0] != identity:
-                self._prior = (identity, load(path))
-        except (NrrInputError, OSError) as error:
-            if load is load_posterior:  # an unreadable fit: fall back, and say so
-                instead = (
-                    "the population prior" if self.use_population_prior else "the conjugate form"
-                )
-                warn(f"{error}; answering from {instead} until `nrr fit` stores a new fit")
-                return self._fallback_prior()
-            raise
+        stat = os.stat(path)
+        identity = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if self._prior is None or self._prior[0] != identity:
+            self._prior = (identity, load_prior(path))
         return self._prior[1]
 
     def _fallback_prior(self) -> Any:
@@ -482,6 +511,7 @@ class Checker:
                 "source": answer.source,
                 "fitted_at": prior.meta.get("created_at") if prior is not None else None,
                 "n_experiments": prior.meta.get("n_experiments") if prior is not None else None,
+                **_fit_identity(self.fit if answer.source == "fit" else None, prior),
                 "n_new": answer.n_new,
                 "stale": answer.stale,
                 "ess_share": _rounded(answer.ess_share),

@@ -77,29 +77,9 @@ def _package_data() -> list[dict[str, Any]]:
 
 
 def _beside_bank(bank: Any) -> list[dict[str, Any]]:
-    from nrr_stats.models.posterior import failed_path_for, load_posterior, npz_path_for
+    from nrr_stats.bank.fits import fit_store
 
-    out = []
-    fit = npz_path_for(bank.posterior_path)
-    if fit.exists():
-        try:
-            posterior = load_posterior(fit)
-            out.append(
-                _item(
-                    "fit",
-                    fit,
-                    True,
-                    f"fitted {getattr(posterior, 'created_at', '?')} on"
-                    f" {getattr(posterior, 'n_experiments', '?')} experiments",
-                )
-            )
-        except Exception as error:
-            out.append(_item("fit", fit, False, f"unreadable, checks ignore it: {error}"))
-    else:
-        out.append(_item("fit", fit, None, "none yet: checks use the population prior (`nrr fit`)"))
-    failed = failed_path_for(bank.posterior_path)
-    if Path(failed).exists():
-        out.append(_item("failed fit", failed, None, "kept apart, never answers"))
+    out = _fits(fit_store(bank))
     for name, path, what in (
         ("evidence sums", bank.evidence_path, "saved sums of a large bank"),
         ("similarity store", bank.features_path, "feature rows of the similarity search"),
@@ -113,6 +93,58 @@ def _beside_bank(bank: Any) -> list[dict[str, Any]]:
                 what if exists else f"absent ({what}: made when needed)",
             )
         )
+    return out
+
+
+def _fits(store: Any) -> list[dict[str, Any]]:
+    """The fit checks answer from and a failed one stored after it (bank/fits.py). A bank's
+    fit is described from its row, with whether this machine's cache holds it verified (doctor
+    fetches nothing); a fit beside a SQLite bank is loaded, as a check would."""
+    from nrr_stats.models.posterior import file_sha256
+
+    out = []
+    fit = store.newest_passing()
+    if fit is None:
+        out.append(
+            _item(
+                "fit",
+                store.describe(),
+                None,
+                "none yet: checks use the population prior (`nrr fit`)",
+            )
+        )
+    elif fit.sha256 is not None:
+        cached = store.cache_dir / f"{fit.sha256}.npz"
+        state = (
+            "verified" if file_sha256(cached) == fit.sha256 else "absent: fetched by the next check"
+        )
+        out.append(
+            _item(
+                "fit",
+                fit.where,
+                True,
+                f"fitted {fit.meta['created_at']} on {fit.meta['n_experiments']} experiments,"
+                f" sha256 {fit.sha256}, {fit.meta['npz_bytes']} bytes; cached copy {state}"
+                f" ({cached})",
+            )
+        )
+    else:
+        try:
+            posterior = store.load(fit)
+            out.append(
+                _item(
+                    "fit",
+                    fit.where,
+                    True,
+                    f"fitted {posterior.meta.get('created_at', '?')} on"
+                    f" {posterior.meta.get('n_experiments', '?')} experiments",
+                )
+            )
+        except Exception as error:
+            out.append(_item("fit", fit.where, False, f"unreadable, checks ignore it: {error}"))
+    failed = store.newest_failed()
+    if failed is not None:
+        out.append(_item("failed fit", failed.where, None, "kept apart, never answers"))
     return out
 
 

@@ -64,3 +64,30 @@ GOOD_ROWS = [
     "a4\t0.000\t0.0\tcrash\tdouble model width",
     "a5\t0.995\t44.0\tdiscard\tincrease LR to 0.08",
 ]
+
+
+def publish_posterior(bank, posterior, *, passed: bool = True):
+    """Publish `posterior`'s draws as the bank's fit through its FitStore (files beside a SQLite
+    bank, the bank's table on PostgreSQL), as `nrr fit` would, without sampling."""
+    from dataclasses import replace
+
+    import arviz as az
+
+    from nrr_stats.bank.fits import fit_store
+    from nrr_stats.models.fit import FitResult
+    from nrr_stats.models.posterior import MODEL_VERSION
+
+    meta = {
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "model_version": MODEL_VERSION,
+        "n_experiments": int(round(float(posterior.seen["trials"].sum()))),
+        "data_hash": "test",
+        "diagnostics": {"failures": [] if passed else ["R-hat > 1.01 at alpha 1.100"]},
+        **posterior.meta,
+        "passed_diagnostics": passed,
+    }
+    idata = az.from_dict(posterior={k: v[None, ...] for k, v in posterior.draws.items()})
+    result = FitResult(
+        posterior=replace(posterior, meta=meta), idata=idata, diagnostics={}, passed=passed
+    )
+    return fit_store(bank).publish(result, bank.evidence_state())

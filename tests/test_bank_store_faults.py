@@ -257,18 +257,14 @@ def test_a_decision_stores_a_capped_proposal(tmp_path: Path):
 
 
 def test_a_check_on_a_fitted_bank_says_when_and_on_how_much_it_was_fitted(bank_url, tmp_path):
-    import numpy as np
+    from core_helpers import publish_posterior
     from test_models_posterior import draws_posterior
-
-    from nrr_stats.models.posterior import npz_path_for
 
     _ingested(bank_url, tmp_path)
     with open_bank(bank_url) as bank:
         fitted = draws_posterior(bank.experiment_table())
         fitted.meta.update(n_experiments=4)
-        target = npz_path_for(bank.posterior_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(target, **fitted.to_npz_arrays())
+        publish_posterior(bank, fitted)
     answer = json.loads(run_nrr("check", "increase LR to 0.1", "--bank", bank_url).out)
     assert answer["fit"]["source"] == "fit"
     assert answer["fit"]["fitted_at"] == "2026-01-01T00:00:00+00:00"

@@ -69,15 +69,12 @@ def test_a_commit_on_the_same_connection_is_seen(bank_path: Path, tmp_path: Path
 
 
 def _store_posterior(bank) -> None:
-    """A posterior for the bank as it is now (draws from the model's prior: no PyMC needed)."""
-    import numpy as np
+    """A posterior for the bank as it is now (draws from the model's prior: no PyMC needed),
+    published as `nrr fit` publishes (beside a SQLite bank, in a PostgreSQL one)."""
+    from core_helpers import publish_posterior
     from test_models_posterior import draws_posterior
 
-    from nrr_stats.models.posterior import npz_path_for
-
-    target = npz_path_for(bank.posterior_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(target, **draws_posterior(bank.experiment_table()).to_npz_arrays())
+    publish_posterior(bank, draws_posterior(bank.experiment_table()))
 
 
 def _answer(bank_or_url, session: str | None = None) -> dict:

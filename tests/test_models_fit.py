@@ -227,3 +227,142 @@ def test_report_of_a_fitted_bank_shows_the_stored_fit_as_an_az_summary(fitted, t
     with Checker(bank_path) as checker:
         answer = checker.answer(None, "learning_rate", "increase")
     assert answer.source == "fit" and answer.base_rate == data["base_rate"]["mean"]
+
+
+# -- fits that pass or say why (issue 16 item 3) -------------------------------------------------
+
+
+def test_retry_settings_scale_draws_to_the_ess_shortfall_and_raise_target_accept_on_divergences():
+    from nrr_stats.models.fit import Attempt, retry_settings
+
+    base = Attempt(draws=100, tune=500, target_accept=0.9, seed=0)
+    ok = {"max_rhat": 1.0, "min_ess_bulk": 1000.0, "min_ess_tail": 1000.0, "divergences": 0}
+    short = retry_settings(base, {**ok, "min_ess_bulk": 300.0})  # needs 1.6x: at least 2x
+    assert (short.draws, short.tune, short.target_accept, short.seed) == (200, 1000, 0.9, 1)
+    assert retry_settings(base, {**ok, "min_ess_tail": 150.0}).draws == 320  # 1.2 * 400 / 150
+    assert retry_settings(base, {**ok, "min_ess_tail": 12.0}).draws == 400  # capped at 4x
+    assert retry_settings(base, {**ok, "max_rhat": 1.03}).draws == 200
+    diverged = retry_settings(base, {**ok, "divergences": 3})
+    assert diverged.target_accept == 0.95 and diverged.draws == 150
+    assert retry_settings(diverged, {**ok, "divergences": 1}).target_accept == 0.99
+    top = Attempt(draws=100, tune=500, target_accept=0.99, seed=0)
+    assert retry_settings(top, {**ok, "divergences": 1}).target_accept == 0.99
+
+
+def test_a_short_fit_names_its_failing_quantities_worst_first(compiled):
+    from nrr_stats.models.fit import FREE_VARIABLES, MIN_ESS, NAMED_FAILURES, fit_hierarchy
+
+    short = fit_hierarchy(
+        tiny_table(), draws=40, chains=2, tune=60, seed=2, progress=False, compiled=compiled
+    )
+    failing = short.diagnostics["failing"]["ess_bulk"]
+    values = [value for _, value in failing["worst"]]
+    assert failing["count"] >= len(values) >= 1 and len(values) <= NAMED_FAILURES
+    assert values == sorted(values) and all(v < MIN_ESS for v in values)
+    assert values[0] == pytest.approx(short.diagnostics["min_ess_bulk"])
+    names = [name for name, _ in failing["worst"]]
+    for name in names:  # a variable, or a vector's element named by its coordinate
+        base, _, label = name.partition("[")
+        assert base in FREE_VARIABLES
+        if label:
+            values_of = short.idata.posterior[base]
+            (dim,) = [d for d in values_of.dims if d not in ("chain", "draw")]
+            assert label.removesuffix("]") in [str(c) for c in values_of.coords[dim].values]
+    said = next(f for f in short.diagnostics["failures"] if f.startswith("bulk ESS"))
+    assert names[0] in said and f"{values[0]:.0f}" in said
+
+
+def test_a_failing_fit_is_retried_with_its_remedy_and_stored_where_its_outcome_belongs(
+    compiled, tmp_path
+):
+    from nrr_stats.models.fit import fit_and_store
+    from nrr_stats.models.posterior import failed_path_for
+
+    told = []
+    target = tmp_path / "bank.posterior.nc"
+    result, stored = fit_and_store(
+        tiny_table(),
+        target,
+        draws=40,
+        tune=60,
+        chains=2,
+        seed=2,
+        progress=False,
+        compiled=compiled,
+        retries=2,
+        on_retry=lambda failed, following: told.append((failed, following)),
+    )
+    attempts = result.posterior.meta["attempts"]
+    assert attempts[0]["draws"] == 40 and attempts[0]["failures"]  # too short to pass
+    assert len(told) == len(attempts) - 1 >= 1
+    for (failed, following), later in zip(told, attempts[1:], strict=True):
+        assert failed.failures and following.draws == later["draws"] > failed.draws
+        assert following.tune == later["tune"] > failed.tune
+    published = load_posterior(stored.where)
+    assert published.meta["attempts"] == attempts
+    if result.passed:  # the retry passed: it answers, and no failed fit is kept
+        assert stored.where == str(npz_path_for(target)) and not attempts[-1]["failures"]
+        assert not npz_path_for(failed_path_for(target)).exists()
+    else:  # it still fails after every retry: stored apart, never answering
+        assert len(attempts) == 3 and stored.where == str(npz_path_for(failed_path_for(target)))
+        assert not npz_path_for(target).exists()
+
+
+def test_a_fit_that_still_fails_says_what_failed_what_it_tried_and_the_remedy(
+    fitted, tmp_path, monkeypatch, capsys
+):
+    from nrr_stats.bank import open_bank
+    from nrr_stats.cli import main
+    from nrr_stats.models import fit as fit_module
+
+    bank_path = tmp_path / "bank.db"
+    open_bank(bank_path).close()
+    failing = {"count": 7, "worst": [["z_sess[s2]", 1.034], ["sigma_sess", 1.021]]}
+    diagnostics = {
+        **fitted.diagnostics,
+        "max_rhat": 1.034,
+        "min_ess_bulk": 900.0,
+        "min_ess_tail": 900.0,
+        "divergences": 0,
+        "failures": [f"R-hat > 1.01 at {fit_module._listed(failing, '.3f')}"],
+        "passed": False,
+    }
+    bad = dataclasses.replace(
+        fitted,
+        passed=False,
+        diagnostics=diagnostics,
+        posterior=dataclasses.replace(
+            fitted.posterior, meta={**fitted.posterior.meta, "passed_diagnostics": False}
+        ),
+    )
+    asked = []
+    monkeypatch.setattr(fit_module, "fit_hierarchy", lambda table, **kw: asked.append(kw) or bad)
+    code = main(["fit", "--bank", str(bank_path), "--no-progress", "--draws", "300"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert [kw["draws"] for kw in asked] == [300, 600, 1200]  # R-hat short: twice the draws
+    assert err.count("retrying with") == 2
+    assert "after 3 tries" in err and "z_sess[s2] 1.034, sigma_sess 1.021 (+5 more)" in err
+    assert "Remedy: run `nrr fit --draws 2400 --tune 4000`" in err  # warm-up: 500, doubled
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["--target-accept", "1.5"], "--target-accept must be in [0.5, 1)"),
+        (["--retries", "-1"], "--retries must be 0 or more"),
+    ],
+)
+def test_fit_settings_out_of_range_exit_three_with_one_line(tmp_path, capsys, args, said):
+    from core_helpers import SEED_LOG
+
+    from nrr_stats.bank import open_bank
+    from nrr_stats.bank.ingest import ingest_log
+    from nrr_stats.cli import main
+
+    bank_path = tmp_path / "bank.db"
+    with open_bank(bank_path) as bank:
+        ingest_log(bank, SEED_LOG)
+    assert main(["fit", "--bank", str(bank_path), *args]) == 3
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1

@@ -7,7 +7,7 @@ backend's own SQL (triggers) maps backend name to statements.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # PostgreSQL advisory lock held by every transaction that inserts experiments (see migration 3),
 # as (this key, hash of the bank's schema): banks in other schemas of the database do not wait.
 INSERT_LOCK_KEY = 0x6E727269
@@ -18,6 +18,7 @@ MIGRATION_NOTES = {
     1: "creates the bank's tables",
     2: "adds each session's stored config-tracker state",
     3: "adds the evidence revision, its triggers, a sessions index and the insert lock",
+    4: "adds the fit_posteriors table: fitted posteriors stored in the bank (bank/fits.py)",
 }
 
 
@@ -162,4 +163,46 @@ MIGRATIONS: dict[int, list[str] | dict[str, list[str]]] = {
             FOR EACH STATEMENT EXECUTE FUNCTION nrr_insert_in_order()""",
         ],
     },
+}
+
+# A fitted posterior stored in the bank (bank/fits.py): the .npz a check reads and the netCDF
+# for ArviZ, with the evidence state it was fitted at; the newest passing row answers. The
+# bytes are kept in chunks (a large bank's draws pass PostgreSQL's 1 GB value limit, and one
+# chunk at a time bounds what a reader holds in memory).
+_FIT_POSTERIORS = """CREATE TABLE fit_posteriors (
+    id {id},
+    created_at TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    evidence_revision BIGINT NOT NULL,
+    evidence_last_id BIGINT NOT NULL,
+    n_experiments INTEGER NOT NULL,
+    data_hash TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    diagnostics_json TEXT NOT NULL,
+    fit_id TEXT NOT NULL,
+    npz_sha256 TEXT NOT NULL UNIQUE,
+    npz_bytes BIGINT NOT NULL,
+    netcdf_sha256 TEXT NOT NULL,
+    netcdf_bytes BIGINT NOT NULL
+)"""
+_FIT_CHUNKS = """CREATE TABLE fit_posterior_chunks (
+    posterior_id INTEGER NOT NULL REFERENCES fit_posteriors(id) ON DELETE CASCADE,
+    part TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data {blob} NOT NULL,
+    PRIMARY KEY (posterior_id, part, seq)
+)"""
+_FIT_POSTERIORS_NEWEST = (
+    "CREATE INDEX fit_posteriors_newest"
+    " ON fit_posteriors (passed, evidence_revision, evidence_last_id, id)"
+)
+MIGRATIONS[4] = {
+    "sqlite": [_FIT_POSTERIORS, _FIT_CHUNKS.format(blob="BLOB"), _FIT_POSTERIORS_NEWEST],
+    "postgresql": [
+        _FIT_POSTERIORS,
+        _FIT_CHUNKS.format(blob="BYTEA"),
+        _FIT_POSTERIORS_NEWEST,
+        # Draws are dense floats: out of line and uncompressed, read back at disk speed.
+        "ALTER TABLE fit_posterior_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
+    ],
 }

@@ -20,59 +20,90 @@ def fit(
     tune: int = typer.Option(
         None, "--tune", help="Warm-up steps per chain; default max(draws, 500)."
     ),
+    target_accept: float = typer.Option(
+        0.9, "--target-accept", help="NUTS target acceptance; higher (0.95, 0.99) for divergences."
+    ),
+    retries: int = typer.Option(
+        2, "--retries", help="Retries of a fit that fails its diagnostics, each with its remedy."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed of the sampler."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show sampling progress."),
 ) -> None:
-    """Fit the hierarchical Beta-Binomial on the bank and store the posterior beside it.
+    """Fit the hierarchical Beta-Binomial on the bank and store the posterior.
 
-    Exits 1 when the fit fails its diagnostics (R-hat <= 1.01, ESS >= 400, no divergences):
-    the failed fit is stored marked, and `nrr check` keeps the last good fit.
+    A SQLite bank keeps the fit in files beside it; a PostgreSQL bank stores it in the bank
+    (every machine's checks then use it). A fit that fails its diagnostics (R-hat <= 1.01,
+    ESS >= 400, no divergences) is retried with more draws and warm-up, or a higher
+    target_accept after divergences (at most --retries times, each said on stderr). Exits 1
+    when the last try still fails: it is stored marked, its failing quantities and the
+    remedy are said, and `nrr check` keeps the last good fit.
 
     Example: nrr fit --draws 1000 --chains 4
     """
     import warnings
 
     from nrr_stats.bank import open_bank
-    from nrr_stats.models.fit import fit_and_store
+    from nrr_stats.bank.fits import fit_store
+    from nrr_stats.models.fit import fit_and_store, remedy
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*BLAS.*")  # PyTensor's pip-install notice
-    with open_bank(bank, create=False) as opened:
-        table = opened.experiment_table()
-        target = opened.posterior_path
-    if progress and sys.stderr.isatty():  # a terminal: say what the first half-minute is
+
+    def say_retry(failed, following) -> None:
         print(
-            f"nrr: fitting {len(table)} experiments with {sampler}: compiling the model first"
-            " (about half a minute), then sampling (progress below)",
+            f"nrr: the fit ({failed.settings()}) failed its diagnostics"
+            f" ({'; '.join(failed.failures)}); retrying with {following.settings()}",
             file=sys.stderr,
             flush=True,
         )
-    result, stored = fit_and_store(
-        table,
-        target,
-        sampler=sampler,
-        draws=draws,
-        chains=chains,
-        seed=seed,
-        progress=progress,
-        tune=tune,
-    )
+
+    with open_bank(bank, create=False) as opened:
+        with opened.snapshot():  # the table and the evidence state it is, read at one moment
+            state = opened.evidence_state()
+            table = opened.experiment_table()
+        if progress and sys.stderr.isatty():  # a terminal: say what the first half-minute is
+            print(
+                f"nrr: fitting {len(table)} experiments with {sampler}: compiling the model first"
+                " (about half a minute), then sampling (progress below)",
+                file=sys.stderr,
+                flush=True,
+            )
+        result, stored = fit_and_store(
+            table,
+            fit_store(opened),
+            evidence_state=state,
+            sampler=sampler,
+            draws=draws,
+            chains=chains,
+            seed=seed,
+            progress=progress,
+            tune=tune,
+            target_accept=target_accept,
+            retries=retries,
+            on_retry=say_retry,
+        )
     d = result.diagnostics
+    attempts = result.posterior.meta["attempts"]
+    tries = f" (try {len(attempts)} of {retries + 1})" if len(attempts) > 1 else ""
     print(
         f"fitted {len(table)} experiments ({len(result.posterior.seen['trials'])} groups) with "
         f"{sampler}: {d['chains']} chains x {d['draws']} draws in {result.timings['total_s']:.1f} s "
-        f"(compile {result.timings['compile_s']:.1f} s)"
+        f"(compile {result.timings['compile_s']:.1f} s){tries}"
     )
     print(
         f"diagnostics: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
         f"min tail ESS {d['min_ess_tail']:.0f}, divergences {d['divergences']}"
     )
-    print(f"stored: {stored}")
+    print(f"stored: {stored.where}" + (f" (sha256 {stored.sha256})" if stored.sha256 else ""))
     if not result.passed:
+        from nrr_stats.models.fit import Attempt
+
+        last = Attempt(**{**attempts[-1], "failures": tuple(attempts[-1]["failures"])})
         print(
-            f"nrr: the fit failed its diagnostics ({'; '.join(d['failures'])}); it is stored marked "
-            f"as failed and `nrr check` keeps the last good fit (or the conjugate form). Run "
-            f"`nrr fit --draws {2 * draws} --tune {2 * (tune or max(draws, 500))}` to try again.",
+            f"nrr: the fit failed its diagnostics after {len(attempts)} tries (last:"
+            f" {last.settings()}): {'; '.join(d['failures'])}. It is stored marked as failed and"
+            " `nrr check` keeps the last good fit (or the population prior). Remedy: run"
+            f" `{remedy(last, d)}`.",
             file=sys.stderr,
         )
         raise typer.Exit(EXIT_FIT_FAILED)

@@ -6,6 +6,7 @@ Heavy: imports PyMC, PyTensor and ArviZ inside functions. `nrr check` never impo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -33,7 +34,6 @@ from nrr_stats.models.posterior import (
     SEEN_COLUMNS,
     SEEN_COUNTS,
     StoredPosterior,
-    failed_path_for,
     file_sha256,
     netcdf_path_for,
     npz_path_for,
@@ -269,8 +269,16 @@ FREE_VARIABLES = (
 )
 
 
+# How many failing quantities a fit's diagnostics name per criterion (worst first).
+NAMED_FAILURES = 5
+
+
 def diagnose(idata: Any) -> dict:
-    """R-hat, bulk and tail ESS over every free variable, and the divergence count."""
+    """R-hat, bulk and tail ESS over every free variable, and the divergence count.
+
+    `failing` names the worst elements past each threshold (e.g. `z_sess[s3]`, with its
+    value), and `failures` says each failed criterion in a line a user can act on.
+    """
     import arviz as az
 
     names = [n for n in FREE_VARIABLES if n in idata.posterior]
@@ -287,27 +295,65 @@ def diagnose(idata: Any) -> dict:
     min_bulk, bulk_at = extreme(bulk, np.nanmin)
     min_tail, tail_at = extreme(tail, np.nanmin)
     divergences = int(np.asarray(idata.sample_stats["diverging"]).sum())
+    failing = {
+        "r_hat": _elements(rhat, names, lambda v: not v <= MAX_RHAT, reverse=True),
+        "ess_bulk": _elements(bulk, names, lambda v: not v >= MIN_ESS, reverse=False),
+        "ess_tail": _elements(tail, names, lambda v: not v >= MIN_ESS, reverse=False),
+    }
     failures = []
     if not max_rhat <= MAX_RHAT:
-        failures.append(f"R-hat {max_rhat:.3f} > {MAX_RHAT} at {rhat_at}")
+        failures.append(f"R-hat > {MAX_RHAT} at {_listed(failing['r_hat'], '.3f')}")
     if not min_bulk >= MIN_ESS:
-        failures.append(f"bulk ESS {min_bulk:.0f} < {MIN_ESS} at {bulk_at}")
+        failures.append(f"bulk ESS < {MIN_ESS} at {_listed(failing['ess_bulk'], '.0f')}")
     if not min_tail >= MIN_ESS:
-        failures.append(f"tail ESS {min_tail:.0f} < {MIN_ESS} at {tail_at}")
+        failures.append(f"tail ESS < {MIN_ESS} at {_listed(failing['ess_tail'], '.0f')}")
     if divergences:
         failures.append(f"{divergences} divergent transitions")
     chains = int(idata.posterior.sizes["chain"])
     draws = int(idata.posterior.sizes["draw"])
     return {
         "max_rhat": max_rhat,
+        "max_rhat_at": rhat_at,
         "min_ess_bulk": min_bulk,
+        "min_ess_bulk_at": bulk_at,
         "min_ess_tail": min_tail,
+        "min_ess_tail_at": tail_at,
         "divergences": divergences,
         "chains": chains,
         "draws": draws,
+        "failing": failing,
         "failures": failures,
         "passed": not failures,
     }
+
+
+def _elements(dataset: Any, names: list[str], fails, *, reverse: bool) -> dict:
+    """The failing elements of `dataset`'s variables, worst first: {"count": how many fail,
+    "worst": [[name, value], ...] at most NAMED_FAILURES}; a vector's elements are named by
+    their coordinate (`z_sess[s3]`)."""
+    found: list[tuple[str, float]] = []
+    for name in names:
+        values = dataset[name]
+        array = np.asarray(values, dtype=float)
+        if array.ndim == 0:
+            if fails(float(array)):
+                found.append((name, float(array)))
+            continue
+        labels = [np.asarray(values.coords[dim]).tolist() for dim in values.dims]
+        for index, value in np.ndenumerate(array):
+            if fails(float(value)):
+                label = ",".join(str(labels[axis][i]) for axis, i in enumerate(index))
+                found.append((f"{name}[{label}]", float(value)))
+    nan_last = float("-inf") if reverse else float("inf")
+    found.sort(key=lambda item: nan_last if np.isnan(item[1]) else item[1], reverse=reverse)
+    return {"count": len(found), "worst": [[n, v] for n, v in found[:NAMED_FAILURES]]}
+
+
+def _listed(failing: dict, spec: str) -> str:
+    """`z_sess[s3] 1.031, sigma_sess 1.012 (+4 more)`: the worst failing elements, said."""
+    shown = ", ".join(f"{name} {value:{spec}}" for name, value in failing["worst"])
+    more = failing["count"] - len(failing["worst"])
+    return shown + (f" (+{more} more)" if more > 0 else "")
 
 
 def compile_model(model: Any) -> Any:
@@ -411,6 +457,7 @@ def fit_hierarchy(
     progress: bool = True,
     tune: int | None = None,
     compiled: Any = None,
+    target_accept: float = 0.9,
 ) -> FitResult:
     """Fit the keep and crash hierarchies on a table's sufficient statistics and diagnose the fit.
 
@@ -426,6 +473,7 @@ def fit_hierarchy(
         progress=progress,
         tune=tune,
         compiled=compiled,
+        target_accept=target_accept,
     )
 
 
@@ -439,6 +487,7 @@ def fit_model_data(
     progress: bool = True,
     tune: int | None = None,
     compiled: Any = None,
+    target_accept: float = 0.9,
 ) -> FitResult:
     """`fit_hierarchy` on sufficient statistics already coded for the model."""
     model = None
@@ -456,6 +505,7 @@ def fit_model_data(
         progress=progress,
         tune=tune,
         compiled=compiled,
+        target_accept=target_accept,
     )
     diagnostics = diagnose(idata)
     meta = {
@@ -467,6 +517,7 @@ def fit_model_data(
         "diagnostics": diagnostics,
         "sampler": sampler,
         "seed": seed,
+        "target_accept": target_accept,
         "timings": timings,
     }
     return FitResult(
@@ -488,7 +539,22 @@ def save_fit(result: FitResult, path: str | Path) -> Path:
     that one rename publishes the fit, so a kill at any moment leaves the last fit whole and
     paired. The next save removes a killed fit's staging and every netCDF no fit names.
     """
-    path = Path(path)
+    npz = npz_path_for(Path(path))
+    with _staging_directory(npz) as staging:
+        staged_npz, staged_nc = write_fit_files(result, staging, npz.name)
+        netcdf = npz.with_name(staged_nc.name)
+        with locked(npz.with_name(npz.name + ".lock")):
+            os.rename(staged_nc, netcdf)
+            os.replace(staged_npz, npz)  # the fit is published here, whole
+            fsync_directory(npz.parent)
+            remove_unnamed_netcdf(npz)
+    return netcdf
+
+
+def write_fit_files(result: FitResult, directory: Path, npz_name: str) -> tuple[Path, Path]:
+    """Write a fit's two files into `directory`, fsynced: the `.npz` a check reads (named
+    `npz_name`; its meta names the netCDF, with the netCDF's sha256 and the fit's id) and the
+    ArviZ netCDF `<stem>.<fit id>.nc`. Return (npz, netCDF)."""
     posterior = result.posterior
     meta = dict(posterior.meta)
     attrs = {
@@ -506,34 +572,26 @@ def save_fit(result: FitResult, path: str | Path) -> Path:
     idata = result.idata
     idata.posterior.attrs.update(attrs)
     fit_id = secrets.token_hex(8)
-    npz = npz_path_for(path)
-    netcdf = npz.with_name(npz.name.removesuffix(".npz") + f".{fit_id}.nc")
-    with _staging_directory(npz) as staging:
-        staged_nc = staging / netcdf.name
-        idata.to_netcdf(str(staged_nc), engine="h5netcdf")
-        _fsync_file(staged_nc)
-        arrays = posterior.to_npz_arrays()
-        arrays["meta"] = np.array(
-            json.dumps(
-                {
-                    **meta,
-                    "fit_id": fit_id,
-                    "netcdf": netcdf.name,
-                    "netcdf_sha256": file_sha256(staged_nc),
-                }
-            )
+    staged_nc = directory / (npz_name.removesuffix(".npz") + f".{fit_id}.nc")
+    idata.to_netcdf(str(staged_nc), engine="h5netcdf")
+    _fsync_file(staged_nc)
+    arrays = posterior.to_npz_arrays()
+    arrays["meta"] = np.array(
+        json.dumps(
+            {
+                **meta,
+                "fit_id": fit_id,
+                "netcdf": staged_nc.name,
+                "netcdf_sha256": file_sha256(staged_nc),
+            }
         )
-        staged_npz = staging / npz.name
-        with open(staged_npz, "xb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with locked(npz.with_name(npz.name + ".lock")):
-            os.rename(staged_nc, netcdf)
-            os.replace(staged_npz, npz)  # the fit is published here, whole
-            fsync_directory(npz.parent)
-            remove_unnamed_netcdf(npz)
-    return netcdf
+    )
+    staged_npz = directory / npz_name
+    with open(staged_npz, "xb") as handle:
+        np.savez(handle, **arrays)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return staged_npz, staged_nc
 
 
 def remove_unnamed_netcdf(npz: Path) -> None:
@@ -577,33 +635,130 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+# `nrr fit` retries a fit that fails its diagnostics at most this many times, each with the
+# remedy its failures call for (`retry_settings`), so its cost is bounded: with the default
+# two, at most 1 + 2 + 4 = 7 times the first fit's sampling (ESS short by a lot: up to 4x a step).
+DEFAULT_RETRIES = 2
+MAX_DRAW_FACTOR = 4.0
+TARGET_ACCEPT_STEPS = (0.9, 0.95, 0.99)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The settings of one try of a fit, and what its diagnostics said."""
+
+    draws: int
+    tune: int
+    target_accept: float
+    seed: int
+    failures: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def settings(self) -> str:
+        return f"{self.draws} draws, {self.tune} warm-up, target_accept {self.target_accept:g}"
+
+
+def retry_settings(attempt: Attempt, diagnostics: dict) -> Attempt:
+    """The next try after a failed one: more draws and warm-up when R-hat or ESS fell short
+    (ESS grows about linearly with draws: enough for MIN_ESS with 20% margin, at least 2x and
+    at most MAX_DRAW_FACTOR x), a higher target_accept when transitions diverged."""
+    factor = 1.0
+    min_ess = min(diagnostics["min_ess_bulk"], diagnostics["min_ess_tail"])
+    if not min_ess >= MIN_ESS:
+        ratio = 1.2 * MIN_ESS / min_ess if min_ess > 0 else MAX_DRAW_FACTOR
+        factor = min(max(ratio, 2.0), MAX_DRAW_FACTOR)
+    elif not diagnostics["max_rhat"] <= MAX_RHAT:
+        factor = 2.0
+    target_accept = attempt.target_accept
+    if diagnostics["divergences"]:
+        target_accept = next(
+            (step for step in TARGET_ACCEPT_STEPS if step > attempt.target_accept), 0.99
+        )
+        factor = max(factor, 1.5)  # smaller steps mix more slowly
+    return Attempt(
+        draws=int(np.ceil(attempt.draws * factor)),
+        tune=int(np.ceil(attempt.tune * factor)),
+        target_accept=max(target_accept, attempt.target_accept),
+        seed=attempt.seed + 1,
+    )
+
+
+def remedy(attempt: Attempt, diagnostics: dict) -> str:
+    """What to run next for a fit that still fails, as a command line."""
+    following = retry_settings(attempt, diagnostics)
+    command = f"nrr fit --draws {following.draws} --tune {following.tune}"
+    if following.target_accept > attempt.target_accept:
+        command += f" --target-accept {following.target_accept:g}"
+    return command
+
+
 def fit_and_store(
     table: ExperimentTable,
-    posterior_path: str | Path,
+    store: Any,
     *,
+    evidence_state: tuple[int, int] = (0, 0),
     sampler: str = "nutpie",
     draws: int = DEFAULT_DRAWS,
     chains: int = 4,
     seed: int = 0,
     progress: bool = True,
     tune: int | None = None,
-) -> tuple[FitResult, Path]:
-    """Fit and store: a fit that passes its diagnostics replaces `posterior_path`; one that fails
-    is stored, marked, at `failed_path_for(posterior_path)` so the last good fit stays in use."""
+    target_accept: float = 0.9,
+    retries: int = DEFAULT_RETRIES,
+    compiled: Any = None,
+    on_retry: Any = None,
+) -> tuple[FitResult, Any]:
+    """Fit, retrying a fit that fails its diagnostics (at most `retries` times, each with the
+    remedy `retry_settings` picks), and store the last try: a fit that passes becomes the one
+    checks answer from; one that still fails is stored marked, and the last good fit stays in use.
+
+    `store` is a FitStore (bank/fits.py; `fit_store(bank)`) or a `.posterior.nc` path (files).
+    `on_retry(failed_attempt, next_attempt)` is told before each retry. Every try's settings
+    and failures are in the stored fit's `meta["attempts"]`. Returns (result, StoredFit).
+    """
+    from nrr_stats.bank.fits import FileFitStore, FitStore
+
     if sampler not in ("nutpie", "pymc"):
         raise NrrInputError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
     if draws < 1 or chains < 1:
         raise NrrInputError("--draws and --chains must be at least 1")
-    result = fit_hierarchy(
-        table, sampler=sampler, draws=draws, chains=chains, seed=seed, progress=progress, tune=tune
-    )
-    target = Path(posterior_path) if result.passed else failed_path_for(Path(posterior_path))
-    try:
-        stored = save_fit(result, target)
-    except OSError as error:
-        raise NrrInputError(f"cannot write the posterior ({error})", path=str(target)) from None
-    if result.passed:
-        failed = npz_path_for(failed_path_for(Path(posterior_path)))
-        failed.unlink(missing_ok=True)
-        remove_unnamed_netcdf(failed)
+    if not 0.5 <= target_accept < 1.0:
+        raise NrrInputError(f"--target-accept must be in [0.5, 1), not {target_accept:g}")
+    if retries < 0:
+        raise NrrInputError(f"--retries must be 0 or more, not {retries}")
+    if not isinstance(store, FitStore):
+        store = FileFitStore(store)
+    attempt = Attempt(draws, tune if tune is not None else max(draws, 500), target_accept, seed)
+    attempts: list[Attempt] = []
+    while True:
+        started = time.perf_counter()
+        result = fit_hierarchy(
+            table,
+            sampler=sampler,
+            draws=attempt.draws,
+            chains=chains,
+            seed=attempt.seed,
+            progress=progress,
+            tune=attempt.tune,
+            compiled=compiled,
+            target_accept=attempt.target_accept,
+        )
+        done = Attempt(
+            attempt.draws,
+            attempt.tune,
+            attempt.target_accept,
+            attempt.seed,
+            tuple(result.diagnostics.get("failures", ())),
+            time.perf_counter() - started,
+        )
+        attempts.append(done)
+        if result.passed or len(attempts) > retries:
+            break
+        attempt = retry_settings(done, result.diagnostics)
+        if on_retry is not None:
+            on_retry(done, attempt)
+    tried = [{**dataclasses.asdict(a), "failures": list(a.failures)} for a in attempts]
+    meta = {**result.posterior.meta, "attempts": tried}
+    result = dataclasses.replace(result, posterior=dataclasses.replace(result.posterior, meta=meta))
+    stored = store.publish(result, evidence_state)
     return result, stored

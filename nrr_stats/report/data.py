@@ -15,12 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nrr_stats.check import BaseRate, Checker, cell_json, pick_session
-from nrr_stats.models.posterior import (
-    CellSummary,
-    failed_path_for,
-    netcdf_path_for,
-    npz_path_for,
-)
+from nrr_stats.models.posterior import CellSummary
 from nrr_stats.sessions import observed_keep_rate
 
 TRAJECTORY_POINTS = 60
@@ -145,7 +140,7 @@ def report_data(
         trajectory=trajectory or [],
         statuses=statuses or [],
         cells=cells,
-        fit=fit_section(bank.posterior_path),
+        fit=fit_section(bank),
         decisions=_decisions(bank.recent_decisions(DECISIONS_SHOWN)),
     )
 
@@ -169,28 +164,32 @@ def _decisions(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def fit_section(posterior_path: Path) -> FitSection:
-    """The stored fit's az.summary tables: the fit published at `posterior_path` (its .npz
-    names its netCDF), else a failed one stored marked beside it, else none."""
-    stored = [
-        (status, path)
-        for status, path in (
-            ("fit", Path(posterior_path)),
-            ("failed", failed_path_for(Path(posterior_path))),
-        )
-        if npz_path_for(path).is_file() or path.is_file()
-    ]
-    if not stored:
+def fit_section(bank: Any) -> FitSection:
+    """The bank's stored fit as az.summary tables: the newest passing fit (the one answers
+    use), else a failed one stored after it, else none (bank/fits.py finds them, in the bank
+    or beside it; the netCDF is the one the fit's draws name, verified by its sha256)."""
+    from nrr_stats.bank.fits import StoredFit, fit_store
+
+    store = fit_store(bank)
+    found = store.newest_passing()
+    status = "fit"
+    if found is None:
+        found, status = store.newest_failed(), "failed"
+    legacy = getattr(store, "posterior_path", None)  # an older nrr-stats' netCDF alone
+    if found is None and legacy is not None and Path(legacy).is_file():
+        found, status = StoredFit(key=(), where=str(legacy), passed=True), "fit"
+    if found is None:
         return FitSection(status="none")
-    status, published = stored[0]
-    path = published
+    path: Path | str = found.where
     try:
         import arviz as az
 
         from nrr_stats.report.tables import fit_summary
 
-        if npz_path_for(published).is_file():
-            path = netcdf_path_for(published) or published  # None: the older x.posterior.nc
+        if found.where.endswith(".nc"):
+            path = Path(found.where)
+        else:  # None: a fit whose draws name no netCDF (the older x.posterior.nc beside them)
+            path = store.local_netcdf(found) or Path(found.where).with_suffix(".nc")
         idata = az.from_netcdf(str(path))
         hyperparameters, effects = fit_summary(idata)
         meta = {k: _plain(v) for k, v in idata.posterior.attrs.items() if k in _META}

@@ -18,6 +18,7 @@ description, fields or outcome changed, or rebuilds when ids no longer match.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import struct
 import zlib
@@ -243,6 +244,7 @@ class FeatureStore:
         self._keys = _RowFile(Path(stem + ".keys.npy"), np.int64, len(KEY_COLUMNS))
         self._state_path = Path(stem + ".state.npz")
         self._lock_path = Path(stem + ".lock")
+        self._agreement_path = Path(stem + ".bank.json")  # see agreed_at
         self._crcs: tuple | None = None  # (committed, data CRCs, key CRCs) of the last record
         self.fault = ""  # why the last load found no consistent store ("" when none was there)
 
@@ -295,6 +297,37 @@ class FeatureStore:
     def ids(self) -> np.ndarray:
         """Bank experiment id of each committed row."""
         return np.array(self._keys.read(self.committed)[:, 0])
+
+    # -- agreement with the bank ---------------------------------------------------------------
+
+    def agreed_at(self) -> int | None:
+        """The bank's evidence revision at which every row of the current commit was last
+        checked against the bank (None when unknown or the commit has changed since).
+
+        Rows can change in place on another machine (a reparse there moves the revision but
+        adds no row), so equal ids and counts prove the store current only at this revision.
+        """
+        try:
+            saved = json.loads(self._agreement_path.read_text(encoding="utf-8"))
+            revision, record = int(saved["revision"]), list(saved["record"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return revision if record == self._record_identity() else None
+
+    def record_agreement(self, revision: int) -> None:
+        """Say that the current commit holds the bank's rows as of `revision` (read before them)."""
+        record = self._record_identity()
+        if record is None:
+            return
+        with contextlib.suppress(OSError), published(self._agreement_path) as fd:
+            os.write(fd, json.dumps({"revision": int(revision), "record": record}).encode())
+
+    def _record_identity(self) -> list[int] | None:
+        try:
+            stat = os.stat(self._state_path)
+        except OSError:
+            return None
+        return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -745,11 +778,17 @@ def bank_features(bank: Any) -> Snapshot:
         return snapshot
     last, count = bank.experiment_id_range()
     stored_last = int(snapshot.ids[-1]) if snapshot.ids.size else None
-    if _whole(snapshot) and last == stored_last and count == snapshot.ids.size:
+    if (
+        _whole(snapshot)
+        and last == stored_last
+        and count == snapshot.ids.size
+        and store.agreed_at() == state[0]
+    ):
         _AGREED[store.path] = state
         return snapshot
     try:
         store.sync(lambda: _feature_rows(bank), lock_timeout=CHECK_LOCK_TIMEOUT)
+        store.record_agreement(state[0])
     except LockWaitTimeout as error:
         from nrr_stats.notices import warn
 
@@ -796,14 +835,23 @@ def sync_bank_features(bank: Any, session_ids: Iterable[int] | None = None) -> S
     from the bank a page at a time: memory does not grow with the bank or the ingest.
     """
     store = FeatureStore(bank.features_path)
+    revision = bank.evidence_state()[0]  # read before the rows: a later change is seen later
     if session_ids is None:
-        return store.sync(_paged(bank))
+        summary = store.sync(_paged(bank))
+        store.record_agreement(revision)
+        return summary
+    # The store held every row as of `revision` before this sync, and still does after it, when
+    # no other change moved the bank's evidence revision (another machine's reparse did).
+    agreed = store.agreed_at() == revision
     sessions = sorted({int(s) for s in session_ids})
     stored = store.snapshot().ids
     last = int(stored[-1]) if stored.size else 0
     touched = _paged(bank, session_ids=sessions, upto_id=last) if sessions else _batches([])
     fresh = _paged(bank, after_id=last)
-    return store.sync_recent(touched, fresh, bank.count_experiments(), _paged(bank))
+    summary = store.sync_recent(touched, fresh, bank.count_experiments(), _paged(bank))
+    if agreed or summary.rebuilt:
+        store.record_agreement(revision)
+    return summary
 
 
 def _feature_rows(bank: Any) -> list[dict[str, Any]]:
