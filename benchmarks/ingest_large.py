@@ -111,15 +111,19 @@ def ingest_child(
         stderr=errors.open("wb"),
     )
     assert process.stdout is not None
+    # Reaped by wait4 only (never poll): its resource usage is the figure.
+    pid, status, usage = os.wait4(process.pid, os.WNOHANG) if curve else (0, 0, None)
     if curve is not None:
         with curve.open("a") as out:
-            while process.poll() is None:
+            while pid == 0:
                 time.sleep(CURVE_EVERY_S)
                 elapsed = time.perf_counter() - started
                 line = f"{elapsed:8.0f} s  RSS {_rss_mb(process.pid):7.1f} MB  {_last_progress(errors)}"
                 print(line, file=out, flush=True)
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
     output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
+    if usage is None:
+        _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
