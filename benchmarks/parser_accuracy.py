@@ -11,6 +11,11 @@ its held-out rows are never printed (--misses prints looked-at misses only). Oth
 split to show its spread; their held-out parts include logs seed 0 let a rule writer read, so the
 clean figure is seed 0's, and "clean" shows each seed's held-out logs that seed 0 also held out.
 
+Seed 0's held-out COUNTS guided earlier sessions' choices of rules, so issue 13's second pass also
+split the looked-at logs BY REPOSITORY into two development folds (`development_fold`): rules were
+written from one fold's misses and scored on the other (`--misses --fold K` lists one fold's), and
+"held out, no sibling looked-at" scores the held-out logs none of whose sibling logs was read.
+
 Intervals: 90% percentile bootstrap over logs (the logs are resampled, rows stay with their log).
 Baseline in the same run: the majority answer (category "other", direction "increase").
 
@@ -59,6 +64,15 @@ def is_held_out(
     """A stable split of labelled logs: True for the logs only scored, never read."""
     digest = hashlib.sha256(f"nrr-parser-split:{seed}:{file_name}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def development_fold(file_name: str, folds: int = 2) -> int:
+    """Fold (0..folds-1) of a looked-at log, by a hash of its repository (siblings stay together).
+
+    Issue 13's second pass (session 13d) wrote rules from one fold's misses only and scored the
+    other fold, because seed 0's held-out counts had already guided earlier rule choices."""
+    digest = hashlib.sha256(f"nrr-parser-fold-13d:{repository(file_name)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % folds
 
 
 def repository(file_name: str) -> str:
@@ -228,6 +242,9 @@ def main() -> int:
     )
     options.add_argument("--rules", type=Path, default=None, help="a user rules file to add")
     options.add_argument("--misses", action="store_true", help="list LOOKED-AT misses of seed 0")
+    options.add_argument(
+        "--fold", type=int, default=None, help="with --misses: only this development fold's misses"
+    )
     options.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     args = options.parse_args()
     labels = load_all_labels(args.all_confidence)
@@ -256,6 +273,12 @@ def main() -> int:
     results["all held out, no sibling looked-at"] = summary(
         labels, parsed, lambda r: dev_held(r) and repository(r["file"]) not in looked_repos
     )
+    for fold in range(2):
+        results[f"all looked-at fold {fold}"] = summary(
+            labels,
+            parsed,
+            lambda r, k=fold: not dev_held(r) and development_fold(r["file"]) == k,
+        )
     rotation = []
     for seed in range(args.seeds):
         part = summary(labels, parsed, held(seed))
@@ -284,11 +307,26 @@ def main() -> int:
             f"{m} {clean[m][0]:.3f}" for m in ("category", "direction", "param named")
         )
         print(f"          clean {clean['rows']:>3} rows {clean['logs']:>2} logs  {clean_row}")
+    print("\ndirection confusion (label -> parsed: rows), misses only:")
+    for part, keep in (
+        ("looked-at", lambda r: not dev_held(r)),
+        ("held out", dev_held),
+    ):
+        pairs: dict[tuple[str, str], int] = {}
+        for r, p in zip(labels, parsed, strict=True):
+            if keep(r) and r["direction"] != p.direction:
+                pairs[(r["direction"], p.direction)] = (
+                    pairs.get((r["direction"], p.direction), 0) + 1
+                )
+        ranked = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+        print(f"  {part}: " + ", ".join(f"{a}->{b} {n}" for (a, b), n in ranked))
     if args.misses:
         print("\nlooked-at misses of seed 0 (label | parsed | description):")
         for r, p in zip(labels, parsed, strict=True):
             if dev_held(r):
                 continue  # held-out texts are never shown
+            if args.fold is not None and development_fold(r["file"]) != args.fold:
+                continue
             wrong_param = bool(r["parameter"]) and not p.parameter
             if r["category"] != p.category or r["direction"] != p.direction or wrong_param:
                 print(

@@ -170,9 +170,9 @@ def test_a_second_machine_answers_from_the_fit_made_on_the_first(shared_bank):
         if attempt == 0:
             first_copy = cached.stat()
     assert cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == sha
-    # Read once: the later checks used the cached copy (the same file, not fetched again).
-    assert (cached.stat().st_ino, cached.stat().st_mtime_ns) == (
-        first_copy.st_ino,
-        first_copy.st_mtime_ns,
-    )
+    # Read once: the later checks used the cached copy (the same file, not fetched again: a
+    # fetch publishes a new file by rename, a new inode; a use only touches its mtime, which
+    # the cache's eviction reads).
+    assert cached.stat().st_ino == first_copy.st_ino
+    assert cached.stat().st_mtime_ns >= first_copy.st_mtime_ns
     assert not list(machine_b.glob(".nrr/*posterior*"))

@@ -86,7 +86,7 @@ MOTIVE = re.compile(
     r"offset|regain|probe|explore|isolate|measure|better|boost|address|reflect|mirror|reduce|remove|"
     r"increase|lower|raise|cut|limit|shorten|lengthen|spend|compare|confirm|verify)\b"
     r"|so\s+that\b|so\b|because\b|since\b|hoping\b|which\b|while\b|whereas\b|given\b|due\s+to\b|after\b|"
-    r"(?<!turn)(?<!switch)(?<!turned)\s?on\s+(?!top\b)|for\s+(?![\d.])|now\s+that\b|but\b|although\b|though\b)",
+    r"(?<!turn\s)(?<!switch\s)(?<!turned\s)(?<!switched\s)on\s+(?!top\b)|for\s+(?![\d.])|now\s+that\b|but\b|although\b|though\b)",
     re.I,
 )
 
@@ -189,10 +189,15 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
                     a = key_match.group("val")
             if not a or not b or a == b or MOTIVE.match(" to " + b):
                 continue
-            key = word_before(text, match.start())
+            # "increased atr_lookback by 1 from 3 to 4": the step is not the key
+            step = re.search(r"\bby\s+[-+]?[\d.]+[x%]?\s*$", text[: match.start()], re.I)
+            key = word_before(text, step.start() if step else match.start())
             parameter = parameter_name(key, rules) if key else ""
             if parameter and not (
-                IDENTIFIER.match(key) or key.lower() in rules.parameters or alias_of(key, rules)
+                IDENTIFIER.match(key)
+                or re.fullmatch(r"[A-Z]", key)  # "K 200 from 300", "C 0.1 -> 1"
+                or key.lower() in rules.parameters
+                or alias_of(key, rules)
             ):
                 parameter = ""
             if pattern is REPLACE_WITH:

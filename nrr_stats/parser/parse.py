@@ -14,6 +14,7 @@ from nrr_stats.parser.changes import (
     FROM_TO,
     MOTIVE,
     NUM,
+    NUM_TO_NUM,
     STOP,
     Change,
     noun_phrase_before,
@@ -39,8 +40,10 @@ CHANGE_CLAUSE_SPLIT = re.compile(
 )
 # A discarded row often says which value is still best: "softcap 30 (15 is better)", "(WD=0.2 better)".
 STILL_BEST = re.compile(
-    rf"\(\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val>{NUM})\s+(?:is\s+|was\s+)?(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?"
-    r"(?:better|optimal|best)\b",
+    # "(15 is better)", "(WD=0.2 better)", "...: 0.8 is still optimal" (outside brackets with is/was)
+    rf"(?:\(\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val>{NUM})\s+(?:is\s+|was\s+)?"
+    rf"|(?:[:;,]|\s[—–-])\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val2>{NUM})\s+(?:is\s+|was\s+|(?=still\s)))"
+    r"(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?(?:better|optimal|best)\b",
     re.I,
 )
 BASELINE = re.compile(
@@ -68,6 +71,9 @@ class ParsedChange:
     foreign: bool = field(default=False, compare=False, repr=False)
     # A `multiple` change: the parse of each change it names, in the order written.
     parts: tuple[ParsedChange, ...] = field(default=(), compare=False, repr=False)
+    # "add" / "remove" read as increase / decrease because the category counts something
+    # ("add a block"): what the direction is when the category turns out not to apply.
+    uncounted: str = field(default="", compare=False, repr=False)
 
     def bank_fields(self) -> dict[str, str]:
         """The change as the bank's experiment columns store it."""
@@ -243,12 +249,15 @@ def _direction_words(text: str, rules: Rules) -> list[tuple[int, str, str]]:
 
 
 _WORD_CACHE: dict[str, re.Pattern[str]] = {}
+# Verbs of building something, in logs of software and systems work ("Recognize cones ...").
+BUILDING_VERBS = frozenset(
+    {"recognize", "recognise", "bind", "cache", "dedupe", "deduplicate", "deduplicated", "reuse"}
+    | {"memoize", "precompute", "precomputed", "implement", "implemented", "support", "detect"}
+)
 # Words that are verbs of a change only when they open the description ("skip X", "new game: ...").
 CLAUSE_START_VERBS = frozenset(
     {"skip", "cut", "trim", "narrow", "boost", "bump", "grow", "new", "require"}
-    # verbs of building something, in logs of software and systems work ("Recognize cones ...")
-    | {"recognize", "recognise", "bind", "cache", "dedupe", "deduplicate", "deduplicated", "reuse"}
-    | {"memoize", "precompute", "precomputed", "implement", "implemented", "support", "detect"}
+    | BUILDING_VERBS
     | {"standardise", "standardize", "standardised", "standardized"}
 )
 
@@ -373,11 +382,32 @@ def _direction_from_value(change: Change, parameter: str, config: Mapping[str, s
     if lowered in ("true", "on", "enabled", "yes"):
         return "add"
     factor = multiplier(change.to_value)
-    if parameter and parameter in config and (factor is None or multiplier(config[parameter])):
-        return compare(config[parameter], change.to_value)
+    current = known_value(parameter, config, change.to_value)
+    if current is not None and (factor is None or multiplier(current)):
+        return compare(current, change.to_value)
     if factor is not None and factor != 1:
         return "increase" if factor > 1 else "decrease"
     return ""
+
+
+def known_value(parameter: str, config: Mapping[str, str], to_value: str = "") -> str | None:
+    """The kept value of a parameter: its own entry, else the one entry whose name contains it or
+    is contained in it, word by word ("batch=32K" after "total_batch=65K") and, when the new value
+    is a number, within a factor of ten of it; None when unknown."""
+    if not parameter:
+        return None
+    if parameter in config:
+        return config[parameter]
+    words = set(parameter.split("_"))
+    related = [
+        key for key in config if (set(key.split("_")) >= words or set(key.split("_")) <= words)
+    ]
+    if len(related) != 1:
+        return None
+    current, new = to_number(config[related[0]]), to_number(to_value) if to_value else None
+    if new is not None and not (current and 0.1 <= new / current <= 10):
+        return None  # "BATCH=256" is not the "TOTAL_BATCH_SIZE" of 2^18
+    return config[related[0]]
 
 
 SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\betc)\.\s+|[。！？]")
@@ -398,18 +428,104 @@ def _main_statement(text: str) -> str:
             ARROW_PAIR.search(head)
             or FROM_TO.search(head)
             or ASSIGN.search(head)
-            or re.match(r"\s*[\d.]", tail)
+            # "lr: 0.02" names a value; "mirror-flip half the positions: 400/400" reports one
+            or (re.match(r"\s*[\d.]", tail) and (re.search(r"\d", head) or len(head.split()) > 3))
         ):
             text = head
     return text.strip()
 
 
-def _revealed_current(raw: str, parameter: str) -> tuple[tuple[str, str, str], ...]:
-    """A value a (raw, unscrubbed) row says is still best: the kept configuration's current value."""
+# "worse than 0.3", "no gain over 512KB": the value the new one is compared with (the one in force)
+COMPARED_WITH = re.compile(
+    r"\b(?:worse|better|gains?|improvements?|slower|faster)\s+(?:than|over)\s+"
+    r"(?P<val>[-+]?\.?\d[\w.]*?)(?=[\s,;:)]|$)",
+    re.I,
+)
+
+
+def _unit(value: str) -> str:
+    return re.sub(r"^[-+.\d,e]*", "", value.strip().lower())
+
+
+def _revealed_current(
+    raw: str, parameter: str, to_value: str = ""
+) -> tuple[tuple[str, str, str], ...]:
+    """A value a (raw, unscrubbed) row says is still best, or compares the new value with in the
+    same unit: the kept configuration's current value."""
     if not parameter:
         return ()
     found = STILL_BEST.search(raw)
-    return ((parameter, found.group("val"), ""),) if found else ()
+    if found:
+        return ((parameter, found.group("val") or found.group("val2"), ""),)
+    if to_value and to_number(to_value) is not None:
+        for match in COMPARED_WITH.finditer(raw):
+            value = match.group("val")
+            if re.search(r"\d\s*(?:\w+ly\s+|much\s+|a\s+bit\s+)?$", raw[: match.start()]):
+                continue  # "1.23 better than 1.25": metrics compared, not settings
+            old, new = to_number(value), to_number(to_value)
+            if old and new and _unit(value) == _unit(to_value) and 0.1 <= new / old <= 10:
+                return ((parameter, value, ""),)
+    return ()
+
+
+# "(higher than optimal)", "lower than default": the new value against the one in force
+THAN_CURRENT = re.compile(
+    r"\b(?P<word>higher|larger|bigger|more|longer|lower|smaller|fewer|less|shorter)\s+than\s+"
+    r"(?:the\s+)?(?:optimal|optimum|default|best|current|baseline|before|previous|usual|tuned)\b",
+    re.I,
+)
+MORE_WORDS = frozenset({"higher", "larger", "bigger", "more", "longer", "wider", "deeper"})
+
+
+def _direction_from_aside(
+    raw: str, parsed: ParsedChange, revealed: tuple[tuple[str, str, str], ...], rules: Rules
+) -> ParsedChange:
+    """A direction the result words cut away still says: a value still best or compared with
+    ("crop padding 8 (4 is optimal)"), the stated pair ending at the new value ("x0_init 0.15
+    (increase x0 skip from 0.1 to 0.15; too strong)"), "higher than optimal"."""
+    to_value = parsed.to_value
+    if to_value and not parsed.from_value:
+        starts = [(before, True) for _, before, _ in revealed]
+        for pattern in (FROM_TO, ARROW_PAIR, NUM_TO_NUM):
+            for match in pattern.finditer(raw):
+                groups = match.groupdict()
+                if groups["b"].strip() == to_value:
+                    starts.append(
+                        (groups.get("a") or groups.get("n") or groups.get("w") or "", False)
+                    )
+        for before, guarded in starts:
+            moved = compare(before.strip(), to_value)
+            old, new = to_number(before), to_number(to_value)
+            if guarded and old and new and not 0.1 <= new / old <= 10:
+                continue  # "lr 0.03: 1.23 still best" names a metric, not the setting
+            if moved in ("increase", "decrease"):
+                return dataclasses.replace(parsed, direction=moved, from_value=before.strip())
+    found = THAN_CURRENT.search(raw)
+    if found and parsed.parameter:
+        moved = "increase" if found.group("word").lower() in MORE_WORDS else "decrease"
+        return dataclasses.replace(parsed, direction=moved)
+    factor = TIMES_DEFAULT.search(raw)
+    if factor and parsed.parameter and float(factor.group("f")) != 1:
+        moved = "increase" if float(factor.group("f")) > 1 else "decrease"
+        return dataclasses.replace(parsed, direction=moved)
+    for said in COMPARATIVE_OF.finditer(raw):
+        # "EMBEDDING_LR=0.4: lower embedding LR worse": the comment names the same thing
+        named = _find_mentions(said.group("what"), rules)
+        if named and named[0].term.category == parsed.category:
+            moved = "increase" if said.group("word").lower() in MORE_WORDS else "decrease"
+            return dataclasses.replace(parsed, direction=moved)
+    return parsed
+
+
+# "(0.3x default)", "10x the default": a factor of the value in force
+TIMES_DEFAULT = re.compile(
+    r"(?<![\w.])(?P<f>\d+(?:\.\d+)?)\s?[x×]\s+(?:the\s+)?(?:default|baseline|current)\b", re.I
+)
+COMPARATIVE_OF = re.compile(
+    r"\b(?P<word>higher|larger|bigger|more|longer|wider|deeper|lower|smaller|fewer|less|shorter|"
+    r"narrower|shallower)\s+(?P<what>[A-Za-z][\w\-]*(?:\s+[A-Za-z][\w\-]*){0,2})",
+    re.I,
+)
 
 
 def parse_description(
@@ -427,7 +543,9 @@ def parse_description(
     raw = text[:MAX_CHARS]
     cleaned = strip_result_words_with(raw, rules)
     parsed = _parse_clean(cleaned, rules, config)
-    extra = _revealed_current(raw, parsed.parameter)
+    extra = _revealed_current(raw, parsed.parameter, parsed.to_value)
+    if parsed.direction == "other" and parsed.category not in ("other", "multiple"):
+        parsed = _direction_from_aside(raw, parsed, extra, rules)
     foreign = any(
         m.term.category == "other" and _span_norm(cleaned, m) not in GENERIC_OTHER_WORDS
         for m in _find_mentions(cleaned, rules)
@@ -454,8 +572,14 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     if REVERT.match(text):
         return ParsedChange("other", "other", "", "", "", settings)
     if BASELINE.search(first) and not ARROW_PAIR.search(first) and not FROM_TO.search(first):
-        # a baseline states the configuration as it is: its values are current, kept or not
-        current = tuple((name, after or before, "") for name, before, after in settings)
+        # a baseline states the configuration as it is: its values are current, kept or not,
+        # including those named by the words around them ("6-layer GPT, dim=384, 6 heads")
+        body = _parse_clean(BASELINE.sub(" ", text), rules, {})
+        stated = list(settings) + [v for v in body.settings if v not in settings]
+        primary = (body.parameter, body.from_value, body.to_value)
+        if body.parameter and (body.from_value or body.to_value) and primary not in stated:
+            stated.append(primary)
+        current = tuple((name, after or before, "") for name, before, after in stated)
         return ParsedChange("other", "other", "", "", "", current)
 
     # A clause changes its head mention when the mention carries a value, or the clause has a verb.
@@ -542,6 +666,13 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         change = None
     elif proposals:
         category, mention, change, clause = proposals[0]
+        if (
+            mention is None
+            and _bare(change)
+            and change
+            and not _outside_brackets(text, change.position)
+        ):
+            change = None  # "buffer reuse in f (avoid 100K allocs)": a number in an aside
     elif fallback:
         category, mention, clause = fallback[0]
         change = None
@@ -694,9 +825,7 @@ def _finish(
             and bool(mention.term.parameter)
             and (category in rules.quantities or category == "learning_rate")
         )
-        if (
-            option or _names_a_form(text[clause.start : clause.end], rules)
-        ) and category != "other":
+        if (option or _names_a_form(text, rules)) and category != "other":
             direction = "replace"
         elif mention is not None and category != "other" and not bare_quantity:
             direction = (
@@ -706,7 +835,9 @@ def _finish(
             direction = "add"  # "depth-3 negamax search at eval"
         else:
             direction = "other"  # "depth" alone says nothing about which way
+    uncounted = ""
     if category in rules.quantities and direction in ("add", "remove"):
+        uncounted = direction
         direction = "increase" if direction == "add" else "decrease"  # "add a fourth block"
     if direction == "replace" and option and not to_value:
         to_value = option
@@ -714,7 +845,7 @@ def _finish(
         parameter = rules.default_parameters[category]
     if category == "other" and direction == "other":
         parameter, from_value, to_value = "", "", ""
-    known = config.get(parameter) if parameter else None
+    known = known_value(parameter, config, to_value)
     if (
         known
         and to_value
@@ -732,8 +863,19 @@ def _finish(
         and category not in rules.user_categories
         and _span_norm(text, mention) in rules.ambiguous_words
     )
+    if ambiguous and plain_verbs and plain_verbs[0][2] in BUILDING_VERBS and not change:
+        # "Bind recognized length, depth, and height parameter names": software being built,
+        # the ML-sounding word is what it handles
+        return ParsedChange("other", "add", "", "", "", settings)
     return ParsedChange(
-        category, direction, parameter, from_value, to_value, settings, ambiguous=ambiguous
+        category,
+        direction,
+        parameter,
+        from_value,
+        to_value,
+        settings,
+        ambiguous=ambiguous,
+        uncounted=uncounted,
     )
 
 

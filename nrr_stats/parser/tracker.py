@@ -47,7 +47,9 @@ class ConfigTracker:
         if self.fallback is not None:
             parsed = self.fallback(text, parsed, self.current)
         if parsed.ambiguous and self.foreign_rows > self.training_rows:
-            parsed = replace(parsed, category="other")
+            parsed = replace(
+                parsed, category="other", direction=parsed.uncounted or parsed.direction
+            )
         return parsed
 
     def observe(self, parsed: ParsedChange, kept: bool) -> None:
