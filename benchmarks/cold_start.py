@@ -3,7 +3,8 @@
 Builds a bank of 1,000 experiments (50 logs of the bundled seed log's 20 experiments, each
 with its own commits and metrics), then alternates the two processes `--repeats` times and
 prints the median of each, the ratio of the medians, and the spread of the per-pair ratios
-(the machine may be loaded by others: the pairs share its load). With `--importtime` it also
+(the machine may be loaded by others: the pairs share its load), and the same for the
+processes' CPU time (user + system), which a loaded machine inflates less. With `--importtime` it also
 lists the check's slowest imports (`python -X importtime`). Target: ratio <= 2.5.
 
 nrr_stats' bytecode is compiled first (`compileall`, as `pip install` does for an installed
@@ -16,7 +17,9 @@ every module from source in every process (~0.25 s here).
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,12 +59,27 @@ def build_bank(folder: Path, logs: int = 50) -> Path:
 
 
 def wall(argv: list[str]) -> float:
+    """Wall seconds of one process; its CPU seconds (user + system) in `last_cpu[0]`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True)
     took = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    last_cpu[0] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if done.returncode not in (0, 1, 2):
         raise SystemExit(f"{argv[0]} failed: {done.stderr[-500:]}")
     return took
+
+
+last_cpu = [0.0]
+
+
+def timed_pair(numpy_only: list[str], check: list[str]) -> tuple[float, float, float, float]:
+    """(numpy wall, check wall, numpy CPU, check CPU) of one alternated pair."""
+    numpy_wall = wall(numpy_only)
+    numpy_cpu = last_cpu[0]
+    check_wall = wall(check)
+    return numpy_wall, check_wall, numpy_cpu, last_cpu[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,19 +98,23 @@ def main(argv: list[str] | None = None) -> int:
         check = [str(nrr), "check", PROPOSAL, "--bank", str(bank)]
         numpy_only = [sys.executable, "-c", "import numpy"]
         wall(check), wall(numpy_only)  # warm the page cache and the bank's saved files
-        pairs = [(wall(numpy_only), wall(check)) for _ in range(args.repeats)]
-        numpy_s = statistics.median(p[0] for p in pairs)
-        check_s = statistics.median(p[1] for p in pairs)
-        ratios = sorted(c / n for n, c in pairs)
-        quartiles = statistics.quantiles(ratios, n=4)
+        pairs = [timed_pair(numpy_only, check) for _ in range(args.repeats)]
         print(f"bank: 1,000 experiments; {args.repeats} alternated pairs")
-        print(f"python -c 'import numpy': median {numpy_s * 1e3:.0f} ms")
-        print(f"nrr check (whole process): median {check_s * 1e3:.0f} ms")
-        print(
-            f"ratio of medians {check_s / numpy_s:.2f}x (target 2.5x); per-pair ratios: median "
-            f"{statistics.median(ratios):.2f}, quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}, "
-            f"range {ratios[0]:.2f}-{ratios[-1]:.2f}"
-        )
+        print(f"machine load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        for label, n, c in (("wall", 0, 1), ("CPU (user + system)", 2, 3)):
+            numpy_s = statistics.median(p[n] for p in pairs)
+            check_s = statistics.median(p[c] for p in pairs)
+            ratios = sorted(p[c] / p[n] for p in pairs)
+            quartiles = statistics.quantiles(ratios, n=4)
+            print(
+                f"{label}: python -c 'import numpy' median {numpy_s * 1e3:.0f} ms, nrr check "
+                f"(whole process) median {check_s * 1e3:.0f} ms"
+            )
+            print(
+                f"  ratio of medians {check_s / numpy_s:.2f}x (target 2.5x); per-pair ratios: "
+                f"median {statistics.median(ratios):.2f}, quartiles {quartiles[0]:.2f}-"
+                f"{quartiles[2]:.2f}, range {ratios[0]:.2f}-{ratios[-1]:.2f}"
+            )
         if args.importtime:
             done = subprocess.run(
                 [

@@ -3,9 +3,15 @@
     python benchmarks/load_test.py                       # load test, then the kill test, on both backends
     python benchmarks/load_test.py --kills 0 --backends sqlite --rows 2000
 
-Prints, per backend: rows expected / present / lost / duplicated, check calls and errors, and
-check latency p50 / p99 (with 95% order-statistic intervals and counts) idle before the load,
-under load, and idle after it on the full bank (the baseline for the load ratio).
+Prints, per backend: rows expected / present / lost / duplicated, check calls and errors,
+decisions requested / recorded / still queued, the load average, and check latency p50 / p99
+wall and CPU (with 95% order-statistic intervals and counts) idle before the load, under load,
+and idle after it on the full bank, with the time of each phase of a check (opening the bank,
+reading the sums, the session's rows, the similarity snapshot, the store's lock, recording the
+decision, the bank's write lock). The 4 checkers each hold one `nrr_stats.check.Checker` (what
+a loop, `nrr mcp` and the Python API hold) and ask about the seed log's session; one more
+process calls the one-shot `check_proposal` once a second (reported apart). Every process runs
+at the nice level the script was started at.
 PostgreSQL: `--postgres URL` or `$NRR_TEST_POSTGRES`; a throwaway schema is made and dropped.
 
 Writers use the real pipeline (`nrr_stats.bank.ingest.ingest_log`, `--driver ingest`) or put
@@ -52,6 +58,9 @@ DESCRIPTIONS = (
     "warmup steps {a}00 -> {b}00",
 )
 HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription"
+# Writers wait this long for the insert lock (`--lock-timeout 3600`): 8 ingests of 10k rows
+# queue on it, and on a 2-core machine loaded by other work the last waited over 600 s.
+WRITER_LOCK_TIMEOUT = 3600.0
 
 
 # -- logs ------------------------------------------------------------------------------------
@@ -99,7 +108,7 @@ def ingest(url: str, path: Path, driver: str, batch: int, announce: Callable[[],
     """Store one log in the bank with the chosen driver; return the rows it added."""
     from nrr_stats.bank import open_bank
 
-    with open_bank(url) as bank:
+    with open_bank(url, lock_timeout=WRITER_LOCK_TIMEOUT) as bank:
         if driver == "ingest":
             from nrr_stats.bank.ingest import ingest_log
 
@@ -145,41 +154,174 @@ def writer_main(url: str, logs: list[str], driver: str, batch: int) -> None:
     print("result " + json.dumps({"added": added}), flush=True)
 
 
-def check_once(url: str, mode: str, proposal: str) -> None:
-    """One check: the real `check_proposal` (records its decision, as `nrr check` does) or a snapshot read."""
-    if mode == "check":
+# -- where a check's time goes -------------------------------------------------------------
+
+# Phases of a check, timed by wrapping the functions that do them (wall and CPU, seconds):
+# opening the bank, reading the sums, the session's rows, the similarity snapshot (inside it:
+# the wait for the store's lock, a sync of the rows past the store's last id or of all rows,
+# features computed in memory), recording the decision (inside it: the wait for the bank's
+# write lock). What is left of a check's time is the answer itself.
+PHASES = (
+    "open",
+    "sums",
+    "session",
+    "features",
+    "store lock",
+    "sync tail",
+    "sync all",
+    "in memory",
+    "record",
+    "write lock",
+)
+
+
+class PhaseTimer:
+    """Wall and CPU time per phase for the check running now (nested phases count in both)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def reset(self) -> None:
+        self.wall, self.cpu = {}, {}
+
+    def wrap(self, owner: Any, name: str, phase: str, *, context: bool = False) -> None:
+        import functools
+
+        original = getattr(owner, name)
+        timer = self
+
+        if context:  # a context manager: time until its body starts (a lock's wait)
+
+            @contextmanager
+            def timed_context(*args: Any, **kwargs: Any) -> Iterator[Any]:
+                started, cpu = time.perf_counter(), time.thread_time()
+                with original(*args, **kwargs) as value:
+                    timer._add(phase, started, cpu)
+                    yield value
+
+            setattr(owner, name, timed_context)
+            return
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                timer._add(phase, started, cpu)
+
+        setattr(owner, name, timed)
+
+    def _add(self, phase: str, started: float, cpu: float) -> None:
+        self.wall[phase] = self.wall.get(phase, 0.0) + time.perf_counter() - started
+        self.cpu[phase] = self.cpu.get(phase, 0.0) + time.thread_time() - cpu
+
+
+def instrument() -> PhaseTimer:
+    """Time the phases of every check this process makes (see PHASES)."""
+    import nrr_stats.bank.postgres as postgres
+    import nrr_stats.bank.sqlite as sqlite
+    import nrr_stats.check as check
+    import nrr_stats.similarity.store as store
+    from nrr_stats.bank.store import Bank
+
+    timer = PhaseTimer()
+    timer.wrap(check, "open_bank", "open")
+    timer.wrap(check.Checker, "reading", "sums")
+    timer.wrap(Bank, "experiments", "session")
+    timer.wrap(store, "bank_features", "features")
+    timer.wrap(store, "locked", "store lock", context=True)
+    timer.wrap(store.FeatureStore, "sync_recent", "sync tail")
+    timer.wrap(store.FeatureStore, "sync", "sync all")
+    timer.wrap(store, "_in_memory", "in memory")
+    timer.wrap(Bank, "record_decision", "record")
+    timer.wrap(sqlite._AutoCommitSqlite, "begin", "write lock")
+    timer.wrap(postgres.PostgresConnection, "begin", "write lock")
+    return timer
+
+
+def make_checker(url: str, mode: str, session: str) -> Callable[[str], dict[str, Any]]:
+    """One check per call: `held` keeps one nrr_stats.check.Checker (as a loop, `nrr mcp` and
+    the Python API do), `oneshot` calls check_proposal (opens the bank, reads it, records,
+    closes: what one `nrr check` process does inside), `read` only reads a snapshot. `session`
+    is the seed log's path: a loop asks about its own session, which the other writers do not
+    write."""
+    if mode == "held":
+        from nrr_stats.check import Checker
+
+        checker = Checker(url)
+        return lambda proposal: checker.check(proposal, session=session)
+    if mode == "oneshot":
         from nrr_stats.check import check_proposal
 
-        check_proposal(proposal, bank=url)
-        return
-    from nrr_stats.bank import open_bank
+        return lambda proposal: check_proposal(proposal, bank=url, session=session)
 
-    with open_bank(url, create=False) as bank, bank.snapshot():
-        table = bank.experiment_table()
-        if len(table.kept) > bank.count_experiments():
-            raise AssertionError("snapshot saw more predicted rows than rows")
+    def read(_proposal: str) -> dict[str, Any]:
+        from nrr_stats.bank import open_bank
+
+        with open_bank(url, create=False) as bank, bank.snapshot():
+            table = bank.experiment_table()
+            if len(table.kept) > bank.count_experiments():
+                raise AssertionError("snapshot saw more predicted rows than rows")
+        return {}
+
+    return read
 
 
-def checker_main(url: str, mode: str, stop_file: str, count: int) -> None:
-    """A checker process: check in a loop (until `stop_file` exists, or `count` times); print latencies."""
+def checker_main(
+    url: str, mode: str, session: str, stop_file: str, count: int, pause: float
+) -> None:
+    """A checker process: check in a loop (until `stop_file` exists, or `count` times); print
+    per check its wall and CPU time, its phases, and whether its decision was recorded now
+    (an id), queued (None, no warning) or not recorded (a warning)."""
     import traceback
 
+    timer = instrument()
+    started_open = time.perf_counter()
+    check = make_checker(url, mode, session)
+    opened = time.perf_counter() - started_open
     latencies: list[float] = []
     cpu: list[float] = []
+    phases: list[dict[str, list[float]]] = []
     errors: list[str] = []
+    decisions = {"requested": 0, "recorded": 0, "queued": 0, "not_recorded": 0}
     calls = 0
     while (count and calls < count) or (not count and not os.path.exists(stop_file)):
         proposal = PROPOSALS[calls % len(PROPOSALS)]
+        timer.reset()
         started, started_cpu = time.perf_counter(), time.process_time()
         try:
-            check_once(url, mode, proposal)
+            answer = check(proposal)
             latencies.append(time.perf_counter() - started)
             cpu.append(time.process_time() - started_cpu)
+            phases.append({p: [timer.wall[p], timer.cpu[p]] for p in timer.wall})
+            if mode != "read":
+                decisions["requested"] += 1
+                if isinstance(answer.get("decision_id"), int):
+                    decisions["recorded"] += 1
+                elif any("not recorded" in w for w in answer.get("warnings", [])):
+                    decisions["not_recorded"] += 1
+                else:
+                    decisions["queued"] += 1
         except Exception:  # every failure is counted and sampled, none stops the loop
             errors.append(" | ".join(traceback.format_exc().strip().splitlines()[-5:])[:600])
         calls += 1
+        if pause:
+            time.sleep(pause)
     print(
-        "result " + json.dumps({"latencies": latencies, "cpu": cpu, "errors": errors}), flush=True
+        "result "
+        + json.dumps(
+            {
+                "latencies": latencies,
+                "cpu": cpu,
+                "phases": phases,
+                "errors": errors,
+                "decisions": decisions,
+                "opened": opened,
+            }
+        ),
+        flush=True,
     )
 
 
@@ -269,7 +411,7 @@ def latency_line(label: str, latencies: list[float]) -> str:
     p50 = quantile_with_interval(latencies, 0.50)
     p99 = quantile_with_interval(latencies, 0.99)
     return (
-        f"  check latency {label:<11} n={len(latencies):>5}  "
+        f"  check {label:<18} n={len(latencies):>5}  "
         f"p50 {p50[0] * 1e3:7.1f} ms [{p50[1] * 1e3:.1f}, {p50[2] * 1e3:.1f}]  "
         f"p99 {p99[0] * 1e3:7.1f} ms [{p99[1] * 1e3:.1f}, {p99[2] * 1e3:.1f}]"
     )
@@ -310,22 +452,44 @@ def counts_line(counts: dict[str, Any]) -> str:
     )
 
 
-def choose_check_mode(url: str) -> tuple[str, str]:
-    """Use the real `check_proposal` when it answers on this bank; else a snapshot read, with the reason."""
-    try:
-        check_once(url, "check", PROPOSALS[0])
-    except Exception as error:
-        return "read", f"check_proposal unavailable ({type(error).__name__}: {str(error)[:120]})"
-    return "check", "nrr_stats.check.check_proposal (records decisions, like `nrr check`)"
+@dataclass
+class Checks:
+    """What checker processes measured: per check wall and CPU seconds and phases; decisions."""
+
+    latencies: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    phases: list[dict[str, list[float]]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    decisions: dict[str, int] = field(default_factory=dict)
+
+    def add(self, worker: Worker) -> None:
+        if worker.result is None:
+            self.errors.append(
+                f"checker exited {worker.process.returncode}: {worker.stderr[-300:]}"
+            )
+            return
+        result = worker.result
+        self.latencies += result["latencies"]
+        self.cpu += result["cpu"]
+        self.phases += result["phases"]
+        self.errors += result["errors"]
+        for key, value in result["decisions"].items():
+            self.decisions[key] = self.decisions.get(key, 0) + value
 
 
-def checker_run(url: str, mode: str, count: int) -> list[float]:
-    worker = Worker(["--role", "checker", "--url", url, "--mode", mode, "--count", str(count)])
+def checker_args(url: str, mode: str, session: Path, *more: str) -> list[str]:
+    return ["--role", "checker", "--url", url, "--mode", mode, "--session", str(session), *more]
+
+
+def checker_run(url: str, mode: str, session: Path, count: int) -> Checks:
+    worker = Worker(checker_args(url, mode, session, "--count", str(count)))
     if worker.wait() != 0 or worker.result is None:
         raise RuntimeError(f"baseline checker failed: {worker.stderr[-2000:]}")
     if worker.result["errors"]:
         raise RuntimeError(f"baseline checker errors: {worker.result['errors'][:3]}")
-    return worker.result["latencies"]
+    checks = Checks()
+    checks.add(worker)
+    return checks
 
 
 def seed_bank(url: str, workdir: Path, driver: str, batch: int) -> set[str]:
@@ -336,23 +500,71 @@ def seed_bank(url: str, workdir: Path, driver: str, batch: int) -> set[str]:
     return ids
 
 
+class LoadSampler:
+    """The 1-minute load average and CPU pressure ("some avg10"), sampled every 2 s on a thread."""
+
+    def __init__(self) -> None:
+        self.load: list[float] = []
+        self.pressure: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(2.0):
+            self.load.append(os.getloadavg()[0])
+            try:
+                line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+                self.pressure.append(float(line.split()[1].split("=")[1]))
+            except (OSError, IndexError, ValueError):
+                pass
+
+    def stop(self) -> str:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if not self.load:
+            return "load average: not sampled"
+        load = np.array(self.load)
+        text = (
+            f"load average (1 min, {len(load)} samples): median {np.median(load):.1f},"
+            f" range {load.min():.1f}-{load.max():.1f} on {os.cpu_count()} cores"
+        )
+        if self.pressure:
+            text += f"; CPU pressure some avg10 median {np.median(self.pressure):.0f}%"
+        return text
+
+
+def decisions_in_bank(url: str) -> tuple[int, int]:
+    """(decisions recorded in the bank, decisions still queued beside it)."""
+    from nrr_stats.bank import open_bank
+
+    with open_bank(url, create=False) as bank:
+        recorded = int(bank.query("SELECT COUNT(*) AS n FROM decisions")[0]["n"])
+        queued = bank.queued_decisions() if hasattr(bank, "queued_decisions") else 0
+    return recorded, queued
+
+
 def run_load(backend: str, url: str, workdir: Path, options: argparse.Namespace) -> dict[str, Any]:
-    """The load test on one bank: returns counts and latencies."""
+    """The load test on one bank: returns counts, latencies and decisions."""
     expected = seed_bank(url, workdir, options.driver, options.batch)
+    session = workdir / f"{SEED_WRITER}.tsv"
     logs = []
     for index in range(options.writers):
         path = workdir / f"w{index}.tsv"
         expected |= write_log(path, f"w{index}", options.rows)
         logs.append(path)
-    mode, why = choose_check_mode(url)
-    print(f"{backend}: checkers use {why}")
-    idle_before = checker_run(url, mode, options.idle_checks)
+    idle_before = checker_run(url, "held", session, options.idle_checks)
+    oneshot_before = checker_run(url, "oneshot", session, options.oneshot_idle_checks)
+    print(f"{backend}: idle checks done; load starting", flush=True)
 
     stop_file = workdir / f"stop-{time.monotonic_ns()}"
-    checkers = [
-        Worker(["--role", "checker", "--url", url, "--mode", mode, "--stop-file", str(stop_file)])
-        for _ in range(options.checkers)
+    stop = ["--stop-file", str(stop_file)]
+    checkers = [Worker(checker_args(url, "held", session, *stop)) for _ in range(options.checkers)]
+    oneshots = [
+        Worker(checker_args(url, "oneshot", session, *stop, "--pause", str(options.oneshot_pause)))
+        for _ in range(options.oneshot_checkers)
     ]
+    sampler = LoadSampler()
     started = time.perf_counter()
     writers = [
         Worker(
@@ -363,36 +575,71 @@ def run_load(backend: str, url: str, workdir: Path, options: argparse.Namespace)
         )
         for i in range(options.writers)
     ]  # fmt: skip
-    writer_codes = [w.wait() for w in writers]
+    writer_codes = []
+    for writer in writers:
+        writer_codes.append(writer.wait())
+        print(f"{backend}: writer done after {time.perf_counter() - started:.0f} s", flush=True)
     load_seconds = time.perf_counter() - started
     stop_file.touch()
+    under_load, oneshot_load = Checks(), Checks()
     for checker in checkers:
         checker.wait()
+        under_load.add(checker)
+    for checker in oneshots:
+        checker.wait()
+        oneshot_load.add(checker)
+    load_line = sampler.stop()
     failures = [
         w.stderr[-1500:] for w, code in zip(writers, writer_codes, strict=True) if code != 0
     ]
-    under_load = [x for c in checkers if c.result for x in c.result["latencies"]]
-    under_load_cpu = [x for c in checkers if c.result for x in c.result["cpu"]]
-    errors = [e for c in checkers if c.result for e in c.result["errors"]]
-    errors += [
-        f"checker exited {c.process.returncode}: {c.stderr[-300:]}"
-        for c in checkers
-        if c.result is None
-    ]
-    idle_after = checker_run(url, mode, options.idle_checks)
+    queued_after_load = decisions_in_bank(url)
+    idle_after = checker_run(url, "held", session, options.idle_checks)
+    oneshot_after = checker_run(url, "oneshot", session, options.oneshot_idle_checks)
+    recorded, queued = decisions_in_bank(url)
+    requested = sum(
+        c.decisions.get("requested", 0)
+        for c in (idle_before, oneshot_before, under_load, oneshot_load, idle_after, oneshot_after)
+    )
     added = [w.result["added"] for w in writers if w.result]
     return {
         "counts": bank_counts(url, expected),
         "writer_failures": failures,
         "rows_added_own_then_neighbour": added,
         "load_seconds": load_seconds,
-        "check_calls": len(under_load) + len(errors),
-        "check_errors": errors,
+        "load_line": load_line,
+        "check_errors": under_load.errors + oneshot_load.errors,
         "idle_before": idle_before,
+        "oneshot_before": oneshot_before,
         "under_load": under_load,
-        "under_load_cpu": under_load_cpu,
+        "oneshot_load": oneshot_load,
         "idle_after": idle_after,
+        "oneshot_after": oneshot_after,
+        "decisions": {
+            "requested": requested,
+            "recorded": recorded,
+            "queued": queued,
+            "queued_when_load_ended": queued_after_load[1],
+            "answers_warning_not_recorded": under_load.decisions.get("not_recorded", 0)
+            + oneshot_load.decisions.get("not_recorded", 0),
+        },
     }
+
+
+def phases_lines(checks: Checks) -> list[str]:
+    """Per phase: p50 / p99 wall and p50 CPU over the checks (0 where a check skipped it)."""
+    lines = []
+    for phase in PHASES:
+        wall = [p.get(phase, [0.0, 0.0])[0] for p in checks.phases]
+        cpu = [p.get(phase, [0.0, 0.0])[1] for p in checks.phases]
+        if not wall or not any(wall):
+            continue
+        lines.append(
+            f"    {phase:<11} wall p50 {np.median(wall) * 1e3:7.1f} ms  p99"
+            f" {np.quantile(wall, 0.99) * 1e3:7.1f} ms  max {max(wall) * 1e3:7.1f} ms"
+            f"  CPU p50 {np.median(cpu) * 1e3:6.1f} p99 {np.quantile(cpu, 0.99) * 1e3:6.1f} ms"
+            f"  (in {sum(w > 0 for w in wall)} checks)"
+        )
+    return lines
 
 
 def report_load(backend: str, result: dict[str, Any], options: argparse.Namespace) -> None:
@@ -400,9 +647,10 @@ def report_load(backend: str, result: dict[str, Any], options: argparse.Namespac
     rows = options.writers * options.rows
     print(
         f"{backend}: load, {options.writers} writers x {options.rows} rows ({options.driver}) + "
-        f"{options.checkers} checkers: {result['load_seconds']:.1f} s, "
-        f"{rows / result['load_seconds']:.0f} rows/s stored"
+        f"{options.checkers} held checkers + {options.oneshot_checkers} one-shot:"
+        f" {result['load_seconds']:.1f} s, {rows / result['load_seconds']:.0f} rows/s stored"
     )
+    print("  " + result["load_line"])
     print(counts_line(counts))
     total_added = sum(sum(pair) for pair in result["rows_added_own_then_neighbour"])
     ingests = sum(len(pair) for pair in result["rows_added_own_then_neighbour"])
@@ -413,23 +661,33 @@ def report_load(backend: str, result: dict[str, Any], options: argparse.Namespac
     print(f"  writer failures {len(result['writer_failures'])}")
     for failure in result["writer_failures"][:3]:
         print("    " + failure.strip().splitlines()[-1] if failure.strip() else "    (no stderr)")
-    print(f"  check calls {result['check_calls']}  errors {len(result['check_errors'])}")
+    calls = len(result["under_load"].latencies) + len(result["oneshot_load"].latencies)
+    print(f"  check calls under load {calls}  errors {len(result['check_errors'])}")
     for error in result["check_errors"][:3]:
         print(f"    {error}")
-    print(latency_line("idle, seed", result["idle_before"]))
-    print(latency_line("under load", result["under_load"]))
+    d = result["decisions"]
+    at_once = result["under_load"].decisions.get("recorded", 0)
+    queued = result["under_load"].decisions.get("queued", 0)
+    print(f"  held checks under load: decision recorded at once {at_once}, queued {queued}")
     print(
-        latency_line("(its CPU)", result["under_load_cpu"])
-        + "  (wall >> CPU: waiting for CPU or locks)"
+        f"  decisions requested {d['requested']}  recorded {d['recorded']}  still queued"
+        f" {d['queued']}  lost {d['requested'] - d['recorded'] - d['queued']}"
+        f"  (queued when the load ended: {d['queued_when_load_ended']};"
+        f" answers warning 'not recorded': {d['answers_warning_not_recorded']})"
     )
-    print(latency_line("idle, full", result["idle_after"]))
-    if result["under_load"] and result["idle_after"]:
-        ratio = np.median(result["under_load"]) / np.median(result["idle_after"])
-        p99 = np.quantile(result["under_load"], 0.99) / np.quantile(result["idle_after"], 0.99)
-        print(
-            f"  under load / idle on the full bank: p50 x{ratio:.2f}, p99 x{p99:.2f}"
-            " (the bank grows during the load, so 'under load' mixes bank sizes)"
-        )
+    for label, key in (
+        ("held, idle, seed", "idle_before"),
+        ("held, load", "under_load"),
+        ("held, idle, full", "idle_after"),
+        ("1-shot, idle, seed", "oneshot_before"),
+        ("1-shot, load", "oneshot_load"),
+        ("1-shot, idle, full", "oneshot_after"),
+    ):
+        checks = result[key]
+        print(latency_line(label, checks.latencies))
+        print(latency_line("  its CPU", checks.cpu))
+        if key in ("under_load", "oneshot_load", "idle_after"):
+            print("\n".join(phases_lines(checks)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,6 +705,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--idle-checks", type=int, default=40)
     parser.add_argument(
+        "--oneshot-checkers",
+        type=int,
+        default=1,
+        help="processes calling the one-shot check_proposal under load (reported apart)",
+    )
+    parser.add_argument("--oneshot-pause", type=float, default=1.0)
+    parser.add_argument("--oneshot-idle-checks", type=int, default=10)
+    parser.add_argument(
         "--kills", type=int, default=20, help="SIGKILLs of the kill test (0: skip it)"
     )
     parser.add_argument(
@@ -457,7 +723,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", choices=("writer", "checker"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--logs", nargs="*", default=[], help=argparse.SUPPRESS)
-    parser.add_argument("--mode", default="read", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="held", help=argparse.SUPPRESS)
+    parser.add_argument("--session", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--pause", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--stop-file", default="", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -466,7 +734,14 @@ def main(argv: list[str] | None = None) -> int:
         writer_main(options.url, options.logs, options.driver, options.batch)
         return 0
     if options.role == "checker":
-        checker_main(options.url, options.mode, options.stop_file, options.count)
+        checker_main(
+            options.url,
+            options.mode,
+            options.session,
+            options.stop_file,
+            options.count,
+            options.pause,
+        )
         return 0
 
     clean = True

@@ -310,11 +310,17 @@ class Checker:
         return replace(answer, n_new=self._unseen(kept.engine.prior))
 
     def _unseen(self, prior: Any) -> int:
-        """Counted experiments of the bank the prior did not see (all, for the shipped prior)."""
+        """Counted experiments of the bank the prior did not see (all, for the shipped prior);
+        for a fit on a sample of sessions, those the bank held beyond the ones it sampled from."""
+        from nrr_stats.models.session_sample import experiments_offered
+
         total = len(self._reading.evidence)
         if prior is None or "trials" not in prior.seen:
             return total
-        return max(total - int(round(float(prior.seen["trials"].sum()))), 0)
+        offered = experiments_offered(prior.meta)
+        if offered is None:
+            offered = int(round(float(prior.seen["trials"].sum())))
+        return max(total - offered, 0)
 
     def base_rate(self, session: str | int | None = None) -> BaseRate:
         """The session's base keep rate, as its answers compare with (`nrr check`'s base_rate)."""

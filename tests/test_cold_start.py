@@ -1,6 +1,7 @@
 """What a cold `nrr check` process loads: no typer application, no pydantic, not the
-`scipy.special` package (its compiled ufuncs only: the same functions), never PyMC; and the
-fast path answers exactly as the typer command does."""
+`scipy.special` package (its compiled ufuncs only: the same functions), not numpy.ma (which
+np.quantile and np.unique load), never PyMC; and the fast path answers exactly as the typer
+command does."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def test_a_cold_check_loads_no_typer_pydantic_or_scipy_special(seed_bank: Path) 
         "import sys\n"
         "from nrr_stats.cli import main\n"
         f"code = main(['check', 'Increase LR to 0.02', '--bank', {str(seed_bank)!r}])\n"
-        "heavy = ('typer', 'click', 'pydantic', 'scipy.special', 'scipy.stats', 'pymc', 'arviz')\n"
+        "heavy = ('typer', 'click', 'pydantic', 'scipy.special', 'scipy.stats', 'pymc', 'arviz',\n"
+        "         'numpy.ma')\n"
         "print('LOADED', sorted(m for m in heavy if m in sys.modules), code)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

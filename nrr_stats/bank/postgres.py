@@ -109,24 +109,36 @@ class PostgresConnection:
         self.raw = raw
         self._url = url
         self.lock_timeout = lock_timeout
+        self._local: dict[str, str] = {}  # SET LOCAL settings of the next transaction
 
     def cursor(self) -> _Cursor:
         return _Cursor(self.raw.cursor(), self._url, self.lock_timeout)
 
     @contextlib.contextmanager
     def waiting_at_most(self, seconds: float):
-        """Statements inside wait at most `seconds` for a lock, and run at most 2x that."""
-        previous = self.lock_timeout
+        """The transaction begun inside waits at most `seconds` for a lock (at least 1 ms: 0
+        would mean no limit), and its statements run at most 2x that or 2 s, whichever is
+        longer (a loaded server is slow without any lock). Set with its BEGIN (`_local`)."""
+        previous, saved = self.lock_timeout, dict(self._local)
         self.lock_timeout = min(previous, seconds)
-        self.raw.execute(f"SET lock_timeout = '{int(self.lock_timeout * 1000)}ms'")
-        self.raw.execute(f"SET statement_timeout = '{int(2 * self.lock_timeout * 1000)}ms'")
+        self._local["lock_timeout"] = f"{max(int(self.lock_timeout * 1000), 1)}ms"
+        self._local["statement_timeout"] = f"{max(int(2 * self.lock_timeout * 1000), 2000)}ms"
         try:
             yield
         finally:
-            self.lock_timeout = previous
-            if not self.raw.closed and not self._in_error():
-                self.raw.execute(f"SET lock_timeout = '{int(previous * 1000)}ms'")
-                self.raw.execute("SET statement_timeout = 0")
+            self.lock_timeout, self._local = previous, saved
+
+    @contextlib.contextmanager
+    def bookkeeping(self):
+        """The transaction begun inside commits without waiting for the server's WAL flush
+        (synchronous_commit off: a server crash may lose the last moment's commits, never
+        corrupts): a check's decision must not wait on the writers' I/O."""
+        saved = dict(self._local)
+        self._local["synchronous_commit"] = "off"
+        try:
+            yield
+        finally:
+            self._local = saved
 
     def _in_error(self) -> bool:
         from psycopg.pq import TransactionStatus
@@ -134,7 +146,9 @@ class PostgresConnection:
         return self.raw.info.transaction_status == TransactionStatus.INERROR
 
     def begin(self) -> None:
-        self.raw.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        # One round trip: the BEGIN and the settings of this transaction (waiting_at_most, ...).
+        local = "".join(f"; SET LOCAL {name} = '{value}'" for name, value in self._local.items())
+        self.raw.execute("BEGIN ISOLATION LEVEL READ COMMITTED" + local)
 
     def begin_read(self) -> None:
         self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

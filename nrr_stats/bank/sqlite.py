@@ -233,6 +233,17 @@ class _AutoCommitSqlite:
             self._timeout = previous
             self.raw.execute(f"PRAGMA busy_timeout={int(previous * 1000)}")
 
+    @contextmanager
+    def bookkeeping(self) -> Iterator[None]:
+        """Transactions inside commit without waiting for the disk (synchronous=NORMAL in WAL
+        mode: safe against a killed process, not against power loss): a check's decision
+        must not wait on an fsync the writers' I/O slows."""
+        self.raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self.raw.execute("PRAGMA synchronous=FULL")
+
     def commit(self) -> None:
         if self.raw.in_transaction:
             try:

@@ -16,7 +16,7 @@ from typing import Any
 from nrr_stats.bank.location import BankLocation
 from nrr_stats.bank.nk_records import NkRecordTables
 from nrr_stats.bank.schema import MIGRATIONS, SCHEMA_VERSION
-from nrr_stats.errors import NrrInputError
+from nrr_stats.errors import BankStorageError, NrrInputError
 
 EXPERIMENT_COLUMNS = (
     "session_id",
@@ -324,9 +324,11 @@ class Bank(NkRecordTables):
         Both backends commit experiment ids in order (SQLite has one writer; on PostgreSQL
         every insert into experiments takes one transaction-scoped lock first, schema v3).
         """
-        revision = self.query("SELECT value FROM meta WHERE key = 'evidence_revision'")
-        last = self.query("SELECT MAX(id) AS last FROM experiments")[0]["last"]
-        return int(revision[0]["value"]), int(last or 0)
+        row = self.query(  # one statement: one round trip, one snapshot
+            "SELECT (SELECT value FROM meta WHERE key = 'evidence_revision') AS revision,"
+            " (SELECT MAX(id) FROM experiments) AS last"
+        )[0]
+        return int(row["revision"]), int(row["last"] or 0)
 
     def lock_inserts(self) -> None:
         """Inside a transaction: take the insert lock now, before any row lock (PostgreSQL; a
@@ -439,34 +441,118 @@ class Bank(NkRecordTables):
         """Whether any NK record is stored (a check skips the curator's code when none is)."""
         return bool(self.query("SELECT 1 AS x FROM nk_records LIMIT 1"))
 
-    def count_experiments(self) -> int:
-        return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
+    def count_experiments(self, *, up_to_id: int | None = None) -> int:
+        """Experiment rows (with ids up to `up_to_id`, when given)."""
+        if up_to_id is None:
+            return int(self.query("SELECT COUNT(*) AS n FROM experiments")[0]["n"])
+        where = "SELECT COUNT(*) AS n FROM experiments WHERE id <= ?"
+        return int(self.query(where, (int(up_to_id),))[0]["n"])
 
     def record_decision(
         self, proposal: str, session_id: int | None, answer: Mapping[str, Any]
-    ) -> int:
-        """Keep what `nrr check` answered, for audit and later calibration.
+    ) -> int | None:
+        """Keep what `nrr check` answered, for audit and later calibration; return its id, or
+        None when it was queued beside the bank (bank/decision_queue.py) because the write lock
+        was not free within DECISION_LOCK_TIMEOUT (an ingest holds it for its whole
+        transaction): a check never waits on an ingest for its bookkeeping. Queued decisions
+        are folded in by the next decision that gets the lock. Raises BankStorageError when the
+        decision can be neither written nor queued (full disk, read-only). What is stored is
+        capped (`capped_decision`)."""
+        import nrr_stats.bank.decision_queue as decision_queue
 
-        Waits at most DECISION_LOCK_TIMEOUT for the write lock (a check must not wait on an
-        ingest for its bookkeeping); raises BankStorageError when the decision cannot be
-        written (locked, full, read-only). What is stored is capped (`capped_decision`).
-        """
         stored_proposal, stored_answer = capped_decision(proposal, answer)
-        with self._connection.waiting_at_most(DECISION_LOCK_TIMEOUT), self.transaction():
-            # RETURNING, not MAX(id): on PostgreSQL another agent's decision may commit meanwhile.
-            inserted = self.query(
-                "INSERT INTO decisions (created_at, proposal, session_id, verdict, p_keep, answer_json)"
-                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    utc_now(),
-                    stored_proposal,
-                    session_id,
-                    answer["verdict"],
-                    float(answer["p_keep"]),
-                    stored_answer,
-                ),
-            )
-            return int(inserted[0]["id"])
+        entry = {
+            "created_at": utc_now(),
+            "proposal": stored_proposal,
+            "session_id": session_id,
+            "verdict": answer["verdict"],
+            "p_keep": float(answer["p_keep"]),
+            "answer_json": stored_answer,
+        }
+        connection = self._connection
+        try:
+            with (
+                connection.waiting_at_most(DECISION_LOCK_TIMEOUT),
+                connection.bookkeeping(),
+                self.transaction(),
+            ):
+                decision_id = self._insert_decision(entry)
+                folded = self._fold_decision_queue()
+        except BankStorageError as error:
+            if not error.message.startswith("gave up after"):  # not a lock wait: not queued
+                raise
+            try:
+                decision_queue.append(self.decision_queue_path, entry)
+            except OSError:
+                raise error from None
+            return None
+        for claimed in folded:  # their lines are in the bank (and their tokens in meta)
+            claimed.unlink(missing_ok=True)
+        return decision_id
+
+    @property
+    def decision_queue_path(self) -> Path:
+        """Decisions queued beside the bank while its write lock was held (JSON lines)."""
+        return self.location.artifact(".decisions.queue")
+
+    def queued_decisions(self) -> int:
+        """Decisions queued beside the bank (on this machine) and not yet folded in."""
+        import nrr_stats.bank.decision_queue as decision_queue
+
+        return decision_queue.pending(self.decision_queue_path)
+
+    def _insert_decision(self, entry: Mapping[str, Any]) -> int:
+        # RETURNING, not MAX(id): on PostgreSQL another agent's decision may commit meanwhile.
+        inserted = self.query(
+            "INSERT INTO decisions (created_at, proposal, session_id, verdict, p_keep, answer_json)"
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            tuple(entry[c] for c in DECISION_COLUMNS),
+        )
+        return int(inserted[0]["id"])
+
+    def _fold_decision_queue(self) -> list[Path]:
+        """Inside a decision's write transaction: insert the queued decisions, recording each
+        claim's token in meta with them; return the claimed files to delete after the commit.
+        SQLite folds under its write lock; PostgreSQL under a try-lock (one folder at a time)."""
+        import nrr_stats.bank.decision_queue as decision_queue
+
+        path = self.decision_queue_path
+        claims = decision_queue.claimed_files(path)
+        if not claims and not path.exists():
+            return []
+        if self.location.backend == "postgresql":
+            from nrr_stats.bank.schema import INSERT_LOCK_KEY
+
+            got = self.query(
+                "SELECT pg_try_advisory_xact_lock(?, hashtext(current_schema())) AS got",
+                (INSERT_LOCK_KEY + 1,),
+            )[0]["got"]
+            if not got:
+                return []
+            claims = decision_queue.claimed_files(path)
+        listed = list(claims)
+        claims = claims[: decision_queue.FOLD_SEGMENTS]  # the rest: later decisions' folds
+        fresh = decision_queue.claim(path) if len(claims) < decision_queue.FOLD_SEGMENTS else None
+        claims += [fresh] if fresh is not None else []
+        prefix = decision_queue.FOLDED_KEY + decision_queue.queue_tag(path) + "."
+        folded = {
+            row["key"]
+            for row in self.query("SELECT key FROM meta WHERE key LIKE ?", (prefix + "%",))
+        }
+        keys = set()
+        for claimed in claims:
+            key = decision_queue.FOLDED_KEY + decision_queue.token_of(claimed)
+            keys.add(key)
+            if key in folded:  # folded by a process killed before it deleted the file
+                self.execute("DELETE FROM meta WHERE key = ?", (key,))
+                continue
+            for entry in decision_queue.read_claimed(claimed):
+                self._insert_decision(entry)
+            self.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, utc_now()))
+        keys |= {decision_queue.FOLDED_KEY + decision_queue.token_of(c) for c in listed}
+        for key in folded - keys:  # their files were deleted after their fold committed
+            self.execute("DELETE FROM meta WHERE key = ?", (key,))
+        return claims
 
     # -- reads for the similarity store, the search and the report -------------------------
 
@@ -533,8 +619,10 @@ class Bank(NkRecordTables):
         return self.query("SELECT * FROM decisions ORDER BY id DESC LIMIT ?", (int(limit),))
 
 
-# A decision's record waits this long for the bank's write lock, then the check answers anyway.
-DECISION_LOCK_TIMEOUT = 2.0
+# A decision's record waits this long for the bank's write lock (none), then the decision is queued
+# beside the bank (`Bank.record_decision`): queueing costs less than any wait.
+DECISION_LOCK_TIMEOUT = 0.0
+DECISION_COLUMNS = ("created_at", "proposal", "session_id", "verdict", "p_keep", "answer_json")
 # What one decision stores at most: the proposal's first characters and the answer's JSON.
 DECISION_PROPOSAL_CHARS = 4000
 DECISION_ANSWER_CHARS = 16000

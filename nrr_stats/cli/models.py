@@ -90,6 +90,13 @@ def fit(
         f"{sampler}: {d['chains']} chains x {d['draws']} draws in {result.timings['total_s']:.1f} s "
         f"(compile {result.timings['compile_s']:.1f} s){tries}"
     )
+    sample = result.posterior.meta.get("session_sample") or {}
+    if sample.get("sessions_fitted", 0) < sample.get("sessions", 0):
+        print(
+            f"sampled {sample['sessions_fitted']} of {sample['sessions']} sessions by hash "
+            f"({sample['experiments_fitted']} experiments); every session is answered from its "
+            "own rows on the session grid"
+        )
     print(
         f"diagnostics: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
         f"min tail ESS {d['min_ess_tail']:.0f}, divergences {d['divergences']}"

@@ -82,6 +82,31 @@ def simulate_counts(
     return truth, simulated
 
 
+def restrict_sessions(data: ModelData, sessions: set[str]) -> ModelData:
+    """`data` on the leaves of some sessions only (the bounded fit's sample), level coding kept:
+    categories, cells and parameters the sample lacks keep their prior-only effects."""
+    keep = [i for i, name in enumerate(data.sessions) if name in sessions]
+    recode = np.full(len(data.sessions), -1, dtype=np.int64)
+    recode[keep] = np.arange(len(keep))
+    leaves = np.isin(data.leaf_session, keep)
+    pairs = np.isin(data.crash_session, keep)
+    return dataclasses.replace(
+        data,
+        sessions=tuple(data.sessions[i] for i in keep),
+        leaf_category=data.leaf_category[leaves],
+        leaf_cell=data.leaf_cell[leaves],
+        leaf_param=data.leaf_param[leaves],
+        leaf_session=recode[data.leaf_session[leaves]],
+        keeps_w=data.keeps_w[leaves],
+        trials_w=data.trials_w[leaves],
+        crash_category=data.crash_category[pairs],
+        crash_session=recode[data.crash_session[pairs]],
+        crashes_w=data.crashes_w[pairs],
+        crash_trials_w=data.crash_trials_w[pairs],
+        seen={name: values[leaves] for name, values in data.seen.items()},
+    )
+
+
 def tracked_draws(draws: dict[str, np.ndarray], data: ModelData) -> dict[str, np.ndarray]:
     """Posterior draws of the SBC quantities: the global rate, category and cell rate of cell 0."""
     category = int(data.leaf_category[np.flatnonzero(data.leaf_cell == 0)[0]])
@@ -131,18 +156,24 @@ def run_sbc(
     n_rank_draws: int = 99,
     compiled: Any = None,
     on_sim=None,
+    max_sessions: int | None = None,
 ) -> SbcResult:
-    """SBC over `n_sims` prior draws on `data`'s design; `compiled` reuses one nutpie model."""
+    """SBC over `n_sims` prior draws on `data`'s design; `compiled` reuses one nutpie model
+    (built on the sampled sessions' design when `max_sessions` bounds the fit, as `nrr fit`
+    does: counts are drawn for every session, the fit sees the sample's)."""
     from nrr_stats.models.fit import build_model, compile_model
+    from nrr_stats.models.session_sample import sample_sessions
 
+    sample = set(sample_sessions(data.sessions, max_sessions))
+    fitted_design = restrict_sessions(data, sample)
     if compiled is None:
-        compiled = compile_model(build_model(data))
+        compiled = compile_model(build_model(fitted_design))
     rng = np.random.default_rng(seed)
     result = SbcResult(n_rank_draws=n_rank_draws)
     for sim in range(n_sims):
         truth, simulated = simulate_counts(rng, data)
         fit = fit_model_data(
-            simulated,
+            restrict_sessions(simulated, sample),
             draws=draws,
             chains=chains,
             tune=tune,

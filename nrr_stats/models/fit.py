@@ -38,6 +38,7 @@ from nrr_stats.models.posterior import (
     netcdf_path_for,
     npz_path_for,
 )
+from nrr_stats.models.session_sample import MAX_FIT_LEAVES, MAX_FIT_SESSIONS, bounded_table
 
 # Hyperpriors (the model card, MODEL.md, states and motivates them).
 PRIOR_ALPHA = (-1.0, 1.5)  # Normal(mean, sd) of the global logit keep rate: centre 27%
@@ -458,14 +459,22 @@ def fit_hierarchy(
     tune: int | None = None,
     compiled: Any = None,
     target_accept: float = 0.9,
+    max_sessions: int | None = MAX_FIT_SESSIONS,
+    max_leaves: int | None = MAX_FIT_LEAVES,
 ) -> FitResult:
     """Fit the keep and crash hierarchies on a table's sufficient statistics and diagnose the fit.
 
+    The fit sees at most `max_sessions` sessions holding at most `max_leaves` leaves
+    (`session_sample.bounded_table`: taken in the order of a hash of their keys, recorded in the
+    meta's `session_sample`), so its cost is bounded however many sessions the bank holds;
+    None lifts a bound. Sessions outside the sample are
+    answered like any session the fit never saw (their offset integrated on the session grid).
     `compiled` (nutpie only) reuses a model compiled for a table with the same groups; only
     the counts are replaced.
     """
+    sampled, sample = bounded_table(table, max_sessions, max_leaves)
     return fit_model_data(
-        model_data(table),
+        model_data(sampled),
         sampler=sampler,
         draws=draws,
         chains=chains,
@@ -474,6 +483,7 @@ def fit_hierarchy(
         tune=tune,
         compiled=compiled,
         target_accept=target_accept,
+        session_sample=sample,
     )
 
 
@@ -488,8 +498,10 @@ def fit_model_data(
     tune: int | None = None,
     compiled: Any = None,
     target_accept: float = 0.9,
+    session_sample: dict | None = None,
 ) -> FitResult:
-    """`fit_hierarchy` on sufficient statistics already coded for the model."""
+    """`fit_hierarchy` on sufficient statistics already coded for the model (`session_sample`:
+    the sample they were drawn from, stored in the meta)."""
     model = None
     if compiled is not None and sampler == "nutpie":
         compiled = compiled.with_data(**counts_of(data))
@@ -520,6 +532,8 @@ def fit_model_data(
         "target_accept": target_accept,
         "timings": timings,
     }
+    if session_sample is not None:
+        meta["session_sample"] = session_sample
     return FitResult(
         posterior=posterior_from_idata(idata, data, meta),
         idata=idata,

@@ -543,8 +543,25 @@ _FEATURE_CACHE_LIMIT = 1 << 16
 _KEY_FIELDS = ("id", "description", "category", "direction", "parameter", "from_value", "to_value")
 
 
+# The last call's rows (the very objects) and its answer: a loop's checks of an unchanged
+# session pass the same row dicts again, and bank rows are never changed in place.
+_LAST_ROWS: list[tuple[list, np.ndarray]] = []
+
+
 def history_feature_rows(history: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """Feature rows of history rows (scrubbed description + stored parse), cached by content."""
+    """Feature rows of history rows (scrubbed description + stored parse), cached by content
+    (read-only: the same array is returned for the same row objects)."""
+    if _LAST_ROWS:
+        rows, last = _LAST_ROWS[0]
+        if len(rows) == len(history) and all(a is b for a, b in zip(rows, history, strict=True)):
+            return last
+    out = _history_feature_rows(history)
+    out.flags.writeable = False
+    _LAST_ROWS[:] = [(list(history), out)]
+    return out
+
+
+def _history_feature_rows(history: Sequence[Mapping[str, Any]]) -> np.ndarray:
     from nrr_stats.parser import strip_result_words
 
     out = np.zeros((len(history), _SPACE().dim), dtype=np.float32)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from nrr_stats.parser.lazy_regex import lazy_compile
 from nrr_stats.parser.rules import Rules
 from nrr_stats.parser.values import to_number
 
@@ -24,23 +25,29 @@ ARROW = r"\s*(?:->|→|=>|⇒|—>|–>|-->|⟶|➝|➔)\s*"
 ARROW_PAIR = re.compile(rf"(?P<a>{TOKEN}){ARROW}(?P<b>{TOKEN})")
 
 
-FROM_TO = re.compile(
+FROM_TO = lazy_compile(
     rf"\bfrom\s+(?:(?P<n>{NUM})\s+(?:[a-z]+\s+)?|(?P<w>{TOKEN}(?:\s[A-Za-z]+)?)\s+)to\s+(?P<b>{TOKEN})",
     re.I,
+    needs=("from",),
 )
 
 
-NUM_TO_NUM = re.compile(rf"(?<![\w.])(?P<a>{NUM})\s+to\s+(?P<b>{NUM})(?![\w.])", re.I)
+NUM_TO_NUM = lazy_compile(
+    rf"(?<![\w.])(?P<a>{NUM})\s+to\s+(?P<b>{NUM})(?![\w.])", re.I, needs=("to",)
+)
 
 
-NUM_FROM_NUM = re.compile(
+NUM_FROM_NUM = lazy_compile(
     rf"(?<![\w.])(?P<b>{NUM})\s+\(?\s*(?:[a-z]+\s+)?(?:from|vs\.?|versus|was)\s+(?P<a>{NUM})(?![\w.])",
     re.I,
+    needs=("from", "vs", "versus", "was"),
 )
 
 
-INSTEAD = re.compile(
-    rf"(?P<b>{TOKEN})(?:\s+(?P<b2>[A-Za-z][\w.\-]*))?\s+instead\s+of\s+(?P<a>{TOKEN})", re.I
+INSTEAD = lazy_compile(
+    rf"(?P<b>{TOKEN})(?:\s+(?P<b2>[A-Za-z][\w.\-]*))?\s+instead\s+of\s+(?P<a>{TOKEN})",
+    re.I,
+    needs=("instead",),
 )
 # "try Y instead of X", "use Y instead of X": the verb is not the new value.
 LEAD_VERBS = frozenset(
@@ -49,12 +56,13 @@ LEAD_VERBS = frozenset(
 )
 _PHRASE = r"[^\s,;:()]+(?:\s+(?!(?:with|by|for|to|and|in|on|at|of|so|because)\b)[^\s,;:()]+){0,2}?"
 # "replace X with Y", "swap X for Y": from X to Y (X may be a short phrase: "cosine schedule").
-REPLACE_WITH = re.compile(
+REPLACE_WITH = lazy_compile(
     r"\b(?:replace[ds]?|replacing|swap(?:s|ped|ping)?|substitute[ds]?)\s+(?:the\s+|a\s+|an\s+)?"
     rf"(?P<a>{_PHRASE})\s+(?:with|by|for)\s+(?:the\s+|a\s+|an\s+)?"
     r"(?P<b>[^\s,;:()]+(?:\s+(?!(?:with|by|for|to|and|in|on|at|of|so|because|instead)\b)"
     r"[A-Za-z][\w\-]*)?)",
     re.I,
+    needs=("replac", "swap", "substitut"),
 )
 
 
@@ -267,7 +275,12 @@ def alias_of(word: str, rules: Rules) -> str:
         if len(memo) > 50_000:
             memo.clear()
         memo[lowered] = next(
-            (t.parameter for t in rules.terms if t.parameter and t.regex.fullmatch(lowered)), ""
+            (
+                t.parameter
+                for t in rules.terms
+                if t.parameter and t.probe in lowered and t.regex.fullmatch(lowered)
+            ),
+            "",
         )
     return memo[lowered]
 

@@ -22,6 +22,7 @@ from nrr_stats.parser.changes import (
     stated_settings,
     value_changes,
 )
+from nrr_stats.parser.lazy_regex import lazy_compile
 from nrr_stats.parser.results import strip_result_words_with
 from nrr_stats.parser.rules import GENERIC_OTHER_WORDS, Rules, Term, load_rules, phrase_regex
 from nrr_stats.parser.values import compare, multiplier, to_number
@@ -39,12 +40,13 @@ CHANGE_CLAUSE_SPLIT = re.compile(
     r";|,\s+|\s\+\s|(?<=[a-z0-9])\+(?=[a-z])|\s+and\s+|\s+plus\s+|\s&\s", re.I
 )
 # A discarded row often says which value is still best: "softcap 30 (15 is better)", "(WD=0.2 better)".
-STILL_BEST = re.compile(
+STILL_BEST = lazy_compile(
     # "(15 is better)", "(WD=0.2 better)", "...: 0.8 is still optimal" (outside brackets with is/was)
     rf"(?:\(\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val>{NUM})\s+(?:is\s+|was\s+)?"
     rf"|(?:[:;,]|\s[—–-])\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val2>{NUM})\s+(?:is\s+|was\s+|(?=still\s)))"
     r"(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?(?:better|optimal|best)\b",
     re.I,
+    needs=("better", "optimal", "best"),
 )
 BASELINE = re.compile(
     r"\b(baseline|re-?run|reproduc\w*|sanity check|reference run|control run|initial state|no changes)\b",
@@ -350,6 +352,8 @@ def _is_option(text: str, rules: Rules) -> str:
     norm = _norm_for_match(text)
     best: tuple[int, int] | None = None
     for word in rules.option_words:
+        if word.split(" ")[0] not in norm:
+            continue  # cannot match: its regex need not be compiled
         match = _word_regex(word).search(norm)
         if match and (best is None or match.start() < best[0]):
             best = (match.start(), match.end())
@@ -881,7 +885,9 @@ def _finish(
 
 RECOMPUTE_VERBS = {"change", "changed", "set"}
 WEAK_VERBS = {"use", "using", "apply", "applied", "adopt", "include", "included"}
-BRACKET_DELTA = re.compile(r"\((?:[^()]*[\s,;])?(?P<sign>[+\-−])\d+(?:\.\d+)?\s+[a-z]", re.I)
+BRACKET_DELTA = lazy_compile(
+    r"\((?:[^()]*[\s,;])?(?P<sign>[+\-−])\d+(?:\.\d+)?\s+[a-z]", re.I, needs=("(",)
+)
 
 
 def _bracket_delta(text: str) -> str:
@@ -895,7 +901,9 @@ def _bracket_delta(text: str) -> str:
 def _names_a_form(text: str, rules: Rules) -> bool:
     """True when the text names a shape or arrangement ("schedule", "pattern", "-style")."""
     norm = _norm_for_match(text)
-    return any(_word_regex(word).search(norm) for word in rules.form_words)
+    return any(
+        word.split(" ")[0] in norm and _word_regex(word).search(norm) for word in rules.form_words
+    )
 
 
 def _option_fits(option: str, category: str, rules: Rules) -> bool:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from nrr_stats.parser.lazy_regex import lazy_compile
 from nrr_stats.parser.rules import Rules, load_rules
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-INNER_GROUP = re.compile(r"\(([^()]*)\)|\[([^\[\]]*)\]|（([^（）]*)）")
+# ASCII text without "(" or "[" holds no group (lazy_regex: "（" is not ASCII)
+INNER_GROUP = lazy_compile(r"\(([^()]*)\)|\[([^\[\]]*)\]|（([^（）]*)）", needs=("(", "["))
 # Separators between clauses; a result word cuts its clause to the end, never a neighbour (wider
 # than parse.CHANGE_CLAUSE_SPLIT: a result often follows ". ", ": " or " - ").
 RESULT_CLAUSE_SPLIT = re.compile(r"(;|\s[—–]+\s?|[—–]+\s|\s--+\s|\s-\s|,\s|:\s|\.\s|\|)")

@@ -18,7 +18,7 @@ import math
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -193,14 +193,23 @@ class FeatureSpace:
     def __post_init__(self) -> None:
         if self.df.shape != (FINE_SIZE,):
             raise ValueError(f"df must have shape ({FINE_SIZE},), got {self.df.shape}")
-        idf = idf_weights(self.df, self.n_docs)
-        idf.flags.writeable = False
-        object.__setattr__(self, "_idf", idf)
+        object.__setattr__(self, "_idf", None)  # computed when first asked for (1M logs)
 
     @property
     def idf(self) -> np.ndarray:
         """Smoothed idf per fine n-gram id: ln((1 + N) / (1 + df)) + 1."""
+        if self._idf is None:
+            idf = idf_weights(self.df, self.n_docs)
+            idf.flags.writeable = False
+            object.__setattr__(self, "_idf", idf)
         return self._idf
+
+    def idf_of(self, fine: np.ndarray) -> np.ndarray:
+        """`idf[fine]`, the same numbers, computed for those ids alone until `idf` is built
+        (a transform needs a few hundred of its million entries)."""
+        if self._idf is not None:
+            return self._idf[fine]
+        return idf_weights(self.df[fine], self.n_docs)
 
     def transform(
         self, descriptions: Sequence[str], fields: Sequence[Mapping[str, str]]
@@ -209,11 +218,10 @@ class FeatureSpace:
         if len(descriptions) != len(fields):
             raise ValueError(f"{len(descriptions)} descriptions but {len(fields)} field rows")
         out = np.zeros((len(descriptions), self.dim), dtype=np.float32)
-        idf = self.idf
         for start in range(0, len(descriptions), _TRANSFORM_BATCH):
             stop = min(start + _TRANSFORM_BATCH, len(descriptions))
             block = np.zeros((stop - start, self.dim), dtype=np.float64)
-            _text_blocks(block, descriptions[start:stop], idf)
+            _text_blocks(block, descriptions[start:stop], self.idf_of)
             for row, values in enumerate(fields[start:stop]):
                 block[row, _FIELDS_START:] = _field_part(_field_key(values))
             norms = np.linalg.norm(block, axis=1, keepdims=True)
@@ -240,7 +248,9 @@ def idf_drift(df_used: np.ndarray, n_used: int, df_now: np.ndarray, n_now: int) 
     return float((weight * np.abs(now - used)).sum() / (weight * now).sum())
 
 
-def _text_blocks(block: np.ndarray, descriptions: Sequence[str], idf: np.ndarray) -> None:
+def _text_blocks(
+    block: np.ndarray, descriptions: Sequence[str], idf_of: Callable[[np.ndarray], np.ndarray]
+) -> None:
     """Fill the words and chars blocks of `block` with signed-hashed sublinear tf-idf."""
     per_kind: tuple[list[list[int]], list[list[int]]] = ([], [])
     for description in descriptions:
@@ -257,7 +267,7 @@ def _text_blocks(block: np.ndarray, descriptions: Sequence[str], idf: np.ndarray
         doc, fine = np.divmod(keys, FINE_SIZE)
         width, offset = _WIDTH[name], _OFFSET[name]
         column, sign = _fold(fine, width)
-        weights = (1.0 + np.log(tf)) * idf[fine] * sign
+        weights = (1.0 + np.log(tf)) * idf_of(fine) * sign
         dense = np.bincount(doc * width + column, weights=weights, minlength=block.shape[0] * width)
         _place(block, dense.reshape(block.shape[0], width), offset, _WEIGHT[name])
 

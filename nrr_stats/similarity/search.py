@@ -71,10 +71,9 @@ def similar_failures_in_bank(
     query = proposal_vector(snapshot.space, description, change)
     failed = search.failure_mask()
     rows, scores = top_k(snapshot.matrix, query, max(k, NEAR_CANDIDATES), mask=failed)
-    similarity = {
-        int(snapshot.ids[r]): float(np.clip(s, -1.0, 1.0))
-        for r, s in zip(rows, scores, strict=True)
-    }
+    similarity = dict(
+        zip(snapshot.ids[rows].tolist(), np.clip(scores, -1.0, 1.0).tolist(), strict=True)
+    )
 
     # The session's failures that could repeat the proposal: the same cell (exact or near
     # repeats) or a similarity at the near-repeat threshold; only those reach find_repeats.
@@ -172,7 +171,10 @@ class FailureSearch:
         """The bank's current feature snapshot (synced first when the bank has new rows)."""
         from nrr_stats.similarity.store import bank_features
 
-        snapshot = bank_features(bank)
+        previous = self._snapshot
+        snapshot = bank_features(
+            bank, previous if previous is not None and previous.ids.size else None
+        )
         if snapshot is not self._snapshot:
             self._snapshot, self._failed, self._session, self._details = snapshot, None, None, {}
         return snapshot

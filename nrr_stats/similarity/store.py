@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import struct
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -355,6 +356,8 @@ class FeatureStore:
         fresh: Iterable[Mapping[str, Any]] | Batches,
         bank_rows: int,
         all_rows: Callable[[], Iterable[Mapping[str, Any]]] | Batches,
+        *,
+        lock_timeout: float = SYNC_LOCK_TIMEOUT,
     ) -> SyncSummary:
         """`sync` at the cost of the rows that can have changed: `touched` (rows whose inputs
         may have moved, e.g. the sessions an ingest wrote) and `fresh` (the bank's rows past
@@ -362,7 +365,7 @@ class FeatureStore:
         does not hold exactly the bank's other `bank_rows - len(fresh)` rows. Each may be a
         `Batches`, read a batch at a time."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with locked(self._lock_path, timeout=SYNC_LOCK_TIMEOUT, what=_LOCK_WHAT):
+        with locked(self._lock_path, timeout=lock_timeout, what=_LOCK_WHAT):
             self._clean_staging()
             state = self._load_state()
             if state is not None:
@@ -586,13 +589,28 @@ class FeatureStore:
             return True
         if len(data_crc) != -(-committed // CHECK_CHUNK) or len(keys_crc) != len(data_crc):
             return False
-        for target, expected in ((self._data, data_crc), (self._keys, keys_crc)):
+        # After a new commit record over the same two files, a chunk whose CRC is the one this
+        # process verified under the previous record is not read again: the writer verified the
+        # files against that record under the store's lock and rewrote (and re-checksummed) only
+        # the chunks it changed. The same record over changed files (a writer died before its
+        # commit) or new files (a rebuild) are verified whole.
+        before = _VERIFIED_CRCS.get(self._state_path)
+        same_files = before is not None and before[0][1:] == tuple(v[0] for v in versions[1:])
+        trusted = (before[1], before[2]) if same_files and before[0][0] != versions[0] else None
+        for index, (target, expected) in enumerate(
+            ((self._data, data_crc), (self._keys, keys_crc))
+        ):
             rows = target.read(committed)
+            known = trusted[index] if trusted is not None else ()
             for chunk, crc in enumerate(expected):
+                if chunk < len(known) - 1 and int(known[chunk]) == int(crc):
+                    continue  # a full chunk verified before, unchanged by the commit
                 block = rows[chunk * CHECK_CHUNK : (chunk + 1) * CHECK_CHUNK]
                 if zlib.crc32(np.ascontiguousarray(block)) != int(crc):
                     return False
         _VERIFIED[self._state_path] = key
+        identity = (versions[0], versions[1][0], versions[2][0])  # record version, file inodes
+        _VERIFIED_CRCS[self._state_path] = (identity, np.array(data_crc), np.array(keys_crc))
         return True
 
     def _load_state(self, *, today: bool = True) -> _State | None:
@@ -608,7 +626,7 @@ class FeatureStore:
         if not self._state_path.exists():
             return None
         try:
-            saved = load_npz(self._state_path)
+            saved = load_npz(self._state_path, names=None if today else _READER_MEMBERS)
             if (int(saved["version"]), int(saved["dim"]), int(saved["fine_size"])) != (
                 FEATURE_VERSION,
                 FEATURE_DIM,
@@ -638,8 +656,22 @@ class FeatureStore:
         return _State(committed, df_used, n_used, df_now, n_now)
 
 
+# The members of a commit record a reader needs (not today's df counts: half the file).
+_READER_MEMBERS = (
+    "version",
+    "dim",
+    "fine_size",
+    "committed",
+    "used_at",
+    "used_df",
+    "n_used",
+    "data_crc",
+    "keys_crc",
+)
 # Commit records whose rows this process has verified, by record path: (path, file versions).
 _VERIFIED: dict[Path, tuple] = {}
+# ... and the chunk CRCs it verified them against, with the record's version and the files' inodes.
+_VERIFIED_CRCS: dict[Path, tuple] = {}
 # Rows per CRC-32 in the commit record: an append re-checksums at most this many old rows.
 CHECK_CHUNK = 4096
 
@@ -762,11 +794,13 @@ def _paged(bank: Any, **where: Any) -> Batches:
     return _Paged(batches)
 
 
-def bank_features(bank: Any) -> Snapshot:
+def bank_features(bank: Any, previous: Snapshot | None = None) -> Snapshot:
     """The bank's feature snapshot, synced first when the bank has rows the store lacks.
 
     `bank` is a nrr_stats.bank.Bank (features_path, experiments(), query()). When the files
     beside the bank cannot be written, the features are computed in memory instead.
+    `previous`: the caller's last snapshot (a held Checker's), answered from while another
+    process rebuilds the store.
     """
     store = FeatureStore(bank.features_path)
     snapshot = store.snapshot()
@@ -786,10 +820,42 @@ def bank_features(bank: Any) -> Snapshot:
     ):
         _AGREED[store.path] = state
         return snapshot
+    # A reader never does a writer's work, nor waits on it: while another process syncs the
+    # store (its lock is held), answer from the store as it stands, or from the caller's
+    # previous snapshot when a rebuild has the store torn.
+    fallback = snapshot if _whole(snapshot) and snapshot.ids.size else previous
+    deadline = time.monotonic() + CHECK_LOCK_TIMEOUT
+    if fallback is None and store._state_path.exists():
+        fallback = _published(store, deadline)  # a new process, while a rebuild publishes
+    wait = max(deadline - time.monotonic(), 0.0) if fallback is None else 0.0
+    if stored_last is not None and _whole(snapshot) and _appended_since(bank, snapshot, count):
+        # The bank only has rows past the store's last id. Many are an ingest's, which syncs
+        # them itself after its commit: answer from the store as it stands (unless it has
+        # lagged LAG_REPAIR_SECONDS); a few (a loop's own) are synced here.
+        fresh = count - snapshot.ids.size
+        if fresh > CHECK_SYNC_ROWS and not _lag_is_old(store.path, stored_last):
+            return snapshot
+        agreed = store.agreed_at() == state[0]
+        try:
+            summary = store.sync_recent(
+                [],
+                bank.feature_rows(after_id=stored_last),
+                count,
+                lambda: _feature_rows(bank),
+                lock_timeout=0.0,
+            )
+        except LockWaitTimeout:
+            return snapshot
+        if agreed or summary.rebuilt:
+            store.record_agreement(state[0])
+        synced = store.snapshot()
+        return synced if _whole(synced) else snapshot
     try:
-        store.sync(lambda: _feature_rows(bank), lock_timeout=CHECK_LOCK_TIMEOUT)
+        store.sync(lambda: _feature_rows(bank), lock_timeout=wait)
         store.record_agreement(state[0])
     except LockWaitTimeout as error:
+        if fallback is not None:
+            return fallback
         from nrr_stats.notices import warn
 
         # Never wait without end behind an ingest's sync: answer without updating the store.
@@ -807,6 +873,46 @@ def bank_features(bank: Any) -> Snapshot:
 
 # Per store path: the bank's evidence state when bank and store last agreed.
 _AGREED: dict[Path, tuple[int, int]] = {}
+# A check syncs rows appended to the bank past the store's last id itself only up to this
+# many (a loop's own few rows), or once the store has lagged the bank this long (an ingest
+# killed between its commit and its sync); more are an ingest's to sync.
+CHECK_SYNC_ROWS = 200
+LAG_REPAIR_SECONDS = 30.0
+# Per store path: (the store's last id, when this process first saw the bank past it).
+_LAGGING: dict[Path, tuple[int, float]] = {}
+
+
+def _published(store: FeatureStore, deadline: float) -> Snapshot | None:
+    """A whole, non-empty snapshot once another process's sync has published its files (it
+    holds the store's lock meanwhile), read again every 20 ms until `deadline`; None as soon
+    as the lock is free (nobody is writing the store: it needs a sync)."""
+    while time.monotonic() < deadline:
+        try:
+            with locked(store._lock_path, timeout=0.0, what=_LOCK_WHAT):
+                return None
+        except LockWaitTimeout:
+            time.sleep(0.02)
+        except OSError:
+            return None
+        snapshot = store.snapshot()
+        if _whole(snapshot) and snapshot.ids.size:
+            return snapshot
+    return None
+
+
+def _appended_since(bank: Any, snapshot: Snapshot, count: int) -> bool:
+    """The bank holds exactly the store's rows up to the store's last id, and rows past it."""
+    stored_last = int(snapshot.ids[-1])
+    return count > snapshot.ids.size == bank.count_experiments(up_to_id=stored_last)
+
+
+def _lag_is_old(path: Path, stored_last: int) -> bool:
+    """Whether this process has seen the store stuck at `stored_last` for LAG_REPAIR_SECONDS."""
+    seen = _LAGGING.get(path)
+    if seen is None or seen[0] != stored_last:
+        _LAGGING[path] = (stored_last, time.monotonic())
+        return False
+    return time.monotonic() - seen[1] > LAG_REPAIR_SECONDS
 
 
 def _agrees(agreed: tuple | None, state: tuple, snapshot: Snapshot) -> bool:
