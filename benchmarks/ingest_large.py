@@ -28,13 +28,20 @@ import make_synthetic_bank as synthetic  # noqa: E402
 HEADER = "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
 BASELINE_ROWS = 2_000
 CHILD = """
-import sys
+import sys, time
 from nrr_stats.bank import open_bank
 from nrr_stats.bank.ingest import ingest_log
+last = [0.0]
+def progress(path, done, total):
+    now = time.monotonic()
+    if now - last[0] >= 2.0 or done == total:
+        last[0] = now
+        print("progress", "stored" if total else "read", done, file=sys.stderr, flush=True)
 bank = open_bank(sys.argv[1])
-summary = ingest_log(bank, sys.argv[2])
+summary = ingest_log(bank, sys.argv[2], progress=progress)
 print(summary.rows_added)
 """
+CURVE_EVERY_S = 10.0  # the child's RSS and progress are sampled this often
 
 
 def write_log(path: Path, *, target_bytes: int | None = None, rows: int | None = None) -> int:
@@ -66,8 +73,36 @@ def write_log(path: Path, *, target_bytes: int | None = None, rows: int | None =
     return count
 
 
-def ingest_child(bank: Path, log: Path) -> tuple[float, float, float, int]:
-    """(wall seconds, CPU seconds, peak RSS in MB, rows added) of one ingest in a fresh process."""
+def _rss_mb(pid: int) -> float:
+    """The process's resident set now (VmRSS), in MB; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def _last_progress(errors: Path) -> str:
+    try:
+        lines = [
+            ln
+            for ln in errors.read_text(errors="replace").splitlines()
+            if ln.startswith("progress")
+        ]
+    except OSError:
+        return ""
+    return lines[-1].split(" ", 1)[1] if lines else ""
+
+
+def ingest_child(
+    bank: Path, log: Path, curve: Path | None = None
+) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS in MB, rows added) of one ingest in a fresh process.
+
+    With `curve`, the child's RSS and its last progress line are appended to that file every
+    CURVE_EVERY_S seconds (how far a long run got, and whether memory grows with the rows)."""
     started = time.perf_counter()
     errors = bank.with_suffix(".stderr")
     process = subprocess.Popen(
@@ -76,8 +111,19 @@ def ingest_child(bank: Path, log: Path) -> tuple[float, float, float, int]:
         stderr=errors.open("wb"),
     )
     assert process.stdout is not None
+    # Reaped by wait4 only (never poll): its resource usage is the figure.
+    pid, status, usage = os.wait4(process.pid, os.WNOHANG) if curve else (0, 0, None)
+    if curve is not None:
+        with curve.open("a") as out:
+            while pid == 0:
+                time.sleep(CURVE_EVERY_S)
+                elapsed = time.perf_counter() - started
+                line = f"{elapsed:8.0f} s  RSS {_rss_mb(process.pid):7.1f} MB  {_last_progress(errors)}"
+                print(line, file=out, flush=True)
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
     output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
+    if usage is None:
+        _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
@@ -87,10 +133,13 @@ def ingest_child(bank: Path, log: Path) -> tuple[float, float, float, int]:
     return elapsed, cpu, usage.ru_maxrss / 1024.0, int(output.decode().split()[-1])
 
 
-def measure(folder: Path, name: str, **size: int) -> dict[str, float]:
+def measure(folder: Path, name: str, curve: Path | None = None, **size: int) -> dict[str, float]:
     log = folder / f"{name}.tsv"
     rows = write_log(log, **size)
-    elapsed, cpu, rss, added = ingest_child(folder / f"{name}.db", log)
+    if curve is not None:
+        with curve.open("a") as out:
+            print(f"# {name}: {rows:,} rows, {log.stat().st_size / 1e6:.1f} MB", file=out)
+    elapsed, cpu, rss, added = ingest_child(folder / f"{name}.db", log, curve)
     if added != rows:
         raise SystemExit(f"{name}: {rows} rows written, {added} stored")
     return {
@@ -108,6 +157,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-mb", type=float, nargs="+", default=[20.0, 200.0])
     parser.add_argument("--dir", type=Path, default=None, help="Scratch folder (default: temp).")
+    parser.add_argument(
+        "--curve",
+        type=Path,
+        default=None,
+        help="Append each large log's RSS and progress every 10 s to this file.",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
@@ -118,7 +173,7 @@ def main() -> int:
             f"  peak RSS {base['rss_mb']:6.0f} MB"
         )
         for size in args.sizes_mb:
-            got = measure(folder, f"log{size:g}mb", target_bytes=int(size * 1e6))
+            got = measure(folder, f"log{size:g}mb", args.curve, target_bytes=int(size * 1e6))
             print(
                 f"{size:6g} MB {got['rows']:>9,} rows {got['mb']:7.1f} MB  {got['seconds']:7.1f} s"
                 f"  {got['rows_per_s']:7,.0f} rows/s ({got['rows_per_cpu_s']:,.0f} per CPU s)"

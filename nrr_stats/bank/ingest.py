@@ -8,11 +8,12 @@ an update of that row; forks are told apart by their rows and their files (`matc
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ import numpy as np
 
 from nrr_stats.bank.store import EXPERIMENT_COLUMNS, Bank, utc_now
 from nrr_stats.errors import NrrInputError
-from nrr_stats.ingest import ResultsLog, classify_outcomes, metric_deltas, read_results_log
-from nrr_stats.ingest.outcomes import BASELINE_ROW
+from nrr_stats.ingest import ResultsLog
+from nrr_stats.ingest.outcomes import BASELINE_ROW, OUTCOME_CODES, RowFacts
+from nrr_stats.ingest.reader import LogChangedError, LogRow, StreamedLog
 from nrr_stats.parser import ConfigTracker, Rules
 
 
@@ -97,58 +99,73 @@ def experiment_rows(
     Pass a `tracker` to read what it knows after the last row.
     """
     tracker = tracker if tracker is not None else ConfigTracker(rules)
-    return list(_experiment_rows(log, tracker, 0))
-
-
-def _classified(log: ResultsLog) -> tuple[list[str | None], np.ndarray, int]:
-    """(outcome, delta per row, leading reference rows) of the whole log."""
-    # Raw statuses: a `BASELINE` status sets the reference as a baseline description does; a
-    # status the reader inferred for this log ('1' in a 'kept' column) is passed as read.
-    statuses = [row.raw_status if row.status == "other" else row.status for row in log.rows]
-    metrics = np.array(
-        [np.nan if row.metric is None else row.metric for row in log.rows], dtype=float
+    facts = RowFacts.of(
+        [row.metric for row in log.rows],
+        [row.raw_status if row.status == "other" else row.status for row in log.rows],
+        [row.description for row in log.rows],
     )
-    descriptions = [row.description for row in log.rows]
-    outcomes = classify_outcomes(metrics, statuses, log.metric_direction, descriptions)
-    deltas = metric_deltas(metrics, statuses, log.metric_direction, descriptions)
-    return list(outcomes), deltas, leading_reference_rows(descriptions, statuses)
+    maker = _RowMaker(facts, log.metric_direction, tracker)
+    return [maker.row(index, row) for index, row in enumerate(log.rows)]
+
+
+def _reference_rows(facts: RowFacts) -> int:
+    """leading_reference_rows of rows read as `facts`: the first, and the baselines after it."""
+    baseline = facts.baseline
+    count = 1 if facts.size else 0
+    while count < facts.size and baseline[count]:
+        count += 1
+    return count
 
 
 def _delta(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def _experiment_rows(
-    log: ResultsLog,
-    tracker: ConfigTracker,
-    start: int,
-    classified: tuple[list[str | None], np.ndarray, int] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Bank rows of the log from position `start` on, made one at a time (the tracker has seen
-    the rows before `start`); outcomes and deltas use the whole log."""
-    outcomes, deltas, references = classified or _classified(log)
-    now = utc_now()
-    for index in range(start, len(log.rows)):
-        row, outcome, delta = log.rows[index], outcomes[index], deltas[index]
-        config_before = json.dumps(tracker.current, sort_keys=True, ensure_ascii=False)
-        parsed = tracker.parse(row.description)
-        tracker.observe(parsed, kept=row.status == "keep")
-        yield {
+class _RowMaker:
+    """Bank rows of a log made one at a time, in order (the tracker has seen the rows before
+    the first one asked for); outcomes and deltas come from the whole log's `facts`."""
+
+    def __init__(self, facts: RowFacts, direction: str, tracker: ConfigTracker):
+        self.codes, self.deltas = facts.outcomes(direction)
+        self.references = _reference_rows(facts)
+        self.tracker = tracker
+        self.now = utc_now()
+        self._config: tuple[dict[str, str] | None, str] = (None, "")
+
+    def outcome(self, index: int) -> tuple[str | None, float | None]:
+        return OUTCOME_CODES[self.codes[index]], _delta(self.deltas[index])
+
+    def status(self, index: int, row: LogRow) -> str:
+        return "other" if index < self.references else row.status
+
+    def _config_before(self) -> str:
+        # The kept configuration changes on few rows: its JSON is made again only then.
+        current = self.tracker.current
+        if current != self._config[0]:
+            self._config = (dict(current), json.dumps(current, sort_keys=True, ensure_ascii=False))
+        return self._config[1]
+
+    def row(self, index: int, row: LogRow) -> dict[str, Any]:
+        config_before = self._config_before()
+        parsed = self.tracker.parse(row.description)
+        self.tracker.observe(parsed, kept=row.status == "keep")
+        outcome, delta = self.outcome(index)
+        return {
             "ordinal": index,
             "row_number": row.row_number,
             "line_number": row.line_number,
             "experiment_id": row.experiment_id,
             "metric": row.metric,
-            "status": "other" if index < references else row.status,
+            "status": self.status(index, row),
             "raw_status": row.raw_status,
             "description": row.description,
             **parsed.bank_fields(),
             "outcome": outcome,
-            "delta": _delta(delta),
+            "delta": delta,
             "config_before": config_before,
             "evidence_weight": 1.0,
             "fields_json": _fields_json(row.fields),
-            "ingested_at": now,
+            "ingested_at": self.now,
         }
 
 
@@ -182,12 +199,15 @@ class SessionMatch:
 
 
 def _compare(
-    bank: Bank, session_id: int, fields: Sequence[str]
-) -> tuple[int, bool, int | None, str]:
-    """(rows stored, agrees, changed last ordinal, its stored fields) of a stored session
-    against the log's rows, read in order a batch at a time."""
-    count, changed, after, was = 0, None, -1, ""
+    bank: Bank, session_id: int, fields: Iterable[str], rows: int
+) -> tuple[int, bool, int | None, str, str]:
+    """(rows stored, agrees, changed last ordinal, its stored fields, its fields in the log) of
+    a stored session against the log's `rows` rows (`fields`, in order), both read in order a
+    batch at a time."""
+    count, changed, after, was, now = 0, None, -1, "", ""
     agrees = True
+    logged = iter(fields)
+    at, current = -1, ""
     while batch := bank.query(
         "SELECT ordinal, fields_json FROM experiments WHERE session_id = ? AND ordinal > ?"
         " ORDER BY ordinal LIMIT 2000",
@@ -198,10 +218,13 @@ def _compare(
             count += 1
             if changed is not None:
                 agrees = False  # a changed row that is not the last
-            if ordinal < len(fields) and fields[ordinal] != stored:
-                changed, was = ordinal, stored
+            if ordinal < rows:
+                while at < ordinal:
+                    current, at = next(logged), at + 1
+                if current != stored:
+                    changed, was, now = ordinal, stored, current
         after = batch[-1]["ordinal"]
-    return count, agrees, changed, was
+    return count, agrees, changed, was, now
 
 
 def _file_id(path: Path) -> list[int] | None:
@@ -238,8 +261,13 @@ def _same_file(stored: str, path: Path) -> bool:
         return False
 
 
-def match_session(bank: Bank, session_key: str, fields: Sequence[str], path: Path) -> SessionMatch:
+def match_session(
+    bank: Bank, session_key: str, fields: Callable[[], Iterable[str]], rows: int, path: Path
+) -> SessionMatch:
     """The stored session this log continues, or a fresh key for a new one (a fork).
+
+    `fields()` gives the log's `rows` rows' fields as stored (`fields_json`), in order, each
+    time it is called (a log too long to hold is read again for each stored session).
 
     Logs that share a header and first row (forks of one baseline) share a key; sessions with it
     are `key`, `key#2`, ... A stored session is this log's when the rows both hold are the same
@@ -258,11 +286,9 @@ def match_session(bank: Bank, session_key: str, fields: Sequence[str], path: Pat
         )
         if not found:
             break
-        count, agrees, changed, was = _compare(bank, found[0]["id"], fields)
+        count, agrees, changed, was, now = _compare(bank, found[0]["id"], fields(), rows)
         state = json.loads(found[0]["tracker_state"] or "{}")
-        if changed is not None and not (
-            _is_torn(was, fields[changed]) or state.get("file") == _file_id(path)
-        ):
+        if changed is not None and not (_is_torn(was, now) or state.get("file") == _file_id(path)):
             # Not the same file rewritten in place (a new log at the path, the old one rotated
             # away) and not a row cut short: the changed row makes it another log.
             agrees = False
@@ -280,7 +306,7 @@ def match_session(bank: Bank, session_key: str, fields: Sequence[str], path: Pat
         if entry.agrees and _same_file(entry.source_path, path):
             return chosen(entry, update_ordinal=entry.changed_last)
     for entry in stored:
-        if entry.agrees and entry.changed_last is None and len(fields) <= entry.rows:
+        if entry.agrees and entry.changed_last is None and rows <= entry.rows:
             return chosen(entry)
     for entry in stored:
         if entry.agrees and entry.changed_last is None and not os.path.lexists(entry.source_path):
@@ -289,7 +315,9 @@ def match_session(bank: Bank, session_key: str, fields: Sequence[str], path: Pat
 
 
 INSERT_BATCH = 1000
-PROGRESS_ROWS = 20_000  # logs with more rows report progress
+OUTCOME_BATCH = 10_000  # stored rows' refreshed outcomes written at a time
+READ_ATTEMPTS = 3  # a log rewritten while it is read is read again, this many times in all
+Progress = Callable[[str, int, "int | None"], None]
 
 
 def ingest_logs(
@@ -301,7 +329,7 @@ def ingest_logs(
     direction: str | None = None,
     rules: Rules | None = None,
     finished: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     session_name: str | None = None,
 ) -> list[IngestSummary]:
     """Ingest several logs as ONE transaction: a fatal fault in any file writes nothing.
@@ -309,52 +337,91 @@ def ingest_logs(
     With `strict`, any bad row is fatal; otherwise good rows are stored and each bad row is
     reported by line in its summary. A last line without its newline is not read (a loop may be
     writing it; it is read on the next ingest) unless `finished` says the logs are complete.
-    `progress(path, rows done, rows)` is called now and then on logs of many rows.
-    `session_name` names the session (one log only): a log ingested under a name is its own
-    session, never merged with another loop's log.
+    `progress(path, rows done, rows)` is called after each batch of rows stored, and as rows
+    are first read (then with rows None). `session_name` names the session (one log only): a
+    log ingested under a name is its own session, never merged with another loop's log.
+
+    Memory is bounded whatever a log's length: each log is read in passes over its file
+    (`StreamedLog`), keeping a few bytes per row for its outcomes, and its rows are parsed and
+    written a batch at a time. A log whose bytes change between passes (rewritten in place) is
+    read again from the start, the transaction rolled back.
     """
     if session_name is not None and len(paths) != 1:
         raise NrrInputError("--session-name names one log's session: give one log")
-    prepared = []
-    for path in paths:
-        log = read_results_log(
-            path, metric=metric, direction=direction, hold_unterminated=not finished
-        )
-        if strict and log.bad_rows:
-            first = log.bad_rows[0]
-            more = f" (and {len(log.bad_rows) - 1} more bad rows)" if len(log.bad_rows) > 1 else ""
-            raise NrrInputError(
-                f"{first.reason}{more}; --strict writes nothing",
-                path=str(path),
-                line=first.line_number,
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            summaries = _ingest_once(
+                bank, paths, strict, metric, direction, rules, finished, progress, session_name
             )
-        if not log.rows:
-            raise NrrInputError("no readable rows", path=str(path))
-        prepared.append(log)
-
-    summaries = []
-    with bank.transaction():
-        bank.lock_inserts()  # before any session row lock: two ingests never wait on each other
-        for log in prepared:
-            summaries.append(_store_log(bank, log, rules, progress, session_name))
+            break
+        except LogChangedError:
+            if attempt == READ_ATTEMPTS:
+                raise
     sync_features(bank, [summary.session_id for summary in summaries])
     return summaries
 
 
+def _ingest_once(
+    bank: Bank,
+    paths: Sequence[str | Path],
+    strict: bool,
+    metric: str | None,
+    direction: str | None,
+    rules: Rules | None,
+    finished: bool,
+    progress: Progress | None,
+    session_name: str | None,
+) -> list[IngestSummary]:
+    prepared: list[StreamedLog] = []
+    try:
+        for path in paths:
+            log = StreamedLog(
+                path,
+                metric=metric,
+                direction=direction,
+                hold_unterminated=not finished,
+                progress=(
+                    None if progress is None else functools.partial(_reading, progress, str(path))
+                ),
+            )
+            prepared.append(log)
+            if strict and log.bad_rows:
+                first = log.bad_rows[0]
+                more = (
+                    f" (and {len(log.bad_rows) - 1} more bad rows)" if len(log.bad_rows) > 1 else ""
+                )
+                raise NrrInputError(
+                    f"{first.reason}{more}; --strict writes nothing",
+                    path=str(path),
+                    line=first.line_number,
+                )
+            if not log.row_count:
+                raise NrrInputError("no readable rows", path=str(path))
+        with bank.transaction():
+            bank.lock_inserts()  # before any session row lock: two ingests never wait on each other
+            return [_store_log(bank, log, rules, progress, session_name) for log in prepared]
+    finally:
+        for log in prepared:
+            log.close()
+
+
+def _reading(progress: Progress, path: str, rows: int) -> None:
+    progress(path, rows, None)
+
+
 def _store_log(
     bank: Bank,
-    log: ResultsLog,
+    log: StreamedLog,
     rules: Rules | None,
-    progress: Callable[[str, int, int], None] | None,
+    progress: Progress | None,
     session_name: str | None = None,
 ) -> IngestSummary:
-    """Write one read log into its session, inside the caller's transaction."""
+    """Write one read log into its session, inside the caller's transaction, a batch at a time."""
     path = Path(log.path)
     key = log.session_key if session_name is None else f"{log.session_key}@{session_name}"
     if bank.query("SELECT id FROM sessions WHERE session_key = ?", (key,)):
-        fields = [_fields_json(row.fields) for row in log.rows]
-        match = match_session(bank, key, fields, path)
-        del fields
+        fields = lambda: (_fields_json(row.fields) for row in log.rows())  # noqa: E731
+        match = match_session(bank, key, fields, log.row_count, path)
     else:
         match = SessionMatch(key)  # a log never seen: nothing to compare
     session_id, created = bank.upsert_session(
@@ -377,61 +444,68 @@ def _store_log(
     # stored with after them (unless a row changed, or the state predates this record).
     start = 0
     tracker = ConfigTracker(rules)
+    total = log.row_count
     if (
         match.update_ordinal is None
         and match.stored_rows
         and match.tracker_state.get("rows") == match.stored_rows
-        and match.stored_rows <= len(log.rows)
+        and match.stored_rows <= total
     ):
         start = match.stored_rows
         tracker = ConfigTracker.from_state(match.tracker_state, rules)
+    # A shorter read (a rewriter caught mid-write) leaves the session's state as it was.
+    grown = total >= match.stored_rows
+    maker = _RowMaker(log.facts, log.metric_direction, tracker)
     added = updated = 0
     outcomes: dict[int, tuple[str | None, float | None]] = {}
     batch: list[dict[str, Any]] = []
-    classified = _classified(log)
-    for row in _experiment_rows(log, tracker, start, classified):
+    statuses: Counter[str] = Counter()
+    others: Counter[str] = Counter()
+    for index, read in enumerate(log.rows()):
+        status = maker.status(index, read)
+        statuses[status] += 1
+        if status == "other":
+            others[_printable(read.raw_status)] += 1
+        if index < match.stored_rows and grown:  # inserted rows carry theirs already
+            outcomes[index] = maker.outcome(index)
+            if len(outcomes) >= OUTCOME_BATCH:
+                bank.update_outcomes(session_id, outcomes)
+                outcomes = {}
+        if index < start:
+            continue  # stored, and the tracker resumes after it
+        row = maker.row(index, read)
         row["session_id"] = session_id
-        if row["ordinal"] < match.stored_rows:  # inserted rows carry theirs already
-            outcomes[row["ordinal"]] = (row["outcome"], row["delta"])
-        if row["ordinal"] == match.update_ordinal:
+        if index == match.update_ordinal:
             updated += _replace_row(bank, row)
             continue
         batch.append(row)
         if len(batch) >= INSERT_BATCH:
             added += bank.insert_experiments(batch)
             batch = []
-            if progress is not None and len(log.rows) >= PROGRESS_ROWS:
-                progress(log.path, row["ordinal"] + 1, len(log.rows))
+            if progress is not None:
+                progress(log.path, index + 1, total)
     added += bank.insert_experiments(batch)
-    if start:
-        outcomes.update((i, (classified[0][i], _delta(classified[1][i]))) for i in range(start))
-    if len(log.rows) >= match.stored_rows:
-        # A shorter read (a rewriter caught mid-write) leaves the session's state as it was.
-        state = {**tracker.state(), "rows": len(log.rows), "file": _file_id(path)}
+    if grown:
+        state = {**tracker.state(), "rows": total, "file": _file_id(path)}
         bank.set_tracker_state(session_id, state)
         bank.update_outcomes(session_id, outcomes)
-    if progress is not None and len(log.rows) >= PROGRESS_ROWS:
-        progress(log.path, len(log.rows), len(log.rows))
-    references = classified[2]
-    statuses = ["other" if i < references else row.status for i, row in enumerate(log.rows)]
-    others = (
-        _printable(r.raw_status) for r, s in zip(log.rows, statuses, strict=True) if s == "other"
-    )
+    if progress is not None:
+        progress(log.path, total, total)
     return IngestSummary(
         path=str(log.path),
         session_id=session_id,
         session_created=created,
-        rows_read=len(log.rows),
+        rows_read=total,
         rows_added=added,
-        rows_already_present=len(log.rows) - added - updated,
+        rows_already_present=total - added - updated,
         bad_rows=[(bad.line_number, bad.reason) for bad in log.bad_rows],
-        status_counts=dict(Counter(statuses)),
+        status_counts=dict(statuses),
         metric_name=log.metric_name,
         metric_direction=log.metric_direction,
         direction_source=log.direction_source,
         columns=dict(log.columns),
         repairs=[_printable(note) for note in log.repairs],
-        other_statuses=dict(Counter(others)),
+        other_statuses=dict(others),
         rows_updated=updated,
         pending_line=log.pending_line,
     )

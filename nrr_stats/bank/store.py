@@ -562,19 +562,32 @@ class Bank(NkRecordTables):
         return (None if row["last_id"] is None else int(row["last_id"])), int(row["n"])
 
     def feature_rows(
-        self, *, session_ids: Sequence[int] | None = None, after_id: int | None = None
+        self,
+        *,
+        session_ids: Sequence[int] | None = None,
+        after_id: int | None = None,
+        upto_id: int | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The columns the similarity store reads, in id order: every row, one set of
-        sessions' rows, or the rows past an id."""
-        where, params = "", ()
+        """The columns the similarity store reads, in id order: every row, or those of some
+        sessions, with ids past `after_id` and up to `upto_id`; at most `limit` of them."""
+        clauses: list[str] = []
+        params: list[Any] = []
         if session_ids is not None:
             ids = [int(s) for s in session_ids]
-            where, params = f" WHERE session_id IN ({', '.join('?' * len(ids))})", tuple(ids)
-        elif after_id is not None:
-            where, params = " WHERE id > ?", (int(after_id),)
+            clauses.append(f"session_id IN ({', '.join('?' * len(ids))})")
+            params += ids
+        if after_id is not None:
+            clauses.append("id > ?")
+            params.append(int(after_id))
+        if upto_id is not None:
+            clauses.append("id <= ?")
+            params.append(int(upto_id))
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        page = f" LIMIT {int(limit)}" if limit is not None else ""
         return self.query(
             "SELECT id, session_id, description, category, direction, parameter, from_value,"
-            " to_value, outcome, status FROM experiments" + where + " ORDER BY id",
+            " to_value, outcome, status FROM experiments" + where + " ORDER BY id" + page,
             params,
         )
 

@@ -95,6 +95,13 @@ def ingest(
         help="Keep following the log: ingest each appended row within a second (Ctrl-C stops).",
     ),
     lock_timeout: float = LockTimeoutOption,
+    progress: bool = typer.Option(
+        None,
+        "--progress/--no-progress",
+        help="Rows read and stored, and rows/s, on stderr every 2 s (default: when stderr is a "
+        "terminal).",
+        show_default=False,
+    ),
 ) -> None:
     """Store results logs in the bank (idempotent; one transaction for all files).
 
@@ -129,10 +136,8 @@ def ingest(
                 session_name=session_name,
             )
         return
-    with (
-        _progress(f"ingesting {len(logs)} log(s)"),
-        open_bank(bank, lock_timeout=lock_timeout) as opened,
-    ):
+    shown = sys.stderr.isatty() if progress is None else progress
+    with open_bank(bank, lock_timeout=lock_timeout) as opened:
         summaries = ingest_logs(
             opened,
             logs,
@@ -141,7 +146,7 @@ def ingest(
             direction=direction,
             rules=parsed_rules,
             finished=finished,
-            progress=_ingest_progress(),
+            progress=_ingest_progress() if shown else None,
             session_name=session_name,
         )
         if model is not None:
@@ -167,20 +172,29 @@ def ingest(
         print_table(ingest_table(summaries))
 
 
-def _ingest_progress(every: float = 5.0):
-    """A progress callback printing to stderr at most every `every` seconds, and at the end."""
+def _ingest_progress(every: float = 2.0):
+    """A progress callback printing rows read, then rows stored, and their rate to stderr, at
+    most every `every` seconds, and when a log is stored."""
     import time
 
-    started = time.monotonic()
-    last = [started]
+    stage: list = [None, 0.0, 0.0, -1]  # (path, read?), when it began, last line, rows shown
 
-    def report(path: str, done: int, total: int) -> None:
+    def report(path: str, done: int, total: int | None) -> None:
         now = time.monotonic()
-        if done < total and now - last[0] < every:
+        key = (path, total is None)
+        if key != stage[0]:
+            stage[:] = [key, now, now, -1]
+            if done != total:
+                return
+        elif done == stage[3] or (done != total and now - stage[2] < every):
             return
-        last[0] = now
-        rate = done / max(now - started, 1e-9)
-        print(f"nrr: {path}: {done:,} of {total:,} rows ({rate:,.0f} rows/s)", file=sys.stderr)
+        stage[2], stage[3] = now, done
+        rate = done / max(now - stage[1], 1e-9)
+        if total is None:
+            line = f"nrr: {path}: {done:,} rows read ({rate:,.0f} rows/s)"
+        else:
+            line = f"nrr: {path}: {done:,} of {total:,} rows stored ({rate:,.0f} rows/s)"
+        print(line, file=sys.stderr, flush=True)
 
     return report
 

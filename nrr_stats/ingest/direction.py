@@ -179,10 +179,10 @@ def infer_metric_direction(
     named, strong = direction_from_name(metric_name)
     if named and strong:
         return named, "name"
-    from_deltas = direction_from_kept_deltas(metric_name, list(metrics), list(statuses))
+    from_deltas = direction_from_kept_deltas(metric_name, metrics, statuses)
     if from_deltas:
         return from_deltas, "kept-deltas"
-    from_rows = direction_from_rows(list(metrics), list(statuses))
+    from_rows = direction_from_rows(metrics, statuses)
     if from_rows:
         return from_rows, "kept-rows"
     if named:

@@ -56,35 +56,130 @@ def metric_deltas(
     (description starting 'baseline', or status 'baseline' when raw statuses are passed) set the
     reference too, whatever their status.
     """
-    sign = _direction_sign(direction)
-    values = np.array([np.nan if v is None else float(v) for v in metrics], dtype=float)
-    deltas = np.full(len(values), np.nan)
-    best = np.nan
-    seen_keep = False
-    for t, (value, raw_status) in enumerate(zip(values, statuses, strict=True)):
-        if not np.isfinite(value):
-            continue
-        if np.isfinite(best):
-            deltas[t] = sign * (value - best)
-        kept = map_status(raw_status) == "keep"
-        text = descriptions[t] if descriptions is not None else ""
-        baseline = t == 0 or bool(BASELINE_ROW.match(text) or BASELINE_ROW.match(raw_status))
-        if kept or (baseline and not seen_keep):
-            best = (
-                value
-                if not np.isfinite(best)
-                else (max(best, value) if sign > 0 else min(best, value))
-            )
-        seen_keep = seen_keep or kept
-    return deltas
+    facts = RowFacts.of(metrics, statuses, descriptions)
+    return facts.deltas(direction)
+
+
+STATUS_GROUPS = ("keep", "discard", "crash", "other")
+OUTCOME_CODES: tuple[str | None, ...] = (
+    None,
+    "improvement",
+    "crash_infra",
+    "crash_code",
+    "no_improvement",
+    "marginal",
+    "regression",
+)
+_KEEP, _DISCARD, _CRASH, _OTHER = range(4)
+
+
+class RowFacts:
+    """What a row's outcome is computed from, a few bytes a row: its metric, its status group,
+    whether it reads as a baseline and whether a crash blames the harness. Built row by row
+    (`add`), so a long log's outcomes need these arrays, not its rows."""
+
+    def __init__(self) -> None:
+        self._metric = np.empty(1024, dtype=float)
+        self._group = np.empty(1024, dtype=np.int8)
+        self._flags = np.empty(1024, dtype=np.int8)  # 1: baseline, 2: infra crash
+        self.size = 0
+
+    @classmethod
+    def of(
+        cls,
+        metrics: np.ndarray | Sequence[float | None],
+        statuses: Sequence[str],
+        descriptions: Sequence[str] | None = None,
+    ) -> RowFacts:
+        facts = cls()
+        for t, (value, raw_status) in enumerate(zip(metrics, statuses, strict=True)):
+            text = descriptions[t] if descriptions is not None else ""
+            facts.add(value, raw_status, text)
+        return facts
+
+    def add(self, metric: float | None, raw_status: str, description: str) -> None:
+        """One more row: its metric, its status (raw, or as read) and its description."""
+        if self.size == len(self._metric):
+            grown = 2 * self.size
+            self._metric = np.resize(self._metric, grown)
+            self._group = np.resize(self._group, grown)
+            self._flags = np.resize(self._flags, grown)
+        group = STATUS_GROUPS.index(map_status(raw_status))
+        flags = 1 if BASELINE_ROW.match(description) or BASELINE_ROW.match(raw_status) else 0
+        if group == _CRASH and is_infra_crash(description):
+            flags |= 2
+        self._metric[self.size] = np.nan if metric is None else float(metric)
+        self._group[self.size] = group
+        self._flags[self.size] = flags
+        self.size += 1
+
+    @property
+    def metrics(self) -> np.ndarray:
+        return self._metric[: self.size]
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self._group[: self.size]
+
+    @property
+    def baseline(self) -> np.ndarray:
+        return (self._flags[: self.size] & 1).astype(bool)
+
+    def deltas(self, direction: str) -> np.ndarray:
+        """metric_deltas of these rows."""
+        sign = _direction_sign(direction)
+        values, groups, baseline = self.metrics, self.groups, self.baseline
+        deltas = np.full(self.size, np.nan)
+        best = np.nan
+        seen_keep = False
+        for t in range(self.size):
+            value = values[t]
+            if not np.isfinite(value):
+                continue
+            if np.isfinite(best):
+                deltas[t] = sign * (value - best)
+            kept = groups[t] == _KEEP
+            if kept or ((t == 0 or baseline[t]) and not seen_keep):
+                best = (
+                    value
+                    if not np.isfinite(best)
+                    else (max(best, value) if sign > 0 else min(best, value))
+                )
+            seen_keep = seen_keep or kept
+        return deltas
+
+    def outcomes(self, direction: str) -> tuple[np.ndarray, np.ndarray]:
+        """(outcome code per row, an index in OUTCOME_CODES; delta per row): classify_outcomes."""
+        deltas = self.deltas(direction)
+        groups = self.groups
+        marginal_floor, regression_floor = _thresholds(deltas, groups == _DISCARD)
+        # Rounding slack: a delta on a threshold stays on the same side when the metric is rescaled.
+        slack = ROUNDING_SLACK * abs(regression_floor)
+        marginal_floor -= slack
+        regression_floor -= slack
+        codes = np.zeros(self.size, dtype=np.int8)
+        codes[groups == _KEEP] = 1
+        infra = (self._flags[: self.size] & 2).astype(bool)
+        codes[(groups == _CRASH) & infra] = 2
+        codes[(groups == _CRASH) & ~infra] = 3
+        discard = groups == _DISCARD
+        with np.errstate(invalid="ignore"):
+            marginal = discard & (deltas >= marginal_floor)
+            regression = discard & ~marginal & (deltas < regression_floor)
+        codes[discard] = 4
+        codes[marginal] = 5
+        codes[regression] = 6
+        return codes, deltas
 
 
 def outcome_thresholds(deltas: np.ndarray, statuses: Sequence[str]) -> tuple[float, float]:
     """(marginal_floor, regression_floor): deltas >= the first are marginal, below the second regressions."""
-    mapped = [map_status(s) for s in statuses]
-    discard = np.array(
-        [d for d, s in zip(deltas, mapped, strict=True) if s == "discard"], dtype=float
-    )
+    mask = np.array([map_status(s) == "discard" for s in statuses], dtype=bool)
+    return _thresholds(deltas, mask.reshape(len(deltas)))
+
+
+def _thresholds(deltas: np.ndarray, discard_mask: np.ndarray) -> tuple[float, float]:
+    discard = deltas[discard_mask]
     discard = discard[np.isfinite(discard)]
     pool = discard if discard.size and np.any(discard != 0) else deltas[np.isfinite(deltas)]
     scale = float(np.median(np.abs(pool))) if pool.size else 0.0
@@ -106,30 +201,5 @@ def classify_outcomes(
     descriptions: Sequence[str] | None = None,
 ) -> list[str | None]:
     """TAXONOMY.md outcome per row (None for 'other' rows); scale-free, see the module docstring."""
-    deltas = metric_deltas(metrics, statuses, direction, descriptions)
-    marginal_floor, regression_floor = outcome_thresholds(deltas, statuses)
-    # Rounding slack: a delta on a threshold stays on the same side when the metric is rescaled.
-    slack = ROUNDING_SLACK * abs(regression_floor)
-    marginal_floor -= slack
-    regression_floor -= slack
-    outcomes: list[str | None] = []
-    for t, raw_status in enumerate(statuses):
-        status = map_status(raw_status)
-        delta = deltas[t]
-        if status == "keep":
-            outcomes.append("improvement")
-        elif status == "crash":
-            text = descriptions[t] if descriptions is not None else ""
-            outcomes.append("crash_infra" if is_infra_crash(text) else "crash_code")
-        elif status == "discard":
-            if not np.isfinite(delta):
-                outcomes.append("no_improvement")
-            elif delta >= marginal_floor:
-                outcomes.append("marginal")
-            elif delta < regression_floor:
-                outcomes.append("regression")
-            else:
-                outcomes.append("no_improvement")
-        else:
-            outcomes.append(None)
-    return outcomes
+    codes, _ = RowFacts.of(metrics, statuses, descriptions).outcomes(direction)
+    return [OUTCOME_CODES[code] for code in codes]

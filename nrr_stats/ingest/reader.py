@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import itertools
 import math
 import os
 import stat
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from nrr_stats.errors import NrrInputError
 from nrr_stats.ingest.columns import (
@@ -25,10 +29,12 @@ from nrr_stats.ingest.direction import infer_metric_direction, normalise_directi
 from nrr_stats.ingest.repair import Aligner, RunTogetherSplitter, filled_length
 from nrr_stats.ingest.status import StatusReading
 from nrr_stats.ingest.text import (
+    _LINE_END,
     FALLBACK_ENCODING,
     LITERAL_NEWLINE,
     LITERAL_TAB,
     PhysicalLine,
+    decode_line,
     ends_unterminated,
     has_open_quote,
     is_missing,
@@ -37,7 +43,6 @@ from nrr_stats.ingest.text import (
     parse_number,
     sniff_delimiter,
     split_cells,
-    split_lines,
 )
 
 HEADER_SEARCH_LINES = 20
@@ -107,27 +112,141 @@ _NOT_REGULAR = {
 }
 
 
-def _read_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The file's bytes; anything but a regular file is refused at once (reading a FIFO with no
+READ_BLOCK_BYTES = 1 << 20
+# A log up to this size is read once and held, so every pass over it reads the same bytes; a
+# larger one is read again on each pass, its bytes checked against the first pass's digest.
+HOLD_WHOLE_BYTES = 4 << 20
+# A line longer than this is no results-log row: refused rather than held whole in memory.
+MAX_LINE_BYTES = 16 << 20
+MAX_COMMENT_LINES = 1000  # comment lines kept from above the header (for the direction)
+
+
+class LogChangedError(NrrInputError):
+    """The log's bytes changed between two passes of one read (rewritten in place)."""
+
+
+class _Source:
+    """A log's bytes as lines, read as many times as a streamed read needs, always the same lines:
+    the first pass fixes how many bytes are read (up to the last line end, when an unterminated
+    last line is held back) and their digest; a later pass that finds other bytes raises
+    LogChangedError. Anything but a regular file is refused at once (reading a FIFO with no
     writer, or a device, may never end)."""
-    shown = str(path)
-    try:
-        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one.
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as error:
-        raise NrrInputError(_open_fault(error, path), path=shown) from None
-    mode = os.fstat(descriptor).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
-        if stat.S_ISDIR(mode):
-            raise NrrInputError("is a directory, not a results log", path=shown)
-        kind = _NOT_REGULAR.get(stat.S_IFMT(mode), "a special file")
-        raise NrrInputError(f"not a regular file ({kind}): refused", path=shown)
-    with os.fdopen(descriptor, "rb") as handle:
+
+    def __init__(self, path: str | os.PathLike[str], hold_unterminated: bool):
+        self.shown = str(path)
         try:
-            return handle.read()
+            # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one.
+            descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except OSError as error:
-            raise NrrInputError(f"cannot read: {error.strerror or error}", path=shown) from None
+            raise NrrInputError(_open_fault(error, path), path=self.shown) from None
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            os.close(descriptor)
+            if stat.S_ISDIR(status.st_mode):
+                raise NrrInputError("is a directory, not a results log", path=self.shown)
+            kind = _NOT_REGULAR.get(stat.S_IFMT(status.st_mode), "a special file")
+            raise NrrInputError(f"not a regular file ({kind}): refused", path=self.shown)
+        self._handle = os.fdopen(descriptor, "rb")
+        self.hold = hold_unterminated
+        self.whole: bytes | None = None
+        if status.st_size <= HOLD_WHOLE_BYTES:
+            self.whole = self._read(-1)
+        elif self._read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            self._handle.seek(0)
+            self.whole = self._read(-1)  # UTF-16: decoded whole, as its line ends are two bytes
+        if self.whole is not None:
+            self._handle.close()
+            if self.whole.startswith((b"\xff\xfe", b"\xfe\xff")):
+                # Undecodable UTF-16 is left as is: its lines then fail UTF-8 and are reported.
+                with contextlib.suppress(UnicodeDecodeError):
+                    self.whole = self.whole.decode("utf-16").encode("utf-8")
+                self.hold = False  # read whole (its line ends were two bytes)
+        self.limit: int | None = None  # bytes of the lines read, set by the first pass
+        self.digest: bytes | None = None
+        self.held = False  # a non-blank unterminated last line was held back
+        self.line_count = 0
+        self.has_text = False  # any byte but whitespace in what is read
+
+    def _read(self, size: int) -> bytes:
+        try:
+            return self._handle.read(size)
+        except OSError as error:
+            raise NrrInputError(
+                f"cannot read: {error.strerror or error}", path=self.shown
+            ) from None
+
+    def close(self) -> None:
+        if self.whole is None:
+            self._handle.close()
+
+    def _blocks(self) -> Iterator[bytes]:
+        if self.whole is not None:
+            yield self.whole if self.limit is None else self.whole[: self.limit]
+            return
+        self._handle.seek(0)
+        left = self.limit
+        while left is None or left > 0:
+            block = self._read(READ_BLOCK_BYTES if left is None else min(READ_BLOCK_BYTES, left))
+            if not block:
+                break
+            if left is not None:
+                left -= len(block)
+            yield block
+
+    def lines(self) -> Iterator[PhysicalLine]:
+        """The log's lines, split on LF, CRLF or lone CR (mixed in any way), each decoded on its
+        own (decode_line). A pass stopped early leaves the source as it was."""
+        first_pass = self.limit is None
+        digest = hashlib.blake2b(digest_size=16)
+        carry, number, emitted, has_text, started = b"", 0, 0, False, False
+        blocks = self._blocks()
+        while True:
+            block = next(blocks, None)
+            data = carry + block if block is not None else carry
+            if not started and data:
+                started = True
+                if data.startswith(b"\xef\xbb\xbf"):
+                    digest.update(data[:3])
+                    emitted += 3
+                    has_text = True
+                    data = data[3:]
+            if block is not None:
+                # Cut after the last line end, never inside a run of CRs that a LF may follow.
+                end = len(data.rstrip(b"\r"))
+                cut = max(data.rfind(b"\n", 0, end), data.rfind(b"\r", 0, end)) + 1
+                if cut == 0:
+                    if len(data) > MAX_LINE_BYTES:
+                        raise NrrInputError(
+                            f"a line of over {MAX_LINE_BYTES >> 20} MB: not a results log",
+                            path=self.shown,
+                            line=number + 1,
+                        )
+                    carry = data
+                    continue
+                carry, data = data[cut:], data[:cut]
+            else:
+                carry = b""
+                if first_pass and self.hold and ends_unterminated(data):
+                    cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+                    self.held = bool(data[cut:].strip())
+                    data = data[:cut]
+            digest.update(data)
+            emitted += len(data)
+            has_text = has_text or bool(data.strip())
+            chunks = _LINE_END.split(data)
+            if chunks and chunks[-1] == b"":
+                chunks.pop()
+            for chunk in chunks:
+                number += 1
+                text, fallback = decode_line(chunk)
+                yield PhysicalLine(number, text, chunk, fallback)
+            if block is None:
+                break
+        if first_pass:
+            self.limit, self.digest = emitted, digest.digest()
+            self.line_count, self.has_text = number, has_text
+        elif digest.digest() != self.digest:
+            raise LogChangedError("the log changed while it was read", path=self.shown)
 
 
 def _open_fault(error: OSError, path: str | os.PathLike[str]) -> str:
@@ -138,15 +257,6 @@ def _open_fault(error: OSError, path: str | os.PathLike[str]) -> str:
     if error.errno == errno.EISDIR:
         return "is a directory, not a results log"
     return f"cannot read: {error.strerror or error}"
-
-
-def _hold_unterminated(data: bytes) -> tuple[bytes, bool]:
-    """(the bytes up to the last line end, whether a non-blank unterminated last line was cut):
-    a last line without its newline may be a row still being written, so it is not yet a row."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or not ends_unterminated(data):
-        return data, False  # UTF-16 line ends are two bytes; such logs are read whole
-    cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-    return data[:cut], bool(data[cut:].strip())
 
 
 def _unique_names(cells: list[str]) -> list[str]:
@@ -206,25 +316,84 @@ def _metric_value(cell: str) -> tuple[float | None, bool]:
     return value, False
 
 
+class _LineNumbers:
+    """How many lines, and the first few of their numbers (said in a repair note)."""
+
+    def __init__(self, keep: int = 8):
+        self.count, self.first, self._keep = 0, [], keep
+
+    def add(self, number: int) -> None:
+        self.count += 1
+        if len(self.first) < self._keep:
+            self.first.append(number)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def shown(self) -> str:
+        return _lines(self.first, total=self.count)
+
+
+class _EvenSample:
+    """An even sample of a stream of unknown length in bounded memory: every item while there
+    are at most 2 x `size` (then thinned to every (n // size)-th, as a list would be), beyond
+    that every 2^k-th item, between `size` and 2 x `size` of them."""
+
+    def __init__(self, size: int):
+        self.size, self.step, self.seen = size, 1, 0
+        self.items: list[Any] = []
+
+    def add(self, item: Any) -> None:
+        if self.seen % self.step == 0:
+            self.items.append(item)
+            if len(self.items) > 2 * self.size:
+                self.items = self.items[::2]
+                self.step *= 2
+        self.seen += 1
+
+    def sample(self) -> list[Any]:
+        if self.step == 1:
+            return self.items[:: max(1, len(self.items) // self.size)]
+        return self.items
+
+
+class _Lookahead:
+    """The content lines of a pass, with a look at the next few (a quoted cell spanning lines)."""
+
+    def __init__(self, lines: Iterator[PhysicalLine]):
+        self._lines = lines
+        self._ahead: deque[PhysicalLine] = deque()
+
+    def peek(self, offset: int) -> PhysicalLine | None:
+        while len(self._ahead) <= offset:
+            line = next(self._lines, None)
+            if line is None:
+                return None
+            self._ahead.append(line)
+        return self._ahead[offset]
+
+    def take(self) -> PhysicalLine | None:
+        return self._ahead.popleft() if self._ahead else next(self._lines, None)
+
+
 MAX_LINES_PER_QUOTED_CELL = 50
 
 
-def _join_quoted_lines(
-    content: list[PhysicalLine], start: int, delimiter: str, width: int
-) -> tuple[str, int]:
-    """(text, extra lines used) for a row whose quoted cell spans lines; (text, 0) when it does not.
+def _join_quoted_lines(ahead: _Lookahead, text: str, delimiter: str, width: int) -> tuple[str, int]:
+    """(text, following lines used) for a row whose quoted cell spans lines; (text, 0) when it
+    does not.
 
     Lines are joined only when that turns a short row into exactly one full row whose quotes
     close, so a description that merely starts with a quote never swallows the next rows.
     """
-    text = content[start].text or ""
     if not has_open_quote(text, delimiter):
         return text, 0
     joined = text
     for used in range(1, MAX_LINES_PER_QUOTED_CELL):
-        if start + used >= len(content) or content[start + used].text is None:
+        line = ahead.peek(used - 1)
+        if line is None or line.text is None:
             break
-        following = content[start + used].text or ""
+        following = line.text
         if len(split_cells(following, delimiter, width)) >= width:
             break  # a whole row of its own: the quote was never meant to span lines
         joined += " " + following  # the line break becomes a space
@@ -236,32 +405,34 @@ def _join_quoted_lines(
 
 
 def _candidates(
-    content: list[PhysicalLine],
+    content: Iterable[PhysicalLine],
     header_index: int,
     header: list[str],
     delimiter: str,
     written_header: list[str] | None = None,
-) -> list[_Candidate]:
+) -> Iterator[_Candidate]:
     """Split every content line but the header into cells, numbering rows as EVALUATION.md does.
     `written_header` (the header as written, when `header` was widened) spots repeated headers."""
     width = len(header)
     header_key = [normalise_name(h) for h in written_header or header]
     first_name = (written_header or header)[0].strip().lower()
-    candidates: list[_Candidate] = []
-    ordinal = 0
-    while ordinal < len(content):
-        line, row_number = content[ordinal], ordinal
+    ahead = _Lookahead(iter(content))
+    ordinal = -1
+    while (line := ahead.take()) is not None:
         ordinal += 1
+        row_number = ordinal
         if row_number == header_index:
             continue
         if line.text is None:
-            candidates.append(_Candidate(line, row_number, None))
+            yield _Candidate(line, row_number, None)
             continue
         text = line.text
         if '"' in text:
-            joined, used = _join_quoted_lines(content, ordinal - 1, delimiter, width)
+            joined, used = _join_quoted_lines(ahead, text, delimiter, width)
             if used:
                 text, ordinal = joined, ordinal + used
+                for _ in range(used):
+                    ahead.take()
         if is_separator_row(text):
             continue
         cells = split_cells(text, delimiter, width)
@@ -283,33 +454,32 @@ def _candidates(
             parts = [split_cells(p, delimiter, width) for p in text.split(LITERAL_NEWLINE)]
             if all(len(p) >= width - 1 for p in parts):
                 pieces = parts
-        candidates.append(_Candidate(line, row_number, cells, pieces))
-    return candidates
+        yield _Candidate(line, row_number, cells, pieces)
 
 
 WIDE_ROW_SHARE = 0.5  # rows wider than the header, as a share of the rows, before it is widened
 
 
 def _widen_header(
-    header: list[str], names: list[str], candidates: list[_Candidate]
+    header: list[str], names: list[str], widths: Counter[int], rows: int, sample: list[list[str]]
 ) -> tuple[list[str], str] | None:
     """A header widened to the rows' width, when most rows are wider than it (a loop that added
     a field without touching the header) and their status sits further right.
 
-    The status column is found by content in the wide rows; the header's names keep their order,
-    the fields without a name are placed just before the status (any left over at the end), each
-    named 'unnamed_<position>'.
+    `widths` counts the rows (not run together) by filled width, `rows` is their number and
+    `sample` an even sample of them (all of them up to 2 x MAX_PROFILE_ROWS). The status column
+    is found by content in the wide rows; the header's names keep their order, the fields
+    without a name are placed just before the status (any left over at the end), each named
+    'unnamed_<position>'.
     """
-    rows = [c.cells for c in candidates if c.cells is not None and c.pieces is None]
-    widths = Counter(filled_length(cells) for cells in rows)
     if not widths:
         return None
     wide, count = widths.most_common(1)[0]
     if wide <= len(header) or wide >= 2 * len(header) - 1:
         return None  # as wide as two rows: rows run together, not a wider dialect
-    if count < 3 or count <= WIDE_ROW_SHARE * len(rows):
+    if count < 3 or count <= WIDE_ROW_SHARE * rows:
         return None
-    wide_rows = [cells[:wide] for cells in rows if filled_length(cells) == wide]
+    wide_rows = [cells[:wide] for cells in sample if filled_length(cells) == wide]
     extra_fields = wide - len(header)
     named_status = find_status_column(names, [])
     if named_status is None:
@@ -333,7 +503,7 @@ def _widen_header(
     widened = [placed.get(p, f"unnamed_{p + 1}") for p in range(wide)]
     extra = [p + 1 for p in range(wide) if p not in placed]
     note = (
-        f"{count} of {len(rows)} rows have {wide} fields but the header names {len(header)}: "
+        f"{count} of {rows} rows have {wide} fields but the header names {len(header)}: "
         f"status found in field {status_at + 1} by its content; field(s) "
         f"{', '.join(map(str, extra))} added as unnamed columns"
     )
@@ -363,107 +533,402 @@ class _Roles:
         return cls(status, description, position("metric"), position("id"), reading)
 
 
-def _read_rows(
-    candidates: list[_Candidate],
-    header: list[str],
-    roles: _Roles,
-    delimiter: str,
-    regular: list[list[str]],
-    header_line: int,
-    max_field_bytes: int,
-    repairs: list[str],
-) -> tuple[list[LogRow], list[BadRow]]:
-    """Fit each candidate line onto the columns and read it, or say why it cannot be read."""
-    aligner = Aligner(
-        len(header),
-        roles.status,
-        roles.description,
-        roles.metric,
-        delimiter,
-        regular,
-        roles.reading.recognises,
-    )
-    splitter = RunTogetherSplitter(aligner, regular)
-    rows: list[LogRow] = []
-    bad: list[BadRow] = []
-    without_metric: list[int] = []
-    for candidate in candidates:
-        line, row_number = candidate.line, candidate.row_number
-        if candidate.cells is None:
-            bad.append(
-                BadRow(line.number, row_number, "undecodable bytes (NUL bytes: binary, not text)")
-            )
-            continue
-        oversized = _oversized(candidate.cells, header, max_field_bytes)
-        if oversized:
-            bad.append(BadRow(line.number, row_number, oversized))
-            continue
-        if len(candidate.cells) > 2 * len(header) + MAX_EXTRA_FIELDS:
-            reason = (
-                f"ragged row: {len(candidate.cells)} fields for {len(header)} columns"
-                f" (over {2 * len(header) + MAX_EXTRA_FIELDS} cannot be one or two rows)"
-            )
-            bad.append(BadRow(line.number, row_number, reason))
-            continue
-        if candidate.pieces is not None:
-            groups = candidate.pieces
-        elif len(candidate.cells) > len(header) and len(candidate.cells) >= 2 * len(header) - 3:
-            groups = splitter.split(candidate.cells) or [candidate.cells]
-        else:
-            groups = [candidate.cells]
-        for cells in groups:
-            aligned = aligner.align(cells)
-            if aligned is None:
-                reason = (
-                    "text above the header that is not a row"
-                    if line.number < header_line
-                    else f"ragged row: {len(cells)} fields for {len(header)} columns and no "
-                    f"readable status in column '{header[roles.status]}'"
+class _RowReader:
+    """Fits each candidate line onto the columns and reads it, or says why it cannot be read;
+    the same candidates always read the same way (a pass over the log is repeatable)."""
+
+    def __init__(
+        self,
+        header: list[str],
+        roles: _Roles,
+        delimiter: str,
+        regular: list[list[str]],
+        header_line: int,
+        max_field_bytes: int,
+    ):
+        self.header, self.roles, self.header_line = header, roles, header_line
+        self.max_field_bytes = max_field_bytes
+        self.aligner = Aligner(
+            len(header),
+            roles.status,
+            roles.description,
+            roles.metric,
+            delimiter,
+            regular,
+            roles.reading.recognises,
+        )
+        self.splitter = RunTogetherSplitter(self.aligner, regular)
+        self.without_metric = _LineNumbers()
+
+    def read(self, candidates: Iterable[_Candidate]) -> Iterator[LogRow | BadRow]:
+        header, roles = self.header, self.roles
+        for candidate in candidates:
+            line, row_number = candidate.line, candidate.row_number
+            if candidate.cells is None:
+                yield BadRow(
+                    line.number, row_number, "undecodable bytes (NUL bytes: binary, not text)"
                 )
-                bad.append(BadRow(line.number, row_number, reason))
                 continue
-            splitter.remember(aligned)
-            result = _make_row(aligned, header, roles, line.number, row_number, without_metric)
-            (bad if isinstance(result, BadRow) else rows).append(result)
-    if aligner.dropped_fields:
-        repairs.append(
-            f"{aligner.dropped_fields} row(s) wider than the header read by dropping the fields "
-            f"it does not name, before the status column '{header[roles.status]}'"
-        )
-    if without_metric:
-        repairs.append(
-            f"{len(without_metric)} keep/discard row(s) stored without a metric: their "
-            f"'{header[roles.metric or 0]}' cell is not a number (line(s) {_lines(without_metric)})"
-        )
-    return rows, bad
+            oversized = _oversized(candidate.cells, header, self.max_field_bytes)
+            if oversized:
+                yield BadRow(line.number, row_number, oversized)
+                continue
+            if len(candidate.cells) > 2 * len(header) + MAX_EXTRA_FIELDS:
+                reason = (
+                    f"ragged row: {len(candidate.cells)} fields for {len(header)} columns"
+                    f" (over {2 * len(header) + MAX_EXTRA_FIELDS} cannot be one or two rows)"
+                )
+                yield BadRow(line.number, row_number, reason)
+                continue
+            if candidate.pieces is not None:
+                groups = candidate.pieces
+            elif len(candidate.cells) > len(header) and len(candidate.cells) >= 2 * len(header) - 3:
+                groups = self.splitter.split(candidate.cells) or [candidate.cells]
+            else:
+                groups = [candidate.cells]
+            for cells in groups:
+                aligned = self.aligner.align(cells)
+                if aligned is None:
+                    reason = (
+                        "text above the header that is not a row"
+                        if line.number < self.header_line
+                        else f"ragged row: {len(cells)} fields for {len(header)} columns and no "
+                        f"readable status in column '{header[roles.status]}'"
+                    )
+                    yield BadRow(line.number, row_number, reason)
+                    continue
+                self.splitter.remember(aligned)
+                yield _make_row(
+                    aligned, header, roles, line.number, row_number, self.without_metric
+                )
 
-
-def _status_notes(rows: list[LogRow], reading: StatusReading, column: str) -> list[str]:
-    """Say which statuses no rule knows (stored as 'other'), and when no row is an outcome."""
-
-    def listed(counts: Counter[str]) -> str:
-        shown = ", ".join(f"{word[:40]!r} ({n})" for word, n in counts.most_common(6))
-        return shown + (f" and {len(counts) - 6} more" if len(counts) > 6 else "")
-
-    notes = []
-    if reading.decision is None:
-        unknown = Counter(r.raw_status for r in rows if reading.group(r.raw_status) is None)
-        if unknown:
+    def notes(self) -> list[str]:
+        """What the rows read so far needed (said as repairs)."""
+        header, roles, notes = self.header, self.roles, []
+        if self.aligner.dropped_fields:
             notes.append(
-                f"{sum(unknown.values())} row(s) stored as other: statuses in '{column}' that are "
-                f"not a keep, discard or crash word: {listed(unknown)}"
+                f"{self.aligner.dropped_fields} row(s) wider than the header read by dropping the "
+                f"fields it does not name, before the status column '{header[roles.status]}'"
             )
-    if rows and not any(r.status in ("keep", "discard", "crash") for r in rows):
-        notes.append(
-            f"no row reads as keep, discard or crash; is '{column}' the status column? It holds "
-            + listed(Counter(r.raw_status for r in rows))
-        )
-    return notes
+        if self.without_metric:
+            notes.append(
+                f"{self.without_metric.count} keep/discard row(s) stored without a metric: their"
+                f" '{header[roles.metric or 0]}' cell is not a number (line(s) "
+                f"{self.without_metric.shown()})"
+            )
+        return notes
 
 
-def _lines(numbers: list[int], limit: int = 8) -> str:
+MAX_STATUS_WORDS = 10_000  # distinct statuses counted for the notes (a hostile log has millions)
+
+
+class _StatusTally:
+    """The statuses no rule knows, and whether any row is an outcome, counted row by row."""
+
+    def __init__(self, reading: StatusReading):
+        self.reading = reading
+        self.unknown: Counter[str] = Counter()
+        self.unknown_rows = 0
+        self.raw: Counter[str] | None = Counter()  # all raw statuses, until an outcome is seen
+        self.rows = 0
+
+    def add(self, row: LogRow) -> None:
+        self.rows += 1
+        if self.reading.decision is None and self.reading.group(row.raw_status) is None:
+            self.unknown_rows += 1
+            if row.raw_status in self.unknown or len(self.unknown) < MAX_STATUS_WORDS:
+                self.unknown[row.raw_status] += 1
+        if self.raw is not None:
+            if row.status in ("keep", "discard", "crash"):
+                self.raw = None
+            elif row.raw_status in self.raw or len(self.raw) < MAX_STATUS_WORDS:
+                self.raw[row.raw_status] += 1
+
+    def notes(self, column: str) -> list[str]:
+        """Say which statuses no rule knows (stored as 'other'), and when no row is an outcome."""
+
+        def listed(counts: Counter[str]) -> str:
+            shown = ", ".join(f"{word[:40]!r} ({n})" for word, n in counts.most_common(6))
+            return shown + (f" and {len(counts) - 6} more" if len(counts) > 6 else "")
+
+        notes = []
+        if self.unknown:
+            notes.append(
+                f"{self.unknown_rows} row(s) stored as other: statuses in '{column}' that are "
+                f"not a keep, discard or crash word: {listed(self.unknown)}"
+            )
+        if self.rows and self.raw is not None:
+            notes.append(
+                f"no row reads as keep, discard or crash; is '{column}' the status column? It holds "
+                + listed(self.raw)
+            )
+        return notes
+
+
+def _lines(numbers: list[int], limit: int = 8, total: int | None = None) -> str:
+    total = len(numbers) if total is None else total
     shown = ", ".join(str(n) for n in numbers[:limit])
-    return shown + (f", ... ({len(numbers)} in all)" if len(numbers) > limit else "")
+    return shown + (f", ... ({total} in all)" if total > limit else "")
+
+
+READ_STATUSES = ("keep", "discard", "crash", "other")
+PROGRESS_EVERY_ROWS = 10_000
+
+
+class StreamedLog:
+    """A log read in bounded memory: its columns, metric, direction, session key, bad rows and
+    a few bytes per row (`facts`, for the outcomes), its rows read again from the file on each
+    call of `rows()` (the same rows each time: LogChangedError if the file changed under it).
+
+    Use as a context manager (or call `close`): it keeps the file open between passes.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        metric: str | None = None,
+        direction: str | None = None,
+        max_field_bytes: int = 65536,
+        hold_unterminated: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ):
+        self.path = str(path)
+        self._source = _Source(path, hold_unterminated)
+        try:
+            self._profile(metric, max_field_bytes)
+            self._first_read(direction, progress)
+        except BaseException:
+            self._source.close()
+            raise
+
+    def __enter__(self) -> StreamedLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._source.close()
+
+    def _content(self, comments: list[PhysicalLine] | None = None) -> Iterator[PhysicalLine]:
+        """One pass's content lines (not blank, not comments); the first pass also notes the
+        lines that fell back to Windows-1252 and the comment lines."""
+        for line in self._source.lines():
+            if comments is not None and line.fallback:
+                self._fallen_back.add(line.number)
+            if line.is_blank:
+                continue
+            if line.is_comment:
+                if comments is not None and len(comments) < MAX_COMMENT_LINES:
+                    comments.append(line)
+                continue
+            yield line
+
+    def _profile(self, metric: str | None, max_field_bytes: int) -> None:
+        """First pass: the header, the columns and their roles, from counts and even samples."""
+        shown = self.path
+        self._fallen_back = _LineNumbers()
+        comment_lines: list[PhysicalLine] = []
+        content = self._content(comment_lines)
+        first = list(itertools.islice(content, HEADER_SEARCH_LINES))
+        if not first:
+            for _ in content:
+                pass
+            if not self._source.has_text:
+                held = self._source.held
+                fault = "only an unfinished first line (no newline yet)" if held else "empty file"
+                raise NrrInputError(fault, path=shown)
+            raise NrrInputError("no header and no data rows (only comments)", path=shown)
+        header_index = _find_header(first, shown)
+        header_line = first[header_index]
+        if header_line.text is None:  # _find_header returns a decodable line: types kept honest
+            raise NrrInputError(
+                "undecodable bytes in the header", path=shown, line=header_line.number
+            )
+        delimiter = sniff_delimiter(header_line.text)
+        header_cells = split_cells(header_line.text, delimiter)
+        header = _unique_names(header_cells[: filled_length(header_cells)])
+        if not header or not any(cell.strip() for cell in header_cells):
+            raise NrrInputError("the header names no columns", path=shown, line=header_line.number)
+        names = [normalise_name(h) for h in header]
+        separators = _LineNumbers()
+
+        def counted(lines: Iterable[PhysicalLine]) -> Iterator[PhysicalLine]:
+            for line in lines:
+                if (
+                    line is not header_line
+                    and line.text is not None
+                    and is_separator_row(line.text)
+                ):
+                    separators.add(line.number)
+                yield line
+
+        widths: Counter[int] = Counter()
+        rows, candidates = 0, 0
+        sample, regular = _EvenSample(MAX_PROFILE_ROWS), _EvenSample(MAX_PROFILE_ROWS)
+        lines = counted(itertools.chain(first, content))
+        for candidate in _candidates(lines, header_index, header, delimiter):
+            candidates += 1
+            if candidate.cells is None:
+                continue
+            if candidate.pieces is None:
+                widths[filled_length(candidate.cells)] += 1
+                rows += 1
+                sample.add(candidate.cells)
+            if len(candidate.cells) == len(header):
+                regular.add(candidate.cells)
+        for _ in lines:  # lines after the last candidate (a quote left open) still count
+            pass
+        self.repairs: list[str] = []
+        if self._fallen_back:
+            self.repairs.append(
+                f"{self._fallen_back.count} line(s) not valid UTF-8 (line(s) "
+                f"{self._fallen_back.shown()}): their stray bytes read as {FALLBACK_ENCODING} "
+                "(Windows-1252 / Latin-1)"
+            )
+        if not candidates:
+            raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
+        if separators:
+            self.repairs.append(
+                f"{separators.count} separator line(s) skipped (line(s) {separators.shown()}): "
+                "rules between rows, not experiments"
+            )
+        written_header = None
+        widened = _widen_header(header, names, widths, rows, sample.items)
+        sample.items = []
+        if widened is not None:
+            wide_header, note = widened
+            self.repairs.append(note)
+            written_header, header = header, wide_header
+            names = [normalise_name(h) for h in wide_header]
+            regular = _EvenSample(MAX_PROFILE_ROWS)
+            for candidate in _candidates(
+                self._content(), header_index, header, delimiter, written_header
+            ):
+                if candidate.cells is not None and len(candidate.cells) == len(header):
+                    regular.add(candidate.cells)
+        profile = regular.sample()
+        columns, reading = _choose_columns(
+            header, names, profile, metric, shown, header_line.number
+        )
+        self.repairs.extend(reading.notes)
+        self.header, self.columns, self.metric_name = header, columns, columns["metric"] or ""
+        self._reading, self._header_line = reading, header_line
+        self._comments = [
+            line.text or "" for line in comment_lines if line.number < header_line.number
+        ]
+        self._layout = (header_index, delimiter, written_header)
+        self._roles = _Roles.of(header, columns, reading)
+        self._profile_rows, self._max_field_bytes = profile, max_field_bytes
+
+    def _passes(self) -> tuple[_RowReader, Iterator[LogRow | BadRow]]:
+        header_index, delimiter, written_header = self._layout
+        reader = _RowReader(
+            self.header,
+            self._roles,
+            delimiter,
+            self._profile_rows,
+            self._header_line.number,
+            self._max_field_bytes,
+        )
+        candidates = _candidates(
+            self._content(), header_index, self.header, delimiter, written_header
+        )
+        return reader, reader.read(candidates)
+
+    def _first_read(self, direction: str | None, progress: Callable[[int], None] | None) -> None:
+        """Second pass: every row read once, kept as a few bytes (outcome facts, statuses)."""
+        from nrr_stats.ingest.outcomes import RowFacts
+
+        shown = self.path
+        reader, rows = self._passes()
+        tally = _StatusTally(self._reading)
+        facts = RowFacts()
+        statuses = bytearray()
+        bad: list[BadRow] = []
+        first_cells: list[str] = []
+        for row in rows:
+            if isinstance(row, BadRow):
+                bad.append(row)
+                continue
+            if not first_cells:
+                # The first readable row as read (padded, unquoted, stripped), so an exported
+                # copy keeps the key.
+                first_cells = list(row.fields.values())
+            tally.add(row)
+            facts.add(
+                row.metric, row.raw_status if row.status == "other" else row.status, row.description
+            )
+            statuses.append(READ_STATUSES.index(row.status))
+            if progress is not None and facts.size % PROGRESS_EVERY_ROWS == 0:
+                progress(facts.size)
+        self.repairs.extend(reader.notes())
+        if not facts.size and not bad:
+            raise NrrInputError(
+                "header only: no data rows", path=shown, line=self._header_line.number
+            )
+        self.repairs.extend(tally.notes(self.columns["status"] or ""))
+        if direction is not None:
+            chosen = normalise_direction(direction)
+            if chosen is None:
+                raise NrrInputError(
+                    f"direction must be 'lower' or 'higher', not {direction!r}", path=shown
+                )
+            self.metric_direction, self.direction_source = chosen, "flag"
+        else:
+            self.metric_direction, self.direction_source = infer_metric_direction(
+                self.metric_name,
+                facts.metrics,
+                _StatusNames(statuses),
+                self._comments,
+            )
+        self.facts = facts
+        self.row_count = facts.size
+        self.bad_rows = sorted(bad, key=lambda b: b.line_number)
+        self.session_key = _session_key(self.header, first_cells)
+        self.pending_line = self._source.line_count + 1 if self._source.held else None
+
+    def rows(self) -> Iterator[LogRow]:
+        """The log's readable rows in order, read again from the file."""
+        _, rows = self._passes()
+        for row in rows:
+            if isinstance(row, LogRow):
+                yield row
+
+    def whole(self) -> ResultsLog:
+        """The log with all its rows in memory (for logs that fit: backtests, tests)."""
+        return ResultsLog(
+            path=self.path,
+            header=self.header,
+            columns=self.columns,
+            metric_name=self.metric_name,
+            metric_direction=self.metric_direction,
+            direction_source=self.direction_source,
+            rows=list(self.rows()),
+            bad_rows=self.bad_rows,
+            session_key=self.session_key,
+            repairs=self.repairs,
+            pending_line=self.pending_line,
+        )
+
+
+class _StatusNames(Sequence[str]):
+    """Row statuses held as one byte each, read as their names."""
+
+    def __init__(self, codes: bytearray):
+        self._codes = codes
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        if isinstance(index, slice):
+            return [READ_STATUSES[c] for c in self._codes[index]]
+        return READ_STATUSES[self._codes[index]]
+
+    def __iter__(self) -> Iterator[str]:
+        return (READ_STATUSES[c] for c in self._codes)
 
 
 def read_results_log(
@@ -482,99 +947,16 @@ def read_results_log(
     Row numbers follow EVALUATION.md: the index among non-blank, non-comment lines after the first
     such line. Data rows written before the real header (a log whose header is on line 3) are read
     with that header and numbered the same way (the very first line gets row 0).
+    A log too long to hold is read with `StreamedLog`, its rows a pass at a time.
     """
-    shown = str(path)
-    repairs: list[str] = []
-    data = _read_bytes(path)
-    held = False
-    if hold_unterminated:
-        data, held = _hold_unterminated(data)
-    if not data.strip():
-        fault = "only an unfinished first line (no newline yet)" if held else "empty file"
-        raise NrrInputError(fault, path=shown)
-    lines = split_lines(data)
-    fallen_back = [line.number for line in lines if line.fallback]
-    if fallen_back:
-        repairs.append(
-            f"{len(fallen_back)} line(s) not valid UTF-8 (line(s) {_lines(fallen_back)}): "
-            f"their stray bytes read as {FALLBACK_ENCODING} (Windows-1252 / Latin-1)"
-        )
-    content = [line for line in lines if not line.is_blank and not line.is_comment]
-    if not content:
-        raise NrrInputError("no header and no data rows (only comments)", path=shown)
-    header_index = _find_header(content, shown)
-    header_line = content[header_index]
-    if header_line.text is None:  # _find_header returns a decodable line; this keeps types honest
-        raise NrrInputError("undecodable bytes in the header", path=shown, line=header_line.number)
-    comments = [
-        line.text or "" for line in lines if line.is_comment and line.number < header_line.number
-    ]
-    delimiter = sniff_delimiter(header_line.text)
-    header_cells = split_cells(header_line.text, delimiter)
-    header = _unique_names(header_cells[: filled_length(header_cells)])
-    if not header or not any(cell.strip() for cell in header_cells):
-        raise NrrInputError("the header names no columns", path=shown, line=header_line.number)
-    names = [normalise_name(h) for h in header]
-
-    candidates = _candidates(content, header_index, header, delimiter)
-    if not candidates:
-        raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
-    separators = [
-        line.number
-        for line in content
-        if line is not header_line and line.text is not None and is_separator_row(line.text)
-    ]
-    if separators:
-        repairs.append(
-            f"{len(separators)} separator line(s) skipped (line(s) {_lines(separators)}): "
-            "rules between rows, not experiments"
-        )
-    widened = _widen_header(header, names, candidates)
-    if widened is not None:
-        wide_header, note = widened
-        repairs.append(note)
-        candidates = _candidates(content, header_index, wide_header, delimiter, header)
-        header, names = wide_header, [normalise_name(h) for h in wide_header]
-
-    regular = [c.cells for c in candidates if c.cells is not None and len(c.cells) == len(header)]
-    regular = regular[:: max(1, len(regular) // MAX_PROFILE_ROWS)]  # an even sample of long logs
-    columns, reading = _choose_columns(header, names, regular, metric, shown, header_line.number)
-    repairs.extend(reading.notes)
-    roles = _Roles.of(header, columns, reading)
-    rows, bad = _read_rows(
-        candidates, header, roles, delimiter, regular, header_line.number, max_field_bytes, repairs
-    )
-
-    if not rows and not bad:
-        raise NrrInputError("header only: no data rows", path=shown, line=header_line.number)
-    repairs.extend(_status_notes(rows, reading, columns["status"] or ""))
-    metric_name = columns["metric"] or ""
-    if direction is not None:
-        chosen = normalise_direction(direction)
-        if chosen is None:
-            raise NrrInputError(
-                f"direction must be 'lower' or 'higher', not {direction!r}", path=shown
-            )
-        metric_direction, source = chosen, "flag"
-    else:
-        metric_direction, source = infer_metric_direction(
-            metric_name, [r.metric for r in rows], [r.status for r in rows], comments
-        )
-    # The first readable row as read (padded, unquoted, stripped), so an exported copy keeps the key.
-    first_cells = list(rows[0].fields.values()) if rows else []
-    return ResultsLog(
-        path=shown,
-        header=header,
-        columns=columns,
-        metric_name=metric_name,
-        metric_direction=metric_direction,
-        direction_source=source,
-        rows=rows,
-        bad_rows=sorted(bad, key=lambda b: b.line_number),
-        session_key=_session_key(header, first_cells),
-        repairs=repairs,
-        pending_line=len(lines) + 1 if held else None,
-    )
+    with StreamedLog(
+        path,
+        metric=metric,
+        direction=direction,
+        max_field_bytes=max_field_bytes,
+        hold_unterminated=hold_unterminated,
+    ) as log:
+        return log.whole()
 
 
 def _choose_columns(
@@ -641,10 +1023,10 @@ def _make_row(
     roles: _Roles,
     line_number: int,
     row_number: int,
-    without_metric: list[int],
+    without_metric: _LineNumbers,
 ) -> LogRow | BadRow:
     """One aligned row read into a LogRow, or a BadRow for an empty status. A keep or discard
-    row whose metric cell is not a number is stored without a metric (its line is appended to
+    row whose metric cell is not a number is stored without a metric (its line is noted in
     `without_metric`)."""
     status, raw_status = roles.reading.read(cells)
     if not raw_status:
@@ -653,7 +1035,7 @@ def _make_row(
     if roles.metric is not None:
         value, malformed = _metric_value(cells[roles.metric])
         if malformed and status in ("keep", "discard"):
-            without_metric.append(line_number)  # stored without a metric, said in the repairs
+            without_metric.add(line_number)  # stored without a metric, said in the repairs
     if status == "crash" and value == 0.0:
         value = None  # crashed runs log 0.0 for 'no value'
     return LogRow(

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from nrr_stats.ingest.status import is_status_word
 from nrr_stats.ingest.text import is_missing, looks_numeric, parse_number
 
+MAX_SEEN_FIRST_VALUES = 4096  # first-column values remembered to cut rows run together
+
 
 def filled_length(cells: list[str]) -> int:
     """Number of cells up to the last non-empty one (trailing delimiters do not count)."""
@@ -181,7 +183,8 @@ class RunTogetherSplitter:
         self.seen: set[str] = set()
 
     def remember(self, cells: list[str]) -> None:
-        if cells[0].strip():
+        # Bounded: every cut tries each value seen, and a long log has a value per row.
+        if cells[0].strip() and len(self.seen) < MAX_SEEN_FIRST_VALUES:
             self.seen.add(cells[0].strip())
 
     def _readable(self, cells: list[str]) -> bool:

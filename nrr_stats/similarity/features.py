@@ -56,8 +56,8 @@ FEATURE_DIM = _start
 _WORD = re.compile(r"\w+(?:[.\-]\w+)*")
 _NUMBER = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*([kmbgt]?)$")
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-_TRANSFORM_BATCH = 8192
-_CACHE_LIMIT = 1 << 20
+_TRANSFORM_BATCH = 2048  # rows hashed at a time: ~16 MB of transient arrays per batch
+_CACHE_LIMIT = 1 << 16  # n-grams and words whose hashes are kept (~20 MB at most)
 
 
 def _fold(fine: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -293,12 +293,13 @@ def _field_key(fields: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(str(fields.get(key) or "") for key in _FIELD_KEYS)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 12)
 def _field_part(key: tuple[str, ...]) -> np.ndarray:
-    """The field blocks (category onwards) of a row, cached: field tuples repeat a lot."""
+    """The field blocks (category onwards) of a row, cached: field tuples repeat a lot (but a
+    long log's from/to values are many: a bounded cache of the blocks alone, not whole rows)."""
     row = np.zeros(FEATURE_DIM)
     _field_blocks(row, dict(zip(_FIELD_KEYS, key, strict=True)))
-    part = row[_FIELDS_START:]
+    part = row[_FIELDS_START:].copy()
     part.flags.writeable = False
     return part
 

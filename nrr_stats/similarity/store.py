@@ -23,7 +23,7 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -56,6 +56,7 @@ FEATURE_VERSION = 1
 # geometric between rebuilds, so rebuilding costs O(1) amortised per appended row.
 DRIFT_THRESHOLD = 0.10
 COMMIT_BATCH = 8192
+REBUILD_ATTEMPTS = 3  # a rebuild whose rows are deleted under it starts again
 # How long a sync waits for another process's sync of the same store (the store's own file
 # lock): an ingest waits long, a check briefly, then answers without updating the store.
 SYNC_LOCK_TIMEOUT = 600.0
@@ -342,54 +343,66 @@ class FeatureStore:
         Appends new rows, recomputes rows whose inputs changed, and rebuilds everything when
         the store is missing, damaged, of another version, out of step with the bank's ids,
         or when the idf has drifted past DRIFT_THRESHOLD. Waits at most `lock_timeout` for
-        another process's sync, then raises LockWaitTimeout (an OSError).
+        another process's sync, then raises LockWaitTimeout (an OSError). `rows` may also be
+        a `Batches` (id-ordered batches, read again on each call), so no pass holds them all.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with locked(self._lock_path, timeout=lock_timeout, what=_LOCK_WHAT):
-            return self._sync_locked(*_sorted_rows(rows() if callable(rows) else rows))
+            return self._sync_locked(_batches(rows))
 
     def sync_recent(
         self,
-        touched: Iterable[Mapping[str, Any]],
-        fresh: Iterable[Mapping[str, Any]],
+        touched: Iterable[Mapping[str, Any]] | Batches,
+        fresh: Iterable[Mapping[str, Any]] | Batches,
         bank_rows: int,
-        all_rows: Callable[[], Iterable[Mapping[str, Any]]],
+        all_rows: Callable[[], Iterable[Mapping[str, Any]]] | Batches,
         *,
         lock_timeout: float = SYNC_LOCK_TIMEOUT,
     ) -> SyncSummary:
         """`sync` at the cost of the rows that can have changed: `touched` (rows whose inputs
         may have moved, e.g. the sessions an ingest wrote) and `fresh` (the bank's rows past
         the last stored id). Falls back to the whole `sync` over `all_rows()` when the store
-        does not hold exactly the bank's other `bank_rows - len(fresh)` rows."""
+        does not hold exactly the bank's other `bank_rows - len(fresh)` rows. Each may be a
+        `Batches`, read a batch at a time."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with locked(self._lock_path, timeout=lock_timeout, what=_LOCK_WHAT):
             self._clean_staging()
             state = self._load_state()
-            fresh_rows, fresh_ids = _sorted_rows(fresh)
             if state is not None:
                 keys = self._keys.read(state.committed)  # mapped: only touched rows are read
                 last = int(keys[-1, 0]) if state.committed else -1
-                touched_rows, touched_ids = _sorted_rows(
-                    row for row in touched if int(row["id"]) <= last
-                )
-                positions = np.searchsorted(keys[:, 0], touched_ids)
+                fresh_batches = _batches(fresh)
+                fresh_ids = _ids(fresh_batches)
+                touched_batches = _batches(touched, upto=last)
                 if (
-                    bank_rows == state.committed + len(fresh_rows)
+                    bank_rows == state.committed + fresh_ids.size
                     and (not fresh_ids.size or fresh_ids[0] > last)
-                    and np.all(positions < state.committed)
-                    and np.array_equal(keys[np.minimum(positions, len(keys) - 1), 0], touched_ids)
+                    and self._holds(keys, touched_batches)
                 ):
-                    summary = self._apply(state, keys, touched_rows, positions, fresh_rows)
+                    summary = self._apply(state, keys, touched_batches, fresh_batches)
                     if summary is not None:
                         return summary
-            return self._sync_locked(*_sorted_rows(all_rows()))
+            return self._sync_locked(_batches(all_rows))
+
+    @staticmethod
+    def _holds(keys: np.ndarray, touched: Batches) -> bool:
+        """Every touched row's id is a stored row's."""
+        for batch in touched():
+            ids = _batch_ids(batch)
+            positions = np.searchsorted(keys[:, 0], ids)
+            if not (
+                np.all(positions < len(keys))
+                and np.array_equal(keys[np.minimum(positions, len(keys) - 1), 0], ids)
+            ):
+                return False
+        return True
 
     def _clean_staging(self) -> None:
         """Under the store's lock every staging file of it is stale (a killed rebuild's)."""
         for target in (self._data.path, self._keys.path, self._state_path):
             remove_stale(target)
 
-    def _sync_locked(self, rows: list[Mapping[str, Any]], ids: np.ndarray) -> SyncSummary:
+    def _sync_locked(self, rows: Batches) -> SyncSummary:
         self._clean_staging()
         state = self._load_state()
         if state is None:
@@ -397,51 +410,55 @@ class FeatureStore:
                 from nrr_stats.notices import warn
 
                 warn(f"{self.path}: the similarity store is rebuilt: {self.fault}")
-            return self._rebuild(rows, ids, self.fault or "no consistent store")
+            return self._rebuild(rows, self.fault or "no consistent store")
         keys = np.array(self._keys.read(state.committed))
+        ids = _ids(rows)
         if state.committed > ids.size or not np.array_equal(keys[:, 0], ids[: state.committed]):
-            return self._rebuild(rows, ids, "stored ids differ from the bank's")
-        positions = np.arange(state.committed)
-        summary = self._apply(
-            state, keys, rows[: state.committed], positions, rows[state.committed :]
-        )
+            return self._rebuild(rows, "stored ids differ from the bank's")
+        last = int(ids[state.committed - 1]) if state.committed else None
+        stored = _batches(rows, upto=last) if last is not None else _batches([])
+        fresh = _batches(rows, after=last)
+        summary = self._apply(state, keys, stored, fresh)
         if summary is None:
-            drift = self._drift(state, rows[state.committed :])
-            return self._rebuild(rows, ids, f"idf drift {drift:.3f} > {DRIFT_THRESHOLD}")
+            drift = self._drift(state, fresh)[0]
+            return self._rebuild(rows, f"idf drift {drift:.3f} > {DRIFT_THRESHOLD}")
         return summary
 
-    def _drift(self, state: _State, fresh: Sequence[Mapping[str, Any]]) -> float:
-        df_new, n_new = document_frequencies(row.get("description") or "" for row in fresh)
-        return idf_drift(state.df_used, state.n_used, state.df_now + df_new, state.n_now + n_new)
+    def _drift(self, state: _State, fresh: Batches) -> tuple[float, np.ndarray, int]:
+        """(idf drift, df, count) of the fresh rows."""
+        df_new, n_new = document_frequencies(
+            row.get("description") or "" for batch in fresh() for row in batch
+        )
+        drift = idf_drift(state.df_used, state.n_used, state.df_now + df_new, state.n_now + n_new)
+        return drift, df_new, n_new
 
     def _apply(
-        self,
-        state: _State,
-        keys: np.ndarray,
-        rows: Sequence[Mapping[str, Any]],
-        positions: np.ndarray,
-        fresh: Sequence[Mapping[str, Any]],
+        self, state: _State, keys: np.ndarray, rows: Batches, fresh: Batches
     ) -> SyncSummary | None:
-        """Recompute the stored `rows` (at `positions`) whose inputs changed and append `fresh`;
-        None when the idf would drift past DRIFT_THRESHOLD (the caller rebuilds)."""
-        drift = self._drift(state, fresh)
+        """Recompute the stored `rows` (each at its id's place) whose inputs changed and append
+        `fresh`; None when the idf would drift past DRIFT_THRESHOLD (the caller rebuilds)."""
+        drift, _, n_fresh = self._drift(state, fresh)
         if drift > DRIFT_THRESHOLD:
             return None
         space = FeatureSpace(df=state.df_used, n_docs=state.n_used)
-        fingerprints = np.fromiter((row_fingerprint(r) for r in rows), np.int64, len(rows))
-        changed = np.flatnonzero(fingerprints != keys[positions, 1])
-        for index in changed:  # rows whose outcome or parse changed since they were stored
-            row, position = rows[index], int(positions[index])
-            self._data.write(position, self._features(space, [row]), extend_header=False)
-            self._keys.write(position, self._key_rows([row]), extend_header=False)
+        dirty_parts: list[np.ndarray] = []
+        for batch in rows():
+            positions = np.searchsorted(keys[:, 0], _batch_ids(batch))
+            fingerprints = np.fromiter((row_fingerprint(r) for r in batch), np.int64, len(batch))
+            changed = np.flatnonzero(fingerprints != keys[positions, 1])
+            for index in changed:  # rows whose outcome or parse changed since they were stored
+                row, position = batch[index], int(positions[index])
+                self._data.write(position, self._features(space, [row]), extend_header=False)
+                self._keys.write(position, self._key_rows([row]), extend_header=False)
+            dirty_parts.append(positions[changed])
+        dirty = np.concatenate(dirty_parts) if dirty_parts else np.empty(0, dtype=np.int64)
+        updated = int(dirty.size)
 
         committed, df_now, n_now = state.committed, state.df_now.copy(), state.n_now
-        dirty = [int(positions[index]) for index in changed]
-        if changed.size and not fresh:
+        if updated and not n_fresh:
             # Rows rewritten in place: a new commit record tells cached readers to reread.
             self._commit(state, dirty)
-        for start in range(0, len(fresh), COMMIT_BATCH):
-            batch = fresh[start : start + COMMIT_BATCH]
+        for batch in _rechunked(fresh(), COMMIT_BATCH):
             batch_df, batch_n = document_frequencies(row.get("description") or "" for row in batch)
             self._data.write(committed, self._features(space, batch), extend_header=True)
             self._keys.write(committed, self._key_rows(batch), extend_header=True)
@@ -449,29 +466,49 @@ class FeatureStore:
             df_now += batch_df
             n_now += batch_n
             self._commit(_State(committed, state.df_used, state.n_used, df_now, n_now), dirty)
-            dirty = []
-        return SyncSummary(len(fresh), int(changed.size), False, "", committed, drift)
+            dirty = np.empty(0, dtype=np.int64)
+        return SyncSummary(n_fresh, updated, False, "", committed, drift)
 
-    def _rebuild(self, rows: list[Mapping[str, Any]], ids: np.ndarray, reason: str) -> SyncSummary:
+    def _rebuild(self, rows: Batches, reason: str) -> SyncSummary:
         self._state_path.unlink(missing_ok=True)  # from here until the commit: no store
         fsync_directory(self._state_path.parent)
         self._crcs = None
-        df, n_docs = document_frequencies(row.get("description") or "" for row in rows)
-        space = FeatureSpace(df=df, n_docs=n_docs)
+        for _ in range(REBUILD_ATTEMPTS):
+            last: list[int] = []
+            df, n_docs = document_frequencies(_descriptions(rows(), last))
+            # The second pass reads the same rows: none past the first pass's last id (an
+            # ingest may commit more meanwhile; the next sync appends them).
+            bounded = _batches(rows, upto=last[0]) if last else rows
+            if self._write_all(bounded, FeatureSpace(df=df, n_docs=n_docs), n_docs):
+                self._commit(_State(n_docs, df, n_docs, df, n_docs))
+                return SyncSummary(n_docs, 0, True, reason, n_docs, 0.0)
+        # Rows deleted under every attempt: no store, rebuilt by the next sync.
+        return SyncSummary(0, 0, True, reason + "; the rows changed during the rebuild", 0, 0.0)
+
+    def _write_all(self, rows: Batches, space: FeatureSpace, count: int) -> bool:
+        """Write every row into fresh staging files, then put them in place; False (nothing
+        put in place) when the rows are not the `count` rows the space was built from."""
+        stagings = []
         for target in (self._data, self._keys):
             staging = _RowFile(
                 target.path.with_name(target.path.name + ".tmp"), target.dtype, target.width
             )
-            staging.create(len(rows))
-            for start in range(0, len(rows), COMMIT_BATCH):
-                batch = rows[start : start + COMMIT_BATCH]
-                values = (
-                    self._features(space, batch) if target is self._data else self._key_rows(batch)
-                )
-                staging.write(start, values, extend_header=True)
+            staging.create(count)
+            stagings.append((staging, target))
+        start = 0
+        for batch in _rechunked(rows(), COMMIT_BATCH):
+            if start + len(batch) > count:
+                break
+            stagings[0][0].write(start, self._features(space, batch), extend_header=True)
+            stagings[1][0].write(start, self._key_rows(batch), extend_header=True)
+            start += len(batch)
+        if start != count:
+            for staging, _ in stagings:
+                staging.path.unlink(missing_ok=True)
+            return False
+        for staging, target in stagings:
             os.replace(staging.path, target.path)
-        self._commit(_State(len(rows), df, n_docs, df, n_docs))
-        return SyncSummary(len(rows), 0, True, reason, len(rows), 0.0)
+        return True
 
     @staticmethod
     def _features(space: FeatureSpace, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -652,13 +689,109 @@ def _space(df: np.ndarray, n_docs: int) -> FeatureSpace:
     return _SPACES[0]
 
 
+# Id-ordered batches of bank rows, read again on each call: a pass never holds them all.
+Batches = Callable[[], Iterator[Sequence[Mapping[str, Any]]]]
+
+
 def _sorted_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], np.ndarray]:
     """Rows in id order and their ids; ids must be unique."""
     ordered = sorted(rows, key=lambda row: int(row["id"]))
-    ids = np.fromiter((int(row["id"]) for row in ordered), dtype=np.int64, count=len(ordered))
+    ids = _batch_ids(ordered)
     if ids.size and np.any(np.diff(ids) == 0):
         raise ValueError("experiment ids are not unique")
     return ordered, ids
+
+
+def _batch_ids(batch: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    return np.fromiter((int(row["id"]) for row in batch), dtype=np.int64, count=len(batch))
+
+
+class _Paged:
+    """Marks a Batches already in id order (paged from the bank), not rows to sort."""
+
+    def __init__(self, batches: Batches):
+        self.batches = batches
+
+    def __call__(self) -> Iterator[Sequence[Mapping[str, Any]]]:
+        return self.batches()
+
+
+def _batches(
+    rows: Iterable[Mapping[str, Any]] | Callable[[], Iterable[Mapping[str, Any]]] | Batches,
+    *,
+    upto: int | None = None,
+    after: int | None = None,
+) -> Batches:
+    """Rows as id-ordered batches, only those with upto >= id > after: paged rows as they come,
+    rows given whole sorted once and held (as they were given whole)."""
+    if isinstance(rows, _Paged):
+        source: Batches = rows
+    else:
+        ordered, _ = _sorted_rows(rows() if callable(rows) else rows)
+        source = lambda: iter([ordered])  # noqa: E731
+
+    def batches() -> Iterator[Sequence[Mapping[str, Any]]]:
+        for batch in source():
+            ids = _batch_ids(batch)
+            low = 0 if after is None else int(np.searchsorted(ids, after, side="right"))
+            high = len(batch) if upto is None else int(np.searchsorted(ids, upto, side="right"))
+            if low < high:
+                yield batch[low:high] if (low, high) != (0, len(batch)) else batch
+            if upto is not None and high < len(batch):
+                return
+
+    return _Paged(batches)
+
+
+def _ids(rows: Batches) -> np.ndarray:
+    """The ids of all rows, in order (unique: an error otherwise)."""
+    parts = [_batch_ids(batch) for batch in rows()]
+    ids = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    if ids.size and np.any(np.diff(ids) <= 0):
+        raise ValueError("experiment ids are not unique")
+    return ids
+
+
+def _descriptions(batches: Iterable[Sequence[Mapping[str, Any]]], last: list[int]) -> Iterator[str]:
+    """The rows' descriptions; `last` ends up holding the last row's id."""
+    for batch in batches:
+        if batch:
+            last[:] = [int(batch[-1]["id"])]
+        yield from (row.get("description") or "" for row in batch)
+
+
+def _rechunked(
+    batches: Iterable[Sequence[Mapping[str, Any]]], size: int
+) -> Iterator[Sequence[Mapping[str, Any]]]:
+    """The rows of `batches` again, `size` at a time."""
+    pending: list[Mapping[str, Any]] = []
+    for batch in batches:
+        pending.extend(batch)
+        while len(pending) >= size:
+            yield pending[:size]
+            pending = pending[size:]
+    if pending:
+        yield pending
+
+
+FEATURE_PAGE = 5000  # bank rows read at a time by a sync
+
+
+def _paged(bank: Any, **where: Any) -> Batches:
+    """Bank.feature_rows a page at a time, in id order (keyset paging, no row read twice)."""
+
+    def batches() -> Iterator[Sequence[Mapping[str, Any]]]:
+        after = where.get("after_id")
+        while page := bank.feature_rows(
+            session_ids=where.get("session_ids"),
+            after_id=after,
+            upto_id=where.get("upto_id"),
+            limit=FEATURE_PAGE,
+        ):
+            yield page
+            after = int(page[-1]["id"])
+
+    return _Paged(batches)
 
 
 def bank_features(bank: Any, previous: Snapshot | None = None) -> Snapshot:
@@ -804,12 +937,13 @@ def sync_bank_features(bank: Any, session_ids: Iterable[int] | None = None) -> S
     """Bring the store beside `bank` up to date: call after every ingest.
 
     With `session_ids` (the sessions an ingest wrote) only their rows and the rows past the
-    store's last id are read, so an ingest into a large bank costs its own rows.
+    store's last id are read, so an ingest into a large bank costs its own rows. Rows are read
+    from the bank a page at a time: memory does not grow with the bank or the ingest.
     """
     store = FeatureStore(bank.features_path)
     revision = bank.evidence_state()[0]  # read before the rows: a later change is seen later
     if session_ids is None:
-        summary = store.sync(lambda: _feature_rows(bank))
+        summary = store.sync(_paged(bank))
         store.record_agreement(revision)
         return summary
     # The store held every row as of `revision` before this sync, and still does after it, when
@@ -818,11 +952,9 @@ def sync_bank_features(bank: Any, session_ids: Iterable[int] | None = None) -> S
     sessions = sorted({int(s) for s in session_ids})
     stored = store.snapshot().ids
     last = int(stored[-1]) if stored.size else 0
-    touched = bank.feature_rows(session_ids=sessions) if sessions else []
-    fresh = bank.feature_rows(after_id=last)
-    summary = store.sync_recent(
-        touched, fresh, bank.count_experiments(), lambda: _feature_rows(bank)
-    )
+    touched = _paged(bank, session_ids=sessions, upto_id=last) if sessions else _batches([])
+    fresh = _paged(bank, after_id=last)
+    summary = store.sync_recent(touched, fresh, bank.count_experiments(), _paged(bank))
     if agreed or summary.rebuilt:
         store.record_agreement(revision)
     return summary
