@@ -11,6 +11,7 @@ import contextlib
 import functools
 from typing import Any
 
+from nrr_stats.bank.cursor import WrappedCursor, not_unicode
 from nrr_stats.bank.location import BankLocation, redact_url
 from nrr_stats.bank.schema import SCHEMA_VERSION
 from nrr_stats.bank.store import Bank
@@ -182,7 +183,7 @@ class PostgresConnection:
         return self.raw.info.transaction_status != TransactionStatus.IDLE
 
 
-class _Cursor:
+class _Cursor(WrappedCursor):
     """A psycopg cursor that takes `?` SQL and reports bad text as input errors, never tracebacks."""
 
     def __init__(self, raw: Any, url: str, lock_timeout: float = 60.0):
@@ -210,28 +211,12 @@ class _Cursor:
             # e.g. a NUL byte, which PostgreSQL text cannot hold: the caller's transaction rolls back.
             raise NrrInputError(f"the bank refused a value ({scrub(error, self._url)})") from None
         except UnicodeEncodeError as error:
-            raise NrrInputError(
-                f"text that is not valid Unicode cannot be stored ({error.reason})"
-            ) from None
+            raise not_unicode(error) from None
         except psycopg.OperationalError as error:
             raise BankStorageError(
                 f"bank connection failed ({scrub(error, self._url)})", path=redact_url(self._url)
             ) from None
         return self
-
-    @property
-    def description(self) -> Any:
-        return self.raw.description
-
-    @property
-    def rowcount(self) -> int:
-        return self.raw.rowcount
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.raw.fetchall()
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self.raw.fetchone()
 
 
 @functools.lru_cache(maxsize=1024)

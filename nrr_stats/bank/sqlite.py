@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from nrr_stats.bank.cursor import WrappedCursor, not_unicode
 from nrr_stats.bank.location import BankLocation
 from nrr_stats.bank.schema import SCHEMA_VERSION
 from nrr_stats.bank.store import Bank, say_upgrade
@@ -166,7 +167,7 @@ def _storage_fault(error: sqlite3.Error, bank: str, timeout: float) -> BankStora
     return BankStorageError(message, path=bank)
 
 
-class _SqliteCursor:
+class _SqliteCursor(WrappedCursor):
     """A sqlite3 cursor whose storage failures (full disk, lock timeout, read-only file) are
     one line naming the bank, never an internal error."""
 
@@ -181,24 +182,8 @@ class _SqliteCursor:
         except sqlite3.DatabaseError as error:
             raise _storage_fault(error, self._bank, self._timeout) from None
         except UnicodeEncodeError as error:
-            raise NrrInputError(
-                f"text that is not valid Unicode cannot be stored ({error.reason})"
-            ) from None
+            raise not_unicode(error) from None
         return self
-
-    @property
-    def description(self) -> Any:
-        return self.raw.description
-
-    @property
-    def rowcount(self) -> int:
-        return self.raw.rowcount
-
-    def fetchall(self) -> list[Any]:
-        return self.raw.fetchall()
-
-    def fetchone(self) -> Any:
-        return self.raw.fetchone()
 
 
 # A write first tries for the lock this long before saying that it waits.
