@@ -169,3 +169,24 @@ def test_a_grid_kept_across_updates_answers_as_a_fresh_one():
             assert kept.p_crash(key[0]) == pytest.approx(fresh.p_crash(key[0]), rel=1e-9)
             assert got.interval() == pytest.approx(want.interval(), rel=1e-7)
             assert got.prob_below_base() == pytest.approx(want.prob_below_base(), rel=1e-7)
+
+
+def test_fold_prior_cache_key_changes_with_fit_settings(tmp_path: Path):
+    """A fold prior cached at one sampler setting is never reused for another."""
+    from nrr_stats.models.population import _corpus_hash, fit_settings
+
+    log = tmp_path / "a.tsv"
+    log.write_text("commit\tval_bpb\tstatus\tdescription\nabc\t1.0\tkeep\tbaseline\n")
+    same = fit_settings(draws=1000, chains=4, seed=0)
+    assert _corpus_hash([log], same) == _corpus_hash(
+        [log], fit_settings(draws=1000, chains=4, seed=0)
+    )
+    for other in (
+        fit_settings(draws=200, chains=4, seed=0),
+        fit_settings(draws=1000, chains=2, seed=0),
+        fit_settings(draws=1000, chains=4, seed=1),
+    ):
+        assert _corpus_hash([log], other) != _corpus_hash([log], same)
+    before = _corpus_hash([log], same)
+    log.write_text(log.read_text() + "abd\t0.9\tdiscard\tlr up\n")
+    assert _corpus_hash([log], same) != before

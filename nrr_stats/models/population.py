@@ -225,6 +225,23 @@ def fold_assignment(logs: Sequence[tuple[str, str]], folds: int = DEFAULT_FOLDS)
     return {file: fold_of(min(files), folds) for files in groups.values() for file in files}
 
 
+def fit_settings(*, draws: int, chains: int, seed: int) -> str:
+    """What else a fold prior depends on: its sampler settings and the bounded session sample's
+    limits (the same logs fitted with other settings are another prior)."""
+    from nrr_stats.models.session_sample import MAX_FIT_LEAVES, MAX_FIT_SESSIONS
+
+    return repr(
+        {
+            "draws": draws,
+            "chains": chains,
+            "seed": seed,
+            "shipped_draws": SHIPPED_DRAWS,
+            "max_sessions": MAX_FIT_SESSIONS,
+            "max_leaves": MAX_FIT_LEAVES,
+        }
+    )
+
+
 def model_fingerprint() -> str:
     """The model's version and hyperpriors: a cached fold prior is reused only for the same model."""
     from nrr_stats.models import fit
@@ -233,9 +250,11 @@ def model_fingerprint() -> str:
     return repr([fit.MODEL_VERSION] + [(n, getattr(fit, n)) for n in names])
 
 
-def _corpus_hash(paths: Sequence[Path]) -> str:
+def _corpus_hash(paths: Sequence[Path], settings: str = "") -> str:
+    """The cache key of a fold prior: model, fit settings and the training logs' bytes."""
     digest = hashlib.sha256(PRIOR_VERSION.encode())
     digest.update(model_fingerprint().encode())
+    digest.update(settings.encode())
     for path in sorted(paths, key=lambda p: p.name):
         digest.update(path.name.encode())
         digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -259,7 +278,8 @@ def fold_prior(
     assignment = assignment or {}
     kept = [p for p in paths if assignment.get(p.name, fold_of(p.name, folds)) != fold]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = cache / f"fold-prior-{_corpus_hash(kept)}-k{folds}-f{fold}.npz"
+    settings = fit_settings(draws=draws, chains=chains, seed=seed)
+    target = cache / f"fold-prior-{_corpus_hash(kept, settings)}-k{folds}-f{fold}.npz"
     if target.is_file():
         return load_prior(target)
     prior, _ = fit_population_prior(kept, draws=draws, chains=chains, seed=seed)
