@@ -1,7 +1,9 @@
 """What a cold `nrr check` process loads: no typer application, no pydantic, not the
-`scipy.special` package (its compiled ufuncs only: the same functions), not numpy.ma (which
-np.quantile and np.unique load), never PyMC; and the fast path answers exactly as the typer
-command does."""
+`scipy.special` package (its compiled ufuncs only: the same functions) nor scipy's package setup
+(which loads subprocess), not numpy.ma (which np.quantile and np.unique load), not socket (the
+decision queue's tag, needed only when claims are left to fold), never PyMC; the fast path
+answers exactly as the typer command does; and the `nrr` process, which skips the interpreter's
+teardown, still prints its whole answer, runs atexit handlers and exits with the verdict."""
 
 from __future__ import annotations
 
@@ -34,11 +36,23 @@ def test_a_cold_check_loads_no_typer_pydantic_or_scipy_special(seed_bank: Path) 
     assert "LOADED [] " in done.stdout, done.stdout + done.stderr
 
 
+def test_a_cold_check_loads_no_scipy_package_setup_subprocess_or_socket(seed_bank: Path) -> None:
+    code = (
+        "import sys\n"
+        "from nrr_stats.cli import main\n"
+        f"code = main(['check', 'Increase LR to 0.02', '--bank', {str(seed_bank)!r}])\n"
+        "off = ('scipy', 'scipy._lib', 'scipy._lib._testutils', 'subprocess', 'socket')\n"
+        "print('LOADED', sorted(m for m in off if m in sys.modules), code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "LOADED [] " in done.stdout, done.stdout + done.stderr
+
+
 def test_the_ufuncs_are_scipy_specials_own_and_scipy_still_imports() -> None:
     code = (
         "import sys\n"
         "from nrr_stats.models import special\n"
-        "assert 'scipy.special' not in sys.modules\n"
+        "assert 'scipy.special' not in sys.modules and 'scipy' not in sys.modules\n"
         "import scipy.special, scipy.stats\n"
         "assert special.betainc is scipy.special.betainc and special.digamma is scipy.special.digamma\n"
         "assert special.betaincinv is scipy.special.betaincinv and special.expit is scipy.special.expit\n"
@@ -46,6 +60,66 @@ def test_the_ufuncs_are_scipy_specials_own_and_scipy_still_imports() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("OK 0.385728"), done.stdout + done.stderr
+
+
+def test_scipy_imported_after_the_ufuncs_is_whole_and_answers_as_usual() -> None:
+    """The compiled modules loaded under bare packages are the ones the real packages then use:
+    LowLevelCallable is one class (scipy.special.ellip_normal integrates through it)."""
+    probe = (
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "import scipy, scipy.special, scipy.stats, scipy.integrate\n"
+        "from scipy._lib._ccallback import LowLevelCallable\n"
+        "assert LowLevelCallable is scipy.LowLevelCallable and scipy.__version__\n"
+        "print(repr(scipy.special.ellip_normal(5, 8, 3, 7)), repr(scipy.stats.beta(2, 3).sf(0.3)),"
+        " scipy.integrate.quad(lambda x: x * x, 0, 1)[0])\n"
+    )
+    after = subprocess.run(
+        [sys.executable, "-c", "from nrr_stats.models import special\n" + probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    usual = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert after.returncode == 0 and usual.returncode == 0, after.stderr + usual.stderr
+    assert after.stdout == usual.stdout and after.stdout.count(" ") == 2
+
+
+def _run_nrr_process(args: list[str], before: str = "") -> subprocess.CompletedProcess:
+    """The `nrr` console script's entry point in a process of its own."""
+    code = f"import sys\n{before}from nrr_stats.cli import run\nsys.argv[0] = 'nrr'\nrun()\n"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_nrr_process_prints_the_whole_answer_and_exits_with_the_verdict(
+    seed_bank: Path,
+) -> None:
+    done = _run_nrr_process(
+        ["check", "Increase LR to 0.02", "--bank", str(seed_bank)],
+        before="import atexit\natexit.register(lambda: print('AT EXIT', file=sys.stderr))\n",
+    )
+    answer = json.loads(done.stdout)
+    assert done.returncode == {"proceed": 0, "caution": 1, "avoid": 2}[answer["verdict"]]
+    assert done.stderr.endswith("AT EXIT\n"), done.stderr
+    missing = _run_nrr_process(["check", "x", "--bank", str(seed_bank.parent / "none.db")])
+    assert missing.returncode == 3 and "no bank here yet" in missing.stderr
+
+
+def test_a_check_in_process_leaves_the_garbage_collector_as_it_found_it(seed_bank: Path) -> None:
+    import gc
+
+    assert gc.isenabled()
+    assert run_nrr("check", "Increase LR to 0.02", "--bank", str(seed_bank)).code in (0, 1, 2)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run_nrr("check", "Increase LR to 0.02", "--bank", str(seed_bank))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize(
