@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import secrets
-import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +39,8 @@ FOLDED_KEY = "decision_queue_folded:"
 
 def queue_tag(path: Path) -> str:
     """What names this machine's queue of a bank among the claims recorded in a shared bank."""
+    import socket  # not at module level: a check with no claims to fold never needs it
+
     where = f"{socket.gethostname()}:{path.resolve()}"
     return hashlib.sha256(where.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
@@ -101,6 +102,8 @@ def _claim_name(path: Path) -> Path:
 def claimed_files(path: Path) -> list[Path]:
     """Claims of this queue left on disk (by a killed folder, or one about to delete its
     claim): each is folded, or only deleted when its token says it was folded."""
+    if not any(path.parent.glob(f"{path.name}.*{CLAIMED}")):  # none: no tag to compute
+        return []
     return sorted(path.parent.glob(f"{path.name}.{queue_tag(path)}.*{CLAIMED}"))
 
 

@@ -1,12 +1,13 @@
 """The special functions of the answer path: scipy's compiled ufuncs, loaded without the
-`scipy.special` package.
+`scipy.special` package, nor `scipy`'s and `scipy._lib`'s package setup.
 
 `import scipy.special` sets up scipy's array-API layer (it clones the numpy namespace, which
 loads numpy.f2py): 0.2-0.4 s, most of a cold `nrr check`. The functions themselves live in the
 compiled module `scipy.special._ufuncs`, which needs none of that. They are the very objects
 `scipy.special` exports (`scipy.special.betainc is scipy.special._ufuncs.betainc`), so every
-number is the same. Should the module not load that way (another scipy layout), the package
-is imported as usual.
+number is the same. `scipy`'s own setup (a numpy version check, the test runner, which loads
+subprocess) is skipped too: the compiled modules need only the packages' folders. Should the
+module not load that way (another scipy layout), the package is imported as usual.
 """
 
 from __future__ import annotations
@@ -18,41 +19,50 @@ import types
 from pathlib import Path
 from typing import Any
 
+# The packages scipy.special._ufuncs and the compiled modules it loads live in.
+_PACKAGES = (("scipy", ""), ("scipy._lib", "_lib"), ("scipy.special", "special"))
+
 
 def _ufuncs() -> Any:
-    """scipy.special._ufuncs, loaded under its own name, the package left unimported."""
+    """scipy.special._ufuncs, loaded under its own name, the packages above left unimported."""
     if "scipy.special" in sys.modules or "scipy.special._ufuncs" in sys.modules:
         import scipy.special._ufuncs as loaded
 
         return loaded
-    import scipy
-
-    folder = Path(scipy.__file__).parent / "special"
+    found_scipy = importlib.util.find_spec("scipy")  # finds the folder, runs nothing
+    if found_scipy is None or not found_scipy.submodule_search_locations:
+        raise ImportError("no scipy package")
+    root = Path(next(iter(found_scipy.submodule_search_locations)))
     found = [
-        folder / f"_ufuncs{suffix}"
+        root / "special" / f"_ufuncs{suffix}"
         for suffix in importlib.machinery.EXTENSION_SUFFIXES
-        if (folder / f"_ufuncs{suffix}").is_file()
+        if (root / "special" / f"_ufuncs{suffix}").is_file()
     ]
     if not found:
         raise ImportError("no compiled scipy.special._ufuncs")
-    # While it loads, its own imports of sibling modules need a package to resolve against:
-    # a bare one, removed afterwards so a later `import scipy.special` runs the real package
-    # (which then reuses the modules loaded here).
-    stub = types.ModuleType("scipy.special")
-    stub.__path__ = [str(folder)]
-    sys.modules["scipy.special"] = stub
+    # While it loads, its imports of compiled siblings (scipy._cyutility, scipy._lib._ccallback,
+    # scipy.special._special_ufuncs, ...) need packages to resolve against: bare ones, removed
+    # afterwards so a later `import scipy.special` runs the real packages (which then reuse the
+    # modules loaded here, the same objects).
+    stubs = {}
+    for name, folder in _PACKAGES:
+        if name not in sys.modules:
+            stubs[name] = sys.modules[name] = types.ModuleType(name)
+            stubs[name].__path__ = [str(root / folder)]
+    before = set(sys.modules)
     try:
         spec = importlib.util.spec_from_file_location("scipy.special._ufuncs", found[0])
         module = importlib.util.module_from_spec(spec)
         sys.modules["scipy.special._ufuncs"] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules["scipy.special._ufuncs"]
-            raise
+        spec.loader.exec_module(module)
+    except BaseException:
+        for name in set(sys.modules) - before | {"scipy.special._ufuncs"}:
+            sys.modules.pop(name, None)  # a clean slate for the usual import
+        raise
     finally:
-        if sys.modules.get("scipy.special") is stub:
-            del sys.modules["scipy.special"]
+        for name, stub in stubs.items():
+            if sys.modules.get(name) is stub:
+                del sys.modules[name]
     return module
 
 
