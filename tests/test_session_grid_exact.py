@@ -1,8 +1,9 @@
 """The session grid's shortcuts give the numbers of the plain formulas, to the last bit.
 
 `set_counts` skips the two keep tables of a leaf without keeps (gammaln(a + 0) - gammaln(a) is
-exactly 0), and the grid's span takes numpy's linear quantile without np.quantile; both are
-compared here with the formulas they replace, computed the slow way.
+exactly 0), the grid's span takes numpy's linear quantile without np.quantile, and every leaf's
+mixture reuses what the mixture-size rule made of the grid's weights (rate.Components); all
+are compared here with the formulas they replace, computed the slow way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nrr_stats.models.population import load_population_prior
+from nrr_stats.models.rate import MASS_LEFT, BetaMixture, Components, heaviest_components
 from nrr_stats.models.session_grid import SessionGrid, linear_quantile
 from nrr_stats.models.special import gammaln
 
@@ -102,3 +104,89 @@ def test_linear_quantile_is_numpys(values, q):
 def test_linear_quantile_of_values_with_nan_is_nan():
     assert np.isnan(linear_quantile(np.array([0.3, np.nan, 0.1]), 0.99))
     assert np.isnan(np.quantile(np.array([0.3, np.nan, 0.1]), 0.99))
+
+
+def plain_mixture(a, b, weights, base):
+    """BetaMixture.of as one function, every step made for this mixture alone (the form
+    before rate.Components): (a, b, weights, base, mean, base rate) of the mixture."""
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    w = np.ravel(weights) / np.sum(weights)
+    mean = float(np.sum(w * a / (a + b)))
+    base_all = None if base is None else np.broadcast_to(np.ravel(base), a.shape)
+    base_rate = float("nan") if base_all is None else float(np.sum(w * base_all))
+    keep = heaviest_components(w)
+    if keep.shape[0] < a.shape[0]:
+        rest = np.ones(a.shape[0], dtype=bool)
+        rest[keep] = False
+        held = float(w[keep].sum())
+        if held < 1.0 - MASS_LEFT:
+            wr = w[rest] / w[rest].sum()
+            m = float(np.sum(wr * a[rest] / (a[rest] + b[rest])))
+            second = float(
+                np.sum(
+                    wr
+                    * a[rest]
+                    * (a[rest] + 1.0)
+                    / ((a[rest] + b[rest]) * (a[rest] + b[rest] + 1.0))
+                )
+            )
+            var = max(second - m**2, 1e-12)
+            c = max(m * (1.0 - m) / var - 1.0, 1e-3)
+            if base_all is not None:
+                rest_base = float(np.sum(w[rest] * base_all[rest]) / np.sum(w[rest]))
+                base_all = np.append(base_all[keep], rest_base)
+            a, b = np.append(a[keep], m * c), np.append(b[keep], (1.0 - m) * c)
+            w = np.append(w[keep], 1.0 - held)
+        else:
+            a, b, w = a[keep], b[keep], w[keep] / held
+            base_all = None if base_all is None else base_all[keep]
+    return a, b, w, base_all, mean, base_rate
+
+
+def _same_mixture(got: BetaMixture, plain) -> bool:
+    a, b, w, base, mean, base_rate = plain
+    return (
+        _same(got.a, a)
+        and _same(got.b, b)
+        and _same(got.weights, w)
+        and (got.base is None) == (base is None)
+        and (base is None or _same(got.base, base))
+        and got.mean() == mean
+        and _same(got.base_rate(), base_rate)
+    )
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.integers(1, 2500),
+    st.floats(0.1, 30.0),
+    st.sampled_from(["none", "scalar", "array"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_shared_components_give_each_mixture_of_the_plain_formula(n, spread, base_kind, seed):
+    """One Components serves several (a, b) over the same weights; each mixture equals the
+    one made from scratch, bit for bit (kept, merged and renormalised cases all occur)."""
+    rng = np.random.default_rng(seed)
+    weights = np.exp(spread * rng.standard_normal(n))  # from even to a few heavy components
+    base = {"none": None, "scalar": 0.3, "array": rng.uniform(0.05, 0.9, n)}[base_kind]
+    shared = Components.of(n, weights, base)
+    for _ in range(3):
+        a, b = rng.uniform(0.05, 40.0, n), rng.uniform(0.05, 40.0, n)
+        plain = plain_mixture(a, b, weights, base)
+        assert _same_mixture(BetaMixture.of(a, b, components=shared), plain)
+        assert _same_mixture(BetaMixture.of(a, b, weights, base), plain)
+
+
+def test_grid_rates_equal_the_plain_mixture_of_their_own_weights():
+    prior = load_population_prior()
+    grid = SessionGrid(prior)
+    rng = np.random.default_rng(8)
+    keys = [("learning_rate", "increase", ""), ("model_size", "increase", "DEPTH")]
+    keys += [("optimizer", "change", ""), ("learning_rate", "decrease", "")]
+    for _ in range(3):
+        grid.set_all({key: (float(rng.integers(0, 3)), float(rng.integers(3, 9))) for key in keys})
+        weights, _ = grid.posterior_weights()
+        base = grid._mass()[1]
+        for key in keys + [("not_a_category", "add", "")]:
+            a, b = grid._shape(key, *grid.leaves.get(key, (0.0, 0.0)))
+            assert _same_mixture(grid.rate(*key), plain_mixture(a, b, weights, base))

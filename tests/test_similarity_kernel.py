@@ -177,3 +177,66 @@ def test_k_beyond_available_rows_returns_fewer():
 def test_bad_arguments_raise_value_error(matrix, queries, k, mask, fault):
     with pytest.raises(ValueError, match=fault):
         top_k(matrix, queries, k, mask=mask)
+
+
+def brute_force_row_scores(matrix, query, k, mask=None):
+    """brute_force on the kernel's own scores of the whole matrix (one row_scores call)."""
+    scores = kernel.row_scores(matrix, query)
+    index = np.arange(matrix.shape[0])
+    if mask is not None:
+        index, scores = index[mask], scores[mask]
+    order = np.lexsort((index, -scores))[:k]
+    return index[order], scores[order]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(1, 3000),
+    st.sampled_from([8, 33, 128]),
+    st.integers(1, 60),
+    st.integers(1, 1200),
+    st.floats(0.0, 1.0),
+    st.integers(0, 2**32 - 1),
+)
+def test_float_rows_rank_exactly_as_brute_force_over_row_scores(
+    n, d, k, chunk_rows, selected, seed
+):
+    """With float rows (rounding, near ties) the chunked, masked and gathered scan returns
+    exactly the indices and scores of ranking the whole matrix's row_scores: a row's score
+    does not depend on the chunk or gather it was read in."""
+    rng = np.random.default_rng(seed)
+    matrix = _unit_rows(rng, n, d)
+    matrix[rng.integers(0, n, n // 10)] = matrix[0]  # exact duplicates: real ties
+    query = _unit_rows(rng, 1, d)[0]
+    for mask in (None, rng.random(n) < selected):
+        indices, scores = top_k(matrix, query, k, mask=mask, chunk_rows=chunk_rows)
+        expected_index, expected_scores = brute_force_row_scores(matrix, query, k, mask)
+        np.testing.assert_array_equal(indices, expected_index)
+        np.testing.assert_array_equal(scores, expected_scores)
+        batch_index, batch_scores = top_k(
+            matrix, np.stack([query, query]), k, mask=mask, chunk_rows=chunk_rows
+        )
+        np.testing.assert_array_equal(batch_index[1], expected_index)
+        np.testing.assert_array_equal(batch_scores[1], expected_scores)
+
+
+def test_row_scores_of_any_slice_or_gather_equal_the_whole_matrix_bit_for_bit(tmp_path):
+    """The property the exact scan rests on, and the one similarity every caller reads (the
+    bank-wide top-k and the session rows' scores of search.py): offsets, gathers, a memmap and
+    a misaligned copy all give each row the same float32 score; it is the dot product."""
+    rng = np.random.default_rng(21)
+    matrix = _unit_rows(rng, 5000, 128)
+    query = matrix[17] * 0.5 + matrix[4000] * 0.5
+    whole = kernel.row_scores(matrix, query)
+    assert whole.dtype == np.float32
+    np.testing.assert_allclose(whole, matrix.astype(np.float64) @ query, atol=1e-6)
+    for start in (1, 7, 63, 4095):
+        np.testing.assert_array_equal(kernel.row_scores(matrix[start:], query), whole[start:])
+    picked = np.sort(rng.choice(5000, 700, replace=False))
+    np.testing.assert_array_equal(kernel.row_scores(matrix[picked], query), whole[picked])
+    raw = np.empty(matrix[:900].nbytes + 4, np.uint8)[4:].view(np.float32).reshape(900, 128)
+    raw[:] = matrix[:900]
+    np.testing.assert_array_equal(kernel.row_scores(raw, query), whole[:900])
+    np.save(tmp_path / "m.npy", matrix)
+    mapped = np.load(tmp_path / "m.npy", mmap_mode="r")
+    np.testing.assert_array_equal(kernel.row_scores(mapped[100:2100], query), whole[100:2100])

@@ -39,6 +39,51 @@ def heaviest_components(weights: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
+class Components:
+    """What the mixture-size rule makes of a mixture's weights (and base rates) alone: shared
+    by every rate mixed with the same weights (a session grid's answers), so it is made once.
+    Build with `Components.of`."""
+
+    weights: np.ndarray  # all components' weights, normalised
+    keep: np.ndarray  # the components kept as they are (heaviest_components)
+    rest: np.ndarray | None  # mask of the components merged into one Beta (None: none are)
+    rest_weights: np.ndarray | None  # their weights
+    kept_weights: np.ndarray  # the mixture's weights: the kept ones, then the merged one's
+    kept_base: np.ndarray | None  # the base rate per mixture component (None without one)
+    base_rate: float  # the mean base rate over all components (nan without one)
+
+    @classmethod
+    def of(
+        cls,
+        n: int,
+        weights: np.ndarray | None = None,
+        base: np.ndarray | float | None = None,
+        keep: np.ndarray | None = None,
+    ) -> Components:
+        """The rule applied to n components with these weights (default equal) and base."""
+        w = np.full(n, 1.0 / n) if weights is None else np.ravel(weights)
+        w = w / w.sum()
+        base_all = None if base is None else np.broadcast_to(np.ravel(base), (n,))
+        base_rate = float("nan") if base_all is None else float(np.sum(w * base_all))
+        keep = heaviest_components(w) if keep is None else keep
+        rest, rest_weights, kept, kept_base = None, None, w, base_all
+        if keep.shape[0] < n:
+            merged = np.ones(n, dtype=bool)
+            merged[keep] = False
+            held = float(w[keep].sum())
+            if held < 1.0 - MASS_LEFT:
+                rest, rest_weights = merged, w[merged]
+                if base_all is not None:
+                    rest_base = float(np.sum(w[merged] * base_all[merged]) / np.sum(w[merged]))
+                    kept_base = np.append(base_all[keep], rest_base)
+                kept = np.append(w[keep], 1.0 - held)
+            else:
+                kept = w[keep] / held
+                kept_base = None if base_all is None else base_all[keep]
+        return cls(w, keep, rest, rest_weights, kept, kept_base, base_rate)
+
+
+@dataclass(frozen=True, eq=False)
 class BetaMixture:
     """sum_i w_i Beta(a_i, b_i): the posterior (predictive) distribution of one rate.
 
@@ -61,32 +106,25 @@ class BetaMixture:
         weights: np.ndarray | None = None,
         base: np.ndarray | float | None = None,
         keep: np.ndarray | None = None,
+        *,
+        components: Components | None = None,
     ) -> BetaMixture:
         """The mixture of Beta(a_i, b_i) with weights (default equal), with the base rate per
-        component; `keep` is heaviest_components(weights) when the caller already has it."""
+        component; `keep` is heaviest_components(weights) when the caller already has it, and
+        `components` (instead of weights, base and keep) what the mixture-size rule made of
+        them once for every rate over the same weights."""
         a = np.asarray(a, dtype=np.float64).ravel()
         b = np.asarray(b, dtype=np.float64).ravel()
-        w = np.full(a.shape, 1.0 / a.shape[0]) if weights is None else np.ravel(weights)
-        w = w / w.sum()
+        if components is None:
+            components = Components.of(a.shape[0], weights, base, keep)
+        w, keep, rest = components.weights, components.keep, components.rest
         mean = float(np.sum(w * a / (a + b)))
-        base_all = None if base is None else np.broadcast_to(np.ravel(base), a.shape)
-        base_rate = float("nan") if base_all is None else float(np.sum(w * base_all))
-        keep = heaviest_components(w) if keep is None else keep
-        if keep.shape[0] < a.shape[0]:
-            rest = np.ones(a.shape[0], dtype=bool)
-            rest[keep] = False
-            held = float(w[keep].sum())
-            if held < 1.0 - MASS_LEFT:  # the rest is merged into one moment-matched Beta
-                merged = _moment_matched(a[rest], b[rest], w[rest])
-                if base_all is not None:
-                    rest_base = float(np.sum(w[rest] * base_all[rest]) / np.sum(w[rest]))
-                    base_all = np.append(base_all[keep], rest_base)
-                a, b = np.append(a[keep], merged[0]), np.append(b[keep], merged[1])
-                w = np.append(w[keep], 1.0 - held)
-            else:
-                a, b, w = a[keep], b[keep], w[keep] / held
-                base_all = None if base_all is None else base_all[keep]
-        return cls(a, b, w, base_all, mean, base_rate)
+        if rest is not None:  # the rest is merged into one moment-matched Beta
+            merged = _moment_matched(a[rest], b[rest], components.rest_weights)
+            a, b = np.append(a[keep], merged[0]), np.append(b[keep], merged[1])
+        elif keep.shape[0] < a.shape[0]:
+            a, b = a[keep], b[keep]
+        return cls(a, b, components.kept_weights, components.kept_base, mean, components.base_rate)
 
     def mean(self) -> float:
         """The mean rate; also the predictive probability that one more experiment is kept."""

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from nrr_stats.models.posterior import EffectColumns, StoredPosterior, standard_normal
-from nrr_stats.models.rate import BetaMixture, WeightedPoints, heaviest_components
+from nrr_stats.models.rate import BetaMixture, Components, WeightedPoints, heaviest_components
 from nrr_stats.models.special import expit, gammaln
 
 GRID_POINTS = 61
@@ -163,10 +163,8 @@ class SessionGrid:
         key = (category, direction, parameter or "")
         if key not in self._answers:
             keeps, trials = self.leaves.get(key, (0.0, 0.0))
-            weights, _ = self.posterior_weights()
             a, b = self._shape(key, keeps, trials)
-            keep, base = self._mass()
-            self._answers[key] = BetaMixture.of(a, b, weights, base, keep=keep)
+            self._answers[key] = BetaMixture.of(a, b, components=self._mass()[2])
         return self._answers[key]
 
     def base_rate(self) -> WeightedPoints:
@@ -175,13 +173,15 @@ class SessionGrid:
         weights, _ = self.posterior_weights()
         return WeightedPoints.of(self._mass()[1], weights)
 
-    def _mass(self) -> tuple[np.ndarray, np.ndarray]:
+    def _mass(self) -> tuple[np.ndarray, np.ndarray, Components]:
         """Shared by every answer until the state changes: the components the mixture-size
-        rule keeps and the base rate expit(alpha + u) per component."""
+        rule keeps, the base rate expit(alpha + u) per component, and what the rule makes of
+        those weights and base rates (the same for every leaf's mixture)."""
         weights, _ = self.posterior_weights()
         if self._heavy is None or self._heavy[0] is not weights:
             base = expit(self.alpha[:, None] + self.u[None, :])
-            self._heavy = (weights, (heaviest_components(weights), base))
+            keep = heaviest_components(weights)
+            self._heavy = (weights, (keep, base, Components.of(weights.size, weights, base, keep)))
         return self._heavy[1]
 
     def p_crash(self, category: str) -> float:

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nrr_stats.similarity.features import FeatureSpace
-from nrr_stats.similarity.kernel import top_k
+from nrr_stats.similarity.kernel import row_scores, top_k
 from nrr_stats.similarity.repeats import (
     FAILED_STATUSES,
     NEAR_REPEAT_SIMILARITY,
@@ -78,7 +78,7 @@ def similar_failures_in_bank(
     # The session's failures that could repeat the proposal: the same cell (exact or near
     # repeats) or a similarity at the near-repeat threshold; only those reach find_repeats.
     session = search.session_rows(history)
-    session_scores = np.clip(session.matrix @ query, -1.0, 1.0)
+    session_scores = np.clip(row_scores(session.matrix, query), -1.0, 1.0)
     cell = (field_text(change.category), field_text(change.direction))
     possible = session.failed & (
         (session.cells == hash(cell)) | (session.known & (session_scores >= NEAR_REPEAT_SIMILARITY))
