@@ -1,0 +1,60 @@
+"""Issue 13, third pass: direction from an earlier row written the same way (parser/templates.py).
+Examples are general phrasings; where one comes from a labelled log, the log is named
+(../shared/data/autoresearch-logs/)."""
+
+from __future__ import annotations
+
+from nrr_stats.parser import ConfigTracker
+from nrr_stats.parser.templates import earlier_match, template_direction, template_of
+
+
+def walk(rows: list[tuple[str, bool]], text: str) -> tuple[str, str, str]:
+    tracker = ConfigTracker()
+    for earlier, kept in rows:
+        tracker.observe(tracker.parse(earlier), kept=kept)
+    parsed = tracker.parse(text)
+    return parsed.category, parsed.direction, parsed.from_value
+
+
+def test_a_rewritten_sweep_row_moves_the_way_its_number_moved() -> None:
+    # dev/CuriousN006__ML_FluidDynamics_origstyle: "... ae160 dyn260" kept, then "... ae160 dyn320"
+    rows = [("raw sweep: latent_dim=24, ae160 dyn260", True)]
+    assert walk(rows, "raw sweep: latent_dim=24, ae160 dyn320")[1] == "increase"
+    assert walk(rows, "raw sweep: latent_dim=24, ae160 dyn200")[1] == "decrease"
+    # without the earlier row the text alone says nothing about which way
+    assert walk([], "raw sweep: latent_dim=24, ae160 dyn320")[1] == "other"
+
+
+def test_the_kept_row_is_the_reference_not_the_latest_discarded_one() -> None:
+    rows = [("probe gain 300 mixer", True), ("probe gain 500 mixer", False)]
+    # 400 is up from the kept 300 though down from the discarded 500
+    assert walk(rows, "probe gain 400 mixer")[1] == "increase"
+
+
+def test_numbers_moving_both_ways_or_a_seed_give_no_direction() -> None:
+    assert walk([("mix 3 and 8 blend", True)], "mix 4 and 6 blend")[1] == "other"
+    assert walk([("rerun with seed 1", True)], "rerun with seed 2")[1] == "other"
+
+
+def test_a_row_index_is_not_a_setting() -> None:
+    before = template_of("exp-11: warp tuner 4")
+    after = template_of("exp-12: warp tuner 4")
+    assert before is not None and after is not None
+    assert template_direction(after, before) == ("", "", "")
+
+
+def test_the_parse_and_the_template_must_agree_on_the_value_changed() -> None:
+    # dev2/karpathy__autoresearch__pull-158-head: "DEPTH=16 BATCH=256 ..." discarded, then
+    # "DEPTH=12 BATCH=256 ...": the parse's value (256) did not move, DEPTH did
+    now = template_of("depth=12 batch=256 total=2^19")
+    before = template_of("depth=16 batch=256 total=2^19")
+    assert now is not None and before is not None
+    assert earlier_match(now, [(before, False)], to_value="256") == ("", "", "")
+    assert earlier_match(now, [(before, False)])[0] == "decrease"
+
+
+def test_the_templates_survive_the_trackers_state() -> None:
+    tracker = ConfigTracker()
+    tracker.observe(tracker.parse("raw sweep: ae160 dyn260"), kept=True)
+    resumed = ConfigTracker.from_state(tracker.state())
+    assert resumed.parse("raw sweep: ae160 dyn320").direction == "increase"
