@@ -1,10 +1,13 @@
-"""Issue 13, third pass: direction from an earlier row written the same way (parser/templates.py).
+"""Issue 13, third pass: direction from an earlier row written the same way (parser/templates.py),
+multipliers written as operators, a key and its change around a colon.
 Examples are general phrasings; where one comes from a labelled log, the log is named
 (../shared/data/autoresearch-logs/)."""
 
 from __future__ import annotations
 
-from nrr_stats.parser import ConfigTracker
+import pytest
+
+from nrr_stats.parser import ConfigTracker, parse_description
 from nrr_stats.parser.templates import earlier_match, template_direction, template_of
 
 
@@ -58,3 +61,42 @@ def test_the_templates_survive_the_trackers_state() -> None:
     tracker.observe(tracker.parse("raw sweep: ae160 dyn260"), kept=True)
     resumed = ConfigTracker.from_state(tracker.state())
     assert resumed.parse("raw sweep: ae160 dyn320").direction == "increase"
+
+
+@pytest.mark.parametrize(
+    ("text", "direction", "to_value"),
+    [
+        ("lr*2", "increase", "*2"),
+        ("lr * 0.5", "decrease", "*0.5"),
+        ("n_embd/2", "decrease", "/2"),
+        ("scale lr by 0.5", "decrease", "x0.5"),
+        ("multiply the LR by 2", "increase", "x2"),
+    ],
+)
+def test_an_operator_or_a_scaling_factor_is_a_multiplier(
+    text: str, direction: str, to_value: str
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.direction, parsed.to_value) == (direction, to_value)
+    assert parsed.parameter
+
+
+def test_a_multiplier_against_a_known_value_compares_the_product() -> None:
+    tracker = ConfigTracker()
+    tracker.observe(tracker.parse("lr 0.02 -> 0.04"), kept=True)
+    # a factor of the kept value says which way whatever the kept value is
+    assert tracker.parse("lr/2").direction == "decrease"
+
+
+def test_a_key_then_a_colon_then_its_change_keeps_the_change() -> None:
+    parsed = parse_description("beta2: 0.95→0.9")
+    assert (parsed.direction, parsed.parameter, parsed.from_value, parsed.to_value) == (
+        "decrease",
+        "BETA2",
+        "0.95",
+        "0.9",
+    )
+    # the commentary after the pair is not read as a second change
+    assert parse_description("matrix lr: 0.04 -> 0.06, depth unchanged").category == (
+        "learning_rate"
+    )

@@ -428,6 +428,10 @@ def _main_statement(text: str) -> str:
     if colon > 0:
         head = text[:colon]
         tail = text[colon + 2 :]
+        opening = ARROW_PAIR.match(tail) or NUM_TO_NUM.match(tail)
+        if opening and re.fullmatch(r"[A-Za-z_][\w.\- ]{0,40}", head):
+            # "beta2: 0.95→0.9": the key, then its change; what follows the pair is commentary
+            return f"{head}: {tail[: opening.end()]}".strip()
         if (
             ARROW_PAIR.search(head)
             or FROM_TO.search(head)
