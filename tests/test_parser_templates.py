@@ -100,3 +100,27 @@ def test_a_key_then_a_colon_then_its_change_keeps_the_change() -> None:
     assert parse_description("matrix lr: 0.04 -> 0.06, depth unchanged").category == (
         "learning_rate"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "parameter"),
+    [
+        # dev2/shubhamtaywade82__algo_scalper_api (label other / increase / ATR_RISING_LOOKBACK)
+        (
+            "Increasing the ATR rising lookback period may help to capture more trend reversals",
+            "ATR_RISING_LOOKBACK_PERIOD",
+        ),
+        ("lower the entry threshold", "ENTRY_THRESHOLD"),
+        ("reduce the number of retries", "RETRIES"),
+    ],
+)
+def test_the_object_of_an_increase_or_decrease_verb_names_the_parameter(
+    text: str, parameter: str
+) -> None:
+    assert parse_description(text).parameter == parameter
+
+
+def test_a_named_parameter_is_not_renamed_by_the_verbs_object() -> None:
+    assert parse_description("reduce the weight decay").parameter == "WEIGHT_DECAY"
+    # a verb that does not give the direction names nothing
+    assert parse_description("enable the warmup").parameter == ""

@@ -843,6 +843,11 @@ def _finish(
             direction = "add"  # "depth-3 negamax search at eval"
         else:
             direction = "other"  # "depth" alone says nothing about which way
+    if not parameter and direction in ("increase", "decrease") and plain_verbs:
+        # "Increasing the ATR rising lookback period may help": the verb's object names it
+        verb_at, verb_direction, verb = plain_verbs[0]
+        if verb_direction == direction:
+            parameter = noun_phrase_after_verb(text, verb_at + len(verb), rules)
     uncounted = ""
     if category in rules.quantities and direction in ("add", "remove"):
         uncounted = direction
@@ -885,6 +890,34 @@ def _finish(
         ambiguous=ambiguous,
         uncounted=uncounted,
     )
+
+
+# Words that end the object of a verb ("lookback period may help", "threshold to avoid").
+OBJECT_END = frozenset(
+    {"may", "might", "could", "should", "will", "would", "can", "is", "was", "which", "that"}
+    | {"vs", "than", "per", "as", "via", "using", "when", "if", "while", "but", "so"}
+)
+
+
+def noun_phrase_after_verb(text: str, position: int, rules: Rules) -> str:
+    """The object of an increase / decrease verb, up to four words ("the ATR rising lookback
+    period" -> ATR_RISING_LOOKBACK_PERIOD); "" when it is not a plain noun phrase."""
+    spoken = {w for ws in rules.direction_words.values() for w in ws}
+    picked: list[str] = []
+    for word in re.findall(r"\S+", text[position:]):
+        lower = word.lower()
+        if not picked and lower in ("the", "a", "an", "our", "its", "their", "this"):
+            continue
+        if not picked and lower in ("number", "amount", "count", "of"):
+            continue  # "the number of retries" -> RETRIES
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", word):
+            break
+        if lower in STOP or lower in OBJECT_END or lower in spoken:
+            break
+        picked.append(word)
+        if len(picked) == 4:
+            break
+    return parameter_name("_".join(picked), rules) if picked else ""
 
 
 RECOMPUTE_VERBS = {"change", "changed", "set"}
