@@ -124,3 +124,19 @@ def test_a_named_parameter_is_not_renamed_by_the_verbs_object() -> None:
     assert parse_description("reduce the weight decay").parameter == "WEIGHT_DECAY"
     # a verb that does not give the direction names nothing
     assert parse_description("enable the warmup").parameter == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        ("EMA on -> off", "remove"),
+        ("compile false -> true", "add"),
+        ("label smoothing off", "remove"),
+        ("turn EMA off", "remove"),
+        ("dropout=0", "remove"),
+        ("dropout=0.1", "add"),
+        ("relu -> gelu", "replace"),
+    ],
+)
+def test_a_switch_turned_off_or_on_removes_or_adds(text: str, direction: str) -> None:
+    assert parse_description(text).direction == direction

@@ -102,7 +102,7 @@ MOTIVE = re.compile(
     r"offset|regain|probe|explore|isolate|measure|better|boost|address|reflect|mirror|reduce|remove|"
     r"increase|lower|raise|cut|limit|shorten|lengthen|spend|compare|confirm|verify)\b"
     r"|so\s+that\b|so\b|because\b|since\b|hoping\b|which\b|while\b|whereas\b|given\b|due\s+to\b|after\b|"
-    r"(?<!turn\s)(?<!switch\s)(?<!turned\s)(?<!switched\s)on\s+(?!top\b)|for\s+(?![\d.])|now\s+that\b|but\b|although\b|though\b)",
+    r"(?<!turn\s)(?<!switch\s)(?<!turned\s)(?<!switched\s)on\s+(?!top\b|->|→|=>)|for\s+(?![\d.])|now\s+that\b|but\b|although\b|though\b)",
     re.I,
 )
 

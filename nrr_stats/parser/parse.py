@@ -806,6 +806,8 @@ def _finish(
     direction = ""
     if change is not None and change.from_value:
         direction = compare(change.from_value, change.to_value)
+        if direction == "replace" and change.to_value.strip().lower() in SWITCH_WORDS:
+            direction = SWITCH_WORDS[change.to_value.strip().lower()]  # "EMA on -> off"
         mixed = (to_number(change.from_value) is None) != (to_number(change.to_value) is None)
         if direction == "other" and mixed:
             direction = ""  # "X 0.5 -> Y": a number against a word says nothing; the verb decides
@@ -824,7 +826,8 @@ def _finish(
         direction = _bracket_delta(text[clause.start : clause.end])
     if not direction and change is not None:
         if mention is not None and _is_technique(mention, text, rules):
-            direction = "add"
+            # "dropout=0": a usually-absent technique set to nothing is turned off
+            direction = "remove" if to_number(change.to_value) == 0 else "add"
         else:
             direction = "other"
     if not direction:
@@ -848,6 +851,9 @@ def _finish(
         verb_at, verb_direction, verb = plain_verbs[0]
         if verb_direction == direction:
             parameter = noun_phrase_after_verb(text, verb_at + len(verb), rules)
+    switched = SWITCHED.search(text[clause.start : clause.end])
+    if switched and direction in ("add", "other") and change is None:
+        direction = SWITCH_WORDS[switched.group(1).lower()]  # "label smoothing off", "EMA on"
     uncounted = ""
     if category in rules.quantities and direction in ("add", "remove"):
         uncounted = direction
@@ -920,6 +926,16 @@ def noun_phrase_after_verb(text: str, position: int, rules: Rules) -> str:
     return parameter_name("_".join(picked), rules) if picked else ""
 
 
+# A switch's position written as the new value or after the thing switched.
+SWITCH_WORDS = {
+    "off": "remove",
+    "disabled": "remove",
+    "false": "remove",
+    "on": "add",
+    "enabled": "add",
+    "true": "add",
+}
+SWITCHED = re.compile(r"\b(off|disabled|on|enabled)\s*$", re.I)
 RECOMPUTE_VERBS = {"change", "changed", "set"}
 WEAK_VERBS = {"use", "using", "apply", "applied", "adopt", "include", "included"}
 BRACKET_DELTA = lazy_compile(
