@@ -140,3 +140,26 @@ def test_a_named_parameter_is_not_renamed_by_the_verbs_object() -> None:
 )
 def test_a_switch_turned_off_or_on_removes_or_adds(text: str, direction: str) -> None:
     assert parse_description(text).direction == direction
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "direction"),
+    [
+        ("wider MLP", "model_width", "increase"),
+        ("bigger embeddings", "model_width", "increase"),
+        ("shorter sequences", "data", "decrease"),
+        ("fewer steps", "training_length", "decrease"),
+        ("conv 3x3 -> 5x5", "architecture_other", "increase"),
+        ("crop 32x32 -> 28x28", "data", "decrease"),
+    ],
+)
+def test_comparatives_and_shapes_name_the_quantity_they_move(
+    text: str, category: str, direction: str
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction) == (category, direction)
+
+
+def test_a_bare_step_count_beside_a_change_is_not_a_training_length_change() -> None:
+    # dev2/VectorInstitute__helix-nanolm (label attention / replace): "1373 steps" reports the run
+    assert parse_description("all global attention, 1373 steps").category == "attention"
