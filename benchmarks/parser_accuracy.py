@@ -139,8 +139,9 @@ def parse_in_context(
 ) -> list[ParsedChange]:
     """Parse each labelled description with the kept configuration of its log's earlier rows.
 
-    A label whose text is not a row's description as ingest reads it is parsed without context
-    (and counted by `unmatched`).
+    A label whose text is a row's description cut short (a long description was labelled by its
+    opening) is matched to the first row that opens with it. A label whose text is not a row's
+    description as ingest reads it is parsed without context (and counted by `unmatched`).
     """
     rules = rules or load_rules()
     by_log: dict[tuple[str, str], list[int]] = {}
@@ -157,7 +158,7 @@ def parse_in_context(
         tracker = ConfigTracker(rules)
         for text, kept in rows:
             result = tracker.parse(text)
-            waiting = pending.get(text.strip())
+            waiting = pending.get(text.strip()) or _truncated_label(pending, text.strip())
             if waiting:
                 parsed[waiting.pop(0)] = result
             tracker.observe(result, kept=kept)
@@ -166,6 +167,17 @@ def parse_in_context(
                 labels[i]["unmatched"] = "yes"
                 parsed[i] = parse_description(labels[i]["description"], rules=rules)
     return [p for p in parsed if p is not None]
+
+
+TRUNCATED_LABEL_CHARS = 40  # a shorter label text is matched exactly only
+
+
+def _truncated_label(pending: dict[str, list[int]], text: str) -> list[int] | None:
+    """The waiting labels whose text is the opening of this row's (longer) description."""
+    for label_text, waiting in pending.items():
+        if waiting and len(label_text) >= TRUNCATED_LABEL_CHARS and text.startswith(label_text):
+            return waiting
+    return None
 
 
 # --- scores ---------------------------------------------------------------------------------------

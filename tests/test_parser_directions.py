@@ -18,7 +18,7 @@ from nrr_stats.parser import ConfigTracker, parse_description
         ("smaller model", "model_width", "decrease"),
         ("shorter training", "training_length", "decrease"),
         ("longer warmup", "lr_schedule", "increase"),
-        ("wider MLP", "architecture_other", "increase"),
+        ("wider MLP", "model_width", "increase"),  # TAXONOMY: MLP ratio is model_width
         ("higher LR", "learning_rate", "increase"),
         ("lower WD", "regularization", "decrease"),
     ],

@@ -76,7 +76,15 @@ TO_VALUE = re.compile(rf"\b(?:to|at|of|=)\s+(?P<val>{NUM})(?![\w.])", re.I)
 
 
 # "LR x0.5", "width ×2": a multiplier written before its factor
-MULTIPLIER = re.compile(r"(?<![\w.])(?P<val>[x×]\d+(?:\.\d+)?)(?![\w.])")
+MULTIPLIER = re.compile(
+    r"(?<![\w.])(?P<val>[x×]\d+(?:\.\d+)?)(?![\w.])"
+    # "lr*2", "lr * 0.5", "n_embd/2": an operator applied to the named value
+    r"|(?<=[A-Za-z_)])\s?(?P<op>[*/]\s?\d+(?:\.\d+)?)(?![\w.])"
+    # "scale lr by 0.5", "multiply the LR by 2"
+    r"|\b(?:scale[ds]?|scaling|multipl(?:y|ied|ies|ying))\s+(?:[^\s,;]+\s+){0,3}?by\s+"
+    r"(?P<by>\d+(?:\.\d+)?)x?(?![\w.%])",
+    re.I,
+)
 
 
 BARE_NUM = re.compile(rf"(?<![\w.^/<>])(?<![<>]=)(?P<val>{NUM}(?:/{NUM})*)(?![\w.^/])")
@@ -94,7 +102,7 @@ MOTIVE = re.compile(
     r"offset|regain|probe|explore|isolate|measure|better|boost|address|reflect|mirror|reduce|remove|"
     r"increase|lower|raise|cut|limit|shorten|lengthen|spend|compare|confirm|verify)\b"
     r"|so\s+that\b|so\b|because\b|since\b|hoping\b|which\b|while\b|whereas\b|given\b|due\s+to\b|after\b|"
-    r"(?<!turn\s)(?<!switch\s)(?<!turned\s)(?<!switched\s)on\s+(?!top\b)|for\s+(?![\d.])|now\s+that\b|but\b|although\b|though\b)",
+    r"(?<!turn\s)(?<!switch\s)(?<!turned\s)(?<!switched\s)on\s+(?!top\b|->|→|=>)|for\s+(?![\d.])|now\s+that\b|but\b|although\b|though\b)",
     re.I,
 )
 
@@ -241,7 +249,12 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
     for match in MULTIPLIER.finditer(text):
         if free(match.start(), match.end()):
             used.append((match.start(), match.end()))
-            changes.append(Change("", "", match.group("val"), match.start(), False))
+            if match.group("by"):
+                value, at = f"x{match.group('by')}", match.start("by")
+            else:
+                name = "val" if match.group("val") else "op"
+                value, at = match.group(name).replace(" ", ""), match.start(name)
+            changes.append(Change("", "", value, at, False))
     for match in BARE_NUM.finditer(text):
         if free(match.start(), match.end()):
             used.append((match.start(), match.end()))

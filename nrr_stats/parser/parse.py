@@ -428,6 +428,10 @@ def _main_statement(text: str) -> str:
     if colon > 0:
         head = text[:colon]
         tail = text[colon + 2 :]
+        opening = ARROW_PAIR.match(tail) or NUM_TO_NUM.match(tail)
+        if opening and re.fullmatch(r"[A-Za-z_][\w.\- ]{0,40}", head):
+            # "beta2: 0.95→0.9": the key, then its change; what follows the pair is commentary
+            return f"{head}: {tail[: opening.end()]}".strip()
         if (
             ARROW_PAIR.search(head)
             or FROM_TO.search(head)
@@ -802,6 +806,8 @@ def _finish(
     direction = ""
     if change is not None and change.from_value:
         direction = compare(change.from_value, change.to_value)
+        if direction == "replace" and change.to_value.strip().lower() in SWITCH_WORDS:
+            direction = SWITCH_WORDS[change.to_value.strip().lower()]  # "EMA on -> off"
         mixed = (to_number(change.from_value) is None) != (to_number(change.to_value) is None)
         if direction == "other" and mixed:
             direction = ""  # "X 0.5 -> Y": a number against a word says nothing; the verb decides
@@ -820,7 +826,8 @@ def _finish(
         direction = _bracket_delta(text[clause.start : clause.end])
     if not direction and change is not None:
         if mention is not None and _is_technique(mention, text, rules):
-            direction = "add"
+            # "dropout=0": a usually-absent technique set to nothing is turned off
+            direction = "remove" if to_number(change.to_value) == 0 else "add"
         else:
             direction = "other"
     if not direction:
@@ -839,6 +846,14 @@ def _finish(
             direction = "add"  # "depth-3 negamax search at eval"
         else:
             direction = "other"  # "depth" alone says nothing about which way
+    if not parameter and direction in ("increase", "decrease") and plain_verbs:
+        # "Increasing the ATR rising lookback period may help": the verb's object names it
+        verb_at, verb_direction, verb = plain_verbs[0]
+        if verb_direction == direction:
+            parameter = noun_phrase_after_verb(text, verb_at + len(verb), rules)
+    switched = SWITCHED.search(text[clause.start : clause.end])
+    if switched and direction in ("add", "other") and change is None:
+        direction = SWITCH_WORDS[switched.group(1).lower()]  # "label smoothing off", "EMA on"
     uncounted = ""
     if category in rules.quantities and direction in ("add", "remove"):
         uncounted = direction
@@ -883,6 +898,44 @@ def _finish(
     )
 
 
+# Words that end the object of a verb ("lookback period may help", "threshold to avoid").
+OBJECT_END = frozenset(
+    {"may", "might", "could", "should", "will", "would", "can", "is", "was", "which", "that"}
+    | {"vs", "than", "per", "as", "via", "using", "when", "if", "while", "but", "so"}
+)
+
+
+def noun_phrase_after_verb(text: str, position: int, rules: Rules) -> str:
+    """The object of an increase / decrease verb, up to four words ("the ATR rising lookback
+    period" -> ATR_RISING_LOOKBACK_PERIOD); "" when it is not a plain noun phrase."""
+    spoken = {w for ws in rules.direction_words.values() for w in ws}
+    picked: list[str] = []
+    for word in re.findall(r"\S+", text[position:]):
+        lower = word.lower()
+        if not picked and lower in ("the", "a", "an", "our", "its", "their", "this"):
+            continue
+        if not picked and lower in ("number", "amount", "count", "of"):
+            continue  # "the number of retries" -> RETRIES
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", word):
+            break
+        if lower in STOP or lower in OBJECT_END or lower in spoken:
+            break
+        picked.append(word)
+        if len(picked) == 4:
+            break
+    return parameter_name("_".join(picked), rules) if picked else ""
+
+
+# A switch's position written as the new value or after the thing switched.
+SWITCH_WORDS = {
+    "off": "remove",
+    "disabled": "remove",
+    "false": "remove",
+    "on": "add",
+    "enabled": "add",
+    "true": "add",
+}
+SWITCHED = re.compile(r"\b(off|disabled|on|enabled)\s*$", re.I)
 RECOMPUTE_VERBS = {"change", "changed", "set"}
 WEAK_VERBS = {"use", "using", "apply", "applied", "adopt", "include", "included"}
 BRACKET_DELTA = lazy_compile(

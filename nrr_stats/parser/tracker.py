@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from nrr_stats.parser.parse import ParsedChange, parse_description
+from nrr_stats.parser.results import strip_result_words_with
 from nrr_stats.parser.rules import Rules, load_rules
+from nrr_stats.parser.templates import MAX_HISTORY, Template, earlier_match, template_of
 
 Fallback = Callable[[str, ParsedChange, Mapping[str, str]], ParsedChange]
 KEPT_STATUSES = frozenset({"keep", "kept", "baseline", "best", "accepted", "improved"})
@@ -22,6 +24,9 @@ class ConfigTracker:
         self.current: dict[str, str] = {}
         self.training_rows = 0  # earlier rows that plainly change an ML-training setting
         self.foreign_rows = 0  # earlier rows in the words of another domain (trades, moves, games)
+        # Templates of the earlier rows (numbers taken out) and whether each was kept.
+        self.templates: list[tuple[Template, bool]] = []
+        self._last: tuple[ParsedChange, Template | None] | None = None
 
     def state(self) -> dict:
         """What the tracker knows, as JSON-ready data (stored with a session in the bank)."""
@@ -29,6 +34,7 @@ class ConfigTracker:
             "current": dict(self.current),
             "training_rows": self.training_rows,
             "foreign_rows": self.foreign_rows,
+            "templates": [[t.skeleton, list(t.numbers), kept] for t, kept in self.templates],
         }
 
     @classmethod
@@ -38,6 +44,10 @@ class ConfigTracker:
         tracker.current = {str(k): str(v) for k, v in dict(state.get("current", {})).items()}
         tracker.training_rows = int(state.get("training_rows", 0))
         tracker.foreign_rows = int(state.get("foreign_rows", 0))
+        tracker.templates = [
+            (Template(str(skeleton), tuple(str(n) for n in numbers)), bool(kept))
+            for skeleton, numbers, kept in state.get("templates", [])
+        ][-MAX_HISTORY:]
         return tracker
 
     def parse(self, text: str) -> ParsedChange:
@@ -50,10 +60,23 @@ class ConfigTracker:
             parsed = replace(
                 parsed, category="other", direction=parsed.uncounted or parsed.direction
             )
+        template = template_of(strip_result_words_with(text, self.rules)) if text else None
+        if template is not None and parsed.direction == "other" and parsed.category != "multiple":
+            # no direction from the text: an earlier row written the same way says which way
+            direction, before, after = earlier_match(template, self.templates, parsed.to_value)
+            if direction:
+                from_value = parsed.from_value
+                if not from_value and parsed.to_value.strip().lower() == after:
+                    from_value = before
+                parsed = replace(parsed, direction=direction, from_value=from_value)
+        self._last = (parsed, template)
         return parsed
 
     def observe(self, parsed: ParsedChange, kept: bool) -> None:
         """A row's `from` values reveal the current values (even when discarded); a kept row moves them to `to`."""
+        if self._last is not None and self._last[0] is parsed and self._last[1] is not None:
+            self.templates = [*self.templates, (self._last[1], kept)][-MAX_HISTORY:]
+        self._last = None
         if parsed.foreign:
             self.foreign_rows += 1
         elif parsed.category not in ("other", "multiple") and not parsed.ambiguous:

@@ -82,8 +82,15 @@ def compare(before: str, after: str) -> str:
 
 
 def multiplier(value: str) -> float | None:
-    """The factor of a relative value such as "2x", "0.5x" or "x2"; None for an absolute value."""
+    """The factor of a relative value such as "2x", "0.5x", "x2", "*2" or "/2"; None for an absolute
+    value."""
     text = value.strip().lower().replace("×", "x")
+    operator = re.fullmatch(r"([*/])\s?(\d+(?:\.\d+)?)", text)
+    if operator:
+        factor = float(operator.group(2))
+        if operator.group(1) == "*":
+            return factor
+        return 1 / factor if factor else None
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s?x|x\s?(\d+(?:\.\d+)?)", text)
     if not match:
         return None
