@@ -42,8 +42,8 @@ def _key(path: Path) -> str:
 def _build(path: Path) -> dict:
     from nrr_stats.backtest.evidence_rows import evidence_rows
     from nrr_stats.backtest.walk import PREDICTED, walk_items
-    from nrr_stats.check import repeat_flags
     from nrr_stats.ingest import read_results_log
+    from nrr_stats.similarity.repeats import repeat_flags
 
     log = read_results_log(path)
     items = walk_items(log)
