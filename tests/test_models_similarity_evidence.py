@@ -121,3 +121,48 @@ def test_discounted_sums_follow_the_recursion(outcomes, discount):
         assert keeps[i] == pytest.approx(k, rel=1e-9, abs=1e-12)
         assert trials[i] == pytest.approx(t, rel=1e-9, abs=1e-12)
         k, t = discount * k + outcome, discount * t + 1.0
+
+
+def _bank(seed: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    other = _session(seed + 1, rows)
+    return other.history_features, other.y
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 50), bank_rows=st.integers(0, 80))
+def test_a_zero_cross_weight_is_the_session_model_exactly(seed: int, n: int, bank_rows: int):
+    """lambda = 0: every field of every row equals the model without a bank, bit for bit."""
+    session = _session(seed, n)
+    bank, bank_y = _bank(seed, bank_rows)
+    cross = se.bank_neighbours(session.proposal_features, bank, bank_y, FITTED.features)
+    params = se.EvidenceParams(**{**FITTED.__dict__, "cross_temperature": 0.07})
+    alone = se.predict_session(session, params)
+    with_bank = se.predict_session(session, params, cross=cross)
+    for name in ("p_keep", "alpha", "beta", "kernel_trials", "kernel_keeps"):
+        np.testing.assert_array_equal(getattr(with_bank, name), getattr(alone, name))
+
+
+def test_bank_neighbours_are_the_most_similar_rows_ties_to_the_lower_row():
+    eye = np.eye(128, dtype=np.float32)
+    bank = np.array([eye[1], eye[0], eye[0], *([eye[2]] * se.CROSS_TOP_K)])
+    y = np.array([1.0, 0.0, 1.0] + [1.0] * se.CROSS_TOP_K)
+    nb = se.bank_neighbours(eye[0], bank, y, "store")
+    assert nb.similarity.shape == (1, se.CROSS_TOP_K)
+    assert list(nb.similarity[0, :2]) == [1.0, 1.0]
+    assert list(nb.y[0, :2]) == [0.0, 1.0]  # rows 1 then 2: the tie goes to the lower row
+    assert nb.valid.all()
+    small = se.bank_neighbours(eye[0], bank[:2], y[:2], "store")
+    assert small.valid[0].sum() == 2 and not small.valid[0, 2:].any()
+
+
+def test_other_sessions_keeps_of_the_same_change_raise_p_keep_their_failures_lower_it():
+    session = _session(5, 20)
+    proposal = session.proposal_features[-1]
+    same = np.repeat(proposal[None, :], 8, axis=0)
+    params = se.EvidenceParams(**{**FITTED.__dict__, "cross_weight": 0.5, "cross_temperature": 0.1})
+    alone = se.predict_session(session, params).p_keep[-1]
+    p = {}
+    for outcome in (0.0, 1.0):
+        cross = se.bank_neighbours(session.proposal_features, same, np.full(8, outcome), "store")
+        p[outcome] = se.predict_session(session, params, cross=cross).p_keep[-1]
+    assert p[0.0] < alone < p[1.0]

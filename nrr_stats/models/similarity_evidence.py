@@ -16,6 +16,11 @@ mean only through their ratio, so the local weight is fixed at 1 and kappa is fi
 kernel (kappa -> inf), no cells and no plateau, P(keep) is the discounted session rate exactly
 (g = 0.9, a0 = 0.5, n0 = 2 gives EVALUATION.md's baseline), so the model contains it.
 
+Other sessions' rows j (a bank that never holds the proposal's own session) can add
+X_tj = lambda exp((s_tj - 1) / tau_x) over the proposal's CROSS_TOP_K nearest bank rows to the
+same sums (`cross_sums`); lambda = 0 is the session model bit for bit. The CV did not earn it a
+place, so nothing shipped passes a bank (models/README.md, "Selection").
+
 Pure numpy: every function takes arrays of one session and returns arrays; nothing here imports
 PyMC (the fit is in benchmarks/fit_similarity_evidence.py, its result in models/).
 """
@@ -34,6 +39,7 @@ PLATEAU_CENTRE = 2.2  # mean log1p(rows since the last keep) over the dev corpus
 PHASE_CENTRE = 3.95  # mean log1p(position) over the same rows
 WINDOW = 400  # the kernel reads the session's last WINDOW rows (bounded latency, see README)
 TOP_K = 32  # ... and of those, the TOP_K most similar to the proposal (ties: the more recent)
+CROSS_TOP_K = 32  # the proposal's most similar rows of other sessions (ties: the lower bank row)
 TEXT_COLUMNS = slice(0, 84)  # words + char n-gram blocks of similarity/features.py
 FIELD_COLUMNS = slice(84, None)  # category, direction, parameter, change, outcome blocks
 CLIP = 1e-4
@@ -58,6 +64,8 @@ class EvidenceParams:
     keep_similarity: float = 0.0  # ... per unit of the max cosine to an earlier keep
     text_weights: tuple[float, ...] = ()  # ... linear in the proposal's feature row (empty: off)
     cells: dict[str, float] = field(default_factory=dict)  # logit offset per category
+    cross_weight: float = 0.0  # lambda: weight of other sessions' rows (0: the session alone)
+    cross_temperature: float = 0.1  # tau_x: the cross-session kernel's temperature
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -330,6 +338,51 @@ def kernel_sums(nb: Neighbours, params: EvidenceParams) -> tuple[np.ndarray, np.
     return (weights * nb.y).sum(axis=1), weights.sum(axis=1)
 
 
+def bank_neighbours(
+    proposal: np.ndarray, bank: np.ndarray, bank_y: np.ndarray, features: str
+) -> Neighbours:
+    """Each proposal's CROSS_TOP_K most similar rows among other sessions' rows (b, d): cosine,
+    outcome, filled slots (padded to CROSS_TOP_K). Ties go to the lower bank row, so the choice
+    depends on the bank's rows alone, never on the proposal's session."""
+    proposal = np.asarray(proposal).reshape(-1, np.asarray(bank).shape[-1])
+    bank_y = np.asarray(bank_y, dtype=float)
+    m, b = proposal.shape[0], bank_y.shape[0]
+    k = CROSS_TOP_K
+    s = pairwise_cosines(feature_view(proposal, features), feature_view(bank, features))
+    index = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    filled = min(k, b)
+    similarity = np.full((m, k), -1.0)
+    y = np.zeros((m, k))
+    valid = np.zeros((m, k), dtype=bool)
+    similarity[:, :filled] = np.take_along_axis(s, index, axis=1)
+    y[:, :filled] = bank_y[index]
+    valid[:, :filled] = True
+    none = np.full(m, -1.0)
+    return Neighbours(similarity, np.zeros((m, k)), y, valid, none, none.copy())
+
+
+def cross_sums(cross: Neighbours | None, params: EvidenceParams) -> tuple[np.ndarray, np.ndarray]:
+    """(sum_j X_tj y_j, sum_j X_tj) over the proposal's nearest rows of other sessions, with
+    X_tj = lambda exp((s_tj - 1) / tau_x); zeros when lambda is 0 or there is no bank."""
+    if cross is None or params.cross_weight == 0.0 or cross.similarity.shape[1] == 0:
+        m = 0 if cross is None else cross.similarity.shape[0]
+        return np.zeros(m), np.zeros(m)
+    weights = params.cross_weight * np.exp(
+        (np.minimum(cross.similarity, 1.0) - 1.0) / params.cross_temperature
+    )
+    weights = np.where(cross.valid, weights, 0.0)
+    return (weights * cross.y).sum(axis=1), weights.sum(axis=1)
+
+
+def _with_cross(k_keep, k_trial, cross, params):
+    """The kernel sums plus the cross-session sums: unchanged (the very arrays) when lambda is
+    0, there is no bank, or there is no kernel (kappa infinite: P(keep) is the centre)."""
+    if cross is None or params.cross_weight == 0.0 or not np.isfinite(params.strength):
+        return k_keep, k_trial
+    x_keep, x_trial = cross_sums(cross, params)
+    return k_keep + x_keep, k_trial + x_trial
+
+
 def _posterior(centre, m, trials, k_keep, k_trial, nb, params) -> EvidencePrediction:
     """P(keep) and the Beta the interval is read from. The prior strength and the kernel's
     weight are identified only through their ratio (module docstring), so the Beta's
@@ -345,15 +398,20 @@ def _posterior(centre, m, trials, k_keep, k_trial, nb, params) -> EvidencePredic
 
 
 def predict_session(
-    session: SessionRows, params: EvidenceParams, nb: Neighbours | None = None
+    session: SessionRows,
+    params: EvidenceParams,
+    nb: Neighbours | None = None,
+    cross: Neighbours | None = None,
 ) -> EvidencePrediction:
-    """Every row's prediction from the rows before it (`nb`: precomputed session_neighbours)."""
+    """Every row's prediction from the rows before it (`nb`: precomputed session_neighbours;
+    `cross`: each row's bank_neighbours among other sessions' rows, none when not given)."""
     y = np.asarray(session.y, dtype=float)
     nb = session_neighbours(session, params.features) if nb is None else nb
     centre, m, trials = session_centre(
         y, session.categories, params, nb.max_fail, nb.max_keep, session.proposal_features
     )
     k_keep, k_trial = kernel_sums(nb, params)
+    k_keep, k_trial = _with_cross(k_keep, k_trial, cross, params)
     return _posterior(centre, m, trials, k_keep, k_trial, nb, params)
 
 
