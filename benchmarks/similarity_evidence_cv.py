@@ -874,14 +874,18 @@ def cross_main(args) -> None:
     }
     Path(args.cross_out).write_text(json.dumps(out, indent=1))
     for m in methods:
-        t, iv = table[m], intervals[m]
-        print(
-            f"{m:11s} LL {t['log_loss']:.4f} [{iv['log_loss'][0]:.4f},{iv['log_loss'][1]:.4f}]"
-            f" ratio {t['ratio_vs_discounted']:.3f} [{iv['ratio'][0]:.3f},{iv['ratio'][1]:.3f}]"
-            f" ECE {t['ece']:.4f} [{iv['ece'][0]:.4f},{iv['ece'][1]:.4f}]"
-        )
+        print(_score_line(m, table[m], intervals[m]))
     for k, d in diff.items():
         print(f"paired {k} - similarity: {d}")
+
+
+def _score_line(method: str, t: dict, iv: dict) -> str:
+    """One method's log loss, ratio to the discounted rate and ECE, each with its interval."""
+    return (
+        f"{method:11s} LL {t['log_loss']:.4f} [{iv['log_loss'][0]:.4f},{iv['log_loss'][1]:.4f}]"
+        f" ratio {t['ratio_vs_discounted']:.3f} [{iv['ratio'][0]:.3f},{iv['ratio'][1]:.3f}]"
+        f" ECE {t['ece']:.4f} [{iv['ece'][0]:.4f},{iv['ece'][1]:.4f}]"
+    )
 
 
 def main() -> None:
@@ -1017,12 +1021,10 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(out, indent=1))
     Path(args.markdown).write_text(markdown(out, methods, args))
     for m in methods:
-        t, iv = table[m], intervals[m]
+        t = table[m]
         print(
-            f"{m:11s} LL {t['log_loss']:.4f} [{iv['log_loss'][0]:.4f},{iv['log_loss'][1]:.4f}]"
-            f" ratio {t['ratio_vs_discounted']:.3f} [{iv['ratio'][0]:.3f},{iv['ratio'][1]:.3f}]"
-            f" ECE {t['ece']:.4f} [{iv['ece'][0]:.4f},{iv['ece'][1]:.4f}]"
-            f" recall {t['avoid_recall']:.3f} block {t['keep_block']:.3f}"
+            _score_line(m, t, intervals[m])
+            + f" recall {t['avoid_recall']:.3f} block {t['keep_block']:.3f}"
         )
 
 
