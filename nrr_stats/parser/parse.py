@@ -451,6 +451,14 @@ COMPARED_WITH = re.compile(
 )
 
 
+# "262 vs 270 at 5e-3", "worse than 1.31 at lr 0.02": the result of the value in force, named by "at"
+COMPARED_AT = re.compile(
+    r"\b(?:vs\.?|versus|than|over)\s+[^,;:()]{0,30}?\bat\s+(?:[A-Za-z_]\w*\s*=?\s*)?"
+    r"(?P<val>[-+]?\.?\d[\w.\-]*?)(?=[\s,;:)]|$)",
+    re.I,
+)
+
+
 def _unit(value: str) -> str:
     return re.sub(r"^[-+.\d,e]*", "", value.strip().lower())
 
@@ -466,9 +474,12 @@ def _revealed_current(
     if found:
         return ((parameter, found.group("val") or found.group("val2"), ""),)
     if to_value and to_number(to_value) is not None:
-        for match in COMPARED_WITH.finditer(raw):
+        matches = [(m, False) for m in COMPARED_WITH.finditer(raw)]
+        for match, at_setting in [*matches, *((m, True) for m in COMPARED_AT.finditer(raw))]:
             value = match.group("val")
-            if re.search(r"\d\s*(?:\w+ly\s+|much\s+|a\s+bit\s+)?$", raw[: match.start()]):
+            if not at_setting and re.search(
+                r"\d\s*(?:\w+ly\s+|much\s+|a\s+bit\s+)?$", raw[: match.start()]
+            ):
                 continue  # "1.23 better than 1.25": metrics compared, not settings
             old, new = to_number(value), to_number(to_value)
             if old and new and _unit(value) == _unit(to_value) and 0.1 <= new / old <= 10:
@@ -604,6 +615,7 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         or not any(s <= v[0] < e and e - s > len(v[2]) for s, e in spans)
     ]
     proposals: list[tuple[str, Mention | None, Change | None, Clause]] = []
+    restating: list[tuple[str, Mention | None, Change | None, Clause]] = []  # only restate config
     fallback: list[tuple[str, Mention, Clause]] = []
     named_values: list[tuple[str, str, str]] = []  # values linked to a named thing, for the tracker
     for clause in clauses:
@@ -652,13 +664,28 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         if fresh:
             fallback.append((fresh[0].term.category, fresh[0], clause))
         if not counted and not heads and (local_changes or clause_verbs):
-            strongest = sorted(local_changes, key=lambda c: -c.strength)
+            # "gamma=0.99 n_envs=16" with gamma already 0.99: the setting that moves is the change
+            moving = [
+                c
+                for c in local_changes
+                if not (c.parameter and _same_as_config(c, c.parameter, config))
+            ]
+            strongest = sorted(moving or local_changes, key=lambda c: -c.strength)
             chosen = strongest[0] if strongest else None
-            proposals.append(("other", None, chosen, clause))
+            if moving or clause_verbs or not local_changes:
+                proposals.append(("other", None, chosen, clause))
+            else:
+                restating.append(("other", None, chosen, clause))
 
+    proposals = proposals or restating
     settings = stated_settings(all_changes, text, rules)  # now with the names linked above
     settings += tuple(v for v in named_values if v not in settings)
     named = [p for p in proposals if p[0] != "other"]
+    joined = _joined_settings(text, all_changes, config)
+    if len(joined) >= 2 and len({p[0] for p in named}) < 2:
+        # "batch=128+train_freq=2+alpha=1.0": settings joined by "+" are changes made together
+        parts = tuple(_parse_clean(piece, rules, config) for piece in joined)
+        return ParsedChange("multiple", "other", "", "", "", settings, parts=parts)
     if len({p[0] for p in named}) >= 2:
         parts = tuple(
             _finish(cat, m, c, cl, clauses, text, rules, config, verbs_all, settings)
@@ -690,6 +717,38 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     return _finish(
         category, mention, change, clause, clauses, text, rules, config, verbs_all, settings
     )
+
+
+# A "+" joining two changes: "a=1 + b=2", "batch=128+alpha=1.0" (not "+1 layer", "+50%").
+PLUS_JOIN = re.compile(r"\s\+\s|(?<=[A-Za-z0-9])\+(?=[A-Za-z])")
+
+
+def _joined_settings(text: str, changes: list[Change], config: Mapping[str, str]) -> list[str]:
+    """The pieces of a description cut at top-level "+" when at least two of them each set a
+    different parameter explicitly (KEY=V or A->B) to a value not already in force; [] otherwise."""
+    cuts = [m for m in PLUS_JOIN.finditer(text) if _outside_brackets(text, m.start())]
+    if not cuts:
+        return []
+    bounds = [0, *(m.start() for m in cuts), len(text)]
+    starts = [0, *(m.end() for m in cuts)]
+    pieces, seen = [], set()
+    for start, end in zip(starts, bounds[1:], strict=True):
+        setting = next(
+            (
+                c
+                for c in changes
+                if start <= c.key_start < end
+                and c.parameter
+                and (c.explicit_pair or c.key_start != c.position)
+                and _outside_brackets(text, c.position)
+                and not _same_as_config(c, c.parameter, config)
+            ),
+            None,
+        )
+        if setting is not None and setting.parameter not in seen:
+            seen.add(setting.parameter)
+            pieces.append(text[start:end].strip())
+    return pieces if len(pieces) >= 2 else []
 
 
 # Words of a row that re-checks what is there rather than proposing something new.
@@ -851,6 +910,13 @@ def _finish(
         verb_at, verb_direction, verb = plain_verbs[0]
         if verb_direction == direction:
             parameter = noun_phrase_after_verb(text, verb_at + len(verb), rules)
+    if not parameter and not to_value and direction in ("add", "remove") and mention is not None:
+        # "EMA weight averaging (decay=0.99)": the setting in brackets after the thing added
+        setting = BRACKET_SETTING.match(text, mention.end)
+        if setting:
+            words = re.sub(r"[^A-Za-z0-9]+", "_", text[mention.start : mention.end]).strip("_")
+            parameter = parameter_name(f"{words}_{setting.group('key')}", rules)
+            to_value = setting.group("val")
     switched = SWITCHED.search(text[clause.start : clause.end])
     if switched and direction in ("add", "other") and change is None:
         direction = SWITCH_WORDS[switched.group(1).lower()]  # "label smoothing off", "EMA on"
@@ -924,6 +990,12 @@ def noun_phrase_after_verb(text: str, position: int, rules: Rules) -> str:
         if len(picked) == 4:
             break
     return parameter_name("_".join(picked), rules) if picked else ""
+
+
+# "(decay=0.99)", "(p = 0.1)" a few words after a named thing: the setting it is added with.
+BRACKET_SETTING = re.compile(
+    rf"[A-Za-z\s\-]{{0,30}}\(\s*(?P<key>[A-Za-z][A-Za-z0-9_]*)\s*=\s*(?P<val>{NUM})\s*[),;]"
+)
 
 
 # A switch's position written as the new value or after the thing switched.
