@@ -101,3 +101,41 @@ def test_a_compared_at_value_of_another_scale_is_not_the_value_in_force() -> Non
     # "at step 3000" is when the metric was read, not the setting's old value
     parsed = parse_description("lr=1e-4 undertrains: 0.61 vs 0.66 at 3000")
     assert parsed.from_value == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4-layer encoder + pre-LN + cosine decay",
+        "elastic net + lag features",
+        "huber-style absolute error + more history features",
+    ],
+)
+def test_parts_of_different_categories_joined_by_a_spaced_plus_are_multiple(text: str) -> None:
+    parsed = parse_description(text)
+    assert parsed.category == "multiple"
+    assert len({part.category for part in parsed.parts}) == len(parsed.parts) >= 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "lag features + rolling-mean features",  # one category twice: one change
+        "kelly sizing + trailing stop + regime filter",  # nothing the vocabulary names
+        "MSE+all features",  # a bare "+" joins words of one name unless it joins settings
+    ],
+)
+def test_a_spaced_plus_of_one_category_or_of_unnamed_parts_is_not_multiple(text: str) -> None:
+    assert parse_description(text).category != "multiple"
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("ridge instead of plain least squares", "regularization"),
+        ("final LN before the head", "normalization"),
+        ("squared error objective for the booster", "loss"),
+    ],
+)
+def test_tabular_and_norm_words(text: str, category: str) -> None:
+    assert parse_description(text).category == category

@@ -681,11 +681,10 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     settings = stated_settings(all_changes, text, rules)  # now with the names linked above
     settings += tuple(v for v in named_values if v not in settings)
     named = [p for p in proposals if p[0] != "other"]
-    joined = _joined_settings(text, all_changes, config)
-    if len(joined) >= 2 and len({p[0] for p in named}) < 2:
-        # "batch=128+train_freq=2+alpha=1.0": settings joined by "+" are changes made together
-        parts = tuple(_parse_clean(piece, rules, config) for piece in joined)
-        return ParsedChange("multiple", "other", "", "", "", settings, parts=parts)
+    joined = _joined_changes(text, all_changes, config, rules)
+    if joined and len({p[0] for p in named}) < 2:
+        # "batch=128+train_freq=2+alpha=1.0": changes joined by "+" are changes made together
+        return ParsedChange("multiple", "other", "", "", "", settings, parts=tuple(joined))
     if len({p[0] for p in named}) >= 2:
         parts = tuple(
             _finish(cat, m, c, cl, clauses, text, rules, config, verbs_all, settings)
@@ -723,16 +722,26 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
 PLUS_JOIN = re.compile(r"\s\+\s|(?<=[A-Za-z0-9])\+(?=[A-Za-z])")
 
 
-def _joined_settings(text: str, changes: list[Change], config: Mapping[str, str]) -> list[str]:
-    """The pieces of a description cut at top-level "+" when at least two of them each set a
-    different parameter explicitly (KEY=V or A->B) to a value not already in force; [] otherwise."""
+def _joined_changes(
+    text: str, changes: list[Change], config: Mapping[str, str], rules: Rules
+) -> list[ParsedChange]:
+    """The parts of a description cut at top-level "+" when at least two of them are different
+    changes; [] otherwise. A part joined by a spaced " + " ("2-layer encoder + final LayerNorm")
+    counts by the category it names; a part joined by a bare "+" ("batch=128+alpha=1.0") counts
+    only when it sets a parameter explicitly (KEY=V or A->B) to a value not already in force, so
+    "MSE+all features" (one thing named in two words) stays one change. Two parts of one category
+    ("feature crosses + log features") are one change, and so are settings of one category."""
     cuts = [m for m in PLUS_JOIN.finditer(text) if _outside_brackets(text, m.start())]
     if not cuts:
         return []
+    spaced = [m.group().strip() != m.group() for m in cuts]
     bounds = [0, *(m.start() for m in cuts), len(text)]
     starts = [0, *(m.end() for m in cuts)]
-    pieces, seen = [], set()
-    for start, end in zip(starts, bounds[1:], strict=True):
+    parts: list[ParsedChange] = []
+    seen: set[str] = set()
+    for index, (start, end) in enumerate(zip(starts, bounds[1:], strict=True)):
+        # a part is joined by a spaced "+" when the "+" before or after it is spaced
+        by_space = (index > 0 and spaced[index - 1]) or (index < len(cuts) and spaced[index])
         setting = next(
             (
                 c
@@ -745,10 +754,19 @@ def _joined_settings(text: str, changes: list[Change], config: Mapping[str, str]
             ),
             None,
         )
-        if setting is not None and setting.parameter not in seen:
-            seen.add(setting.parameter)
-            pieces.append(text[start:end].strip())
-    return pieces if len(pieces) >= 2 else []
+        if setting is None and not by_space:
+            continue
+        part = _parse_clean(text[start:end].strip(), rules, config)
+        if part.category != "other":
+            key = part.category
+        elif setting is not None:
+            key = f"other:{setting.parameter}"
+        else:
+            continue
+        if key not in seen:
+            seen.add(key)
+            parts.append(part)
+    return parts if len(parts) >= 2 else []
 
 
 # Words of a row that re-checks what is there rather than proposing something new.
