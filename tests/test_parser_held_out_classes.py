@@ -139,3 +139,32 @@ def test_a_spaced_plus_of_one_category_or_of_unnamed_parts_is_not_multiple(text:
 )
 def test_tabular_and_norm_words(text: str, category: str) -> None:
     assert parse_description(text).category == category
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        ("Widen phase2: add lag features of the order book", "add"),
+        ("Phase 3: drop the momentum filter", "remove"),
+        ("broad round 4: + volatility regime filter", "add"),
+    ],
+)
+def test_a_named_phase_before_its_number_is_a_tag_not_a_verb(text: str, direction: str) -> None:
+    assert parse_description(text).direction == direction
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Holdout: ridge(alpha=3) on lag features - reproduce the best run",
+        "tiles 64x64, 4 warps; replicating yesterday's best",
+    ],
+)
+def test_a_row_that_says_it_reproduces_is_a_baseline(text: str) -> None:
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction) == ("other", "other")
+
+
+def test_reproduce_in_brackets_is_a_result_note_not_a_baseline() -> None:
+    parsed = parse_description("lr 0.02 -> 0.04 (does not reproduce)")
+    assert parsed.direction == "increase"

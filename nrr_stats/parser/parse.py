@@ -31,7 +31,9 @@ MAX_CHARS = 2000  # a description longer than this is parsed from its opening on
 
 # --- clause structure ---------------------------------------------------------------------------
 PREFIX_TAG = re.compile(
-    r"^\s*(?:\[[^\]]{0,40}\]\s*|(?:s\d+\s+)?(?:exp|experiment|iter|iteration|run|trial|v)\s?[-#_]?\d+[a-z]?\b\s*[:.)\-—]*\s*)+",
+    r"^\s*(?:\[[^\]]{0,40}\]\s*|(?:s\d+\s+)?(?:exp|experiment|iter|iteration|run|trial|v)\s?[-#_]?\d+[a-z]?\b\s*[:.)\-—]*\s*"
+    # a phase named before its number and a colon: "Deepen iter3:", "Phase 2:", "broad round 4:"
+    r"|(?:[A-Za-z]+\s+){0,2}(?:phase|stage|round|iter|iteration|exp|experiment)\s?[-#_]?\d+[a-z]?\s*:\s*)+",
     re.I,
 )
 # Separators between two changes of one description ("lr 0.02, wd 0.1", "A and B"); not the
@@ -52,6 +54,8 @@ BASELINE = re.compile(
     r"\b(baseline|re-?run|reproduc\w*|sanity check|reference run|control run|initial state|no changes)\b",
     re.I,
 )
+# "..., reproduce best result": anywhere in the row (outside brackets), it re-runs what is known
+REPRODUCE = re.compile(r"\b(?:reproduc\w*|re-?produc\w*|replicat\w*)\b", re.I)
 REVERT = re.compile(r"^\s*(?:revert(?:ed|ing)?|roll\s?back|undo|restore[ds]?|go\s+back)\b", re.I)
 SWEEP = re.compile(r"\[[^\]]*[,.]{1,2}[^\]]*\]|\bsweep\b|\bgrid\b|\bscan\b", re.I)
 
@@ -590,10 +594,17 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     first = clauses[0].text
     if REVERT.match(text):
         return ParsedChange("other", "other", "", "", "", settings)
-    if BASELINE.search(first) and not ARROW_PAIR.search(first) and not FROM_TO.search(first):
+    reproduced = REPRODUCE.search(text)
+    if reproduced and not _outside_brackets(text, reproduced.start()):
+        reproduced = None
+    if (
+        (BASELINE.search(first) or reproduced)
+        and not ARROW_PAIR.search(first)
+        and not FROM_TO.search(first)
+    ):
         # a baseline states the configuration as it is: its values are current, kept or not,
         # including those named by the words around them ("6-layer GPT, dim=384, 6 heads")
-        body = _parse_clean(BASELINE.sub(" ", text), rules, {})
+        body = _parse_clean(REPRODUCE.sub(" ", BASELINE.sub(" ", text)), rules, {})
         stated = list(settings) + [v for v in body.settings if v not in settings]
         primary = (body.parameter, body.from_value, body.to_value)
         if body.parameter and (body.from_value or body.to_value) and primary not in stated:
