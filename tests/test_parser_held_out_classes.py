@@ -168,3 +168,35 @@ def test_a_row_that_says_it_reproduces_is_a_baseline(text: str) -> None:
 def test_reproduce_in_brackets_is_a_result_note_not_a_baseline() -> None:
     parsed = parse_description("lr 0.02 -> 0.04 (does not reproduce)")
     assert parsed.direction == "increase"
+
+
+@pytest.mark.parametrize(
+    ("text", "parameter", "direction", "from_value", "to_value"),
+    [
+        ("8 -> 16 threads", "THREADS", "increase", "8", "16"),
+        ("64→32 warps per block", "WARPS", "decrease", "64", "32"),
+        ("2 -> 3 encoder layers", "LAYERS", "increase", "2", "3"),
+    ],
+)
+def test_a_numeric_pair_before_the_noun_it_counts(
+    text: str, parameter: str, direction: str, from_value: str, to_value: str
+) -> None:
+    parsed = parse_description(text)
+    assert parameter in parsed.parameter
+    assert (parsed.direction, parsed.from_value, parsed.to_value) == (
+        direction,
+        from_value,
+        to_value,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "parameter"),
+    [
+        ("add 3 retries on timeout", "RETRIES"),
+        ("Add 10% slippage buffer", "SLIPPAGE_BUFFER"),
+        ("add 2 more heads", "HEADS"),
+    ],
+)
+def test_the_noun_a_verbs_number_counts_names_the_parameter(text: str, parameter: str) -> None:
+    assert parse_description(text).parameter == parameter

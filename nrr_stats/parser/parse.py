@@ -319,6 +319,8 @@ def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> di
             r"[\w.%^x\s\-]{0,25}", text[change.position : spans[after[0]][0]]
         ):
             trailing.append((after[0], change))  # used when no value follows the compound
+        elif after and change.explicit_pair and _counts(text, change, spans[after[0]]):
+            trailing.append((after[0], change))  # "8 -> 16 threads": the pair counts the noun
         if target is not None and _bracket_detail(text, change, spans[target][0]):
             target = None
         if target is not None and (
@@ -332,6 +334,24 @@ def _attach(changes: list[Change], groups: list[list[Mention]], text: str) -> di
     for target, change in nearest.items():
         linked.setdefault(target, change)
     return linked
+
+
+COUNT_QUALIFIERS = frozenset({"more", "extra", "additional", "fewer", "less"})  # "2 more heads"
+
+
+def _pair_end(text: str, change: Change) -> int:
+    """Where the written target of a pair ends ("8 -> 16| threads"); its start when not found."""
+    at = text.find(change.to_value, change.position)
+    return at + len(change.to_value) if at >= 0 else change.position
+
+
+def _counts(text: str, change: Change, span: tuple[int, int]) -> bool:
+    """True when a pair's target is followed by the noun it counts ("8 -> 16 threads") or is the
+    opening of a mention that counts ("2 -> 4 layers")."""
+    end = _pair_end(text, change)
+    if span[0] < end <= span[1]:
+        return True
+    return re.fullmatch(r"\s{1,2}", text[end : span[0]]) is not None
 
 
 STEP = re.compile(r"\bby\s+[\d.]+[x%]?(?=\s)", re.I)
@@ -852,10 +872,19 @@ def _finish(
             and not change.explicit_pair
             and re.fullmatch(r"[\w.%^\-]+\s+", text[change.position : mention.start]) is not None
         )
+        or (
+            change is not None
+            and change.explicit_pair
+            and re.fullmatch(r"\s{1,2}", text[_pair_end(text, change) : mention.start]) is not None
+        )
     ):
         # "16 refine layers", "10k samples": the counted noun names the parameter
         words = re.sub(r"[^A-Za-z]+", " ", text[mention.start : mention.end]).split()
-        words = [w for w in words if len(w) > 1 and w.lower() not in STOP]
+        words = [
+            w
+            for w in words
+            if len(w) > 1 and w.lower() not in STOP and w.lower() not in COUNT_QUALIFIERS
+        ]
         if words and len("".join(words)) >= 3:
             parameter = parameter_name("_".join(words), rules)
     if (
@@ -946,6 +975,13 @@ def _finish(
             words = re.sub(r"[^A-Za-z0-9]+", "_", text[mention.start : mention.end]).strip("_")
             parameter = parameter_name(f"{words}_{setting.group('key')}", rules)
             to_value = setting.group("val")
+    if not parameter and change is not None and not change.explicit_pair and plain_verbs:
+        # "add 3 retries", "Add 5% viewBox padding": the noun the verb's number counts names it
+        verb_at, _, verb = plain_verbs[0]
+        if re.fullmatch(r"\s+", text[verb_at + len(verb) : change.position]):
+            after = _pair_end(text, change)
+            extra = re.match(r"\s+(?:more|extra|additional|fewer|less)\b", text[after:], re.I)
+            parameter = noun_phrase_after_verb(text, after + (extra.end() if extra else 0), rules)
     switched = SWITCHED.search(text[clause.start : clause.end])
     if switched and direction in ("add", "other") and change is None:
         direction = SWITCH_WORDS[switched.group(1).lower()]  # "label smoothing off", "EMA on"
