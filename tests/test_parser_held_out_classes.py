@@ -200,3 +200,34 @@ def test_a_numeric_pair_before_the_noun_it_counts(
 )
 def test_the_noun_a_verbs_number_counts_names_the_parameter(text: str, parameter: str) -> None:
     assert parse_description(text).parameter == parameter
+
+
+@pytest.mark.parametrize(
+    ("text", "to_value", "from_value"),
+    [
+        ("try EMA crossover instead of SMA", "EMA", "SMA"),
+        ("testing bm25 instead of dense", "bm25", "dense"),
+    ],
+)
+def test_the_verb_before_instead_of_names_no_parameter(
+    text: str, to_value: str, from_value: str
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.direction, parsed.parameter) == ("replace", "")
+    assert (parsed.to_value, parsed.from_value) == (to_value, from_value)
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        ("presolve off", "remove"),
+        ("trailing stop disabled", "remove"),
+        ("warm start on", "add"),
+    ],
+)
+def test_a_thing_outside_the_vocabulary_switched_on_or_off(text: str, direction: str) -> None:
+    assert parse_description(text).direction == direction
+
+
+def test_a_bare_switch_word_says_nothing() -> None:
+    assert parse_description("off").direction == "other"

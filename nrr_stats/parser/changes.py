@@ -145,6 +145,7 @@ def noun_phrase_before(text: str, position: int, rules: Rules) -> str:
             continue
         if (
             lower in verbs
+            or lower in LEAD_VERBS  # "try EMA instead of SMA": the verb is not a name
             or lower in ("set", "to", "from")
             or not re.fullmatch(r"[A-Za-z][A-Za-z'\-]*", word)
         ):
@@ -208,6 +209,8 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
             # "increased atr_lookback by 1 from 3 to 4": the step is not the key
             step = re.search(r"\bby\s+[-+]?[\d.]+[x%]?\s*$", text[: match.start()], re.I)
             key = word_before(text, step.start() if step else match.start())
+            if key.lower() in LEAD_VERBS:
+                key = ""  # "try EMA crossover instead of SMA": the verb names nothing
             parameter = parameter_name(key, rules) if key else ""
             if parameter and not (
                 IDENTIFIER.match(key)

@@ -743,6 +743,9 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         change = None
     else:
         direction = "add" if _names_a_new_thing(text) else "other"
+        switched = SWITCHED.search(text)
+        if switched and re.search(r"[A-Za-z]", text[: switched.start()]):
+            direction = SWITCH_WORDS[switched.group(1).lower()]  # "presolve off", "cuts on"
         return ParsedChange("other", direction, "", "", "", settings)
     return _finish(
         category, mention, change, clause, clauses, text, rules, config, verbs_all, settings
