@@ -231,3 +231,21 @@ def test_a_thing_outside_the_vocabulary_switched_on_or_off(text: str, direction:
 
 def test_a_bare_switch_word_says_nothing() -> None:
     assert parse_description("off").direction == "other"
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("cuBLASLt via the C API for the batched matmul", "systems"),
+        ("use PPO for the policy", "other"),
+        ("HNSW index for the first stage", "other"),
+        ("interior point in place of the default", "other"),
+    ],
+)
+def test_a_backend_or_method_named_alone_replaces_the_one_in_use(text: str, category: str) -> None:
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction) == (category, "replace")
+
+
+def test_a_method_named_in_a_re_check_is_not_a_replacement() -> None:
+    assert parse_description("seed check of the SAC run").direction == "other"

@@ -743,6 +743,10 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         change = None
     else:
         direction = "add" if _names_a_new_thing(text) else "other"
+        option = _is_option(text[: _detail_start(text, clauses[0])], rules)
+        if option and not NOT_NEW.search(text):
+            # "BM25 first stage", "dual simplex": a method named alone replaces the one in use
+            return ParsedChange("other", "replace", "", "", option, settings)
         switched = SWITCHED.search(text)
         if switched and re.search(r"[A-Za-z]", text[: switched.start()]):
             direction = SWITCH_WORDS[switched.group(1).lower()]  # "presolve off", "cuts on"
