@@ -16,6 +16,11 @@ split the looked-at logs BY REPOSITORY into two development folds (`development_
 written from one fold's misses and scored on the other (`--misses --fold K` lists one fold's), and
 "held out, no sibling looked-at" scores the held-out logs none of whose sibling logs was read.
 
+Issue 13's third pass (session 6) wrote its rules from seed 0's looked-at misses only (no other
+seed's looked-at part, since those hold logs seed 0 keeps out) and checked each rule with phrasings
+of its own (tests/test_parser_held_out_classes.py); a rotation's gain on logs seed 0 let a rule
+writer read is not evidence that a rule generalises, so compare the "clean" lines.
+
 Intervals: 90% percentile bootstrap over logs (the logs are resampled, rows stay with their log).
 Baseline in the same run: the majority answer (category "other", direction "increase").
 
