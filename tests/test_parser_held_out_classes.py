@@ -249,29 +249,3 @@ def test_a_backend_or_method_named_alone_replaces_the_one_in_use(text: str, cate
 
 def test_a_method_named_in_a_re_check_is_not_a_replacement() -> None:
     assert parse_description("seed check of the SAC run").direction == "other"
-
-
-@pytest.mark.parametrize(
-    ("text", "directions"),
-    [
-        ("double the lookback and halve the threshold", ["increase", "decrease"]),
-        ("add a trailing stop and remove the time exit", ["add", "remove"]),
-        ("halve chunk overlap; double top_k", ["decrease", "increase"]),
-    ],
-)
-def test_two_verbs_acting_on_two_things_are_multiple(text: str, directions: list[str]) -> None:
-    parsed = parse_description(text)
-    assert parsed.category == "multiple"
-    assert [part.direction for part in parsed.parts] == directions
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "increase batch, lower noise",  # a comparative may be the consequence
-        "double the lookback and see",  # the second clause changes nothing
-        "halve the threshold and halve it again",  # one thing
-    ],
-)
-def test_one_verbed_change_with_a_consequence_is_not_multiple(text: str) -> None:
-    assert parse_description(text).category != "multiple"

@@ -712,12 +712,6 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     settings = stated_settings(all_changes, text, rules)  # now with the names linked above
     settings += tuple(v for v in named_values if v not in settings)
     named = [p for p in proposals if p[0] != "other"]
-    if not named:
-        verbed = _verbed_objects(text, proposals, verbs_all, rules)
-        if len(verbed) >= 2:
-            # "double the lookback and halve the threshold": two verbs, two things changed
-            parts = tuple(_parse_clean(cl.text.strip(), rules, config) for cl in verbed)
-            return ParsedChange("multiple", "other", "", "", "", settings, parts=parts)
     joined = _joined_changes(text, all_changes, config, rules)
     if joined and len({p[0] for p in named}) < 2:
         # "batch=128+train_freq=2+alpha=1.0": changes joined by "+" are changes made together
@@ -811,52 +805,6 @@ def _joined_changes(
             seen.add(key)
             parts.append(part)
     return parts if len(parts) >= 2 else []
-
-
-COMPARATIVES = MORE_WORDS | {
-    "lower",
-    "smaller",
-    "fewer",
-    "less",
-    "shorter",
-    "narrower",
-    "shallower",
-}
-
-
-PRONOUNS = frozenset({"it", "them", "this", "that", "these", "those", "one", "both", "all"})
-
-
-def _verbed_objects(
-    text: str,
-    proposals: list[tuple[str, Mention | None, Change | None, Clause]],
-    verbs_all: list[tuple[int, str, str]],
-    rules: Rules,
-) -> list[Clause]:
-    """The clauses of unnamed proposals that each open with a strong verb acting on a different
-    object ("double the lookback", "halve the threshold"); a clause after a stated motive or in
-    brackets does not count."""
-    picked: list[Clause] = []
-    objects: set[str] = set()
-    for _, _, _, clause in proposals:
-        verbs = [
-            v
-            for v in verbs_all
-            if clause.start <= v[0] < clause.end
-            and _outside_brackets(text, v[0])
-            and v[2] not in WEAK_VERBS
-        ]
-        if verbs and verbs[0][2].lower() in COMPARATIVES:
-            continue  # "..., lower noise": a comparative may state a consequence, not a change
-        if not verbs or text[clause.start : verbs[0][0]].strip():
-            continue  # the verb must open its clause
-        thing = noun_phrase_after_verb(text, verbs[0][0] + len(verbs[0][2]), rules)
-        if thing.split("_")[0].lower() in PRONOUNS:
-            continue  # "... and halve it again": the same thing
-        if thing and thing not in objects:
-            objects.add(thing)
-            picked.append(clause)
-    return picked
 
 
 # Words of a row that re-checks what is there rather than proposing something new.
