@@ -45,7 +45,7 @@ MAX_BLOCK = 0.03
 BOOT = 1000
 CROSS_START = (0.05, 0.1)  # lambda, tau_x where the fit of the cross-session term starts
 # candidates scored against the shipped model (cross_main)
-EXTRA_KINDS = ("cross", "fields2", "xshift", "longrate", "mslope")
+EXTRA_KINDS = ("cross", "fields2", "xshift", "longrate", "mslope", "gmix")
 
 
 FULL_CHECK = se.EvidenceParams(
@@ -103,6 +103,9 @@ class Form:
         self.xshift = kind == "xshift"  # logit shift by the max cosine to other sessions' rows
         self.longrate = kind == "longrate"  # logit shift by the session's undiscounted rate
         self.mslope = kind == "mslope"  # a slope on logit m_t (the session rate's own scale)
+        # a per-log learned discount: an online Bayesian mixture of the session rate at g and at
+        # a second discount g2, weighted by each one's prequential likelihood on the log so far
+        self.gmix = kind == "gmix"
         self.cells = kind in ("cells", "full")
         self.text = kind in ("words", "full", "similarity_words")
 
@@ -124,12 +127,14 @@ class Form:
             x += [0.0, 0.0]
         if self.longrate or self.mslope:
             x += [0.0]
+        if self.gmix:
+            x += [np.log(0.97 / 0.03), np.log(0.2 / 0.8)]
         return np.array(x, dtype=float)
 
     def nonlinear(self) -> list[int]:
         """Indices of x that enter non-linearly (numeric gradient); the rest shift the logit."""
         out = [0, 1, 2] + ([6, 7] + ([10] if self.fit_h else []) if self.kernel else [])
-        if self.cross or self.fields2:
+        if self.cross or self.fields2 or self.gmix:
             size = self.start().shape[0]
             out += [size - 2, size - 1]
         if self.mslope:
@@ -146,6 +151,11 @@ class Form:
             return {"long": float(x[-1])}
         if self.mslope:
             return {"slope": float(np.exp(x[-1]))}
+        if self.gmix:
+            return {
+                "g2": float(1 / (1 + np.exp(-x[-2]))),
+                "mix_prior": float(1 / (1 + np.exp(-x[-1]))),
+            }
         return {}
 
     def linear_columns(self, stacked) -> np.ndarray:
@@ -303,6 +313,9 @@ class Stacked:
             )
             keeps[a + 1 : b], trials[a + 1 : b] = both[0, :-1], both[1, :-1]
         m = (params.prior_keeps + keeps) / (params.prior_trials + trials)
+        extra = extra or {}
+        if "g2" in extra:
+            m = self.mixed_rate(m, params, extra["g2"], extra["mix_prior"])
         nb = self.nb[params.features]
         shift = np.full(self.y.shape[0], params.intercept)
         if params.cells:
@@ -314,7 +327,6 @@ class Stacked:
         shift += params.keep_similarity * np.maximum(nb.max_keep, 0.0)
         if params.text_weights:
             shift += self.features @ np.asarray(params.text_weights)
-        extra = extra or {}
         if "long" in extra:
             shift += extra["long"] * self.long
         if "xfail" in extra:
@@ -339,6 +351,32 @@ class Stacked:
             k_trial = k_trial + extra["field_weight"] * f_trial
         weight = params.strength / (params.strength + k_trial)
         return (params.strength * centre + k_keep) / (params.strength + k_trial), weight * slope
+
+
+def _mixed_rate(self, m: np.ndarray, params: se.EvidenceParams, g2: float, prior: float):
+    """Online mixture of the session rate m (discount g) and m2 (discount g2): the weight of m2
+    at row t is its posterior given the log's rows before t (each rate's Bernoulli likelihood of
+    them), from the prior weight `prior`. Uses rows < t only."""
+    from scipy.signal import lfilter
+
+    keeps = np.zeros_like(self.y)
+    trials = np.zeros_like(self.y)
+    log_ratio = np.zeros_like(self.y)
+    for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True):
+        both = lfilter([1.0], [1.0, -g2], np.vstack([self.y[a:b], np.ones(b - a)]), axis=1)
+        keeps[a + 1 : b], trials[a + 1 : b] = both[0, :-1], both[1, :-1]
+    m2 = (params.prior_keeps + keeps) / (params.prior_trials + trials)
+    y = self.y
+    q1, q2 = np.clip(m, se.CLIP, 1 - se.CLIP), np.clip(m2, se.CLIP, 1 - se.CLIP)
+    step = y * (np.log(q2) - np.log(q1)) + (1 - y) * (np.log1p(-q2) - np.log1p(-q1))
+    for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True):
+        log_ratio[a + 1 : b] = np.cumsum(step[a : b - 1])
+    z = np.log(prior) - np.log1p(-prior) + log_ratio
+    w = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+    return (1 - w) * m + w * m2
+
+
+Stacked.mixed_rate = _mixed_rate
 
 
 def long_rate_logit(y: np.ndarray) -> np.ndarray:
@@ -526,6 +564,19 @@ def markdown(out: dict, methods: list[str], args) -> str:
             f" {cell(m, 'ece')} | {cell(m, 'brier')} | {cell(m, 'avoid_recall', 3)} |"
             f" {cell(m, 'keep_block', 3)} |"
         )
+    if out.get("paired_minus_blind"):
+        lines += [
+            "",
+            "Paired difference in log loss per row against description-blind (same rows, the same"
+            " bootstrap over logs for both; negative = the descriptions help):",
+            "",
+        ]
+        for m, d in out["paired_minus_blind"].items():
+            lines.append(
+                f"- {LABELS.get(m, m)}: {d['difference_per_row']:+.5f}"
+                f" [{d['interval_90'][0]:+.5f}, {d['interval_90'][1]:+.5f}],"
+                f" logs better / worse {d['logs_better']} / {d['logs_worse']}"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -669,6 +720,8 @@ def paired(per_log: list[dict], a: str, b: str, rng) -> dict:
     return {
         "difference_per_row": float(point),
         "interval_90": [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))],
+        # for two or more candidates at once (a Bonferroni 90% for two)
+        "interval_95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
         "logs_better": better,
         "logs_worse": worse,
     }
@@ -681,23 +734,26 @@ CROSS_LABELS = {
     "fields2": "+ second session kernel on the parsed-field blocks",
     "longrate": "+ logit of the session's undiscounted rate",
     "mslope": "+ a slope on the logit of the session rate",
+    "gmix": "+ per-log learned discount (online mixture of two discounts)",
     "xshift": "+ max cosine to other sessions' failures / keeps",
 }
 
 
 CROSS_DECISION = (
-    "Decision (models/README.md, Selection): the cross-session term is **not shipped** (lambda"
-    " = 0). With every other session in the bank its paired gain excludes 0, but half of it comes"
-    " from sibling logs of one repository (four menzHSE/autoresearch-cifar10 runs, two"
-    " karpathy/autoresearch PR heads: same task, same descriptions, same outcomes) and most of"
-    " the rest from two long high-keep logs that the refitted fold under-predicts; with the"
-    " same repository's logs out of the bank (what a log from an unseen project meets) the"
-    " interval includes 0 and lambda falls from 1-5 to 0.2-0.7 in four folds of five. The"
-    " second kernel on the parsed fields fits a weight of about 0 (its gain, 4e-5 per row, is"
-    " no gain), and the long-run rate term loses: neither ships. A slope on logit m_t (fitted"
-    " 1.3-3.9) gains -0.0017 per row with an interval just clear of 0, but it was proposed after"
-    " seeing the held-out losses of two logs, as the fifth candidate of one session: not shipped"
-    " until a fresh run confirms it."
+    "Decision (models/README.md, Selection): nothing in this section ships. The cross-session"
+    " term (lambda) gains with every other session in the bank, but half of that is sibling logs"
+    " of one repository (four menzHSE/autoresearch-cifar10 runs, two karpathy/autoresearch PR"
+    " heads); with the same repository's logs out of the bank (what a log from an unseen project"
+    " meets) its interval includes 0. The second kernel on the parsed fields fits a weight of"
+    " about 0, and the long-run rate term loses. Aimed at the two long high-keep logs: a slope on"
+    " logit m_t and a per-log learned discount (an online mixture of the session rate at g and at"
+    " a second discount g2, each weighted by its likelihood of the log's earlier rows). The"
+    " mixture's interval includes 0. The slope's 90% interval (and its 95%, for two candidates)"
+    " clears 0 by a hair, but it was proposed after seeing these two logs' losses on these same"
+    " logs and folds, so a rerun is no fresh test; not shipped (the card says what shipping needs)."
+    " The rows whose features read text/store/text/store/store are earlier runs, made before the"
+    " parser rules changed the parsed-field blocks; the shipped form's figure moves with the"
+    " features each fold uses (0.984x to 0.991x)."
 )
 
 
@@ -721,12 +777,17 @@ def cross_report(paths: list[str], markdown_path: str, json_path: str) -> None:
         " paired difference per row vs shipped form | logs better / worse |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    seen_base = False
+    shown_forms, seen_discounted = set(), False
     for run in runs:
         t, iv = run["table"], run["intervals_90"]
+        # the shipped form's row once per set of kernel forms (each run's candidates are paired
+        # against the shipped form with that run's forms)
+        forms = "/".join(c["form"].split("/")[0] for c in run["chosen"]["similarity"])
         for m in t:
             rule = (run.get("bank_excludes") or "session") if m == "cross" else "(no bank)"
-            if m in ("discounted", "similarity") and seen_base:
+            if m == "discounted" and seen_discounted:
+                continue
+            if m == "similarity" and forms in shown_forms:
                 continue
             d = run["paired_minus_similarity"].get(m)
             paired_cell = (
@@ -735,14 +796,18 @@ def cross_report(paths: list[str], markdown_path: str, json_path: str) -> None:
                 if d
                 else "- | -"
             )
+            label = CROSS_LABELS.get(m, m) + (
+                f" (features per fold: {forms})" if m == "similarity" else ""
+            )
             lines.append(
-                f"| {rule} | {CROSS_LABELS.get(m, m)} | {t[m]['log_loss']:.4f}"
+                f"| {rule} | {label} | {t[m]['log_loss']:.4f}"
                 f" [{iv[m]['log_loss'][0]:.4f}, {iv[m]['log_loss'][1]:.4f}] |"
                 f" {t[m]['ratio_vs_discounted']:.3f} [{iv[m]['ratio'][0]:.3f},"
                 f" {iv[m]['ratio'][1]:.3f}] | {t[m]['ece']:.4f} [{iv[m]['ece'][0]:.4f},"
                 f" {iv[m]['ece'][1]:.4f}] | {t[m]['brier']:.4f} | {paired_cell} |"
             )
-        seen_base = True
+        shown_forms.add(forms)
+        seen_discounted = True
     lines += ["", CROSS_DECISION, "", "Fitted per fold (training logs only):", ""]
     for run in runs:
         rule = run.get("bank_excludes") or "session"
@@ -1002,6 +1067,12 @@ def main() -> None:
     for m in methods:
         table[m]["ratio_vs_discounted"] = table[m]["log_loss"] / table["discounted"]["log_loss"]
     intervals = bootstrap(per_log, methods, np.random.default_rng(0))
+    # what the descriptions add: each description-reading kind against description-blind
+    against_blind = {
+        m: paired(per_log, "blind", m, np.random.default_rng(0))
+        for m in kinds
+        if m != "blind" and "blind" in kinds
+    }
     curves = {}
     for m in kinds:
         p = np.concatenate([r["p"][m] for r in per_log])
@@ -1013,6 +1084,7 @@ def main() -> None:
         "logs": len(logs),
         "table": table,
         "intervals_90": intervals,
+        "paired_minus_blind": against_blind,
         "floors_per_fold": {f"{m}/{f}": v for (m, f), v in floors.items()},
         "tradeoff_oof": curves,
         "chosen": chosen,

@@ -102,3 +102,37 @@ def test_pytensor_gradient_matches_finite_differences_of_numpy(bench):
         up = se.log_likelihood(sessions, form.params(point + step))
         down = se.log_likelihood(sessions, form.params(point - step))
         assert grad(point)[j] == pytest.approx((up - down) / 2e-5, rel=1e-4, abs=1e-5)
+
+
+def test_per_log_discount_mixture_uses_earlier_rows_only(bench):
+    """The CV's per-log learned discount (gmix): cutting a log leaves every earlier prediction
+    exactly unchanged, and with g2 = g it is the shipped form."""
+    rng = np.random.default_rng(5)
+    params = se.EvidenceParams(
+        discount=0.7, prior_keeps=1.5, prior_trials=4.0, strength=0.8, temperature=0.2,
+        kernel_discount=0.97, plateau=-0.4, intercept=-0.5, features="text",
+    )  # fmt: skip
+    extra = {"g2": 0.99, "mix_prior": 0.2}
+    session = _session(rng, 90)
+    session = se.SessionRows(
+        y=(rng.random(90) < 0.7).astype(float),
+        categories=session.categories,
+        proposal_features=session.proposal_features,
+        history_features=session.history_features,
+    )
+    whole = bench.cv.Stacked(bench.cv.prepare([SimpleNamespace(
+        file="a.tsv", session=session, exact=None, near=None)]), list(CATS))  # fmt: skip
+    p_whole = whole.p_keep(params, extra)
+    for cut in (1, 7, 33, 89):
+        part = se.SessionRows(
+            y=session.y[:cut],
+            categories=session.categories[:cut],
+            proposal_features=session.proposal_features[:cut],
+            history_features=session.history_features[:cut],
+        )
+        short = bench.cv.Stacked(bench.cv.prepare([SimpleNamespace(
+            file="a.tsv", session=part, exact=None, near=None)]), list(CATS))  # fmt: skip
+        assert np.array_equal(short.p_keep(params, extra), p_whole[:cut])
+    same = whole.p_keep(params, {"g2": params.discount, "mix_prior": 0.2})
+    assert np.allclose(same, whole.p_keep(params), rtol=0, atol=1e-12)
+    assert not np.allclose(p_whole, whole.p_keep(params))  # the mixture does move predictions
