@@ -3,16 +3,12 @@ latency): the numbers stay those of the one rate object (models/rate.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nrr_stats.models.rate as rate_module
-from nrr_stats.bank import open_bank
-from nrr_stats.bank.sqlite import MMAP_BYTES
 from nrr_stats.models.posterior import KeepAnswer
 from nrr_stats.models.rate import BetaMixture, mixture_quantiles
 from nrr_stats.models.special import betainc
@@ -83,11 +79,6 @@ def test_an_answer_leaves_interval_and_p_below_base_uncomputed_until_read(monkey
     answer = KeepAnswer.of(rate, **COUNTS)
     assert calls == [] and "_below_base" not in rate.__dict__
     assert answer.interval == answer.interval and calls == [1]
-
-
-def test_a_sqlite_bank_reads_its_pages_through_a_memory_map(tmp_path: Path) -> None:
-    with open_bank(tmp_path / "bank.db") as bank:
-        assert bank.query("PRAGMA mmap_size")[0]["mmap_size"] == MMAP_BYTES
 
 
 if __name__ == "__main__":

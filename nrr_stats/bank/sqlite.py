@@ -99,17 +99,9 @@ def _read_only_connection(path: Path, timeout: float) -> sqlite3.Connection:
     return sqlite3.connect(base + "&immutable=1", uri=True, timeout=timeout, isolation_level=None)
 
 
-# Pages of the database file are read through a memory map of up to this many bytes, not
-# copied into the connection's page cache (2 MB by default): a check's lookups of ~50 rows by
-# id in a 100k-experiment bank took 1.2-4 ms of CPU through the cache, 0.14 ms mapped, and a
-# write by another process leaves the mapped pages valid where it flushes the cache.
-MMAP_BYTES = 1 << 30
-
-
 def _configure_sqlite(connection: sqlite3.Connection, timeout: float) -> None:
     connection.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     connection.execute("PRAGMA foreign_keys=ON")
-    connection.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
 
 
 def _read_only_fault(error: BaseException) -> bool:
