@@ -172,6 +172,7 @@ class Checker:
         self.fit: Any = None  # the StoredFit answers come from (None: no fit of the bank)
         self._unreadable: tuple[tuple, str] | None = None  # (fit key, why) it did not load
         self._sessions: dict[str, _Session] = {}
+        self._unseen_count: tuple[Any, tuple, int] | None = None  # (prior, state, count)
         from nrr_stats.similarity.search import FailureSearch
 
         self._search = FailureSearch()
@@ -179,6 +180,7 @@ class Checker:
     def close(self) -> None:
         """Drop what is kept; close the bank when this Checker opened it."""
         self._reading, self._prior, self._sessions = None, None, {}
+        self._unseen_count = None
         if self._owns_bank:
             self.bank.close()
 
@@ -311,16 +313,24 @@ class Checker:
 
     def _unseen(self, prior: Any) -> int:
         """Counted experiments of the bank the prior did not see (all, for the shipped prior);
-        for a fit on a sample of sessions, those the bank held beyond the ones it sampled from."""
+        for a fit on a sample of sessions, those the bank held beyond the ones it sampled from.
+        Kept for the prior and reading it was counted for (every cell of a check asks)."""
         from nrr_stats.models.session_sample import experiments_offered
 
-        total = len(self._reading.evidence)
+        reading = self._reading
+        known = self._unseen_count
+        if known is not None and known[0] is prior and known[1] == reading.state:
+            return known[2]
+        total = len(reading.evidence)
         if prior is None or "trials" not in prior.seen:
-            return total
-        offered = experiments_offered(prior.meta)
-        if offered is None:
-            offered = int(round(float(prior.seen["trials"].sum())))
-        return max(total - offered, 0)
+            unseen = total
+        else:
+            offered = experiments_offered(prior.meta)
+            if offered is None:
+                offered = int(round(float(prior.seen["trials"].sum())))
+            unseen = max(total - offered, 0)
+        self._unseen_count = (prior, reading.state, unseen)
+        return unseen
 
     def base_rate(self, session: str | int | None = None) -> BaseRate:
         """The session's base keep rate, as its answers compare with (`nrr check`'s base_rate)."""

@@ -40,13 +40,15 @@ SEEN_COUNTS = ("keeps_w", "crashes_w", "trials_w", "trials")
 
 @dataclass(frozen=True)
 class KeepAnswer:
-    """The engine's answer for one proposal: keep probability, its interval, and where it came from."""
+    """The engine's answer for one proposal: keep probability, its interval, and where it came from.
+
+    `interval` and `prob_below_base` are read from `rate` when first asked for (each costs a
+    few Beta CDF passes over the mixture's components): a check whose P(keep) and interval
+    come from the similarity-evidence model never reads the cell answer's own."""
 
     p_keep: float  # posterior predictive probability that the experiment is kept
     mean: float  # posterior mean of the rate (equals p_keep for one Bernoulli trial)
-    interval: tuple[float, float]  # 90% credible interval of the rate
     p_crash: float
-    prob_below_base: float  # P(rate < the session's base rate)
     n: int  # raw experiments in the queried group (all sessions)
     k: int  # raw keeps among them
     n_weighted: float  # their evidence-weighted count
@@ -63,18 +65,23 @@ class KeepAnswer:
         """The answer whose p_keep, interval, P(rate < base) and base rate are read from `rate`
         (the one place they come from); `counts` are the other fields."""
         return cls(
-            p_keep=rate.mean(),
-            mean=rate.mean(),
-            interval=rate.interval(CONFIDENCE),
-            prob_below_base=rate.prob_below_base(),
-            base_rate=rate.base_rate(),
-            rate=rate,
-            **counts,
+            p_keep=rate.mean(), mean=rate.mean(), base_rate=rate.base_rate(), rate=rate, **counts
         )
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The 90% credible interval of the rate (rate.interval, computed once per rate)."""
+        return self.rate.interval(CONFIDENCE)
+
+    @property
+    def prob_below_base(self) -> float:
+        """P(rate < the session's base rate) (rate.prob_below_base, computed once per rate)."""
+        return self.rate.prob_below_base()
 
     def to_dict(self) -> dict:
         out = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "rate"}
         out["interval"] = list(self.interval)
+        out["prob_below_base"] = self.prob_below_base
         return out
 
 

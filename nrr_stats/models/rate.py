@@ -139,10 +139,15 @@ class BetaMixture:
         return mixture_quantiles(self.a, self.b, self.weights, (q,))[0]
 
     def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
-        """The equal-tailed credible interval holding `confidence` of the probability."""
-        tail = (1.0 - confidence) / 2.0
-        low, high = mixture_quantiles(self.a, self.b, self.weights, (tail, 1.0 - tail))
-        return low, high
+        """The equal-tailed credible interval holding `confidence` of the probability
+        (computed once per confidence: the mixture is frozen, and an answer, its pattern
+        and its copies all read the one interval)."""
+        known = self.__dict__.setdefault("_intervals", {})  # memo only: not a field
+        if confidence not in known:
+            tail = (1.0 - confidence) / 2.0
+            low, high = mixture_quantiles(self.a, self.b, self.weights, (tail, 1.0 - tail))
+            known[confidence] = (low, high)
+        return known[confidence]
 
     def base_rate(self) -> float:
         """The session's base rate (mean over every component); nan without one."""
@@ -152,7 +157,10 @@ class BetaMixture:
         """P(rate < base rate), the base rate uncertain with the same draws; nan without one."""
         if self.base is None:
             return float("nan")
-        return float(np.sum(self.weights * betainc(self.a, self.b, self.base)))
+        if "_below_base" not in self.__dict__:  # computed once, as the interval
+            below = float(np.sum(self.weights * betainc(self.a, self.b, self.base)))
+            self.__dict__["_below_base"] = below
+        return self.__dict__["_below_base"]
 
 
 @dataclass(frozen=True, eq=False)
