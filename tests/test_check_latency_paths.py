@@ -53,20 +53,21 @@ def test_a_mixture_computes_its_interval_and_p_below_base_once_with_the_same_num
     assert answer.to_dict()["prob_below_base"] == below
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(mixtures())
 def test_the_mixture_quantile_is_the_brute_force_quantile_of_its_cdf(rate):
     """Law: ppf(q) is where the CDF crosses q. Checked against bisection on the CDF (60
     halvings) in CDF terms: where the density is near 0 (between the modes of a bimodal
     mixture) x is ill-determined, and the routine accepts its last Halley step without a CDF
-    evaluation, so the CDF there misses q by up to ~5e-6 (found by this test: a=(4, 27),
-    b=(76, 1), q=0.5); the bound below is that found error with a margin."""
+    evaluation, so the CDF there may miss q by a few 1e-6 (a=(4, 27), b=(76, 1), q=0.5). A
+    start far from the root used to stall the steps until they ran out (a=(1, 47), b=(65, 4),
+    q=0.95 missed by 8.5e-5); stalled steps now bisect."""
     for q in (0.05, 0.5, 0.95):
         low, high = 0.0, 1.0
         for _ in range(60):
             mid = 0.5 * (low + high)
             low, high = (mid, high) if rate.cdf(mid) < q else (low, mid)
-        assert abs(rate.cdf(rate.ppf(q)) - rate.cdf(low)) < 5e-5
+        assert abs(rate.cdf(rate.ppf(q)) - rate.cdf(low)) < 1e-5
 
 
 def test_an_answer_leaves_interval_and_p_below_base_uncomputed_until_read(monkeypatch):

@@ -227,11 +227,14 @@ def mixture_quantiles(
     for q in quantiles:
         x = float(betaincinv(mean * concentration, (1.0 - mean) * concentration, q))
         low, high = 0.0, 1.0
-        for _ in range(40):
+        last_gap = np.inf
+        for _ in range(60):
             x = min(max(x, 1e-12), 1.0 - 1e-12)
             gap = float(np.sum(weights * betainc(a, b, x))) - q
             if abs(gap) < 1e-7:
                 break
+            stalled = abs(gap) > 0.5 * last_gap  # far from the root (a bimodal mixture): bisect
+            last_gap = abs(gap)
             if gap > 0:
                 high = x
             else:
@@ -246,6 +249,9 @@ def mixture_quantiles(
                 step = x - newton / max(1.0 - 0.5 * newton * slope / density, 0.5)
             else:
                 step = -1.0
+            if stalled:
+                x = 0.5 * (low + high)
+                continue
             if low < step < high and abs(step - x) < HALLEY_ACCEPT * min(x, 1.0 - x):
                 x = step
                 break
