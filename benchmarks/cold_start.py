@@ -12,7 +12,7 @@ nrr_stats' bytecode is compiled first (`compileall`, as `pip install` does for a
 package): with $PYTHONDONTWRITEBYTECODE set, an editable checkout would otherwise recompile
 every module from source in every process (~0.25 s here).
 
-    python benchmarks/cold_start.py [--repeats 21] [--importtime]
+    python benchmarks/cold_start.py [--repeats 21] [--importtime] [--conjugate]
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--importtime", action="store_true")
+    parser.add_argument(
+        "--conjugate",
+        action="store_true",
+        help="check with --no-population-prior (the conjugate path) instead of the default",
+    )
     args = parser.parse_args(argv)
     import compileall
 
@@ -97,10 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="nrr-cold-") as scratch:
         bank = build_bank(Path(scratch))
         check = [str(nrr), "check", PROPOSAL, "--bank", str(bank)]
+        check += ["--no-population-prior"] if args.conjugate else []
         numpy_only = [sys.executable, "-c", "import numpy"]
         wall(check), wall(numpy_only)  # warm the page cache and the bank's saved files
         pairs = [timed_pair(numpy_only, check) for _ in range(args.repeats)]
-        print(f"bank: 1,000 experiments; {args.repeats} alternated pairs")
+        path = "conjugate path" if args.conjugate else "population prior"
+        print(f"bank: 1,000 experiments ({path}); {args.repeats} alternated pairs")
         print(f"machine load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         for label, n, c in (("wall", 0, 1), ("CPU (user + system)", 2, 3)):
             numpy_s = statistics.median(p[n] for p in pairs)

@@ -14,7 +14,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
 import shutil
 import struct
 import time
@@ -96,6 +95,8 @@ def create_exclusive(path: Path) -> int:
 
 def staging_path(target: Path) -> Path:
     """A fresh, unguessable staging name beside `target` (same directory: one rename publishes)."""
+    import secrets  # on first use: it loads hmac and hashlib (~2 ms), which a cold check skips
+
     return target.with_name(f".{target.name}.{secrets.token_hex(8)}{STAGING_SUFFIX}")
 
 

@@ -1,7 +1,8 @@
 """What a cold `nrr check` process loads: no typer application, no pydantic, not the
 `scipy.special` package (its compiled ufuncs only: the same functions) nor scipy's package setup
 (which loads subprocess), not numpy.ma (which np.quantile and np.unique load), not socket (the
-decision queue's tag, needed only when claims are left to fold), not argparse (the fast path
+decision queue's tag, needed only when claims are left to fold), not hashlib or secrets on
+the conjugate path (nothing is hashed or given a random name), not argparse (the fast path
 reads its plain arguments as argparse did), never PyMC; the fast path answers exactly as the
 typer command does; and the `nrr` process, which skips the interpreter's teardown, still prints
 its whole answer, runs atexit handlers and exits with the verdict."""
@@ -50,6 +51,33 @@ def test_a_cold_check_loads_no_scipy_package_setup_subprocess_socket_or_argparse
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "LOADED [] " in done.stdout, done.stdout + done.stderr
+
+
+def test_a_cold_conjugate_check_that_records_loads_no_hashlib_or_secrets(seed_bank: Path) -> None:
+    """Nothing is hashed and no staging or claim file is named in a recorded check of a short
+    proposal: hashlib (OpenSSL's ~2 ms), secrets and hmac load on first use only. (The
+    population prior's novel-name draws load numpy.random, which imports secrets itself.)"""
+    code = (
+        "import sys\n"
+        "from nrr_stats.cli import main\n"
+        f"code = main(['check', 'Increase LR to 0.02', '--bank', {str(seed_bank)!r},\n"
+        "             '--no-population-prior'])\n"
+        "off = ('hashlib', '_hashlib', 'secrets', 'hmac', 'numpy.random')\n"
+        "print('LOADED', sorted(m for m in off if m in sys.modules), code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "LOADED [] " in done.stdout, done.stdout + done.stderr
+
+
+def test_a_long_proposal_is_still_cut_with_its_sha256() -> None:
+    import hashlib
+
+    from nrr_stats.bank.store import DECISION_PROPOSAL_CHARS, capped_decision
+
+    long = "Increase LR " * (DECISION_PROPOSAL_CHARS // 6)
+    text, _ = capped_decision(long, {"verdict": "proceed"})
+    assert text.startswith(long[:DECISION_PROPOSAL_CHARS])
+    assert text.endswith(f"sha256 {hashlib.sha256(long.encode()).hexdigest()}]")
 
 
 def test_the_ufuncs_are_scipy_specials_own_and_scipy_still_imports() -> None:

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
-import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +37,8 @@ FOLDED_KEY = "decision_queue_folded:"
 
 def queue_tag(path: Path) -> str:
     """What names this machine's queue of a bank among the claims recorded in a shared bank."""
-    import socket  # not at module level: a check with no claims to fold never needs it
+    import hashlib  # not at module level (nor socket): a check with no claims to fold never
+    import socket  # needs them (hashlib ~2 ms to load)
 
     where = f"{socket.gethostname()}:{path.resolve()}"
     return hashlib.sha256(where.encode("utf-8", "surrogatepass")).hexdigest()[:12]
@@ -96,6 +95,8 @@ def claim(path: Path) -> Path | None:
 
 
 def _claim_name(path: Path) -> Path:
+    import secrets  # on first use, as queue_tag's imports
+
     return path.with_name(f"{path.name}.{queue_tag(path)}.{secrets.token_hex(8)}{CLAIMED}")
 
 

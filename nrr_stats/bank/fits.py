@@ -15,7 +15,6 @@ Loading goes through `load_posterior` either way (bounded, pickle-free, CRC-chec
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
@@ -350,6 +349,8 @@ class BankFitStore(FitStore):
                 f"the fit {fit.sha256} is no longer in the bank (a newer fit replaced it)",
                 path=where,
             )
+        import hashlib  # on first use: a cold check usually hashes nothing (~2 ms)
+
         digest, written = hashlib.sha256(), 0
         for expected, chunk in enumerate(chunks):
             rows = self.bank.query(

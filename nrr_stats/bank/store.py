@@ -632,10 +632,10 @@ def capped_decision(proposal: str, answer: Mapping[str, Any]) -> tuple[str, str]
     """The proposal and answer JSON a decision stores: a long proposal is cut (with its length
     and sha256, so repeats are still told apart) and the answer's bulky lists dropped past
     DECISION_ANSWER_CHARS, so one check never writes more than ~20 KB."""
-    import hashlib
-
     text = proposal
     if len(text) > DECISION_PROPOSAL_CHARS:
+        import hashlib  # only for a long proposal: ~2 ms to load in a cold check
+
         digest = hashlib.sha256(proposal.encode("utf-8", "surrogatepass")).hexdigest()
         text = (
             proposal[:DECISION_PROPOSAL_CHARS]

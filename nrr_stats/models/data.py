@@ -6,7 +6,6 @@ a fit grows with the number of groups, never with the number of experiments.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -232,6 +231,8 @@ def cell_counts(table: ExperimentTable, level: str = "cell") -> GroupCounts:
 def table_hash(table: ExperimentTable) -> str:
     """A hash of the table's content that does not depend on row order within a session."""
     counts = cell_counts(table, "leaf")
+    import hashlib  # on first use: a cold check usually hashes nothing (~2 ms)
+
     digest = hashlib.sha256()
     for key, kw, cw, nw, n in zip(
         counts.key_tuples(),

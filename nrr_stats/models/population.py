@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import tempfile
@@ -212,6 +211,8 @@ def fit_population_prior(
 
 def fold_of(file_name: str, folds: int = DEFAULT_FOLDS) -> int:
     """The fold of a log: a stable hash of its file name, modulo the number of folds."""
+    import hashlib  # on first use: a cold check usually hashes nothing (~2 ms)
+
     digest = hashlib.sha256(Path(file_name).name.encode("utf-8")).hexdigest()
     return int(digest[:8], 16) % folds
 
@@ -252,6 +253,8 @@ def model_fingerprint() -> str:
 
 def _corpus_hash(paths: Sequence[Path], settings: str = "") -> str:
     """The cache key of a fold prior: model, fit settings and the training logs' bytes."""
+    import hashlib
+
     digest = hashlib.sha256(PRIOR_VERSION.encode())
     digest.update(model_fingerprint().encode())
     digest.update(settings.encode())
