@@ -14,8 +14,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
-import shutil
 import struct
 import time
 import zipfile
@@ -96,6 +94,8 @@ def create_exclusive(path: Path) -> int:
 
 def staging_path(target: Path) -> Path:
     """A fresh, unguessable staging name beside `target` (same directory: one rename publishes)."""
+    import secrets  # hmac and hashlib: only when a file is written
+
     return target.with_name(f".{target.name}.{secrets.token_hex(8)}{STAGING_SUFFIX}")
 
 
@@ -163,6 +163,8 @@ def remove_stale(target: Path) -> int:
             continue
         try:
             if entry.is_dir():
+                import shutil  # (and bz2, lzma): only for a stale staging folder
+
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink()

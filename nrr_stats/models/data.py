@@ -6,7 +6,6 @@ a fit grows with the number of groups, never with the number of experiments.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -231,6 +230,8 @@ def cell_counts(table: ExperimentTable, level: str = "cell") -> GroupCounts:
 
 def table_hash(table: ExperimentTable) -> str:
     """A hash of the table's content that does not depend on row order within a session."""
+    import hashlib
+
     counts = cell_counts(table, "leaf")
     digest = hashlib.sha256()
     for key, kw, cw, nw, n in zip(

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +38,11 @@ SESSION_EFFECTS = ("u_sess", "crash_u_sess")
 def repo_models_dir() -> Path:
     """The shipped model files: package data `nrr_stats/models_data` (read through
     importlib.resources, so an installed wheel has them; the checkout's `models/` links here).
-    Found once per process (every check asks)."""
+    Found once per process (every check asks): beside the package's own files when they are on
+    disk (importlib.resources, with tempfile and shutil, only for a package that is not)."""
+    here = Path(__file__).parents[1] / "models_data"
+    if here.is_dir():
+        return here
     from importlib import resources
 
     return Path(str(resources.files("nrr_stats") / "models_data"))
@@ -151,6 +153,8 @@ def save_prior(prior: StoredPosterior, path: str | Path) -> Path:
     compressed: float draws barely compress (10%), and inflating them was ~10 ms of every cold
     `nrr check`."""
     path = Path(path)
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(handle)
@@ -212,6 +216,8 @@ def fit_population_prior(
 
 def fold_of(file_name: str, folds: int = DEFAULT_FOLDS) -> int:
     """The fold of a log: a stable hash of its file name, modulo the number of folds."""
+    import hashlib
+
     digest = hashlib.sha256(Path(file_name).name.encode("utf-8")).hexdigest()
     return int(digest[:8], 16) % folds
 
@@ -252,6 +258,8 @@ def model_fingerprint() -> str:
 
 def _corpus_hash(paths: Sequence[Path], settings: str = "") -> str:
     """The cache key of a fold prior: model, fit settings and the training logs' bytes."""
+    import hashlib
+
     digest = hashlib.sha256(PRIOR_VERSION.encode())
     digest.update(model_fingerprint().encode())
     digest.update(settings.encode())

@@ -13,7 +13,6 @@ hashlib only.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
@@ -32,6 +31,8 @@ SAMPLE_RULE = "sessions in order of the sha256 of their key, while both bounds h
 
 def session_hash(key: str) -> bytes:
     """The sample's order of a session: the sha256 of its key."""
+    import hashlib
+
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
