@@ -9,10 +9,11 @@ nrr-stats' own. `brief` renders an answer in a few lines for an LLM's context.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nrr_stats.bank import Bank
-from nrr_stats.proposal import Proposal, read_proposal
+if TYPE_CHECKING:  # the fields are named here; their types come with the check
+    from nrr_stats.bank import Bank
+    from nrr_stats.proposal import Proposal
 
 # Worst first: the riskiest change of a multi-change proposal is the first in this order.
 SEVERITY = {"avoid": 2, "caution": 1, "proceed": 0}
@@ -42,6 +43,8 @@ def with_description(text: str, description: str | None) -> str:
     """The proposal with its description lines replaced by `description` (when given)."""
     if not description:
         return text
+    from nrr_stats.proposal import read_proposal
+
     own = {line.number for line in read_proposal(text).lines if line.use == "description"}
     kept = [line for number, line in enumerate(text.splitlines(), 1) if number not in own]
     return "\n".join([description.strip(), *kept])

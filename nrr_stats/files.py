@@ -14,7 +14,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import struct
 import time
 import zipfile
@@ -164,6 +163,8 @@ def remove_stale(target: Path) -> int:
             continue
         try:
             if entry.is_dir():
+                import shutil  # (and bz2, lzma): only for a stale staging folder
+
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink()

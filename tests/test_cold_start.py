@@ -80,6 +80,27 @@ def test_a_long_proposal_is_still_cut_with_its_sha256() -> None:
     assert text.endswith(f"sha256 {hashlib.sha256(long.encode()).hexdigest()}]")
 
 
+def test_a_cold_check_loads_no_importlib_resources_or_tempfile(seed_bank: Path) -> None:
+    """The shipped rules and models are read beside the package's files (importlib.resources
+    brings tempfile, ~6 ms), tempfile only when a file is written. The process runs without
+    `site` (its sys.path given by hand): a `.pth` file there may import these first."""
+    import nrr_stats
+
+    paths = [str(Path(nrr_stats.__file__).parents[1]), *(p for p in sys.path if p)]
+    code = (
+        "import sys\n"
+        f"sys.path[:0] = {paths!r}\n"
+        "from nrr_stats.cli import main\n"
+        f"code = main(['check', 'Increase LR to 0.02', '--bank', {str(seed_bank)!r}])\n"
+        "off = ('importlib.resources', 'importlib.resources._common', 'tempfile')\n"
+        "print('LOADED', sorted(m for m in off if m in sys.modules), code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert "LOADED [] " in done.stdout, done.stdout + done.stderr
+
+
 def test_the_ufuncs_are_scipy_specials_own_and_scipy_still_imports() -> None:
     code = (
         "import sys\n"

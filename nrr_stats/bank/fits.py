@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
@@ -187,6 +186,8 @@ class BankFitStore(FitStore):
         self.fetched = 0  # fits whose bytes this store read from the bank (a measure for tests)
 
     def publish(self, result: Any, evidence_state: tuple[int, int]) -> StoredFit:
+        import tempfile
+
         from nrr_stats.models.fit import write_fit_files
         from nrr_stats.models.posterior import file_sha256
 
@@ -324,6 +325,8 @@ class BankFitStore(FitStore):
             _evict_unused(self.cache_dir)
             return cached
         except OSError:  # no writable cache: a private file, read once
+            import tempfile
+
             handle, name = tempfile.mkstemp(prefix="nrr-fit-", suffix=suffix)
             try:
                 self._fetch(fit, part, sha, size, handle)

@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,11 @@ SESSION_EFFECTS = ("u_sess", "crash_u_sess")
 def repo_models_dir() -> Path:
     """The shipped model files: package data `nrr_stats/models_data` (read through
     importlib.resources, so an installed wheel has them; the checkout's `models/` links here).
-    Found once per process (every check asks)."""
+    Found once per process (every check asks): beside the package's own files when they are on
+    disk (importlib.resources, with tempfile and shutil, only for a package that is not)."""
+    here = Path(__file__).parents[1] / "models_data"
+    if here.is_dir():
+        return here
     from importlib import resources
 
     return Path(str(resources.files("nrr_stats") / "models_data"))
@@ -150,6 +153,8 @@ def save_prior(prior: StoredPosterior, path: str | Path) -> Path:
     compressed: float draws barely compress (10%), and inflating them was ~10 ms of every cold
     `nrr check`."""
     path = Path(path)
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(handle)
