@@ -12,15 +12,25 @@ nrr_stats' bytecode is compiled first (`compileall`, as `pip install` does for a
 package): with $PYTHONDONTWRITEBYTECODE set, an editable checkout would otherwise recompile
 every module from source in every process (~0.25 s here).
 
+With `--fitted` the bank is first fitted (`nrr fit`, `--fit-draws` x 2 chains, `--fit-retries`
+retries) so the check answers from the bank's own posterior. A fit that still fails its
+diagnostics is put in the passing fit's place for the measurement and said so (as
+check_latency.py does): a check's cost depends on the posterior's shapes, not its values.
+With `--bank PATH` an existing bank (e.g. check_latency.py's benchmarks/out/bank-1000.db, with
+its fit) is copied, side files and all, and measured instead of the built one.
+
     python benchmarks/cold_start.py [--repeats 21] [--importtime] [--conjugate]
+        [--fitted [--fit-draws 200] [--fit-retries 0]] [--bank PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -59,6 +69,47 @@ def build_bank(folder: Path, logs: int = 50) -> Path:
     return bank
 
 
+def fit_bank(bank: Path, draws: int, retries: int) -> str:
+    """Fit `bank` with `nrr fit` (2 chains); the fit's status, printable. A fit that fails its
+    diagnostics is copied into the passing fit's place (benchmark only: never do this to a
+    real bank) so the check answers from it."""
+    from nrr_stats.models.posterior import failed_path_for, npz_path_for
+
+    nrr = Path(sys.executable).with_name("nrr")
+    argv = [str(nrr), "fit", "--bank", str(bank), "--draws", str(draws), "--chains", "2"]
+    argv += ["--retries", str(retries), "--no-progress"]
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"nrr fit failed: {done.stderr[-500:]}")
+    from nrr_stats.bank import open_bank
+
+    with open_bank(bank, create=False) as opened:
+        target = npz_path_for(opened.posterior_path)
+    if done.returncode == 0:
+        return f"passed its diagnostics ({draws} draws x 2 chains, {took:.0f} s)"
+    shutil.copyfile(npz_path_for(failed_path_for(target)), target)
+    return f"failed its diagnostics ({draws} draws x 2 chains, {took:.0f} s): used anyway"
+
+
+def copy_bank(source: Path, folder: Path) -> Path:
+    """A copy of the bank at `source` and its side files (fit, features, saved evidence)."""
+    for path in source.parent.glob(source.stem + ".*"):
+        if not path.name.endswith(".lock"):
+            shutil.copy2(path, folder / path.name)
+    return folder / source.name
+
+
+def checked_session_rows(bank: Path) -> int:
+    """Rows of the session a check replays (the latest): what the session grid's cost grows with."""
+    from nrr_stats.bank import open_bank
+
+    with open_bank(bank, create=False) as opened:
+        latest = opened.latest_session()
+        return len(opened.experiments(latest["id"])) if latest else 0
+
+
 def wall(argv: list[str]) -> float:
     """Wall seconds of one process; its CPU seconds (user + system) in `last_cpu[0]`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -92,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="check with --no-population-prior (the conjugate path) instead of the default",
     )
+    parser.add_argument("--fitted", action="store_true", help="fit the bank first (nrr fit)")
+    parser.add_argument("--fit-draws", type=int, default=200, help="with --fitted: draws/chain")
+    parser.add_argument(
+        "--fit-retries", type=int, default=0, help="with --fitted: nrr fit --retries"
+    )
+    parser.add_argument("--bank", type=Path, help="measure a copy of this bank instead")
     args = parser.parse_args(argv)
     import compileall
 
@@ -100,14 +157,27 @@ def main(argv: list[str] | None = None) -> int:
     compileall.compile_dir(Path(nrr_stats.__file__).parent, quiet=1)
     nrr = Path(sys.executable).with_name("nrr")
     with tempfile.TemporaryDirectory(prefix="nrr-cold-") as scratch:
-        bank = build_bank(Path(scratch))
+        if args.bank is not None:
+            bank = copy_bank(args.bank.resolve(), Path(scratch))
+            built = f"a copy of {args.bank}"
+        else:
+            bank = build_bank(Path(scratch))
+            built = "1,000 experiments"
+        fitted = fit_bank(bank, args.fit_draws, args.fit_retries) if args.fitted else None
         check = [str(nrr), "check", PROPOSAL, "--bank", str(bank)]
         check += ["--no-population-prior"] if args.conjugate else []
         numpy_only = [sys.executable, "-c", "import numpy"]
         wall(check), wall(numpy_only)  # warm the page cache and the bank's saved files
         pairs = [timed_pair(numpy_only, check) for _ in range(args.repeats)]
-        path = "conjugate path" if args.conjugate else "population prior"
-        print(f"bank: 1,000 experiments ({path}); {args.repeats} alternated pairs")
+        answer = json.loads(subprocess.run(check, capture_output=True, text=True).stdout)
+        source = answer["fit"]["source"]
+        path = "conjugate path" if args.conjugate else f"answered from: {source}"
+        print(
+            f"bank: {built} ({path}; the checked session has {checked_session_rows(bank)} rows);"
+            f" {args.repeats} alternated pairs"
+        )
+        if fitted is not None:
+            print(f"fit: {fitted}")
         print(f"machine load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         for label, n, c in (("wall", 0, 1), ("CPU (user + system)", 2, 3)):
             numpy_s = statistics.median(p[n] for p in pairs)
