@@ -86,10 +86,10 @@ def fit_bank(bank: Path, draws: int, retries: int) -> str:
     from nrr_stats.bank import open_bank
 
     with open_bank(bank, create=False) as opened:
-        target = npz_path_for(opened.posterior_path)
+        published = opened.posterior_path
     if done.returncode == 0:
         return f"passed its diagnostics ({draws} draws x 2 chains, {took:.0f} s)"
-    shutil.copyfile(npz_path_for(failed_path_for(target)), target)
+    shutil.copyfile(npz_path_for(failed_path_for(published)), npz_path_for(published))
     return f"failed its diagnostics ({draws} draws x 2 chains, {took:.0f} s): used anyway"
 
 
