@@ -6,6 +6,7 @@ Logs the ingest cannot read, and unreadable rows of readable logs, are left out 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
@@ -32,11 +33,22 @@ class CorpusLog:
     bad_rows: int
 
 
-def _key(path: Path) -> str:
+@functools.cache
+def _code_digest() -> str:
+    """A hash of the package's source and rule files: a parser or reader change is a new cache."""
     import nrr_stats
 
+    package = Path(nrr_stats.__file__).parent
+    digest = hashlib.sha256()
+    for source in sorted(package.rglob("*")):
+        if source.suffix in (".py", ".toml") and source.is_file():
+            digest.update(str(source.relative_to(package)).encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _key(path: Path) -> str:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return f"{path.stem}-{digest}-{CACHE_VERSION}-{nrr_stats.__version__}"
+    return f"{path.stem}-{digest}-{CACHE_VERSION}-{_code_digest()}"
 
 
 def _build(path: Path) -> dict:

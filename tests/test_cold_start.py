@@ -9,6 +9,7 @@ its whole answer, runs atexit handlers and exits with the verdict."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -25,48 +26,51 @@ def seed_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bank
 
 
-def test_a_cold_check_loads_no_typer_pydantic_or_scipy_special(seed_bank: Path) -> None:
-    code = (
-        "import sys\n"
+def loaded_by_a_cold_check(
+    bank: Path, modules: tuple[str, ...], *extra: str, without_site: bool = False
+) -> list[str]:
+    """Which of `modules` a fresh process has loaded after one `nrr check` (main(), as `nrr`
+    runs it). Without `site` the process gets its sys.path by hand: a `.pth` file may import
+    modules first, which would hide a regression."""
+    prelude = "import sys\n"
+    if without_site:
+        import nrr_stats
+
+        paths = [str(Path(nrr_stats.__file__).parents[1]), *(p for p in sys.path if p)]
+        prelude += f"sys.path[:0] = {paths!r}\n"
+    argv = ["check", "Increase LR to 0.02", "--bank", str(bank), *extra]
+    code = prelude + (
         "from nrr_stats.cli import main\n"
-        f"code = main(['check', 'Increase LR to 0.02', '--bank', {str(seed_bank)!r}])\n"
-        "heavy = ('typer', 'click', 'pydantic', 'scipy.special', 'scipy.stats', 'pymc', 'arviz',\n"
-        "         'numpy.ma')\n"
-        "print('LOADED', sorted(m for m in heavy if m in sys.modules), code)\n"
+        f"code = main({argv!r})\n"
+        f"loaded = sorted(m for m in {modules!r} if m in sys.modules)\n"
+        "print('LOADED', repr(loaded), code)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "LOADED [] " in done.stdout, done.stdout + done.stderr
+    flags = ["-S"] if without_site else []
+    done = subprocess.run(
+        [sys.executable, *flags, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert "LOADED [" in done.stdout, done.stdout + done.stderr
+    return ast.literal_eval(done.stdout.split("LOADED ", 1)[1].rsplit(" ", 1)[0])
+
+
+def test_a_cold_check_loads_no_typer_pydantic_or_scipy_special(seed_bank: Path) -> None:
+    heavy = ("typer", "click", "pydantic", "scipy.special", "scipy.stats", "pymc", "arviz")
+    assert loaded_by_a_cold_check(seed_bank, (*heavy, "numpy.ma")) == []
 
 
 def test_a_cold_check_loads_no_scipy_package_setup_subprocess_socket_or_argparse(
     seed_bank: Path,
 ) -> None:
-    code = (
-        "import sys\n"
-        "from nrr_stats.cli import main\n"
-        f"code = main(['check', 'Increase LR to 0.02', '--bank', {str(seed_bank)!r}])\n"
-        "off = ('scipy', 'scipy._lib', 'scipy._lib._testutils', 'subprocess', 'socket',\n"
-        "       'argparse', 'gettext', 'locale')\n"
-        "print('LOADED', sorted(m for m in off if m in sys.modules), code)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "LOADED [] " in done.stdout, done.stdout + done.stderr
+    off = ("scipy", "scipy._lib", "scipy._lib._testutils", "subprocess", "socket", "argparse")
+    assert loaded_by_a_cold_check(seed_bank, (*off, "gettext", "locale")) == []
 
 
 def test_a_cold_conjugate_check_that_records_loads_no_hashlib_or_secrets(seed_bank: Path) -> None:
     """Nothing is hashed and no staging or claim file is named in a recorded check of a short
     proposal: hashlib (OpenSSL's ~2 ms), secrets and hmac load on first use only. (The
     population prior's novel-name draws load numpy.random, which imports secrets itself.)"""
-    code = (
-        "import sys\n"
-        "from nrr_stats.cli import main\n"
-        f"code = main(['check', 'Increase LR to 0.02', '--bank', {str(seed_bank)!r},\n"
-        "             '--no-population-prior'])\n"
-        "off = ('hashlib', '_hashlib', 'secrets', 'hmac', 'numpy.random')\n"
-        "print('LOADED', sorted(m for m in off if m in sys.modules), code)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "LOADED [] " in done.stdout, done.stdout + done.stderr
+    off = ("hashlib", "_hashlib", "secrets", "hmac", "numpy.random")
+    assert loaded_by_a_cold_check(seed_bank, off, "--no-population-prior") == []
 
 
 def test_a_long_proposal_is_still_cut_with_its_sha256() -> None:
@@ -82,23 +86,9 @@ def test_a_long_proposal_is_still_cut_with_its_sha256() -> None:
 
 def test_a_cold_check_loads_no_importlib_resources_or_tempfile(seed_bank: Path) -> None:
     """The shipped rules and models are read beside the package's files (importlib.resources
-    brings tempfile, ~6 ms), tempfile only when a file is written. The process runs without
-    `site` (its sys.path given by hand): a `.pth` file there may import these first."""
-    import nrr_stats
-
-    paths = [str(Path(nrr_stats.__file__).parents[1]), *(p for p in sys.path if p)]
-    code = (
-        "import sys\n"
-        f"sys.path[:0] = {paths!r}\n"
-        "from nrr_stats.cli import main\n"
-        f"code = main(['check', 'Increase LR to 0.02', '--bank', {str(seed_bank)!r}])\n"
-        "off = ('importlib.resources', 'importlib.resources._common', 'tempfile')\n"
-        "print('LOADED', sorted(m for m in off if m in sys.modules), code)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert "LOADED [] " in done.stdout, done.stdout + done.stderr
+    brings tempfile, ~6 ms), tempfile only when a file is written."""
+    off = ("importlib.resources", "importlib.resources._common", "tempfile")
+    assert loaded_by_a_cold_check(seed_bank, off, without_site=True) == []
 
 
 def test_the_ufuncs_are_scipy_specials_own_and_scipy_still_imports() -> None:
