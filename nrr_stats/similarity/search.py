@@ -18,6 +18,9 @@ from nrr_stats.similarity.repeats import (
 
 # Failures from other sessions considered as near repeats: the most similar this many.
 NEAR_CANDIDATES = 50
+# A held search keeps its own copy of the snapshot's failure rows (scored without the other
+# rows, no mask) while the copy stays under this size; above it the mask is used.
+MAX_FAILURE_COPY_BYTES = 64 << 20
 
 
 def similar_experiments(
@@ -69,8 +72,7 @@ def similar_failures_in_bank(
     search = search if search is not None else FailureSearch()
     snapshot = search.snapshot(bank)
     query = proposal_vector(snapshot.space, description, change)
-    failed = search.failure_mask()
-    rows, scores = top_k(snapshot.matrix, query, max(k, NEAR_CANDIDATES), mask=failed)
+    rows, scores = search.top_failures(query, max(k, NEAR_CANDIDATES))
     similarity = dict(
         zip(snapshot.ids[rows].tolist(), np.clip(scores, -1.0, 1.0).tolist(), strict=True)
     )
@@ -158,12 +160,15 @@ class _SessionRows(NamedTuple):
 
 class FailureSearch:
     """What the failure search keeps between checks, for one similarity snapshot at a time:
-    the snapshot's failure mask, the session rows prepared against it and bank rows read by
-    id. A new snapshot (a commit of the store) drops them all."""
+    the snapshot's failure mask, its failure rows by column (top_failures), the session rows
+    prepared against it and bank rows read by id. A new snapshot (a commit of the store) drops
+    them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_copy_bytes: int = MAX_FAILURE_COPY_BYTES) -> None:
+        self.max_copy_bytes = max_copy_bytes
         self._snapshot: Any = None
         self._failed: np.ndarray | None = None
+        self._columns: _FailureColumns | None = None  # the failure rows by column, per snapshot
         self._session: tuple[Sequence, int, _SessionRows] | None = None
         self._details: dict[int, dict[str, Any]] = {}
 
@@ -177,6 +182,7 @@ class FailureSearch:
         )
         if snapshot is not self._snapshot:
             self._snapshot, self._failed, self._session, self._details = snapshot, None, None, {}
+            self._columns = None
         return snapshot
 
     def failure_mask(self) -> np.ndarray:
@@ -184,6 +190,25 @@ class FailureSearch:
         if self._failed is None:
             self._failed = self._snapshot.status_mask(*FAILED_STATUSES)
         return self._failed
+
+    def top_failures(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(snapshot row index, score) of the k failures most like `query`, best first: the
+        kernel's `top_k(matrix, query, k, mask=failure_mask())`, the same rows and scores.
+
+        While the snapshot's failure rows fit in `max_copy_bytes`, they are copied once per
+        snapshot, one column per feature (`_FailureColumns`), and each query bounds its scores
+        from the columns it does not zero (fewer bytes read than the rows); only the rows that
+        can reach the k best are scored by the kernel, so the answer is the kernel's own. A
+        larger store is scored through the mask, never copied."""
+        matrix, failed = self._snapshot.matrix, self.failure_mask()
+        if self._columns is None:
+            self._columns = _FailureColumns.of(matrix, failed, self.max_copy_bytes)
+        batch = np.asarray(query, dtype=np.result_type(matrix.dtype, np.float32))
+        candidates = self._columns.candidates(batch, k)
+        if candidates is None:
+            return top_k(matrix, query, k, mask=failed)
+        found, scores = top_k(np.asarray(matrix[candidates]), query, k)
+        return candidates[found], scores
 
     def session_rows(self, history: Sequence[Mapping[str, Any]]) -> _SessionRows:
         """The session's rows prepared against the snapshot (again when the list changed)."""
@@ -198,6 +223,51 @@ class FailureSearch:
         if missing:
             self._details.update((int(row["id"]), row) for row in bank.experiment_details(missing))
         return {i: self._details[i] for i in ids if i in self._details}
+
+
+class _FailureColumns(NamedTuple):
+    """A snapshot's failure rows copied column by column (feature j of every failure row is
+    one contiguous run), to bound a query's scores from its nonzero features alone."""
+
+    index: np.ndarray  # snapshot row of each failure row
+    columns: np.ndarray | None  # (dim, failures) float32; None: too large to copy, or not finite
+    norm: float  # the largest L2 norm of a failure row
+
+    @classmethod
+    def of(cls, matrix: np.ndarray, failed: np.ndarray, max_bytes: int) -> _FailureColumns:
+        index = np.flatnonzero(failed)
+        if index.size * matrix.shape[1] * matrix.dtype.itemsize > max_bytes:
+            return cls(index, None, float("inf"))
+        columns = np.ascontiguousarray(np.asarray(matrix[index], dtype=matrix.dtype).T)
+        if not bool(np.isfinite(columns).all()):
+            return cls(index, None, float("inf"))
+        norms = np.sqrt(np.einsum("ji,ji->i", columns, columns, dtype=np.float64))
+        return cls(index, columns, float(norms.max()) if norms.size else 0.0)
+
+    def candidates(self, query: np.ndarray, k: int) -> np.ndarray | None:
+        """Snapshot rows (ascending) that hold every row of the kernel's k best for `query`;
+        None when the bound is not available (no copy, a non-finite query)."""
+        columns = self.columns
+        if columns is None or k < 1 or not bool(np.isfinite(query).all()):
+            return None
+        count = self.index.size
+        if count <= k:
+            return self.index
+        approx = np.zeros(count, dtype=columns.dtype)
+        term = np.empty_like(approx)
+        for j in np.flatnonzero(query):
+            np.multiply(columns[j], query[j], out=term)
+            approx += term
+        # The kernel's score and this sum are each within `error` = gamma_n * |m| |q| of the
+        # exact dot product (n terms, unit roundoff u; sum_j |m_j q_j| <= |m| |q|), so they
+        # differ by at most 2 * error, and a row of the kernel's k best scores at least the
+        # k-th best sum here minus 4 * error; the margin is doubled for the threshold's own
+        # rounding.
+        u = float(np.finfo(columns.dtype).eps) / 2.0
+        n = columns.shape[0] + 1
+        error = n * u / (1.0 - n * u) * self.norm * float(np.linalg.norm(query.astype(np.float64)))
+        kth = float(np.partition(approx, count - k)[count - k])
+        return self.index[np.flatnonzero(approx >= kth - 8.0 * error)]
 
 
 def _prepare(snapshot: Any, history: Sequence[Mapping[str, Any]]) -> _SessionRows:
