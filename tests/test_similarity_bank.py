@@ -262,6 +262,26 @@ def test_top_failures_are_the_kernels_masked_top_k(max_copy_bytes):
             got_rows, got_scores = search.top_failures(query, k)
             rows, scores = top_k(matrix, query, k, mask=failed)
             assert got_rows.tolist() == rows.tolist() and got_scores.tobytes() == scores.tobytes()
+    assert search._columns.ready is (max_copy_bytes > 0)  # the bound answered the later ones
+
+
+def test_top_failures_columns_are_copied_a_slice_per_query_from_the_second(monkeypatch):
+    from nrr_stats.similarity import search as module
+    from nrr_stats.similarity.kernel import top_k
+
+    monkeypatch.setattr(module, "BUILD_ROWS_PER_QUERY", 100)
+    rng = np.random.default_rng(4)
+    matrix = rng.standard_normal((1000, 128)).astype(np.float32)
+    status = np.ones(1000, dtype=np.int64)  # every row a discard
+    search = _searching(_snapshot_of(matrix, status))
+    query = matrix[7]
+    filled = []
+    for _ in range(12):
+        rows, scores = search.top_failures(query, 50)
+        wanted = top_k(matrix, query, 50, mask=status == 1)
+        assert rows.tolist() == wanted[0].tolist() and scores.tobytes() == wanted[1].tobytes()
+        filled.append(None if search._columns is None else search._columns.filled)
+    assert filled == [None, *range(100, 1001, 100), 1000]
 
 
 def test_top_failures_columns_are_made_once_per_snapshot_and_dropped_with_it(bank):
@@ -273,7 +293,10 @@ def test_top_failures_columns_are_made_once_per_snapshot_and_dropped_with_it(ban
     snapshot = search.snapshot(bank)
     query = proposal_vector(snapshot.space, "depth 8 to 12", change("model_depth", "increase"))
     search.top_failures(query, 3)
+    assert search._columns is None  # a snapshot asked once copies nothing
+    search.top_failures(query, 3)
     kept = search._columns
+    assert kept.ready
     search.snapshot(bank)
     search.top_failures(query, 3)
     assert search._columns is kept  # the same snapshot: not copied again
@@ -286,8 +309,10 @@ def test_top_failures_columns_are_made_once_per_snapshot_and_dropped_with_it(ban
             ]
         )
     snapshot = search.snapshot(bank)
-    rows, scores = search.top_failures(query, 3)
-    assert search._columns is not kept and search._columns.index.size == kept.index.size + 1
+    assert search._columns is None  # dropped with the old snapshot
+    for _ in range(3):  # masked, masked while copying, then from the columns
+        rows, scores = search.top_failures(query, 3)
+    assert search._columns.ready and search._columns.index.size == kept.index.size + 1
     fresh = FailureSearch()
     fresh.snapshot(bank)
     fresh_rows, fresh_scores = fresh.top_failures(query, 3)

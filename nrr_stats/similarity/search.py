@@ -18,9 +18,13 @@ from nrr_stats.similarity.repeats import (
 
 # Failures from other sessions considered as near repeats: the most similar this many.
 NEAR_CANDIDATES = 50
-# A held search keeps its own copy of the snapshot's failure rows (scored without the other
-# rows, no mask) while the copy stays under this size; above it the mask is used.
+# A held search keeps a copy of the snapshot's failure rows by column (top_failures) while
+# the copy stays under this size; above it every query is scored through the mask.
 MAX_FAILURE_COPY_BYTES = 64 << 20
+# ... copied this many rows per query (~10 ms of one check at 128 features), from a snapshot's
+# second query on: a 100k bank's failures take three checks.
+BUILD_ROWS_PER_QUERY = 32768
+_TILE_ROWS = 1024
 
 
 def similar_experiments(
@@ -169,6 +173,7 @@ class FailureSearch:
         self._snapshot: Any = None
         self._failed: np.ndarray | None = None
         self._columns: _FailureColumns | None = None  # the failure rows by column, per snapshot
+        self._queries = 0  # top_failures calls on the current snapshot
         self._session: tuple[Sequence, int, _SessionRows] | None = None
         self._details: dict[int, dict[str, Any]] = {}
 
@@ -182,7 +187,7 @@ class FailureSearch:
         )
         if snapshot is not self._snapshot:
             self._snapshot, self._failed, self._session, self._details = snapshot, None, None, {}
-            self._columns = None
+            self._columns, self._queries = None, 0
         return snapshot
 
     def failure_mask(self) -> np.ndarray:
@@ -195,20 +200,27 @@ class FailureSearch:
         """(snapshot row index, score) of the k failures most like `query`, best first: the
         kernel's `top_k(matrix, query, k, mask=failure_mask())`, the same rows and scores.
 
-        While the snapshot's failure rows fit in `max_copy_bytes`, they are copied once per
-        snapshot, one column per feature (`_FailureColumns`), and each query bounds its scores
-        from the columns it does not zero (fewer bytes read than the rows); only the rows that
-        can reach the k best are scored by the kernel, so the answer is the kernel's own. A
-        larger store is scored through the mask, never copied."""
+        From a snapshot's second query on, its failure rows are copied column by column
+        (`_FailureColumns`, at most `max_copy_bytes`), BUILD_ROWS_PER_QUERY rows per query so
+        no one check pays for the whole copy; once complete, each query bounds its scores from
+        the columns it does not zero (fewer bytes read than the rows) and the kernel scores
+        only the rows that can reach the k best, so the answer is the kernel's own. A snapshot
+        asked once (a one-shot check, a loop that ingests before every check) copies nothing."""
         matrix, failed = self._snapshot.matrix, self.failure_mask()
-        if self._columns is None:
-            self._columns = _FailureColumns.of(matrix, failed, self.max_copy_bytes)
-        batch = np.asarray(query, dtype=np.result_type(matrix.dtype, np.float32))
-        candidates = self._columns.candidates(batch, k)
-        if candidates is None:
-            return top_k(matrix, query, k, mask=failed)
-        found, scores = top_k(np.asarray(matrix[candidates]), query, k)
-        return candidates[found], scores
+        self._queries += 1
+        columns = self._columns
+        if columns is not None and columns.ready:
+            batch = np.asarray(query, dtype=np.result_type(matrix.dtype, np.float32))
+            candidates = columns.candidates(batch, k)
+            if candidates is not None:
+                found, scores = top_k(np.asarray(matrix[candidates]), query, k)
+                return candidates[found], scores
+        result = top_k(matrix, query, k, mask=failed)
+        if self._queries >= 2:
+            if columns is None:
+                columns = self._columns = _FailureColumns(matrix, failed, self.max_copy_bytes)
+            columns.build(matrix, BUILD_ROWS_PER_QUERY)
+        return result
 
     def session_rows(self, history: Sequence[Mapping[str, Any]]) -> _SessionRows:
         """The session's rows prepared against the snapshot (again when the list changed)."""
@@ -225,30 +237,48 @@ class FailureSearch:
         return {i: self._details[i] for i in ids if i in self._details}
 
 
-class _FailureColumns(NamedTuple):
+class _FailureColumns:
     """A snapshot's failure rows copied column by column (feature j of every failure row is
-    one contiguous run), to bound a query's scores from its nonzero features alone."""
+    one contiguous run), to bound a query's scores from its nonzero features alone. Filled a
+    slice of rows at a time (`build`); read once `ready`."""
 
-    index: np.ndarray  # snapshot row of each failure row
-    columns: np.ndarray | None  # (dim, failures) float32; None: too large to copy, or not finite
-    norm: float  # the largest L2 norm of a failure row
+    def __init__(self, matrix: np.ndarray, failed: np.ndarray, max_bytes: int):
+        self.index = np.flatnonzero(failed)  # snapshot row of each failure row
+        size = self.index.size * matrix.shape[1] * matrix.dtype.itemsize
+        # (dim, failures); None: too large to copy, or a row is not finite
+        self.columns = (
+            np.empty((matrix.shape[1], self.index.size), dtype=matrix.dtype)
+            if size <= max_bytes
+            else None
+        )
+        self.filled = 0  # failure rows copied so far
+        self.norm = 0.0  # the largest L2 norm of a copied row
 
-    @classmethod
-    def of(cls, matrix: np.ndarray, failed: np.ndarray, max_bytes: int) -> _FailureColumns:
-        index = np.flatnonzero(failed)
-        if index.size * matrix.shape[1] * matrix.dtype.itemsize > max_bytes:
-            return cls(index, None, float("inf"))
-        columns = np.ascontiguousarray(np.asarray(matrix[index], dtype=matrix.dtype).T)
-        if not bool(np.isfinite(columns).all()):
-            return cls(index, None, float("inf"))
-        norms = np.sqrt(np.einsum("ji,ji->i", columns, columns, dtype=np.float64))
-        return cls(index, columns, float(norms.max()) if norms.size else 0.0)
+    @property
+    def ready(self) -> bool:
+        return self.columns is not None and self.filled == self.index.size
+
+    def build(self, matrix: np.ndarray, rows: int) -> None:
+        """Copy the next `rows` failure rows (in tiles that stay in cache while transposed)."""
+        stop = min(self.filled + rows, self.index.size)
+        for start in range(self.filled, stop, _TILE_ROWS):
+            if self.columns is None:
+                return
+            end = min(start + _TILE_ROWS, stop)
+            tile = np.asarray(matrix[self.index[start:end]])
+            if not bool(np.isfinite(tile).all()):
+                self.columns = None  # the bound needs finite rows: the mask answers instead
+                return
+            self.columns[:, start:end] = tile.T
+            norms = np.sqrt(np.einsum("ij,ij->i", tile, tile, dtype=np.float64))
+            self.norm = max(self.norm, float(norms.max()) if norms.size else 0.0)
+            self.filled = end
 
     def candidates(self, query: np.ndarray, k: int) -> np.ndarray | None:
         """Snapshot rows (ascending) that hold every row of the kernel's k best for `query`;
-        None when the bound is not available (no copy, a non-finite query)."""
+        None when the bound is not available (no complete copy, a non-finite query)."""
         columns = self.columns
-        if columns is None or k < 1 or not bool(np.isfinite(query).all()):
+        if not self.ready or k < 1 or not bool(np.isfinite(query).all()):
             return None
         count = self.index.size
         if count <= k:
