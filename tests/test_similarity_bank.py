@@ -225,3 +225,96 @@ def test_filters_pick_one_session_or_one_cell_and_equal_brute_force(bank):
             key=lambda i: (-float(snapshot.matrix[list(snapshot.ids).index(i)] @ query), i),
         )
         assert [row["id"] for row in found] == wanted, options
+
+
+def _snapshot_of(matrix, status):
+    from nrr_stats.similarity.store import Snapshot
+
+    n = matrix.shape[0]
+    return Snapshot(None, matrix, np.arange(1, n + 1), status, np.zeros(n, dtype=np.int64))
+
+
+def _searching(snapshot, **options):
+    from nrr_stats.similarity.search import FailureSearch
+
+    search = FailureSearch(**options)
+    search._snapshot = snapshot  # what FailureSearch.snapshot(bank) sets for a bank's store
+    return search
+
+
+@pytest.mark.parametrize("max_copy_bytes", [64 << 20, 0])  # by columns; through the mask
+def test_top_failures_are_the_kernels_masked_top_k(max_copy_bytes):
+    """The held columns only choose which rows the kernel scores: rows and scores equal a
+    fresh masked top_k, with near-ties (duplicated rows, one ulp apart) and k past the count."""
+    from nrr_stats.similarity.kernel import top_k
+
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((400, 128)).astype(np.float32) * (rng.random((400, 128)) < 0.4)
+    base[200:300] = base[:100]  # exact duplicates tie
+    base[300:350] = np.nextafter(base[:50], np.float32(np.inf))  # one ulp from them
+    matrix = base / np.linalg.norm(base, axis=1, keepdims=True)
+    status = rng.integers(0, 4, 400)
+    search = _searching(_snapshot_of(matrix, status), max_copy_bytes=max_copy_bytes)
+    failed = (status == 1) | (status == 2)
+    queries = [matrix[i] for i in (0, 5, 210, 305)] + [rng.standard_normal(128)]
+    for query in queries:
+        for k in (1, 5, 50, 1000):
+            got_rows, got_scores = search.top_failures(query, k)
+            rows, scores = top_k(matrix, query, k, mask=failed)
+            assert got_rows.tolist() == rows.tolist() and got_scores.tobytes() == scores.tobytes()
+    assert search._columns.ready is (max_copy_bytes > 0)  # the bound answered the later ones
+
+
+def test_top_failures_columns_are_copied_a_slice_per_query_from_the_second(monkeypatch):
+    from nrr_stats.similarity import search as module
+    from nrr_stats.similarity.kernel import top_k
+
+    monkeypatch.setattr(module, "BUILD_ROWS_PER_QUERY", 100)
+    rng = np.random.default_rng(4)
+    matrix = rng.standard_normal((1000, 128)).astype(np.float32)
+    status = np.ones(1000, dtype=np.int64)  # every row a discard
+    search = _searching(_snapshot_of(matrix, status))
+    query = matrix[7]
+    filled = []
+    for _ in range(12):
+        rows, scores = search.top_failures(query, 50)
+        wanted = top_k(matrix, query, 50, mask=status == 1)
+        assert rows.tolist() == wanted[0].tolist() and scores.tobytes() == wanted[1].tobytes()
+        filled.append(None if search._columns is None else search._columns.filled)
+    assert filled == [None, *range(100, 1001, 100), 1000]
+
+
+def test_top_failures_columns_are_made_once_per_snapshot_and_dropped_with_it(bank):
+    """The columns are kept while the snapshot stands; a commit of the store (a new row)
+    drops them, and the search then answers as a fresh one does, the new failure included."""
+    from nrr_stats.similarity.search import FailureSearch, proposal_vector
+
+    search = FailureSearch()
+    snapshot = search.snapshot(bank)
+    query = proposal_vector(snapshot.space, "depth 8 to 12", change("model_depth", "increase"))
+    search.top_failures(query, 3)
+    assert search._columns is None  # a snapshot asked once copies nothing
+    search.top_failures(query, 3)
+    kept = search._columns
+    assert kept.ready
+    search.snapshot(bank)
+    search.top_failures(query, 3)
+    assert search._columns is kept  # the same snapshot: not copied again
+    with bank.transaction():
+        session_id = bank.sessions()[0]["id"]
+        bank.insert_experiments(
+            [
+                experiment(6, "depth 8 to 12", "discard", "model_depth", "increase")
+                | {"session_id": session_id}
+            ]
+        )
+    snapshot = search.snapshot(bank)
+    assert search._columns is None  # dropped with the old snapshot
+    for _ in range(3):  # masked, masked while copying, then from the columns
+        rows, scores = search.top_failures(query, 3)
+    assert search._columns.ready and search._columns.index.size == kept.index.size + 1
+    fresh = FailureSearch()
+    fresh.snapshot(bank)
+    fresh_rows, fresh_scores = fresh.top_failures(query, 3)
+    assert rows.tolist() == fresh_rows.tolist() and scores.tolist() == fresh_scores.tolist()
+    assert int(snapshot.ids[rows[0]]) == max(row["id"] for row in bank.experiments())

@@ -18,6 +18,13 @@ from nrr_stats.similarity.repeats import (
 
 # Failures from other sessions considered as near repeats: the most similar this many.
 NEAR_CANDIDATES = 50
+# A held search keeps a copy of the snapshot's failure rows by column (top_failures) while
+# the copy stays under this size; above it every query is scored through the mask.
+MAX_FAILURE_COPY_BYTES = 64 << 20
+# ... copied this many rows per query (~10 ms of one check at 128 features), from a snapshot's
+# second query on: a 100k bank's failures take three checks.
+BUILD_ROWS_PER_QUERY = 32768
+_TILE_ROWS = 1024
 
 
 def similar_experiments(
@@ -69,8 +76,7 @@ def similar_failures_in_bank(
     search = search if search is not None else FailureSearch()
     snapshot = search.snapshot(bank)
     query = proposal_vector(snapshot.space, description, change)
-    failed = search.failure_mask()
-    rows, scores = top_k(snapshot.matrix, query, max(k, NEAR_CANDIDATES), mask=failed)
+    rows, scores = search.top_failures(query, max(k, NEAR_CANDIDATES))
     similarity = dict(
         zip(snapshot.ids[rows].tolist(), np.clip(scores, -1.0, 1.0).tolist(), strict=True)
     )
@@ -158,12 +164,16 @@ class _SessionRows(NamedTuple):
 
 class FailureSearch:
     """What the failure search keeps between checks, for one similarity snapshot at a time:
-    the snapshot's failure mask, the session rows prepared against it and bank rows read by
-    id. A new snapshot (a commit of the store) drops them all."""
+    the snapshot's failure mask, its failure rows by column (top_failures), the session rows
+    prepared against it and bank rows read by id. A new snapshot (a commit of the store) drops
+    them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_copy_bytes: int = MAX_FAILURE_COPY_BYTES) -> None:
+        self.max_copy_bytes = max_copy_bytes
         self._snapshot: Any = None
         self._failed: np.ndarray | None = None
+        self._columns: _FailureColumns | None = None  # the failure rows by column, per snapshot
+        self._queries = 0  # top_failures calls on the current snapshot
         self._session: tuple[Sequence, int, _SessionRows] | None = None
         self._details: dict[int, dict[str, Any]] = {}
 
@@ -177,6 +187,7 @@ class FailureSearch:
         )
         if snapshot is not self._snapshot:
             self._snapshot, self._failed, self._session, self._details = snapshot, None, None, {}
+            self._columns, self._queries = None, 0
         return snapshot
 
     def failure_mask(self) -> np.ndarray:
@@ -184,6 +195,32 @@ class FailureSearch:
         if self._failed is None:
             self._failed = self._snapshot.status_mask(*FAILED_STATUSES)
         return self._failed
+
+    def top_failures(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(snapshot row index, score) of the k failures most like `query`, best first: the
+        kernel's `top_k(matrix, query, k, mask=failure_mask())`, the same rows and scores.
+
+        From a snapshot's second query on, its failure rows are copied column by column
+        (`_FailureColumns`, at most `max_copy_bytes`), BUILD_ROWS_PER_QUERY rows per query so
+        no one check pays for the whole copy; once complete, each query bounds its scores from
+        the columns it does not zero (fewer bytes read than the rows) and the kernel scores
+        only the rows that can reach the k best, so the answer is the kernel's own. A snapshot
+        asked once (a one-shot check, a loop that ingests before every check) copies nothing."""
+        matrix, failed = self._snapshot.matrix, self.failure_mask()
+        self._queries += 1
+        columns = self._columns
+        if columns is not None and columns.ready:
+            batch = np.asarray(query, dtype=np.result_type(matrix.dtype, np.float32))
+            candidates = columns.candidates(batch, k)
+            if candidates is not None:
+                found, scores = top_k(np.asarray(matrix[candidates]), query, k)
+                return candidates[found], scores
+        result = top_k(matrix, query, k, mask=failed)
+        if self._queries >= 2:
+            if columns is None:
+                columns = self._columns = _FailureColumns(matrix, failed, self.max_copy_bytes)
+            columns.build(matrix, BUILD_ROWS_PER_QUERY)
+        return result
 
     def session_rows(self, history: Sequence[Mapping[str, Any]]) -> _SessionRows:
         """The session's rows prepared against the snapshot (again when the list changed)."""
@@ -198,6 +235,69 @@ class FailureSearch:
         if missing:
             self._details.update((int(row["id"]), row) for row in bank.experiment_details(missing))
         return {i: self._details[i] for i in ids if i in self._details}
+
+
+class _FailureColumns:
+    """A snapshot's failure rows copied column by column (feature j of every failure row is
+    one contiguous run), to bound a query's scores from its nonzero features alone. Filled a
+    slice of rows at a time (`build`); read once `ready`."""
+
+    def __init__(self, matrix: np.ndarray, failed: np.ndarray, max_bytes: int):
+        self.index = np.flatnonzero(failed)  # snapshot row of each failure row
+        size = self.index.size * matrix.shape[1] * matrix.dtype.itemsize
+        # (dim, failures); None: too large to copy, or a row is not finite
+        self.columns = (
+            np.empty((matrix.shape[1], self.index.size), dtype=matrix.dtype)
+            if size <= max_bytes
+            else None
+        )
+        self.filled = 0  # failure rows copied so far
+        self.norm = 0.0  # the largest L2 norm of a copied row
+
+    @property
+    def ready(self) -> bool:
+        return self.columns is not None and self.filled == self.index.size
+
+    def build(self, matrix: np.ndarray, rows: int) -> None:
+        """Copy the next `rows` failure rows (in tiles that stay in cache while transposed)."""
+        stop = min(self.filled + rows, self.index.size)
+        for start in range(self.filled, stop, _TILE_ROWS):
+            if self.columns is None:
+                return
+            end = min(start + _TILE_ROWS, stop)
+            tile = np.asarray(matrix[self.index[start:end]])
+            if not bool(np.isfinite(tile).all()):
+                self.columns = None  # the bound needs finite rows: the mask answers instead
+                return
+            self.columns[:, start:end] = tile.T
+            norms = np.sqrt(np.einsum("ij,ij->i", tile, tile, dtype=np.float64))
+            self.norm = max(self.norm, float(norms.max()) if norms.size else 0.0)
+            self.filled = end
+
+    def candidates(self, query: np.ndarray, k: int) -> np.ndarray | None:
+        """Snapshot rows (ascending) that hold every row of the kernel's k best for `query`;
+        None when the bound is not available (no complete copy, a non-finite query)."""
+        columns = self.columns
+        if not self.ready or k < 1 or not bool(np.isfinite(query).all()):
+            return None
+        count = self.index.size
+        if count <= k:
+            return self.index
+        approx = np.zeros(count, dtype=columns.dtype)
+        term = np.empty_like(approx)
+        for j in np.flatnonzero(query):
+            np.multiply(columns[j], query[j], out=term)
+            approx += term
+        # The kernel's score and this sum are each within `error` = gamma_n * |m| |q| of the
+        # exact dot product (n terms, unit roundoff u; sum_j |m_j q_j| <= |m| |q|), so they
+        # differ by at most 2 * error, and a row of the kernel's k best scores at least the
+        # k-th best sum here minus 4 * error; the margin is doubled for the threshold's own
+        # rounding.
+        u = float(np.finfo(columns.dtype).eps) / 2.0
+        n = columns.shape[0] + 1
+        error = n * u / (1.0 - n * u) * self.norm * float(np.linalg.norm(query.astype(np.float64)))
+        kth = float(np.partition(approx, count - k)[count - k])
+        return self.index[np.flatnonzero(approx >= kth - 8.0 * error)]
 
 
 def _prepare(snapshot: Any, history: Sequence[Mapping[str, Any]]) -> _SessionRows:
