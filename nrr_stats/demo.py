@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from nrr_stats.package_data import package_file
 
 SEED_PROPOSALS: tuple[str, ...] = (
     "Increase LR to 0.02",
@@ -20,7 +21,7 @@ SEED_PROPOSALS: tuple[str, ...] = (
 
 def seed_log_path() -> Path:
     """The bundled 21-experiment log of the NRR prototype."""
-    return Path(str(resources.files("nrr_stats") / "data" / "seed_results.tsv"))
+    return package_file("nrr_stats", "data", "seed_results.tsv")
 
 
 def run_demo(bank_url: str | None = None) -> list[tuple[str, dict[str, Any]]]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from nrr_stats.curator.schema import DEGREES, LAYERS, SCOPES
 from nrr_stats.errors import NrrInputError
+from nrr_stats.package_data import package_file
 
 _AXES: dict[str, tuple[str, ...]] = {"layer": LAYERS, "scope": SCOPES, "degree": DEGREES}
 
@@ -60,7 +60,7 @@ def _tidy(weight: float) -> float:
 
 def default_weights_path() -> Path:
     """The built-in table shipped with the package."""
-    return Path(str(resources.files("nrr_stats.curator") / "weights.toml"))
+    return package_file("nrr_stats.curator", "weights.toml")
 
 
 def load_weights(path: str | Path | None = None) -> WeightTable:

@@ -26,6 +26,7 @@ from nrr_stats.models.posterior import (
     StoredPosterior,
     load_posterior,
 )
+from nrr_stats.package_data import package_file
 
 PRIOR_FILE = "population_prior.npz"
 PRIOR_VERSION = "population-1"
@@ -36,16 +37,9 @@ SESSION_EFFECTS = ("u_sess", "crash_u_sess")
 
 @functools.lru_cache(maxsize=1)
 def repo_models_dir() -> Path:
-    """The shipped model files: package data `nrr_stats/models_data` (read through
-    importlib.resources, so an installed wheel has them; the checkout's `models/` links here).
-    Found once per process (every check asks): beside the package's own files when they are on
-    disk (importlib.resources, with tempfile and shutil, only for a package that is not)."""
-    here = Path(__file__).parents[1] / "models_data"
-    if here.is_dir():
-        return here
-    from importlib import resources
-
-    return Path(str(resources.files("nrr_stats") / "models_data"))
+    """The shipped model files: package data `nrr_stats/models_data` (so an installed wheel
+    has them; the checkout's `models/` links here). Found once per process (every check asks)."""
+    return package_file("nrr_stats", "models_data")
 
 
 def default_cache_dir() -> Path:

@@ -239,6 +239,9 @@ def mixture_quantiles(
                 high = x
             else:
                 low = x
+            if stalled:
+                x = 0.5 * (low + high)
+                continue
             pieces = weights * np.exp((a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - log_norm)
             density = float(np.sum(pieces))
             if density > 0:
@@ -249,9 +252,6 @@ def mixture_quantiles(
                 step = x - newton / max(1.0 - 0.5 * newton * slope / density, 0.5)
             else:
                 step = -1.0
-            if stalled:
-                x = 0.5 * (low + high)
-                continue
             if low < step < high and abs(step - x) < HALLEY_ACCEPT * min(x, 1.0 - x):
                 x = step
                 break

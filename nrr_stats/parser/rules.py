@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nrr_stats.errors import NrrInputError
+from nrr_stats.package_data import package_file
 from nrr_stats.taxonomy import CATEGORIES, DIRECTIONS
 
 PARAMETER_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -249,15 +250,7 @@ _BUILTIN: Rules | None = None
 
 def builtin_rules_document() -> dict[str, Any]:
     """The parsed built-in rules.toml shipped in the package."""
-    here = Path(__file__).with_name("rules.toml")  # on disk: no importlib.resources (~6 ms)
-    if here.is_file():
-        text = here.read_text(encoding="utf-8")
-    else:
-        from importlib import resources
-
-        text = (
-            resources.files("nrr_stats.parser").joinpath("rules.toml").read_text(encoding="utf-8")
-        )
+    text = package_file("nrr_stats.parser", "rules.toml").read_text(encoding="utf-8")
     return _validate(tomllib.loads(text), "nrr_stats/parser/rules.toml")
 
 
@@ -286,9 +279,7 @@ EXAMPLES = ("trading", "systems")  # shipped in nrr_stats/parser/examples/
 
 def example_rules_path(name: str) -> Path:
     """The path of a rules file shipped with the package ("trading", "systems")."""
-    from importlib import resources
-
-    return Path(str(resources.files("nrr_stats.parser").joinpath("examples", f"{name}.toml")))
+    return package_file("nrr_stats.parser", "examples", f"{name}.toml")
 
 
 def _named(value: str, base: Path | None) -> Path:
