@@ -1,6 +1,6 @@
 """Fit the shipped similarity-evidence model on all dev logs; sample its hyperparameters' posterior.
 
-    nice -n 10 python benchmarks/fit_similarity_evidence.py --kind similarity --features text
+    nice -n 10 python benchmarks/fit_similarity_evidence.py [--kind neighbours] [--features auto]
 
 First the penalised maximum of the prequential likelihood (scipy, as in the CV): the shipped
 `params`. Then PyMC: the same likelihood in PyTensor as a pm.Potential, flat priors on the
@@ -49,6 +49,7 @@ HYPERPARAMETERS = (
     "fail_similarity",
     "keep_similarity",
     "kernel_discount",
+    "neighbour_weight",
 )
 
 
@@ -74,6 +75,8 @@ class FlatData:
     age: np.ndarray  # (N, K) neighbour ages, 0 where empty
     nb_y: np.ndarray  # (N, K) neighbour outcomes
     valid: np.ndarray  # (N, K) 1.0 where a slot holds a neighbour
+    nb_keeps: np.ndarray  # (N,) sum w y over the NEIGHBOUR_K nearest rows (se.neighbour_sums)
+    nb_trials: np.ndarray  # (N,) sum w over the same
 
 
 def flat_data(sessions, neighbours, design: np.ndarray, block: int = SUM_BLOCK) -> FlatData:
@@ -105,6 +108,9 @@ def flat_data(sessions, neighbours, design: np.ndarray, block: int = SUM_BLOCK) 
             d = np.arange(b)
             carry_index[start + b, : d.shape[0]] = start + b - 1 - d
     sim = np.concatenate([nb.similarity for nb in neighbours])
+    sums = [se.neighbour_sums(nb) for nb in neighbours]
+    nb_keeps = np.concatenate([keeps for keeps, _ in sums])
+    nb_trials = np.concatenate([trials for _, trials in sums])
     valid = np.concatenate([nb.valid for nb in neighbours]).astype(float)
     return FlatData(
         y=np.concatenate([np.asarray(s.y, dtype=float) for s in sessions]),
@@ -119,6 +125,8 @@ def flat_data(sessions, neighbours, design: np.ndarray, block: int = SUM_BLOCK) 
         age=np.where(valid > 0, np.concatenate([nb.age for nb in neighbours]), 0.0),
         nb_y=np.concatenate([nb.y for nb in neighbours]).astype(float),
         valid=valid,
+        nb_keeps=nb_keeps,
+        nb_trials=nb_trials,
     )
 
 
@@ -159,7 +167,11 @@ def pytensor_logp(data: FlatData, form, x=None):
     trials = (1.0 - g**data.row_tau) / (1.0 - g)
     m = (a0 + keeps) / (n0 + trials)
     shift = pt.dot(data.design, x[np.array(form.linear_index())])
-    centre = pt.sigmoid(pt.log(m) - pt.log1p(-m) + shift)
+    logit_m = pt.log(m) - pt.log1p(-m)
+    if form.neighbour:
+        q = (data.nb_keeps + m) / (data.nb_trials + 1.0)
+        shift = shift + x[-1] * (pt.log(q) - pt.log1p(-q) - logit_m)
+    centre = pt.sigmoid(logit_m + shift)
     if form.kernel:
         kappa, tau = pt.exp(x[6]), pt.exp(x[7])
         exponent = data.sim / tau
@@ -204,6 +216,10 @@ def natural(form, xs: np.ndarray) -> dict[str, np.ndarray]:
     names = [h for h in HYPERPARAMETERS if form.kernel or h not in _KERNEL_ONLY]
     if form.kernel and not form.fit_h:
         names.remove("kernel_discount")
+    if form.similar and not form.kernel:
+        names += ["fail_similarity", "keep_similarity"]
+    if not form.neighbour:
+        names.remove("neighbour_weight")
     out = {h: np.array([getattr(p, h) for p in params], dtype=float) for h in names}
     if form.cells:
         for c in form.cats:
@@ -381,8 +397,10 @@ def time_logp_grad(data: FlatData, form, x: np.ndarray, repeats: int = 20) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kind", default="similarity")
-    parser.add_argument("--features", default="text")
+    parser.add_argument("--kind", default="neighbours")
+    parser.add_argument(
+        "--features", default="auto", help="store / text / fields, or auto: the inner CV's choice"
+    )
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=2)
@@ -417,12 +435,22 @@ def main() -> None:
     logs = cv.prepare(raw)
     cats = cv.categories(logs)
     stacked = cv.Stacked(logs, cats)
+    inner = {}
+    if args.features == "auto":  # the CV's rule on all logs: 4-fold CV grouped by log
+        args.features, _, inner = cv.choose_form(logs, args.kind, cats)
+        print(f"features {args.features} by 4-fold CV: {inner}", file=sys.stderr)
     form = cv.Form(args.kind, args.features, True, cats)
     params, x_map, fun = cv.fit(stacked, form)
     print(f"max: -logp+penalty {fun:.2f} in {time.perf_counter() - started:.0f}s", file=sys.stderr)
     out = {
         "model": "similarity_evidence",
-        "form": {"kind": args.kind, "features": args.features, "kernel_discount": "fitted"},
+        "form": {
+            "kind": args.kind,
+            "features": args.features,
+            "features_cv": inner,
+            "kernel_discount": "fitted" if form.kernel else "none (no kernel)",
+            "neighbour_k": se.NEIGHBOUR_K if form.neighbour else None,
+        },
         "params": params.as_dict(),
         "map_params": params.as_dict(),
         "corpus": note,

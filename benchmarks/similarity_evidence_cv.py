@@ -6,7 +6,10 @@ Models (each fitted per fold by maximising the prequential likelihood of the tra
   discounted   the discounted running rate of EVALUATION.md (no fit)
   blind        session dynamics only: g, a0, n0 and the plateau term (description-blind)
   cells        blind + a logit offset per category (ridge sd CELL_SD)
-  similarity   blind + the kernel over earlier rows of the session
+  similarity   blind + the kernel over earlier rows of the session (shipped in sessions 5-6)
+  neighbour    similarity + the neighbour rate
+  neighbours   blind + the max cosines + the neighbour rate, no kernel (shipped): a logit shift
+               toward the rate of the NEIGHBOUR_K most similar earlier rows
   full         blind + cells + kernel
 The kernel's form (feature blocks: store / text / fields; age discount h fitted or 1) is chosen
 inside each outer fold by an inner 4-fold CV over its training logs (nested). The verdict floor
@@ -45,7 +48,7 @@ MAX_BLOCK = 0.03
 BOOT = 1000
 CROSS_START = (0.05, 0.1)  # lambda, tau_x where the fit of the cross-session term starts
 # candidates scored against the shipped model (cross_main)
-EXTRA_KINDS = ("cross", "fields2", "xshift", "longrate", "mslope", "gmix")
+EXTRA_KINDS = ("cross", "fields2", "xshift", "longrate", "mslope", "gmix", "neighbour")
 
 
 FULL_CHECK = se.EvidenceParams(
@@ -61,6 +64,7 @@ FULL_CHECK = se.EvidenceParams(
     position=-0.1,
     fail_similarity=-0.4,
     keep_similarity=0.3,
+    neighbour_weight=0.4,
 )
 
 
@@ -102,10 +106,15 @@ class Form:
         self.fields2 = kind == "fields2"  # a second session kernel, on the parsed-field blocks
         self.xshift = kind == "xshift"  # logit shift by the max cosine to other sessions' rows
         self.longrate = kind == "longrate"  # logit shift by the session's undiscounted rate
-        self.mslope = kind == "mslope"  # a slope on logit m_t (the session rate's own scale)
+        # a slope on logit m_t (the session rate's own scale)
+        self.mslope = kind == "mslope"
         # a per-log learned discount: an online Bayesian mixture of the session rate at g and at
         # a second discount g2, weighted by each one's prequential likelihood on the log so far
         self.gmix = kind == "gmix"
+        # a logit shift toward the rate of the NEIGHBOUR_K most similar earlier rows (saturates)
+        self.neighbour = kind in ("neighbour", "neighbours")
+        # the max cosines to an earlier failure / keep shift the logit (with or without a kernel)
+        self.similar = self.kernel or kind == "neighbours"
         self.cells = kind in ("cells", "full")
         self.text = kind in ("words", "full", "similarity_words")
 
@@ -115,6 +124,8 @@ class Form:
             x += [np.log(2.0), np.log(0.1), 0.0, 0.0]
             if self.fit_h:
                 x += [np.log(0.97 / 0.03)]
+        elif self.similar:
+            x += [0.0, 0.0]
         if self.cells:
             x += [0.0] * len(self.cats)
         if self.text:
@@ -125,7 +136,7 @@ class Form:
             x += [np.log(0.3), np.log(0.1)]
         if self.xshift:
             x += [0.0, 0.0]
-        if self.longrate or self.mslope:
+        if self.longrate or self.mslope or self.neighbour:
             x += [0.0]
         if self.gmix:
             x += [np.log(0.97 / 0.03), np.log(0.2 / 0.8)]
@@ -137,8 +148,9 @@ class Form:
         if self.cross or self.fields2 or self.gmix:
             size = self.start().shape[0]
             out += [size - 2, size - 1]
-        if self.mslope:
-            out += [self.start().shape[0] - 1]
+        size = self.start().shape[0]
+        if self.mslope or self.neighbour:
+            out += [size - 1]
         return out
 
     def extra(self, x: np.ndarray) -> dict:
@@ -166,7 +178,7 @@ class Form:
             np.ones_like(stacked.y),
             np.log1p(stacked.pos) - se.PHASE_CENTRE,
         ]
-        if self.kernel:
+        if self.similar:
             cols += [np.maximum(nb.max_fail, 0.0), np.maximum(nb.max_keep, 0.0)]
         design = [np.column_stack(cols)]
         if self.cells:
@@ -186,8 +198,8 @@ class Form:
         return np.hstack(design)
 
     def linear_index(self) -> list[int]:
-        out = [3, 4, 5] + ([8, 9] if self.kernel else [])
-        start = 6 + ((5 if self.fit_h else 4) if self.kernel else 0)
+        out = [3, 4, 5] + ([8, 9] if self.kernel else [6, 7] if self.similar else [])
+        start = 6 + self._similarity_size()
         extra = (len(self.cats) if self.cells else 0) + (TEXT_DIM if self.text else 0)
         out += list(range(start, start + extra))
         if self.xshift:
@@ -196,6 +208,11 @@ class Form:
         if self.longrate:
             out += [self.start().shape[0] - 1]
         return out
+
+    def _similarity_size(self) -> int:
+        """Entries of x after the six dynamics ones: the kernel's block, or the two max-cosine
+        weights alone."""
+        return (5 if self.fit_h else 4) if self.kernel else 2 if self.similar else 0
 
     def params(self, x: np.ndarray) -> se.EvidenceParams:
         g = 1 / (1 + np.exp(-x[0]))
@@ -218,6 +235,10 @@ class Form:
             if self.fit_h:
                 kw["kernel_discount"] = float(1 / (1 + np.exp(-x[i])))
                 i += 1
+        elif self.similar:
+            kw.update(fail_similarity=float(x[i]), keep_similarity=float(x[i + 1]))
+            kw["features"] = self.features
+            i += 2
         if self.cells:
             kw["cells"] = {
                 c: float(v) for c, v in zip(self.cats, x[i : i + len(self.cats)], strict=True)
@@ -228,12 +249,14 @@ class Form:
         if self.cross:
             kw["cross_weight"] = float(np.exp(x[-2]))
             kw["cross_temperature"] = float(np.exp(x[-1]))
+        if self.neighbour:
+            kw["neighbour_weight"] = float(x[-1])
         return se.EvidenceParams(**kw)
 
     def penalty_sd(self) -> np.ndarray:
         """Ridge sd per x entry (inf: no penalty)."""
         sd = np.full(self.start().shape[0], np.inf)
-        i = 6 + ((5 if self.fit_h else 4) if self.kernel else 0)
+        i = 6 + self._similarity_size()
         if self.cells:
             sd[i : i + len(self.cats)] = CELL_SD
             i += len(self.cats)
@@ -293,6 +316,7 @@ class Stacked:
             if logs and all(log.cross for log in logs)
             else None
         )
+        self.neighbour = {f: se.neighbour_sums(nb) for f, nb in self.nb.items()}
         self.cats = list(cats)
         self.features = np.concatenate(
             [np.asarray(log.session.proposal_features, dtype=np.float64) for log in logs]
@@ -333,6 +357,10 @@ class Stacked:
             cross = self.cross[params.features]
             shift += extra["xfail"] * np.maximum(cross.max_fail, 0.0)
             shift += extra["xkeep"] * np.maximum(cross.max_keep, 0.0)
+        if params.neighbour_weight:
+            shift += params.neighbour_weight * se.neighbour_shift(
+                m, *self.neighbour[params.features]
+            )
         logit_m = se._logit(m) * extra.get("slope", 1.0)
         centre = (
             1.0 / (1.0 + np.exp(-(logit_m + shift))) if np.any(shift) or "slope" in extra else m
@@ -531,7 +559,9 @@ LABELS = {
     "blind": "description-blind: session dynamics only",
     "cells": "cells only: dynamics + category offsets",
     "words": "dynamics + linear text effects (not shipped)",
-    "similarity": "similarity only: dynamics + kernel (shipped)",
+    "similarity": "kernel: dynamics + kernel (shipped in sessions 5-6)",
+    "neighbour": "kernel + neighbour rate: dynamics + kernel + the 5 nearest rows' rate",
+    "neighbours": "neighbour rate: dynamics + max cosines + the 5 nearest rows' rate (shipped)",
     "full": "full: dynamics + cells + text effects + kernel",
 }
 
@@ -572,8 +602,11 @@ def markdown(out: dict, methods: list[str], args) -> str:
             "",
         ]
         for m, d in out["paired_minus_blind"].items():
+            label = LABELS.get(m, m)
+            if m == "neighbours - similarity":
+                label = "neighbour rate (shipped) against the kernel (shipped before), not blind"
             lines.append(
-                f"- {LABELS.get(m, m)}: {d['difference_per_row']:+.5f}"
+                f"- {label}: {d['difference_per_row']:+.5f}"
                 f" [{d['interval_90'][0]:+.5f}, {d['interval_90'][1]:+.5f}],"
                 f" logs better / worse {d['logs_better']} / {d['logs_worse']}"
             )
@@ -958,10 +991,12 @@ def main() -> None:
     parser.add_argument(
         "--out", default=str(Path(__file__).with_name("similarity_evidence_cv.json"))
     )
-    parser.add_argument("--kinds", default="blind,cells,words,similarity,full")
+    parser.add_argument("--kinds", default="blind,cells,words,similarity,neighbour,neighbours,full")
     parser.add_argument("--no-nested", action="store_true", help="fix the form to store/h (fast)")
     parser.add_argument(
-        "--nested-kinds", default="similarity", help="kinds whose kernel form is chosen nested"
+        "--nested-kinds",
+        default="similarity,neighbours",
+        help="kinds whose feature blocks are chosen nested",
     )
     parser.add_argument(
         "--markdown", default=str(Path(__file__).with_name("similarity_evidence_ablation.md"))
@@ -1073,6 +1108,11 @@ def main() -> None:
         for m in kinds
         if m != "blind" and "blind" in kinds
     }
+    # the shipped form against the form it replaced, paired the same way
+    if {"similarity", "neighbours"} <= set(kinds):
+        against_blind["neighbours - similarity"] = paired(
+            per_log, "similarity", "neighbours", np.random.default_rng(0)
+        )
     curves = {}
     for m in kinds:
         p = np.concatenate([r["p"][m] for r in per_log])

@@ -87,12 +87,13 @@ def test_pytensor_log_density_equals_numpy_at_random_points(bench, kind):
     assert len({round(c["numpy"], 6) for c in checked}) == len(points)
 
 
-def test_pytensor_gradient_matches_finite_differences_of_numpy(bench):
+@pytest.mark.parametrize("kind", ["similarity", "neighbour", "neighbours"])
+def test_pytensor_gradient_matches_finite_differences_of_numpy(bench, kind):
     pytensor = pytest.importorskip("pytensor")
     import pytensor.tensor as pt
 
     stacked, sessions = _stacked(bench, 5, [40, 90])
-    form = bench.cv.Form("similarity", "text", True, list(CATS))
+    form = bench.cv.Form(kind, "text", True, list(CATS))
     logp, x = bench.fse.pytensor_logp(bench.fse.stacked_flat(stacked, form), form)
     grad = pytensor.function([x], pt.grad(logp, x), mode="FAST_COMPILE")
     point = form.start() + 0.3 * np.random.default_rng(2).standard_normal(form.start().shape[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -41,6 +43,7 @@ FITTED = se.EvidenceParams(
     fail_similarity=-0.5,
     keep_similarity=0.4,
     text_weights=tuple(np.linspace(-0.5, 0.5, 128)),
+    neighbour_weight=0.6,
 )
 
 
@@ -86,6 +89,44 @@ def test_a_proposal_like_earlier_failures_ranks_below_one_like_earlier_keeps():
     like_keep = se.predict_next(y, cats, rows, "x", b, FITTED).p_keep[0]
     blind = se.predict_next(y, cats, rows, "x", a, FITTED.without(kernel=True)).p_keep[0]
     assert like_fail < blind < like_keep
+
+
+def test_the_neighbour_rate_saturates_on_a_long_run_of_identical_rows():
+    """However many identical earlier keeps there are, the neighbour rate reads NEIGHBOUR_K of
+    them: its shift after 500 such rows equals its shift after NEIGHBOUR_K of them at the same
+    session rate, and it pulls toward the neighbours' outcome."""
+    a = np.eye(128, dtype=np.float32)[0]
+    for n in (se.NEIGHBOUR_K, 500):
+        nb = se.neighbours(
+            a[None, :], np.tile(a, (n, 1)), np.ones(n), np.arange(n)[::-1][None, :], "store"
+        )
+        keeps, trials = se.neighbour_sums(nb)
+        assert trials[0] == pytest.approx(se.NEIGHBOUR_K)
+        assert keeps[0] == pytest.approx(se.NEIGHBOUR_K)
+    m = np.array([0.2])
+    shift = se.neighbour_shift(m, keeps, trials)[0]
+    q = (se.NEIGHBOUR_K + 0.2) / (se.NEIGHBOUR_K + 1)
+    assert shift == pytest.approx(np.log(q / (1 - q)) - np.log(0.2 / 0.8))
+    assert se.neighbour_shift(m, np.zeros(1), np.zeros(1))[0] == 0.0  # nothing similar: no shift
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 50))
+def test_the_neighbour_weight_moves_each_centre_toward_its_neighbours_rate(seed: int, n: int):
+    """logit c_t moves by w (logit q_t - logit m_t): toward the nearest rows' rate q_t, and not
+    at all where no earlier row is similar."""
+    session = _session(seed, n)
+    on = se.predict_session(session, FITTED)
+    off = se.predict_session(session, replace(FITTED, neighbour_weight=0.0))
+    keeps, trials = se.neighbour_sums(se.session_neighbours(session, FITTED.features))
+    q = (keeps + on.session_rate) / (trials + 1.0)
+    moved = np.log(on.centre / (1 - on.centre)) - np.log(off.centre / (1 - off.centre))
+    expected = FITTED.neighbour_weight * (
+        np.log(q / (1 - q)) - np.log(on.session_rate / (1 - on.session_rate))
+    )
+    np.testing.assert_allclose(moved, expected, atol=1e-9)
+    assert np.all(moved[trials == 0] == pytest.approx(0.0, abs=1e-12))
+    assert np.all(np.sign(moved[trials > 0]) == np.sign((q - on.session_rate)[trials > 0]))
 
 
 def test_the_kernel_reads_only_the_window_and_the_nearest_rows():

@@ -39,6 +39,7 @@ PLATEAU_CENTRE = 2.2  # mean log1p(rows since the last keep) over the dev corpus
 PHASE_CENTRE = 3.95  # mean log1p(position) over the same rows
 WINDOW = 400  # the kernel reads the session's last WINDOW rows (bounded latency, see README)
 TOP_K = 32  # ... and of those, the TOP_K most similar to the proposal (ties: the more recent)
+NEIGHBOUR_K = 5  # the neighbour rate reads the proposal's NEIGHBOUR_K most similar earlier rows
 CROSS_TOP_K = 32  # the proposal's most similar rows of other sessions (ties: the lower bank row)
 TEXT_COLUMNS = slice(0, 84)  # words + char n-gram blocks of similarity/features.py
 FIELD_COLUMNS = slice(84, None)  # category, direction, parameter, change, outcome blocks
@@ -66,6 +67,7 @@ class EvidenceParams:
     cells: dict[str, float] = field(default_factory=dict)  # logit offset per category
     cross_weight: float = 0.0  # lambda: weight of other sessions' rows (0: the session alone)
     cross_temperature: float = 0.1  # tau_x: the cross-session kernel's temperature
+    neighbour_weight: float = 0.0  # logit shift toward the NEIGHBOUR_K nearest rows' rate (0: off)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -181,6 +183,7 @@ def session_centre(
     max_fail: np.ndarray | None = None,
     max_keep: np.ndarray | None = None,
     proposal_features: np.ndarray | None = None,
+    neighbour: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, ...]:
     """(c_t, m_t, discounted trials) for every t from the rows before it: the prior's centre,
     the discounted session rate shifted on the logit scale by the cell and the covariates."""
@@ -202,8 +205,26 @@ def session_centre(
     if params.text_weights and proposal_features is not None:
         rows = np.asarray(proposal_features, dtype=np.float64).reshape(n, -1)
         shift += np.sum(rows * np.asarray(params.text_weights, dtype=np.float64), axis=1)
+    if params.neighbour_weight and neighbour is not None:
+        shift += params.neighbour_weight * neighbour_shift(m, *neighbour)
     centre = 1.0 / (1.0 + np.exp(-(_logit(m) + shift))) if np.any(shift) else m
     return centre, m, trials
+
+
+def neighbour_sums(nb: Neighbours) -> tuple[np.ndarray, np.ndarray]:
+    """(sum_j w_j y_j, sum_j w_j) over each proposal's NEIGHBOUR_K most similar earlier rows,
+    w_j = max(cosine, 0): the evidence of the neighbour rate."""
+    k = min(NEIGHBOUR_K, nb.similarity.shape[1])
+    weights = np.where(nb.valid[:, :k], np.maximum(nb.similarity[:, :k], 0.0), 0.0)
+    return (weights * nb.y[:, :k]).sum(axis=1), weights.sum(axis=1)
+
+
+def neighbour_shift(m: np.ndarray, keeps: np.ndarray, trials: np.ndarray) -> np.ndarray:
+    """logit q_t - logit m_t, where q_t = (sum w y + m_t) / (sum w + 1) is the nearest rows' rate
+    shrunk toward the session rate by one trial: 0 with no similar earlier row, and bounded
+    whatever the session's length (the neighbour rate saturates where a kernel's sums grow)."""
+    q = (keeps + m) / (trials + 1.0)
+    return _logit(q) - _logit(m)
 
 
 def feature_view(features: np.ndarray, which: str) -> np.ndarray:
@@ -408,7 +429,13 @@ def predict_session(
     y = np.asarray(session.y, dtype=float)
     nb = session_neighbours(session, params.features) if nb is None else nb
     centre, m, trials = session_centre(
-        y, session.categories, params, nb.max_fail, nb.max_keep, session.proposal_features
+        y,
+        session.categories,
+        params,
+        nb.max_fail,
+        nb.max_keep,
+        session.proposal_features,
+        neighbour_sums(nb),
     )
     k_keep, k_trial = kernel_sums(nb, params)
     k_keep, k_trial = _with_cross(k_keep, k_trial, cross, params)
@@ -443,8 +470,16 @@ def predict_next(
     pad = np.full(n - 1, -1.0)
     features = np.zeros((n, d))
     features[-1] = np.asarray(proposal_feature, dtype=np.float32).reshape(d)
+    keeps, weights = neighbour_sums(nb)
+    zeros = np.zeros(n - 1)
     centre, m, trials = session_centre(
-        y, cats, params, np.append(pad, nb.max_fail), np.append(pad, nb.max_keep), features
+        y,
+        cats,
+        params,
+        np.append(pad, nb.max_fail),
+        np.append(pad, nb.max_keep),
+        features,
+        (np.append(zeros, keeps), np.append(zeros, weights)),
     )
     k_keep, k_trial = kernel_sums(nb, params)
     return _posterior(centre[-1:], m[-1:], trials[-1:], k_keep, k_trial, nb, params)
