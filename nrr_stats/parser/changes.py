@@ -38,9 +38,12 @@ NUM_TO_NUM = lazy_compile(
 
 
 NUM_FROM_NUM = lazy_compile(
-    rf"(?<![\w.])(?P<b>{NUM})\s+\(?\s*(?:[a-z]+\s+)?(?:from|vs\.?|versus|was)\s+(?P<a>{NUM})(?![\w.])",
+    rf"(?<![\w.])(?P<b>{NUM})(?:\s+[a-z]+(?=,|\s\())?\s*(?:\s|,\s|\(\s*)(?:[a-z]+\s+)?"
+    # "0.02 (was 0.04)", "0.02, down from 0.04", "10 (baseline 8)", "0.05 (prev 0.1)"
+    r"(?:from|vs\.?|versus|was|default|baseline|prev|previous|old|orig|original|formerly)"
+    rf"\s*[:=]?\s+(?P<a>{NUM})(?![\w.])",
     re.I,
-    needs=("from", "vs", "versus", "was"),
+    needs=("from", "vs", "versus", "was", "default", "baseline", "prev", "old", "orig", "formerly"),
 )
 
 

@@ -54,6 +54,34 @@ BASELINE = re.compile(
     r"\b(baseline|re-?run|reproduc\w*|sanity check|reference run|control run|initial state|no changes)\b",
     re.I,
 )
+# "vs 1.311 baseline", "than baseline", "(baseline 8)": the baseline named as what a result or a
+# value is compared with, not a row that re-runs the baseline
+BASELINE_COMPARED = re.compile(
+    r"(?:\b(?:vs\.?|versus|than|over|from|to|relative\s+to|compared\s+(?:to|with)|against|above|"
+    r"below|beats?|matches|match|of)\s+(?:the\s+|our\s+|a\s+)?(?:[-+]?[\d.,]+\w*%?\s+)?"
+    r"(?:[A-Za-z]+\s+)?$)",
+    re.I,
+)
+
+
+def _names_baseline_row(text: str) -> bool:
+    """True when the text names the baseline as the row itself ("baseline", "re-run baseline"),
+    not as the reference a comparison names ("1.38 vs 1.31 baseline", "-12% from baseline") or
+    as the value in force in an aside ("depth 10 (baseline 8)")."""
+    for match in BASELINE.finditer(text):
+        if match.group(1).lower().startswith("baseline") and (
+            BASELINE_COMPARED.search(text[max(0, match.start() - 40) : match.start()])
+            # "depth 10 (baseline 8)": the value in force, in an aside
+            or (
+                not _outside_brackets(text, match.start())
+                and re.match(r"\s*[:=]?\s*[-+]?\.?\d", text[match.end() :])
+            )
+        ):
+            continue
+        return True
+    return False
+
+
 # "..., reproduce best result": anywhere in the row (outside brackets), it re-runs what is known
 REPRODUCE = re.compile(r"\b(?:reproduc\w*|re-?produc\w*|replicat\w*)\b", re.I)
 REVERT = re.compile(r"^\s*(?:revert(?:ed|ing)?|roll\s?back|undo|restore[ds]?|go\s+back)\b", re.I)
@@ -618,7 +646,7 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     if reproduced and not _outside_brackets(text, reproduced.start()):
         reproduced = None
     if (
-        (BASELINE.search(first) or reproduced)
+        (_names_baseline_row(first) or reproduced)
         and not ARROW_PAIR.search(first)
         and not FROM_TO.search(first)
     ):
