@@ -31,7 +31,7 @@ MAX_CHARS = 2000  # a description longer than this is parsed from its opening on
 
 # --- clause structure ---------------------------------------------------------------------------
 PREFIX_TAG = re.compile(
-    r"^\s*(?:\[[^\]]{0,40}\]\s*|(?:s\d+\s+)?(?:exp|experiment|iter|iteration|run|trial|v)\s?[-#_]?\d+[a-z]?\b\s*[:.)\-—]*\s*"
+    r"^\s*(?:\[[^\]]{0,40}\]\s*|(?:s\d+\s+)?(?:exp|experiment|iter|iteration|run|trial|v)\s?[-#_]?\d+[a-z]?(?:[+&/]\d+[a-z]?)*\b\s*[:.)\-—]*\s*"
     # a phase named before its number and a colon: "Deepen iter3:", "Phase 2:", "broad round 4:"
     r"|(?:[A-Za-z]+\s+){0,2}(?:phase|stage|round|iter|iteration|exp|experiment)\s?[-#_]?\d+[a-z]?\s*:\s*)+",
     re.I,
@@ -968,6 +968,8 @@ def _finish(
             direction = early[0][1]  # "disable VH->Low rescue": the pair names the thing removed
     if not direction and change is not None and SWEEP.search(text):
         direction = "other"
+    if not direction and change is not None and not explicit_key:
+        direction = _signed_delta(text, change)  # "all LRs -30%", "depth +2", "lr up 20%"
     if not direction and plain_verbs:
         direction = _verb_direction(plain_verbs[0], change, parameter, option, config)
     if not direction and change is not None:
@@ -1113,6 +1115,25 @@ WEAK_VERBS = {"use", "using", "apply", "applied", "adopt", "include", "included"
 BRACKET_DELTA = lazy_compile(
     r"\((?:[^()]*[\s,;])?(?P<sign>[+\-−])\d+(?:\.\d+)?\s+[a-z]", re.I, needs=("(",)
 )
+
+
+SIGNED_DELTA = re.compile(r"[+\-−]\s?\d+(?:\.\d+)?\s?%?")
+UP_DOWN = re.compile(
+    r"(?<!warm[\s\-])(?<!cool[\s\-])(?<!ramp\s)(?<!wind\s)\b(?P<way>up|down)\s+(?:by\s+)?$", re.I
+)
+
+
+def _signed_delta(text: str, change: Change) -> str:
+    """A value written as a signed step ("+2", "-30%") or after "up" / "down" ("up 20%", "down by
+    2x") says which way the named thing moves."""
+    value = change.to_value.strip()
+    glued = change.position > 0 and text[change.position - 1].isalnum()  # "exp11+12": a tag
+    if SIGNED_DELTA.fullmatch(value) and not glued:
+        return "increase" if value.startswith("+") else "decrease"
+    said = UP_DOWN.search(text[max(0, change.position - 12) : change.position])
+    if said and to_number(value) is not None:
+        return "increase" if said.group("way").lower() == "up" else "decrease"
+    return ""
 
 
 def _bracket_delta(text: str) -> str:
