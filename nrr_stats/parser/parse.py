@@ -771,6 +771,8 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         change = None
     else:
         direction = "add" if _names_a_new_thing(text) else "other"
+        if direction == "add" and _instead(text, verbs_all):
+            direction = "replace"  # "use 4-ary heaps for the queue instead of binary heaps"
         option = _is_option(text[: _detail_start(text, clauses[0])], rules)
         if option and not NOT_NEW.search(text):
             # "BM25 first stage", "dual simplex": a method named alone replaces the one in use
@@ -1019,6 +1021,8 @@ def _finish(
             after = _pair_end(text, change)
             extra = re.match(r"\s+(?:more|extra|additional|fewer|less)\b", text[after:], re.I)
             parameter = noun_phrase_after_verb(text, after + (extra.end() if extra else 0), rules)
+    if direction == "add" and _instead(text, verbs_all):
+        direction = "replace"  # "use hole moves in the push instead of repeated swaps"
     switched = SWITCHED.search(text[clause.start : clause.end])
     if switched and direction in ("add", "other") and change is None:
         direction = SWITCH_WORDS[switched.group(1).lower()]  # "label smoothing off", "EMA on"
@@ -1134,6 +1138,23 @@ def _signed_delta(text: str, change: Change) -> str:
     if said and to_number(value) is not None:
         return "increase" if said.group("way").lower() == "up" else "decrease"
     return ""
+
+
+INSTEAD_WORDS = frozenset({"instead of", "rather than", "in place of"})
+RATIONALE = re.compile(r"\b(?:so|because|since|hoping|whereas|given|which)\b", re.I)
+
+
+def _instead(text: str, verbs: list[tuple[int, str, str]]) -> bool:
+    """True when the statement sets its new thing against the old one ("X instead of Y", "use X
+    rather than Y") and nothing but a weak verb ("use", "apply") or no verb comes before: the old
+    thing is replaced, not added to, even when the "instead" sits past a clause's end."""
+    plain = [v for v in verbs if _outside_brackets(text, v[0])]
+    for at, _, word in plain:
+        if word in INSTEAD_WORDS:
+            return not RATIONALE.search(text[:at])  # "..., so the volume tracks X instead of Y"
+        if word not in WEAK_VERBS:
+            return False
+    return False
 
 
 def _bracket_delta(text: str) -> str:
