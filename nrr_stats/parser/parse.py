@@ -427,7 +427,9 @@ def _same_as_config(change: Change, parameter: str, config: Mapping[str, str]) -
     return a is not None and b is not None and a == b
 
 
-def _direction_from_value(change: Change, parameter: str, config: Mapping[str, str]) -> str:
+def _direction_from_value(
+    change: Change, parameter: str, config: Mapping[str, str], text: str = ""
+) -> str:
     if change.from_value:
         return compare(change.from_value, change.to_value)
     if SWEEP.search(change.to_value):
@@ -443,7 +445,22 @@ def _direction_from_value(change: Change, parameter: str, config: Mapping[str, s
         return compare(current, change.to_value)
     if factor is not None and factor != 1:
         return "increase" if factor > 1 else "decrease"
+    if text and _choice_setting(text, change):
+        return "replace"  # "activation=gelu", "grow_policy='lossguide'": a setting takes a choice
     return ""
+
+
+def _choice_setting(text: str, change: Change) -> bool:
+    """A KEY=word written as a setting ("activation=gelu"), not as code ("g = df.groupby(...)")."""
+    if change.key_start == change.position or not CHOICE_VALUE.fullmatch(change.to_value.strip()):
+        return False
+    between = text[change.key_start : change.position]
+    after = text[change.position + len(change.to_value) :]
+    return "=" in between and " " not in between and not re.match(r"\s*[(\[./*+\-]", after)
+
+
+# A value that names a choice rather than a quantity: a word, maybe quoted ("gelu", "'lossguide'").
+CHOICE_VALUE = re.compile(r"(['\"]?)[A-Za-z][\w.:\-]*\1")
 
 
 def known_value(parameter: str, config: Mapping[str, str], to_value: str = "") -> str | None:
@@ -975,7 +992,7 @@ def _finish(
     if not direction and plain_verbs:
         direction = _verb_direction(plain_verbs[0], change, parameter, option, config)
     if not direction and change is not None:
-        direction = _direction_from_value(change, parameter, config)
+        direction = _direction_from_value(change, parameter, config, text)
     if not direction and bracket_verbs:
         direction = _verb_direction(bracket_verbs[0], change, parameter, option, config)
     if not direction:
