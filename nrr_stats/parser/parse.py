@@ -263,7 +263,12 @@ def _direction_words(text: str, rules: Rules) -> list[tuple[int, str, str]]:
             if word.split(" ")[0] not in norm:
                 continue
             for match in _word_regex(word).finditer(norm):
-                if word in CLAUSE_START_VERBS and norm[: match.start()].strip(" ,;:-"):
+                if (
+                    word in CLAUSE_START_VERBS
+                    and norm[: match.start()].strip(" ,;:-")
+                    and not ADVERB_BEFORE.search(norm[: match.start()])
+                    and not (word in MOVE_VERBS and STEP_AFTER.match(norm, match.end()))
+                ):
                     continue  # "residual skip", "cut" as nouns: verbs only when they lead
                 if (
                     "_"
@@ -293,7 +298,20 @@ CLAUSE_START_VERBS = frozenset(
     {"skip", "cut", "trim", "narrow", "boost", "bump", "grow", "new", "require"}
     | BUILDING_VERBS
     | {"standardise", "standardize", "standardised", "standardized"}
+    # gerunds that are nouns after a noun ("scope narrowing", "range extending"): verbs when leading
+    | {"extending", "lengthening", "widening", "deepening", "growing", "boosting", "bumping"}
+    | {"expanding", "loosening", "shortening", "shrinking", "narrowing", "cutting"}
+    | {"tightening"}
 )
+
+
+# "also cut dropout", "then trim the MLP": a verb that leads its clause after an adverb
+ADVERB_BEFORE = re.compile(
+    r"(?:^|[\s,;:(])(?:also|then|further|slightly|just|only)\s+$"
+)
+# "dropout cut to 0.05", "MLP ratio trimmed by 1": a verb of moving that says where to
+MOVE_VERBS = frozenset({"cut", "trim", "narrow", "bump", "grow", "boost"})
+STEP_AFTER = re.compile(r"\s+(?:to|by)\s+[-+]?\.?\d")
 
 
 def _word_regex(word: str) -> re.Pattern[str]:
