@@ -1061,6 +1061,15 @@ def _finish(
     switched = SWITCHED.search(text[clause.start : clause.end])
     if switched and direction in ("add", "other") and change is None:
         direction = SWITCH_WORDS[switched.group(1).lower()]  # "label smoothing off", "EMA on"
+    if (
+        not parameter
+        and mention is not None
+        and direction in ("add", "remove")
+        and category not in ("other", "multiple")
+        and not mention.term.is_pattern
+    ):
+        # "enable cudnn benchmark", "gradient checkpointing off": the switch is named by its words
+        parameter = parameter_name(_span_norm(text, mention).replace(" ", "_"), rules)
     uncounted = ""
     if category in rules.quantities and direction in ("add", "remove"):
         uncounted = direction
