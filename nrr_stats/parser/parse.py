@@ -1067,6 +1067,7 @@ def _finish(
         and direction in ("add", "remove")
         and category not in ("other", "multiple")
         and not mention.term.is_pattern
+        and _names_a_switch(text, mention, rules)
     ):
         # "enable cudnn benchmark", "gradient checkpointing off": the switch is named by its words
         parameter = parameter_name(_span_norm(text, mention).replace(" ", "_"), rules)
@@ -1199,6 +1200,18 @@ def _instead(text: str, verbs: list[tuple[int, str, str]]) -> bool:
         if word not in WEAK_VERBS:
             return False
     return False
+
+
+def _names_a_switch(text: str, mention: Mention, rules: Rules) -> bool:
+    """True for a mention that names one technique ("cudnn benchmark", "SmearGate", "mixup"),
+    not a whole area a single common word stands for ("attention", "cache", "features")."""
+    span = _span_norm(text, mention)
+    written = text[mention.start : mention.end]
+    return (
+        " " in span
+        or span in rules.technique_words
+        or (written != written.lower() and span not in rules.ambiguous_words)
+    )
 
 
 def _bracket_delta(text: str) -> str:
