@@ -302,9 +302,7 @@ def test_the_value_in_force_named_in_an_aside(
         ("embedding lr down by 2x", "decrease"),
     ],
 )
-def test_a_signed_step_after_the_named_thing_gives_the_direction(
-    text: str, direction: str
-) -> None:
+def test_a_signed_step_after_the_named_thing_gives_the_direction(text: str, direction: str) -> None:
     assert parse_description(text).direction == direction
 
 

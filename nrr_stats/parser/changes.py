@@ -54,7 +54,7 @@ INSTEAD = lazy_compile(
     needs=("instead", "rather", "place"),
 )
 # "6 layers -> 8 layers", "4 heads to 8": a count with its unit on either side of the change
-UNIT_PAIR = lazy_compile(
+UNIT_PAIR = re.compile(
     rf"(?<![\w.])(?P<a>{NUM})\s+(?P<u>[A-Za-z][A-Za-z\-]*)(?:{ARROW}|\s+to\s+)(?P<b>{NUM})"
     r"(?:\s+(?P=u)\b)?(?![\w.])",
     re.I,
@@ -201,7 +201,15 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
     def free(start: int, end: int) -> bool:
         return all(end <= s or start >= e for s, e in used)
 
-    for pattern in (UNIT_PAIR, ARROW_PAIR, FROM_TO, INSTEAD, NUM_FROM_NUM, NUM_TO_NUM, REPLACE_WITH):
+    for pattern in (
+        UNIT_PAIR,
+        ARROW_PAIR,
+        FROM_TO,
+        INSTEAD,
+        NUM_FROM_NUM,
+        NUM_TO_NUM,
+        REPLACE_WITH,
+    ):
         for match in pattern.finditer(text):
             if not free(match.start(), match.end()):
                 continue

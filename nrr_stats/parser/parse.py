@@ -69,12 +69,15 @@ def _names_baseline_row(text: str) -> bool:
     not as the reference a comparison names ("1.38 vs 1.31 baseline", "-12% from baseline") or
     as the value in force in an aside ("depth 10 (baseline 8)")."""
     for match in BASELINE.finditer(text):
-        if match.group(1).lower().startswith("baseline") and (
-            BASELINE_COMPARED.search(text[max(0, match.start() - 40) : match.start()])
-            # "depth 10 (baseline 8)": the value in force, in an aside
-            or (
-                not _outside_brackets(text, match.start())
-                and re.match(r"\s*[:=]?\s*[-+]?\.?\d", text[match.end() :])
+        if (
+            match.group(1).lower().startswith("baseline")
+            and (
+                BASELINE_COMPARED.search(text[max(0, match.start() - 40) : match.start()])
+                # "depth 10 (baseline 8)": the value in force, in an aside
+                or (
+                    not _outside_brackets(text, match.start())
+                    and re.match(r"\s*[:=]?\s*[-+]?\.?\d", text[match.end() :])
+                )
             )
         ):
             continue
@@ -306,9 +309,7 @@ CLAUSE_START_VERBS = frozenset(
 
 
 # "also cut dropout", "then trim the MLP": a verb that leads its clause after an adverb
-ADVERB_BEFORE = re.compile(
-    r"(?:^|[\s,;:(])(?:also|then|further|slightly|just|only)\s+$"
-)
+ADVERB_BEFORE = re.compile(r"(?:^|[\s,;:(])(?:also|then|further|slightly|just|only)\s+$")
 # "dropout cut to 0.05", "MLP ratio trimmed by 1": a verb of moving that says where to
 MOVE_VERBS = frozenset({"cut", "trim", "narrow", "bump", "grow", "boost"})
 STEP_AFTER = re.compile(r"\s+(?:to|by)\s+[-+]?\.?\d")
@@ -1203,15 +1204,11 @@ def _instead(text: str, verbs: list[tuple[int, str, str]]) -> bool:
 
 
 def _names_a_switch(text: str, mention: Mention, rules: Rules) -> bool:
-    """True for a mention that names one technique ("cudnn benchmark", "SmearGate", "mixup"),
-    not a whole area a single common word stands for ("attention", "cache", "features")."""
+    """True for a mention that names one technique ("cudnn benchmark", "SmearGate"), not a whole
+    area a single common word stands for ("attention", "cache", "warmup")."""
     span = _span_norm(text, mention)
     written = text[mention.start : mention.end]
-    return (
-        " " in span
-        or span in rules.technique_words
-        or (written != written.lower() and span not in rules.ambiguous_words)
-    )
+    return " " in span or (written != written.lower() and span not in rules.ambiguous_words)
 
 
 def _bracket_delta(text: str) -> str:
