@@ -249,3 +249,198 @@ def test_a_backend_or_method_named_alone_replaces_the_one_in_use(text: str, cate
 
 def test_a_method_named_in_a_re_check_is_not_a_replacement() -> None:
     assert parse_description("seed check of the SAC run").direction == "other"
+
+
+# --- issue 13, fourth pass (session parse2): classes written from the brief's list of phrasings
+# and from the text of seed 0's looked-at logs; every example below is written for these tests.
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "shared positional table (1.402 vs 1.377 baseline)",
+        "lower label smoothing to 0.05 val_acc=0.81 vs 0.83 baseline",
+        "bigger stride: -8% from baseline",
+    ],
+)
+def test_a_baseline_named_as_the_reference_is_not_a_baseline_row(text: str) -> None:
+    assert parse_description(text).direction != "other"
+
+
+@pytest.mark.parametrize("text", ["baseline", "baseline run, seed 3", "re-run the baseline"])
+def test_a_baseline_row_stays_other(text: str) -> None:
+    assert (parse_description(text).category, parse_description(text).direction) == (
+        "other",
+        "other",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "direction", "before", "after"),
+    [
+        ("heads 12 (baseline 8)", "increase", "8", "12"),
+        ("weight decay 0.02 (default 0.1)", "decrease", "0.1", "0.02"),
+        ("momentum 0.9 (prev 0.95)", "decrease", "0.95", "0.9"),
+        ("warmup 300 steps, up from 100", "increase", "100", "300"),
+        ("lr 0.01, down from 0.03", "decrease", "0.03", "0.01"),
+    ],
+)
+def test_the_value_in_force_named_in_an_aside(
+    text: str, direction: str, before: str, after: str
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.direction, parsed.from_value, parsed.to_value) == (direction, before, after)
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        ("matrix LR -25%", "decrease"),
+        ("dropout +50%", "increase"),
+        ("n_head +4", "increase"),
+        ("warmup ratio up 10%", "increase"),
+        ("embedding lr down by 2x", "decrease"),
+    ],
+)
+def test_a_signed_step_after_the_named_thing_gives_the_direction(text: str, direction: str) -> None:
+    assert parse_description(text).direction == direction
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rewrite the parser: throughput -15%",  # after a colon: a result
+        "fused gather — p99 +8%",  # after a dash: a result
+        "warm up 400 steps",  # "warm up" is not "up"
+    ],
+)
+def test_a_signed_result_or_a_warm_up_is_not_a_step(text: str) -> None:
+    assert parse_description(text).direction not in ("increase", "decrease")
+
+
+def test_joined_experiment_numbers_are_part_of_the_tag() -> None:
+    parsed = parse_description("exp14+15+19: drop the bounds check in the hot loop")
+    assert parsed.direction == "remove"
+    assert "+" not in parsed.to_value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "use a radix sort for the bucket pass instead of quicksort",
+        "use arena allocation in the parser and lexer instead of malloc",
+    ],
+)
+def test_instead_of_past_the_clause_end_replaces(text: str) -> None:
+    assert parse_description(text).direction == "replace"
+
+
+def test_instead_of_in_the_rationale_does_not_replace() -> None:
+    text = "add a second pass so the tail tracks the mean instead of the max"
+    assert parse_description(text).direction == "add"
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("log-cosh loss", "loss"),
+        ("pinball loss for the quantiles", "loss"),
+        ("Tweedie objective", "loss"),
+        ("GeM pooling", "architecture_other"),
+        ("efficientnet_b2 backbone", "architecture_other"),
+        ("unigram tokenizer", "data"),
+    ],
+)
+def test_naming_the_filler_of_a_slot_replaces_it(text: str, category: str) -> None:
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction) == (category, "replace")
+
+
+def test_adding_an_auxiliary_loss_is_still_add() -> None:
+    assert parse_description("add an auxiliary L1 loss on the logits").direction == "add"
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        ("activation=silu", "replace"),
+        ("sampler=weighted", "replace"),
+        ("tree_method='hist'", "replace"),
+        ("use_swa=True", "add"),
+        ("lr=2e-3", "other"),  # a number with nothing known: no direction
+    ],
+)
+def test_a_setting_that_takes_a_word_replaces_the_choice(text: str, direction: str) -> None:
+    assert parse_description(text).direction == direction
+
+
+@pytest.mark.parametrize("text", ['h = df.rolling("5d")', "phrase score = best match"])
+def test_code_or_prose_with_an_equals_sign_is_not_a_setting(text: str) -> None:
+    assert parse_description(text).direction != "replace"
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        ("weight decay cut to 0.01", "decrease"),
+        ("then trim the MLP ratio", "decrease"),
+        ("shrinking the hidden dim to 384", "decrease"),
+        ("widening the MLP to 6x", "increase"),
+        ("heavier weight decay", "increase"),
+        ("upgrade the tokenizer to tiktoken", "replace"),
+        ("downgrade CUDA to 11.8", "replace"),
+    ],
+)
+def test_more_ways_of_saying_which_way(text: str, direction: str) -> None:
+    assert parse_description(text).direction == direction
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "use model_dump to skip validation",  # "to skip": a purpose, not a removal
+        "with range narrowing semantics",  # a gerund after a noun is a noun
+        "trajectory preview reduces both options",  # a description of an effect
+    ],
+)
+def test_verbs_that_do_not_state_the_change(text: str) -> None:
+    assert parse_description(text).direction not in ("remove", "decrease")
+
+
+@pytest.mark.parametrize(
+    ("text", "parameter"),
+    [
+        ("enable cudnn benchmark", "CUDNN_BENCHMARK"),
+        ("gradient checkpointing off", "GRADIENT_CHECKPOINTING"),
+        ("add SmearGate", "SMEARGATE"),
+    ],
+)
+def test_a_switched_technique_is_named_by_its_words(text: str, parameter: str) -> None:
+    assert parse_description(text).parameter == parameter
+
+
+def test_a_whole_area_named_by_one_word_gets_no_parameter() -> None:
+    assert parse_description("add attention").parameter == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "direction", "before", "after"),
+    [
+        ("10 layers -> 14 layers", "increase", "10", "14"),
+        ("16 heads to 8 heads", "decrease", "16", "8"),
+        ("use 6 blocks rather than 4", "increase", "4", "6"),
+    ],
+)
+def test_a_count_with_its_unit_on_both_sides(
+    text: str, direction: str, before: str, after: str
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.direction, parsed.from_value, parsed.to_value) == (direction, before, after)
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"), [("two more layers", "increase"), ("one fewer block", "decrease")]
+)
+def test_a_spelled_count_of_layers(text: str, direction: str) -> None:
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction) == ("model_depth", direction)

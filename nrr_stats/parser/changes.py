@@ -38,16 +38,26 @@ NUM_TO_NUM = lazy_compile(
 
 
 NUM_FROM_NUM = lazy_compile(
-    rf"(?<![\w.])(?P<b>{NUM})\s+\(?\s*(?:[a-z]+\s+)?(?:from|vs\.?|versus|was)\s+(?P<a>{NUM})(?![\w.])",
+    rf"(?<![\w.])(?P<b>{NUM})(?:\s+[a-z]+(?=,|\s\())?\s*(?:\s|,\s|\(\s*)(?:[a-z]+\s+)?"
+    # "0.02 (was 0.04)", "0.02, down from 0.04", "10 (baseline 8)", "0.05 (prev 0.1)"
+    r"(?:from|vs\.?|versus|was|default|baseline|prev|previous|old|orig|original|formerly)"
+    rf"\s*[:=]?\s+(?P<a>{NUM})(?![\w.])",
     re.I,
-    needs=("from", "vs", "versus", "was"),
+    needs=("from", "vs", "versus", "was", "default", "baseline", "prev", "old", "orig", "formerly"),
 )
 
 
 INSTEAD = lazy_compile(
-    rf"(?P<b>{TOKEN})(?:\s+(?P<b2>[A-Za-z][\w.\-]*))?\s+instead\s+of\s+(?P<a>{TOKEN})",
+    rf"(?P<b>{TOKEN})(?:\s+(?P<b2>[A-Za-z][\w.\-]*))?\s+(?:instead\s+of|rather\s+than|in\s+place\s+of)"
+    rf"\s+(?P<a>{TOKEN})",
     re.I,
-    needs=("instead",),
+    needs=("instead", "rather", "place"),
+)
+# "6 layers -> 8 layers", "4 heads to 8": a count with its unit on either side of the change
+UNIT_PAIR = re.compile(
+    rf"(?<![\w.])(?P<a>{NUM})\s+(?P<u>[A-Za-z][A-Za-z\-]*)(?:{ARROW}|\s+to\s+)(?P<b>{NUM})"
+    r"(?:\s+(?P=u)\b)?(?![\w.])",
+    re.I,
 )
 # "try Y instead of X", "use Y instead of X": the verb is not the new value.
 LEAD_VERBS = frozenset(
@@ -191,7 +201,15 @@ def value_changes(text: str, rules: Rules) -> list[Change]:
     def free(start: int, end: int) -> bool:
         return all(end <= s or start >= e for s, e in used)
 
-    for pattern in (ARROW_PAIR, FROM_TO, INSTEAD, NUM_FROM_NUM, NUM_TO_NUM, REPLACE_WITH):
+    for pattern in (
+        UNIT_PAIR,
+        ARROW_PAIR,
+        FROM_TO,
+        INSTEAD,
+        NUM_FROM_NUM,
+        NUM_TO_NUM,
+        REPLACE_WITH,
+    ):
         for match in pattern.finditer(text):
             if not free(match.start(), match.end()):
                 continue

@@ -31,7 +31,7 @@ MAX_CHARS = 2000  # a description longer than this is parsed from its opening on
 
 # --- clause structure ---------------------------------------------------------------------------
 PREFIX_TAG = re.compile(
-    r"^\s*(?:\[[^\]]{0,40}\]\s*|(?:s\d+\s+)?(?:exp|experiment|iter|iteration|run|trial|v)\s?[-#_]?\d+[a-z]?\b\s*[:.)\-—]*\s*"
+    r"^\s*(?:\[[^\]]{0,40}\]\s*|(?:s\d+\s+)?(?:exp|experiment|iter|iteration|run|trial|v)\s?[-#_]?\d+[a-z]?(?:[+&/]\d+[a-z]?)*\b\s*[:.)\-—]*\s*"
     # a phase named before its number and a colon: "Deepen iter3:", "Phase 2:", "broad round 4:"
     r"|(?:[A-Za-z]+\s+){0,2}(?:phase|stage|round|iter|iteration|exp|experiment)\s?[-#_]?\d+[a-z]?\s*:\s*)+",
     re.I,
@@ -54,6 +54,37 @@ BASELINE = re.compile(
     r"\b(baseline|re-?run|reproduc\w*|sanity check|reference run|control run|initial state|no changes)\b",
     re.I,
 )
+# "vs 1.311 baseline", "than baseline", "(baseline 8)": the baseline named as what a result or a
+# value is compared with, not a row that re-runs the baseline
+BASELINE_COMPARED = re.compile(
+    r"(?:\b(?:vs\.?|versus|than|over|from|to|relative\s+to|compared\s+(?:to|with)|against|above|"
+    r"below|beats?|matches|match|of)\s+(?:the\s+|our\s+|a\s+)?(?:[-+]?[\d.,]+\w*%?\s+)?"
+    r"(?:[A-Za-z]+\s+)?$)",
+    re.I,
+)
+
+
+def _names_baseline_row(text: str) -> bool:
+    """True when the text names the baseline as the row itself ("baseline", "re-run baseline"),
+    not as the reference a comparison names ("1.38 vs 1.31 baseline", "-12% from baseline") or
+    as the value in force in an aside ("depth 10 (baseline 8)")."""
+    for match in BASELINE.finditer(text):
+        if (
+            match.group(1).lower().startswith("baseline")
+            and (
+                BASELINE_COMPARED.search(text[max(0, match.start() - 40) : match.start()])
+                # "depth 10 (baseline 8)": the value in force, in an aside
+                or (
+                    not _outside_brackets(text, match.start())
+                    and re.match(r"\s*[:=]?\s*[-+]?\.?\d", text[match.end() :])
+                )
+            )
+        ):
+            continue
+        return True
+    return False
+
+
 # "..., reproduce best result": anywhere in the row (outside brackets), it re-runs what is known
 REPRODUCE = re.compile(r"\b(?:reproduc\w*|re-?produc\w*|replicat\w*)\b", re.I)
 REVERT = re.compile(r"^\s*(?:revert(?:ed|ing)?|roll\s?back|undo|restore[ds]?|go\s+back)\b", re.I)
@@ -235,7 +266,12 @@ def _direction_words(text: str, rules: Rules) -> list[tuple[int, str, str]]:
             if word.split(" ")[0] not in norm:
                 continue
             for match in _word_regex(word).finditer(norm):
-                if word in CLAUSE_START_VERBS and norm[: match.start()].strip(" ,;:-"):
+                if (
+                    word in CLAUSE_START_VERBS
+                    and norm[: match.start()].strip(" ,;:-")
+                    and not ADVERB_BEFORE.search(norm[: match.start()])
+                    and not (word in MOVE_VERBS and STEP_AFTER.match(norm, match.end()))
+                ):
                     continue  # "residual skip", "cut" as nouns: verbs only when they lead
                 if (
                     "_"
@@ -265,7 +301,18 @@ CLAUSE_START_VERBS = frozenset(
     {"skip", "cut", "trim", "narrow", "boost", "bump", "grow", "new", "require"}
     | BUILDING_VERBS
     | {"standardise", "standardize", "standardised", "standardized"}
+    # gerunds that are nouns after a noun ("scope narrowing", "range extending"): verbs when leading
+    | {"extending", "lengthening", "widening", "deepening", "growing", "boosting", "bumping"}
+    | {"expanding", "loosening", "shortening", "shrinking", "narrowing", "cutting"}
+    | {"tightening"}
 )
+
+
+# "also cut dropout", "then trim the MLP": a verb that leads its clause after an adverb
+ADVERB_BEFORE = re.compile(r"(?:^|[\s,;:(])(?:also|then|further|slightly|just|only)\s+$")
+# "dropout cut to 0.05", "MLP ratio trimmed by 1": a verb of moving that says where to
+MOVE_VERBS = frozenset({"cut", "trim", "narrow", "bump", "grow", "boost"})
+STEP_AFTER = re.compile(r"\s+(?:to|by)\s+[-+]?\.?\d")
 
 
 def _word_regex(word: str) -> re.Pattern[str]:
@@ -399,7 +446,9 @@ def _same_as_config(change: Change, parameter: str, config: Mapping[str, str]) -
     return a is not None and b is not None and a == b
 
 
-def _direction_from_value(change: Change, parameter: str, config: Mapping[str, str]) -> str:
+def _direction_from_value(
+    change: Change, parameter: str, config: Mapping[str, str], text: str = ""
+) -> str:
     if change.from_value:
         return compare(change.from_value, change.to_value)
     if SWEEP.search(change.to_value):
@@ -415,7 +464,22 @@ def _direction_from_value(change: Change, parameter: str, config: Mapping[str, s
         return compare(current, change.to_value)
     if factor is not None and factor != 1:
         return "increase" if factor > 1 else "decrease"
+    if text and _choice_setting(text, change):
+        return "replace"  # "activation=gelu", "grow_policy='lossguide'": a setting takes a choice
     return ""
+
+
+def _choice_setting(text: str, change: Change) -> bool:
+    """A KEY=word written as a setting ("activation=gelu"), not as code ("g = df.groupby(...)")."""
+    if change.key_start == change.position or not CHOICE_VALUE.fullmatch(change.to_value.strip()):
+        return False
+    between = text[change.key_start : change.position]
+    after = text[change.position + len(change.to_value) :]
+    return "=" in between and " " not in between and not re.match(r"\s*[(\[./*+\-]", after)
+
+
+# A value that names a choice rather than a quantity: a word, maybe quoted ("gelu", "'lossguide'").
+CHOICE_VALUE = re.compile(r"(['\"]?)[A-Za-z][\w.:\-]*\1")
 
 
 def known_value(parameter: str, config: Mapping[str, str], to_value: str = "") -> str | None:
@@ -618,7 +682,7 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     if reproduced and not _outside_brackets(text, reproduced.start()):
         reproduced = None
     if (
-        (BASELINE.search(first) or reproduced)
+        (_names_baseline_row(first) or reproduced)
         and not ARROW_PAIR.search(first)
         and not FROM_TO.search(first)
     ):
@@ -743,6 +807,8 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         change = None
     else:
         direction = "add" if _names_a_new_thing(text) else "other"
+        if direction == "add" and _instead(text, verbs_all):
+            direction = "replace"  # "use 4-ary heaps for the queue instead of binary heaps"
         option = _is_option(text[: _detail_start(text, clauses[0])], rules)
         if option and not NOT_NEW.search(text):
             # "BM25 first stage", "dual simplex": a method named alone replaces the one in use
@@ -940,10 +1006,12 @@ def _finish(
             direction = early[0][1]  # "disable VH->Low rescue": the pair names the thing removed
     if not direction and change is not None and SWEEP.search(text):
         direction = "other"
+    if not direction and change is not None and not explicit_key:
+        direction = _signed_delta(text, change)  # "all LRs -30%", "depth +2", "lr up 20%"
     if not direction and plain_verbs:
         direction = _verb_direction(plain_verbs[0], change, parameter, option, config)
     if not direction and change is not None:
-        direction = _direction_from_value(change, parameter, config)
+        direction = _direction_from_value(change, parameter, config, text)
     if not direction and bracket_verbs:
         direction = _verb_direction(bracket_verbs[0], change, parameter, option, config)
     if not direction:
@@ -989,9 +1057,21 @@ def _finish(
             after = _pair_end(text, change)
             extra = re.match(r"\s+(?:more|extra|additional|fewer|less)\b", text[after:], re.I)
             parameter = noun_phrase_after_verb(text, after + (extra.end() if extra else 0), rules)
+    if direction == "add" and _instead(text, verbs_all):
+        direction = "replace"  # "use hole moves in the push instead of repeated swaps"
     switched = SWITCHED.search(text[clause.start : clause.end])
     if switched and direction in ("add", "other") and change is None:
         direction = SWITCH_WORDS[switched.group(1).lower()]  # "label smoothing off", "EMA on"
+    if (
+        not parameter
+        and mention is not None
+        and direction in ("add", "remove")
+        and category not in ("other", "multiple")
+        and not mention.term.is_pattern
+        and _names_a_switch(text, mention, rules)
+    ):
+        # "enable cudnn benchmark", "gradient checkpointing off": the switch is named by its words
+        parameter = parameter_name(_span_norm(text, mention).replace(" ", "_"), rules)
     uncounted = ""
     if category in rules.quantities and direction in ("add", "remove"):
         uncounted = direction
@@ -1085,6 +1165,50 @@ WEAK_VERBS = {"use", "using", "apply", "applied", "adopt", "include", "included"
 BRACKET_DELTA = lazy_compile(
     r"\((?:[^()]*[\s,;])?(?P<sign>[+\-−])\d+(?:\.\d+)?\s+[a-z]", re.I, needs=("(",)
 )
+
+
+SIGNED_DELTA = re.compile(r"[+\-−]\s?\d+(?:\.\d+)?\s?%?")
+UP_DOWN = re.compile(
+    r"(?<!warm[\s\-])(?<!cool[\s\-])(?<!ramp\s)(?<!wind\s)\b(?P<way>up|down)\s+(?:by\s+)?$", re.I
+)
+
+
+def _signed_delta(text: str, change: Change) -> str:
+    """A value written as a signed step ("+2", "-30%") or after "up" / "down" ("up 20%", "down by
+    2x") says which way the named thing moves."""
+    value = change.to_value.strip()
+    glued = change.position > 0 and text[change.position - 1].isalnum()  # "exp11+12": a tag
+    if SIGNED_DELTA.fullmatch(value) and not glued:
+        return "increase" if value.startswith("+") else "decrease"
+    said = UP_DOWN.search(text[max(0, change.position - 12) : change.position])
+    if said and to_number(value) is not None:
+        return "increase" if said.group("way").lower() == "up" else "decrease"
+    return ""
+
+
+INSTEAD_WORDS = frozenset({"instead of", "rather than", "in place of"})
+RATIONALE = re.compile(r"\b(?:so|because|since|hoping|whereas|given|which)\b", re.I)
+
+
+def _instead(text: str, verbs: list[tuple[int, str, str]]) -> bool:
+    """True when the statement sets its new thing against the old one ("X instead of Y", "use X
+    rather than Y") and nothing but a weak verb ("use", "apply") or no verb comes before: the old
+    thing is replaced, not added to, even when the "instead" sits past a clause's end."""
+    plain = [v for v in verbs if _outside_brackets(text, v[0])]
+    for at, _, word in plain:
+        if word in INSTEAD_WORDS:
+            return not RATIONALE.search(text[:at])  # "..., so the volume tracks X instead of Y"
+        if word not in WEAK_VERBS:
+            return False
+    return False
+
+
+def _names_a_switch(text: str, mention: Mention, rules: Rules) -> bool:
+    """True for a mention that names one technique ("cudnn benchmark", "SmearGate"), not a whole
+    area a single common word stands for ("attention", "cache", "warmup")."""
+    span = _span_norm(text, mention)
+    written = text[mention.start : mention.end]
+    return " " in span or (written != written.lower() and span not in rules.ambiguous_words)
 
 
 def _bracket_delta(text: str) -> str:

@@ -34,6 +34,30 @@ LEADING_TAG = re.compile(r"^\s*(?:\[[^\]]*\]\s*|[\w\-]*\d[\w\-]*[:.)]?\s*)+", re
 MOTIVE_GROUP = re.compile(r"^\s*(hypothesis|evidence|expected|target|note|why|rationale)\b", re.I)
 
 
+# "all LRs -30%", "stop threshold +5%": a signed percent right after the thing named first is the
+# change itself; anywhere else ("...: throughput -15%", "— p99 +8%") it reports a result.
+NAMED_BEFORE = re.compile(r"[A-Za-z][\w\-]*\s?$")
+
+
+def _signed_percent(text: str, match: re.Match[str]) -> str:
+    before = LEADING_TAG.sub("", text[: match.start()], count=1)
+    if (
+        NAMED_BEFORE.search(before)
+        and not RESULT_CLAUSE_SPLIT.search(before)
+        and not METRIC_NAME.search(before)
+        and len(re.findall(r"[A-Za-z]{2,}", before)) <= 4
+    ):
+        return match.group(0)
+    return " "
+
+
+METRIC_NAME = re.compile(
+    r"\b(?:bpb|loss|acc(?:uracy)?|auc|sharpe|ppl|perplexity|mfu|elo|f1|mse|mae|rmse|throughput|"
+    r"latency|p\d\d|speed|time|wall[\s\-]?clock|score|return|pnl|drawdown|fitness|metric)\s?$",
+    re.I,
+)
+
+
 @lru_cache(maxsize=8)
 def _result_regex(words: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = sorted(
@@ -126,7 +150,7 @@ def strip_result_words_with(text: str, rules: Rules) -> str:
     text = SIGNED_SCORE.sub(" ", text)
     text = COMMIT_REF.sub(" ", text)
     text = _drop_groups(text, result)
-    text = SIGNED_PERCENT.sub(" ", text)
+    text = SIGNED_PERCENT.sub(lambda m: _signed_percent(text, m), text)
     text = _cut_clauses(text, result)
     return re.sub(r"[ \t]+", " ", text).strip(" \t-—–:,;.")
 
