@@ -19,7 +19,7 @@ from nrr_stats.models.similarity_evidence import SessionRows
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "autoresearch-logs"
 CACHE = Path(tempfile.gettempdir()) / "nrr-evidence-cache"
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
 
 
 @dataclass
@@ -74,6 +74,7 @@ def _build(path: Path) -> dict:
         "categories": np.array(s.categories, dtype=object),
         "proposal": s.proposal_features,
         "history": s.history_features,
+        "words": np.array([" ".join(sorted(w)) for w in s.words], dtype=object),
         "rows": np.array(rows.rows),
         "exact": np.array(exact, dtype=bool),
         "near": np.array(near, dtype=int),
@@ -113,6 +114,7 @@ def load_corpus(corpora=("dev", "dev2"), progress=print) -> tuple[list[CorpusLog
                         categories=tuple(str(c) for c in data["categories"]),
                         proposal_features=np.asarray(data["proposal"], dtype=np.float32),
                         history_features=np.asarray(data["history"], dtype=np.float32),
+                        words=tuple(frozenset(str(w).split()) for w in data["words"]),
                     ),
                     rows=np.asarray(data["rows"]),
                     exact=np.asarray(data["exact"], dtype=bool),

@@ -41,7 +41,8 @@ FOLDS = 5
 CELL_SD = 0.3
 TEXT_SD = 0.5
 TEXT_DIM = 128
-FORMS = [(f, True) for f in ("store", "text", "fields")]
+VIEWS = ("store", "text", "fields", "words")  # the similarities a form may rank neighbours by
+FORMS = [(f, True) for f in VIEWS]
 FLOORS = np.round(np.arange(0.01, 0.301, 0.01), 3)
 MIN_HISTORY = 3  # avoid never on a prior alone: at least this many earlier rows in the session
 MAX_BLOCK = 0.03
@@ -87,7 +88,8 @@ class Prepared:
 def prepare(logs) -> list[Prepared]:
     out = []
     for log in logs:
-        nb = {f: se.session_neighbours(log.session, f) for f in ("store", "text", "fields")}
+        views = VIEWS if log.session.words is not None else VIEWS[:-1]  # no word sets: no "words"
+        nb = {f: se.session_neighbours(log.session, f) for f in views}
         out.append(Prepared(log.file, log.session, nb, log.exact, log.near))
     return out
 
@@ -301,7 +303,7 @@ class Stacked:
             f: se.Neighbours(
                 *(np.concatenate([getattr(log.nb[f], k) for log in logs]) for k in se._NB_FIELDS)
             )
-            for f in ("store", "text", "fields")
+            for f in (logs[0].nb if logs else ())
         }
         self.cross = (
             {

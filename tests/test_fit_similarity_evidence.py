@@ -33,11 +33,16 @@ def _session(rng, n: int) -> se.SessionRows:
     base = rng.normal(size=(4, 128))
     rows = base[rng.integers(0, 4, size=n)] + 0.4 * rng.normal(size=(n, 128))
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    vocabulary = [f"w{i}" for i in range(10)]
+    texts = [
+        " ".join(rng.choice(vocabulary, size=rng.integers(0, 5), replace=False)) for _ in range(n)
+    ]
     return se.SessionRows(
         y=(rng.random(n) < 0.3).astype(float),
         categories=tuple(CATS[i] for i in rng.integers(0, 3, size=n)),
         proposal_features=rows.astype(np.float32),
         history_features=rows.astype(np.float32),
+        words=se.word_sets(texts),
     )
 
 
@@ -87,13 +92,21 @@ def test_pytensor_log_density_equals_numpy_at_random_points(bench, kind):
     assert len({round(c["numpy"], 6) for c in checked}) == len(points)
 
 
-@pytest.mark.parametrize("kind", ["similarity", "neighbour", "neighbours"])
-def test_pytensor_gradient_matches_finite_differences_of_numpy(bench, kind):
+@pytest.mark.parametrize(
+    ("kind", "features"),
+    [
+        ("similarity", "text"),
+        ("neighbour", "text"),
+        ("neighbours", "text"),
+        ("neighbours", "words"),
+    ],
+)
+def test_pytensor_gradient_matches_finite_differences_of_numpy(bench, kind, features):
     pytensor = pytest.importorskip("pytensor")
     import pytensor.tensor as pt
 
     stacked, sessions = _stacked(bench, 5, [40, 90])
-    form = bench.cv.Form(kind, "text", True, list(CATS))
+    form = bench.cv.Form(kind, features, True, list(CATS))
     logp, x = bench.fse.pytensor_logp(bench.fse.stacked_flat(stacked, form), form)
     grad = pytensor.function([x], pt.grad(logp, x), mode="FAST_COMPILE")
     point = form.start() + 0.3 * np.random.default_rng(2).standard_normal(form.start().shape[0])

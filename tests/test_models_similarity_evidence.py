@@ -21,11 +21,16 @@ def _session(seed: int, n: int) -> se.SessionRows:
     base = rng.normal(size=(5, se.FEATURE_DIM if hasattr(se, "FEATURE_DIM") else 128))
     rows = base[rng.integers(0, 5, size=n)] + 0.3 * rng.normal(size=(n, base.shape[1]))
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    vocabulary = [f"w{i}" for i in range(12)]
+    texts = [
+        " ".join(rng.choice(vocabulary, size=rng.integers(0, 6), replace=False)) for _ in range(n)
+    ]
     return se.SessionRows(
         y=(rng.random(n) < 0.25).astype(float),
         categories=tuple(CATS[i] for i in rng.integers(0, 3, size=n)),
         proposal_features=rows.astype(np.float32),
         history_features=rows.astype(np.float32),
+        words=se.word_sets(texts),
     )
 
 
@@ -60,7 +65,7 @@ def test_the_baseline_is_the_discounted_running_rate_exactly(seed: int, n: int):
 @given(
     seed=st.integers(0, 10_000),
     n=st.integers(1, 60),
-    features=st.sampled_from(["store", "text", "fields"]),
+    features=st.sampled_from(["store", "text", "fields", "words"]),
 )
 def test_one_row_form_equals_the_sessions_last_row(seed: int, n: int, features: str):
     session = _session(seed, n)
@@ -73,6 +78,8 @@ def test_one_row_form_equals_the_sessions_last_row(seed: int, n: int, features: 
         session.categories[-1],
         session.proposal_features[-1],
         params,
+        session.words[:-1],
+        session.words[-1],
     )
     names = ("p_keep", "alpha", "beta", "centre", "kernel_trials", "max_fail_similarity")
     for name in names + ("max_keep_similarity",):
@@ -127,6 +134,22 @@ def test_the_neighbour_weight_moves_each_centre_toward_its_neighbours_rate(seed:
     np.testing.assert_allclose(moved, expected, atol=1e-9)
     assert np.all(moved[trials == 0] == pytest.approx(0.0, abs=1e-12))
     assert np.all(np.sign(moved[trials > 0]) == np.sign((q - on.session_rate)[trials > 0]))
+
+
+@given(
+    st.lists(st.frozensets(st.sampled_from("abcdefgh"), max_size=6), min_size=1, max_size=8),
+    st.lists(st.frozensets(st.sampled_from("abcdefgh"), max_size=6), max_size=8),
+)
+def test_word_cosines_are_set_cosines(proposals, history):
+    """|A & B| / sqrt(|A| |B|), 0 with an empty set; 1 exactly for the same non-empty set."""
+    s = se.word_cosines(proposals, history)
+    assert s.shape == (len(proposals), len(history))
+    for i, a in enumerate(proposals):
+        for j, b in enumerate(history):
+            expected = len(a & b) / np.sqrt(len(a) * len(b)) if a and b else 0.0
+            assert s[i, j] == pytest.approx(expected, abs=1e-12)
+            if a and a == b:
+                assert s[i, j] == 1.0
 
 
 def test_the_kernel_reads_only_the_window_and_the_nearest_rows():

@@ -17,6 +17,7 @@ from nrr_stats.models.similarity_evidence import (
     evidence_features,
     history_fields,
     proposal_fields,
+    word_sets,
 )
 
 PREDICTED = ("keep", "discard", "crash")
@@ -42,6 +43,7 @@ def evidence_rows(items: list[Any]) -> EvidenceRows:
             texts, [proposal_fields(i.proposal, i.config_before) for i in chosen]
         ),
         history_features=evidence_features(texts, [history_fields(i.record) for i in chosen]),
+        words=word_sets(texts),
     )
     return EvidenceRows(
         session=session,

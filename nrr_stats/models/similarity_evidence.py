@@ -58,7 +58,9 @@ class EvidenceParams:
     temperature: float = 0.1  # tau: kernel temperature on the cosine scale
     kernel_discount: float = 1.0  # h: per-row age discount of the kernel weights
     plateau: float = 0.0  # logit shift per unit of log1p(rows since the last keep), centred
-    features: str = "store"  # feature blocks the kernel reads: "store" (all), "text", "fields"
+    # the similarity the neighbours are ranked by: feature blocks "store" (all), "text",
+    # "fields", or "words", the cosine of the scrubbed descriptions' word sets (word_cosines)
+    features: str = "store"
     intercept: float = 0.0  # logit shift of the centre
     position: float = 0.0  # ... per unit of log1p(t), centred at PHASE_CENTRE
     fail_similarity: float = 0.0  # ... per unit of the max cosine to an earlier failure
@@ -109,6 +111,7 @@ class SessionRows:
     categories: tuple[str, ...]
     proposal_features: np.ndarray  # (n, d)
     history_features: np.ndarray  # (n, d)
+    words: tuple[frozenset[str], ...] | None = None  # each row's word set (the "words" view)
 
 
 @dataclass(frozen=True)
@@ -275,13 +278,43 @@ class Neighbours:
     max_keep: np.ndarray  # (m,) max cosine to an earlier keep in the window (-1: none)
 
 
+def word_sets(texts: Sequence[str]) -> tuple[frozenset[str], ...]:
+    """Each scrubbed description's set of normalised words (similarity/features.py)."""
+    from nrr_stats.similarity.features import normalise_text
+
+    return tuple(frozenset(normalise_text(text)) for text in texts)
+
+
+def word_cosines(proposals: Sequence[frozenset], history: Sequence[frozenset]) -> np.ndarray:
+    """(m, h) cosines of word sets, |A & B| / sqrt(|A| |B|) (0 when either is empty): exact on
+    the words, where the feature rows fold many n-grams into 84 signed columns, so two unrelated
+    descriptions score 0 here and about +-0.1 there."""
+    out = np.zeros((len(proposals), len(history)))
+    sizes = np.array([len(b) for b in history], dtype=float)
+    for i, a in enumerate(proposals):
+        if a:
+            shared = np.fromiter((len(a & b) for b in history), dtype=float, count=len(history))
+            out[i] = shared / np.sqrt(len(a) * np.maximum(sizes, 1.0))
+    return out
+
+
 def neighbours(
-    proposal: np.ndarray, history: np.ndarray, y: np.ndarray, ages: np.ndarray, features: str
+    proposal: np.ndarray,
+    history: np.ndarray,
+    y: np.ndarray,
+    ages: np.ndarray,
+    features: str,
+    proposal_words: Sequence[frozenset] | None = None,
+    history_words: Sequence[frozenset] | None = None,
 ) -> Neighbours:
     """The nearest earlier rows of proposals (m, d) among history rows (h, d); `ages` (m, h) is
-    each history row's age in rows (t-1-i), negative where row i is not earlier."""
+    each history row's age in rows (t-1-i), negative where row i is not earlier. The "words"
+    view ranks by word_cosines of the word sets instead of the feature rows."""
     y = np.asarray(y, dtype=float)
-    s = pairwise_cosines(feature_view(proposal, features), feature_view(history, features))
+    if features == "words":
+        s = word_cosines(proposal_words, history_words)
+    else:
+        s = pairwise_cosines(feature_view(proposal, features), feature_view(history, features))
     m = s.shape[0]
     if s.shape[1] == 0:
         empty = np.zeros((m, 0))
@@ -310,12 +343,15 @@ def session_neighbours(session: SessionRows, features: str) -> Neighbours:
         t1 = min(n, t0 + BLOCK)
         h0 = max(0, t0 - WINDOW)
         ages = np.arange(t0, t1)[:, None] - np.arange(h0, t1)[None, :] - 1
+        words = session.words if features == "words" else None
         part = neighbours(
             session.proposal_features[t0:t1],
             session.history_features[h0:t1],
             session.y[h0:t1],
             ages,
             features,
+            words[t0:t1] if words else None,
+            words[h0:t1] if words else None,
         )
         parts.append(_pad(part, TOP_K))
     if not parts:
@@ -449,22 +485,28 @@ def predict_next(
     proposal_category: str,
     proposal_feature: np.ndarray,
     params: EvidenceParams,
+    history_words: Sequence[frozenset] | None = None,
+    proposal_words: frozenset | None = None,
 ) -> EvidencePrediction:
     """The prediction for one new proposal after this history (length-1 arrays): the same
     numbers as the last row of predict_session over history + proposal, in O(n + WINDOW d).
-    `categories_history` is accepted for symmetry; only the proposal's category is read."""
+    `categories_history` is accepted for symmetry; only the proposal's category is read. The
+    word sets are read only by the "words" view (the history's may be None before the window)."""
     y = np.append(np.asarray(y_history, dtype=float), 0.0)  # the proposal's own y is never read
     n = y.shape[0]
     h0 = max(0, n - 1 - WINDOW)
     d = np.asarray(proposal_feature).shape[-1]
     history = np.asarray(history_features, dtype=np.float32).reshape(-1, d)[h0:]
     ages = (n - 2 - np.arange(h0, n - 1))[None, :]
+    words = params.features == "words"
     nb = neighbours(
         np.asarray(proposal_feature, dtype=np.float32).reshape(1, d),
         history,
         y[h0:-1],
         ages,
         params.features,
+        (proposal_words,) if words else None,
+        tuple(history_words[h0:]) if words else None,
     )
     cats = ("",) * (n - 1) + (proposal_category,)  # only the proposal's category is read
     pad = np.full(n - 1, -1.0)
@@ -696,16 +738,35 @@ def evidence_answer(
     start = max(0, len(rows) - WINDOW)  # the kernel reads only the last WINDOW rows
     features = np.zeros((len(rows), _SPACE().dim), dtype=np.float32)
     features[start:] = history_feature_rows(rows[start:])  # older rows are never read
-    proposal = evidence_features([strip_result_words(proposal_text)], [proposal_fields(change)])[0]
+    scrubbed = strip_result_words(proposal_text)
+    proposal = evidence_features([scrubbed], [proposal_fields(change)])[0]
+    history_words = proposal_words = None
+    if params.features == "words":
+        history_words = (None,) * start + history_word_sets(rows[start:])
+        proposal_words = word_sets([scrubbed])[0]
     prediction = predict_next(
-        y,
-        (),
-        features,
-        change.category,
-        proposal,
-        params,
+        y, (), features, change.category, proposal, params, history_words, proposal_words
     )
     return answer_at(prediction, 0, len(rows), base_rate)
+
+
+_WORDS_CACHE: dict[str, frozenset[str]] = {}
+
+
+def history_word_sets(history: Sequence[Mapping[str, Any]]) -> tuple[frozenset[str], ...]:
+    """Word sets of history rows' scrubbed descriptions, cached by description."""
+    from nrr_stats.parser import strip_result_words
+
+    out = []
+    for row in history:
+        text = row.get("description") or ""
+        words = _WORDS_CACHE.get(text)
+        if words is None:
+            if len(_WORDS_CACHE) >= _FEATURE_CACHE_LIMIT:
+                _WORDS_CACHE.clear()
+            words = _WORDS_CACHE[text] = word_sets([strip_result_words(text)])[0]
+        out.append(words)
+    return tuple(out)
 
 
 EVIDENCE_FIELDS = frozenset(
