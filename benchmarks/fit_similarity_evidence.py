@@ -482,8 +482,10 @@ def main() -> None:
         out["posterior"] = summary
         diagnostics.update(
             {
-                "prior": f"log a0 ~ Normal(0, {LOG_A0_SD}); flat on logit g, log(n0 - a0),"
-                " log kappa, log tau, logit h and the linear logit-shift weights",
+                "prior": f"log a0 ~ Normal(0, {LOG_A0_SD}); flat on logit g, log(n0 - a0), "
+                + ("log kappa, log tau, logit h, " if form.kernel else "")
+                + "the linear logit-shift weights"
+                + (" and the neighbour weight" if form.neighbour else ""),
                 "rows": int(data.y.shape[0]),
                 "logs": len(logs),
                 "corpus": note,

@@ -8,8 +8,9 @@ Models (each fitted per fold by maximising the prequential likelihood of the tra
   cells        blind + a logit offset per category (ridge sd CELL_SD)
   similarity   blind + the kernel over earlier rows of the session (shipped in sessions 5-6)
   neighbour    similarity + the neighbour rate
-  neighbours   blind + the max cosines + the neighbour rate, no kernel (shipped): a logit shift
-               toward the rate of the NEIGHBOUR_K most similar earlier rows
+  neighbours   blind + the neighbour rate, no kernel (shipped): a logit shift toward the rate of
+               the NEIGHBOUR_K most similar earlier rows
+  neighbours_cos  neighbours + the max cosines to an earlier failure and to an earlier keep
   full         blind + cells + kernel
 The kernel's form (feature blocks: store / text / fields; age discount h fitted or 1) is chosen
 inside each outer fold by an inner 4-fold CV over its training logs (nested). The verdict floor
@@ -114,9 +115,9 @@ class Form:
         # a second discount g2, weighted by each one's prequential likelihood on the log so far
         self.gmix = kind == "gmix"
         # a logit shift toward the rate of the NEIGHBOUR_K most similar earlier rows (saturates)
-        self.neighbour = kind in ("neighbour", "neighbours")
+        self.neighbour = kind in ("neighbour", "neighbours", "neighbours_cos")
         # the max cosines to an earlier failure / keep shift the logit (with or without a kernel)
-        self.similar = self.kernel or kind == "neighbours"
+        self.similar = self.kernel or kind == "neighbours_cos"
         self.cells = kind in ("cells", "full")
         self.text = kind in ("words", "full", "similarity_words")
 
@@ -253,6 +254,7 @@ class Form:
             kw["cross_temperature"] = float(np.exp(x[-1]))
         if self.neighbour:
             kw["neighbour_weight"] = float(x[-1])
+            kw["features"] = self.features
         return se.EvidenceParams(**kw)
 
     def penalty_sd(self) -> np.ndarray:
@@ -563,7 +565,8 @@ LABELS = {
     "words": "dynamics + linear text effects (not shipped)",
     "similarity": "kernel: dynamics + kernel (shipped in sessions 5-6)",
     "neighbour": "kernel + neighbour rate: dynamics + kernel + the 5 nearest rows' rate",
-    "neighbours": "neighbour rate: dynamics + max cosines + the 5 nearest rows' rate (shipped)",
+    "neighbours": "neighbour rate: dynamics + the 5 nearest rows' rate (shipped)",
+    "neighbours_cos": "neighbour rate + max cosines to an earlier failure / keep",
     "full": "full: dynamics + cells + text effects + kernel",
 }
 
@@ -993,11 +996,13 @@ def main() -> None:
     parser.add_argument(
         "--out", default=str(Path(__file__).with_name("similarity_evidence_cv.json"))
     )
-    parser.add_argument("--kinds", default="blind,cells,words,similarity,neighbour,neighbours,full")
+    parser.add_argument(
+        "--kinds", default="blind,cells,words,similarity,neighbour,neighbours_cos,neighbours,full"
+    )
     parser.add_argument("--no-nested", action="store_true", help="fix the form to store/h (fast)")
     parser.add_argument(
         "--nested-kinds",
-        default="similarity,neighbours",
+        default="similarity,neighbours_cos,neighbours",
         help="kinds whose feature blocks are chosen nested",
     )
     parser.add_argument(

@@ -3,7 +3,7 @@ failure, or when P(keep) < floor with >= 3 earlier rows; the floor chosen per ou
 other folds (max avoid recall at keep-block <= 0.03). Reads benchmarks/similarity_evidence_cv.json
 (each fold's fitted parameters), so run that first.
 
-    nice -n 10 python benchmarks/similarity_evidence_verdicts.py [--kind similarity]
+    nice -n 10 python benchmarks/similarity_evidence_verdicts.py [--kind neighbours]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def rates(avoid, y):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kind", default="similarity")
+    parser.add_argument("--kind", default="neighbours")
     parser.add_argument(
         "--cv", default=str(Path(__file__).with_name("similarity_evidence_cv.json"))
     )

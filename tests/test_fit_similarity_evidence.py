@@ -99,6 +99,7 @@ def test_pytensor_log_density_equals_numpy_at_random_points(bench, kind):
         ("neighbour", "text"),
         ("neighbours", "text"),
         ("neighbours", "words"),
+        ("neighbours_cos", "words"),
     ],
 )
 def test_pytensor_gradient_matches_finite_differences_of_numpy(bench, kind, features):

@@ -1,25 +1,33 @@
 """Similarity-weighted evidence: the proposal's keep rate from the session's discounted rate and
 the earlier experiments that resemble it (models/README.md, "Similarity-weighted evidence").
 
-For row t of a session, with earlier rows i < t (outcome y_i, feature row f_i) and the proposal's
-feature row f_t (similarity/features.py; cosine s_ti = f_t . f_i):
+For row t of a session, with earlier rows i < t (outcome y_i) and a similarity s_ti between the
+proposal and row i (the shipped view, "words": the cosine of the scrubbed descriptions' word
+sets; the other views: cosines of the similarity store's feature rows, similarity/features.py):
 
     m_t   = (a0 + sum_i g^(t-1-i) y_i) / (n0 + sum_i g^(t-1-i))          the discounted session rate
-    c_t   = sigmoid(logit m_t + cell[category_t] + plateau * (log1p(since_t) - PLATEAU_CENTRE))
+    q_t   = (sum_j w_tj y_j + m_t) / (sum_j w_tj + 1)   over the NEIGHBOUR_K most similar rows j,
+            w_tj = max(s_tj, 0)                                            the neighbour rate
+    c_t   = sigmoid(logit m_t + cell[category_t] + plateau * (log1p(since_t) - PLATEAU_CENTRE)
+                    + position * (log1p(t) - PHASE_CENTRE) + w_fail max_fail s + w_keep max_keep s
+                    + neighbour_weight * (logit q_t - logit m_t))
     K_ti  = exp((s_ti - 1) / tau) * h^(t-1-i)                              kernel weight of row i
     rate_t ~ Beta(kappa c_t + sum_i K_ti y_i,  kappa (1 - c_t) + sum_i K_ti (1 - y_i))
     P(y_t = 1 | rows < t) = E[rate_t]                                      a Beta-Bernoulli term
 
-`since_t` counts rows since the last keep. An identical earlier row (s = 1, same age) counts as one
-trial; kappa is the prior strength in trials. The kernel weight and kappa enter the predictive
-mean only through their ratio, so the local weight is fixed at 1 and kappa is fitted. With no
-kernel (kappa -> inf), no cells and no plateau, P(keep) is the discounted session rate exactly
-(g = 0.9, a0 = 0.5, n0 = 2 gives EVALUATION.md's baseline), so the model contains it.
+`since_t` counts rows since the last keep. The neighbour rate reads at most NEIGHBOUR_K rows, so
+its pull is bounded however long the session (a kernel's sums grow with every near-identical
+row). The shipped fit has no kernel (kappa = inf, P(keep) = c_t); the kernel stays for the CV's
+ablation. An identical earlier row (s = 1, same age) counts as one kernel trial; kappa is the
+prior strength in trials; the kernel weight and kappa enter the predictive mean only through
+their ratio. With no kernel, no cells, no covariates and no neighbour weight, P(keep) is the
+discounted session rate exactly (g = 0.9, a0 = 0.5, n0 = 2 gives EVALUATION.md's baseline), so
+the model contains it.
 
 Other sessions' rows j (a bank that never holds the proposal's own session) can add
 X_tj = lambda exp((s_tj - 1) / tau_x) over the proposal's CROSS_TOP_K nearest bank rows to the
-same sums (`cross_sums`); lambda = 0 is the session model bit for bit. The CV did not earn it a
-place, so nothing shipped passes a bank (models/README.md, "Selection").
+kernel's sums (`cross_sums`); lambda = 0 is the session model bit for bit. The CV did not earn it
+a place, so nothing shipped passes a bank (models/README.md, "Selection").
 
 Pure numpy: every function takes arrays of one session and returns arrays; nothing here imports
 PyMC (the fit is in benchmarks/fit_similarity_evidence.py, its result in models/).
@@ -736,10 +744,13 @@ def evidence_answer(
     rows = [row for row in history if row.get("status") in PREDICTED]
     y = np.array([row["status"] == "keep" for row in rows], dtype=float)
     start = max(0, len(rows) - WINDOW)  # the kernel reads only the last WINDOW rows
-    features = np.zeros((len(rows), _SPACE().dim), dtype=np.float32)
-    features[start:] = history_feature_rows(rows[start:])  # older rows are never read
     scrubbed = strip_result_words(proposal_text)
-    proposal = evidence_features([scrubbed], [proposal_fields(change)])[0]
+    if params.features == "words" and not params.text_weights:  # no feature row is read
+        features, proposal = np.zeros((len(rows), 1), dtype=np.float32), np.zeros(1, np.float32)
+    else:
+        features = np.zeros((len(rows), _SPACE().dim), dtype=np.float32)
+        features[start:] = history_feature_rows(rows[start:])  # older rows are never read
+        proposal = evidence_features([scrubbed], [proposal_fields(change)])[0]
     history_words = proposal_words = None
     if params.features == "words":
         history_words = (None,) * start + history_word_sets(rows[start:])
