@@ -230,3 +230,18 @@ def test_other_sessions_keeps_of_the_same_change_raise_p_keep_their_failures_low
         cross = se.bank_neighbours(session.proposal_features, same, np.full(8, outcome), "store")
         p[outcome] = se.predict_session(session, params, cross=cross).p_keep[-1]
     assert p[0.0] < alone < p[1.0]
+
+
+def test_a_proposal_without_words_is_compared_by_the_words_of_its_parsed_change():
+    """A diff or KEY=value proposal has no description: its word set is its change spoken
+    ("increase learning rate 0.02"); a described proposal keeps its own words; no parameter,
+    no words."""
+    from types import SimpleNamespace
+
+    change = SimpleNamespace(direction="increase", parameter="LEARNING_RATE", to_value="0.02")
+    assert se.evidence_words("", change) == frozenset({"increase", "learning", "rate", "0.02"})
+    assert se.evidence_words("Switch to AdamW", change) == frozenset({"switch", "to", "adamw"})
+    blank = SimpleNamespace(direction="other", parameter=None, to_value=None)
+    assert se.evidence_words("", blank) == frozenset()
+    prose = se.word_sets(["Increase learning rate to 0.015"])
+    assert se.word_cosines([se.evidence_words("", change)], prose)[0, 0] > 0.5

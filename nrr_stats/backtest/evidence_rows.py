@@ -15,9 +15,9 @@ import numpy as np
 from nrr_stats.models.similarity_evidence import (
     SessionRows,
     evidence_features,
+    evidence_words,
     history_fields,
     proposal_fields,
-    word_sets,
 )
 
 PREDICTED = ("keep", "discard", "crash")
@@ -43,7 +43,7 @@ def evidence_rows(items: list[Any]) -> EvidenceRows:
             texts, [proposal_fields(i.proposal, i.config_before) for i in chosen]
         ),
         history_features=evidence_features(texts, [history_fields(i.record) for i in chosen]),
-        words=word_sets(texts),
+        words=tuple(evidence_words(i.description, i.proposal) for i in chosen),
     )
     return EvidenceRows(
         session=session,

@@ -293,6 +293,19 @@ def word_sets(texts: Sequence[str]) -> tuple[frozenset[str], ...]:
     return tuple(frozenset(normalise_text(text)) for text in texts)
 
 
+def evidence_words(scrubbed: str, change: Any) -> frozenset[str]:
+    """The word set a proposal is compared by: its scrubbed description's words, or, when it has
+    none (a diff or KEY=value lines alone) and its parse names a parameter, the words of the
+    parsed change ("increase learning rate 0.02" for LEARNING_RATE 0.01 -> 0.02), so such a
+    proposal still meets the session's rows that describe the same change in prose."""
+    words = word_sets([scrubbed])[0]
+    parameter = getattr(change, "parameter", None)
+    if words or not parameter:
+        return words
+    spoken = f"{change.direction} {parameter.replace('_', ' ')} {change.to_value or ''}"
+    return word_sets([spoken])[0]
+
+
 def word_cosines(proposals: Sequence[frozenset], history: Sequence[frozenset]) -> np.ndarray:
     """(m, h) cosines of word sets, |A & B| / sqrt(|A| |B|) (0 when either is empty): exact on
     the words, where the feature rows fold many n-grams into 84 signed columns, so two unrelated
@@ -754,7 +767,7 @@ def evidence_answer(
     history_words = proposal_words = None
     if params.features == "words":
         history_words = (None,) * start + history_word_sets(rows[start:])
-        proposal_words = word_sets([scrubbed])[0]
+        proposal_words = evidence_words(scrubbed, change)
     prediction = predict_next(
         y, (), features, change.category, proposal, params, history_words, proposal_words
     )
