@@ -774,21 +774,34 @@ def evidence_answer(
     return answer_at(prediction, 0, len(rows), base_rate)
 
 
-_WORDS_CACHE: dict[str, frozenset[str]] = {}
+_WORDS_CACHE: dict[tuple, frozenset[str]] = {}
+_WORD_FIELDS = ("description", "direction", "parameter", "to_value")
+
+
+@dataclass(frozen=True)
+class _StoredChange:
+    """The parsed change of a stored history row, as evidence_words reads a ParsedChange."""
+
+    direction: str
+    parameter: str | None
+    to_value: str | None
 
 
 def history_word_sets(history: Sequence[Mapping[str, Any]]) -> tuple[frozenset[str], ...]:
-    """Word sets of history rows' scrubbed descriptions, cached by description."""
+    """The word sets history rows are compared by: evidence_words of each row's scrubbed
+    description and its stored parse (a diff-only row by its parsed change's words, as the
+    backtest compares it), cached by those fields."""
     from nrr_stats.parser import strip_result_words
 
     out = []
     for row in history:
-        text = row.get("description") or ""
-        words = _WORDS_CACHE.get(text)
+        key = tuple(row.get(name) or "" for name in _WORD_FIELDS)
+        words = _WORDS_CACHE.get(key)
         if words is None:
             if len(_WORDS_CACHE) >= _FEATURE_CACHE_LIMIT:
                 _WORDS_CACHE.clear()
-            words = _WORDS_CACHE[text] = word_sets([strip_result_words(text)])[0]
+            change = _StoredChange(key[1], key[2] or None, key[3] or None)
+            words = _WORDS_CACHE[key] = evidence_words(strip_result_words(key[0]), change)
         out.append(words)
     return tuple(out)
 
