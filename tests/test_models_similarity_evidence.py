@@ -289,3 +289,21 @@ def test_check_and_backtest_compare_a_logs_rows_by_the_same_word_sets():
     items = walk_items(read_results_log(seed))
     records = [item.record for item in items if item.status in PREDICTED]
     assert se.history_word_sets(records) == evidence_rows(items).session.words
+
+
+def test_a_similarity_given_to_session_neighbours_is_the_one_ranked_by():
+    """session_neighbours with the view's own cosines passed in is the view's; neighbour_sums
+    at its defaults is NEIGHBOUR_K rows, weights cosine^1 (the CV's alternatives plug in
+    here)."""
+    session = _session(3, 70)
+
+    def cosines(t0, t1, h0):
+        return se.word_cosines(session.words[t0:t1], session.words[h0:t1])
+
+    plain = se.session_neighbours(session, "words")
+    given = se.session_neighbours(session, "words", cosines)
+    for name in se._NB_FIELDS:
+        assert np.array_equal(getattr(plain, name), getattr(given, name))
+    assert np.array_equal(se.neighbour_sums(plain), se.neighbour_sums(plain, se.NEIGHBOUR_K, 1.0))
+    keeps, trials = se.neighbour_sums(plain, 8, 2.0)
+    assert np.all(trials >= 0) and np.all(keeps <= trials + 1e-12)

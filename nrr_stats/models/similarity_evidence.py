@@ -36,7 +36,7 @@ PyMC (the fit is in benchmarks/fit_similarity_evidence.py, its result in models/
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -222,11 +222,16 @@ def session_centre(
     return centre, m, trials
 
 
-def neighbour_sums(nb: Neighbours) -> tuple[np.ndarray, np.ndarray]:
-    """(sum_j w_j y_j, sum_j w_j) over each proposal's NEIGHBOUR_K most similar earlier rows,
-    w_j = max(cosine, 0): the evidence of the neighbour rate."""
-    k = min(NEIGHBOUR_K, nb.similarity.shape[1])
+def neighbour_sums(
+    nb: Neighbours, k: int = NEIGHBOUR_K, power: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sum_j w_j y_j, sum_j w_j) over each proposal's k (NEIGHBOUR_K) most similar earlier rows,
+    w_j = max(cosine, 0) ** power: the evidence of the neighbour rate (k and power other than
+    the defaults: the CV's alternatives)."""
+    k = min(k, nb.similarity.shape[1])
     weights = np.where(nb.valid[:, :k], np.maximum(nb.similarity[:, :k], 0.0), 0.0)
+    if power != 1.0:
+        weights = weights**power
     return (weights * nb.y[:, :k]).sum(axis=1), weights.sum(axis=1)
 
 
@@ -331,11 +336,16 @@ def neighbours(
     """The nearest earlier rows of proposals (m, d) among history rows (h, d); `ages` (m, h) is
     each history row's age in rows (t-1-i), negative where row i is not earlier. The "words"
     view ranks by word_cosines of the word sets instead of the feature rows."""
-    y = np.asarray(y, dtype=float)
     if features == "words":
         s = word_cosines(proposal_words, history_words)
     else:
         s = pairwise_cosines(feature_view(proposal, features), feature_view(history, features))
+    return neighbours_from_cosines(s, y, ages)
+
+
+def neighbours_from_cosines(s: np.ndarray, y: np.ndarray, ages: np.ndarray) -> Neighbours:
+    """The nearest earlier rows given the (m, h) similarities of proposals to history rows."""
+    y = np.asarray(y, dtype=float)
     m = s.shape[0]
     if s.shape[1] == 0:
         empty = np.zeros((m, 0))
@@ -355,15 +365,25 @@ def neighbours(
     )
 
 
-def session_neighbours(session: SessionRows, features: str) -> Neighbours:
+def session_neighbours(
+    session: SessionRows,
+    features: str,
+    cosines: Callable[[int, int, int], np.ndarray] | None = None,
+) -> Neighbours:
     """Neighbours of every row of a session among the rows before it, in blocks of BLOCK rows
-    (padded to TOP_K slots)."""
+    (padded to TOP_K slots). `cosines(t0, t1, h0)`, when given, is the similarity of proposals
+    t0..t1-1 to rows h0..t1-1 in place of the view's (the CV's alternative similarities)."""
     n = session.y.shape[0]
     parts = []
     for t0 in range(0, n, BLOCK):
         t1 = min(n, t0 + BLOCK)
         h0 = max(0, t0 - WINDOW)
         ages = np.arange(t0, t1)[:, None] - np.arange(h0, t1)[None, :] - 1
+        if cosines is not None:
+            parts.append(
+                _pad(neighbours_from_cosines(cosines(t0, t1, h0), session.y[h0:t1], ages), TOP_K)
+            )
+            continue
         words = session.words if features == "words" else None
         part = neighbours(
             session.proposal_features[t0:t1],
