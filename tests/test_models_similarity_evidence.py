@@ -248,7 +248,7 @@ def test_a_proposal_without_words_is_compared_by_the_words_of_its_parsed_change(
 
 
 def test_a_history_row_without_words_is_compared_by_its_parsed_change_on_both_paths():
-    """A stored row whose description has no words (a diff-only check, recorded) is compared
+    """A stored row whose description has no words (a change given as a diff alone) is compared
     by the words of its parsed change, on the check path (history_word_sets, the stored row's
     fields) as on the backtest path (evidence_rows, the walk item's parse)."""
     from types import SimpleNamespace
