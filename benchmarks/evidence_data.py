@@ -19,7 +19,7 @@ from nrr_stats.models.similarity_evidence import SessionRows
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "autoresearch-logs"
 CACHE = Path(tempfile.gettempdir()) / "nrr-evidence-cache"
-CACHE_VERSION = "3"
+CACHE_VERSION = "4"
 
 
 @dataclass
@@ -31,6 +31,7 @@ class CorpusLog:
     exact: np.ndarray
     near: np.ndarray
     bad_rows: int
+    changes: tuple[tuple[str, str], ...] = ()  # each row's parsed (parameter, direction)
 
 
 @functools.cache
@@ -69,6 +70,7 @@ def _build(path: Path) -> dict:
             near.append(k)
             history.append(item.record)
     s = rows.session
+    chosen = [item for item in items if item.status in PREDICTED]
     return {
         "y": s.y,
         "categories": np.array(s.categories, dtype=object),
@@ -79,6 +81,8 @@ def _build(path: Path) -> dict:
         "exact": np.array(exact, dtype=bool),
         "near": np.array(near, dtype=int),
         "bad_rows": len(log.bad_rows),
+        "parameters": np.array([i.proposal.parameter or "" for i in chosen], dtype=object),
+        "directions": np.array([i.proposal.direction or "" for i in chosen], dtype=object),
     }
 
 
@@ -120,6 +124,10 @@ def load_corpus(corpora=("dev", "dev2"), progress=print) -> tuple[list[CorpusLog
                     exact=np.asarray(data["exact"], dtype=bool),
                     near=np.asarray(data["near"], dtype=int),
                     bad_rows=int(data["bad_rows"]),
+                    changes=tuple(
+                        (str(a), str(b))
+                        for a, b in zip(data["parameters"], data["directions"], strict=True)
+                    ),
                 )
             )
     note = {

@@ -16,6 +16,12 @@ The kernel's form (feature blocks: store / text / fields; age discount h fitted 
 inside each outer fold by an inner 4-fold CV over its training logs (nested). The verdict floor
 is chosen per outer fold on the other folds' out-of-fold predictions. Figures carry 90%
 intervals from 1000 bootstrap resamples of logs.
+
+`--neighbour-candidates idf_train,idf_self,stop,nonum,param,k,p,kp,idf_train_kp,any` scores
+alternatives of the similarity the shipped neighbour rate reads (IDF weights from the fold's
+training logs or the session's earlier rows, stop words, value tokens, parsed-change tokens, the
+neighbour count K and weight power p, nested where a choice is made) against the shipped form,
+paired on the same rows, per corpus (-> similarity_evidence_words_cv.json / _words.md).
 """
 
 from __future__ import annotations
@@ -320,7 +326,9 @@ class Stacked:
             if logs and all(log.cross for log in logs)
             else None
         )
-        self.neighbour = {f: se.neighbour_sums(nb) for f, nb in self.nb.items()}
+        self.neighbour = {
+            f: se.neighbour_sums(nb, *neighbour_form(f)[1:]) for f, nb in self.nb.items()
+        }
         self.cats = list(cats)
         self.features = np.concatenate(
             [np.asarray(log.session.proposal_features, dtype=np.float64) for log in logs]
@@ -1025,6 +1033,19 @@ def main() -> None:
         "--reuse-forms", default="", help="take each fold's kernel form from this CV json"
     )
     parser.add_argument(
+        "--neighbour-candidates",
+        default="",
+        help=f"word similarities for the neighbour rate, any of {tuple(NEIGHBOUR_CANDIDATES)}",
+    )
+    parser.add_argument(
+        "--neighbour-out",
+        default=str(Path(__file__).with_name("similarity_evidence_words_cv.json")),
+    )
+    parser.add_argument(
+        "--neighbour-markdown",
+        default=str(Path(__file__).with_name("similarity_evidence_words.md")),
+    )
+    parser.add_argument(
         "--cross-report", default="", help="comma-separated cross_main outputs -> ablation section"
     )
     args = parser.parse_args()
@@ -1037,6 +1058,9 @@ def main() -> None:
         return
     if args.cross:
         cross_main(args)
+        return
+    if args.neighbour_candidates:
+        neighbour_main(args)
         return
     started = time.perf_counter()
     raw, note = load_corpus(progress=lambda m: print(m, file=sys.stderr))
@@ -1145,6 +1169,379 @@ def main() -> None:
             _score_line(m, t, intervals[m])
             + f" recall {t['avoid_recall']:.3f} block {t['keep_block']:.3f}"
         )
+
+
+# --- word similarities for the neighbour rate (issue 12: IDF, stop words, K and p) -----------
+
+NEIGHBOUR_MARK = "## Word similarities for the neighbour rate"
+# NLTK's English stop-word list (a fixed standard list, not tuned on these logs); its
+# apostrophe forms are left out, as normalise_text splits them ("don't" -> "don", "t")
+STOP_WORDS = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+    she her hers herself it its itself they them their theirs themselves what which who whom this
+    that these those am is are was were be been being have has had having do does did doing a an
+    the and but if or because as until while of at by for with about against between into through
+    during before after above below to from up down in out on off over under again further then
+    once here there when where why how all any both each few more most other some such no nor not
+    only own same so than too very s t can will just don should now d ll m o re ve y ain aren
+    couldn didn doesn hadn hasn haven isn ma mightn mustn needn shan shouldn wasn weren won
+    wouldn""".split()  # noqa: SIM905 - the list as it is usually printed
+)
+NEIGHBOUR_KS = (3, 5, 8)
+NEIGHBOUR_POWERS = (1.0, 2.0)
+# word-set variants: each maps a log's word sets and parsed (parameter, direction) per row to
+# the sets the cosine reads ("param": plus a token of the parsed parameter and one of its
+# direction, so "lower lr" meets "reduce the learning rate" where the parse names one parameter)
+WORD_SETS = {
+    "stop": lambda sets, _: tuple(frozenset(w for w in s if w not in STOP_WORDS) for s in sets),
+    "nonum": lambda sets, _: tuple(frozenset(w for w in s if not _is_number(w)) for s in sets),
+    "param": lambda sets, changes: tuple(
+        s | {f"param={p.lower()}", f"dir={d}"} if p else s
+        for s, (p, d) in zip(sets, changes, strict=True)
+    ),
+}
+
+
+def _is_number(word: str) -> bool:
+    """A value token (0.02, 3e-4, 64k), as the feature rows' value parser reads one."""
+    from nrr_stats.similarity.features import _NUMBER
+
+    return _NUMBER.match(word) is not None
+
+
+def neighbour_form(view: str) -> tuple[str, int, float]:
+    """(similarity, k, power) of a view name such as "idf_train~k8p2" (no suffix: k 5, p 1)."""
+    base, _, suffix = view.partition("~")
+    if not suffix:
+        return base, se.NEIGHBOUR_K, 1.0
+    k, _, p = suffix[1:].partition("p")
+    return base, int(k), float(p)
+
+
+def _indicator(sets, vocabulary: dict[str, int]) -> np.ndarray:
+    x = np.zeros((len(sets), len(vocabulary)))
+    for i, s in enumerate(sets):
+        x[i, [vocabulary[w] for w in s]] = 1.0
+    return x
+
+
+def _weighted_cosines(x_p: np.ndarray, x_h: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """sum_{A&B} w / sqrt(sum_A w sum_B w) for indicator rows x_p (m, V), x_h (h, V); w (V,) or
+    (m, V) (one weight vector per proposal); 0 when either weighted set is empty."""
+    w = np.broadcast_to(w, x_p.shape)
+    shared = (x_p * w) @ x_h.T
+    norm_p = (x_p * w).sum(axis=1)
+    norm_h = w @ x_h.T
+    denom = np.sqrt(norm_p[:, None] * norm_h)
+    return np.where(denom > 0, shared / np.where(denom > 0, denom, 1.0), 0.0)
+
+
+def idf_table(sets_of_logs) -> tuple[dict[str, float], float]:
+    """Smoothed idf over rows as documents, ln((1 + N) / (1 + df)) + 1, and the value of a word
+    no row holds."""
+    df: dict[str, int] = {}
+    rows = 0
+    for sets in sets_of_logs:
+        for s in sets:
+            rows += 1
+            for w in s:
+                df[w] = df.get(w, 0) + 1
+    table = {w: float(np.log((1 + rows) / (1 + c)) + 1) for w, c in df.items()}
+    return table, float(np.log(1 + rows) + 1)
+
+
+def table_cosines(session: se.SessionRows, table: dict[str, float], unseen: float):
+    """cosines(t0, t1, h0) of word sets weighted by idf^2 from a fixed table."""
+    sets = session.words
+
+    def cosines(t0: int, t1: int, h0: int) -> np.ndarray:
+        vocabulary = {w: i for i, w in enumerate(sorted(set().union(*sets[h0:t1])))}
+        w = np.array([table.get(v, unseen) ** 2 for v in vocabulary])
+        return _weighted_cosines(
+            _indicator(sets[t0:t1], vocabulary), _indicator(sets[h0:t1], vocabulary), w
+        )
+
+    return cosines
+
+
+def self_idf_cosines(session: se.SessionRows):
+    """cosines(t0, t1, h0) weighted by idf^2 where row t's idf counts the session's rows in the
+    window before t only (ln((1 + N_t) / (1 + df_t)) + 1): no look-ahead, no other log."""
+    sets = session.words
+
+    def cosines(t0: int, t1: int, h0: int) -> np.ndarray:
+        vocabulary = {w: i for i, w in enumerate(sorted(set().union(*sets[h0:t1])))}
+        x = _indicator(sets[h0:t1], vocabulary)
+        before = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])  # rows < index
+        t = np.arange(t0, t1)
+        lo = np.maximum(0, t - se.WINDOW)
+        df = before[t - h0] - before[lo - h0]
+        n = (t - lo)[:, None]
+        w = (np.log((1.0 + n) / (1.0 + df)) + 1.0) ** 2
+        return _weighted_cosines(x[t0 - h0 :], x, w)
+
+    return cosines
+
+
+def word_view_neighbours(
+    session: se.SessionRows, view: str, table=None, changes=()
+) -> se.Neighbours:
+    """session_neighbours of one word-similarity variant (`table`: idf_train's (idf, unseen);
+    `changes`: each row's parsed (parameter, direction), for "param")."""
+    if view == "words":
+        return se.session_neighbours(session, "words")
+    if view in WORD_SETS:
+        words = WORD_SETS[view](session.words, changes)
+        return se.session_neighbours(replace(session, words=words), "words")
+    if view == "idf_self":
+        return se.session_neighbours(session, "words", self_idf_cosines(session))
+    if view == "idf_train":
+        return se.session_neighbours(session, "words", table_cosines(session, *table))
+    raise ValueError(view)
+
+
+def _with_views(logs: list[Prepared], views: dict[str, dict]) -> list[Prepared]:
+    """The logs with their neighbours of these word-similarity views (view -> file -> nb), each
+    also under its K/p variants' names (the same Neighbours, read with another k and power)."""
+    out = []
+    for log in logs:
+        nb = {}
+        for view, by_file in views.items():
+            for k in NEIGHBOUR_KS:
+                for p in NEIGHBOUR_POWERS:
+                    nb[f"{view}~k{k}p{p:g}"] = by_file[log.file]
+            nb[view] = by_file[log.file]
+        out.append(replace(log, nb=nb))
+    return out
+
+
+def choose_neighbour_form(train: list[Prepared], names: list[str], cats, inner_views=None):
+    """Inner 4-fold CV over the training logs: the view name with the lowest held-out loss.
+    `inner_views(fit_files)`, when given, rebuilds views that are fitted on data (idf_train's
+    table) from the inner training logs alone."""
+    inner = {log.file: zlib.crc32(("inner" + log.file).encode()) % 4 for log in train}
+    losses = dict.fromkeys(names, 0.0)
+    rows = 0
+    for k in range(4):
+        fit_logs = [log for log in train if inner[log.file] != k]
+        held_logs = [log for log in train if inner[log.file] == k]
+        if inner_views is not None:
+            views = inner_views({log.file for log in fit_logs})
+            fit_logs, held_logs = _merge_views(fit_logs, views), _merge_views(held_logs, views)
+        fit_on, held = Stacked(fit_logs, cats), Stacked(held_logs, cats)
+        rows += held.y.shape[0]
+        for name in names:
+            params, _, _ = fit(fit_on, Form("neighbours", name, True, cats))
+            losses[name] += nll(held, params)
+    losses = {name: v / rows for name, v in losses.items()}
+    return min(losses, key=losses.get), losses
+
+
+def _merge_views(logs: list[Prepared], views: dict[str, dict]) -> list[Prepared]:
+    """The logs with these views' neighbours replacing (or added to) theirs."""
+    merged = _with_views(logs, views)
+    return [replace(log, nb={**log.nb, **new.nb}) for log, new in zip(logs, merged, strict=True)]
+
+
+NEIGHBOUR_CANDIDATES = {
+    # name: (view names selected among, nested (inner CV) when more than one)
+    "idf_train": ["idf_train"],
+    "idf_self": ["idf_self"],
+    "stop": ["stop"],
+    "nonum": ["nonum"],
+    "param": ["param"],
+    "k": [f"words~k{k}p1" for k in NEIGHBOUR_KS],
+    "p": [f"words~k{se.NEIGHBOUR_K}p{p:g}" for p in NEIGHBOUR_POWERS],
+    "kp": [f"words~k{k}p{p:g}" for k in NEIGHBOUR_KS for p in NEIGHBOUR_POWERS],
+    "idf_train_kp": [f"idf_train~k{k}p{p:g}" for k in NEIGHBOUR_KS for p in NEIGHBOUR_POWERS],
+    "any": ["words", "idf_train", "idf_self", "stop", "nonum", "param"],
+}
+
+
+NEIGHBOUR_LABELS = {
+    "discounted": "discounted running rate",
+    "shipped": "shipped: set cosine of word sets, K 5, weights cosine^1",
+    "idf_train": "IDF-weighted cosine, document frequencies of the fold's training logs",
+    "idf_self": "IDF-weighted cosine, document frequencies of the session's earlier rows",
+    "stop": "NLTK English stop words removed",
+    "nonum": "number / value tokens removed",
+    "param": "+ tokens of the parsed parameter and direction",
+    "k": "K nested among 3 / 5 / 8 (p 1)",
+    "p": "p nested among 1 / 2 (K 5)",
+    "kp": "K x p nested (3 / 5 / 8 x 1 / 2)",
+    "idf_train_kp": "IDF (training logs) with K x p nested",
+    "any": "similarity nested among words / IDF x2 / stop / nonum / param",
+}
+
+
+def neighbour_markdown(out: dict, methods: list[str], candidates: list[str]) -> str:
+    """The word-similarity candidates' table: every figure with its 90% interval, per split."""
+    lines = [
+        NEIGHBOUR_MARK + " (5-fold CV grouped by log)",
+        "",
+        "Generated by `benchmarks/similarity_evidence_cv.py --neighbour-candidates ...` on dev/ +"
+        f" dev2/: {out['logs']} logs, {out['rows']} rows. Each candidate changes only the"
+        " similarity the shipped neighbour rate ranks and weights earlier rows by; its"
+        " parameters are refitted per outer fold on the training logs; a choice among several"
+        " forms is made inside each outer fold by an inner 4-fold CV on its training logs"
+        " (IDF tables rebuilt from the inner training logs). Intervals: 90%, 1000 bootstrap"
+        " resamples of logs; paired = log loss per row minus the shipped form's on the same rows"
+        " and resamples (negative: the candidate is better).",
+        "",
+    ]
+    for split in ("all", "dev", "dev2"):
+        part = out[split]
+        t, iv, d = part["table"], part["intervals_90"], part["paired_minus_shipped"]
+        lines += [
+            f"### {split}: {part['logs']} logs, {part['rows']} rows",
+            "",
+            "| similarity | log loss | ratio vs discounted | ECE | paired vs shipped | logs"
+            " better / worse |",
+            "|---|---|---|---|---|---|",
+        ]
+        for m in methods:
+            paired_cell = (
+                f"{d[m]['difference_per_row']:+.5f} [{d[m]['interval_90'][0]:+.5f},"
+                f" {d[m]['interval_90'][1]:+.5f}] | {d[m]['logs_better']} / {d[m]['logs_worse']}"
+                if m in d
+                else "- | -"
+            )
+            lines.append(
+                f"| {NEIGHBOUR_LABELS.get(m, m)} | {t[m]['log_loss']:.4f}"
+                f" [{iv[m]['log_loss'][0]:.4f}, {iv[m]['log_loss'][1]:.4f}] |"
+                f" {t[m]['ratio_vs_discounted']:.4f} [{iv[m]['ratio'][0]:.3f},"
+                f" {iv[m]['ratio'][1]:.3f}] | {t[m]['ece']:.4f} [{iv[m]['ece'][0]:.4f},"
+                f" {iv[m]['ece'][1]:.4f}] | {paired_cell} |"
+            )
+        lines.append("")
+    lines += ["Forms chosen per outer fold (nested candidates):", ""]
+    for m in candidates:
+        views = [c["view"] for c in out["chosen"][m]]
+        if len(set(NEIGHBOUR_CANDIDATES[m])) > 1:
+            lines.append(f"- {m}: {', '.join(views)}")
+    return "\n".join(lines) + "\n"
+
+
+def neighbour_main(args) -> None:
+    """The shipped neighbour rate on word sets against alternatives of its similarity, per
+    outer fold: fitted on the training logs (a choice among several views by inner CV on them;
+    idf_train's table from the training logs of the fold, or of the inner fold), scored on the
+    held-out logs; paired against the shipped form on the same rows."""
+    started = time.perf_counter()
+    raw, note = load_corpus(progress=lambda m: print(m, file=sys.stderr))
+    corpus = {log.file: log.corpus for log in raw}
+    sessions = {log.file: log.session for log in raw}
+    changes = {log.file: log.changes for log in raw}
+    logs = [Prepared(log.file, log.session, {}, log.exact, log.near) for log in raw]
+    cats = categories(logs)
+    candidates = args.neighbour_candidates.split(",")
+    fixed = {
+        v: {f: word_view_neighbours(s, v, changes=changes[f]) for f, s in sessions.items()}
+        for v in ("words", "stop", "nonum", "param", "idf_self")
+    }
+    print(f"views built {time.perf_counter() - started:.0f}s", file=sys.stderr)
+
+    def idf_views(files: set[str]) -> dict[str, dict]:
+        table = idf_table(sessions[f].words for f in files)
+        return {
+            "idf_train": {
+                f: word_view_neighbours(s, "idf_train", table) for f, s in sessions.items()
+            }
+        }
+
+    # the weighted cosine with unit weights is the shipped set cosine
+    for session in list(sessions.values())[:15]:
+        unit = se.session_neighbours(session, "words", table_cosines(session, {}, 1.0))
+        plain = fixed["words"][next(f for f, s in sessions.items() if s is session)]
+        assert np.allclose(unit.similarity, plain.similarity, atol=1e-12)
+    # the fast path equals the model's own on the plumbed-in similarities
+    base = se.EvidenceParams(discount=0.9, plateau=-0.3, position=0.1, neighbour_weight=0.8)
+    probe = _with_views(logs[:15], {**fixed, **idf_views(set(sessions))})
+    for view in ("words", "stop", "param", "idf_self", "idf_train"):
+        params = replace(base, features=view)
+        fast = Stacked(probe, cats).p_keep(params)
+        slow = np.concatenate(
+            [se.predict_session(lg.session, params, lg.nb[view]).p_keep for lg in probe]
+        )
+        assert np.allclose(fast, slow, rtol=1e-9, atol=1e-12), view
+    methods = ["discounted", "shipped", *candidates]
+    oof = {log.file: {} for log in logs}
+    chosen: dict[str, list] = {m: [] for m in methods[1:]}
+    for fold in range(FOLDS):
+        train_files = {log.file for log in logs if fold_of(log.file) != fold}
+        views = {**fixed, **idf_views(train_files)}
+        every = _with_views(logs, views)
+        train = [log for log in every if log.file in train_files]
+        test = [log for log in every if log.file not in train_files]
+        stacked, held = Stacked(train, cats), Stacked(test, cats)
+        for method in methods[1:]:
+            names = ["words"] if method == "shipped" else NEIGHBOUR_CANDIDATES[method]
+            inner = {}
+            if len(names) > 1:
+                rebuild = idf_views if any(n.startswith("idf_train") for n in names) else None
+                name, inner = choose_neighbour_form(train, names, cats, rebuild)
+            else:
+                name = names[0]
+            params, _, value = fit(stacked, Form("neighbours", name, True, cats))
+            chosen[method].append(
+                {
+                    "fold": fold,
+                    "view": name,
+                    "inner": inner,
+                    "train_nll": value,
+                    "params": params.as_dict(),
+                }
+            )
+            p = held.p_keep(params)
+            for log, a, b in zip(test, held.bounds[:-1], held.bounds[1:], strict=True):
+                oof[log.file][method] = p[a:b]
+            print(
+                f"fold {fold} {method}: {name} {time.perf_counter() - started:.0f}s",
+                file=sys.stderr,
+            )
+        for log in test:
+            oof[log.file]["discounted"] = se.predict_session(log.session, se.BASELINE).p_keep
+    per_log = [
+        {
+            "file": log.file,
+            "corpus": corpus[log.file],
+            "y": log.session.y,
+            "p": oof[log.file],
+            "avoid": {m: np.zeros(len(log.session.y), dtype=bool) for m in methods},
+        }
+        for log in logs
+    ]
+    out = {"corpus": note, "rows": int(sum(len(r["y"]) for r in per_log)), "logs": len(logs)}
+    for split in ("all", "dev", "dev2"):
+        part = [r for r in per_log if split == "all" or r["corpus"] == split]
+        y = np.concatenate([r["y"] for r in part])
+        table = {}
+        for m in methods:
+            table[m] = metrics(np.concatenate([r["p"][m] for r in part]), y)
+            table[m]["ratio_vs_discounted"] = table[m]["log_loss"] / table["discounted"]["log_loss"]
+        out[split] = {
+            "logs": len(part),
+            "rows": int(len(y)),
+            "table": table,
+            "intervals_90": bootstrap(part, methods, np.random.default_rng(0)),
+            "paired_minus_shipped": {
+                m: paired(part, "shipped", m, np.random.default_rng(0)) for m in candidates
+            },
+        }
+    out["chosen"] = chosen
+    out["wall_s"] = time.perf_counter() - started
+    Path(args.neighbour_out).write_text(json.dumps(out, indent=1))
+    Path(args.neighbour_markdown).write_text(neighbour_markdown(out, methods, candidates))
+    for split in ("all", "dev", "dev2"):
+        print(f"== {split}: {out[split]['logs']} logs, {out[split]['rows']} rows")
+        for m in methods:
+            print(_score_line(m, out[split]["table"][m], out[split]["intervals_90"][m]))
+        for m, d in out[split]["paired_minus_shipped"].items():
+            print(
+                f"paired {m} - shipped: {d['difference_per_row']:+.5f}"
+                f" [{d['interval_90'][0]:+.5f}, {d['interval_90'][1]:+.5f}]"
+                f" logs better/worse {d['logs_better']}/{d['logs_worse']}"
+            )
 
 
 if __name__ == "__main__":

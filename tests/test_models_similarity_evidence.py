@@ -245,3 +245,65 @@ def test_a_proposal_without_words_is_compared_by_the_words_of_its_parsed_change(
     assert se.evidence_words("", blank) == frozenset()
     prose = se.word_sets(["Increase learning rate to 0.015"])
     assert se.word_cosines([se.evidence_words("", change)], prose)[0, 0] > 0.5
+
+
+def test_a_history_row_without_words_is_compared_by_its_parsed_change_on_both_paths():
+    """A stored row whose description has no words (a change given as a diff alone) is compared
+    by the words of its parsed change, on the check path (history_word_sets, the stored row's
+    fields) as on the backtest path (evidence_rows, the walk item's parse)."""
+    from types import SimpleNamespace
+
+    from nrr_stats.backtest.evidence_rows import evidence_rows
+    from nrr_stats.parser import ParsedChange
+
+    change = ParsedChange("learning_rate", "increase", "LEARNING_RATE", "0.01", "0.02")
+    record = {
+        "description": "",
+        "category": "learning_rate",
+        "direction": "increase",
+        "parameter": "LEARNING_RATE",
+        "from_value": "0.01",
+        "to_value": "0.02",
+        "status": "discard",
+    }
+    item = SimpleNamespace(
+        status="discard", description="", proposal=change, config_before={}, record=record, row=2
+    )
+    spoken = frozenset({"increase", "learning", "rate", "0.02"})
+    assert se.history_word_sets([record]) == (spoken,)
+    assert evidence_rows([item]).session.words == (spoken,)
+    described = {**record, "description": "Raise LR"}
+    assert se.history_word_sets([described]) == (frozenset({"raise", "lr"}),)
+
+
+def test_check_and_backtest_compare_a_logs_rows_by_the_same_word_sets():
+    """For every predicted row of the seed log, the word set the backtest compares it by is the
+    one the check path computes from the row ingest stores."""
+    from pathlib import Path
+
+    from nrr_stats.backtest.evidence_rows import PREDICTED, evidence_rows
+    from nrr_stats.backtest.walk import walk_items
+    from nrr_stats.ingest import read_results_log
+
+    seed = Path(__file__).parent / "fixtures" / "backtest" / "seed_results.tsv"
+    items = walk_items(read_results_log(seed))
+    records = [item.record for item in items if item.status in PREDICTED]
+    assert se.history_word_sets(records) == evidence_rows(items).session.words
+
+
+def test_a_similarity_given_to_session_neighbours_is_the_one_ranked_by():
+    """session_neighbours with the view's own cosines passed in is the view's; neighbour_sums
+    at its defaults is NEIGHBOUR_K rows, weights cosine^1 (the CV's alternatives plug in
+    here)."""
+    session = _session(3, 70)
+
+    def cosines(t0, t1, h0):
+        return se.word_cosines(session.words[t0:t1], session.words[h0:t1])
+
+    plain = se.session_neighbours(session, "words")
+    given = se.session_neighbours(session, "words", cosines)
+    for name in se._NB_FIELDS:
+        assert np.array_equal(getattr(plain, name), getattr(given, name))
+    assert np.array_equal(se.neighbour_sums(plain), se.neighbour_sums(plain, se.NEIGHBOUR_K, 1.0))
+    keeps, trials = se.neighbour_sums(plain, 8, 2.0)
+    assert np.all(trials >= 0) and np.all(keeps <= trials + 1e-12)

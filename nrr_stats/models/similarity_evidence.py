@@ -36,7 +36,7 @@ PyMC (the fit is in benchmarks/fit_similarity_evidence.py, its result in models/
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -222,11 +222,16 @@ def session_centre(
     return centre, m, trials
 
 
-def neighbour_sums(nb: Neighbours) -> tuple[np.ndarray, np.ndarray]:
-    """(sum_j w_j y_j, sum_j w_j) over each proposal's NEIGHBOUR_K most similar earlier rows,
-    w_j = max(cosine, 0): the evidence of the neighbour rate."""
-    k = min(NEIGHBOUR_K, nb.similarity.shape[1])
+def neighbour_sums(
+    nb: Neighbours, k: int = NEIGHBOUR_K, power: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sum_j w_j y_j, sum_j w_j) over each proposal's k (NEIGHBOUR_K) most similar earlier rows,
+    w_j = max(cosine, 0) ** power: the evidence of the neighbour rate (k and power other than
+    the defaults: the CV's alternatives)."""
+    k = min(k, nb.similarity.shape[1])
     weights = np.where(nb.valid[:, :k], np.maximum(nb.similarity[:, :k], 0.0), 0.0)
+    if power != 1.0:
+        weights = weights**power
     return (weights * nb.y[:, :k]).sum(axis=1), weights.sum(axis=1)
 
 
@@ -331,11 +336,16 @@ def neighbours(
     """The nearest earlier rows of proposals (m, d) among history rows (h, d); `ages` (m, h) is
     each history row's age in rows (t-1-i), negative where row i is not earlier. The "words"
     view ranks by word_cosines of the word sets instead of the feature rows."""
-    y = np.asarray(y, dtype=float)
     if features == "words":
         s = word_cosines(proposal_words, history_words)
     else:
         s = pairwise_cosines(feature_view(proposal, features), feature_view(history, features))
+    return neighbours_from_cosines(s, y, ages)
+
+
+def neighbours_from_cosines(s: np.ndarray, y: np.ndarray, ages: np.ndarray) -> Neighbours:
+    """The nearest earlier rows given the (m, h) similarities of proposals to history rows."""
+    y = np.asarray(y, dtype=float)
     m = s.shape[0]
     if s.shape[1] == 0:
         empty = np.zeros((m, 0))
@@ -355,15 +365,25 @@ def neighbours(
     )
 
 
-def session_neighbours(session: SessionRows, features: str) -> Neighbours:
+def session_neighbours(
+    session: SessionRows,
+    features: str,
+    cosines: Callable[[int, int, int], np.ndarray] | None = None,
+) -> Neighbours:
     """Neighbours of every row of a session among the rows before it, in blocks of BLOCK rows
-    (padded to TOP_K slots)."""
+    (padded to TOP_K slots). `cosines(t0, t1, h0)`, when given, is the similarity of proposals
+    t0..t1-1 to rows h0..t1-1 in place of the view's (the CV's alternative similarities)."""
     n = session.y.shape[0]
     parts = []
     for t0 in range(0, n, BLOCK):
         t1 = min(n, t0 + BLOCK)
         h0 = max(0, t0 - WINDOW)
         ages = np.arange(t0, t1)[:, None] - np.arange(h0, t1)[None, :] - 1
+        if cosines is not None:
+            parts.append(
+                _pad(neighbours_from_cosines(cosines(t0, t1, h0), session.y[h0:t1], ages), TOP_K)
+            )
+            continue
         words = session.words if features == "words" else None
         part = neighbours(
             session.proposal_features[t0:t1],
@@ -774,21 +794,34 @@ def evidence_answer(
     return answer_at(prediction, 0, len(rows), base_rate)
 
 
-_WORDS_CACHE: dict[str, frozenset[str]] = {}
+_WORDS_CACHE: dict[tuple, frozenset[str]] = {}
+_WORD_FIELDS = ("description", "direction", "parameter", "to_value")
+
+
+@dataclass(frozen=True)
+class _StoredChange:
+    """The parsed change of a stored history row, as evidence_words reads a ParsedChange."""
+
+    direction: str
+    parameter: str | None
+    to_value: str | None
 
 
 def history_word_sets(history: Sequence[Mapping[str, Any]]) -> tuple[frozenset[str], ...]:
-    """Word sets of history rows' scrubbed descriptions, cached by description."""
+    """The word sets history rows are compared by: evidence_words of each row's scrubbed
+    description and its stored parse (a diff-only row by its parsed change's words, as the
+    backtest compares it), cached by those fields."""
     from nrr_stats.parser import strip_result_words
 
     out = []
     for row in history:
-        text = row.get("description") or ""
-        words = _WORDS_CACHE.get(text)
+        key = tuple(row.get(name) or "" for name in _WORD_FIELDS)
+        words = _WORDS_CACHE.get(key)
         if words is None:
             if len(_WORDS_CACHE) >= _FEATURE_CACHE_LIMIT:
                 _WORDS_CACHE.clear()
-            words = _WORDS_CACHE[text] = word_sets([strip_result_words(text)])[0]
+            change = _StoredChange(key[1], key[2] or None, key[3] or None)
+            words = _WORDS_CACHE[key] = evidence_words(strip_result_words(key[0]), change)
         out.append(words)
     return tuple(out)
 
