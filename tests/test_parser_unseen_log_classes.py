@@ -275,3 +275,35 @@ def test_the_domain_counts_survive_a_saved_state() -> None:
 def test_max_norm_is_gradient_clipping(text: str) -> None:
     parsed = parse_description(text)
     assert (parsed.category, parsed.parameter) == ("regularization", "GRAD_CLIP")
+
+
+# --- a thing named before a remark: the remark's comparatives and numbers are not its change -----
+@pytest.mark.parametrize(
+    ("text", "category", "direction"),
+    [
+        ("ring buffer for the log writer — fewer allocations, slower start", "other", "add"),
+        ("orthogonal init — 3x better sharpe", "initialization", "replace"),
+    ],
+)
+def test_a_named_thing_before_a_remark_is_what_changed(
+    text: str, category: str, direction: str
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction) == (category, direction)
+    assert "x" not in parsed.to_value  # the remark's "3x" is no value of the change
+
+
+# --- a technique the row says is in force at another value moves from it --------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("dropout 0.3 (0.1 is optimal)", ("increase", "0.1", "0.3")),
+        ("label smoothing 0.05: 0.1 was the sweet spot", ("decrease", "0.1", "0.05")),
+        ("softcap 20 (30 is better)", ("decrease", "30", "20")),
+    ],
+)
+def test_a_technique_in_force_at_a_stated_value_moves_from_it(
+    text: str, expected: tuple[str, str, str]
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.direction, parsed.from_value, parsed.to_value) == expected

@@ -46,9 +46,10 @@ STILL_BEST = lazy_compile(
     # "(15 is better)", "(WD=0.2 better)", "...: 0.8 is still optimal" (outside brackets with is/was)
     rf"(?:\(\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val>{NUM})\s+(?:is\s+|was\s+)?"
     rf"|(?:[:;,]|\s[—–-])\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val2>{NUM})\s+(?:is\s+|was\s+|(?=still\s)))"
-    r"(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?(?:better|optimal|best)\b",
+    r"(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?(?:the\s+|a\s+)?"
+    r"(?:better|optimal|best|sweet\s+spot|ideal)\b",
     re.I,
-    needs=("better", "optimal", "best"),
+    needs=("better", "optimal", "best", "sweet", "ideal"),
 )
 BASELINE = re.compile(
     r"\b(baseline|re-?run|reproduc\w*|sanity check|reference run|control run|initial state|no changes)\b",
@@ -655,6 +656,16 @@ def parse_description(
     cleaned = strip_result_words_with(raw, rules)
     parsed = _parse_clean(cleaned, rules, config)
     extra = _revealed_current(raw, parsed.parameter, parsed.to_value)
+    if (
+        parsed.direction == "add"
+        and extra
+        and not parsed.from_value
+        and compare(extra[0][1], parsed.to_value) in ("increase", "decrease")
+    ):
+        # "dropout 0.3 (0.1 is optimal)": a technique the row says is in force at another value
+        parsed = dataclasses.replace(
+            parsed, direction=compare(extra[0][1], parsed.to_value), from_value=extra[0][1]
+        )
     to_zero = parsed.direction == "decrease" and to_number(parsed.to_value) == 0
     if parsed.category not in ("other", "multiple") and (
         parsed.direction == "other" or (to_zero and not parsed.from_value)
@@ -714,7 +725,8 @@ def _without_commentary(text: str, rules: Rules) -> str:
         head, tail = text[: cut.start()], text[cut.end() :]
         if not re.search(r"[A-Za-z]{2}", head) or not _outside_brackets(text, cut.start()):
             continue
-        if not _states_change(head, rules, by_verb=":" not in cut.group()):
+        dash = ":" not in cut.group()
+        if not dash and not _states_change(head, rules, by_verb=False):
             continue
         rest = tail[GOES_ON.match(tail).end() :] if GOES_ON.match(tail) else tail
         opening = _direction_words(rest[:40], rules)
