@@ -307,3 +307,55 @@ def test_a_technique_in_force_at_a_stated_value_moves_from_it(
 ) -> None:
     parsed = parse_description(text)
     assert (parsed.direction, parsed.from_value, parsed.to_value) == expected
+
+
+# --- a score named by a metric word or ending is a result, not a setting -------------------------
+@pytest.mark.parametrize(
+    ("text", "category", "direction"),
+    [
+        (
+            "resnet50 backbone; test_auc=0.811 well below the vit best (0.842)",
+            "architecture_other",
+            "replace",
+        ),
+        ("swap the tokenizer to BPE: f1: 0.64", "data", "replace"),
+        (
+            "efficientvit backbone; holdout_mae=3.1 well above the swin best (2.8)",
+            "architecture_other",
+            "replace",
+        ),
+    ],
+)
+def test_a_metric_figure_is_not_the_setting_changed(
+    text: str, category: str, direction: str
+) -> None:
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction) == (category, direction)
+    assert "AUC" not in parsed.parameter and "F1" not in parsed.parameter
+
+
+def test_a_metric_compared_with_a_figure_does_not_give_the_setting_a_start() -> None:
+    parsed = parse_description("mixup_alpha=0.4 cv_rmse=0.213 vs 0.220 baseline")
+    assert (parsed.parameter, parsed.from_value, parsed.to_value) == ("MIXUP_ALPHA", "", "0.4")
+
+
+def test_a_plus_before_a_count_is_no_metric_figure() -> None:
+    parsed = parse_description("MAE+3 seeds from 1")
+    assert (parsed.direction, parsed.from_value, parsed.to_value) == ("increase", "1", "3")
+
+
+# --- a multiplier written onto the name it scales ----------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "category", "direction"),
+    [
+        ("LRx2 on the head only", "learning_rate", "increase"),
+        ("widthx0.5 for the adapter", "model_width", "decrease"),
+    ],
+)
+def test_a_glued_multiplier_scales_its_name(text: str, category: str, direction: str) -> None:
+    parsed = parse_description(text)
+    assert (parsed.category, parsed.direction) == (category, direction)
+
+
+def test_letters_before_an_x_that_name_nothing_are_no_multiplier() -> None:
+    assert parse_description("boxx2 layout").direction == "other"

@@ -17,6 +17,7 @@ from nrr_stats.parser.changes import (
     NUM_TO_NUM,
     STOP,
     Change,
+    alias_of,
     noun_phrase_before,
     parameter_name,
     stated_settings,
@@ -740,8 +741,28 @@ def _without_commentary(text: str, rules: Rules) -> str:
     return text
 
 
+# "LRx2", "widthx0.5": a multiplier written onto the name it scales
+GLUED_TIMES = re.compile(r"(?<![\w.])([A-Za-z][A-Za-z_]{0,20}?)([x×]\d+(?:\.\d+)?)(?![\w.])")
+
+
+def _unglue_multipliers(text: str, rules: Rules) -> str:
+    """ "LRx2" -> "LR x2" when the letters before the "x" name a parameter the rules know."""
+
+    def split(match: re.Match[str]) -> str:
+        name = match.group(1)
+        known = (
+            name.lower().replace("_", " ") in rules.parameters
+            or alias_of(name, rules)
+            or any(m.start == 0 and m.end == len(name) for m in _find_mentions(name, rules))
+        )
+        return f"{name} {match.group(2)}" if known else match.group(0)
+
+    return GLUED_TIMES.sub(split, text) if "x" in text or "×" in text else text
+
+
 def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedChange:
     text = _main_statement(PREFIX_TAG.sub("", text, count=1).strip())
+    text = _unglue_multipliers(text, rules)
     head = _without_commentary(text, rules)
     if head != text:
         parsed = _parse_statement(head, rules, config)
