@@ -359,3 +359,18 @@ def test_a_glued_multiplier_scales_its_name(text: str, category: str, direction:
 
 def test_letters_before_an_x_that_name_nothing_are_no_multiplier() -> None:
     assert parse_description("boxx2 layout").direction == "other"
+
+
+# --- a setting named in the singular or the plural is one setting ----------------------------------
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([("baseline num_layers=6", True), ("num_layer 8", False)], ("increase", "6", "8")),
+        ([("baseline epochs=10", True), ("EPOCH=15", False)], ("increase", "10", "15")),
+    ],
+)
+def test_singular_and_plural_names_are_one_setting(
+    rows: list[tuple[str, bool]], expected: tuple[str, str, str]
+) -> None:
+    last = walk(rows)[-1]
+    assert (last.direction, last.from_value, last.to_value) == expected

@@ -488,6 +488,11 @@ def _choice_setting(text: str, change: Change) -> bool:
 CHOICE_VALUE = re.compile(r"(['\"]?)[A-Za-z][\w.:\-]*\1")
 
 
+def _name_words(name: str) -> set[str]:
+    """The words of a parameter name, singular ("N_HEADS" and "N_HEAD" name one setting)."""
+    return {w[:-1] if len(w) > 3 and w.endswith("S") else w for w in name.split("_")}
+
+
 def known_value(parameter: str, config: Mapping[str, str], to_value: str = "") -> str | None:
     """The kept value of a parameter: its own entry, else the one entry whose name contains it or
     is contained in it, word by word ("batch=32K" after "total_batch=65K") and, when the new value
@@ -496,10 +501,8 @@ def known_value(parameter: str, config: Mapping[str, str], to_value: str = "") -
         return None
     if parameter in config:
         return config[parameter]
-    words = set(parameter.split("_"))
-    related = [
-        key for key in config if (set(key.split("_")) >= words or set(key.split("_")) <= words)
-    ]
+    words = _name_words(parameter)
+    related = [key for key in config if (_name_words(key) >= words or _name_words(key) <= words)]
     if len(related) != 1:
         return None
     current, new = to_number(config[related[0]]), to_number(to_value) if to_value else None
