@@ -374,3 +374,21 @@ def test_singular_and_plural_names_are_one_setting(
 ) -> None:
     last = walk(rows)[-1]
     assert (last.direction, last.from_value, last.to_value) == expected
+
+
+def test_a_training_log_with_unusual_words_is_not_judged_a_software_log() -> None:
+    rows = [
+        ("S1 baseline geo head", True),
+        ("S1 exp2 haversine bins", False),
+        ("S1 exp3 dropout 0.1", False),
+        ("S1 exp4 country prior", False),
+        ("S1 exp5 weight decay 0.05", False),
+        ("S1 exp6 cell smoothing", False),
+        ("S1 exp7 lr 3e-4", False),
+        ("S1 exp8 panorama crops", False),
+        ("S1 exp9 AdamW betas (0.9, 0.95)", False),
+        ("S1 exp10 label smoothing 0.1", False),
+        ("S1 exp11 region tokens", False),
+        ("S1 exp12 EMA of the weights", False),
+    ]
+    assert walk(rows)[-1].category == "optimizer"

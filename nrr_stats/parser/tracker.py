@@ -14,6 +14,7 @@ Fallback = Callable[[str, ParsedChange, Mapping[str, str]], ParsedChange]
 KEPT_STATUSES = frozenset({"keep", "kept", "baseline", "best", "accepted", "improved"})
 MIN_ROWS_FOR_DOMAIN = 10  # earlier rows before a log's domain is judged from them
 OTHER_SHARE = 0.8  # share of those rows of no ML category that marks a log as not ML training
+TRAINING_SHARE = 0.1  # and the most of them that may plainly change an ML-training setting
 
 
 class ConfigTracker:
@@ -84,7 +85,11 @@ class ConfigTracker:
         """True when the log so far is plainly not ML training: several earlier rows, nearly all
         of no ML category ("MemoizedConstitution", "skip DAG validation", ...), so "warmup" or
         "cache" in its next row is that log's own thing."""
-        return self.rows >= MIN_ROWS_FOR_DOMAIN and self.other_rows >= OTHER_SHARE * self.rows
+        return (
+            self.rows >= MIN_ROWS_FOR_DOMAIN
+            and self.other_rows >= OTHER_SHARE * self.rows
+            and self.training_rows <= TRAINING_SHARE * self.rows
+        )
 
     def observe(self, parsed: ParsedChange, kept: bool) -> None:
         """A row's `from` values reveal the current values (even when discarded); a kept row moves them to `to`."""
