@@ -17,6 +17,7 @@ from nrr_stats.parser.changes import (
     NUM_TO_NUM,
     STOP,
     Change,
+    alias_of,
     noun_phrase_before,
     parameter_name,
     stated_settings,
@@ -46,9 +47,10 @@ STILL_BEST = lazy_compile(
     # "(15 is better)", "(WD=0.2 better)", "...: 0.8 is still optimal" (outside brackets with is/was)
     rf"(?:\(\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val>{NUM})\s+(?:is\s+|was\s+)?"
     rf"|(?:[:;,]|\s[—–-])\s*(?:[A-Za-z_]\w*\s*=\s*)?(?P<val2>{NUM})\s+(?:is\s+|was\s+|(?=still\s)))"
-    r"(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?(?:better|optimal|best)\b",
+    r"(?:still\s+)?(?:slightly\s+|much\s+|clearly\s+)?(?:the\s+|a\s+)?"
+    r"(?:better|optimal|best|sweet\s+spot|ideal)\b",
     re.I,
-    needs=("better", "optimal", "best"),
+    needs=("better", "optimal", "best", "sweet", "ideal"),
 )
 BASELINE = re.compile(
     r"\b(baseline|re-?run|reproduc\w*|sanity check|reference run|control run|initial state|no changes)\b",
@@ -87,6 +89,10 @@ def _names_baseline_row(text: str) -> bool:
 
 # "..., reproduce best result": anywhere in the row (outside brackets), it re-runs what is known
 REPRODUCE = re.compile(r"\b(?:reproduc\w*|re-?produc\w*|replicat\w*)\b", re.I)
+# "SWA + lr=4e-4 rerun": a row that runs a configuration again states it, it changes nothing
+RERUN = re.compile(r"\bre-?run(?:s|ning)?\b", re.I)
+# Where a row's remarks begin: a dash, colon or semicolon after the statement
+REMARKS = re.compile(r"\s(?:—|–|--?)\s|:\s|;")
 REVERT = re.compile(r"^\s*(?:revert(?:ed|ing)?|roll\s?back|undo|restore[ds]?|go\s+back)\b", re.I)
 SWEEP = re.compile(r"\[[^\]]*[,.]{1,2}[^\]]*\]|\bsweep\b|\bgrid\b|\bscan\b", re.I)
 
@@ -482,6 +488,11 @@ def _choice_setting(text: str, change: Change) -> bool:
 CHOICE_VALUE = re.compile(r"(['\"]?)[A-Za-z][\w.:\-]*\1")
 
 
+def _name_words(name: str) -> set[str]:
+    """The words of a parameter name, singular ("N_HEADS" and "N_HEAD" name one setting)."""
+    return {w[:-1] if len(w) > 3 and w.endswith("S") else w for w in name.split("_")}
+
+
 def known_value(parameter: str, config: Mapping[str, str], to_value: str = "") -> str | None:
     """The kept value of a parameter: its own entry, else the one entry whose name contains it or
     is contained in it, word by word ("batch=32K" after "total_batch=65K") and, when the new value
@@ -490,10 +501,8 @@ def known_value(parameter: str, config: Mapping[str, str], to_value: str = "") -
         return None
     if parameter in config:
         return config[parameter]
-    words = set(parameter.split("_"))
-    related = [
-        key for key in config if (set(key.split("_")) >= words or set(key.split("_")) <= words)
-    ]
+    words = _name_words(parameter)
+    related = [key for key in config if (_name_words(key) >= words or _name_words(key) <= words)]
     if len(related) != 1:
         return None
     current, new = to_number(config[related[0]]), to_number(to_value) if to_value else None
@@ -651,7 +660,21 @@ def parse_description(
     cleaned = strip_result_words_with(raw, rules)
     parsed = _parse_clean(cleaned, rules, config)
     extra = _revealed_current(raw, parsed.parameter, parsed.to_value)
-    if parsed.direction == "other" and parsed.category not in ("other", "multiple"):
+    if (
+        parsed.direction == "add"
+        and extra
+        and not parsed.from_value
+        and compare(extra[0][1], parsed.to_value) in ("increase", "decrease")
+    ):
+        # "dropout 0.3 (0.1 is optimal)": a technique the row says is in force at another value
+        parsed = dataclasses.replace(
+            parsed, direction=compare(extra[0][1], parsed.to_value), from_value=extra[0][1]
+        )
+    to_zero = parsed.direction == "decrease" and to_number(parsed.to_value) == 0
+    if parsed.category not in ("other", "multiple") and (
+        parsed.direction == "other" or (to_zero and not parsed.from_value)
+    ):
+        # "eta_min=0 (eta_min=1e-4 was better)": the aside names where a value taken to 0 started
         parsed = _direction_from_aside(raw, parsed, extra, rules)
     foreign = any(
         m.term.category == "other" and _span_norm(cleaned, m) not in GENERIC_OTHER_WORDS
@@ -666,8 +689,92 @@ def _span_norm(text: str, mention: Mention) -> str:
     return re.sub(r"[_\-\s]+", " ", text[mention.start : mention.end].lower()).strip()
 
 
+# A spaced dash or a colon after which a row often comments on its change ("dropout 0.2 — more
+# overfitting", "use GeLU: more stable").
+COMMENT_CUT = re.compile(r"\s+(?:—|–|--?)\s+|(?<=\S):\s+")
+# Words that go on with the change after the cut rather than comment on it ("..., also bump ...").
+GOES_ON = re.compile(r"(?:also|and|then|plus|\+)\s+", re.I)
+# A comparative adjective ("more", "fewer", "bigger", "lower"): it describes, it does not act.
+COMPARATIVE = re.compile(r"(?:more|less|fewer|[a-z]{2,}er)", re.I)
+
+
+# A row's own index or tag ("exp25", "iter3", "run 2", "Issue #3", "H4"): it counts rows, it is no value.
+ROW_INDEX = re.compile(
+    r"\b(?:iter(?:ation)?s?|exp|experiment|run|trial|round|stage|phase|attempt|version|issue|"
+    r"h|v|s|a|lane)\s?[-#_]?\d+[a-z]?\b|#\d+",
+    re.I,
+)
+
+
+def _states_change(text: str, rules: Rules, by_verb: bool) -> bool:
+    """True when a text states a change by itself: a value that is not a row index, or (when
+    `by_verb`) a verb of change that is not a comparative ("use GeLU", "dropout 0.2"; not
+    "warmup", "exp25 (Issue #3)" or "more stable")."""
+    unindexed = ROW_INDEX.sub(" ", text)
+    if value_changes(unindexed, rules):
+        return True
+    return by_verb and any(
+        direction != "other" and not COMPARATIVE.fullmatch(word)
+        for _, direction, word in _direction_words(unindexed, rules)
+    )
+
+
+def _without_commentary(text: str, rules: Rules) -> str:
+    """The change a row states before a dash or colon that comments on it ("grid cell 32 — grid 4x
+    bigger, more dirty cells" -> "grid cell 32"): after a head that states a change, a tail that
+    opens with neither a verb of change nor a setting is a remark on the outcome, and its
+    comparatives and numbers are not the change. A tail that goes on ("— also add dropout",
+    ": lr 0.02") is kept, and a colon after a tag ("Tune: ...", "Ablate a3: ...") is no cut."""
+    for cut in COMMENT_CUT.finditer(text):
+        head, tail = text[: cut.start()], text[cut.end() :]
+        if not re.search(r"[A-Za-z]{2}", head) or not _outside_brackets(text, cut.start()):
+            continue
+        dash = ":" not in cut.group()
+        if not dash and not _states_change(head, rules, by_verb=False):
+            continue
+        rest = tail[GOES_ON.match(tail).end() :] if GOES_ON.match(tail) else tail
+        opening = _direction_words(rest[:40], rules)
+        acts = bool(opening) and opening[0][0] == 0 and not COMPARATIVE.fullmatch(opening[0][2])
+        setting = (
+            ASSIGN.match(rest) or ARROW_PAIR.match(rest) or re.match(r"[A-Za-z_]\w*\s+\d", rest)
+        )
+        if acts or setting:
+            continue
+        return head.strip()
+    return text
+
+
+# "LRx2", "widthx0.5": a multiplier written onto the name it scales
+GLUED_TIMES = re.compile(r"(?<![\w.])([A-Za-z][A-Za-z_]{0,20}?)([x×]\d+(?:\.\d+)?)(?![\w.])")
+
+
+def _unglue_multipliers(text: str, rules: Rules) -> str:
+    """ "LRx2" -> "LR x2" when the letters before the "x" name a parameter the rules know."""
+
+    def split(match: re.Match[str]) -> str:
+        name = match.group(1)
+        known = (
+            name.lower().replace("_", " ") in rules.parameters
+            or alias_of(name, rules)
+            or any(m.start == 0 and m.end == len(name) for m in _find_mentions(name, rules))
+        )
+        return f"{name} {match.group(2)}" if known else match.group(0)
+
+    return GLUED_TIMES.sub(split, text) if "x" in text or "×" in text else text
+
+
 def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedChange:
     text = _main_statement(PREFIX_TAG.sub("", text, count=1).strip())
+    text = _unglue_multipliers(text, rules)
+    head = _without_commentary(text, rules)
+    if head != text:
+        parsed = _parse_statement(head, rules, config)
+        if parsed.category != "other" or parsed.direction != "other":
+            return parsed  # the change as stated; the remark after it is no part of it
+    return _parse_statement(text, rules, config)
+
+
+def _parse_statement(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedChange:
     if not text:
         return OTHER
     clauses = _clauses(text)
@@ -679,6 +786,9 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     if REVERT.match(text):
         return ParsedChange("other", "other", "", "", "", settings)
     reproduced = REPRODUCE.search(text)
+    if reproduced is None:
+        remarks = REMARKS.search(text)
+        reproduced = RERUN.search(text[: remarks.start() if remarks else len(text)])
     if reproduced and not _outside_brackets(text, reproduced.start()):
         reproduced = None
     if (
@@ -802,6 +912,8 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
             and not _outside_brackets(text, change.position)
         ):
             change = None  # "buffer reuse in f (avoid 100K allocs)": a number in an aside
+        elif mention is None and _bare(change) and change and _in_compound(text, change):
+            change = None  # "depth-3 negamax search": the number is part of the thing's name
     elif fallback:
         category, mention, clause = fallback[0]
         change = None
@@ -817,9 +929,47 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
         if switched and re.search(r"[A-Za-z]", text[: switched.start()]):
             direction = SWITCH_WORDS[switched.group(1).lower()]  # "presolve off", "cuts on"
         return ParsedChange("other", direction, "", "", "", settings)
-    return _finish(
+    parsed = _finish(
         category, mention, change, clause, clauses, text, rules, config, verbs_all, settings
     )
+    if parsed.direction == "other" and parsed.category != "multiple":
+        return _one_way_parts(text, parsed, rules, config)
+    return parsed
+
+
+def _in_compound(text: str, change: Change) -> bool:
+    """True when a bare number opens a hyphenated modifier ("3-way ensemble", "4-buffer scatter",
+    "2-pass shared weights"): it names the thing, it is no value set ("ResNet-32" is one)."""
+    end = change.position + len(change.to_value)
+    return re.match(r"-[A-Za-z]{2}", text[end : end + 3]) is not None
+
+
+def _one_way_parts(
+    text: str, parsed: ParsedChange, rules: Rules, config: Mapping[str, str]
+) -> ParsedChange:
+    """A row of parts joined by " + " whose only stated direction is one way ("persistent_workers +
+    prefetch_factor=4": a switch added, a value of unknown direction set with it) goes that way,
+    by the part that states it, when every part is of the row's category or of none."""
+    cuts = [m for m in PLUS_JOIN.finditer(text) if _outside_brackets(text, m.start())]
+    if not cuts:
+        return parsed
+    bounds = [0, *(m.start() for m in cuts), len(text)]
+    starts = [0, *(m.end() for m in cuts)]
+    parts = [
+        _parse_statement(text[a:b].strip(), rules, config)
+        for a, b in zip(starts, bounds[1:], strict=True)
+    ]
+    if any(p.category not in (parsed.category, "other") for p in parts):
+        return parsed
+    ways = {p.direction for p in parts} - {"other"}
+    if len(ways) != 1:
+        return parsed
+    way = ways.pop()
+    chosen = next(p for p in parts if p.direction == way)
+    if chosen.category != parsed.category:
+        return parsed  # "GBR depth 3 + crash filter": the filter added is not the depth set
+    settings = parsed.settings + tuple(v for v in chosen.settings if v not in parsed.settings)
+    return dataclasses.replace(chosen, settings=settings)
 
 
 # A "+" joining two changes: "a=1 + b=2", "batch=128+alpha=1.0" (not "+1 layer", "+50%").
@@ -876,7 +1026,7 @@ def _joined_changes(
 # Words of a row that re-checks what is there rather than proposing something new.
 NOT_NEW = re.compile(
     r"\b(?:seeds?|confirm\w*|verif\w*|iterations?|reproduc\w*|re-?runs?|diagnostics?|sanity|"
-    r"repeat\w*|retry|retries|noise|variance|checks?|current|best)\b",
+    r"repeat\w*|retry|retries|noise|variance|checks?|current|best|(?<![.\w])runs?)\b",
     re.I,
 )
 
@@ -916,6 +1066,55 @@ def _detail_start(text: str, clause: Clause) -> int:
     """Where a clause's details begin ("... with 256 filters"); the clause end when it has none."""
     found = re.search(r"\s(?:with|using|via|at|of|in)\s", text[clause.start : clause.end], re.I)
     return clause.start + found.start() if found else clause.end
+
+
+# "BB 30 too strict", "position 0.14 same score": degree words and comparatives after a setting
+# judge it; a noun after the number is what it counts ("top 5 features").
+JUDGED_AFTER = re.compile(
+    r"\s*(?:$|[-—–,;:(!]|(?:too|same|slightly|even|still|much|very|no|not|marginal\w*|"
+    r"more|less|fewer|[a-z]{2,}er)\b)",
+    re.I,
+)
+
+
+def _known_move(
+    settings: tuple[tuple[str, str, str], ...],
+    parameter: str,
+    category: str,
+    config: Mapping[str, str],
+    rules: Rules,
+) -> tuple[str, str, str] | None:
+    """(parameter, kept value, new value) of another setting of the row, of the same category,
+    that moves a value the configuration knows up or down; None when there is none."""
+    for name, before, after in settings:
+        if name == parameter or before or not after:
+            continue
+        known = known_value(name, config, after)
+        if known is None or compare(known, after) not in ("increase", "decrease"):
+            continue
+        keys = [name, *(k for k in config if set(name.split("_")) <= set(k.split("_")))]
+        named = [
+            m.term.category
+            for key in keys
+            for m in _find_mentions(key.lower().replace("_", " "), rules)
+        ]
+        if category in named:
+            return (name, known, after)
+    return None
+
+
+def _opening_setting(text: str, change: Change) -> bool:
+    """True when the statement opens with a name and its new value, and says nothing else of the
+    change ("BB 30", "lookback window 20 - too slow"): a setting whose name the rules do not know,
+    remembered so that the next row writing the same name gets a direction."""
+    if change.explicit_pair or change.key_start != change.position:
+        return False
+    name = text[: change.position]
+    if not re.fullmatch(r"\s*[A-Za-z][\w\-]*(?:\s+[A-Za-z][\w\-]*){0,2}\s*[=:]?\s*", name):
+        return False
+    if ROW_INDEX.match(text.strip()) or NOT_NEW.search(name) or BASELINE.search(name):
+        return False
+    return JUDGED_AFTER.match(text, change.position + len(change.to_value)) is not None
 
 
 def _finish(
@@ -1020,6 +1219,15 @@ def _finish(
         if mention is not None and _is_technique(mention, text, rules):
             # "dropout=0": a usually-absent technique set to nothing is turned off
             direction = "remove" if to_number(change.to_value) == 0 else "add"
+        elif (
+            parameter
+            and change.strength >= 1
+            and to_number(change.to_value) == 0
+            and not NOT_NEW.search(parameter.replace("_", " "))  # "seed=0" names, it does not size
+        ):
+            # "WEIGHT_DECAY=0", "prefetch to 0": whatever it was, a setting of a size or a
+            # rate taken to zero went down
+            direction = "decrease"
         else:
             direction = "other"
     if not direction:
@@ -1080,7 +1288,22 @@ def _finish(
         to_value = option
     if not parameter and direction == "replace" and option and category in rules.default_parameters:
         parameter = rules.default_parameters[category]
+    if (
+        direction == "other"
+        and change is not None
+        and category not in ("other", "multiple")
+        and not SWEEP.search(text)
+    ):
+        moved = _known_move(settings, parameter, category, config, rules)
+        if moved is not None:
+            # "DEPTH=12 BATCH=256 TOTAL=2^19": of the settings of one category, the one whose
+            # kept value is known says which way the row moves it
+            parameter, from_value, to_value = moved
+            direction = compare(from_value, to_value)
     if category == "other" and direction == "other":
+        if change is not None and parameter and _opening_setting(text, change):
+            # "BB 30", "position 0.14": no direction yet, but the log's next rows are read against it
+            settings = settings + ((parameter, "", change.to_value),)
         parameter, from_value, to_value = "", "", ""
     known = known_value(parameter, config, to_value)
     if (

@@ -21,7 +21,12 @@ RESULT_CLAUSE_SPLIT = re.compile(r"(;|\s[—–]+\s?|[—–]+\s|\s--+\s|\s-\s|,
 SIGNED_PERCENT = re.compile(r"(?<![\w.])[-+±]\s?\d+(?:\.\d+)?\s?%")
 METRIC_FIGURE = re.compile(
     r"\b(?:val[_ ]?bpb|bpb|val[_ ]?loss|val[_ ]?acc(?:uracy)?|accuracy|auc|sharpe|ppl|perplexity|mfu|"
-    r"elo|tok/s|tokens?/s(?:ec)?)\s*[:=]?\s*[-+]?\d+(?:\.\d+)?%?(?:\s*(?:->|→|=>)\s*[-+]?\d+(?:\.\d+)?%?)?",
+    r"elo|tok/s|tokens?/s(?:ec)?)\s*[:=]?\s*[-+]?\d+(?:\.\d+)?%?(?:\s*(?:->|→|=>)\s*[-+]?\d+(?:\.\d+)?%?)?"
+    # a score set by its name ("f1: 0.72") or by a metric ending ("val_f1=0.53", "cv_mse 0.11"),
+    # with the figure it is compared with ("vs 0.7664")
+    r"|\b(?:f1|mse|mae|rmse|r2|wer|cer|bleu|ndcg|[a-z]\w*_(?:f1|acc|auc|mse|mae|rmse|r2|bpb|sharpe|ndcg))"
+    r"(?:@[\d.]+)?(?:\s*[:=]\s*|\s+)-?\d+(?:\.\d+)?%?(?:@[\d.]+)?"
+    r"(?:\s*(?:->|→|=>|vs\.?|versus)\s*-?\d+(?:\.\d+)?%?(?:\s+(?:baseline|best|before)\b)?)?",
     re.IGNORECASE,
 )
 SIGNED_SCORE = re.compile(

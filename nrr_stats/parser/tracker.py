@@ -12,6 +12,9 @@ from nrr_stats.parser.templates import MAX_HISTORY, Template, earlier_match, tem
 
 Fallback = Callable[[str, ParsedChange, Mapping[str, str]], ParsedChange]
 KEPT_STATUSES = frozenset({"keep", "kept", "baseline", "best", "accepted", "improved"})
+MIN_ROWS_FOR_DOMAIN = 10  # earlier rows before a log's domain is judged from them
+OTHER_SHARE = 0.8  # share of those rows of no ML category that marks a log as not ML training
+TRAINING_SHARE = 0.1  # and the most of them that may plainly change an ML-training setting
 
 
 class ConfigTracker:
@@ -24,6 +27,8 @@ class ConfigTracker:
         self.current: dict[str, str] = {}
         self.training_rows = 0  # earlier rows that plainly change an ML-training setting
         self.foreign_rows = 0  # earlier rows in the words of another domain (trades, moves, games)
+        self.rows = 0  # earlier rows without an ambiguous word
+        self.other_rows = 0  # those of no ML-training category (software, systems, strategy)
         # Templates of the earlier rows (numbers taken out) and whether each was kept.
         self.templates: list[tuple[Template, bool]] = []
         self._last: tuple[ParsedChange, Template | None] | None = None
@@ -34,6 +39,8 @@ class ConfigTracker:
             "current": dict(self.current),
             "training_rows": self.training_rows,
             "foreign_rows": self.foreign_rows,
+            "rows": self.rows,
+            "other_rows": self.other_rows,
             "templates": [[t.skeleton, list(t.numbers), kept] for t, kept in self.templates],
         }
 
@@ -44,6 +51,8 @@ class ConfigTracker:
         tracker.current = {str(k): str(v) for k, v in dict(state.get("current", {})).items()}
         tracker.training_rows = int(state.get("training_rows", 0))
         tracker.foreign_rows = int(state.get("foreign_rows", 0))
+        tracker.rows = int(state.get("rows", 0))
+        tracker.other_rows = int(state.get("other_rows", 0))
         tracker.templates = [
             (Template(str(skeleton), tuple(str(n) for n in numbers)), bool(kept))
             for skeleton, numbers, kept in state.get("templates", [])
@@ -56,7 +65,7 @@ class ConfigTracker:
         parsed = parse_description(text, rules=self.rules, config=self.current)
         if self.fallback is not None:
             parsed = self.fallback(text, parsed, self.current)
-        if parsed.ambiguous and self.foreign_rows > self.training_rows:
+        if parsed.ambiguous and (self.foreign_rows > self.training_rows or self._not_training()):
             parsed = replace(
                 parsed, category="other", direction=parsed.uncounted or parsed.direction
             )
@@ -72,11 +81,24 @@ class ConfigTracker:
         self._last = (parsed, template)
         return parsed
 
+    def _not_training(self) -> bool:
+        """True when the log so far is plainly not ML training: several earlier rows, nearly all
+        of no ML category ("MemoizedConstitution", "skip DAG validation", ...), so "warmup" or
+        "cache" in its next row is that log's own thing."""
+        return (
+            self.rows >= MIN_ROWS_FOR_DOMAIN
+            and self.other_rows >= OTHER_SHARE * self.rows
+            and self.training_rows <= TRAINING_SHARE * self.rows
+        )
+
     def observe(self, parsed: ParsedChange, kept: bool) -> None:
         """A row's `from` values reveal the current values (even when discarded); a kept row moves them to `to`."""
         if self._last is not None and self._last[0] is parsed and self._last[1] is not None:
             self.templates = [*self.templates, (self._last[1], kept)][-MAX_HISTORY:]
         self._last = None
+        if not parsed.ambiguous:  # a row read by the log's domain does not judge the domain
+            self.rows += 1
+            self.other_rows += parsed.category == "other"
         if parsed.foreign:
             self.foreign_rows += 1
         elif parsed.category not in ("other", "multiple") and not parsed.ambiguous:
