@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None, progress: Callable = print) -> None:
     data = prepared(logs)
     shipped, _ = cross_validate(data, "shipped")
     out = {"corpus": note, "logs": len(data), "rows": int(sum(d["y"].shape[0] for d in data))}
-    for variant in ["shipped", *args.variants.split(",")]:
+    for variant in ["shipped", *filter(None, args.variants.split(","))]:
         losses, extras = (shipped, []) if variant == "shipped" else cross_validate(data, variant)
         rng = np.random.default_rng(7)  # the same resamples for every variant
         entry = {"extra_per_fold": extras, "all": summary(data, losses, shipped, rng)}
