@@ -14,6 +14,7 @@ outer fold (no choice among forms is made, so no inner CV is needed):
   asym       separate weights for a shift up (similar keeps) and down (similar failures)
   mass       a logit term in log1p(sum of the window's cosines): how well trodden the idea is
   plateau_x  the neighbour shift times the plateau covariate (a stuck session trusts it more?)
+  length     a logit term in log1p(the proposal's word count): the probe of issue 12 used it
 
 Figures: log loss ratio against the discounted running rate on the same rows, and the paired
 difference per row against the shipped form, each with a 90% bootstrap over logs; dev/ and dev2/
@@ -63,6 +64,7 @@ def prepared(logs) -> list[dict]:
                 "plateau": np.log1p(se.rows_since_keep(y)) - se.PLATEAU_CENTRE,
                 "phase": np.log1p(np.arange(y.shape[0])) - se.PHASE_CENTRE,
                 "mass": np.log1p(cosines.sum(axis=1)) - 1.0,
+                "length": np.log1p([len(words) for words in s.words]) - 2.0,
                 "discounted": se.predict_session(s, se.BASELINE).p_keep,
             }
         )
@@ -102,6 +104,8 @@ def predict(d: dict, x: np.ndarray, variant: str) -> np.ndarray:
         shift = shift + x[6] * toward
     if variant == "mass":
         shift = shift + x[7] * d["mass"]
+    if variant == "length":
+        shift = shift + x[7] * d["length"]
     if variant == "plateau_x":
         shift = shift + x[7] * toward * d["plateau"]
     return _sigmoid(se._logit(m) + shift)
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None, progress: Callable = print) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).with_suffix(".json")))
     parser.add_argument(
-        "--variants", default="age,age_rerank,pseudo,asym,mass,plateau_x", help="comma list"
+        "--variants", default="age,age_rerank,pseudo,asym,mass,plateau_x,length", help="comma list"
     )
     args = parser.parse_args(argv)
     logs, note = load_corpus(progress=lambda *a: None)
