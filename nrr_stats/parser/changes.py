@@ -161,8 +161,8 @@ def noun_phrase_before(text: str, position: int, rules: Rules) -> str:
         ):
             if re.search(r"\d", word) and re.search(r"[A-Za-z]", word) and not picked:
                 continue  # "15m max hold": a unit-like token next to the value
-            if re.search(r"\d", word) and picked:
-                continue
+            if re.search(r"\d", word) and picked and not word.endswith((",", ";")):
+                continue  # a value a comma closes ends the phrase: "epochs 80, batch 16"
             break
         if lower in STOP:
             if picked:

@@ -117,6 +117,10 @@ class ParsedChange:
     # "add" / "remove" read as increase / decrease because the category counts something
     # ("add a block"): what the direction is when the category turns out not to apply.
     uncounted: str = field(default="", compare=False, repr=False)
+    # A `multiple` made only by counting a part of no category ("add X pairs + temp 0.02->0.05"):
+    # the row read as one change, for a log that is not ML training (where such parts are the
+    # log's own kind of change and two of them are not two categories).
+    alone: ParsedChange | None = field(default=None, compare=False, repr=False)
 
     def bank_fields(self) -> dict[str, str]:
         """The change as the bank's experiment columns store it."""
@@ -763,9 +767,40 @@ def _unglue_multipliers(text: str, rules: Rules) -> str:
     return GLUED_TIMES.sub(split, text) if "x" in text or "×" in text else text
 
 
+# A value as a setting writes it right after its name ("depth 8", "lr=3e-4", "batch: 64").
+_SETTING_VALUE = rf"\s*[=:]?\s*{NUM}"
+VALUE_THEN_SPACE = re.compile(rf"{NUM}(\s+)$")
+
+
+def _split_juxtaposed(text: str, rules: Rules) -> str:
+    """ "depth 8 dropout 0.1" -> "depth 8, dropout 0.1"; "depth 2 200 epochs" -> "depth 2, 200
+    epochs": settings written one after another without a separator are separate settings, each
+    name with the value next to it (not the value of the name before it). A new setting opens at
+    a named setting (a term of the rules) followed by its own value, or at a count of a named
+    noun ("200 epochs", "12 heads"), and only right after a named setting and its value."""
+    mentions = _find_mentions(text, rules)
+    cuts: list[int] = []
+    for previous, mention in zip(mentions, mentions[1:], strict=False):
+        before = text[previous.end : mention.start]
+        if previous.term.is_pattern or not _outside_brackets(text, mention.start):
+            continue
+        if not re.fullmatch(rf"{_SETTING_VALUE}\s+", before):
+            continue
+        counted = mention.term.is_pattern and re.match(NUM, text[mention.start :])
+        valued = not mention.term.is_pattern and re.match(
+            rf"{_SETTING_VALUE}(?![\w.])", text[mention.end :]
+        )
+        if counted or valued:
+            cuts.append(previous.end + VALUE_THEN_SPACE.search(before).start(1))
+    for cut in reversed(cuts):
+        text = f"{text[:cut]},{text[cut:]}"
+    return text
+
+
 def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedChange:
     text = _main_statement(PREFIX_TAG.sub("", text, count=1).strip())
     text = _unglue_multipliers(text, rules)
+    text = _split_juxtaposed(text, rules)
     head = _without_commentary(text, rules)
     if head != text:
         parsed = _parse_statement(head, rules, config)
@@ -774,7 +809,9 @@ def _parse_clean(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedCh
     return _parse_statement(text, rules, config)
 
 
-def _parse_statement(text: str, rules: Rules, config: Mapping[str, str]) -> ParsedChange:
+def _parse_statement(
+    text: str, rules: Rules, config: Mapping[str, str], loose: bool = True
+) -> ParsedChange:
     if not text:
         return OTHER
     clauses = _clauses(text)
@@ -857,7 +894,13 @@ def _parse_statement(text: str, rules: Rules, config: Mapping[str, str]) -> Pars
             parameter = change.parameter if change and change.parameter else head.term.parameter
             if change is not None and parameter and not change.parameter:
                 named_values.append((parameter, change.from_value, change.to_value))
-            if change and parameter and _same_as_config(change, parameter, config):
+            # a term without a parameter of its own is kept under the name the row writes
+            written = parameter or (
+                parameter_name(text[head.start : head.end], rules)
+                if change is not None and _directly_names(text, head, change)
+                else ""
+            )
+            if change and written and _same_as_config(change, written, config):
                 restated.add(index)
                 continue  # restates the kept configuration: not a change
             if head.start >= detail_from and heads[0].start < detail_from:
@@ -886,10 +929,15 @@ def _parse_statement(text: str, rules: Rules, config: Mapping[str, str]) -> Pars
     settings = stated_settings(all_changes, text, rules)  # now with the names linked above
     settings += tuple(v for v in named_values if v not in settings)
     named = [p for p in proposals if p[0] != "other"]
-    joined = _joined_changes(text, all_changes, config, rules)
+    joined = _joined_changes(text, all_changes, config, rules, loose)
     if joined and len({p[0] for p in named}) < 2:
         # "batch=128+train_freq=2+alpha=1.0": changes joined by "+" are changes made together
-        return ParsedChange("multiple", "other", "", "", "", settings, parts=tuple(joined))
+        alone = None
+        if loose and not _joined_changes(text, all_changes, config, rules, loose=False):
+            alone = _parse_statement(text, rules, config, loose=False)
+        return ParsedChange(
+            "multiple", "other", "", "", "", settings, parts=tuple(joined), alone=alone
+        )
     if len({p[0] for p in named}) >= 2:
         parts = tuple(
             _finish(cat, m, c, cl, clauses, text, rules, config, verbs_all, settings)
@@ -977,21 +1025,27 @@ PLUS_JOIN = re.compile(r"\s\+\s|(?<=[A-Za-z0-9])\+(?=[A-Za-z])")
 
 
 def _joined_changes(
-    text: str, changes: list[Change], config: Mapping[str, str], rules: Rules
+    text: str, changes: list[Change], config: Mapping[str, str], rules: Rules, loose: bool = True
 ) -> list[ParsedChange]:
     """The parts of a description cut at top-level "+" when at least two of them are different
     changes; [] otherwise. A part joined by a spaced " + " ("2-layer encoder + final LayerNorm")
     counts by the category it names; a part joined by a bare "+" ("batch=128+alpha=1.0") counts
     only when it sets a parameter explicitly (KEY=V or A->B) to a value not already in force, so
     "MSE+all features" (one thing named in two words) stays one change. Two parts of one category
-    ("feature crosses + log features") are one change, and so are settings of one category."""
+    ("feature crosses + log features") are one change, and so are settings of one category.
+
+    `loose` (issue 13, fifth pass) also counts two kinds of spaced part of no category: one
+    that sets a name from A to B ("+ finetune temp 0.02->0.05"), and one opening with a verb of
+    change ("add X pairs + ...") when another part counts; ParsedChange.alone keeps the strict
+    reading for logs that are not ML training."""
     cuts = [m for m in PLUS_JOIN.finditer(text) if _outside_brackets(text, m.start())]
     if not cuts:
         return []
     spaced = [m.group().strip() != m.group() for m in cuts]
     bounds = [0, *(m.start() for m in cuts), len(text)]
     starts = [0, *(m.end() for m in cuts)]
-    parts: list[ParsedChange] = []
+    parts: list[tuple[int, ParsedChange]] = []
+    acted: list[tuple[int, ParsedChange]] = []  # of no category, stated by a verb ("add X pairs")
     seen: set[str] = set()
     for index, (start, end) in enumerate(zip(starts, bounds[1:], strict=True)):
         # a part is joined by a spaced "+" when the "+" before or after it is spaced
@@ -1010,17 +1064,35 @@ def _joined_changes(
         )
         if setting is None and not by_space:
             continue
-        part = _parse_clean(text[start:end].strip(), rules, config)
+        part_text = text[start:end].strip()
+        part = _parse_clean(part_text, rules, config)
         if part.category != "other":
             key = part.category
         elif setting is not None:
             key = f"other:{setting.parameter}"
+        elif loose and by_space and part.parameter and part.from_value and part.to_value:
+            key = f"other:{part.parameter}"  # "... + finetune temp 0.02->0.05": a name set A->B
         else:
+            if (
+                loose
+                and by_space
+                and part.direction != "other"
+                and _opens_with_verb(part_text, rules)
+            ):
+                acted.append((start, part))  # "add X pairs + ...": a change its verb states
             continue
         if key not in seen:
             seen.add(key)
-            parts.append(part)
-    return parts if len(parts) >= 2 else []
+            parts.append((start, part))
+    if parts and acted:
+        parts += acted  # a verb-stated change joined to a change of a setting: made together
+    return [part for _, part in sorted(parts, key=lambda p: p[0])] if len(parts) >= 2 else []
+
+
+def _opens_with_verb(text: str, rules: Rules) -> bool:
+    """True when a text opens with a verb of change ("add ...", "drop ..."), not a comparative."""
+    words = _direction_words(text[:40], rules)
+    return bool(words) and words[0][0] == 0 and not COMPARATIVE.fullmatch(words[0][2])
 
 
 # Words of a row that re-checks what is there rather than proposing something new.

@@ -65,7 +65,10 @@ class ConfigTracker:
         parsed = parse_description(text, rules=self.rules, config=self.current)
         if self.fallback is not None:
             parsed = self.fallback(text, parsed, self.current)
-        if parsed.ambiguous and (self.foreign_rows > self.training_rows or self._not_training()):
+        own_domain = self.foreign_rows > self.training_rows or self._not_training()
+        if parsed.alone is not None and own_domain:
+            parsed = parsed.alone  # parts of no category in such a log are its own kind of change
+        if parsed.ambiguous and own_domain:
             parsed = replace(
                 parsed, category="other", direction=parsed.uncounted or parsed.direction
             )
