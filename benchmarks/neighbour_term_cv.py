@@ -16,9 +16,9 @@ outer fold (no choice among forms is made, so no inner CV is needed):
   plateau_x  the neighbour shift times the plateau covariate (a stuck session trusts it more?)
   length     a logit term in log1p(the proposal's word count): the probe of issue 12 used it
 
-Figures: log loss ratio against the discounted running rate on the same rows, and the paired
-difference per row against the shipped form, each with a 90% bootstrap over logs; dev/ and dev2/
-ratios apart.
+Figures (the bootstrap and paired difference of similarity_evidence_cv.py): log loss ratio
+against the discounted running rate on the same rows, ECE, and the paired difference per row
+against the shipped form, each with a 90% bootstrap over logs; dev/ and dev2/ apart.
 """
 
 from __future__ import annotations
@@ -35,11 +35,9 @@ from scipy.optimize import minimize
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evidence_data import load_corpus  # noqa: E402
-from similarity_evidence_cv import FOLDS, fold_of  # noqa: E402
+from similarity_evidence_cv import FOLDS, bootstrap, fold_of, metrics, paired  # noqa: E402
 
 from nrr_stats.models import similarity_evidence as se  # noqa: E402
-
-BOOT = 1000
 
 
 def _sigmoid(x):
@@ -62,7 +60,6 @@ def prepared(logs) -> list[dict]:
                 "y": y,
                 "nb": nb,
                 "plateau": np.log1p(se.rows_since_keep(y)) - se.PLATEAU_CENTRE,
-                "phase": np.log1p(np.arange(y.shape[0])) - se.PHASE_CENTRE,
                 "mass": np.log1p(cosines.sum(axis=1)) - 1.0,
                 "length": np.log1p([len(words) for words in s.words]) - 2.0,
                 "discounted": se.predict_session(s, se.BASELINE).p_keep,
@@ -72,10 +69,12 @@ def prepared(logs) -> list[dict]:
 
 
 def _neighbour_evidence(d: dict, h: float, rerank: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbour rate's (sum w y, sum w): the model's own with h = 1, else with the
+    cosines discounted by h^age (and the K neighbours re-ranked by them with `rerank`)."""
     nb, k = d["nb"], se.NEIGHBOUR_K
-    weights = np.where(nb.valid, np.maximum(nb.similarity, 0.0), 0.0)
-    if h != 1.0:
-        weights = weights * h**nb.age
+    if h == 1.0 and not rerank:
+        return se.neighbour_sums(nb)
+    weights = np.where(nb.valid, np.maximum(nb.similarity, 0.0), 0.0) * h**nb.age
     y = nb.y
     if rerank:
         order = np.argsort(-weights, axis=1, kind="stable")[:, :k]
@@ -84,35 +83,45 @@ def _neighbour_evidence(d: dict, h: float, rerank: bool) -> tuple[np.ndarray, np
     return (weights * y).sum(axis=1), weights.sum(axis=1)
 
 
+SYMMETRIC = ("shipped", "age", "age_rerank", "mass", "length")  # the model's own neighbour term
+
+
 def predict(d: dict, x: np.ndarray, variant: str) -> np.ndarray:
-    """P(keep) of every row of one log under the shipped form plus `variant`'s term (x[7])."""
-    g, a0 = _sigmoid(x[0]), np.exp(x[1])
-    n0 = a0 + np.exp(x[2])
-    keeps, trials = se.discounted_sums(d["y"], g)
-    m = (a0 + keeps) / (n0 + trials)
-    shift = x[4] + x[3] * d["plateau"] + x[5] * d["phase"]
+    """P(keep) of every row of one log: the model's session_centre with x's parameters, plus
+    `variant`'s term (x[7]) on the logit scale."""
+    symmetric = variant in SYMMETRIC
+    params = se.EvidenceParams(
+        discount=float(_sigmoid(x[0])),
+        prior_keeps=float(np.exp(x[1])),
+        prior_trials=float(np.exp(x[1]) + np.exp(x[2])),
+        plateau=float(x[3]),
+        intercept=float(x[4]),
+        position=float(x[5]),
+        features="words",
+        neighbour_weight=float(x[6]) if symmetric else 0.0,
+    )
     h = _sigmoid(x[7]) if variant in ("age", "age_rerank") else 1.0
-    k_keep, k_trial = _neighbour_evidence(d, h, variant == "age_rerank")
+    evidence = _neighbour_evidence(d, h, variant == "age_rerank")
+    centre, m, _ = se.session_centre(d["y"], (), params, neighbour=evidence)
+    if variant in ("shipped", "age", "age_rerank"):
+        return centre
+    k_keep, k_trial = evidence
     if variant == "pseudo":
         c = np.exp(x[7])
-        toward = se._logit((k_keep + c * m) / (k_trial + c)) - se._logit(m)
-    else:
+        extra = x[6] * (se._logit((k_keep + c * m) / (k_trial + c)) - se._logit(m))
+    elif variant in ("asym", "plateau_x"):
         toward = se.neighbour_shift(m, k_keep, k_trial)
-    if variant == "asym":
-        shift = shift + x[6] * np.maximum(toward, 0.0) + x[7] * np.minimum(toward, 0.0)
-    else:
-        shift = shift + x[6] * toward
-    if variant == "mass":
-        shift = shift + x[7] * d["mass"]
-    if variant == "length":
-        shift = shift + x[7] * d["length"]
-    if variant == "plateau_x":
-        shift = shift + x[7] * toward * d["plateau"]
-    return _sigmoid(se._logit(m) + shift)
+        if variant == "asym":
+            extra = x[6] * np.maximum(toward, 0.0) + x[7] * np.minimum(toward, 0.0)
+        else:
+            extra = (x[6] + x[7] * d["plateau"]) * toward
+    else:  # mass, length: one more covariate
+        extra = x[7] * d[variant]
+    return _sigmoid(se._logit(centre) + extra)
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-4, 1 - 1e-4)
+    p = np.clip(p, se.CLIP, 1 - se.CLIP)
     return -(y * np.log(p) + (1 - y) * np.log1p(-p))
 
 
@@ -132,8 +141,8 @@ def start(variant: str) -> np.ndarray:
 
 
 def cross_validate(data: list[dict], variant: str) -> tuple[dict[str, np.ndarray], list]:
-    """Out-of-fold log loss per log (and the discounted rate's), and each fold's extra term."""
-    losses, extras = {}, []
+    """Out-of-fold P(keep) per log, and each fold's fitted extra term."""
+    oof, extras = {}, []
     for fold in range(FOLDS):
         train = [d for d in data if d["fold"] != fold]
 
@@ -144,25 +153,25 @@ def cross_validate(data: list[dict], variant: str) -> tuple[dict[str, np.ndarray
         extras.append([round(float(v), 4) for v in x[7:]])
         for d in data:
             if d["fold"] == fold:
-                losses[d["file"]] = log_loss(d["y"], predict(d, x, variant))
-    return losses, extras
+                oof[d["file"]] = predict(d, x, variant)
+    return oof, extras
 
 
-def summary(data, losses, shipped, rng, files=None) -> dict:
-    keep = [d for d in data if files is None or d["file"] in files]
-    mine = np.array([losses[d["file"]].sum() for d in keep])
-    base = np.array([shipped[d["file"]].sum() for d in keep])
-    disc = np.array([log_loss(d["y"], d["discounted"]).sum() for d in keep])
-    rows = np.array([d["y"].shape[0] for d in keep], dtype=float)
-    draws = [rng.integers(0, len(keep), len(keep)) for _ in range(BOOT)]
-    ratio = [mine[i].sum() / disc[i].sum() for i in draws]
-    paired = [(mine[i] - base[i]).sum() / rows[i].sum() for i in draws]
+def summary(per_log: list[dict], variant: str) -> dict:
+    """Ratio to the discounted rate and ECE (similarity_evidence_cv.bootstrap), and the paired
+    difference to the shipped form (similarity_evidence_cv.paired), 90% over logs."""
+    methods = list(dict.fromkeys(["discounted", "shipped", variant]))
+    y = np.concatenate([r["y"] for r in per_log])
+    got = {m: metrics(np.concatenate([r["p"][m] for r in per_log]), y) for m in methods}
+    intervals = bootstrap(per_log, methods, np.random.default_rng(7))[variant]
+    pair = paired(per_log, "shipped", variant, np.random.default_rng(8))
     return {
-        "ratio": float(mine.sum() / disc.sum()),
-        "ratio_90": np.percentile(ratio, [5, 95]).round(4).tolist(),
-        "paired_per_row": float((mine - base).sum() / rows.sum()),
-        "paired_90": np.percentile(paired, [5, 95]).round(5).tolist(),
-        "logs_better_worse": [int((mine < base - 1e-9).sum()), int((mine > base + 1e-9).sum())],
+        "ratio": got[variant]["log_loss"] / got["discounted"]["log_loss"],
+        "ratio_90": intervals["ratio"],
+        "ece": got[variant]["ece"],
+        "paired_per_row": pair["difference_per_row"],
+        "paired_90": pair["interval_90"],
+        "logs_better_worse": [pair["logs_better"], pair["logs_worse"]],
     }
 
 
@@ -178,18 +187,33 @@ def main(argv: list[str] | None = None, progress: Callable = print) -> None:
     shipped, _ = cross_validate(data, "shipped")
     out = {"corpus": note, "logs": len(data), "rows": int(sum(d["y"].shape[0] for d in data))}
     for variant in ["shipped", *filter(None, args.variants.split(","))]:
-        losses, extras = (shipped, []) if variant == "shipped" else cross_validate(data, variant)
-        rng = np.random.default_rng(7)  # the same resamples for every variant
-        entry = {"extra_per_fold": extras, "all": summary(data, losses, shipped, rng)}
+        oof, extras = (shipped, []) if variant == "shipped" else cross_validate(data, variant)
+        per_log = [
+            {
+                "y": d["y"],
+                "corpus": d["corpus"],
+                "p": {
+                    "discounted": d["discounted"],
+                    "shipped": shipped[d["file"]],
+                    variant: oof[d["file"]],
+                },
+                "avoid": {
+                    m: np.zeros(d["y"].shape[0], dtype=bool)
+                    for m in ("discounted", "shipped", variant)
+                },
+            }
+            for d in data
+        ]
+        entry = {"extra_per_fold": extras, "all": summary(per_log, variant)}
         for corpus in ("dev", "dev2"):
-            files = {d["file"] for d in data if d["corpus"] == corpus}
-            entry[corpus] = summary(data, losses, shipped, np.random.default_rng(7), files)
+            entry[corpus] = summary([r for r in per_log if r["corpus"] == corpus], variant)
         out[variant] = entry
         a = entry["all"]
         progress(
-            f"{variant:<11} ratio {a['ratio']:.4f} {a['ratio_90']}  paired {a['paired_per_row']:+.5f}"
-            f" {a['paired_90']}  better/worse {a['logs_better_worse']}  dev {entry['dev']['ratio']:.4f}"
-            f"  dev2 {entry['dev2']['ratio']:.4f}  extra {extras}"
+            f"{variant:<11} ratio {a['ratio']:.4f} {np.round(a['ratio_90'], 4).tolist()}"
+            f"  ECE {a['ece']:.4f}  paired {a['paired_per_row']:+.5f}"
+            f" {np.round(a['paired_90'], 5).tolist()}  better/worse {a['logs_better_worse']}"
+            f"  dev {entry['dev']['ratio']:.4f}  dev2 {entry['dev2']['ratio']:.4f}  extra {extras}"
         )
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
 

@@ -6,19 +6,9 @@ phrasings the logs never used."""
 from __future__ import annotations
 
 import pytest
+from parser_helpers import SOFTWARE_ROWS, walk
 
-from nrr_stats.parser import ConfigTracker, ParsedChange, parse_description
-
-
-def walk(rows: list[tuple[str, bool]]) -> list[ParsedChange]:
-    """Parse rows in order the way ingest does, each against the configuration kept before it."""
-    tracker = ConfigTracker()
-    parsed = []
-    for text, kept in rows:
-        result = tracker.parse(text)
-        tracker.observe(result, kept=kept)
-        parsed.append(result)
-    return parsed
+from nrr_stats.parser import ParsedChange, parse_description
 
 
 def categories(parsed: ParsedChange) -> list[str]:
@@ -90,25 +80,6 @@ def test_two_changes_joined_by_plus_are_multiple(text: str) -> None:
 )
 def test_a_plus_list_without_a_second_change_stays_one(text: str) -> None:
     assert parse_description(text).category != "multiple"
-
-
-SOFTWARE_ROWS = [
-    (text, True)
-    for text in (
-        "memoize the tokenizer lookup table",
-        "inline the hot path of Router.dispatch",
-        "skip schema validation for trusted payloads",
-        "precompute route masks at startup",
-        "replace the json encoder with orjson",
-        "lazy-load plugin registry",
-        "remove the double copy in the request parser",
-        "intern repeated header strings",
-        "use a slotted dataclass for Decision",
-        "defer logging setup until first use",
-        "pool the socket buffers",
-        "hoist the regex compile out of the handler",
-    )
-]
 
 
 @pytest.mark.parametrize(

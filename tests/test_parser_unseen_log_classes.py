@@ -6,19 +6,9 @@ checked on phrasings the logs never used."""
 from __future__ import annotations
 
 import pytest
+from parser_helpers import SOFTWARE_ROWS, walk
 
-from nrr_stats.parser import ConfigTracker, ParsedChange, parse_description
-
-
-def walk(rows: list[tuple[str, bool]]) -> list[ParsedChange]:
-    """Parse rows in order the way ingest does, each against the configuration kept before it."""
-    tracker = ConfigTracker()
-    parsed = []
-    for text, kept in rows:
-        result = tracker.parse(text)
-        tracker.observe(result, kept=kept)
-        parsed.append(result)
-    return parsed
+from nrr_stats.parser import ConfigTracker, parse_description
 
 
 # --- a remark after a dash or a colon is not the change ------------------------------------------
@@ -212,26 +202,6 @@ def test_a_sweep_of_several_settings_has_no_direction() -> None:
 
 
 # --- in a log that is plainly not ML training, an ML-sounding word is the log's own -------------
-SOFTWARE_ROWS = [
-    (text, True)
-    for text in (
-        "memoize the tokenizer lookup table",
-        "inline the hot path of Router.dispatch",
-        "skip schema validation for trusted payloads",
-        "precompute route masks at startup",
-        "replace the json encoder with orjson",
-        "batch the audit log writes",
-        "lazy-load plugin registry",
-        "remove the double copy in the request parser",
-        "intern repeated header strings",
-        "use a slotted dataclass for Decision",
-        "defer logging setup until first use",
-        "pool the socket buffers",
-        "hoist the regex compile out of the handler",
-        "drop the legacy XML exporter",
-        "vectorise the checksum loop",
-    )
-]
 
 
 @pytest.mark.parametrize(

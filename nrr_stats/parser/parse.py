@@ -998,15 +998,10 @@ def _one_way_parts(
     """A row of parts joined by " + " whose only stated direction is one way ("persistent_workers +
     prefetch_factor=4": a switch added, a value of unknown direction set with it) goes that way,
     by the part that states it, when every part is of the row's category or of none."""
-    cuts = [m for m in PLUS_JOIN.finditer(text) if _outside_brackets(text, m.start())]
+    cuts = _plus_cuts(text)
     if not cuts:
         return parsed
-    bounds = [0, *(m.start() for m in cuts), len(text)]
-    starts = [0, *(m.end() for m in cuts)]
-    parts = [
-        _parse_statement(text[a:b].strip(), rules, config)
-        for a, b in zip(starts, bounds[1:], strict=True)
-    ]
+    parts = [_parse_statement(text[a:b].strip(), rules, config) for a, b in _spans(text, cuts)]
     if any(p.category not in (parsed.category, "other") for p in parts):
         return parsed
     ways = {p.direction for p in parts} - {"other"}
@@ -1024,6 +1019,18 @@ def _one_way_parts(
 PLUS_JOIN = re.compile(r"\s\+\s|(?<=[A-Za-z0-9])\+(?=[A-Za-z])")
 
 
+def _plus_cuts(text: str) -> list[re.Match[str]]:
+    """The top-level "+" joins of a description (none inside brackets)."""
+    return [m for m in PLUS_JOIN.finditer(text) if _outside_brackets(text, m.start())]
+
+
+def _spans(text: str, cuts: list[re.Match[str]]) -> list[tuple[int, int]]:
+    """(start, end) of each part between the cuts."""
+    starts = [0, *(m.end() for m in cuts)]
+    ends = [*(m.start() for m in cuts), len(text)]
+    return list(zip(starts, ends, strict=True))
+
+
 def _joined_changes(
     text: str, changes: list[Change], config: Mapping[str, str], rules: Rules, loose: bool = True
 ) -> list[ParsedChange]:
@@ -1038,16 +1045,14 @@ def _joined_changes(
     that sets a name from A to B ("+ finetune temp 0.02->0.05"), and one opening with a verb of
     change ("add X pairs + ...") when another part counts; ParsedChange.alone keeps the strict
     reading for logs that are not ML training."""
-    cuts = [m for m in PLUS_JOIN.finditer(text) if _outside_brackets(text, m.start())]
+    cuts = _plus_cuts(text)
     if not cuts:
         return []
     spaced = [m.group().strip() != m.group() for m in cuts]
-    bounds = [0, *(m.start() for m in cuts), len(text)]
-    starts = [0, *(m.end() for m in cuts)]
     parts: list[tuple[int, ParsedChange]] = []
     acted: list[tuple[int, ParsedChange]] = []  # of no category, stated by a verb ("add X pairs")
     seen: set[str] = set()
-    for index, (start, end) in enumerate(zip(starts, bounds[1:], strict=True)):
+    for index, (start, end) in enumerate(_spans(text, cuts)):
         # a part is joined by a spaced "+" when the "+" before or after it is spaced
         by_space = (index > 0 and spaced[index - 1]) or (index < len(cuts) and spaced[index])
         setting = next(
