@@ -7,7 +7,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nrr_stats.parser import ConfigTracker, load_rules, parse_description, parse_log_descriptions
+from nrr_stats.parser import (
+    ConfigTracker,
+    load_rules,
+    parse,
+    parse_description,
+    parse_log_descriptions,
+)
 from nrr_stats.taxonomy import CATEGORIES, DIRECTIONS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "labels"
@@ -155,3 +161,48 @@ def test_a_user_category_is_returned_for_its_words(tmp_path_factory, word: str, 
     parsed = parse_description(f"{verb} the {word} knob", rules=rules)
     assert parsed.category == "custom_thing"
     assert parse_description(f"{word} knob to 3 (worse)", rules=rules).category == "custom_thing"
+
+
+RULES = load_rules()
+PROBES = sorted({term.probe for term in RULES.terms if term.probe}, key=lambda p: (len(p), p))
+# Text made of probes, pieces of probes and whitespace of several kinds (a probe holds none),
+# run together or apart, with words short and long enough for both of terms_meeting's searches.
+PROBE_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from(PROBES),
+        st.sampled_from(PROBES[-10:]),  # the longest: the substring search's widest window
+        st.sampled_from(PROBES).map(lambda probe: probe[1:]),
+        st.sampled_from([" ", "  ", "\t", "\n", "\xa0", "\u2028", "\u3000", "", "x", "1"]),
+        st.text(max_size=8),
+    ),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(TEXT, PROBE_TEXT, PROBE_TEXT.map(lambda text: text * 20)))
+def test_terms_meeting_a_text_are_those_whose_probe_it_contains(text: str) -> None:
+    brute_force = [term for term in RULES.terms if not term.probe or term.probe in text]
+    assert RULES.terms_meeting(text) == brute_force
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(TEXT, PROBE_TEXT), min_size=1, max_size=6))
+def test_mentions_kept_per_text_are_the_search_done_again(texts: list[str]) -> None:
+    rules = load_rules()
+    for text in texts + texts:  # each text asked twice: the second answer is the kept one
+        found = parse._find_mentions(text, rules)
+        assert found == parse._search_mentions(text, rules)
+        found.clear()  # a caller's list is its own
+    assert set(texts) <= set(rules.mentions)
+
+
+def test_the_mentions_kept_are_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(parse, "MENTIONS_KEPT", 3)
+    rules = load_rules()
+    for i in range(10):
+        parse._find_mentions(f"increase lr to 0.0{i}", rules)
+        assert len(rules.mentions) <= 3
+    assert parse._find_mentions("increase lr to 0.09", rules) == parse._search_mentions(
+        "increase lr to 0.09", rules
+    )

@@ -150,7 +150,7 @@ class ParsedChange:
 OTHER = ParsedChange("other", "other", "", "", "")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Mention:
     """A category term found in the text, with its span in the focus text."""
 
@@ -177,13 +177,25 @@ def _norm_for_match(text: str) -> str:
     return re.sub(r"[_\-]", " ", _lower_keep_length(text))
 
 
+# Texts whose mentions a rule set keeps (a parse asks for one text's mentions several times).
+MENTIONS_KEPT = 50_000
+
+
 def _find_mentions(text: str, rules: Rules) -> list[Mention]:
-    """Category terms in the text: longest first, a user's category winning ties, no overlaps."""
+    """Category terms in the text: longest first, a user's category winning ties, no overlaps
+    (found once per text and rule set)."""
+    kept = rules.mentions
+    if text not in kept:
+        if len(kept) >= MENTIONS_KEPT:
+            kept.clear()
+        kept[text] = tuple(_search_mentions(text, rules))
+    return list(kept[text])
+
+
+def _search_mentions(text: str, rules: Rules) -> list[Mention]:
     norm = _norm_for_match(text)
     found: list[tuple[int, int, int, Term]] = []
-    for term in rules.terms:
-        if term.probe and term.probe not in norm:
-            continue
+    for term in rules.terms_meeting(norm):
         for match in term.regex.finditer(norm):
             if term.is_pattern and _starts_a_value(norm, match.start()):
                 continue  # "depth=10 dim=256": "10 dim" is DEPTH's value and the next key

@@ -59,11 +59,53 @@ class Rules:
     user_categories: tuple[str, ...] = ()
     quantities: frozenset[str] = frozenset()
     memo: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # A text's category-term mentions (parse._find_mentions), found once per text.
+    mentions: dict[str, tuple] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def vocabulary(self) -> frozenset[str]:
         """Every category word this rule set may return."""
         return frozenset(self.categories) | {"multiple", "other"}
+
+    def terms_meeting(self, text: str) -> list[Term]:
+        """The terms whose probe occurs in `text` and every term without one, in rule order:
+        `[t for t in terms if not t.probe or t.probe in text]`, found by looking the text's
+        short substrings up in the probes rather than searching the text once per term."""
+        index = self._probe_index
+        probes, width = index.by_probe, index.longest
+        words = text.split()  # a probe holds no whitespace: it lies within one word
+        met: set[str] = set()
+        if sum(len(word) * min(len(word), width) for word in words) > 4 * len(probes):
+            met.update(p for p in probes if p in text)  # long words: one search per probe
+        else:
+            for word in words:
+                for start in range(len(word)):
+                    for stop in range(start + 1, min(start + width, len(word)) + 1):
+                        if word[start:stop] in probes:
+                            met.add(word[start:stop])
+        found = [*index.unprobed, *(i for probe in met for i in probes[probe])]
+        return [self.terms[i] for i in sorted(found)]
+
+    @cached_property
+    def _probe_index(self) -> _ProbeIndex:
+        by_probe: dict[str, list[int]] = {}
+        unprobed = []
+        for i, term in enumerate(self.terms):
+            if term.probe:
+                by_probe.setdefault(term.probe, []).append(i)
+            else:
+                unprobed.append(i)
+        longest = max((len(p) for p in by_probe), default=0)
+        return _ProbeIndex(tuple(unprobed), {p: tuple(i) for p, i in by_probe.items()}, longest)
+
+
+@dataclass(frozen=True)
+class _ProbeIndex:
+    """The terms of a rule set by probe (Rules.terms_meeting)."""
+
+    unprobed: tuple[int, ...]  # terms with no probe: always tried
+    by_probe: dict[str, tuple[int, ...]]  # probe -> its terms' indices, ascending
+    longest: int  # the longest probe's length
 
 
 _SEPARATORS = str.maketrans("_-", "  ")
