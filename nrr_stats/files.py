@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import struct
 import time
@@ -234,32 +235,26 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     if info.file_size > _MAX_INFLATION * max(info.compress_size, 1) + 4096:
         raise DerivedFileError(f"member {info.filename} inflates past its bounds")
     with archive.open(info) as member:
-        version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
-        else:
-            raise DerivedFileError(f"member {info.filename} has npy format {version}")
-        if dtype.hasobject:
-            raise DerivedFileError(f"member {info.filename} holds Python objects")
-        count = 1
-        for extent in shape:
-            count *= int(extent)
-        size = count * dtype.itemsize
-        header = 8 + (2 if version == (1, 0) else 4)
-        if size > info.file_size - header:
-            raise DerivedFileError(
-                f"member {info.filename} declares {size} bytes in {info.file_size}"
-            )
-        buffer = bytearray(size)
-        view, filled = memoryview(buffer), 0
-        while filled < size:
-            got = member.readinto(view[filled:])
-            if not got:
-                raise DerivedFileError(f"member {info.filename} is truncated")
-            filled += got
-        if member.read(1):  # reading to the end verifies the member's CRC-32
-            raise DerivedFileError(f"member {info.filename} holds more than its header says")
-    array = np.frombuffer(buffer, dtype=dtype, count=count)
+        # One read to the end (which verifies the CRC-32), of at most the size the directory
+        # states (bounded above); a writable copy, as callers may work on the arrays in place.
+        data = bytearray(member.read())
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise DerivedFileError(f"member {info.filename} has npy format {version}")
+    if dtype.hasobject:
+        raise DerivedFileError(f"member {info.filename} holds Python objects")
+    count = 1
+    for extent in shape:
+        count *= int(extent)
+    size, header = count * dtype.itemsize, stream.tell()
+    if size > info.file_size - header:
+        raise DerivedFileError(f"member {info.filename} declares {size} bytes in {info.file_size}")
+    if size < len(data) - header:
+        raise DerivedFileError(f"member {info.filename} holds more than its header says")
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=header)
     return array.reshape(shape, order="F" if fortran else "C")
