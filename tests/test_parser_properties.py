@@ -166,11 +166,11 @@ def test_a_user_category_is_returned_for_its_words(tmp_path_factory, word: str, 
 RULES = load_rules()
 PROBES = sorted({term.probe for term in RULES.terms if term.probe}, key=lambda p: (len(p), p))
 # Text made of probes, pieces of probes and whitespace of several kinds (a probe holds none),
-# run together or apart, with words short and long enough for both of terms_meeting's searches.
+# run together or apart.
 PROBE_TEXT = st.lists(
     st.one_of(
         st.sampled_from(PROBES),
-        st.sampled_from(PROBES[-10:]),  # the longest: the substring search's widest window
+        st.sampled_from(PROBES[-10:]),  # the longest
         st.sampled_from(PROBES).map(lambda probe: probe[1:]),
         st.sampled_from([" ", "  ", "\t", "\n", "\xa0", "\u2028", "\u3000", "", "x", "1"]),
         st.text(max_size=8),
@@ -179,11 +179,35 @@ PROBE_TEXT = st.lists(
 ).map("".join)
 
 
+DIRECTION_WORDS = [word for words in RULES.direction_words.values() for word in words]
+DIRECTION_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from(DIRECTION_WORDS),
+        st.sampled_from(PROBES),
+        st.sampled_from([" ", "\t", "\xa0", "", "_", "x"]),
+        st.text(max_size=6),
+    ),
+    max_size=40,
+).map("".join)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(TEXT, PROBE_TEXT, PROBE_TEXT.map(lambda text: text * 20)))
 def test_terms_meeting_a_text_are_those_whose_probe_it_contains(text: str) -> None:
     brute_force = [term for term in RULES.terms if not term.probe or term.probe in text]
     assert RULES.terms_meeting(text) == brute_force
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(TEXT, DIRECTION_TEXT, DIRECTION_TEXT.map(lambda text: text * 20)))
+def test_direction_words_meeting_a_text_are_those_whose_first_word_it_contains(text) -> None:
+    brute_force = [
+        (direction, word)
+        for direction, words in RULES.direction_words.items()
+        for word in words
+        if word.split(" ")[0] in text
+    ]
+    assert RULES.direction_words_meeting(text) == brute_force
 
 
 @settings(max_examples=150, deadline=None)

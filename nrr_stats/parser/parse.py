@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -170,6 +171,10 @@ class Clause:
 
 
 def _lower_keep_length(text: str) -> str:
+    """Lower-cased character by character, a character whose lower case is longer kept as is
+    (so spans match the text's); ASCII text, the common case, at once."""
+    if text.isascii():
+        return text.lower()
     return "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
 
 
@@ -283,25 +288,22 @@ def _direction_words(text: str, rules: Rules) -> list[tuple[int, str, str]]:
     """(position, direction, word) of each direction word in the text, in order."""
     norm = _norm_for_match(text)
     hits: list[tuple[int, int, str, str]] = []
-    for direction, words in rules.direction_words.items():
-        for word in words:
-            if word.split(" ")[0] not in norm:
-                continue
-            for match in _word_regex(word).finditer(norm):
-                if (
-                    word in CLAUSE_START_VERBS
-                    and norm[: match.start()].strip(" ,;:-")
-                    and not ADVERB_BEFORE.search(norm[: match.start()])
-                    and not (word in MOVE_VERBS and STEP_AFTER.match(norm, match.end()))
-                ):
-                    continue  # "residual skip", "cut" as nouns: verbs only when they lead
-                if (
-                    "_"
-                    in text[max(0, match.start() - 1) : match.start()]
-                    + text[match.end() : match.end() + 1]
-                ):
-                    continue  # part of an identifier: "drop_rate", "no_shuffle"
-                hits.append((match.start(), match.end(), direction, word))
+    for direction, word in rules.direction_words_meeting(norm):
+        for match in _word_regex(word).finditer(norm):
+            if (
+                word in CLAUSE_START_VERBS
+                and norm[: match.start()].strip(" ,;:-")
+                and not ADVERB_BEFORE.search(norm[: match.start()])
+                and not (word in MOVE_VERBS and STEP_AFTER.match(norm, match.end()))
+            ):
+                continue  # "residual skip", "cut" as nouns: verbs only when they lead
+            if (
+                "_"
+                in text[max(0, match.start() - 1) : match.start()]
+                + text[match.end() : match.end() + 1]
+            ):
+                continue  # part of an identifier: "drop_rate", "no_shuffle"
+            hits.append((match.start(), match.end(), direction, word))
     hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
     result: list[tuple[int, str, str]] = []
     last_end = -1
@@ -504,9 +506,10 @@ def _choice_setting(text: str, change: Change) -> bool:
 CHOICE_VALUE = re.compile(r"(['\"]?)[A-Za-z][\w.:\-]*\1")
 
 
-def _name_words(name: str) -> set[str]:
+@functools.lru_cache(maxsize=8192)  # a log's config names, asked for at every row's parse
+def _name_words(name: str) -> frozenset[str]:
     """The words of a parameter name, singular ("N_HEADS" and "N_HEAD" name one setting)."""
-    return {w[:-1] if len(w) > 3 and w.endswith("S") else w for w in name.split("_")}
+    return frozenset(w[:-1] if len(w) > 3 and w.endswith("S") else w for w in name.split("_"))
 
 
 def known_value(parameter: str, config: Mapping[str, str], to_value: str = "") -> str | None:
@@ -518,7 +521,7 @@ def known_value(parameter: str, config: Mapping[str, str], to_value: str = "") -
     if parameter in config:
         return config[parameter]
     words = _name_words(parameter)
-    related = [key for key in config if (_name_words(key) >= words or _name_words(key) <= words)]
+    related = [key for key in config if (named := _name_words(key)) >= words or named <= words]
     if len(related) != 1:
         return None
     current, new = to_number(config[related[0]]), to_number(to_value) if to_value else None

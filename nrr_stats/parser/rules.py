@@ -69,43 +69,51 @@ class Rules:
 
     def terms_meeting(self, text: str) -> list[Term]:
         """The terms whose probe occurs in `text` and every term without one, in rule order:
-        `[t for t in terms if not t.probe or t.probe in text]`, found by looking the text's
-        short substrings up in the probes rather than searching the text once per term."""
-        index = self._probe_index
-        probes, width = index.by_probe, index.longest
-        words = text.split()  # a probe holds no whitespace: it lies within one word
-        met: set[str] = set()
-        if sum(len(word) * min(len(word), width) for word in words) > 4 * len(probes):
-            met.update(p for p in probes if p in text)  # long words: one search per probe
-        else:
-            for word in words:
-                for start in range(len(word)):
-                    for stop in range(start + 1, min(start + width, len(word)) + 1):
-                        if word[start:stop] in probes:
-                            met.add(word[start:stop])
-        found = [*index.unprobed, *(i for probe in met for i in probes[probe])]
-        return [self.terms[i] for i in sorted(found)]
+        `[t for t in terms if not t.probe or t.probe in text]`, searching the text once per
+        distinct probe (482 of them for 830 built-in terms), not once per term."""
+        return [self.terms[i] for i in self._term_probes.met(text)]
+
+    def direction_words_meeting(self, text: str) -> list[tuple[str, str]]:
+        """(direction, word) of the direction words whose first word occurs in `text`, in rule
+        order (as terms_meeting finds terms)."""
+        return [self._direction_items[i] for i in self._direction_probes.met(text)]
 
     @cached_property
-    def _probe_index(self) -> _ProbeIndex:
-        by_probe: dict[str, list[int]] = {}
-        unprobed = []
-        for i, term in enumerate(self.terms):
-            if term.probe:
-                by_probe.setdefault(term.probe, []).append(i)
-            else:
-                unprobed.append(i)
-        longest = max((len(p) for p in by_probe), default=0)
-        return _ProbeIndex(tuple(unprobed), {p: tuple(i) for p, i in by_probe.items()}, longest)
+    def _term_probes(self) -> _ProbeIndex:
+        return _ProbeIndex.of([term.probe for term in self.terms])
+
+    @cached_property
+    def _direction_items(self) -> tuple[tuple[str, str], ...]:
+        return tuple((d, word) for d, words in self.direction_words.items() for word in words)
+
+    @cached_property
+    def _direction_probes(self) -> _ProbeIndex:
+        return _ProbeIndex.of([word.split(" ")[0] for _, word in self._direction_items])
 
 
 @dataclass(frozen=True)
 class _ProbeIndex:
-    """The terms of a rule set by probe (Rules.terms_meeting)."""
+    """Items (terms, direction words) by probe, a word the text must contain for the item to
+    match: which items a text can meet, with one substring search per distinct probe."""
 
-    unprobed: tuple[int, ...]  # terms with no probe: always tried
-    by_probe: dict[str, tuple[int, ...]]  # probe -> its terms' indices, ascending
-    longest: int  # the longest probe's length
+    unprobed: tuple[int, ...]  # items with no probe: always met
+    by_probe: dict[str, tuple[int, ...]]  # probe -> its items' indices, ascending
+
+    @classmethod
+    def of(cls, probes: list[str]) -> _ProbeIndex:
+        by_probe: dict[str, list[int]] = {}
+        unprobed = []
+        for i, probe in enumerate(probes):
+            if probe:
+                by_probe.setdefault(probe, []).append(i)
+            else:
+                unprobed.append(i)
+        return cls(tuple(unprobed), {p: tuple(i) for p, i in by_probe.items()})
+
+    def met(self, text: str) -> list[int]:
+        """Indices, ascending, of the items whose probe occurs in `text` or that have none."""
+        found = [i for probe, items in self.by_probe.items() if probe in text for i in items]
+        return sorted([*self.unprobed, *found])
 
 
 _SEPARATORS = str.maketrans("_-", "  ")
