@@ -230,3 +230,11 @@ def test_the_mentions_kept_are_bounded(monkeypatch) -> None:
     assert parse._find_mentions("increase lr to 0.09", rules) == parse._search_mentions(
         "increase lr to 0.09", rules
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=80), st.text(alphabet=st.characters(max_codepoint=127))))
+def test_lower_case_keeps_every_span(text: str) -> None:
+    lowered = parse._lower_keep_length(text)
+    assert lowered == "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    assert len(lowered) == len(text)
