@@ -43,6 +43,9 @@ from nrr_stats.proposal import Proposal, proposal_change, read_proposal
 from nrr_stats.similarity.repeats import under_current_config
 
 SIMILAR_FAILURES = 5
+# A proposal setting more values than this is answered on its first this many (each change is
+# a check of its own, so time stays bounded); the answer warns how many were left unchecked.
+MAX_CHANGES_CHECKED = 20
 # Sessions whose engines a Checker keeps at once (the least recently asked is dropped).
 KEPT_SESSIONS = 16
 # A process that started from saved sums saves them again once the leaves read since exceed
@@ -433,9 +436,14 @@ class Checker:
             answer = self._answer_change(proposal, session_row)
             answer["changes_checked"] = []
         else:
+            if len(changes) > MAX_CHANGES_CHECKED:
+                warn(
+                    f"the proposal sets {len(changes)} values: the first {MAX_CHANGES_CHECKED} "
+                    "were checked, the rest were not"
+                )
             answers = [
                 (change, self._answer_change(read_proposal(change.text()), session_row))
-                for change in changes
+                for change in changes[:MAX_CHANGES_CHECKED]
             ]
             riskiest_change, riskiest = max(
                 answers,
@@ -443,7 +451,7 @@ class Checker:
             )
             answer = dict(riskiest)
             answer["reason"] = (
-                f"the riskiest of {len(changes)} changes ({riskiest_change.text()}): "
+                f"the riskiest of {len(answers)} changes ({riskiest_change.text()}): "
                 + answer["reason"]
             )
             answer["changes_checked"] = [fields.change_summary(c, a) for c, a in answers]

@@ -191,3 +191,17 @@ def test_brief_is_under_one_kilobyte_and_holds_the_numbers(seed_bank: Path) -> N
     assert f"P(keep) {full['p_keep']:.2f} [{low:.2f}, {high:.2f}]" in run.out
     assert f"({full['k']} kept)" in run.out and f"base rate {full['base_rate']:.2f}" in run.out
     assert full["similar_failures"][0]["description"][:40] in run.out
+
+
+def test_a_proposal_setting_very_many_values_is_checked_on_its_first_ones(
+    seed_bank: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nrr_stats.check as check
+
+    monkeypatch.setattr(check, "MAX_CHANGES_CHECKED", 3)
+    lines = [f"{key} = {value}" for key, value in zip("ABCDE", (1, 2, 3, 4, 5), strict=True)]
+    answer = check.check_proposal("\n".join(lines), bank=seed_bank, record=False)
+    assert [c["parameter"] for c in answer["changes_checked"]] == ["A", "B", "C"]
+    assert answer["reason"].startswith("the riskiest of 3 changes")
+    assert any("sets 5 values: the first 3 were checked" in w for w in answer["warnings"])
+    assert len(answer["read_as"]["changes"]) == 5  # every change is still said as read
