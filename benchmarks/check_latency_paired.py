@@ -1,6 +1,6 @@
 """Is this checkout's held `nrr check` faster than another checkout's? Paired per proposal.
 
-    python benchmarks/check_latency_paired.py /path/to/baseline/checkout [--pairs 3]
+    python benchmarks/check_latency_paired.py /path/to/baseline/checkout [--rounds 3]
         [--paths fit population-prior conjugate] [--size 100000] [--proposals 100]
 
 On this kind of machine the same code's check moves by up to 1.7x from one minute to the next
@@ -95,7 +95,7 @@ def paired_round(baseline: Path, this: Path, job: dict, texts: list[str]) -> lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("baseline", type=Path, help="the other checkout (its repository root)")
-    parser.add_argument("--pairs", type=int, default=3, help="rounds, each in fresh processes")
+    parser.add_argument("--rounds", type=int, default=3, help="each in fresh processes")
     parser.add_argument("--paths", nargs="*", choices=list(PATHS), default=list(PATHS))
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--proposals", type=int, default=100)
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         job = {"bank": str(bank), "warm_up": texts[0], "options": PATHS[path]}
         rounds = []
         with aside:
-            for index in range(args.pairs):
+            for index in range(args.rounds):
                 pairs = paired_round(args.baseline.resolve(), this, job, texts[1:])
                 base = statistics.median(b for b, _ in pairs)
                 mine = statistics.median(m for _, m in pairs)

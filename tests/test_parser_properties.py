@@ -14,6 +14,7 @@ from nrr_stats.parser import (
     parse_description,
     parse_log_descriptions,
 )
+from nrr_stats.parser import rules as rules_module
 from nrr_stats.taxonomy import CATEGORIES, DIRECTIONS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "labels"
@@ -222,7 +223,7 @@ def test_mentions_kept_per_text_are_the_search_done_again(texts: list[str]) -> N
 
 
 def test_the_mentions_kept_are_bounded(monkeypatch) -> None:
-    monkeypatch.setattr(parse, "MENTIONS_KEPT", 3)
+    monkeypatch.setattr(rules_module, "MEMO_ENTRIES", 3)
     rules = load_rules()
     for i in range(10):
         parse._find_mentions(f"increase lr to 0.0{i}", rules)

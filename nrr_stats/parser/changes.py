@@ -304,19 +304,18 @@ def identifier_before(text: str, position: int) -> str:
 def alias_of(word: str, rules: Rules) -> str:
     """The parameter a word is an alias of ("lr" -> LEARNING_RATE); "" when none."""
     lowered = re.sub(r"[_\-]", " ", word.lower())
-    memo = rules.memo
-    if lowered not in memo:
-        if len(memo) > 50_000:
-            memo.clear()
-        memo[lowered] = next(
+    return rules.remembered(
+        rules.memo,
+        lowered,
+        lambda: next(
             (
                 t.parameter
                 for t in rules.terms
                 if t.parameter and t.probe in lowered and t.regex.fullmatch(lowered)
             ),
             "",
-        )
-    return memo[lowered]
+        ),
+    )
 
 
 def stated_settings(

@@ -182,19 +182,11 @@ def _norm_for_match(text: str) -> str:
     return re.sub(r"[_\-]", " ", _lower_keep_length(text))
 
 
-# Texts whose mentions a rule set keeps (a parse asks for one text's mentions several times).
-MENTIONS_KEPT = 50_000
-
-
 def _find_mentions(text: str, rules: Rules) -> list[Mention]:
     """Category terms in the text: longest first, a user's category winning ties, no overlaps
-    (found once per text and rule set)."""
-    kept = rules.mentions
-    if text not in kept:
-        if len(kept) >= MENTIONS_KEPT:
-            kept.clear()
-        kept[text] = tuple(_search_mentions(text, rules))
-    return list(kept[text])
+    (found once per text and rule set: a parse asks for one text's mentions several times)."""
+    found = rules.remembered(rules.mentions, text, lambda: tuple(_search_mentions(text, rules)))
+    return list(found)
 
 
 def _search_mentions(text: str, rules: Rules) -> list[Mention]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,8 @@ CATEGORY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 CATEGORY_KEYS = {"words", "patterns", "parameters", "default_parameter", "heads", "quantity"}
 WORD_TABLES = ("options", "results", "techniques", "ambiguous", "forms")
 TOP_KEYS = {"categories", "parameters", "directions", *WORD_TABLES}
+# Entries each memo of a rule set keeps (Rules.remembered) before it starts afresh.
+MEMO_ENTRIES = 50_000
 # Words of category "other" that say little about a log's domain.
 GENERIC_OTHER_WORDS = frozenset(
     {"baseline", "seed", "random seed", "threshold", "heuristic", "prompt"}
@@ -61,6 +64,15 @@ class Rules:
     memo: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     # A text's category-term mentions (parse._find_mentions), found once per text.
     mentions: dict[str, tuple] = field(default_factory=dict, compare=False, repr=False)
+
+    def remembered(self, table: dict[str, Any], key: str, make: Callable[[], Any]) -> Any:
+        """table[key] (one of this rule set's memos), made once; a table reaching MEMO_ENTRIES
+        entries starts afresh, so a long ingest holds a bounded memo."""
+        if key not in table:
+            if len(table) >= MEMO_ENTRIES:
+                table.clear()
+            table[key] = make()
+        return table[key]
 
     @property
     def vocabulary(self) -> frozenset[str]:
