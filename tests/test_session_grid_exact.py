@@ -13,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nrr_stats.models.population import load_population_prior
-from nrr_stats.models.rate import MASS_LEFT, BetaMixture, Components, heaviest_components
+from nrr_stats.models.rate import (
+    MASS_LEFT,
+    REST_BASE_BINS,
+    REST_SPREAD_BINS,
+    BetaMixture,
+    Components,
+    heaviest_components,
+)
 from nrr_stats.models.session_grid import SessionGrid, linear_quantile
 from nrr_stats.models.special import gammaln
 
@@ -106,9 +113,11 @@ def test_linear_quantile_of_values_with_nan_is_nan():
     assert np.isnan(np.quantile(np.array([0.3, np.nan, 0.1]), 0.99))
 
 
-def plain_mixture(a, b, weights, base):
-    """BetaMixture.of as one function, every step made for this mixture alone (the form
-    before rate.Components): (a, b, weights, base, mean, base rate) of the mixture."""
+def plain_mixture(a, b, weights, base, spread):
+    """BetaMixture.of as one function, every step made for this mixture alone (no shared
+    rate.Components), the groups of merged components one at a time: (a, b, weights, base,
+    mean, base rate) of the mixture."""
+    spread = np.ravel(np.broadcast_to(spread, np.shape(a)))
     a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
     w = np.ravel(weights) / np.sum(weights)
     mean = float(np.sum(w * a / (a + b)))
@@ -116,41 +125,62 @@ def plain_mixture(a, b, weights, base):
     base_rate = float("nan") if base_all is None else float(np.sum(w * base_all))
     keep = heaviest_components(w)
     if keep.shape[0] < a.shape[0]:
-        rest = np.ones(a.shape[0], dtype=bool)
+        rest = w > 0
         rest[keep] = False
         held = float(w[keep].sum())
         if held < 1.0 - MASS_LEFT:
-            wr = w[rest] / w[rest].sum()
-            m = float(np.sum(wr * a[rest] / (a[rest] + b[rest])))
-            second = float(
-                np.sum(
-                    wr
-                    * a[rest]
-                    * (a[rest] + 1.0)
-                    / ((a[rest] + b[rest]) * (a[rest] + b[rest] + 1.0))
-                )
-            )
-            var = max(second - m**2, 1e-12)
-            c = max(m * (1.0 - m) / var - 1.0, 1e-3)
+            # the group of a merged component: its bin of logit(base), then of log(spread)
+            label = np.zeros(int(rest.sum()), dtype=np.int64)
+            keys = []
             if base_all is not None:
-                rest_base = float(np.sum(w[rest] * base_all[rest]) / np.sum(w[rest]))
-                base_all = np.append(base_all[keep], rest_base)
-            a, b = np.append(a[keep], m * c), np.append(b[keep], (1.0 - m) * c)
-            w = np.append(w[keep], 1.0 - held)
+                p = np.clip(base_all[rest], 1e-12, 1.0 - 1e-12)
+                keys.append((np.log(p) - np.log1p(-p), REST_BASE_BINS))
+            keys.append((np.log(spread[rest]), REST_SPREAD_BINS))
+            for values, bins in keys:
+                width = (values.max() - values.min()) / bins
+                index = np.zeros_like(label)
+                if width > 0:
+                    index = np.minimum(((values - values.min()) / width).astype(int), bins - 1)
+                label = label * bins + index
+            ar, br, wr = a[rest], b[rest], w[rest]
+            groups_a, groups_b, groups_w, groups_base = [], [], [], []
+            for group in sorted(set(label.tolist())):
+                members = label == group
+                wg = wr[members] / wr[members].sum()
+                ag, bg = ar[members], br[members]
+                m = float(np.sum(wg * ag / (ag + bg)))
+                second = float(np.sum(wg * ag * (ag + 1.0) / ((ag + bg) * (ag + bg + 1.0))))
+                var = max(second - m**2, 1e-12)
+                c = max(m * (1.0 - m) / var - 1.0, 1e-3)
+                groups_a.append(m * c)
+                groups_b.append((1.0 - m) * c)
+                groups_w.append(float(wr[members].sum()))
+                if base_all is not None:
+                    groups_base.append(float(np.sum(wr[members] * base_all[rest][members])))
+                    groups_base[-1] /= groups_w[-1]
+            if base_all is not None:
+                base_all = np.append(base_all[keep], groups_base)
+            a, b = np.append(a[keep], groups_a), np.append(b[keep], groups_b)
+            w = np.append(w[keep], groups_w)
         else:
             a, b, w = a[keep], b[keep], w[keep] / held
             base_all = None if base_all is None else base_all[keep]
     return a, b, w, base_all, mean, base_rate
 
 
+def _close(x, y) -> bool:
+    # the merged Betas come from a variance (second moment - mean^2): rounding is amplified
+    return np.allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=0.0, equal_nan=True)
+
+
 def _same_mixture(got: BetaMixture, plain) -> bool:
     a, b, w, base, mean, base_rate = plain
     return (
-        _same(got.a, a)
-        and _same(got.b, b)
-        and _same(got.weights, w)
+        _close(got.a, a)
+        and _close(got.b, b)
+        and _close(got.weights, w)
         and (got.base is None) == (base is None)
-        and (base is None or _same(got.base, base))
+        and (base is None or _close(got.base, base))
         and got.mean() == mean
         and _same(got.base_rate(), base_rate)
     )
@@ -164,15 +194,18 @@ def _same_mixture(got: BetaMixture, plain) -> bool:
     st.integers(0, 2**32 - 1),
 )
 def test_shared_components_give_each_mixture_of_the_plain_formula(n, spread, base_kind, seed):
-    """One Components serves several (a, b) over the same weights; each mixture equals the
-    one made from scratch, bit for bit (kept, merged and renormalised cases all occur)."""
+    """One Components serves several (a, b) over the same weights and concentrations; each
+    mixture equals the one made from scratch, to rounding (kept, merged by group and
+    renormalised cases all occur); made alone, a mixture groups by its own a + b."""
     rng = np.random.default_rng(seed)
     weights = np.exp(spread * rng.standard_normal(n))  # from even to a few heavy components
     base = {"none": None, "scalar": 0.3, "array": rng.uniform(0.05, 0.9, n)}[base_kind]
-    shared = Components.of(n, weights, base)
+    concentration = rng.uniform(0.5, 60.0, n)
+    shared = Components.of(n, weights, base, spread=concentration)
     for _ in range(3):
-        a, b = rng.uniform(0.05, 40.0, n), rng.uniform(0.05, 40.0, n)
-        plain = plain_mixture(a, b, weights, base)
+        mean = rng.uniform(0.01, 0.99, n)
+        a, b = mean * concentration, (1.0 - mean) * concentration
+        plain = plain_mixture(a, b, weights, base, concentration)
         assert _same_mixture(BetaMixture.of(a, b, components=shared), plain)
         assert _same_mixture(BetaMixture.of(a, b, weights, base), plain)
 
@@ -189,4 +222,7 @@ def test_grid_rates_equal_the_plain_mixture_of_their_own_weights():
         base = grid._mass()[1]
         for key in keys + [("not_a_category", "add", "")]:
             a, b = grid._shape(key, *grid.leaves.get(key, (0.0, 0.0)))
-            assert _same_mixture(grid.rate(*key), plain_mixture(a, b, weights, base))
+            plain = plain_mixture(
+                a, b, weights, base, np.broadcast_to(grid.nu[:, None], np.shape(a))
+            )
+            assert _same_mixture(grid.rate(*key), plain)

@@ -181,7 +181,9 @@ class SessionGrid:
         if self._heavy is None or self._heavy[0] is not weights:
             base = expit(self.alpha[:, None] + self.u[None, :])
             keep = heaviest_components(weights)
-            self._heavy = (weights, (keep, base, Components.of(weights.size, weights, base, keep)))
+            spread = np.broadcast_to(self.nu[:, None], weights.shape)  # a + b = nu + trials
+            components = Components.of(weights.size, weights, base, keep, spread=spread)
+            self._heavy = (weights, (keep, base, components))
         return self._heavy[1]
 
     def p_crash(self, category: str) -> float:
