@@ -4,7 +4,7 @@ For each dev log (../shared, dev/ and dev2/), its session is replayed on the pop
 grid at a few cut points (no rows, 3, 15, half, all); at each, the rate of its first cells and
 of other/other is read three ways: from every component of the grid (the reference), by the
 earlier rule (the heaviest 499 components, the rest one moment-matched Beta) and by the shipped
-rule (the heaviest MAX_COMPONENTS - 1, the rest merged by group). With --fitted, the same on
+rule (the heaviest, the rest merged by group, as many components in all). With --fitted, the same on
 the grids of check_latency.py's fitted banks (benchmarks/out/, built by that benchmark): their
 first sessions' rows under each bank's own fit. Printed: the largest and the 90th-percentile
 absolute error of the interval's ends and of P(rate < base) against the reference, the share
@@ -60,7 +60,8 @@ def read_cells(prior, sessions, rule) -> tuple[np.ndarray, np.ndarray, float]:
             engine.update(rows[:cut])
             grid = engine.grid
             weights = np.sort(grid.posterior_weights()[0].ravel())[::-1]
-            held.append(weights[: min(rule[0] - 1, weights.size)].sum())
+            most = rule[0] - rule[1] * rule[2]  # as rate.heaviest_components keeps
+            held.append(weights[: min(most, weights.size)].sum())
             for category, direction in cells:
                 started = time.perf_counter()
                 mixture = grid.rate(category, direction, "")

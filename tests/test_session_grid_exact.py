@@ -113,7 +113,7 @@ def test_linear_quantile_of_values_with_nan_is_nan():
     assert np.isnan(np.quantile(np.array([0.3, np.nan, 0.1]), 0.99))
 
 
-def plain_mixture(a, b, weights, base, spread):
+def plain_mixture(a, b, weights, base, spread, base_logit=None):
     """BetaMixture.of as one function, every step made for this mixture alone (no shared
     rate.Components), the groups of merged components one at a time: (a, b, weights, base,
     mean, base rate) of the mixture."""
@@ -132,7 +132,9 @@ def plain_mixture(a, b, weights, base, spread):
             # the group of a merged component: its bin of logit(base), then of log(spread)
             label = np.zeros(int(rest.sum()), dtype=np.int64)
             keys = []
-            if base_all is not None:
+            if base_all is not None and base_logit is not None:
+                keys.append((np.ravel(base_logit)[rest], REST_BASE_BINS))
+            elif base_all is not None:
                 p = np.clip(base_all[rest], 1e-12, 1.0 - 1e-12)
                 keys.append((np.log(p) - np.log1p(-p), REST_BASE_BINS))
             keys.append((np.log(spread[rest]), REST_SPREAD_BINS))
@@ -201,7 +203,7 @@ def test_shared_components_give_each_mixture_of_the_plain_formula(n, spread, bas
     weights = np.exp(spread * rng.standard_normal(n))  # from even to a few heavy components
     base = {"none": None, "scalar": 0.3, "array": rng.uniform(0.05, 0.9, n)}[base_kind]
     concentration = rng.uniform(0.5, 60.0, n)
-    shared = Components.of(n, weights, base, spread=concentration)
+    shared = Components.of(n, weights, base, log_spread=np.log(concentration))
     for _ in range(3):
         mean = rng.uniform(0.01, 0.99, n)
         a, b = mean * concentration, (1.0 - mean) * concentration
@@ -222,7 +224,7 @@ def test_grid_rates_equal_the_plain_mixture_of_their_own_weights():
         base = grid._mass()[1]
         for key in keys + [("not_a_category", "add", "")]:
             a, b = grid._shape(key, *grid.leaves.get(key, (0.0, 0.0)))
-            plain = plain_mixture(
-                a, b, weights, base, np.broadcast_to(grid.nu[:, None], np.shape(a))
-            )
+            nu = np.broadcast_to(grid.nu[:, None], np.shape(a))
+            base_logit = grid.alpha[:, None] + grid.u[None, :]  # the grid's own logit of base
+            plain = plain_mixture(a, b, weights, base, nu, base_logit)
             assert _same_mixture(grid.rate(*key), plain)

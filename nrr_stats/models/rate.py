@@ -15,20 +15,21 @@ import numpy as np
 from nrr_stats.models.special import betainc, betaincinv, betaln
 
 CONFIDENCE = 0.9
-# The one mixture-size rule: the CDF and the quantiles are evaluated on the fewest heaviest
-# components holding all but MASS_LEFT of the weight, at most MAX_COMPONENTS - 1 of them; the
-# components left beyond those are merged by group, each group into one Beta of the same mean
-# and variance: groups of like base rate (REST_BASE_BINS equal bins of its logit) and, within
-# those, of like concentration a + b (REST_SPREAD_BINS equal bins of its log). The mean is
-# exact. A session grid's draws x points are many and mostly light (under the population prior
-# the heaviest 499 of 30,500 hold a median 14% of the weight), and merging the rest into one
-# Beta read P(rate < base) up to 0.065 and the interval's ends up to 0.010 from the whole
-# mixture's; by group, 0.003 and 0.002, in about the same time (benchmarks/mixture_size_rule.py;
-# tests/test_mixture_size_rule.py holds a bound).
+# The one mixture-size rule: the CDF and the quantiles are evaluated on at most MAX_COMPONENTS
+# components: the fewest heaviest holding all but MASS_LEFT of the weight, at most
+# MAX_COMPONENTS - REST_BASE_BINS * REST_SPREAD_BINS of them, and the components left beyond
+# those merged by group, each group into one Beta of the same mean and variance: groups of like
+# base rate (REST_BASE_BINS equal bins of its logit) and, within those, of like concentration
+# a + b (REST_SPREAD_BINS equal bins of its log). The mean is exact. A session grid's draws x
+# points are many and mostly light (under the population prior the heaviest 499 of 30,500 hold
+# a median 14% of the weight), and merging the rest into one Beta read P(rate < base) up to
+# 0.079 and the interval's ends up to 0.010 from the whole mixture's on the dev logs' sessions;
+# by group, with no more components in all, 0.0045 and 0.0019 (benchmarks/mixture_size_rule.py,
+# models/README.md; tests/test_mixture_size_rule.py holds a bound).
 MASS_LEFT = 1e-5
 MAX_COMPONENTS = 500
 REST_BASE_BINS = 32
-REST_SPREAD_BINS = 4
+REST_SPREAD_BINS = 2
 # A Halley step shorter than this share of min(x, 1 - x) is taken as the quantile without one
 # more CDF evaluation (relative: near 0 or 1 the CDF of a Beta with a or b < 1 is steep).
 HALLEY_ACCEPT = 1e-3
@@ -37,8 +38,9 @@ HALLEY_ACCEPT = 1e-3
 def heaviest_components(weights: np.ndarray) -> np.ndarray:
     """Indices of the components the mixture-size rule keeps as they are (weights sum to 1)."""
     weights = np.asarray(weights).ravel()
-    if weights.shape[0] >= MAX_COMPONENTS:
-        top = np.argpartition(weights, -(MAX_COMPONENTS - 1))[-(MAX_COMPONENTS - 1) :]
+    most = MAX_COMPONENTS - REST_BASE_BINS * REST_SPREAD_BINS  # room left for the groups
+    if weights.shape[0] > most:
+        top = np.argpartition(weights, -most)[-most:]
     else:
         top = np.arange(weights.shape[0])
     order = top[np.argsort(weights[top])[::-1]]
@@ -54,9 +56,10 @@ class Components:
 
     weights: np.ndarray  # all components' weights, normalised
     keep: np.ndarray  # the components kept as they are (heaviest_components)
-    rest: np.ndarray | None  # mask of the components merged by group (None: none are)
-    rest_groups: np.ndarray | None  # the group (0, 1, ...) of each merged component
-    rest_weights: np.ndarray | None  # their weights
+    # per component, the group (0 .. groups - 1) it is merged into, or `groups` when it is
+    # kept or weightless (None: no component is merged)
+    labels: np.ndarray | None
+    group_weights: np.ndarray | None  # each group's weight
     kept_weights: np.ndarray  # the mixture's weights: the kept ones, then each group's
     kept_base: np.ndarray | None  # the base rate per mixture component (None without one)
     base_rate: float  # the mean base rate over all components (nan without one)
@@ -68,39 +71,51 @@ class Components:
         weights: np.ndarray | None = None,
         base: np.ndarray | float | None = None,
         keep: np.ndarray | None = None,
-        spread: np.ndarray | None = None,
+        *,
+        base_logit: np.ndarray | None = None,
+        log_spread: np.ndarray | None = None,
     ) -> Components:
-        """The rule applied to n components with these weights (default equal), base rates
-        and concentrations a + b (`spread`: any values ordered as a + b is, for every rate
-        that will share the result)."""
+        """The rule applied to n components with these weights (default equal) and base
+        rates; `base_logit` is the base rates' logit when the caller has it, `log_spread` the
+        log of each component's concentration a + b (or values ordered alike for every rate
+        that will share the result; None: groups by base rate alone)."""
         w = np.full(n, 1.0 / n) if weights is None else np.ravel(weights)
         w = w / w.sum()
         base_all = None if base is None else np.broadcast_to(np.ravel(base), (n,))
         base_rate = float("nan") if base_all is None else float(np.sum(w * base_all))
         keep = heaviest_components(w) if keep is None else keep
-        rest, groups, rest_weights, kept, kept_base = None, None, None, w, base_all
+        labels, group_weights, kept, kept_base = None, None, w, base_all
         if keep.shape[0] < n:
             merged = w > 0  # a component of no weight is in no group
             merged[keep] = False
             held = float(w[keep].sum())
             if held < 1.0 - MASS_LEFT and merged.any():
-                rest, rest_weights = merged, w[merged]
                 keys = []
                 if base_all is not None:
-                    keys.append((_logit(base_all[merged]), REST_BASE_BINS))
-                if spread is not None:
-                    spread_rest = np.broadcast_to(np.ravel(spread), (n,))[merged]
-                    keys.append((np.log(np.maximum(spread_rest, 1e-300)), REST_SPREAD_BINS))
-                groups = _groups(keys, rest_weights.shape[0])
-                group_weights = np.bincount(groups, weights=rest_weights)
+                    if base_logit is None:
+                        keys.append((_logit(base_all[merged]), REST_BASE_BINS))
+                    else:
+                        keys.append((np.ravel(base_logit)[merged], REST_BASE_BINS))
+                if log_spread is not None:
+                    keys.append((np.ravel(log_spread)[merged], REST_SPREAD_BINS))
+                groups = _groups(keys, int(merged.sum()))
+                count = int(groups.max()) + 1
+                labels = np.full(n, count, dtype=np.int64)
+                labels[merged] = groups
+                group_weights = _group_sums(labels, w, count)
                 if base_all is not None:
-                    group_base = np.bincount(groups, weights=rest_weights * base_all[merged])
-                    kept_base = np.append(base_all[keep], group_base / group_weights)
+                    group_base = _group_sums(labels, w * base_all, count) / group_weights
+                    kept_base = np.append(base_all[keep], group_base)
                 kept = np.append(w[keep], group_weights)
             else:
                 kept = w[keep] / held
                 kept_base = None if base_all is None else base_all[keep]
-        return cls(w, keep, rest, groups, rest_weights, kept, kept_base, base_rate)
+        return cls(w, keep, labels, group_weights, kept, kept_base, base_rate)
+
+
+def _group_sums(labels: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """The sum of values over each group 0 .. count - 1 (label `count`: in none)."""
+    return np.bincount(labels, weights=values, minlength=count + 1)[:count]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -111,15 +126,16 @@ def _logit(p: np.ndarray) -> np.ndarray:
 def _groups(keys: list[tuple[np.ndarray, int]], n: int) -> np.ndarray:
     """Group of each of n components: equal-width bins of each key in turn (each key's bins
     within the previous ones'), numbered 0, 1, ... with no empty group."""
-    group = np.zeros(n, dtype=np.int64)
+    group, total = np.zeros(n, dtype=np.int64), 1
     for values, bins in keys:
         low, high = float(values.min()), float(values.max())
         width = (high - low) / bins
         index = np.zeros(n, dtype=np.int64)
         if width > 0 and np.isfinite(width):
             index = np.minimum(((values - low) / width).astype(np.int64), bins - 1)
-        group = group * bins + index
-    return np.unique(group, return_inverse=True)[1].ravel()
+        group, total = group * bins + index, total * bins
+    occupied = np.bincount(group, minlength=total) > 0
+    return (np.cumsum(occupied) - 1)[group]  # renumbered over the occupied groups
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,13 +171,12 @@ class BetaMixture:
         a = np.asarray(a, dtype=np.float64).ravel()
         b = np.asarray(b, dtype=np.float64).ravel()
         if components is None:
-            components = Components.of(a.shape[0], weights, base, keep, spread=a + b)
-        w, keep, rest = components.weights, components.keep, components.rest
-        mean = float(np.sum(w * a / (a + b)))
-        if rest is not None:  # the rest is merged by group, into moment-matched Betas
-            merged_a, merged_b = _moment_matched(
-                a[rest], b[rest], components.rest_weights, components.rest_groups
-            )
+            components = Components.of(a.shape[0], weights, base, keep, log_spread=np.log(a + b))
+        w, keep = components.weights, components.keep
+        weighted_means = w * a / (a + b)
+        mean = float(np.sum(weighted_means))
+        if components.labels is not None:  # the rest is merged by group: moment-matched Betas
+            merged_a, merged_b = _moment_matched(a, b, weighted_means, components)
             a, b = np.append(a[keep], merged_a), np.append(b[keep], merged_b)
         elif keep.shape[0] < a.shape[0]:
             a, b = a[keep], b[keep]
@@ -243,13 +258,16 @@ class WeightedPoints:
 
 
 def _moment_matched(
-    a: np.ndarray, b: np.ndarray, w: np.ndarray, groups: np.ndarray
+    a: np.ndarray, b: np.ndarray, weighted_means: np.ndarray, components: Components
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per group, the Beta with the mean and variance of the group's mixture of
-    w_i Beta(a_i, b_i): (a, b) arrays indexed by group."""
-    total = np.bincount(groups, weights=w)
-    mean = np.bincount(groups, weights=w * (a / (a + b))) / total
-    second = np.bincount(groups, weights=w * (a * (a + 1.0) / ((a + b) * (a + b + 1.0)))) / total
+    """Per group of merged components, the Beta with the mean and variance of the group's
+    mixture sum w_i Beta(a_i, b_i) (`weighted_means`: w_i a_i / (a_i + b_i)): (a, b) arrays
+    indexed by group."""
+    count, total = components.group_weights.shape[0], components.group_weights
+    mean = _group_sums(components.labels, weighted_means, count) / total
+    # E[p^2] of Beta(a, b) is a (a + 1) / ((a + b) (a + b + 1))
+    second_terms = weighted_means * (a + 1.0) / (a + b + 1.0)
+    second = _group_sums(components.labels, second_terms, count) / total
     var = np.maximum(second - mean**2, 1e-12)
     concentration = np.maximum(mean * (1.0 - mean) / var - 1.0, 1e-3)
     return mean * concentration, (1.0 - mean) * concentration

@@ -179,10 +179,14 @@ class SessionGrid:
         those weights and base rates (the same for every leaf's mixture)."""
         weights, _ = self.posterior_weights()
         if self._heavy is None or self._heavy[0] is not weights:
-            base = expit(self.alpha[:, None] + self.u[None, :])
+            base_logit = self.alpha[:, None] + self.u[None, :]
+            base = expit(base_logit)
             keep = heaviest_components(weights)
-            spread = np.broadcast_to(self.nu[:, None], weights.shape)  # a + b = nu + trials
-            components = Components.of(weights.size, weights, base, keep, spread=spread)
+            # a leaf's a + b is nu + trials: ordered as nu, for every leaf
+            log_nu = np.broadcast_to(np.log(self.nu)[:, None], weights.shape)
+            components = Components.of(
+                weights.size, weights, base, keep, base_logit=base_logit, log_spread=log_nu
+            )
             self._heavy = (weights, (keep, base, components))
         return self._heavy[1]
 
