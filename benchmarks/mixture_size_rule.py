@@ -2,14 +2,15 @@
 
 For each dev log (../shared, dev/ and dev2/), its session is replayed on the population prior's
 grid at a few cut points (no rows, 3, 15, half, all); at each, the rate of its first cells and
-of other/other is read three ways: from every component of the grid (the reference), by the
-earlier rule (the heaviest 499 components, the rest one moment-matched Beta) and by the shipped
-rule (the heaviest, the rest merged by group, as many components in all). With --fitted, the same on
-the grids of check_latency.py's fitted banks (benchmarks/out/, built by that benchmark): their
-first sessions' rows under each bank's own fit. Printed: the largest and the 90th-percentile
-absolute error of the interval's ends and of P(rate < base) against the reference, the share
-of the weight the kept components hold, and each rule's time for those numbers as a share of
-the reference's (same process, same answers).
+of other/other is read three ways: from the whole grid (the reference: every component but the
+lightest, which hold 1e-5 of the weight), by the earlier rule (the heaviest 499 components, the
+rest one moment-matched Beta) and by the shipped rule (the heaviest, the rest merged by group,
+no more components in all). With --fitted, the same on the grids of check_latency.py's fitted
+banks (benchmarks/out/, built by that benchmark): some sessions' first rows under each bank's
+own fit. Printed: the largest and the 90th-percentile absolute error of the interval's ends and
+of P(rate < base) against the reference, the median share of the weight the kept components
+hold, and each rule's time for those numbers as a share of the reference's (same process, same
+answers).
 
     python benchmarks/mixture_size_rule.py            # every log of dev/ and dev2/
     python benchmarks/mixture_size_rule.py --every 3  # every third log
