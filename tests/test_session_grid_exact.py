@@ -1,9 +1,10 @@
-"""The session grid's shortcuts give the numbers of the plain formulas, to the last bit.
+"""The session grid's shortcuts give the numbers of the plain formulas.
 
 `set_counts` skips the two keep tables of a leaf without keeps (gammaln(a + 0) - gammaln(a) is
-exactly 0), the grid's span takes numpy's linear quantile without np.quantile, and every leaf's
-mixture reuses what the mixture-size rule made of the grid's weights (rate.Components); all
-are compared here with the formulas they replace, computed the slow way.
+exactly 0), the grid's span takes numpy's linear quantile without np.quantile (both to the last
+bit), and every leaf's mixture reuses what the mixture-size rule made of the grid's weights
+(rate.Components: the same mean to the last bit, the merged groups' Betas to rounding); all are
+compared here with the formulas they replace, computed the slow way.
 """
 
 from __future__ import annotations
