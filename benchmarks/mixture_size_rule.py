@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from nrr_stats.bank import open_bank
-from nrr_stats.bank.ingest import ingest_log
+from nrr_stats.bank.ingest import experiment_rows
 from nrr_stats.errors import NrrInputError
+from nrr_stats.ingest import read_results_log
 from nrr_stats.models import rate
 from nrr_stats.models.engine import SessionEngine
 from nrr_stats.models.population import load_population_prior
@@ -43,11 +43,8 @@ RULES = {
 
 
 def session_rows(path: Path) -> list[dict]:
-    """The rows of a log's one session, as a bank stores them."""
-    with tempfile.TemporaryDirectory() as folder, open_bank(Path(folder) / "b.db") as bank:
-        ingest_log(bank, path)
-        (session,) = bank.query("SELECT id FROM sessions", [])
-        return bank.experiments(session["id"])
+    """A log's rows as a bank stores them (the one log-to-rows function of ingest)."""
+    return experiment_rows(read_results_log(path))
 
 
 def read_cells(prior, sessions, rule) -> tuple[np.ndarray, np.ndarray, float]:
@@ -127,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     for path in sorted(LOGS.glob("dev*/*.tsv"))[:: args.every]:
         try:
             sessions.append(session_rows(path))
-        except (NrrInputError, ValueError):
-            continue  # no single readable session: nothing to replay
+        except NrrInputError:
+            continue  # not a readable log: nothing to replay
     report("dev logs' sessions, population prior", load_population_prior(), sessions)
     if args.fitted:
         for label, prior, bank_sessions in fitted_banks():

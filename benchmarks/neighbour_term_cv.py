@@ -38,6 +38,7 @@ from evidence_data import load_corpus  # noqa: E402
 from similarity_evidence_cv import FOLDS, bootstrap, fold_of, metrics, paired  # noqa: E402
 
 from nrr_stats.models import similarity_evidence as se  # noqa: E402
+from nrr_stats.models.special import logit  # noqa: E402
 
 
 def _sigmoid(x):
@@ -108,7 +109,7 @@ def predict(d: dict, x: np.ndarray, variant: str) -> np.ndarray:
     k_keep, k_trial = evidence
     if variant == "pseudo":
         c = np.exp(x[7])
-        extra = x[6] * (se._logit((k_keep + c * m) / (k_trial + c)) - se._logit(m))
+        extra = x[6] * (logit((k_keep + c * m) / (k_trial + c)) - logit(m))
     elif variant in ("asym", "plateau_x"):
         toward = se.neighbour_shift(m, k_keep, k_trial)
         if variant == "asym":
@@ -117,7 +118,7 @@ def predict(d: dict, x: np.ndarray, variant: str) -> np.ndarray:
             extra = (x[6] + x[7] * d["plateau"]) * toward
     else:  # mass, length: one more covariate
         extra = x[7] * d[variant]
-    return _sigmoid(se._logit(centre) + extra)
+    return _sigmoid(logit(centre) + extra)
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:

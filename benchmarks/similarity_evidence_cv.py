@@ -43,6 +43,7 @@ from evidence_data import load_corpus  # noqa: E402
 
 from nrr_stats.backtest.metrics import expected_calibration_error  # noqa: E402
 from nrr_stats.models import similarity_evidence as se  # noqa: E402
+from nrr_stats.models.special import logit  # noqa: E402
 
 FOLDS = 5
 CELL_SD = 0.3
@@ -373,7 +374,7 @@ class Stacked:
             shift += params.neighbour_weight * se.neighbour_shift(
                 m, *self.neighbour[params.features]
             )
-        logit_m = se._logit(m) * extra.get("slope", 1.0)
+        logit_m = logit(m) * extra.get("slope", 1.0)
         centre = (
             1.0 / (1.0 + np.exp(-(logit_m + shift))) if np.any(shift) or "slope" in extra else m
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nrr_stats.models.special import betainc, betaincinv, betaln
+from nrr_stats.models.special import betainc, betaincinv, betaln, logit
 
 CONFIDENCE = 0.9
 # The one mixture-size rule: the CDF and the quantiles are evaluated on at most MAX_COMPONENTS
@@ -93,7 +93,7 @@ class Components:
                 keys = []
                 if base_all is not None:
                     if base_logit is None:
-                        keys.append((_logit(base_all[merged]), REST_BASE_BINS))
+                        keys.append((logit(base_all[merged]), REST_BASE_BINS))
                     else:
                         keys.append((np.ravel(base_logit)[merged], REST_BASE_BINS))
                 if log_spread is not None:
@@ -116,11 +116,6 @@ class Components:
 def _group_sums(labels: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
     """The sum of values over each group 0 .. count - 1 (label `count`: in none)."""
     return np.bincount(labels, weights=values, minlength=count + 1)[:count]
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-12, 1.0 - 1e-12)
-    return np.log(p) - np.log1p(-p)
 
 
 def _groups(keys: list[tuple[np.ndarray, int]], n: int) -> np.ndarray:
@@ -268,6 +263,14 @@ def _moment_matched(
     # E[p^2] of Beta(a, b) is a (a + 1) / ((a + b) (a + b + 1))
     second_terms = weighted_means * (a + 1.0) / (a + b + 1.0)
     second = _group_sums(components.labels, second_terms, count) / total
+    return _beta_of_moments(mean, second)
+
+
+def _beta_of_moments(
+    mean: np.ndarray | float, second: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of the Beta with this mean and second moment E[p^2] (scalars or arrays); the
+    variance is floored at 1e-12 and the concentration a + b at 1e-3."""
     var = np.maximum(second - mean**2, 1e-12)
     concentration = np.maximum(mean * (1.0 - mean) / var - 1.0, 1e-3)
     return mean * concentration, (1.0 - mean) * concentration
@@ -283,11 +286,10 @@ def mixture_quantiles(
     log_norm = betaln(a, b)
     mean = float(np.sum(weights * a / (a + b)))
     second = float(np.sum(weights * a * (a + 1.0) / ((a + b) * (a + b + 1.0))))
-    var = max(second - mean**2, 1e-12)
-    concentration = max(mean * (1.0 - mean) / var - 1.0, 1e-3)
+    start_a, start_b = _beta_of_moments(mean, second)
     results = []
     for q in quantiles:
-        x = float(betaincinv(mean * concentration, (1.0 - mean) * concentration, q))
+        x = float(betaincinv(start_a, start_b, q))
         low, high = 0.0, 1.0
         last_gap = np.inf
         for _ in range(60):

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from nrr_stats.models.special import logit
+
 PLATEAU_CENTRE = 2.2  # mean log1p(rows since the last keep) over the dev corpus's predicted rows
 PHASE_CENTRE = 3.95  # mean log1p(position) over the same rows
 WINDOW = 400  # the kernel reads the session's last WINDOW rows (bounded latency, see README)
@@ -182,11 +184,6 @@ def rows_since_keep(y: np.ndarray) -> np.ndarray:
 BLOCK = 32  # proposals per block of the kernel pass (bounds memory at BLOCK x (BLOCK + WINDOW))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.log(p) - np.log1p(-p)
-
-
 def session_centre(
     y: np.ndarray,
     categories,
@@ -218,7 +215,7 @@ def session_centre(
         shift += np.sum(rows * np.asarray(params.text_weights, dtype=np.float64), axis=1)
     if params.neighbour_weight and neighbour is not None:
         shift += params.neighbour_weight * neighbour_shift(m, *neighbour)
-    centre = 1.0 / (1.0 + np.exp(-(_logit(m) + shift))) if np.any(shift) else m
+    centre = 1.0 / (1.0 + np.exp(-(logit(m) + shift))) if np.any(shift) else m
     return centre, m, trials
 
 
@@ -240,7 +237,7 @@ def neighbour_shift(m: np.ndarray, keeps: np.ndarray, trials: np.ndarray) -> np.
     shrunk toward the session rate by one trial: 0 with no similar earlier row, and bounded
     whatever the session's length (the neighbour rate saturates where a kernel's sums grow)."""
     q = (keeps + m) / (trials + 1.0)
-    return _logit(q) - _logit(m)
+    return logit(q) - logit(m)
 
 
 def feature_view(features: np.ndarray, which: str) -> np.ndarray:

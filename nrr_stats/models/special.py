@@ -19,6 +19,8 @@ import types
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 # The packages scipy.special._ufuncs and the compiled modules it loads live in.
 _PACKAGES = (("scipy", ""), ("scipy._lib", "_lib"), ("scipy.special", "special"))
 
@@ -79,4 +81,11 @@ try:
 except Exception:  # any other layout: the package, as usual
     from scipy.special import betainc, betaincinv, betaln, digamma, expit, gammaln
 
-__all__ = ["betainc", "betaincinv", "betaln", "digamma", "expit", "gammaln"]
+
+def logit(p: np.ndarray | float, eps: float = 1e-9) -> np.ndarray:
+    """log(p / (1 - p)), with p clipped to [eps, 1 - eps] so a rate of 0 or 1 stays finite."""
+    p = np.clip(p, eps, 1.0 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+__all__ = ["betainc", "betaincinv", "betaln", "digamma", "expit", "gammaln", "logit"]
