@@ -77,6 +77,7 @@ class _Session:
     rows: list[dict[str, Any]]
     engine: SessionEngine
     marked: tuple[str, list[dict[str, Any]]] | None = None  # (config, under_current_config)
+    evidence: Any = None  # the rows as the evidence model reads them (EvidenceHistory)
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,7 @@ class Checker:
         if kept.key != key:
             kept.rows = self.bank.experiments(session_row["id"]) if session_row else []
             kept.engine.update(kept.rows)
-            kept.key, kept.marked = key, None
+            kept.key, kept.marked, kept.evidence = key, None, None
         self._sessions[name] = kept  # the most recently asked last
         while len(self._sessions) > KEPT_SESSIONS:
             del self._sessions[next(iter(self._sessions))]
@@ -489,7 +490,7 @@ class Checker:
         similar, exact_repeat, near_repeats = self._similar_failures(
             kept, proposal.description, change, config
         )
-        answer = _with_similarity_evidence(answer, kept.rows, proposal.description, change)
+        answer = _with_similarity_evidence(answer, kept, proposal.description, change)
         verdict, reason = decide(
             answer, exact_repeat=exact_repeat, near_repeats=near_repeats, rule=self.decision_rule
         )
@@ -564,19 +565,22 @@ class Checker:
         )
 
 
-def _with_similarity_evidence(answer: Any, history, description: str, change: Any) -> Any:
+def _with_similarity_evidence(answer: Any, kept: _Session, description: str, change: Any) -> Any:
     """P(keep), its interval and the verdict's inputs from the shipped similarity-evidence model
-    (models/similarity_evidence.py), as `nrr backtest` scores it; the cell answer otherwise."""
+    (models/similarity_evidence.py), as `nrr backtest` scores it; the cell answer otherwise.
+    The session's rows are prepared for the model once per version of them (kept.evidence)."""
     from nrr_stats.models.similarity_evidence import (
         AnswerWithEvidence,
-        evidence_answer,
+        EvidenceHistory,
         shipped_evidence,
     )
 
     shipped = shipped_evidence()
     if shipped is None:
         return answer
-    evidence = evidence_answer(shipped.params, history, description, change, answer.base_rate)
+    if kept.evidence is None or kept.evidence.params is not shipped.params:
+        kept.evidence = EvidenceHistory.of(shipped.params, kept.rows)
+    evidence = kept.evidence.answer(description, change, answer.base_rate)
     return AnswerWithEvidence(answer, evidence)
 
 

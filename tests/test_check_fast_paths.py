@@ -2,14 +2,21 @@
 
 - FeatureSpace computes the idf of the n-grams a transform uses, not of all 2^20 ids: rows
   equal those built from the whole idf array.
-- history_feature_rows hands back its last answer for the very same row objects, and computes
-  anew for any other rows.
+- a held Checker prepares a session's rows for the evidence model once (EvidenceHistory) and
+  anew when the session grows: its answer is then a fresh Checker's, and the one-shot
+  evidence_answer's.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from types import SimpleNamespace
 
+import numpy as np
+from core_helpers import SEED_LOG
+
+from nrr_stats.bank import open_bank
+from nrr_stats.bank.ingest import ingest_log
+from nrr_stats.check import Checker
 from nrr_stats.models import similarity_evidence as evidence
 from nrr_stats.similarity.features import FINE_SIZE, FeatureSpace, idf_weights
 
@@ -42,32 +49,37 @@ def test_transform_with_idf_of_used_ids_equals_the_whole_idf():
     assert np.array_equal(whole.idf_of(ids), lazy.idf_of(ids))
 
 
-def _rows(descriptions):
-    return [
-        {
-            "id": i,
-            "description": text,
-            "category": "learning_rate",
-            "direction": "increase",
-            "parameter": "LEARNING_RATE",
-            "from_value": "0.01",
-            "to_value": str(i),
-        }
-        for i, text in enumerate(descriptions)
-    ]
+def test_a_held_checker_prepares_a_session_once_and_anew_when_it_grows(tmp_path) -> None:
+    log = tmp_path / "results.tsv"
+    log.write_text(SEED_LOG.read_text())
+    proposal = "Increase learning rate to 0.02"
+    with open_bank(tmp_path / "bank.db") as bank:
+        ingest_log(bank, log)
+        with Checker(bank) as checker:
+            first = checker.check(proposal, record=False)
+            (kept,) = checker._sessions.values()
+            prepared = kept.evidence
+            assert prepared is not None
+            checker.check("Add dropout 0.1", record=False)
+            assert kept.evidence is prepared  # the same rows: prepared once
 
-
-def test_history_feature_rows_reuses_only_for_the_same_rows():
-    rows = _rows(TEXTS)
-    first = evidence.history_feature_rows(rows)
-    want = evidence._history_feature_rows(rows)
-    assert np.array_equal(first, want)
-    assert evidence.history_feature_rows(list(rows)) is first  # same row objects, new list
-    changed = [*rows[:-1], dict(rows[-1], description="halve the batch size")]
-    again = evidence.history_feature_rows(changed)
-    assert again is not first
-    assert np.array_equal(again, evidence._history_feature_rows(changed))
-    assert not np.array_equal(again[-1], first[-1])
-    shorter = evidence.history_feature_rows(rows[:2])
-    assert shorter.shape == (2, first.shape[1])
-    assert np.array_equal(shorter, want[:2])
+            with log.open("a") as out:  # the loop logs the very change, and it fails
+                out.write("ffff999\t1.200000\t44.0\tdiscard\tIncrease learning rate to 0.02\n")
+            ingest_log(bank, log)
+            grown = checker.check(proposal, record=False)
+            (kept,) = checker._sessions.values()
+            assert kept.evidence is not prepared
+            assert len(kept.evidence.y) == len(prepared.y) + 1
+            rows = kept.rows
+        with Checker(bank) as fresh:
+            assert fresh.check(proposal, record=False)["p_keep"] == grown["p_keep"]
+    assert grown["p_keep"] < first["p_keep"]  # the new failure was read, not the old rows'
+    change = SimpleNamespace(
+        category="learning_rate",
+        direction="increase",
+        parameter="LEARNING_RATE",
+        from_value="",
+        to_value="0.02",
+    )
+    one_shot = evidence.evidence_answer(evidence.shipped_evidence().params, rows, proposal, change)
+    assert one_shot == kept.evidence.answer(proposal, change)

@@ -716,25 +716,9 @@ _FEATURE_CACHE_LIMIT = 1 << 16
 _KEY_FIELDS = ("id", "description", "category", "direction", "parameter", "from_value", "to_value")
 
 
-# The last call's rows (the very objects) and its answer: a loop's checks of an unchanged
-# session pass the same row dicts again, and bank rows are never changed in place.
-_LAST_ROWS: list[tuple[list, np.ndarray]] = []
-
-
 def history_feature_rows(history: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """Feature rows of history rows (scrubbed description + stored parse), cached by content
-    (read-only: the same array is returned for the same row objects)."""
-    if _LAST_ROWS:
-        rows, last = _LAST_ROWS[0]
-        if len(rows) == len(history) and all(a is b for a, b in zip(rows, history, strict=True)):
-            return last
-    out = _history_feature_rows(history)
-    out.flags.writeable = False
-    _LAST_ROWS[:] = [(list(history), out)]
-    return out
-
-
-def _history_feature_rows(history: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Feature rows of history rows (scrubbed description + stored parse), each cached by the
+    fields it is computed from."""
     from nrr_stats.parser import strip_result_words
 
     out = np.zeros((len(history), _SPACE().dim), dtype=np.float32)
@@ -759,6 +743,61 @@ def _history_feature_rows(history: Sequence[Mapping[str, Any]]) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class EvidenceHistory:
+    """A session's rows as the evidence model reads them before any proposal: the counted rows'
+    outcomes, and the feature rows and word sets of the last WINDOW of them (older rows are
+    never read). A Checker keeps one per version of a session's rows, so the checks of an
+    unchanged session prepare it once."""
+
+    params: EvidenceParams
+    y: np.ndarray  # 1.0 for a keep, per counted row (keep, discard, crash)
+    features: np.ndarray  # (rows, dim) feature rows, zeros before the window; (rows, 1) unread
+    words: tuple[frozenset[str] | None, ...] | None  # per row (None before the window)
+
+    @classmethod
+    def of(cls, params: EvidenceParams, history: Sequence[Mapping[str, Any]]) -> EvidenceHistory:
+        """Prepare bank experiment rows in order; only keep/discard/crash rows count (a log's
+        leading reference rows are stored as `other`)."""
+        rows = [row for row in history if row.get("status") in PREDICTED]
+        y = np.array([row["status"] == "keep" for row in rows], dtype=float)
+        start = max(0, len(rows) - WINDOW)
+        if not _reads_feature_rows(params):
+            features = np.zeros((len(rows), 1), dtype=np.float32)
+        else:
+            features = np.zeros((len(rows), _SPACE().dim), dtype=np.float32)
+            features[start:] = history_feature_rows(rows[start:])
+        words = None
+        if params.features == "words":
+            words = (None,) * start + history_word_sets(rows[start:])
+        return cls(params, y, features, words)
+
+    def answer(
+        self, proposal_text: str, change: Any, base_rate: float | None = None
+    ) -> EvidenceAnswer:
+        """The answer for one proposal after these rows: the same numbers as the backtest's
+        row for the same history."""
+        from nrr_stats.parser import strip_result_words
+
+        params = self.params
+        scrubbed = strip_result_words(proposal_text)
+        if not _reads_feature_rows(params):
+            proposal = np.zeros(1, np.float32)
+        else:
+            proposal = evidence_features([scrubbed], [proposal_fields(change)])[0]
+        words = evidence_words(scrubbed, change) if self.words is not None else None
+        prediction = predict_next(
+            self.y, (), self.features, change.category, proposal, params, self.words, words
+        )
+        return answer_at(prediction, 0, len(self.y), base_rate)
+
+
+def _reads_feature_rows(params: EvidenceParams) -> bool:
+    """Whether the model reads feature rows at all (the words view without text weights does
+    not: its neighbours come from word sets, and nothing is linear in the proposal's row)."""
+    return params.features != "words" or bool(params.text_weights)
+
+
 def evidence_answer(
     params: EvidenceParams,
     history: Sequence[Mapping[str, Any]],
@@ -767,28 +806,8 @@ def evidence_answer(
     base_rate: float | None = None,
 ) -> EvidenceAnswer:
     """The answer for one proposal after a session's rows (bank experiment rows in order): the
-    same numbers as the backtest's row for the same history. Only keep/discard/crash rows count
-    (a log's leading reference rows are stored as `other`)."""
-    from nrr_stats.parser import strip_result_words
-
-    rows = [row for row in history if row.get("status") in PREDICTED]
-    y = np.array([row["status"] == "keep" for row in rows], dtype=float)
-    start = max(0, len(rows) - WINDOW)  # the kernel reads only the last WINDOW rows
-    scrubbed = strip_result_words(proposal_text)
-    if params.features == "words" and not params.text_weights:  # no feature row is read
-        features, proposal = np.zeros((len(rows), 1), dtype=np.float32), np.zeros(1, np.float32)
-    else:
-        features = np.zeros((len(rows), _SPACE().dim), dtype=np.float32)
-        features[start:] = history_feature_rows(rows[start:])  # older rows are never read
-        proposal = evidence_features([scrubbed], [proposal_fields(change)])[0]
-    history_words = proposal_words = None
-    if params.features == "words":
-        history_words = (None,) * start + history_word_sets(rows[start:])
-        proposal_words = evidence_words(scrubbed, change)
-    prediction = predict_next(
-        y, (), features, change.category, proposal, params, history_words, proposal_words
-    )
-    return answer_at(prediction, 0, len(rows), base_rate)
+    one-shot form of EvidenceHistory.of(params, history).answer(...)."""
+    return EvidenceHistory.of(params, history).answer(proposal_text, change, base_rate)
 
 
 _WORDS_CACHE: dict[tuple, frozenset[str]] = {}
