@@ -98,11 +98,17 @@ def similar_failures_in_bank(
     ]
     in_session = set(session.ids.tolist())
     details = search.rows_by_id(bank, list(similarity))
-    for row_id in similarity:
-        if row_id not in in_session and row_id in details:  # another session: never exact
-            candidates.append(
-                dict(details[row_id], config_before=None, similarity=similarity[row_id])
-            )
+    for row_id, score in similarity.items():
+        row = details.get(row_id)
+        if row is None or row_id in in_session:
+            continue
+        # Another session's row: never exact, and only the same cell or a near-repeat score
+        # can make it a near repeat (what find_repeats would test).
+        if (
+            score >= NEAR_REPEAT_SIMILARITY
+            or (field_text(row.get("category")), field_text(row.get("direction"))) == cell
+        ):
+            candidates.append(dict(row, config_before=None, similarity=score))
     repeats = find_repeats(
         {
             "category": change.category,
