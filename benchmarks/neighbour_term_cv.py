@@ -15,6 +15,8 @@ outer fold (no choice among forms is made, so no inner CV is needed):
   mass       a logit term in log1p(sum of the window's cosines): how well trodden the idea is
   plateau_x  the neighbour shift times the plateau covariate (a stuck session trusts it more?)
   length     a logit term in log1p(the proposal's word count): the probe of issue 12 used it
+  scale      the whole logit times exp(x7): a temperature (a model over- or under-confident on
+             new logs); with the intercept already in the form, a recalibration fitted jointly
 
 Figures (the bootstrap and paired difference of similarity_evidence_cv.py): log loss ratio
 against the discounted running rate on the same rows, ECE, and the paired difference per row
@@ -84,7 +86,7 @@ def _neighbour_evidence(d: dict, h: float, rerank: bool) -> tuple[np.ndarray, np
     return (weights * y).sum(axis=1), weights.sum(axis=1)
 
 
-SYMMETRIC = ("shipped", "age", "age_rerank", "mass", "length")  # the model's own neighbour term
+SYMMETRIC = ("shipped", "age", "age_rerank", "mass", "length", "scale")  # the model's own neighbour term
 
 
 def predict(d: dict, x: np.ndarray, variant: str) -> np.ndarray:
@@ -106,6 +108,8 @@ def predict(d: dict, x: np.ndarray, variant: str) -> np.ndarray:
     centre, m, _ = se.session_centre(d["y"], (), params, neighbour=evidence)
     if variant in ("shipped", "age", "age_rerank"):
         return centre
+    if variant == "scale":
+        return _sigmoid(np.exp(x[7]) * logit(centre))
     k_keep, k_trial = evidence
     if variant == "pseudo":
         c = np.exp(x[7])

@@ -9,8 +9,9 @@ A loop holds one `Checker(bank)`; it keeps, for as long as it is open:
   evidence revision (any update or delete of a counted row) rereads everything;
 - the answering prior, reloaded when a new fit is published (bank/fits.py; a PostgreSQL
   bank's newest fit is looked up at most every FIT_RECHECK_SECONDS);
-- per session, its rows (reread when the session or the bank's evidence moves) and its
-  engine (rebuilt when the prior changes; otherwise it recomputes the leaves that moved);
+- per session, its rows (reread when the session or the bank's evidence moves), its
+  engine (rebuilt when the prior changes; otherwise it recomputes the leaves that moved) and
+  the rows as the similarity-evidence model reads them (prepared again with the rows);
 - the similarity search's state for the store's current snapshot.
 `check_proposal(...)` is the one-shot form: a Checker for one answer, closed after it. `nrr
 check`, the MCP server, the demo and the benchmarks all answer through `Checker.check`; what it
