@@ -86,14 +86,8 @@ def _neighbour_evidence(d: dict, h: float, rerank: bool) -> tuple[np.ndarray, np
     return (weights * y).sum(axis=1), weights.sum(axis=1)
 
 
-SYMMETRIC = (
-    "shipped",
-    "age",
-    "age_rerank",
-    "mass",
-    "length",
-    "scale",
-)  # the model's own neighbour term
+# The variants whose neighbour term is the model's own.
+SYMMETRIC = ("shipped", "age", "age_rerank", "mass", "length", "scale")
 
 
 def predict(d: dict, x: np.ndarray, variant: str) -> np.ndarray:
