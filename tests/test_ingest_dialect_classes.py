@@ -10,6 +10,7 @@ import pytest
 
 from nrr_stats.bank import open_bank
 from nrr_stats.bank.ingest import ingest_log
+from nrr_stats.errors import NrrInputError
 from nrr_stats.ingest import read_results_log
 from nrr_stats.ingest.status import map_status
 
@@ -378,3 +379,89 @@ def test_a_log_without_any_outcome_says_so(tmp_path: Path) -> None:
         "no row reads as keep, discard or crash; is 'status' the status column? It holds "
         "'completed' (1)"
     )
+
+
+# --- a status written at the head of the description ----------------------------------------
+
+LEADING_ROWS = [
+    ("a0", "1.10", "baseline — plain two-layer model"),
+    ("a1", "1.02", "keep — depth=6, LR=0.01"),
+    ("a2", "1.05", "DISCARD: wider embedding (512)"),
+    ("a3", "1.01", "[kept] cosine schedule with warmup 200"),
+    ("a4", "nan", "crash - batch 4096 ran out of memory"),
+    ("a5", "1.03", "revert -> label smoothing 0.1"),
+    ("a6", "1.00", "Keep | weight decay 0.05"),
+]
+
+
+def _leading_log(tmp_path: Path, rows, name: str = "leading.tsv") -> Path:
+    lines = ["commit\trmse\tmodel\tdescription"] + [
+        f"{commit}\t{metric}\tm{i}\t{text}" for i, (commit, metric, text) in enumerate(rows)
+    ]
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_status_word_opening_the_description_is_the_status(tmp_path: Path) -> None:
+    log = read_results_log(_leading_log(tmp_path, LEADING_ROWS))
+    assert _statuses(log) == ["other", "keep", "discard", "keep", "crash", "discard", "keep"]
+    assert [r.raw_status for r in log.rows] == [
+        "baseline", "keep", "DISCARD", "kept", "crash", "revert", "Keep",
+    ]  # fmt: skip
+    assert [r.description for r in log.rows] == [
+        "plain two-layer model",
+        "depth=6, LR=0.01",
+        "wider embedding (512)",
+        "cosine schedule with warmup 200",
+        "batch 4096 ran out of memory",
+        "label smoothing 0.1",
+        "weight decay 0.05",
+    ]
+    assert log.columns["status"] == log.columns["description"] == "description"
+    assert log.metric_name == "rmse" and log.metric_direction == "lower"
+    assert log.bad_rows == []
+    assert any("no status column" in r and "'description' opens with" in r for r in log.repairs)
+
+
+def test_a_leading_status_log_reaches_the_bank_with_its_outcomes(tmp_path: Path) -> None:
+    path = _leading_log(tmp_path, LEADING_ROWS)
+    with open_bank(tmp_path / "bank.db") as bank:
+        summary = ingest_log(bank, path)
+        stored = bank.experiments(summary.session_id)
+    counts = summary.status_counts
+    assert (counts["keep"], counts["discard"], counts["crash"], counts["other"]) == (3, 2, 1, 1)
+    assert [row["description"] for row in stored] == [
+        r.description for r in read_results_log(path).rows
+    ]
+    assert [row["status"] for row in stored][1:4] == ["keep", "discard", "keep"]
+
+
+def test_a_row_without_its_leading_status_is_a_bad_row(tmp_path: Path) -> None:
+    rows = [*LEADING_ROWS, ("a7", "1.04", "tried a smaller vocabulary")]
+    log = read_results_log(_leading_log(tmp_path, rows))
+    assert len(log.rows) == len(LEADING_ROWS)
+    (bad,) = log.bad_rows
+    assert bad.row_number == len(LEADING_ROWS) + 1
+    assert bad.reason == "no status word opens column 'description'"
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        # prefixes that are no status words: a conventional-commit log is not a status log
+        ["fix: lr warmup", "feat: add dropout", "refactor: loader", "fix: seed"],
+        # status words only inside words or with no separator
+        ["keep-alive pings", "keeping the LR", "discarded idea revisited", "best LR so far"],
+        # statuses, but too few rows open with one (2 of 5)
+        ["keep — depth 6", "discard: wider", "tune lr", "add dropout", "swap optimizer"],
+        # only non-outcome words lead
+        ["note: baseline run", "baseline — first", "note: same again"],
+    ],
+)
+def test_text_that_only_looks_like_a_leading_status_is_no_status_column(
+    tmp_path: Path, texts: list[str]
+) -> None:
+    path = _leading_log(tmp_path, [(f"c{i}", "1.0", t) for i, t in enumerate(texts)])
+    with pytest.raises(NrrInputError, match="no status column"):
+        read_results_log(path)

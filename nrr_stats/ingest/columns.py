@@ -12,6 +12,7 @@ from nrr_stats.ingest.status import (
     StatusReading,
     is_run_ok,
     is_status_word,
+    leading_status,
     map_status,
     normalise_status,
     status_group,
@@ -119,6 +120,27 @@ def find_status_column(names: Sequence[str], rows: Sequence[Sequence[str]]) -> i
     best, best_share = None, 0.0
     for index in range(len(names)):
         share = status_share([row[index] for row in rows if index < len(row)])
+        if share > best_share:
+            best, best_share = index, share
+    return best if best_share >= 0.6 else None
+
+
+def find_leading_status_column(names: Sequence[str], rows: Sequence[Sequence[str]]) -> int | None:
+    """For a log with no status column: the free-text column whose cells open with a status
+    word ('keep — depth=6', 'DISCARD: lr 0.02') in at least 60% of its filled rows, a keep,
+    discard or crash among them; a description-named column first, else the most such cells."""
+    best, best_share = None, 0.0
+    by_name = [names.index(n) for n in DESCRIPTION_NAMES if n in names]
+    order = by_name + [j for j in range(len(names)) if j not in by_name]
+    for index in order:
+        values = [row[index] for row in rows if index < len(row) and row[index].strip()]
+        openings = [leading_status(v) for v in values]
+        words = [o[0] for o in openings if o is not None]
+        if not values or not any(map_status(w) != "other" for w in words):
+            continue
+        share = len(words) / len(values)
+        if share >= 0.6 and index in by_name:
+            return index
         if share > best_share:
             best, best_share = index, share
     return best if best_share >= 0.6 else None

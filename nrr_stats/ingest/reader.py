@@ -18,6 +18,7 @@ from nrr_stats.errors import NrrInputError
 from nrr_stats.ingest.columns import (
     find_description_column,
     find_id_column,
+    find_leading_status_column,
     find_metric_column,
     find_status_column,
     find_statuses,
@@ -969,12 +970,23 @@ def _choose_columns(
 ) -> tuple[dict[str, str | None], StatusReading]:
     shown_header = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
     found = find_status_column(names, regular)
-    if found is None:
-        raise NrrInputError(f"no status column among: {shown_header}", path=path, line=header_line)
-    reading = find_statuses(names, regular, found)
+    if found is not None:
+        reading = find_statuses(names, regular, found)
+        taken = {reading.column} | ({reading.decision} if reading.decision is not None else set())
+        description_i = find_description_column(names, regular, taken)
+    else:
+        leading = find_leading_status_column(names, regular)
+        if leading is None:
+            raise NrrInputError(
+                f"no status column among: {shown_header}", path=path, line=header_line
+            )
+        note = (
+            f"no status column: each row's status read from the word its '{header[leading]}' "
+            "opens with ('keep — ...', 'discard: ...'), the rest of the text its description"
+        )
+        reading = StatusReading(leading, notes=(note,), leading=True)
+        taken, description_i = {leading}, leading
     status_i = reading.column
-    taken = {status_i} | ({reading.decision} if reading.decision is not None else set())
-    description_i = find_description_column(names, regular, taken)
     if description_i is None:
         raise NrrInputError(
             f"no description column among: {shown_header}", path=path, line=header_line
@@ -1030,7 +1042,10 @@ def _make_row(
     `without_metric`)."""
     status, raw_status = roles.reading.read(cells)
     if not raw_status:
-        return BadRow(line_number, row_number, f"empty status in column '{header[roles.status]}'")
+        where = f"column '{header[roles.status]}'"
+        if roles.reading.leading:
+            return BadRow(line_number, row_number, f"no status word opens {where}")
+        return BadRow(line_number, row_number, f"empty status in {where}")
     value: float | None = None
     if roles.metric is not None:
         value, malformed = _metric_value(cells[roles.metric])
@@ -1045,7 +1060,7 @@ def _make_row(
         metric=value,
         status=status,
         raw_status=raw_status,
-        description=cells[roles.description].strip(),
+        description=roles.reading.description(cells, roles.description),
         fields=dict(zip(header, (c.strip() for c in cells), strict=True)),
     )
 

@@ -32,6 +32,15 @@ BOOLEAN_DECISION_NAMES = _words(
 BOOLEAN_CELLS = {"1": "keep", "1.0": "keep", "0": "discard", "0.0": "discard"}
 
 _SEPARATORS = re.compile(r"[\s\-]+")
+# A status written at the head of a free-text cell: 'keep — depth=6', 'DISCARD: lr 0.02',
+# '[crash] OOM at step 3', 'revert - too slow'. The word, then a dash, colon, bar or arrow (a
+# hyphen only between spaces: 'keep-alive' is a word), or the word in brackets; then the text.
+_LEADING = re.compile(
+    r"^\s*(?:\[\s*(?P<bracketed>[A-Za-z][A-Za-z_]*)\s*\]|\(\s*(?P<parenthesised>[A-Za-z][A-Za-z_]*)\s*\)"
+    r"|(?P<word>[A-Za-z][A-Za-z_]*)(?:\s*(?:\u2014|\u2013|:|\||=>|->|\u2192)|\s+--?(?=\s)))"
+    r"\s*(?P<rest>.*)$",
+    re.DOTALL,
+)
 _PARTS = re.compile(r"[_/+]+")
 _FIRST_WORD = re.compile(r"[a-z][a-z_]*")
 
@@ -105,6 +114,19 @@ def status_group(raw: str) -> str | None:
     return _classify(raw)
 
 
+def leading_status(text: str) -> tuple[str, str] | None:
+    """(status word as written, the text after it) when a free-text cell opens with a status
+    word and a separator ('keep — depth=6 lr 0.01' -> ('keep', 'depth=6 lr 0.01')); None when
+    it does not, or when the word is no status."""
+    found = _LEADING.match(text)
+    if found is None:
+        return None
+    word = found.group("bracketed") or found.group("parenthesised") or found.group("word")
+    if _lookup(_normalise(word)) is None:
+        return None
+    return word, found.group("rest").strip()
+
+
 def is_run_ok(raw: str) -> bool:
     """True for a run status that says only 'the run finished' ('ok', 'done', 'success')."""
     return _normalise(raw) in RUN_OK_WORDS
@@ -117,26 +139,45 @@ class StatusReading:
     `column` holds the status; `decision`, when set, is a separate decision column: a crashed run
     (a crash word in `column`) is a crash, otherwise the decision decides keep or discard.
     `words` maps further normalised cells of this log to a group (a 1/0 'kept' column, the one
-    unnamed value of a column that names only keeps). `notes` say what was inferred.
+    unnamed value of a column that names only keeps). `notes` say what was inferred. With
+    `leading`, the status is the word a free-text `column` opens with (leading_status), and
+    the text after it is the row's description.
     """
 
     column: int
     decision: int | None = None
     words: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    leading: bool = False
 
     def group(self, cell: str) -> str | None:
-        """The group of one cell of this log's status or decision column, None when unrecognised."""
+        """The group of one status as written (a cell of this log's status or decision column,
+        or the word a leading-status cell opens with), None when unrecognised."""
         found = self.words.get(_normalise(cell))
         return found if found is not None else _classify(cell)
 
+    def description(self, cells: list[str], column: int) -> str:
+        """A row's description from its description column: without its leading status word
+        when the status is read from there."""
+        text = cells[column].strip()
+        if self.leading and column == self.column:
+            opening = leading_status(text)
+            return opening[1] if opening is not None else text
+        return text
+
     def recognises(self, cell: str) -> bool:
         """True when the cell reads as a status of this log (used to place ragged rows)."""
+        if self.leading:
+            opening = leading_status(cell)
+            return opening is not None and self.group(opening[0]) is not None
         return self.group(cell) is not None or (self.decision is not None and is_run_ok(cell))
 
     def read(self, cells: list[str]) -> tuple[str, str]:
         """(status, raw status as written) of one aligned row; a cell no rule reads is 'other'."""
         raw = cells[self.column].strip()
+        if self.leading:
+            opening = leading_status(raw)
+            return (self.group(opening[0]) or "other", opening[0]) if opening else ("other", "")
         if self.decision is None:
             return self.group(raw) or "other", raw
         decision = cells[self.decision].strip()
