@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nrr_stats.bank import open_bank
 from nrr_stats.bank.store import utc_now
@@ -263,6 +265,45 @@ def test_top_failures_are_the_kernels_masked_top_k(max_copy_bytes):
             rows, scores = top_k(matrix, query, k, mask=failed)
             assert got_rows.tolist() == rows.tolist() and got_scores.tobytes() == scores.tobytes()
     assert search._columns.ready is (max_copy_bytes > 0)  # the bound answered the later ones
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.integers(-20, 20), min_size=1, max_size=3000),
+    k=st.integers(1, 60),
+)
+def test_the_candidates_threshold_is_at_most_the_kth_best(values, k):
+    """kth_lower_bound never exceeds the k-th largest value (ties included), whether it
+    selects from every THRESHOLD_STRIDE-th value or from all of them."""
+    from nrr_stats.similarity.search import kth_lower_bound
+
+    array = np.asarray(values, dtype=np.float32) / 4
+    k = min(k, array.size)
+    assert kth_lower_bound(array, k) <= np.sort(array)[::-1][k - 1]
+
+
+def test_top_failures_on_many_failures_are_the_kernels_masked_top_k():
+    """Enough failures for the strided threshold (over 8 x k x stride), near-ties included:
+    the same rows and scores as a fresh masked top_k."""
+    from nrr_stats.similarity.kernel import top_k
+
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((9000, 128)).astype(np.float32) * (rng.random((9000, 128)) < 0.3)
+    base[4000:5000] = base[:1000]  # exact duplicates tie
+    base[5000:5500] = np.nextafter(base[:500], np.float32(np.inf))
+    matrix = base / np.maximum(np.linalg.norm(base, axis=1, keepdims=True), 1e-6)
+    status = rng.integers(0, 4, 9000)
+    search = _searching(_snapshot_of(matrix, status))
+    failed = (status == 1) | (status == 2)
+    queries = [matrix[i] for i in (0, 7, 4003, 5001)] + [rng.standard_normal(128)]
+    for _ in range(3):  # the columns are complete from the third query of the first round
+        for query in queries:
+            for k in (5, 50):
+                got_rows, got_scores = search.top_failures(query, k)
+                rows, scores = top_k(matrix, query, k, mask=failed)
+                assert got_rows.tolist() == rows.tolist()
+                assert got_scores.tobytes() == scores.tobytes()
+    assert search._columns.ready
 
 
 def test_top_failures_columns_are_copied_a_slice_per_query_from_the_second(monkeypatch):
