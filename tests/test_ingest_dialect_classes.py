@@ -465,3 +465,55 @@ def test_text_that_only_looks_like_a_leading_status_is_no_status_column(
     path = _leading_log(tmp_path, [(f"c{i}", "1.0", t) for i, t in enumerate(texts)])
     with pytest.raises(NrrInputError, match="no status column"):
         read_results_log(path)
+
+
+# --- no header line --------------------------------------------------------------------------
+
+HEADERLESS_ROWS = [
+    "a1b2c3d\t0.997900\t44.0\tkeep\tbaseline",
+    "b2c3d4e\t0.993200\t44.2\tkeep\tincrease LR to 0.04",
+    "c3d4e5f\t1.005000\t44.0\tdiscard\tswitch to GeLU activation",
+    "d4e5f6a\t0.000000\t0.0\tcrash\tdouble the model width",
+    "e5f6a7b\t0.991000\t44.1\tkeep\tadd 5% warmup",
+]
+
+
+def test_a_log_without_a_header_line_is_read_by_content(tmp_path: Path) -> None:
+    path = tmp_path / "headerless.tsv"
+    path.write_text("\n".join(HEADERLESS_ROWS) + "\n", encoding="utf-8")
+    log = read_results_log(path)
+    assert log.header == ["commit", "value_2", "value_3", "status", "description"]
+    assert [r.row_number for r in log.rows] == [0, 1, 2, 3, 4]  # line 1 is a row, not a header
+    assert _statuses(log)[1:] == ["keep", "discard", "crash", "keep"]
+    assert [r.experiment_id for r in log.rows][:2] == ["a1b2c3d", "b2c3d4e"]
+    assert log.metric_name == "value_2" and log.metric_direction == "lower"
+    assert log.repairs[0] == (
+        "no header line: line 1 is a row; columns named by their content: "
+        "commit, value_2, value_3, status, description"
+    )
+
+
+def test_a_headerless_log_keeps_its_first_row_in_the_bank(tmp_path: Path) -> None:
+    path = tmp_path / "headerless.tsv"
+    path.write_text("\n".join(HEADERLESS_ROWS) + "\n", encoding="utf-8")
+    with open_bank(tmp_path / "bank.db") as bank:
+        summary = ingest_log(bank, path)
+        stored = bank.experiments(summary.session_id)
+    assert summary.rows_added == len(HEADERLESS_ROWS)
+    assert [row["description"] for row in stored][:2] == ["baseline", "increase LR to 0.04"]
+
+
+@pytest.mark.parametrize(
+    "first_line",
+    [
+        "alpha\tbeta\tgamma\tdelta\tepsilon",  # names no rule knows: still the header
+        "run\tbpb\tgb\tresult\tnote",
+    ],
+)
+def test_a_first_line_of_names_stays_the_header(tmp_path: Path, first_line: str) -> None:
+    path = tmp_path / "named.tsv"
+    path.write_text("\n".join([first_line, *HEADERLESS_ROWS]) + "\n", encoding="utf-8")
+    log = read_results_log(path)
+    assert log.header == first_line.split("\t")
+    assert len(log.rows) == len(HEADERLESS_ROWS)
+    assert not any("no header line" in r for r in log.repairs)

@@ -125,6 +125,36 @@ def find_status_column(names: Sequence[str], rows: Sequence[Sequence[str]]) -> i
     return best if best_share >= 0.6 else None
 
 
+def names_by_content(rows: Sequence[Sequence[str]]) -> list[str] | None:
+    """Column names for a log written without a header line, from its rows (of one width):
+    'status' where at least 60% of the cells are keep, discard or crash words, 'description'
+    for the wordiest text column, 'value_<n>' for numeric columns (find_metric_column then
+    chooses among them by content), 'commit' for a first column of ids, 'field_<n>' for the
+    rest. None when no column reads as statuses (the first line is then the header)."""
+    if not rows:
+        return None
+    width = len(rows[0])
+    blank = [""] * width
+    status = find_status_column(blank, rows)
+    if status is None:
+        return None
+    description = find_description_column(blank, rows, {status})
+    names = []
+    for j in range(width):
+        values = [row[j] for row in rows if row[j].strip()]
+        if j == status:
+            names.append("status")
+        elif j == description:
+            names.append("description")
+        elif values and _share(values, is_number) >= 0.6:
+            names.append(f"value_{j + 1}")
+        elif j == 0 and values:
+            names.append("commit")
+        else:
+            names.append(f"field_{j + 1}")
+    return names
+
+
 def find_leading_status_column(names: Sequence[str], rows: Sequence[Sequence[str]]) -> int | None:
     """For a log with no status column: the free-text column whose cells open with a status
     word ('keep — depth=6', 'DISCARD: lr 0.02') in at least 60% of its filled rows, a keep,

@@ -23,6 +23,7 @@ from nrr_stats.ingest.columns import (
     find_status_column,
     find_statuses,
     header_score,
+    names_by_content,
     normalise_name,
     status_share,
 )
@@ -274,9 +275,10 @@ def _unique_names(cells: list[str]) -> list[str]:
     return names
 
 
-def _find_header(content: list[PhysicalLine], path: str) -> int:
+def _find_header(content: list[PhysicalLine], path: str) -> int | None:
     """Index in `content` of the header: the first line, unless it reads as data (numbers, no
-    column names) and a later early line reads as column names (data rows written above it)."""
+    column names) and a later early line reads as column names (data rows written above it).
+    None when no early line reads as column names and the first one does not either."""
     first = content[0]
     if first.text is None:
         if not any(line.text is not None for line in content[1:HEADER_SEARCH_LINES]):
@@ -301,7 +303,29 @@ def _find_header(content: list[PhysicalLine], path: str) -> int:
             path=path,
             line=first.number,
         )
-    return 0
+    return None
+
+
+def _headerless_names(content: list[PhysicalLine]) -> list[str] | None:
+    """Column names by content when the log has no header line: its first line is a row of the
+    same width as most early lines, with a keep, discard or crash word where their statuses
+    are (names_by_content). None when the first line may be a header."""
+    first = content[0].text
+    if first is None:
+        return None
+    delimiter = sniff_delimiter(first)
+    width = len(split_cells(first, delimiter))
+    rows = [
+        cells
+        for line in content
+        if line.text is not None and len(cells := split_cells(line.text, delimiter)) == width
+    ]
+    if width < 2 or 2 * len(rows) < len(content):
+        return None
+    names = names_by_content(rows)
+    if names is None or not status_share([rows[0][names.index("status")]]):
+        return None
+    return names
 
 
 def _metric_value(cell: str) -> tuple[float | None, bool]:
@@ -742,14 +766,24 @@ class StreamedLog:
                 raise NrrInputError(fault, path=shown)
             raise NrrInputError("no header and no data rows (only comments)", path=shown)
         header_index = _find_header(first, shown)
-        header_line = first[header_index]
+        named = _headerless_names(first) if header_index is None else None
+        header_line = first[header_index or 0]  # the first line stands in for a missing header
         if header_line.text is None:  # _find_header returns a decodable line: types kept honest
             raise NrrInputError(
                 "undecodable bytes in the header", path=shown, line=header_line.number
             )
         delimiter = sniff_delimiter(header_line.text)
-        header_cells = split_cells(header_line.text, delimiter)
+        header_cells = named or split_cells(header_line.text, delimiter)
         header = _unique_names(header_cells[: filled_length(header_cells)])
+        headerless = None
+        if named is not None:
+            header_index = -1  # every line is a row: the first one is row 0
+            headerless = (
+                f"no header line: line {header_line.number} is a row; columns named by their "
+                f"content: {', '.join(header)}"
+            )
+        else:
+            header_index = header_index or 0
         if not header or not any(cell.strip() for cell in header_cells):
             raise NrrInputError("the header names no columns", path=shown, line=header_line.number)
         names = [normalise_name(h) for h in header]
@@ -781,7 +815,7 @@ class StreamedLog:
                 regular.add(candidate.cells)
         for _ in lines:  # lines after the last candidate (a quote left open) still count
             pass
-        self.repairs: list[str] = []
+        self.repairs: list[str] = [headerless] if headerless else []
         if self._fallen_back:
             self.repairs.append(
                 f"{self._fallen_back.count} line(s) not valid UTF-8 (line(s) "
