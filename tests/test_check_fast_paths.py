@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 from core_helpers import SEED_LOG
 
@@ -18,6 +16,7 @@ from nrr_stats.bank import open_bank
 from nrr_stats.bank.ingest import ingest_log
 from nrr_stats.check import Checker
 from nrr_stats.models import similarity_evidence as evidence
+from nrr_stats.parser import parse_description
 from nrr_stats.similarity.features import FINE_SIZE, FeatureSpace, idf_weights
 
 TEXTS = [
@@ -74,12 +73,6 @@ def test_a_held_checker_prepares_a_session_once_and_anew_when_it_grows(tmp_path)
         with Checker(bank) as fresh:
             assert fresh.check(proposal, record=False)["p_keep"] == grown["p_keep"]
     assert grown["p_keep"] < first["p_keep"]  # the new failure was read, not the old rows'
-    change = SimpleNamespace(
-        category="learning_rate",
-        direction="increase",
-        parameter="LEARNING_RATE",
-        from_value="",
-        to_value="0.02",
-    )
+    change = parse_description(proposal)
     one_shot = evidence.evidence_answer(evidence.shipped_evidence().params, rows, proposal, change)
     assert one_shot == kept.evidence.answer(proposal, change)
