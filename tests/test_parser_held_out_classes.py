@@ -444,3 +444,36 @@ def test_a_count_with_its_unit_on_both_sides(
 def test_a_spelled_count_of_layers(text: str, direction: str) -> None:
     parsed = parse_description(text)
     assert (parsed.category, parsed.direction) == ("model_depth", direction)
+
+
+# --- session 11: classes met on public logs outside the dev folders (no labelled row changed) --
+
+
+@pytest.mark.parametrize(
+    ("text", "direction"),
+    [
+        ("raise the beam width from three to five", "increase"),
+        ("cut the number of heads from twelve to eight", "decrease"),
+        ("grow the ensemble from two members to four", "increase"),
+        ("shrink the tree depth from nine levels to six", "decrease"),
+    ],
+)
+def test_counts_written_as_words_are_compared_as_numbers(text: str, direction: str) -> None:
+    assert parse_description(text).direction == direction
+
+
+@pytest.mark.parametrize(
+    "value", ["one-cycle", "someone", "nineteen", "tenfold", "twelve-factor app", "o'clock"]
+)
+def test_words_that_only_start_like_a_count_are_no_number(value: str) -> None:
+    from nrr_stats.parser.values import to_number
+
+    assert to_number(value) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["increase the minibatch to 256", "mini batch 64 -> 128", "halve the minibatches per step"],
+)
+def test_minibatch_is_batch_size(text: str) -> None:
+    assert parse_description(text).category == "batch_size"

@@ -11,6 +11,14 @@ NUMBER = re.compile(
     r"(?:e(?P<exp>[-+]?\d+))?(?:(?:\^|\*\*)(?P<pow>\d+))?\s*(?P<suffix>[kmbgt](?![a-z]))?"
 )
 TUPLE_SPLIT = re.compile(r"[/,]\s*")
+# Small counts written as words ("from four documents to eight"), read as their numbers.
+NUMBER_WORDS = {
+    word: index + 1
+    for index, word in enumerate(
+        "one two three four five six seven eight nine ten eleven twelve".split()
+    )
+}
+_NUMBER_WORD = re.compile(r"^(" + "|".join(NUMBER_WORDS) + r")\b(?![-'])")
 
 
 def to_number(value: str) -> float | None:
@@ -19,11 +27,14 @@ def to_number(value: str) -> float | None:
     if not text or len(text) > 40:
         return None
     text = text.lstrip("x")  # "x2" multiplier
+    spelled = _NUMBER_WORD.match(text)
+    if spelled:
+        text = str(NUMBER_WORDS[spelled.group(1)]) + text[spelled.end() :]
     match = NUMBER.match(text)
     if not match:
         return None
     rest = text[match.end() :].strip(" )]")
-    if rest and not re.fullmatch(r"(x|%|-?way|[a-z]{1,8}|/\w+)", rest):
+    if rest and not re.fullmatch(r"(x|%|-?way|[a-z]{1,12}|/\w+)", rest):
         return None
     digits = match.group("num")
     digits = (
