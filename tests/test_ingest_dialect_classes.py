@@ -517,3 +517,42 @@ def test_a_first_line_of_names_stays_the_header(tmp_path: Path, first_line: str)
     assert log.header == first_line.split("\t")
     assert len(log.rows) == len(HEADERLESS_ROWS)
     assert not any("no header line" in r for r in log.repairs)
+
+
+# --- no free-text column: the change named tersely ------------------------------------------
+
+
+def test_a_log_whose_changes_are_named_tersely_reads_them_as_descriptions(tmp_path: Path) -> None:
+    lines = [
+        "iter\ttarget\tbuild\tpasses\tdecision",
+        "0\t(baseline)\tok\t4\tbaseline",
+        "1\tsrc/loader.py\tok\t5\taccept",
+        "2\tsrc/cache.py\tok\t4\trevert",
+        "3\tsrc/loader.py\tfail\t3\trevert",
+        "4\tsrc/scheduler.py\tok\t6\taccept",
+    ]
+    path = tmp_path / "terse.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = read_results_log(path)
+    assert log.columns["description"] == "target" and log.columns["id"] == "iter"
+    assert [r.description for r in log.rows][1:3] == ["src/loader.py", "src/cache.py"]
+    assert _statuses(log)[1:] == ["keep", "discard", "discard", "keep"]
+    assert any("no free-text column" in r and "'target'" in r for r in log.repairs)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        ["a1b2c3d", "b2c3d4e", "c3d4e5f"],  # hashes
+        ["2026-05-01T10:00", "2026-05-01T11:00", "2026-05-02T09:30"],  # times
+        ["ok", "ok", "ok"],  # one value, no change named
+    ],
+)
+def test_ids_times_and_constants_are_no_terse_description(tmp_path: Path, column) -> None:
+    lines = ["label\tbpb\tstatus"] + [  # 'label' is no id name: only the content decides
+        f"{value}\t0.9{i}\t{('keep', 'discard', 'keep')[i]}" for i, value in enumerate(column)
+    ]
+    path = tmp_path / "untold.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(NrrInputError, match="no description column"):
+        read_results_log(path)

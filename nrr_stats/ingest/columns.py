@@ -203,6 +203,31 @@ def find_description_column(
     return best
 
 
+# Cells that name no change: hashes, dates and times, plain counts.
+_NOT_TEXT = re.compile(r"[0-9a-f]{6,40}|\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+Z?)?|\d+", re.IGNORECASE)
+
+
+def find_terse_description_column(
+    names: Sequence[str], rows: Sequence[Sequence[str]], taken: set[int]
+) -> int | None:
+    """For a log with no free-text column: the column that names each change tersely (a file
+    path, an identifier, prose without spaces), the most distinct and longest non-numeric
+    values of at least two rows; never an id-named column, hashes, dates or counts."""
+    best, best_score = None, 0.0
+    for index, name in enumerate(names):
+        if index in taken or name in ID_NAMES:
+            continue
+        values = [row[index].strip() for row in rows if index < len(row) and row[index].strip()]
+        texts = [v for v in values if not is_number(v) and not _NOT_TEXT.fullmatch(v)]
+        if len(texts) < 2 or len(texts) < 0.6 * len(values):
+            continue
+        distinct = len(set(texts)) / len(texts)
+        mean_length = sum(len(v) for v in texts) / len(texts)
+        if distinct >= 0.3 and mean_length >= 4 and distinct * mean_length > best_score:
+            best, best_score = index, distinct * mean_length
+    return best
+
+
 def find_id_column(names: Sequence[str], taken: set[int]) -> int | None:
     """The experiment id column (commit hash, run id, iteration), None when the log has none."""
     return _first_named(names, ID_NAMES, taken)

@@ -11,7 +11,7 @@ import os
 import stat
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nrr_stats.errors import NrrInputError
@@ -22,6 +22,7 @@ from nrr_stats.ingest.columns import (
     find_metric_column,
     find_status_column,
     find_statuses,
+    find_terse_description_column,
     header_score,
     names_by_content,
     normalise_name,
@@ -1022,9 +1023,16 @@ def _choose_columns(
         taken, description_i = {leading}, leading
     status_i = reading.column
     if description_i is None:
-        raise NrrInputError(
-            f"no description column among: {shown_header}", path=path, line=header_line
+        description_i = find_terse_description_column(names, regular, taken)
+        if description_i is None:
+            raise NrrInputError(
+                f"no description column among: {shown_header}", path=path, line=header_line
+            )
+        note = (
+            f"no free-text column: each change read from '{header[description_i]}' "
+            "(its values name the changes tersely)"
         )
+        reading = replace(reading, notes=(*reading.notes, note))
     taken.add(description_i)
     id_i = find_id_column(names, taken)
     if id_i is not None:

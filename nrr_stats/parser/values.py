@@ -12,12 +12,8 @@ NUMBER = re.compile(
 )
 TUPLE_SPLIT = re.compile(r"[/,]\s*")
 # Small counts written as words ("from four documents to eight"), read as their numbers.
-NUMBER_WORDS = {
-    word: index + 1
-    for index, word in enumerate(
-        "one two three four five six seven eight nine ten eleven twelve".split()
-    )
-}
+_COUNTS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+NUMBER_WORDS = {word: index + 1 for index, word in enumerate((*_COUNTS, "eleven", "twelve"))}
 _NUMBER_WORD = re.compile(r"^(" + "|".join(NUMBER_WORDS) + r")\b(?![-'])")
 
 
