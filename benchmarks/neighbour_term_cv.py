@@ -17,6 +17,9 @@ outer fold (no choice among forms is made, so no inner CV is needed):
   length     a logit term in log1p(the proposal's word count): the probe of issue 12 used it
   scale      the whole logit times exp(x7): a temperature (a model over- or under-confident on
              new logs); with the intercept already in the form, a recalibration fitted jointly
+  betacal    beta calibration of the whole prediction, fitted jointly: logit P = exp(x7) log p
+             - exp(x8) log(1 - p) + x9 (the identity at 0, 0, 0); unlike a temperature it can
+             sharpen the top of the scale and not the bottom
 
 Figures (the bootstrap and paired difference of similarity_evidence_cv.py): log loss ratio
 against the discounted running rate on the same rows, ECE, and the paired difference per row
@@ -87,7 +90,7 @@ def _neighbour_evidence(d: dict, h: float, rerank: bool) -> tuple[np.ndarray, np
 
 
 # The variants whose neighbour term is the model's own.
-SYMMETRIC = ("shipped", "age", "age_rerank", "mass", "length", "scale")
+SYMMETRIC = ("shipped", "age", "age_rerank", "mass", "length", "scale", "betacal")
 
 
 def predict(d: dict, x: np.ndarray, variant: str) -> np.ndarray:
@@ -111,6 +114,9 @@ def predict(d: dict, x: np.ndarray, variant: str) -> np.ndarray:
         return centre
     if variant == "scale":
         return _sigmoid(np.exp(x[7]) * logit(centre))
+    if variant == "betacal":
+        p = np.clip(centre, se.CLIP, 1 - se.CLIP)
+        return _sigmoid(np.exp(x[7]) * np.log(p) - np.exp(x[8]) * np.log1p(-p) + x[9])
     k_keep, k_trial = evidence
     if variant == "pseudo":
         c = np.exp(x[7])
@@ -142,7 +148,12 @@ def start(variant: str) -> np.ndarray:
         shipped.position,
         shipped.neighbour_weight,
     ]
-    extra = {"age": [3.5], "age_rerank": [3.5], "asym": [shipped.neighbour_weight]}
+    extra = {
+        "age": [3.5],
+        "age_rerank": [3.5],
+        "asym": [shipped.neighbour_weight],
+        "betacal": [0.0, 0.0, 0.0],
+    }
     return np.array(x + ([] if variant == "shipped" else extra.get(variant, [0.0])))
 
 
