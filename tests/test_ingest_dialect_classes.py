@@ -556,3 +556,18 @@ def test_ids_times_and_constants_are_no_terse_description(tmp_path: Path, column
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(NrrInputError, match="no description column"):
         read_results_log(path)
+
+
+def test_prose_without_spaces_is_a_description(tmp_path: Path) -> None:
+    lines = [
+        "commit\tscore\tstatus\tremark",
+        "a1\t0.51\tkeep\t基线配置不做修改",
+        "a2\t0.55\tkeep\t把学习率提高到千分之二",
+        "a3\t0.50\tdiscard\t加入标签平滑系数零点一",
+    ]
+    path = tmp_path / "zh.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log = read_results_log(path)
+    assert log.columns["description"] == "remark"
+    assert log.rows[2].description == "加入标签平滑系数零点一"
+    assert not any("no free-text column" in r for r in log.repairs)  # prose, not a terse name

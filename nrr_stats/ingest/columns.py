@@ -176,6 +176,18 @@ def find_leading_status_column(names: Sequence[str], rows: Sequence[Sequence[str
     return best if best_share >= 0.6 else None
 
 
+def _wide_letters(text: str) -> int:
+    """Letters of scripts written without spaces (Chinese, Japanese), each about a word."""
+    return sum(1 for c in text if c.isalpha() and ord(c) > 0x2E7F)
+
+
+def _is_prose(value: str) -> bool:
+    """Text that reads as words: spaced words, or a run of letters of a script written without
+    spaces ('新增三个检查点')."""
+    text = value.strip()
+    return not is_number(text) and (" " in text or _wide_letters(text) >= 4)
+
+
 def find_description_column(
     names: Sequence[str], rows: Sequence[Sequence[str]], taken: set[int]
 ) -> int | None:
@@ -196,8 +208,9 @@ def find_description_column(
         values = [row[index] for row in rows if index < len(row) and row[index].strip()]
         if not values:
             continue
-        wordy = _share(values, lambda v: " " in v.strip() and not is_number(v))
-        mean_length = sum(len(v) for v in values) / len(values)
+        wordy = _share(values, _is_prose)
+        # a wide letter counts twice: it fills two columns and says about as much as a short word
+        mean_length = sum(len(v) + _wide_letters(v) for v in values) / len(values)
         if wordy >= 0.5 and mean_length >= 12 and wordy * mean_length > best_score:
             best, best_score = index, wordy * mean_length
     return best
