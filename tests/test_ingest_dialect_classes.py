@@ -571,3 +571,26 @@ def test_prose_without_spaces_is_a_description(tmp_path: Path) -> None:
     assert log.columns["description"] == "remark"
     assert log.rows[2].description == "加入标签平滑系数零点一"
     assert not any("no free-text column" in r for r in log.repairs)  # prose, not a terse name
+
+
+# --- statuses met on public logs outside the dev folders (session 11) -----------------------
+
+
+@pytest.mark.parametrize("raw", ["duplicate", "inconclusive", "proposed", "candidate", "stopped"])
+def test_statuses_that_decide_nothing_are_other(raw: str) -> None:
+    assert map_status(raw) == "other"
+
+
+def test_two_rows_of_a_stray_word_beside_one_pole_are_not_a_decision(tmp_path: Path) -> None:
+    """The one other value beside only discard words reads as the keep from its third row on:
+    two strays on a log's first rows ('shelved' x2) stay 'other'."""
+    statuses = ["discard", "shelved", "discard", "shelved", "discard"]
+    lines = ["commit\tscore\tstatus\tdescription"] + [
+        f"c{i}\t0.{i}\t{s}\tidea {i}" for i, s in enumerate(statuses)
+    ]
+    path = tmp_path / "strays.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert _statuses(read_results_log(path)) == ["discard", "other", "discard", "other", "discard"]
+    with path.open("a", encoding="utf-8") as out:
+        out.write("c5\t0.5\tshelved\tidea 5\n")
+    assert _statuses(read_results_log(path))[1] == "keep"

@@ -386,7 +386,8 @@ def _decision_words(name: str, values: Sequence[str]) -> tuple[dict[str, str], t
         )
         if len(unknown) == 1:
             word, count = next(iter(unknown.items()))
-            if count >= max(2, 0.15 * len(values)):
+            # at least 3 rows: on a log's first rows one stray word must not become a decision
+            if count >= max(3, 0.15 * len(values)):
                 other_pole = "discard" if poles == {"keep"} else "keep"
                 return {word: other_pole}, (
                     f"status '{word}' ({count} rows) read as {other_pole}: the only other value "

@@ -22,7 +22,8 @@ CRASH_WORDS = _words("""crash crashed error errored failed fail failure oom kill
 OTHER_WORDS = _words("""baseline running analyze analysis reference tentative repair diagnostic infra verify
     validate validation config baseline_reset run iterate contaminated skip skipped pending
     neutral rerun retry todo wip noop size_violation missing marker separator queued started
-    in_progress info note planned ablate ablation""")
+    in_progress info note planned ablate ablation duplicate inconclusive proposed candidate
+    stopped""")
 # Words a run-status column uses for "the run finished" when a separate column holds the decision.
 RUN_OK_WORDS = _words("ok done complete completed finished ran success succeeded")
 # Binary decision cells of a column named as a decision ('kept', 'accepted'): 1 is kept, 0 is not.
