@@ -139,3 +139,27 @@ def test_generated_log_cut_at_a_random_row_leaves_earlier_predictions_unchanged(
     path = tmp / "gen.tsv"
     path.write_text("".join(lines), encoding="utf-8")
     _assert_prefix_safe(path, fraction, tmp)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(ROW, min_size=6, max_size=30),
+    constant_for=st.integers(1, 20),
+    fraction=st.floats(0.0, 1.0),
+)
+def test_a_metric_chosen_by_content_is_chosen_from_the_rows_before(
+    rows, constant_for: int, fraction: float, tmp_path_factory
+):
+    """Columns named for no role, the first constant on the log's first rows (ingest's choice of
+    the metric then depends on how long the log is): cutting the log leaves every earlier row's
+    outcome, delta and prediction unchanged (backtest/prefix.py chooses from earlier rows)."""
+    tmp = tmp_path_factory.mktemp("metric")
+    lines = ["commit\tactive_b\ttok_sec\tstatus\tdescription\n", "a0\t10.0\t1.00\tkeep\tbaseline\n"]
+    for i, (text, status, metric, suffix) in enumerate(rows, start=1):
+        params = "10.0" if i <= constant_for else f"{10 + i * metric:.3f}"
+        lines.append(f"c{i}\t{params}\t{metric:.4f}\t{status}\t{text}{suffix}\n")
+    path = tmp / "metric.tsv"
+    path.write_text("".join(lines), encoding="utf-8")
+    _assert_prefix_safe(path, fraction, tmp)

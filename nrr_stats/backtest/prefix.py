@@ -1,10 +1,11 @@
 """Prefix-safe per-row quantities for the prequential walk.
 
-Reading a whole log fixes a few things from all of its rows: the metric's direction (when it is
-inferred from the kept rows) and the noise band that splits discards into marginal /
-no_improvement / regression. Fed to history rows, those would let row t's prediction depend on
-rows after t. Here row i's direction, delta and outcome come from rows <= i only, so a history
-record never changes once its row has run.
+Reading a whole log fixes a few things from all of its rows: the metric column (chosen by
+content: a column constant on a log's first rows is passed over, one that varies later is not),
+the metric's direction (when it is inferred from the kept rows) and the noise band that splits
+discards into marginal / no_improvement / regression. Fed to history rows, those would let row
+t's prediction depend on rows after t. Here row i's metric column, direction, delta and outcome
+come from rows <= i only, so a history record never changes once its row has run.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from nrr_stats.ingest.columns import find_metric_column, normalise_name
 from nrr_stats.ingest.direction import infer_metric_direction
 from nrr_stats.ingest.outcomes import (
     ROUNDING_SLACK,
@@ -20,22 +22,64 @@ from nrr_stats.ingest.outcomes import (
     metric_deltas,
     outcome_thresholds,
 )
+from nrr_stats.ingest.reader import metric_value
 from nrr_stats.ingest.status import map_status
 
 FIXED_SOURCES = ("flag", "comment")  # directions that do not come from the rows
+# Rows over which the metric column is chosen again at each row (its choice flips on a log's
+# first rows, when a column is still constant); later rows keep the choice made at this one.
+METRIC_PREFIX_ROWS = 64
 
 
-def prefix_directions(log: Any) -> list[str]:
-    """The metric direction as known after each row: from rows <= i (or fixed by flag/comment)."""
+def prefix_metrics(log: Any) -> tuple[list[str | None], dict[str, np.ndarray]]:
+    """The metric column as ingest chooses it from rows <= i, for i up to METRIC_PREFIX_ROWS
+    (then the choice at that row: still from earlier rows only, at a bounded cost; the other
+    columns' roles are the log's), and each chosen column's value per row as ingest reads a
+    metric (nan where there is none; a crash's 0.0 is none)."""
+    header = log.header
+    names = [normalise_name(h) for h in header]
+    taken = {header.index(c) for role, c in log.columns.items() if role != "metric" and c}
+    cells = [[row.fields.get(h, "") for h in header] for row in log.rows]
+    chosen: list[str | None] = []
+    decided: list[list[str]] = []  # keep and discard rows so far (their metric must be readable)
+    for i, row in enumerate(log.rows):
+        if i >= METRIC_PREFIX_ROWS:
+            chosen.append(chosen[-1])
+            continue
+        if row.status in ("keep", "discard"):
+            decided.append(cells[i])
+        index = find_metric_column(names, cells[: i + 1], taken, decided)
+        chosen.append(header[index] if index is not None else None)
+    values = {}
+    for name in {c for c in chosen if c is not None}:
+        column = header.index(name)
+        read = [metric_value(row[column])[0] for row in cells]
+        values[name] = np.array(
+            [
+                np.nan if v is None or (r.status == "crash" and v == 0.0) else v
+                for v, r in zip(read, log.rows, strict=True)
+            ],
+            dtype=float,
+        )
+    return chosen, values
+
+
+def prefix_directions(
+    log: Any, chosen: list[str | None], values: dict[str, np.ndarray]
+) -> list[str]:
+    """The metric direction as known after each row: from rows <= i and the metric chosen from
+    them (or fixed by flag/comment)."""
     n = len(log.rows)
     if log.direction_source in FIXED_SOURCES:
         return [log.metric_direction] * n
-    metrics = [r.metric for r in log.rows]
     statuses = [r.status for r in log.rows]
-    return [
-        infer_metric_direction(log.metric_name, metrics[: i + 1], statuses[: i + 1])[0]
-        for i in range(n)
-    ]
+    nothing = [None] * n
+    directions = []
+    for i, name in enumerate(chosen):
+        metrics = values[name][: i + 1].tolist() if name is not None else nothing[: i + 1]
+        metrics = [None if m != m else m for m in metrics]  # nan: no value
+        directions.append(infer_metric_direction(name or "", metrics, statuses[: i + 1])[0])
+    return directions
 
 
 def prefix_outcomes(log: Any) -> tuple[list[str | None], np.ndarray]:
@@ -44,15 +88,17 @@ def prefix_outcomes(log: Any) -> tuple[list[str | None], np.ndarray]:
     rows = log.rows
     descriptions = [r.description for r in rows]
     statuses = [r.raw_status for r in rows]  # a `BASELINE` status sets the reference, as ingest
-    metrics = np.array([np.nan if r.metric is None else r.metric for r in rows], dtype=float)
-    directions = prefix_directions(log)
-    by_direction = {
-        d: metric_deltas(metrics, statuses, d, descriptions) for d in sorted(set(directions))
+    chosen, values = prefix_metrics(log)
+    directions = prefix_directions(log, chosen, values)
+    missing = np.full(len(rows), np.nan)
+    by_choice = {
+        (name, d): metric_deltas(values.get(name, missing), statuses, d, descriptions)
+        for name, d in sorted(set(zip(chosen, directions, strict=True)), key=str)
     }
     outcomes: list[str | None] = []
     deltas = np.full(len(rows), np.nan)
     for i, (direction, raw_status) in enumerate(zip(directions, statuses, strict=True)):
-        own = by_direction[direction]
+        own = by_choice[(chosen[i], direction)]
         delta = own[i]
         deltas[i] = delta
         status = map_status(raw_status)

@@ -329,7 +329,7 @@ def _headerless_names(content: list[PhysicalLine]) -> list[str] | None:
     return names
 
 
-def _metric_value(cell: str) -> tuple[float | None, bool]:
+def metric_value(cell: str) -> tuple[float | None, bool]:
     """(value, malformed?): '' / '-' / 'N/A' / 'OOM' are missing values, 'abc' is malformed."""
     text = cell.strip()
     if is_missing(text):
@@ -1090,7 +1090,7 @@ def _make_row(
         return BadRow(line_number, row_number, f"empty status in {where}")
     value: float | None = None
     if roles.metric is not None:
-        value, malformed = _metric_value(cells[roles.metric])
+        value, malformed = metric_value(cells[roles.metric])
         if malformed and status in ("keep", "discard"):
             without_metric.add(line_number)  # stored without a metric, said in the repairs
     if status == "crash" and value == 0.0:
