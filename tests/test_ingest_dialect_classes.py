@@ -32,6 +32,13 @@ def _statuses(log) -> list[str]:
     return [row.status for row in log.rows]
 
 
+def _write(tmp_path: Path, name: str, lines: list[str]) -> Path:
+    """A small log of these lines (written for the test)."""
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 # --- rows wider than the header -------------------------------------------------------------
 
 
@@ -73,8 +80,7 @@ def test_delimiters_inside_descriptions_do_not_widen_the_header(tmp_path: Path) 
     lines = ["commit\tval_bpb\tstatus\tdescription"] + [
         f"c{i}\t0.9{i}\t{'keep' if i % 2 else 'discard'}\ttry\tthing {i}" for i in range(6)
     ]
-    path = tmp_path / "tabs.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "tabs.tsv", lines)
     log = read_results_log(path)
     assert log.header == ["commit", "val_bpb", "status", "description"]
     assert [r.description for r in log.rows][:2] == ["try\tthing 0", "try\tthing 1"]
@@ -108,8 +114,7 @@ def test_a_status_column_of_decisions_with_a_pass_fail_column_is_left_alone(tmp_
         f"c{i}\t0.9{i}\t{'pass' if i % 3 else 'fail'}\t{'keep' if i % 2 else 'discard'}\tidea {i}"
         for i in range(6)
     ]
-    path = tmp_path / "tests_column.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "tests_column.tsv", lines)
     log = read_results_log(path)
     assert _statuses(log) == ["discard", "keep", "discard", "keep", "discard", "keep"]
     assert "decision" not in log.columns and log.repairs == []
@@ -120,8 +125,7 @@ def test_a_decision_column_of_ones_and_zeros_beside_a_run_status(tmp_path: Path)
     lines = ["commit\tval_bpb\trun_status\tdecision\tdescription"] + [
         f"c{i}\t0.9{i}\t{run}\t{decided}\tidea {i}" for i, (run, decided) in enumerate(runs)
     ]
-    path = tmp_path / "decision_1_0.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "decision_1_0.tsv", lines)
     log = read_results_log(path)
     assert _statuses(log) == ["keep", "discard", "crash", "discard", "keep"]
     assert (log.columns["status"], log.columns["decision"]) == ("run_status", "decision")
@@ -133,8 +137,7 @@ def test_a_result_column_of_pass_fail_is_a_gate_not_a_run_status(tmp_path: Path)
         f"c{i}\t0.9{i}\t{'pass' if i % 3 else 'fail'}\t{'yes' if i % 2 else 'no'}\tidea {i}"
         for i in range(6)
     ]
-    path = tmp_path / "gate.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "gate.tsv", lines)
     log = read_results_log(path)
     assert _statuses(log) == ["discard", "keep", "discard", "keep", "discard", "keep"]
     assert "decision" not in log.columns
@@ -281,8 +284,7 @@ def test_a_qualified_primary_name_beats_the_first_numeric_column(tmp_path: Path)
         f"ttest\t0.0{i}\t0.{i}5\tgroup {i} differs a little\t{(23, 21, 25, 22, 24)[i - 1]}\t{'KEEP' if i % 2 else 'DISCARD'}"
         for i in range(1, 6)
     ]
-    path = tmp_path / "findings.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "findings.tsv", lines)
     log = read_results_log(path)
     assert (log.metric_name, log.columns["description"]) == ("score_total", "finding")
 
@@ -303,8 +305,7 @@ def test_a_metric_unreadable_on_most_decision_rows_yields_to_a_readable_one(tmp_
         f"c{i}\t{'n/m' if i else '0.5'}\t0.{70 + i}\t{'keep' if i % 2 else 'discard'}\tidea {i}"
         for i in range(6)
     ]
-    path = tmp_path / "unreadable_score.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "unreadable_score.tsv", lines)
     log = read_results_log(path)
     assert log.metric_name == "accuracy"
     assert [r.metric for r in log.rows] == pytest.approx([0.70, 0.71, 0.72, 0.73, 0.74, 0.75])
@@ -359,8 +360,7 @@ def test_statuses_no_rule_knows_are_named_with_their_counts(tmp_path: Path) -> N
         f"c{i}\t0.9{i}\t{('keep', 'discard', 'shelved', 'shelved', 'parked')[i]}\tidea {i}"
         for i in range(5)
     ]
-    path = tmp_path / "shelved.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "shelved.tsv", lines)
     log = read_results_log(path)
     assert _statuses(log) == ["keep", "discard", "other", "other", "other"]
     assert log.repairs == [
@@ -371,8 +371,7 @@ def test_statuses_no_rule_knows_are_named_with_their_counts(tmp_path: Path) -> N
 
 def test_a_log_without_any_outcome_says_so(tmp_path: Path) -> None:
     lines = ["commit\tval_bpb\tstatus\tdescription", "c1\t0.9\tcompleted\tidea one"]
-    path = tmp_path / "completed.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "completed.tsv", lines)
     log = read_results_log(path)
     assert _statuses(log) == ["other"]
     assert log.repairs[-1] == (
@@ -479,8 +478,7 @@ HEADERLESS_ROWS = [
 
 
 def test_a_log_without_a_header_line_is_read_by_content(tmp_path: Path) -> None:
-    path = tmp_path / "headerless.tsv"
-    path.write_text("\n".join(HEADERLESS_ROWS) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "headerless.tsv", HEADERLESS_ROWS)
     log = read_results_log(path)
     assert log.header == ["commit", "value_2", "value_3", "status", "description"]
     assert [r.row_number for r in log.rows] == [0, 1, 2, 3, 4]  # line 1 is a row, not a header
@@ -494,8 +492,7 @@ def test_a_log_without_a_header_line_is_read_by_content(tmp_path: Path) -> None:
 
 
 def test_a_headerless_log_keeps_its_first_row_in_the_bank(tmp_path: Path) -> None:
-    path = tmp_path / "headerless.tsv"
-    path.write_text("\n".join(HEADERLESS_ROWS) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "headerless.tsv", HEADERLESS_ROWS)
     with open_bank(tmp_path / "bank.db") as bank:
         summary = ingest_log(bank, path)
         stored = bank.experiments(summary.session_id)
@@ -531,8 +528,7 @@ def test_a_log_whose_changes_are_named_tersely_reads_them_as_descriptions(tmp_pa
         "3\tsrc/loader.py\tfail\t3\trevert",
         "4\tsrc/scheduler.py\tok\t6\taccept",
     ]
-    path = tmp_path / "terse.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "terse.tsv", lines)
     log = read_results_log(path)
     assert log.columns["description"] == "target" and log.columns["id"] == "iter"
     assert [r.description for r in log.rows][1:3] == ["src/loader.py", "src/cache.py"]
@@ -552,8 +548,7 @@ def test_ids_times_and_constants_are_no_terse_description(tmp_path: Path, column
     lines = ["label\tbpb\tstatus"] + [  # 'label' is no id name: only the content decides
         f"{value}\t0.9{i}\t{('keep', 'discard', 'keep')[i]}" for i, value in enumerate(column)
     ]
-    path = tmp_path / "untold.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "untold.tsv", lines)
     with pytest.raises(NrrInputError, match="no description column"):
         read_results_log(path)
 
@@ -565,8 +560,7 @@ def test_prose_without_spaces_is_a_description(tmp_path: Path) -> None:
         "a2\t0.55\tkeep\t把学习率提高到千分之二",
         "a3\t0.50\tdiscard\t加入标签平滑系数零点一",
     ]
-    path = tmp_path / "zh.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "zh.tsv", lines)
     log = read_results_log(path)
     assert log.columns["description"] == "remark"
     assert log.rows[2].description == "加入标签平滑系数零点一"
@@ -588,8 +582,7 @@ def test_two_rows_of_a_stray_word_beside_one_pole_are_not_a_decision(tmp_path: P
     lines = ["commit\tscore\tstatus\tdescription"] + [
         f"c{i}\t0.{i}\t{s}\tidea {i}" for i, s in enumerate(statuses)
     ]
-    path = tmp_path / "strays.tsv"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _write(tmp_path, "strays.tsv", lines)
     assert _statuses(read_results_log(path)) == ["discard", "other", "discard", "other", "discard"]
     with path.open("a", encoding="utf-8") as out:
         out.write("c5\t0.5\tshelved\tidea 5\n")

@@ -1004,6 +1004,10 @@ def _choose_columns(
     header_line: int,
 ) -> tuple[dict[str, str | None], StatusReading]:
     shown_header = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
+
+    def missing(role: str) -> NrrInputError:
+        return NrrInputError(f"no {role} column among: {shown_header}", path=path, line=header_line)
+
     found = find_status_column(names, regular)
     if found is not None:
         reading = find_statuses(names, regular, found)
@@ -1012,9 +1016,7 @@ def _choose_columns(
     else:
         leading = find_leading_status_column(names, regular)
         if leading is None:
-            raise NrrInputError(
-                f"no status column among: {shown_header}", path=path, line=header_line
-            )
+            raise missing("status")
         note = (
             f"no status column: each row's status read from the word its '{header[leading]}' "
             "opens with ('keep — ...', 'discard: ...'), the rest of the text its description"
@@ -1025,9 +1027,7 @@ def _choose_columns(
     if description_i is None:
         description_i = find_terse_description_column(names, regular, taken)
         if description_i is None:
-            raise NrrInputError(
-                f"no description column among: {shown_header}", path=path, line=header_line
-            )
+            raise missing("description")
         note = (
             f"no free-text column: each change read from '{header[description_i]}' "
             "(its values name the changes tersely)"
