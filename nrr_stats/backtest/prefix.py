@@ -22,7 +22,7 @@ from nrr_stats.ingest.outcomes import (
     metric_deltas,
     outcome_thresholds,
 )
-from nrr_stats.ingest.reader import metric_value
+from nrr_stats.ingest.reader import stored_metric
 from nrr_stats.ingest.status import map_status
 
 FIXED_SOURCES = ("flag", "comment")  # directions that do not come from the rows
@@ -31,11 +31,10 @@ FIXED_SOURCES = ("flag", "comment")  # directions that do not come from the rows
 METRIC_PREFIX_ROWS = 64
 
 
-def prefix_metrics(log: Any) -> tuple[list[str | None], dict[str, np.ndarray]]:
+def prefix_metrics(log: Any) -> tuple[list[str | None], dict[str, list[float | None]]]:
     """The metric column as ingest chooses it from rows <= i, for i up to METRIC_PREFIX_ROWS
     (then the choice at that row: still from earlier rows only, at a bounded cost; the other
-    columns' roles are the log's), and each chosen column's value per row as ingest reads a
-    metric (nan where there is none; a crash's 0.0 is none)."""
+    columns' roles are the log's), and each chosen column's values as ingest stores a metric."""
     header = log.header
     names = [normalise_name(h) for h in header]
     taken = {header.index(c) for role, c in log.columns.items() if role != "metric" and c}
@@ -53,19 +52,15 @@ def prefix_metrics(log: Any) -> tuple[list[str | None], dict[str, np.ndarray]]:
     values = {}
     for name in {c for c in chosen if c is not None}:
         column = header.index(name)
-        read = [metric_value(row[column])[0] for row in cells]
-        values[name] = np.array(
-            [
-                np.nan if v is None or (r.status == "crash" and v == 0.0) else v
-                for v, r in zip(read, log.rows, strict=True)
-            ],
-            dtype=float,
-        )
+        values[name] = [
+            stored_metric(row_cells[column], row.status)[0]
+            for row_cells, row in zip(cells, log.rows, strict=True)
+        ]
     return chosen, values
 
 
 def prefix_directions(
-    log: Any, chosen: list[str | None], values: dict[str, np.ndarray]
+    log: Any, chosen: list[str | None], values: dict[str, list[float | None]]
 ) -> list[str]:
     """The metric direction as known after each row: from rows <= i and the metric chosen from
     them (or fixed by flag/comment)."""
@@ -73,13 +68,11 @@ def prefix_directions(
     if log.direction_source in FIXED_SOURCES:
         return [log.metric_direction] * n
     statuses = [r.status for r in log.rows]
-    nothing = [None] * n
-    directions = []
-    for i, name in enumerate(chosen):
-        metrics = values[name][: i + 1].tolist() if name is not None else nothing[: i + 1]
-        metrics = [None if m != m else m for m in metrics]  # nan: no value
-        directions.append(infer_metric_direction(name or "", metrics, statuses[: i + 1])[0])
-    return directions
+    missing = [None] * n
+    return [
+        infer_metric_direction(name or "", values.get(name, missing)[: i + 1], statuses[: i + 1])[0]
+        for i, name in enumerate(chosen)
+    ]
 
 
 def prefix_outcomes(log: Any) -> tuple[list[str | None], np.ndarray]:
@@ -90,10 +83,10 @@ def prefix_outcomes(log: Any) -> tuple[list[str | None], np.ndarray]:
     statuses = [r.raw_status for r in rows]  # a `BASELINE` status sets the reference, as ingest
     chosen, values = prefix_metrics(log)
     directions = prefix_directions(log, chosen, values)
-    missing = np.full(len(rows), np.nan)
+    missing = [None] * len(rows)
     by_choice = {
         (name, d): metric_deltas(values.get(name, missing), statuses, d, descriptions)
-        for name, d in sorted(set(zip(chosen, directions, strict=True)), key=str)
+        for name, d in set(zip(chosen, directions, strict=True))
     }
     outcomes: list[str | None] = []
     deltas = np.full(len(rows), np.nan)

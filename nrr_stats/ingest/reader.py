@@ -329,7 +329,7 @@ def _headerless_names(content: list[PhysicalLine]) -> list[str] | None:
     return names
 
 
-def metric_value(cell: str) -> tuple[float | None, bool]:
+def _metric_value(cell: str) -> tuple[float | None, bool]:
     """(value, malformed?): '' / '-' / 'N/A' / 'OOM' are missing values, 'abc' is malformed."""
     text = cell.strip()
     if is_missing(text):
@@ -340,6 +340,13 @@ def metric_value(cell: str) -> tuple[float | None, bool]:
     if not math.isfinite(value):
         return None, False
     return value, False
+
+
+def stored_metric(cell: str, status: str) -> tuple[float | None, bool]:
+    """A row's metric as ingest stores it: _metric_value, and a crashed run's 0.0 is no value
+    (crashed runs log 0.0 for 'no value')."""
+    value, malformed = _metric_value(cell)
+    return (None if status == "crash" and value == 0.0 else value), malformed
 
 
 class _LineNumbers:
@@ -1090,11 +1097,9 @@ def _make_row(
         return BadRow(line_number, row_number, f"empty status in {where}")
     value: float | None = None
     if roles.metric is not None:
-        value, malformed = metric_value(cells[roles.metric])
+        value, malformed = stored_metric(cells[roles.metric], status)
         if malformed and status in ("keep", "discard"):
             without_metric.add(line_number)  # stored without a metric, said in the repairs
-    if status == "crash" and value == 0.0:
-        value = None  # crashed runs log 0.0 for 'no value'
     return LogRow(
         row_number=row_number,
         line_number=line_number,

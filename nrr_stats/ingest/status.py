@@ -161,7 +161,7 @@ class StatusReading:
         """A row's description from its description column: without its leading status word
         when the status is read from there."""
         text = cells[column].strip()
-        if self.leading and column == self.column:
+        if self.leading:  # the status column is then the description column
             opening = leading_status(text)
             return opening[1] if opening is not None else text
         return text
