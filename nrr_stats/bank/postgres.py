@@ -77,18 +77,6 @@ def _migrate(bank: Bank, *, create: bool, upgrade: bool) -> None:
         raise NrrInputError(
             "no bank here yet: make one with `nrr ingest results.tsv`", path=bank.location.display
         )
-    if (
-        not exists
-        and bank.query(
-            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = current_schema()"
-            " AND table_name IN ('sessions', 'experiments', 'decisions')"
-        )[0]["n"]
-    ):
-        raise NrrInputError(
-            "not an nrr bank (its schema holds tables of the same names and no nrr metadata);"
-            " it was left untouched",
-            path=bank.location.display,
-        )
     if 0 < version < SCHEMA_VERSION:
         from nrr_stats.bank.store import say_upgrade
 
@@ -96,7 +84,26 @@ def _migrate(bank: Bank, *, create: bool, upgrade: bool) -> None:
     with bank.transaction():
         # Held until this transaction ends: a second process waits here, then finds the schema current.
         bank.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_KEY,))
+        # Asked under the lock: another process creating this bank may have committed its
+        # tables since the look above, and they are then this bank's, not a stranger's.
+        if not exists and _foreign_tables(bank):
+            raise NrrInputError(
+                "not an nrr bank (its schema holds tables of the same names and no nrr metadata);"
+                " it was left untouched",
+                path=bank.location.display,
+            )
         bank.migrate(ID_TYPE)
+
+
+def _foreign_tables(bank: Bank) -> bool:
+    """Tables named as a bank's in this schema with no nrr metadata beside them."""
+    return bool(
+        bank.query(
+            "SELECT to_regclass('meta') IS NULL AND EXISTS (SELECT 1 FROM information_schema.tables"
+            " WHERE table_schema = current_schema()"
+            " AND table_name IN ('sessions', 'experiments', 'decisions')) AS foreign_tables"
+        )[0]["foreign_tables"]
+    )
 
 
 class PostgresConnection:
